@@ -1,0 +1,1 @@
+"""Implementations of ports.Backend: embedded (ledger in-process); http comes with the server."""

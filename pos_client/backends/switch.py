@@ -1,0 +1,51 @@
+"""A network switch in front of any backend: field tests and the demo go offline with it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from pos_client.domain import MemberView
+from pos_client.ports import Backend, BackendUnavailable, OpResult
+
+
+class NetworkSwitch:
+    def __init__(self, inner: Backend, online: bool = True) -> None:
+        self.inner = inner
+        self._online = threading.Event()
+        if online:
+            self._online.set()
+
+    @property
+    def online(self) -> bool:
+        return self._online.is_set()
+
+    def set_online(self, online: bool) -> None:
+        if online:
+            self._online.set()
+        else:
+            self._online.clear()
+
+    def _check(self) -> None:
+        if not self._online.is_set():
+            raise BackendUnavailable("backend unreachable (network switched off)")
+
+    def lookup(self, kind: str, value: str) -> MemberView | None:
+        self._check()
+        return self.inner.lookup(kind, value)
+
+    def member(self, member_id: str) -> MemberView | None:
+        self._check()
+        return self.inner.member(member_id)
+
+    def submit(self, bodies: Sequence[dict[str, Any]]) -> list[OpResult]:
+        self._check()
+        return self.inner.submit(bodies)
+
+    def ping(self) -> None:
+        self._check()
+        self.inner.ping()
+
+    def close(self) -> None:
+        self.inner.close()

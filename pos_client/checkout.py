@@ -1,0 +1,376 @@
+"""The use cases a terminal offers: identify -> show -> preview -> earn/redeem -> receipt,
+and enrollment. Offline-capable: the member cache answers lookups, every sale goes to the
+outbox first, and offline redemption is limited by the last known balance."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from pos_client import rules
+from pos_client.domain import (
+    Consent,
+    Identity,
+    IdentityKind,
+    MemberStats,
+    MemberView,
+    Purchase,
+    mask_name,
+    utcnow,
+    uuid7,
+)
+from pos_client.events import EventBus, SaleRecorded
+from pos_client.identify import IdentifyError, gs1_check_digit, identify, parse_phone
+from pos_client.operations import ActionOp, EnrollOp, RedemptionRequest, SaleOp
+from pos_client.outbox import Outbox
+from pos_client.ports import Backend, BackendUnavailable
+from pos_client.privacy import PhoneHasher
+from pos_client.rules import EarnBreakdown, Program, RedemptionPlan, RulesError
+
+log = logging.getLogger(__name__)
+
+
+class CheckoutError(Exception):
+    """A refusal with a message fit for the cashier or the customer."""
+
+
+class MemberNotFound(CheckoutError):
+    def __init__(self, identity: Identity) -> None:
+        super().__init__("no member with this card or phone")
+        self.identity = identity
+
+
+class AlreadyMember(CheckoutError):
+    def __init__(self, session: MemberSession) -> None:
+        super().__init__("this phone number already belongs to a member")
+        self.session = session
+
+
+@dataclass(frozen=True)
+class CheckoutPolicy:
+    terminal_id: str
+    region: str
+    channel: str  # "cashier" or "kiosk"
+    consent_text_id: str
+    offline_redeem_cap: int
+    redeem_on_uid: bool
+
+
+@dataclass(frozen=True)
+class MemberSession:
+    """A member identified at this terminal, with what is still unsynced for them."""
+
+    view: MemberView
+    identity: Identity
+    online: bool  # the view is fresh from the backend
+    pending_points: int = 0
+    pending_redemptions: int = 0
+
+    @property
+    def spendable(self) -> int:
+        return max(0, self.view.balance - self.pending_redemptions)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    key: str
+    kind: str
+    member_name: str
+    expected_points: int
+    redeemed_points: int
+    discount: Decimal
+    cash_due: Decimal
+    reward_id: str | None
+    offline: bool
+    breakdown: tuple[str, ...]
+    recorded_at: datetime
+
+
+def cache_lookup_key(kind: str, value: str) -> str:
+    return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
+
+
+def new_card_number(prefix: str = "29") -> str:
+    """An in-house EAN-13 (GS1 prefixes 20-29 are for in-store numbering)."""
+    body = prefix + "".join(str(secrets.randbelow(10)) for _ in range(12 - len(prefix)))
+    return body + str(gs1_check_digit(body))
+
+
+class Checkout:
+    def __init__(
+        self,
+        backend: Backend,
+        outbox: Outbox,
+        program: Program,
+        hasher: PhoneHasher,
+        policy: CheckoutPolicy,
+        bus: EventBus | None = None,
+        wake_sync: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.backend = backend
+        self.outbox = outbox
+        self.program = program
+        self.hasher = hasher
+        self.policy = policy
+        self.bus = bus or EventBus()
+        self.wake_sync = wake_sync
+        self.clock = clock
+
+    # ------------------------------------------------------------ identify
+
+    def parse(self, raw: str, hint: str | None = None) -> Identity:
+        return identify(raw, self.policy.region, hint)
+
+    def identify(self, raw: str, hint: str | None = None) -> MemberSession:
+        """Raw input -> member session; IdentifyError for bad input, MemberNotFound if unknown."""
+        return self.find(self.parse(raw, hint))
+
+    def find(self, identity: Identity) -> MemberSession:
+        kind, value = identity.kind.value, self.hasher.lookup_value(identity)
+        lookup = cache_lookup_key(kind, value)
+        try:
+            view = self.backend.lookup(kind, value)
+        except BackendUnavailable:
+            cached = self.outbox.cached_member(lookup)
+            if cached is None:
+                log.info("offline and %s not in the member cache", identity.redacted())
+                raise MemberNotFound(identity) from None
+            return self._session(cached, identity, online=False)
+        if view is None:
+            raise MemberNotFound(identity)
+        self.outbox.cache_member(lookup, view)
+        return self._session(view, identity, online=True)
+
+    def refresh(self, session: MemberSession) -> MemberSession:
+        try:
+            view = self.backend.member(session.view.member_id)
+        except BackendUnavailable:
+            view = self.outbox.cached_member_by_id(session.view.member_id) or session.view
+            return self._session(view, session.identity, online=False)
+        if view is None:
+            return session
+        self.outbox.cache_member(
+            cache_lookup_key(
+                session.identity.kind.value, self.hasher.lookup_value(session.identity)
+            ),
+            view,
+        )
+        return self._session(view, session.identity, online=True)
+
+    def _session(self, view: MemberView, identity: Identity, online: bool) -> MemberSession:
+        points, redemptions = self.outbox.unsynced_for_member(view.member_id)
+        return MemberSession(view, identity, online, points, redemptions)
+
+    def tier_of(self, session: MemberSession) -> rules.Tier:
+        try:
+            return self.program.tiers.by_id(session.view.tier_id)
+        except KeyError:
+            return self.program.tiers.tiers[0]
+
+    # ------------------------------------------------------------ preview and plans
+
+    def preview(
+        self, session: MemberSession, purchase: Purchase, plan: RedemptionPlan | None = None
+    ) -> EarnBreakdown:
+        return rules.earn_points(
+            self.program,
+            purchase,
+            self.tier_of(session),
+            birthday_bonus_due=session.view.birthday_reward and self.program.birthday.points > 0,
+            discount=plan.discount if plan else Decimal(0),
+        )
+
+    def plan_redemption(
+        self,
+        session: MemberSession,
+        *,
+        reward_id: str | None = None,
+        blocks: int | None = None,
+        all_blocks: bool = False,
+        option: int | None = None,
+        purchase_total: Decimal = Decimal(0),
+    ) -> RedemptionPlan:
+        """Check a redemption against the program and this terminal's offline policy."""
+        if session.identity.kind is IdentityKind.CARD_UID and not self.policy.redeem_on_uid:
+            raise CheckoutError("redeeming needs a phone number or a member card, not a bare tag")
+        try:
+            if reward_id is not None:
+                plan = rules.plan_reward(
+                    self.program,
+                    reward_id,
+                    session.spendable,
+                    self.tier_of(session),
+                    option=option,
+                    birthday_available=session.view.birthday_reward,
+                )
+            elif blocks is not None or all_blocks:
+                plan = rules.plan_money_blocks(
+                    self.program, None if all_blocks else blocks, session.spendable, purchase_total
+                )
+            else:
+                raise CheckoutError("choose a reward or a number of blocks")
+        except RulesError as exc:
+            raise CheckoutError(str(exc)) from None
+        if not session.online and plan.points > self.policy.offline_redeem_cap:
+            raise CheckoutError(
+                f"offline: at most {self.policy.offline_redeem_cap} {self.program.unit_name}"
+                " can be redeemed until the connection is back"
+            )
+        return plan
+
+    # ------------------------------------------------------------ recording
+
+    def earn(
+        self,
+        session: MemberSession,
+        purchase: Purchase,
+        plan: RedemptionPlan | None = None,
+        redemption: RedemptionRequest | None = None,
+    ) -> Receipt:
+        """Record a sale (earning and any redemption) durably; sync happens after."""
+        if purchase.total <= 0 and plan is None:
+            raise CheckoutError("the purchase amount must be above zero")
+        breakdown = self.preview(session, purchase, plan)
+        if plan is not None and redemption is None:
+            redemption = RedemptionRequest(
+                reward_id=plan.reward_id,
+                blocks=plan.blocks or None,
+                points=plan.points,
+            )
+        op = SaleOp(
+            key=uuid7(),
+            member_id=session.view.member_id,
+            terminal_id=self.policy.terminal_id,
+            occurred_at=self.clock(),
+            purchase=purchase,
+            redemption=redemption,
+            expected_points=breakdown.points,
+            offline=not session.online,
+        )
+        self.outbox.add(op.to_body(), now=op.occurred_at)
+        self.bus.publish(
+            SaleRecorded(op.key, op.member_id, breakdown.points, op.redeem_points, op.offline)
+        )
+        self.wake_sync()
+        return Receipt(
+            key=op.key,
+            kind=op.kind,
+            member_name=session.view.display_name,
+            expected_points=breakdown.points,
+            redeemed_points=op.redeem_points,
+            discount=plan.discount if plan else Decimal(0),
+            cash_due=(purchase.total - plan.discount) if plan else purchase.total,
+            reward_id=plan.reward_id if plan else None,
+            offline=op.offline,
+            breakdown=tuple(breakdown.explain()),
+            recorded_at=op.occurred_at,
+        )
+
+    def redeem(self, session: MemberSession, reward_id: str, option: int | None = None) -> Receipt:
+        """Redeem a catalog reward on its own (no purchase to earn on)."""
+        plan = self.plan_redemption(session, reward_id=reward_id, option=option)
+        purchase = Purchase.of_amount(plan.cash_due)
+        return self.earn(session, purchase, plan)
+
+    def record_action(self, session: MemberSession, action_id: str) -> Receipt:
+        try:
+            points = rules.action_points(self.program, action_id)
+        except RulesError as exc:
+            raise CheckoutError(str(exc)) from None
+        op = ActionOp(
+            key=uuid7(),
+            member_id=session.view.member_id,
+            action=action_id,
+            terminal_id=self.policy.terminal_id,
+            occurred_at=self.clock(),
+            expected_points=points,
+        )
+        self.outbox.add(op.to_body(), now=op.occurred_at)
+        self.wake_sync()
+        rule = self.program.actions[action_id]
+        return Receipt(
+            op.key,
+            op.kind,
+            session.view.display_name,
+            points,
+            0,
+            Decimal(0),
+            Decimal(0),
+            None,
+            not session.online,
+            (f"{rule.name}: {points}",),
+            op.occurred_at,
+        )
+
+    def enroll(
+        self,
+        phone_raw: str,
+        first_name: str,
+        last_name: str = "",
+        *,
+        consent: bool,
+        marketing: bool = False,
+        birthday: date | None = None,
+    ) -> MemberSession:
+        """Enroll a new member by phone, with the consent they gave recorded."""
+        if not consent:
+            raise CheckoutError("the customer must accept the programme terms to join")
+        if not first_name.strip():
+            raise CheckoutError("a first name is needed")
+        identity = parse_phone(phone_raw, self.policy.region)
+        try:
+            existing = self.find(identity)
+        except MemberNotFound:
+            existing = None
+        if existing is not None:
+            raise AlreadyMember(existing)
+        now = self.clock()
+        card_number = new_card_number()
+        op = EnrollOp(
+            key=uuid7(),
+            member_id=uuid7(),
+            first_name=first_name.strip(),
+            last_name=last_name.strip(),
+            phone_key=self.hasher.phone_key(identity.value),
+            phone_last=identity.value[-2:],
+            card_number=card_number,
+            consent=Consent(self.policy.consent_text_id, now, self.policy.channel, marketing),
+            occurred_at=now,
+            birthday=birthday,
+        )
+        self.outbox.add(op.to_body(), now=now)
+        first_tier = self.program.tiers.tiers[0]
+        view = MemberView(
+            member_id=op.member_id,
+            display_name=mask_name(op.first_name, op.last_name),
+            phone_hint="•" * 9 + op.phone_last,
+            tier_id=first_tier.id,
+            tier_name=first_tier.name,
+            balance=0,
+            stats=MemberStats(),
+            rewards=rules.reward_offers(self.program, 0, first_tier, False),
+            card_number=card_number,
+            as_of=now,
+        )
+        self.outbox.cache_member(cache_lookup_key("phone", op.phone_key), view)
+        self.outbox.cache_member(cache_lookup_key("card_number", card_number), view)
+        self.wake_sync()
+        return self._session(view, identity, online=False)
+
+
+__all__ = [
+    "AlreadyMember",
+    "Checkout",
+    "CheckoutError",
+    "CheckoutPolicy",
+    "IdentifyError",
+    "MemberNotFound",
+    "MemberSession",
+    "Receipt",
+]

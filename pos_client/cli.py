@@ -1,0 +1,502 @@
+"""`pos-client`: the terminal's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from pos_client.bootstrap import Terminal, build_terminal
+from pos_client.checkout import AlreadyMember, CheckoutError, MemberNotFound, MemberSession
+from pos_client.configfile import ConfigError
+from pos_client.domain import Purchase, PurchaseLine, member_view_to_json
+from pos_client.identify import IdentifyError
+from pos_client.outbox import EntryState, OutboxError, quarantine
+from pos_client.settings import Settings, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("pos_client")
+
+
+class UsageError(Exception):
+    pass
+
+
+def money(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not an amount: {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"amount must be zero or more: {text!r}")
+    return value
+
+
+def line(text: str) -> PurchaseLine:
+    """AMOUNT[:CATEGORY[:SKU]]"""
+    parts = text.split(":")
+    if len(parts) > 3:
+        raise argparse.ArgumentTypeError(f"use AMOUNT[:CATEGORY[:SKU]], got {text!r}")
+    amount = money(parts[0])
+    return PurchaseLine(
+        amount, parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else ""
+    )
+
+
+def load(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    if args.data_dir:
+        settings = replace(
+            settings,
+            storage=replace(settings.storage, data_dir=Path(args.data_dir)),
+            phone_key_file=Path(args.data_dir) / "phone.key",
+        )
+    return settings
+
+
+def out(args: argparse.Namespace, data: dict[str, Any], text: Sequence[str]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    else:
+        for row in text:
+            print(row)
+
+
+def describe_session(session: MemberSession, unit: str) -> list[str]:
+    view = session.view
+    rows = [
+        f"member:   {view.display_name} (phone {view.phone_hint or '-'})",
+        f"tier:     {view.tier_name}",
+        f"balance:  {view.balance} {unit}"
+        + ("" if session.online else "  (offline: last known)")
+        + (f"  pending +{session.pending_points}" if session.pending_points else "")
+        + (f" -{session.pending_redemptions}" if session.pending_redemptions else ""),
+    ]
+    if view.next_tier_name:
+        rows.append(f"next tier: {view.next_tier_name} in {view.next_tier_remaining}")
+    if view.next_reward_name:
+        rows.append(f"next reward: {view.next_reward_name} in {view.next_reward_remaining} {unit}")
+    for reward in view.rewards:
+        mark = "*" if reward.affordable else " "
+        rows.append(f"  {mark} {reward.reward_id}: {reward.name} ({reward.cost} {unit})")
+    return rows
+
+
+def sync_after(terminal: Terminal, args: argparse.Namespace) -> str:
+    if getattr(args, "no_sync", False):
+        return "not synced (--no-sync)"
+    report = terminal.sync.drain()
+    if report.busy:
+        return "another process is syncing; it will send this sale"
+    return f"synced {report.acked}, dead {report.dead}, " + (
+        "online" if report.online else "offline: kept in the outbox"
+    )
+
+
+# ------------------------------------------------------------------ commands
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    with build_terminal(load(args)) as terminal:
+        identity = terminal.checkout.parse(args.raw, args.hint)
+        data: dict[str, Any] = {
+            "kind": identity.kind.value,
+            "masked": identity.masked(),
+            "symbology": identity.symbology,
+        }
+        rows = [f"{identity.kind.value} {identity.symbology or ''} {identity.masked()}".strip()]
+        try:
+            session = terminal.checkout.find(identity)
+        except MemberNotFound:
+            data["member"] = None
+            rows.append("no member with this identifier")
+        else:
+            data["member"] = member_view_to_json(session.view)
+            rows += describe_session(session, terminal.program.unit_name)
+        out(args, data, rows)
+    return EXIT_OK
+
+
+def cmd_earn(args: argparse.Namespace) -> int:
+    lines = tuple(args.line or ())
+    if args.amount is not None:
+        lines = (PurchaseLine(args.amount, args.category or ""), *lines)
+    if not lines:
+        raise UsageError("give --amount or at least one --line")
+    purchase = Purchase(lines)
+    with build_terminal(load(args)) as terminal:
+        checkout = terminal.checkout
+        session = checkout.identify(args.member)
+        plan = None
+        if args.reward or args.blocks or args.all_blocks:
+            plan = checkout.plan_redemption(
+                session,
+                reward_id=args.reward,
+                blocks=args.blocks,
+                all_blocks=args.all_blocks,
+                option=args.option,
+                purchase_total=purchase.total,
+            )
+        receipt = checkout.earn(session, purchase, plan)
+        status = sync_after(terminal, args)
+        entry = terminal.outbox.get(receipt.key)
+        result = entry.result if entry else None
+        data = {
+            "key": receipt.key,
+            "expected_points": receipt.expected_points,
+            "redeemed_points": receipt.redeemed_points,
+            "cash_due": str(receipt.cash_due),
+            "state": entry.state.value if entry else "unknown",
+            "result": result,
+        }
+        rows = [
+            f"sale {receipt.key} recorded for {receipt.member_name}",
+            *(f"  {row}" for row in receipt.breakdown),
+            f"points: +{receipt.expected_points}"
+            + (f", redeemed {receipt.redeemed_points}" if receipt.redeemed_points else ""),
+            f"cash due: {receipt.cash_due}",
+            status,
+        ]
+        if result:
+            rows.append(f"balance now {result.get('balance')}")
+        out(args, data, rows)
+    return EXIT_OK
+
+
+def cmd_redeem(args: argparse.Namespace) -> int:
+    with build_terminal(load(args)) as terminal:
+        session = terminal.checkout.identify(args.member)
+        receipt = terminal.checkout.redeem(session, args.reward, args.option)
+        status = sync_after(terminal, args)
+        out(
+            args,
+            {
+                "key": receipt.key,
+                "redeemed_points": receipt.redeemed_points,
+                "cash_due": str(receipt.cash_due),
+            },
+            [
+                f"redeemed {receipt.redeemed_points} for {args.reward}"
+                f" (cash due {receipt.cash_due}), sale {receipt.key}",
+                status,
+            ],
+        )
+    return EXIT_OK
+
+
+def cmd_action(args: argparse.Namespace) -> int:
+    with build_terminal(load(args)) as terminal:
+        session = terminal.checkout.identify(args.member)
+        receipt = terminal.checkout.record_action(session, args.action)
+        status = sync_after(terminal, args)
+        out(
+            args,
+            {"key": receipt.key, "points": receipt.expected_points},
+            [f"{receipt.breakdown[0]} recorded ({receipt.key})", status],
+        )
+    return EXIT_OK
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    birthday = date.fromisoformat(args.birthday) if args.birthday else None
+    with build_terminal(load(args)) as terminal:
+        try:
+            session = terminal.checkout.enroll(
+                args.phone,
+                args.first_name,
+                args.last_name or "",
+                consent=args.consent,
+                marketing=args.marketing,
+                birthday=birthday,
+            )
+        except AlreadyMember as exc:
+            print(f"already a member: {exc.session.view.display_name}", file=sys.stderr)
+            return EXIT_FAILED
+        status = sync_after(terminal, args)
+        view = session.view
+        out(
+            args,
+            {"member_id": view.member_id, "card_number": view.card_number},
+            [f"enrolled {view.display_name}, card {view.card_number}", status],
+        )
+    return EXIT_OK
+
+
+def cmd_queue_status(args: argparse.Namespace) -> int:
+    with build_terminal(load(args)) as terminal:
+        status = terminal.sync.publish_status()
+        stats = terminal.outbox.stats()
+        dead = terminal.outbox.entries(EntryState.DEAD, limit=50)
+        age = status.oldest_pending_age_s
+        data = {
+            "pending": stats.pending,
+            "sending": stats.sending,
+            "acked": stats.acked,
+            "dead": stats.dead,
+            "oldest_pending_age_s": age,
+            "dead_entries": [
+                {"key": e.key, "kind": e.kind, "code": e.error_code, "error": e.last_error}
+                for e in dead
+            ],
+        }
+        rows = [
+            f"pending {stats.pending}, sending {stats.sending}, acked {stats.acked},"
+            f" dead {stats.dead}"
+        ]
+        if age is not None:
+            rows.append(f"oldest unsent sale: {age:.0f} s old")
+        rows += [f"dead {e.key} ({e.kind}): {e.error_code}: {e.last_error}" for e in dead]
+        out(args, data, rows)
+    return EXIT_OK
+
+
+def cmd_queue_retry(args: argparse.Namespace) -> int:
+    if not args.all and not args.key:
+        raise UsageError("give --key KEY or --all")
+    with build_terminal(load(args)) as terminal:
+        count = terminal.outbox.requeue_dead(None if args.all else args.key)
+        terminal.outbox.make_due()
+        print(
+            f"{count} dead entr{'y' if count == 1 else 'ies'} queued again; "
+            + sync_after(terminal, args)
+        )
+    return EXIT_OK
+
+
+def cmd_queue_quarantine(args: argparse.Namespace) -> int:
+    path = load(args).storage.outbox_path
+    moved = quarantine(path)
+    if not moved:
+        print(f"no outbox at {path}")
+        return EXIT_FAILED
+    for target in moved:
+        print(f"kept aside: {target}")
+    print("a new, empty outbox will be made on next use; recover entries from the kept file")
+    return EXIT_OK
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    with build_terminal(load(args)) as terminal:
+        terminal.outbox.make_due()
+        report = terminal.sync.drain()
+        if report.busy:
+            print("another process is draining the outbox")
+            return EXIT_FAILED
+        stats = terminal.outbox.stats()
+        out(
+            args,
+            {
+                "sent": report.sent,
+                "acked": report.acked,
+                "dead": report.dead,
+                "online": report.online,
+                "pending": stats.unsent,
+            },
+            [
+                f"sent {report.sent}, acked {report.acked}, dead {report.dead}, "
+                f"pending {stats.unsent}; "
+                + ("online" if report.online else f"offline: {report.error}")
+            ],
+        )
+        return EXIT_OK if report.online else EXIT_FAILED
+
+
+def cmd_card_render(args: argparse.Namespace) -> int:
+    from pos_client.cards import render_card
+
+    written = render_card(args.number, args.format, Path(args.out))
+    print(f"wrote {written}")
+    return EXIT_OK
+
+
+def cmd_program_show(args: argparse.Namespace) -> int:
+    from pos_client.program import load_program, preset_names
+
+    settings = load(args)
+    name = args.preset or settings.program
+    program = load_program(name, settings.config_dir)
+    print(f"{program.name} ({program.id}), unit {program.unit_name}, currency {program.currency}")
+    print(f"presets available: {', '.join(preset_names(settings.config_dir))}")
+    print(
+        f"tiers by {program.tiers.basis.value} over {program.tiers.period.value}: "
+        + ", ".join(f"{t.name} at {t.threshold}" for t in program.tiers.tiers)
+    )
+    for reward in program.catalog:
+        print(f"  reward {reward.id}: {reward.name}, {reward.cost} {program.unit_name}")
+    for action in program.actions.values():
+        print(f"  action {action.id}: {action.name}, {action.points} {program.unit_name}")
+    return EXIT_OK
+
+
+def cmd_seed_demo(args: argparse.Namespace) -> int:
+    from pos_client.demo import seed_demo_members
+
+    with build_terminal(load(args)) as terminal:
+        if terminal.ledger is None:
+            raise UsageError("demo members are seeded into the embedded ledger only")
+        members = seed_demo_members(terminal.ledger, terminal.checkout.hasher)
+        for member in members:
+            print(
+                f"{member.first_name} {member.last_name[:1]}.: card {member.card_number}"
+                + (f", tag {member.card_uid}" if member.card_uid else "")
+            )
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pos_client.demo import run_headless_demo
+
+    settings = load(args)
+    with tempfile.TemporaryDirectory(prefix="pos-client-demo-") as scratch:
+        data_dir = Path(args.data_dir) if args.data_dir else Path(scratch)
+        settings = replace(
+            settings,
+            storage=replace(settings.storage, data_dir=data_dir, ledger_url=""),
+            phone_key_file=data_dir / "phone.key",
+        )
+        with build_terminal(settings) as terminal:
+            echo: Callable[[str], None] | None = None if args.json else print
+            if not args.headless and not args.json:
+                print("(the Kivy screens are not part of this build yet: running headless)")
+            summary = run_headless_demo(terminal, echo=echo)
+    if args.json:
+        summary.pop("transcript", None)
+        print(json.dumps(summary, indent=2, default=str))
+    ok = summary["lost"] == 0 and summary["duplicated"] == 0 and summary["balances_consistent"]
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+# ------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pos-client", description=__doc__)
+    parser.add_argument("--config", help="user config file (or POS_CLIENT_CONFIG)")
+    parser.add_argument("--data-dir", help="where the outbox, ledger and keys live")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        help_text: str,
+        parent: Any = commands,
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = parent.add_parser(name, help=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def member_arg(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--member", required=True, help="card number, tag UID or phone")
+        sub.add_argument("--no-sync", action="store_true", help="leave it in the outbox")
+        sub.add_argument("--json", action="store_true")
+
+    sub = command("identify", cmd_identify, "parse raw input and look the member up")
+    sub.add_argument("raw")
+    sub.add_argument("--hint", choices=("phone", "nfc", "barcode"))
+    sub.add_argument("--json", action="store_true")
+
+    sub = command("earn", cmd_earn, "record a sale (and optionally a redemption)")
+    member_arg(sub)
+    sub.add_argument("--amount", type=money)
+    sub.add_argument("--category")
+    sub.add_argument("--line", type=line, action="append", help="AMOUNT[:CATEGORY[:SKU]]")
+    sub.add_argument("--reward")
+    sub.add_argument("--option", type=int, help="points + cash option index")
+    sub.add_argument("--blocks", type=int)
+    sub.add_argument("--all-blocks", action="store_true")
+
+    sub = command("redeem", cmd_redeem, "redeem a catalog reward")
+    member_arg(sub)
+    sub.add_argument("--reward", required=True)
+    sub.add_argument("--option", type=int)
+
+    sub = command("action", cmd_action, "record a non-purchase action (e.g. vaccination)")
+    member_arg(sub)
+    sub.add_argument("--action", required=True)
+
+    sub = command("enroll", cmd_enroll, "enroll a new member by phone")
+    sub.add_argument("--phone", required=True)
+    sub.add_argument("--first-name", required=True)
+    sub.add_argument("--last-name")
+    sub.add_argument("--birthday", help="YYYY-MM-DD")
+    sub.add_argument("--consent", action="store_true", help="the customer accepted the terms")
+    sub.add_argument("--marketing", action="store_true")
+    sub.add_argument("--no-sync", action="store_true")
+    sub.add_argument("--json", action="store_true")
+
+    queue = commands.add_parser("queue", help="the outbox").add_subparsers(
+        dest="queue_command", required=True, metavar="ACTION"
+    )
+    sub = command("status", cmd_queue_status, "pending, dead and acked entries", queue)
+    sub.add_argument("--json", action="store_true")
+    sub = command("retry", cmd_queue_retry, "send dead entries again (same keys)", queue)
+    sub.add_argument("--key")
+    sub.add_argument("--all", action="store_true")
+    command("quarantine", cmd_queue_quarantine, "keep a damaged outbox aside", queue)
+
+    sub = command("sync", cmd_sync, "send what is pending now")
+    sub.add_argument("--json", action="store_true")
+
+    card = commands.add_parser("card", help="member cards").add_subparsers(
+        dest="card_command", required=True, metavar="ACTION"
+    )
+    sub = command("render", cmd_card_render, "render a card barcode to SVG or PNG", card)
+    sub.add_argument("number")
+    sub.add_argument("--format", choices=("ean13", "code128"), default="ean13")
+    sub.add_argument("--out", required=True)
+
+    program = commands.add_parser("program", help="loyalty programs").add_subparsers(
+        dest="program_command", required=True, metavar="ACTION"
+    )
+    sub = command("show", cmd_program_show, "show the configured program", program)
+    sub.add_argument("--preset")
+
+    command("seed-demo", cmd_seed_demo, "add the demo members to the local ledger")
+
+    sub = command("demo", cmd_demo, "run the demo on a throwaway embedded ledger")
+    sub.add_argument("--headless", action="store_true", help="no window: scripted scenario")
+    sub.add_argument("--json", action="store_true", help="one JSON summary object")
+    return parser
+
+
+ERRORS: tuple[tuple[type[BaseException], str], ...] = (
+    (ConfigError, "configuration error"),
+    (IdentifyError, "cannot identify"),
+    (MemberNotFound, "not found"),
+    (CheckoutError, "refused"),
+    (OutboxError, "outbox"),
+    (UsageError, "usage"),
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    try:
+        code: int = args.handler(args)
+        return code
+    except Exception as exc:
+        for error_type, label in ERRORS:
+            if isinstance(exc, error_type):
+                print(f"pos-client: {label}: {exc}", file=sys.stderr)
+                return EXIT_USAGE if error_type in (ConfigError, UsageError) else EXIT_FAILED
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Domain values: identities, members, purchases, operations. Pure data, no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+
+class IdentityKind(StrEnum):
+    CARD_UID = "card_uid"  # NFC card UID, upper-case hex without separators
+    CARD_NUMBER = "card_number"  # printed/encoded loyalty card number (EAN, UPC, Code128)
+    MEMBER_NUMBER = "member_number"  # GS1 GSRN (AI 8018), 18 digits
+    PHONE = "phone"  # E.164
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A typed customer identifier. `value` is canonical (E.164, upper hex, digits)."""
+
+    kind: IdentityKind
+    value: str
+    symbology: str | None = None  # e.g. "EAN-13", "Code128", "GSRN"
+
+    def redacted(self) -> str:
+        """A form safe for logs: kind plus a short digest, never the value itself."""
+        digest = hashlib.sha256(f"{self.kind}:{self.value}".encode()).hexdigest()[:10]
+        return f"{self.kind}#{digest}"
+
+    def masked(self) -> str:
+        """A form safe for screens: only the last digits stay visible."""
+        return mask_tail(self.value, 2 if self.kind is IdentityKind.PHONE else 4)
+
+    def __repr__(self) -> str:  # keeps identifiers out of tracebacks and log lines
+        return f"Identity({self.redacted()})"
+
+
+def mask_tail(value: str, visible: int) -> str:
+    if len(value) <= visible:
+        return "•" * len(value)
+    return "•" * (len(value) - visible) + value[-visible:]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def require_aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("times inside the core must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+_uuid7_lock = threading.Lock()
+_uuid7_last = [0, 0]  # last millisecond, last 12-bit counter
+
+
+def uuid7() -> str:
+    """RFC 9562 UUIDv7: ms timestamp + counter (monotonic in a process) + random bits."""
+    with _uuid7_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _uuid7_last[0]:
+            ms = _uuid7_last[0]
+            counter = _uuid7_last[1] + 1
+            if counter > 0xFFF:  # counter exhausted within one ms: borrow the next ms
+                ms += 1
+                counter = 0
+        else:
+            counter = int.from_bytes(os.urandom(2), "big") & 0x7FF
+        _uuid7_last[0], _uuid7_last[1] = ms, counter
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= counter << 64
+    value |= 0b10 << 62
+    value |= rand_b
+    return str(uuid.UUID(int=value))
+
+
+@dataclass(frozen=True)
+class PurchaseLine:
+    amount: Decimal  # line total in store currency
+    category: str = ""
+    sku: str = ""
+    quantity: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount, Decimal):
+            raise TypeError("money must be Decimal")
+        if self.amount < 0:
+            raise ValueError("a purchase line cannot be negative")
+
+
+@dataclass(frozen=True)
+class Purchase:
+    lines: tuple[PurchaseLine, ...]
+
+    @classmethod
+    def of_amount(cls, amount: Decimal, category: str = "") -> Purchase:
+        return cls((PurchaseLine(amount=amount, category=category),))
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.amount for line in self.lines), Decimal("0"))
+
+
+@dataclass(frozen=True)
+class Consent:
+    """What the member agreed to, when and where: kept with the enrollment."""
+
+    text_id: str  # version id of the consent wording shown
+    given_at: datetime
+    channel: str  # "cashier", "kiosk", "cli"
+    marketing: bool = False
+
+
+@dataclass(frozen=True)
+class MemberStats:
+    """Activity in the program's qualifying period (for tiers) and overall."""
+
+    points_in_period: int = 0
+    spend_in_period: Decimal = Decimal("0")
+    visits_in_period: int = 0
+
+
+@dataclass(frozen=True)
+class RewardOffer:
+    reward_id: str
+    name: str
+    cost: int
+    affordable: bool
+    kind: str = "item"
+    value: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """What a terminal may know and show about a member. Names and phone are masked."""
+
+    member_id: str
+    display_name: str  # first name + initial
+    phone_hint: str  # "•••••••••89"
+    tier_id: str
+    tier_name: str
+    balance: int
+    stats: MemberStats = field(default_factory=MemberStats)
+    next_tier_name: str | None = None
+    next_tier_remaining: Decimal | None = None  # in the tier basis unit
+    next_reward_name: str | None = None
+    next_reward_remaining: int | None = None
+    rewards: tuple[RewardOffer, ...] = ()
+    birthday_reward: bool = False  # a birthday benefit (item or bonus) is available now
+    card_number: str | None = None
+    as_of: datetime = field(default_factory=utcnow)
+
+
+def mask_name(first_name: str, last_name: str) -> str:
+    first = first_name.strip() or "Member"
+    initial = last_name.strip()[:1]
+    return f"{first} {initial}." if initial else first
+
+
+def today_utc() -> date:
+    return utcnow().date()
+
+
+def member_view_to_json(view: MemberView) -> dict[str, object]:
+    """Plain JSON for the terminal's member cache and the HTTP API."""
+    return {
+        "member_id": view.member_id,
+        "display_name": view.display_name,
+        "phone_hint": view.phone_hint,
+        "tier_id": view.tier_id,
+        "tier_name": view.tier_name,
+        "balance": view.balance,
+        "stats": {
+            "points_in_period": view.stats.points_in_period,
+            "spend_in_period": str(view.stats.spend_in_period),
+            "visits_in_period": view.stats.visits_in_period,
+        },
+        "next_tier_name": view.next_tier_name,
+        "next_tier_remaining": (
+            None if view.next_tier_remaining is None else str(view.next_tier_remaining)
+        ),
+        "next_reward_name": view.next_reward_name,
+        "next_reward_remaining": view.next_reward_remaining,
+        "rewards": [
+            {
+                "reward_id": r.reward_id,
+                "name": r.name,
+                "cost": r.cost,
+                "affordable": r.affordable,
+                "kind": r.kind,
+                "value": None if r.value is None else str(r.value),
+            }
+            for r in view.rewards
+        ],
+        "birthday_reward": view.birthday_reward,
+        "card_number": view.card_number,
+        "as_of": view.as_of.isoformat(),
+    }
+
+
+def member_view_from_json(data: dict[str, Any]) -> MemberView:
+    stats = data.get("stats") or {}
+    remaining = data.get("next_tier_remaining")
+    return MemberView(
+        member_id=data["member_id"],
+        display_name=data["display_name"],
+        phone_hint=data.get("phone_hint", ""),
+        tier_id=data["tier_id"],
+        tier_name=data["tier_name"],
+        balance=int(data["balance"]),
+        stats=MemberStats(
+            points_in_period=int(stats.get("points_in_period", 0)),
+            spend_in_period=Decimal(stats.get("spend_in_period", "0")),
+            visits_in_period=int(stats.get("visits_in_period", 0)),
+        ),
+        next_tier_name=data.get("next_tier_name"),
+        next_tier_remaining=None if remaining is None else Decimal(remaining),
+        next_reward_name=data.get("next_reward_name"),
+        next_reward_remaining=data.get("next_reward_remaining"),
+        rewards=tuple(
+            RewardOffer(
+                reward_id=r["reward_id"],
+                name=r["name"],
+                cost=int(r["cost"]),
+                affordable=bool(r["affordable"]),
+                kind=r.get("kind", "item"),
+                value=None if r.get("value") is None else Decimal(r["value"]),
+            )
+            for r in data.get("rewards", [])
+        ),
+        birthday_reward=bool(data.get("birthday_reward")),
+        card_number=data.get("card_number"),
+        as_of=datetime.fromisoformat(data["as_of"]) if data.get("as_of") else utcnow(),
+    )

@@ -1,0 +1,479 @@
+"""The loyalty ledger: members, identifiers and an append-only transaction log.
+
+Each operation is applied in one database transaction that first claims its idempotency
+key; a repeat with the same body returns the first result, a different body is a conflict.
+The cached `members.balance` moves in the same transaction as the rows that explain it, by
+a conditional UPDATE that can never take it below zero.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy.exc import IntegrityError
+
+from pos_client import rules
+from pos_client.domain import MemberStats, MemberView, mask_name, mask_tail, utcnow
+from pos_client.ledger.schema import identifiers, members, metadata, operations, transactions
+from pos_client.operations import (
+    ActionOp,
+    EnrollOp,
+    OpConflict,
+    Operation,
+    OpRejected,
+    SaleOp,
+    body_hash,
+    canonical_json,
+    parse_operation,
+)
+from pos_client.rules import Program, RedemptionPlan, RulesError
+
+MINOR_UNIT_EXPONENT = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3}
+EARNING_KINDS = ("earn", "birthday", "action")
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    return int(amount.scaleb(MINOR_UNIT_EXPONENT.get(currency, 2)).to_integral_value())
+
+
+def from_minor(amount: int, currency: str) -> Decimal:
+    return Decimal(amount).scaleb(-MINOR_UNIT_EXPONENT.get(currency, 2))
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    id: str
+    first_name: str
+    last_name: str
+    phone_last: str
+    card_number: str | None
+    birthday: date | None
+    balance: int
+
+
+class Ledger:
+    def __init__(self, engine: Engine, program: Program) -> None:
+        self.engine = engine
+        self.program = program
+
+    def create_schema(self) -> None:
+        metadata.create_all(self.engine)
+
+    # ------------------------------------------------------------ lookups
+
+    def find_member_id(self, kind: str, value: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(identifiers.c.member_id).where(
+                    identifiers.c.kind == kind, identifiers.c.value == value
+                )
+            ).first()
+        return row[0] if row else None
+
+    def member(self, member_id: str, conn: Connection | None = None) -> MemberRecord | None:
+        query = select(
+            members.c.id,
+            members.c.first_name,
+            members.c.last_name,
+            members.c.phone_last,
+            members.c.card_number,
+            members.c.birthday,
+            members.c.balance,
+        ).where(members.c.id == member_id)
+        if conn is None:
+            with self.engine.connect() as own:
+                row = own.execute(query).first()
+        else:
+            row = conn.execute(query).first()
+        return MemberRecord(*row) if row else None
+
+    def stats(self, conn: Connection, member_id: str, today: date) -> MemberStats:
+        start = rules.period_start(self.program.tiers.period, today)
+        where = [transactions.c.member_id == member_id]
+        if start is not None:
+            where.append(transactions.c.occurred_at >= datetime.combine(start, time(), UTC))
+        earned = conn.execute(
+            select(func.coalesce(func.sum(transactions.c.points), 0)).where(
+                *where, transactions.c.kind.in_(EARNING_KINDS)
+            )
+        ).scalar_one()
+        spend, visits = conn.execute(
+            select(func.coalesce(func.sum(transactions.c.amount_minor), 0), func.count()).where(
+                *where, transactions.c.kind == "earn"
+            )
+        ).one()
+        return MemberStats(
+            points_in_period=int(earned),
+            spend_in_period=from_minor(int(spend), self.program.currency),
+            visits_in_period=int(visits),
+        )
+
+    def birthday_used(self, conn: Connection, member_id: str, today: date) -> bool:
+        since = datetime.combine(today, time(), UTC).replace(month=1, day=1)
+        row = conn.execute(
+            select(func.count()).where(
+                transactions.c.member_id == member_id,
+                transactions.c.kind == "birthday",
+                transactions.c.occurred_at >= since,
+            )
+        ).scalar_one()
+        return int(row) > 0
+
+    def birthday_available(self, conn: Connection, record: MemberRecord, today: date) -> bool:
+        return rules.birthday_in_window(
+            record.birthday, today, self.program.birthday.window_days
+        ) and not self.birthday_used(conn, record.id, today)
+
+    def member_view(self, member_id: str, today: date | None = None) -> MemberView | None:
+        today = today or utcnow().date()
+        with self.engine.connect() as conn:
+            record = self.member(member_id, conn)
+            if record is None:
+                return None
+            stats = self.stats(conn, member_id, today)
+            birthday = self.birthday_available(conn, record, today)
+        return build_member_view(self.program, record, stats, birthday)
+
+    # ------------------------------------------------------------ applying operations
+
+    def apply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Apply one operation body exactly once; returns its result (status applied or
+        duplicate). Raises OpRejected (permanent) or OpConflict."""
+        op = parse_operation(body)
+        digest = body_hash(body)
+        for _attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    previous = self._previous_result(conn, op.key, digest)
+                    if previous is not None:
+                        return previous
+                    result = self._apply_new(conn, op, digest)
+                    return result
+            except IntegrityError:
+                # Another writer claimed the same key (or identifier) first: look again.
+                with self.engine.connect() as conn:
+                    previous = self._previous_result(conn, op.key, digest)
+                if previous is not None:
+                    return previous
+                if isinstance(op, EnrollOp):
+                    raise OpRejected(
+                        "identifier_taken", "this phone or card already belongs to a member"
+                    ) from None
+        raise OpRejected("busy", "could not apply the operation after 3 attempts")
+
+    def _previous_result(self, conn: Connection, key: str, digest: str) -> dict[str, Any] | None:
+        row = conn.execute(
+            select(operations.c.body_hash, operations.c.result).where(operations.c.key == key)
+        ).first()
+        if row is None:
+            return None
+        if row.body_hash != digest:
+            raise OpConflict(key)
+        result: dict[str, Any] = json.loads(row.result)
+        result["status"] = "duplicate"
+        return result
+
+    def _claim(self, conn: Connection, op: Operation, digest: str, result: dict[str, Any]) -> None:
+        conn.execute(
+            operations.insert().values(
+                key=op.key,
+                kind=op.kind,
+                body_hash=digest,
+                result=canonical_json(result),
+                terminal_id=getattr(op, "terminal_id", ""),
+                applied_at=utcnow(),
+            )
+        )
+
+    def _apply_new(self, conn: Connection, op: Operation, digest: str) -> dict[str, Any]:
+        appliers = {
+            SaleOp: self._apply_sale,
+            EnrollOp: self._apply_enroll,
+            ActionOp: self._apply_action,
+        }
+        result: dict[str, Any] = appliers[type(op)](conn, op, digest)  # type: ignore[operator]
+        return result
+
+    def _require_member(self, conn: Connection, member_id: str) -> MemberRecord:
+        record = self.member(member_id, conn)
+        if record is None:
+            raise OpRejected("unknown_member", f"no member {member_id}")
+        return record
+
+    def _post(
+        self,
+        conn: Connection,
+        op_key: str | None,
+        member_id: str,
+        kind: str,
+        points: int,
+        occurred_at: datetime,
+        amount_minor: int = 0,
+        reward_id: str | None = None,
+    ) -> None:
+        conn.execute(
+            transactions.insert().values(
+                member_id=member_id,
+                op_key=op_key,
+                kind=kind,
+                points=points,
+                amount_minor=amount_minor,
+                reward_id=reward_id,
+                occurred_at=occurred_at,
+                recorded_at=utcnow(),
+            )
+        )
+
+    def _move_balance(self, conn: Connection, member_id: str, delta: int) -> int:
+        updated = conn.execute(
+            members.update()
+            .where(members.c.id == member_id, members.c.balance + delta >= 0)
+            .values(balance=members.c.balance + delta)
+        )
+        if updated.rowcount != 1:
+            raise OpRejected("insufficient_points", "the balance cannot go below zero")
+        return int(
+            conn.execute(select(members.c.balance).where(members.c.id == member_id)).scalar_one()
+        )
+
+    def _plan_redemption(
+        self, conn: Connection, op: SaleOp, record: MemberRecord, tier: rules.Tier, today: date
+    ) -> RedemptionPlan | None:
+        request = op.redemption
+        if request is None:
+            return None
+        try:
+            if request.blocks is not None:
+                return rules.plan_money_blocks(
+                    self.program, request.blocks, record.balance, op.purchase.total
+                )
+            if request.reward_id is not None:
+                return rules.plan_reward(
+                    self.program,
+                    request.reward_id,
+                    record.balance,
+                    tier,
+                    option=request.option,
+                    birthday_available=self.birthday_available(conn, record, today),
+                )
+        except RulesError as exc:
+            raise OpRejected("redemption_refused", str(exc)) from None
+        raise OpRejected("bad_request", "redemption names neither a reward nor blocks")
+
+    def _apply_sale(self, conn: Connection, op: SaleOp, digest: str) -> dict[str, Any]:
+        record = self._require_member(conn, op.member_id)
+        today = op.occurred_at.date()
+        stats = self.stats(conn, op.member_id, today)
+        tier = rules.tier_for(self.program.tiers, stats)
+        plan = self._plan_redemption(conn, op, record, tier, today)
+        birthday_bonus_due = bool(self.program.birthday.points) and self.birthday_available(
+            conn, record, today
+        )
+        try:
+            breakdown = rules.earn_points(
+                self.program,
+                op.purchase,
+                tier,
+                birthday_bonus_due=birthday_bonus_due,
+                discount=plan.discount if plan else Decimal(0),
+            )
+        except RulesError as exc:
+            raise OpRejected("bad_request", str(exc)) from None
+        redeemed = plan.points if plan else 0
+        result: dict[str, Any] = {
+            "status": "applied",
+            "key": op.key,
+            "type": op.kind,
+            "member_id": op.member_id,
+            "points_earned": breakdown.points,
+            "points_redeemed": redeemed,
+            "reward_id": plan.reward_id if plan else None,
+            "discount": str(plan.discount) if plan else "0",
+            "tier": tier.id,
+        }
+        self._claim(conn, op, digest, result)
+        amount = to_minor(op.purchase.total, self.program.currency)
+        base_points = breakdown.points - breakdown.birthday_bonus
+        self._post(conn, op.key, op.member_id, "earn", base_points, op.occurred_at, amount)
+        if breakdown.birthday_bonus:
+            self._post(
+                conn, op.key, op.member_id, "birthday", breakdown.birthday_bonus, op.occurred_at
+            )
+        if plan is not None:
+            kind = "birthday" if plan.points == 0 and plan.reward_id else "redeem"
+            self._post(
+                conn,
+                op.key,
+                op.member_id,
+                kind,
+                -plan.points,
+                op.occurred_at,
+                reward_id=plan.reward_id,
+            )
+        # Redeem against the balance before this sale's earning, as the terminal planned it.
+        self._move_balance(conn, op.member_id, -redeemed)
+        result["balance"] = self._move_balance(conn, op.member_id, breakdown.points)
+        self._store_result(conn, op.key, result)
+        return result
+
+    def _apply_enroll(self, conn: Connection, op: EnrollOp, digest: str) -> dict[str, Any]:
+        if self.member(op.member_id, conn) is not None:
+            raise OpRejected("member_exists", f"member {op.member_id} already exists")
+        result = {
+            "status": "applied",
+            "key": op.key,
+            "type": op.kind,
+            "member_id": op.member_id,
+            "card_number": op.card_number,
+            "balance": 0,
+        }
+        self._claim(conn, op, digest, result)
+        conn.execute(
+            members.insert().values(
+                id=op.member_id,
+                first_name=op.first_name,
+                last_name=op.last_name,
+                phone_last=op.phone_last,
+                card_number=op.card_number,
+                birthday=op.birthday,
+                enrolled_at=op.occurred_at,
+                consent_text_id=op.consent.text_id,
+                consent_at=op.consent.given_at,
+                consent_channel=op.consent.channel,
+                marketing=op.consent.marketing,
+                balance=0,
+            )
+        )
+        conn.execute(
+            identifiers.insert(),
+            [
+                {"kind": "phone", "value": op.phone_key, "member_id": op.member_id},
+                {"kind": "card_number", "value": op.card_number, "member_id": op.member_id},
+            ],
+        )
+        return result
+
+    def _apply_action(self, conn: Connection, op: ActionOp, digest: str) -> dict[str, Any]:
+        self._require_member(conn, op.member_id)
+        day_start = datetime.combine(op.occurred_at.date(), time(), UTC)
+        done_today = conn.execute(
+            select(func.count()).where(
+                transactions.c.member_id == op.member_id,
+                transactions.c.kind == "action",
+                transactions.c.reward_id == op.action,
+                transactions.c.occurred_at >= day_start,
+                transactions.c.occurred_at < day_start + timedelta(days=1),
+            )
+        ).scalar_one()
+        try:
+            points = rules.action_points(self.program, op.action, int(done_today))
+        except RulesError as exc:
+            raise OpRejected("action_refused", str(exc)) from None
+        result: dict[str, Any] = {
+            "status": "applied",
+            "key": op.key,
+            "type": op.kind,
+            "member_id": op.member_id,
+            "points_earned": points,
+            "points_redeemed": 0,
+        }
+        self._claim(conn, op, digest, result)
+        self._post(
+            conn, op.key, op.member_id, "action", points, op.occurred_at, reward_id=op.action
+        )
+        result["balance"] = self._move_balance(conn, op.member_id, points)
+        self._store_result(conn, op.key, result)
+        return result
+
+    def _store_result(self, conn: Connection, key: str, result: dict[str, Any]) -> None:
+        conn.execute(
+            operations.update().where(operations.c.key == key).values(result=canonical_json(result))
+        )
+
+    # ------------------------------------------------------------ administration
+
+    def link_identifier(self, member_id: str, kind: str, value: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(identifiers.insert().values(kind=kind, value=value, member_id=member_id))
+
+    def run_expiry(self, as_of: datetime) -> int:
+        """Post 'expire' rows for points older than the program allows; returns points expired."""
+        if self.program.expiry.months is None:
+            return 0
+        total = 0
+        with self.engine.begin() as conn:
+            member_ids = [row[0] for row in conn.execute(select(members.c.id))]
+            for member_id in member_ids:
+                rows = conn.execute(
+                    select(
+                        transactions.c.kind, transactions.c.points, transactions.c.occurred_at
+                    ).where(transactions.c.member_id == member_id)
+                ).all()
+                lots = [rules.Lot(r.occurred_at, r.points) for r in rows if r.points > 0]
+                spent = -sum(r.points for r in rows if r.points < 0 and r.kind != "expire")
+                expired = -sum(r.points for r in rows if r.kind == "expire")
+                due = rules.expiring_points(lots, spent, expired, as_of, self.program.expiry)
+                if due:
+                    self._post(conn, None, member_id, "expire", -due, as_of)
+                    self._move_balance(conn, member_id, -due)
+                    total += due
+        return total
+
+    def balance_mismatches(self) -> list[tuple[str, int, int]]:
+        """Members whose cached balance differs from the sum of their transactions."""
+        sums = (
+            select(transactions.c.member_id, func.sum(transactions.c.points).label("total"))
+            .group_by(transactions.c.member_id)
+            .subquery()
+        )
+        query = select(members.c.id, members.c.balance, func.coalesce(sums.c.total, 0)).select_from(
+            members.outerjoin(sums, and_(sums.c.member_id == members.c.id))
+        )
+        with self.engine.connect() as conn:
+            return [
+                (row[0], int(row[1]), int(row[2]))
+                for row in conn.execute(query)
+                if int(row[1]) != int(row[2])
+            ]
+
+    def operation_keys(self) -> Iterator[str]:
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(operations.c.key)):
+                yield row[0]
+
+    def count_transactions(self, op_key: str, kind: str | None = None) -> int:
+        where = [transactions.c.op_key == op_key]
+        if kind:
+            where.append(transactions.c.kind == kind)
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).where(*where)).scalar_one())
+
+
+def build_member_view(
+    program: Program, record: MemberRecord, stats: MemberStats, birthday_available: bool
+) -> MemberView:
+    tier = rules.tier_for(program.tiers, stats)
+    upcoming = rules.next_tier(program.tiers, stats)
+    nearest = rules.next_reward(program, record.balance, tier)
+    return MemberView(
+        member_id=record.id,
+        display_name=mask_name(record.first_name, record.last_name),
+        phone_hint=mask_tail("0000000000" + record.phone_last, 2) if record.phone_last else "",
+        tier_id=tier.id,
+        tier_name=tier.name,
+        balance=record.balance,
+        stats=stats,
+        next_tier_name=upcoming[0].name if upcoming else None,
+        next_tier_remaining=upcoming[1] if upcoming else None,
+        next_reward_name=nearest[0] if nearest else None,
+        next_reward_remaining=nearest[1] if nearest else None,
+        rewards=rules.reward_offers(program, record.balance, tier, birthday_available),
+        birthday_reward=birthday_available,
+        card_number=record.card_number,
+    )

@@ -1,0 +1,101 @@
+"""Ledger tables in SQLAlchemy Core: portable between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+BIGID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrement needs INTEGER
+
+metadata = MetaData()
+
+members = Table(
+    "members",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("first_name", String(80), nullable=False),
+    Column("last_name", String(80), nullable=False, default=""),
+    Column("phone_last", String(4), nullable=False, default=""),
+    Column("card_number", String(64), nullable=True),
+    Column("birthday", Date, nullable=True),
+    Column("enrolled_at", UTCDateTime, nullable=False),
+    Column("consent_text_id", String(40), nullable=False),
+    Column("consent_at", UTCDateTime, nullable=False),
+    Column("consent_channel", String(20), nullable=False),
+    Column("marketing", Boolean, nullable=False, default=False),
+    Column("balance", BigInteger, nullable=False, default=0),
+)
+
+identifiers = Table(
+    "identifiers",
+    metadata,
+    Column("kind", String(20), primary_key=True),
+    Column("value", String(128), primary_key=True),  # HMAC for phones
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False, index=True),
+)
+
+operations = Table(
+    "operations",
+    metadata,
+    Column("key", String(40), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("body_hash", String(64), nullable=False),
+    Column("result", Text, nullable=False),
+    Column("terminal_id", String(64), nullable=False, default=""),
+    Column("applied_at", UTCDateTime, nullable=False, index=True),
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("id", BIGID, primary_key=True, autoincrement=True),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("op_key", String(40), ForeignKey("operations.key"), nullable=True, index=True),
+    Column("kind", String(16), nullable=False),  # earn, redeem, birthday, action, expire, adjust
+    Column("points", BigInteger, nullable=False),  # signed
+    Column("amount_minor", BigInteger, nullable=False, default=0),  # spend in minor units
+    Column("reward_id", String(64), nullable=True),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+Index("ix_transactions_member_time", transactions.c.member_id, transactions.c.occurred_at)

@@ -1,0 +1,291 @@
+"""Operations a terminal records and a backend applies exactly once, keyed by a UUIDv7.
+
+The body is plain JSON (money as decimal strings, times as ISO 8601 UTC) so the same bytes
+travel through the outbox, the HTTP API and the ledger's idempotency check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pos_client.domain import Consent, Purchase, PurchaseLine, require_aware
+
+OP_SALE = "sale"
+OP_ENROLL = "enroll"
+OP_ACTION = "action"
+OP_KINDS = (OP_SALE, OP_ENROLL, OP_ACTION)
+
+
+class OpRejected(Exception):
+    """A permanent refusal: retrying the same operation can never succeed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class OpConflict(OpRejected):
+    """The key was already applied with a different body."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__("conflict", f"key {key} was already used for a different operation")
+
+
+def canonical_json(body: dict[str, Any]) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def body_hash(body: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def iso(moment: datetime) -> str:
+    return require_aware(moment).isoformat()
+
+
+def parse_time(value: Any, field: str) -> datetime:
+    if not isinstance(value, str):
+        raise OpRejected("bad_request", f"{field}: expected an ISO 8601 time")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise OpRejected("bad_request", f"{field}: not an ISO 8601 time: {value!r}") from None
+    if moment.tzinfo is None:
+        raise OpRejected("bad_request", f"{field}: time needs a UTC offset")
+    return moment.astimezone(UTC)
+
+
+def parse_money(value: Any, field: str) -> Decimal:
+    try:
+        amount = Decimal(str(value)) if isinstance(value, str | int) else None
+    except InvalidOperation:
+        amount = None
+    if amount is None or not amount.is_finite() or amount < 0:
+        raise OpRejected("bad_request", f"{field}: expected a non-negative decimal string")
+    return amount
+
+
+def require(body: dict[str, Any], field: str, kind: type | tuple[type, ...]) -> Any:
+    value = body.get(field)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise OpRejected("bad_request", f"{field}: missing or of the wrong type")
+    return value
+
+
+@dataclass(frozen=True)
+class RedemptionRequest:
+    reward_id: str | None = None
+    option: int | None = None  # index of a points + cash alternative
+    blocks: int | None = None  # points-as-money blocks
+    points: int = 0  # what the terminal planned; the backend re-checks
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "reward_id": self.reward_id,
+            "option": self.option,
+            "blocks": self.blocks,
+            "points": self.points,
+        }
+
+    @classmethod
+    def from_body(cls, body: Any) -> RedemptionRequest | None:
+        if body is None:
+            return None
+        if not isinstance(body, dict):
+            raise OpRejected("bad_request", "redemption: expected an object")
+        return cls(
+            reward_id=body.get("reward_id"),
+            option=body.get("option"),
+            blocks=body.get("blocks"),
+            points=int(body.get("points") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class SaleOp:
+    key: str
+    member_id: str
+    terminal_id: str
+    occurred_at: datetime
+    purchase: Purchase
+    redemption: RedemptionRequest | None = None
+    expected_points: int = 0  # the terminal's preview, shown as pending until acked
+    offline: bool = False
+
+    kind = OP_SALE
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "type": OP_SALE,
+            "key": self.key,
+            "member_id": self.member_id,
+            "terminal_id": self.terminal_id,
+            "occurred_at": iso(self.occurred_at),
+            "lines": [
+                {
+                    "amount": str(line.amount),
+                    "category": line.category,
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                }
+                for line in self.purchase.lines
+            ],
+            "redemption": self.redemption.to_body() if self.redemption else None,
+            "expected_points": self.expected_points,
+            "offline": self.offline,
+        }
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> SaleOp:
+        raw_lines = require(body, "lines", list)
+        if not raw_lines:
+            raise OpRejected("bad_request", "lines: a sale needs at least one line")
+        lines = []
+        for index, line in enumerate(raw_lines):
+            if not isinstance(line, dict):
+                raise OpRejected("bad_request", f"lines[{index}]: expected an object")
+            lines.append(
+                PurchaseLine(
+                    amount=parse_money(line.get("amount"), f"lines[{index}].amount"),
+                    category=str(line.get("category") or ""),
+                    sku=str(line.get("sku") or ""),
+                    quantity=int(line.get("quantity") or 1),
+                )
+            )
+        return cls(
+            key=require(body, "key", str),
+            member_id=require(body, "member_id", str),
+            terminal_id=str(body.get("terminal_id") or ""),
+            occurred_at=parse_time(body.get("occurred_at"), "occurred_at"),
+            purchase=Purchase(tuple(lines)),
+            redemption=RedemptionRequest.from_body(body.get("redemption")),
+            expected_points=int(body.get("expected_points") or 0),
+            offline=bool(body.get("offline")),
+        )
+
+    @property
+    def redeem_points(self) -> int:
+        return self.redemption.points if self.redemption else 0
+
+
+@dataclass(frozen=True)
+class EnrollOp:
+    key: str
+    member_id: str
+    first_name: str
+    last_name: str
+    phone_key: str  # keyed HMAC of the E.164 number, never the number
+    phone_last: str  # last two digits, for the masked hint
+    card_number: str
+    consent: Consent
+    occurred_at: datetime
+    birthday: date | None = None
+
+    kind = OP_ENROLL
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "type": OP_ENROLL,
+            "key": self.key,
+            "member_id": self.member_id,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "phone_key": self.phone_key,
+            "phone_last": self.phone_last,
+            "card_number": self.card_number,
+            "birthday": self.birthday.isoformat() if self.birthday else None,
+            "consent": {
+                "text_id": self.consent.text_id,
+                "given_at": iso(self.consent.given_at),
+                "channel": self.consent.channel,
+                "marketing": self.consent.marketing,
+            },
+            "occurred_at": iso(self.occurred_at),
+        }
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> EnrollOp:
+        consent = require(body, "consent", dict)
+        birthday_text = body.get("birthday")
+        try:
+            birthday = date.fromisoformat(birthday_text) if birthday_text else None
+        except ValueError:
+            raise OpRejected("bad_request", "birthday: expected YYYY-MM-DD") from None
+        return cls(
+            key=require(body, "key", str),
+            member_id=require(body, "member_id", str),
+            first_name=require(body, "first_name", str),
+            last_name=str(body.get("last_name") or ""),
+            phone_key=require(body, "phone_key", str),
+            phone_last=str(body.get("phone_last") or ""),
+            card_number=require(body, "card_number", str),
+            consent=Consent(
+                text_id=require(consent, "text_id", str),
+                given_at=parse_time(consent.get("given_at"), "consent.given_at"),
+                channel=str(consent.get("channel") or ""),
+                marketing=bool(consent.get("marketing")),
+            ),
+            occurred_at=parse_time(body.get("occurred_at"), "occurred_at"),
+            birthday=birthday,
+        )
+
+
+@dataclass(frozen=True)
+class ActionOp:
+    key: str
+    member_id: str
+    action: str
+    terminal_id: str
+    occurred_at: datetime
+    expected_points: int = 0
+
+    kind = OP_ACTION
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "type": OP_ACTION,
+            "key": self.key,
+            "member_id": self.member_id,
+            "action": self.action,
+            "terminal_id": self.terminal_id,
+            "occurred_at": iso(self.occurred_at),
+            "expected_points": self.expected_points,
+        }
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> ActionOp:
+        return cls(
+            key=require(body, "key", str),
+            member_id=require(body, "member_id", str),
+            action=require(body, "action", str),
+            terminal_id=str(body.get("terminal_id") or ""),
+            occurred_at=parse_time(body.get("occurred_at"), "occurred_at"),
+            expected_points=int(body.get("expected_points") or 0),
+        )
+
+
+Operation = SaleOp | EnrollOp | ActionOp
+OP_PARSERS: dict[str, Any] = {
+    OP_SALE: SaleOp.from_body,
+    OP_ENROLL: EnrollOp.from_body,
+    OP_ACTION: ActionOp.from_body,
+}
+
+
+def parse_operation(body: Any) -> Operation:
+    if not isinstance(body, dict):
+        raise OpRejected("bad_request", "an operation must be a JSON object")
+    parser = OP_PARSERS.get(body.get("type", ""))
+    if parser is None:
+        raise OpRejected("bad_request", f"unknown operation type {body.get('type')!r}")
+    try:
+        op: Operation = parser(body)
+    except (TypeError, ValueError) as exc:
+        raise OpRejected("bad_request", f"malformed {body.get('type')}: {exc}") from None
+    return op

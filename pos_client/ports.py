@@ -1,0 +1,55 @@
+"""The Backend port: what the terminal needs from a loyalty backend, embedded or remote."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pos_client.domain import MemberView
+
+
+class BackendUnavailable(Exception):
+    """The backend cannot be reached now (timeout, refused, 5xx): retry later."""
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"  # applied before; `result` is the first result
+    REJECTED = "rejected"  # permanent: dead letter, shown to staff
+    CONFLICT = "conflict"  # key reused with another body: dead letter
+    RETRY = "retry"  # transient for this one operation
+
+    @property
+    def done(self) -> bool:
+        return self in (Outcome.APPLIED, Outcome.DUPLICATE)
+
+    @property
+    def permanent_failure(self) -> bool:
+        return self in (Outcome.REJECTED, Outcome.CONFLICT)
+
+
+@dataclass(frozen=True)
+class OpResult:
+    key: str
+    outcome: Outcome
+    result: dict[str, Any] | None = None
+    code: str | None = None
+    error: str | None = None
+
+
+class Backend(Protocol):
+    def lookup(self, kind: str, value: str) -> MemberView | None:
+        """Find a member by identifier kind and stored value (HMAC for phones)."""
+
+    def member(self, member_id: str) -> MemberView | None: ...
+
+    def submit(self, bodies: Sequence[dict[str, Any]]) -> list[OpResult]:
+        """Apply operations in order, each on its own; one result per body.
+        Raises BackendUnavailable if the batch as a whole could not be delivered."""
+
+    def ping(self) -> None:
+        """Return if the backend answers; raise BackendUnavailable otherwise."""
+
+    def close(self) -> None: ...

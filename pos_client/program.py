@@ -1,0 +1,152 @@
+"""Load a loyalty program definition (config/programs/*.toml) into rules.Program."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from pos_client.configfile import ConfigError, Section, load_toml
+from pos_client.rules import (
+    ActionRule,
+    BirthdayPolicy,
+    EarnMode,
+    EarnPolicy,
+    ExpiryPolicy,
+    PointsAsMoney,
+    Program,
+    Reward,
+    RewardKind,
+    Tier,
+    TierBasis,
+    TierPeriod,
+    TierPolicy,
+)
+
+ZERO = Decimal(0)
+
+
+def programs_dir(config_dir: Path) -> Path:
+    return config_dir / "programs"
+
+
+def preset_names(config_dir: Path) -> list[str]:
+    return sorted(path.stem for path in programs_dir(config_dir).glob("*.toml"))
+
+
+def resolve_program_path(name_or_path: str, config_dir: Path) -> Path:
+    candidate = Path(name_or_path).expanduser()
+    if candidate.suffix == ".toml":
+        return candidate
+    preset = programs_dir(config_dir) / f"{name_or_path}.toml"
+    if not preset.exists():
+        known = ", ".join(preset_names(config_dir)) or "none"
+        raise ConfigError(f"unknown program preset {name_or_path!r} (presets: {known})")
+    return preset
+
+
+def load_program(name_or_path: str, config_dir: Path) -> Program:
+    path = resolve_program_path(name_or_path, config_dir)
+    return parse_program(Section(load_toml(path), str(path)))
+
+
+def _reward(section: Section) -> Reward:
+    options = []
+    for option in section.tables("points_plus_cash"):
+        options.append((option.integer("points", minimum=0), option.decimal("cash", minimum=ZERO)))
+    return Reward(
+        id=section.text("id"),
+        name=section.text("name"),
+        cost=section.integer("cost", 0, minimum=0),
+        kind=section.choice("kind", RewardKind, RewardKind.ITEM),
+        value=section.decimal("value", None, minimum=ZERO),
+        min_tier=section.text("min_tier", None),
+        points_plus_cash=tuple(options),
+    )
+
+
+def parse_program(root: Section) -> Program:
+    earn = root.table("earn", required=True)
+    featured_rate = earn.decimal("featured_rate", None, minimum=ZERO)
+    featured = (
+        {sku: featured_rate for sku in earn.str_list("featured_skus")} if featured_rate else {}
+    )
+    earn_policy = EarnPolicy(
+        mode=earn.choice("mode", EarnMode, EarnMode.PER_AMOUNT),
+        rate=earn.decimal("rate", Decimal(1), minimum=ZERO),
+        unit=earn.decimal("unit", Decimal(1), minimum=Decimal("0.01")),
+        category_rates=earn.decimal_map("category_rates"),
+        featured_rates=featured,
+        min_amount=earn.decimal("min_amount", ZERO, minimum=ZERO),
+        max_points_per_sale=earn.integer("max_points_per_sale", None, minimum=1),
+    )
+    tiers = root.table("tiers", required=True)
+    levels = tiers.tables("levels")
+    if not levels:
+        raise tiers.fail("levels", "at least one [[tiers.levels]] is required")
+    tier_list = tuple(
+        Tier(
+            id=level.text("id"),
+            name=level.text("name"),
+            threshold=level.decimal("threshold", ZERO, minimum=ZERO),
+            multiplier=level.decimal("multiplier", Decimal(1), minimum=ZERO),
+            rate_floor=level.decimal("rate_floor", None, minimum=ZERO),
+            perks=tuple(level.str_list("perks")),
+        )
+        for level in levels
+    )
+    try:
+        tier_policy = TierPolicy(
+            basis=tiers.choice("basis", TierBasis, TierBasis.POINTS),
+            period=tiers.choice("period", TierPeriod, TierPeriod.LIFETIME),
+            tiers=tier_list,
+        )
+    except ValueError as exc:
+        raise tiers.fail("levels", str(exc)) from None
+    catalog = tuple(_reward(item) for item in root.tables("catalog"))
+    tier_ids = {tier.id for tier in tier_list}
+    for index, reward in enumerate(catalog):
+        if reward.min_tier is not None and reward.min_tier not in tier_ids:
+            raise ConfigError(
+                f"config key 'catalog[{index}].min_tier' ({root.source}): "
+                f"no tier {reward.min_tier!r}"
+            )
+    pam_section = root.table("points_as_money")
+    pam = None
+    if pam_section.data:
+        pam = PointsAsMoney(
+            block_points=pam_section.integer("block_points", minimum=1),
+            block_value=pam_section.decimal("block_value", minimum=Decimal("0.01")),
+        )
+    birthday = root.table("birthday")
+    reward_id = birthday.text("reward_id", None)
+    birthday_reward = None
+    if reward_id:
+        birthday_reward = Reward(id=reward_id, name=birthday.text("reward_name", reward_id), cost=0)
+    actions = {
+        action.text("id"): ActionRule(
+            id=action.text("id"),
+            name=action.text("name"),
+            points=action.integer("points", minimum=0),
+            max_per_day=action.integer("max_per_day", 1, minimum=1),
+        )
+        for action in root.tables("actions")
+    }
+    return Program(
+        id=root.text("id"),
+        name=root.text("name"),
+        currency=root.text("currency", "USD"),
+        unit_name=root.text("unit_name", "points"),
+        earn=earn_policy,
+        tiers=tier_policy,
+        catalog=catalog,
+        points_as_money=pam,
+        birthday=BirthdayPolicy(
+            reward_id=reward_id,
+            points=birthday.integer("points", 0, minimum=0),
+            window_days=birthday.integer("window_days", 30, minimum=1),
+        ),
+        actions=actions,
+        expiry=ExpiryPolicy(months=root.table("expiry").integer("months", None, minimum=1)),
+        max_redeem_points_per_sale=root.integer("max_redeem_points_per_sale", None, minimum=1),
+        birthday_reward=birthday_reward,
+    )

@@ -1,0 +1,463 @@
+"""Program rules as pure functions over immutable program definitions.
+
+Money is Decimal; points are int. Earned points are computed exactly per line and floored
+once per sale, so splitting a basket into lines never loses a point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
+from enum import StrEnum
+
+from pos_client.domain import MemberStats, Purchase, RewardOffer
+
+ZERO = Decimal("0")
+ONE = Decimal("1")
+
+
+class EarnMode(StrEnum):
+    PER_AMOUNT = "per_amount"  # points per currency unit spent
+    PER_PURCHASE = "per_purchase"  # fixed points per qualifying purchase (stars)
+
+
+class TierBasis(StrEnum):
+    POINTS = "points"  # points earned in the period (redeeming never drops a tier)
+    SPEND = "spend"
+    VISITS = "visits"
+
+
+class TierPeriod(StrEnum):
+    LIFETIME = "lifetime"
+    CALENDAR_YEAR = "calendar_year"
+    ROLLING_12_MONTHS = "rolling_12_months"
+
+
+class RewardKind(StrEnum):
+    ITEM = "item"
+    GIFT_CARD = "gift_card"
+
+
+class RulesError(ValueError):
+    """A request the program does not allow; the message is fit for staff."""
+
+
+@dataclass(frozen=True)
+class Tier:
+    id: str
+    name: str
+    threshold: Decimal = ZERO
+    multiplier: Decimal = ONE
+    rate_floor: Decimal | None = None  # at least this many points per unit on every line
+    perks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TierPolicy:
+    basis: TierBasis
+    period: TierPeriod
+    tiers: tuple[Tier, ...]
+
+    def __post_init__(self) -> None:
+        if not self.tiers:
+            raise ValueError("a program needs at least one tier")
+        thresholds = [t.threshold for t in self.tiers]
+        if thresholds != sorted(thresholds) or thresholds[0] != 0:
+            raise ValueError("tiers must be sorted by threshold, the first at 0")
+
+    def by_id(self, tier_id: str) -> Tier:
+        for tier in self.tiers:
+            if tier.id == tier_id:
+                return tier
+        raise KeyError(tier_id)
+
+
+@dataclass(frozen=True)
+class EarnPolicy:
+    mode: EarnMode = EarnMode.PER_AMOUNT
+    rate: Decimal = ONE  # points per unit (per_amount) or per purchase (per_purchase)
+    unit: Decimal = ONE  # currency amount that earns `rate` points
+    category_rates: Mapping[str, Decimal] = field(default_factory=dict)
+    featured_rates: Mapping[str, Decimal] = field(default_factory=dict)  # sku -> rate
+    min_amount: Decimal = ZERO  # purchases below this earn nothing
+    max_points_per_sale: int | None = None
+
+
+@dataclass(frozen=True)
+class Reward:
+    id: str
+    name: str
+    cost: int
+    kind: RewardKind = RewardKind.ITEM
+    value: Decimal | None = None  # face value of a gift card
+    min_tier: str | None = None
+    points_plus_cash: tuple[tuple[int, Decimal], ...] = ()  # (points, cash) alternatives
+
+
+@dataclass(frozen=True)
+class PointsAsMoney:
+    """Points spent as money off a purchase in whole blocks (5,000 points = $5)."""
+
+    block_points: int
+    block_value: Decimal
+
+
+@dataclass(frozen=True)
+class BirthdayPolicy:
+    reward_id: str | None = None  # a free item, redeemed at no cost, once a year
+    points: int = 0  # or bonus points granted on the first purchase in the window
+    window_days: int = 30  # from the birthday on
+
+
+@dataclass(frozen=True)
+class ActionRule:
+    id: str
+    name: str
+    points: int
+    max_per_day: int = 1
+
+
+@dataclass(frozen=True)
+class ExpiryPolicy:
+    months: int | None = None  # earned points expire this many months after earning
+
+
+@dataclass(frozen=True)
+class Program:
+    id: str
+    name: str
+    currency: str
+    unit_name: str  # "points", "stars"
+    earn: EarnPolicy
+    tiers: TierPolicy
+    catalog: tuple[Reward, ...] = ()
+    points_as_money: PointsAsMoney | None = None
+    birthday: BirthdayPolicy = field(default_factory=BirthdayPolicy)
+    actions: Mapping[str, ActionRule] = field(default_factory=dict)
+    expiry: ExpiryPolicy = field(default_factory=ExpiryPolicy)
+    max_redeem_points_per_sale: int | None = None
+    birthday_reward: Reward | None = None
+
+    def reward(self, reward_id: str) -> Reward:
+        for reward in self.catalog:
+            if reward.id == reward_id:
+                return reward
+        if self.birthday_reward is not None and self.birthday_reward.id == reward_id:
+            return self.birthday_reward
+        raise RulesError(f"unknown reward {reward_id!r}")
+
+
+# ---------------------------------------------------------------- periods and tiers
+
+
+def period_start(period: TierPeriod, today: date) -> date | None:
+    """First day counted towards a tier; None means since enrollment."""
+    starts = {
+        TierPeriod.LIFETIME: None,
+        TierPeriod.CALENDAR_YEAR: date(today.year, 1, 1),
+        TierPeriod.ROLLING_12_MONTHS: today - timedelta(days=365),
+    }
+    return starts[period]
+
+
+def tier_measure(basis: TierBasis, stats: MemberStats) -> Decimal:
+    measures = {
+        TierBasis.POINTS: Decimal(stats.points_in_period),
+        TierBasis.SPEND: stats.spend_in_period,
+        TierBasis.VISITS: Decimal(stats.visits_in_period),
+    }
+    return measures[basis]
+
+
+def tier_for(policy: TierPolicy, stats: MemberStats) -> Tier:
+    measure = tier_measure(policy.basis, stats)
+    reached = [tier for tier in policy.tiers if measure >= tier.threshold]
+    return reached[-1]
+
+
+def next_tier(policy: TierPolicy, stats: MemberStats) -> tuple[Tier, Decimal] | None:
+    """The next tier up and how much of the basis is still needed, or None at the top."""
+    measure = tier_measure(policy.basis, stats)
+    for tier in policy.tiers:
+        if tier.threshold > measure:
+            return tier, tier.threshold - measure
+    return None
+
+
+# ---------------------------------------------------------------- earning
+
+
+@dataclass(frozen=True)
+class LineEarning:
+    sku: str
+    category: str
+    amount: Decimal
+    rate: Decimal  # points per unit after tier floor and multiplier
+    points: Decimal  # exact, before the sale-level floor
+    reason: str  # "base", "category:cosmetics", "featured:SKU", "tier floor"
+
+
+@dataclass(frozen=True)
+class EarnBreakdown:
+    lines: tuple[LineEarning, ...]
+    tier_id: str
+    birthday_bonus: int
+    capped: bool
+    points: int
+
+    def explain(self) -> list[str]:
+        rows = [
+            f"{line.sku or line.category or 'purchase'}: {line.amount} x {line.rate}"
+            f" = {line.points.normalize():f} ({line.reason})"
+            for line in self.lines
+        ]
+        if self.birthday_bonus:
+            rows.append(f"birthday bonus: {self.birthday_bonus}")
+        if self.capped:
+            rows.append("capped at the program's maximum per sale")
+        return rows
+
+
+def floor_points(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def line_rate(policy: EarnPolicy, tier: Tier, sku: str, category: str) -> tuple[Decimal, str]:
+    if sku and sku in policy.featured_rates:
+        rate, reason = policy.featured_rates[sku], f"featured:{sku}"
+    elif category and category in policy.category_rates:
+        rate, reason = policy.category_rates[category], f"category:{category}"
+    else:
+        rate, reason = policy.rate, "base"
+    if tier.rate_floor is not None and tier.rate_floor > rate:
+        rate, reason = tier.rate_floor, f"tier:{tier.id}"
+    if tier.multiplier != ONE:
+        rate, reason = rate * tier.multiplier, f"{reason} x{tier.multiplier} {tier.id}"
+    return rate, reason
+
+
+def earn_points(
+    program: Program,
+    purchase: Purchase,
+    tier: Tier,
+    *,
+    birthday_bonus_due: bool = False,
+    discount: Decimal = ZERO,
+) -> EarnBreakdown:
+    """Points for a purchase. `discount` (points spent as money) earns nothing."""
+    policy = program.earn
+    total = purchase.total
+    if discount < 0 or discount > total:
+        raise RulesError("discount must be between 0 and the purchase total")
+    paid_share = ONE if total == 0 else (total - discount) / total
+    lines: list[LineEarning] = []
+    if total - discount < policy.min_amount or total == 0:
+        exact = ZERO
+    elif policy.mode is EarnMode.PER_PURCHASE:
+        rate, reason = line_rate(policy, tier, "", "")
+        lines.append(LineEarning("", "", total, rate, rate, reason))
+        exact = rate
+    else:
+        for line in purchase.lines:
+            rate, reason = line_rate(policy, tier, line.sku, line.category)
+            paid = line.amount * paid_share
+            exact_points = paid / policy.unit * rate
+            lines.append(LineEarning(line.sku, line.category, paid, rate, exact_points, reason))
+        exact = sum((line.points for line in lines), ZERO)
+    points: int = floor_points(exact)
+    bonus = program.birthday.points if birthday_bonus_due else 0
+    points += bonus
+    capped = False
+    if policy.max_points_per_sale is not None and points > policy.max_points_per_sale:
+        points, capped = policy.max_points_per_sale, True
+    return EarnBreakdown(tuple(lines), tier.id, bonus, capped, max(points, 0))
+
+
+def action_points(program: Program, action_id: str, done_today: int = 0) -> int:
+    rule = program.actions.get(action_id)
+    if rule is None:
+        raise RulesError(f"the program has no action {action_id!r}")
+    if done_today >= rule.max_per_day:
+        raise RulesError(f"{rule.name}: already recorded {done_today} time(s) today")
+    return rule.points
+
+
+# ---------------------------------------------------------------- birthday
+
+
+def birthday_in_window(birthday: date | None, today: date, window_days: int) -> bool:
+    if birthday is None:
+        return False
+    for year in (today.year - 1, today.year):
+        try:
+            this_year = birthday.replace(year=year)
+        except ValueError:  # 29 February in a common year: celebrate on 1 March
+            this_year = date(year, 3, 1)
+        if this_year <= today < this_year + timedelta(days=window_days):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- redemption
+
+
+@dataclass(frozen=True)
+class RedemptionPlan:
+    """Points to spend and what they buy: a reward, money off, or both (points + cash)."""
+
+    points: int
+    discount: Decimal = ZERO  # money off the purchase
+    reward_id: str | None = None
+    cash_due: Decimal = ZERO  # the customer still pays this
+    blocks: int = 0
+
+
+def reward_allowed(program: Program, reward: Reward, tier: Tier) -> bool:
+    if reward.min_tier is None:
+        return True
+    order = [t.id for t in program.tiers.tiers]
+    return order.index(tier.id) >= order.index(reward.min_tier)
+
+
+def plan_reward(
+    program: Program,
+    reward_id: str,
+    balance: int,
+    tier: Tier,
+    *,
+    option: int | None = None,
+    birthday_available: bool = False,
+) -> RedemptionPlan:
+    """Redeem a catalog reward, at full points or at a points + cash option."""
+    reward = program.reward(reward_id)
+    if program.birthday_reward is not None and reward.id == program.birthday_reward.id:
+        if not birthday_available:
+            raise RulesError("the birthday reward is not available now")
+        return RedemptionPlan(points=0, reward_id=reward.id)
+    if not reward_allowed(program, reward, tier):
+        raise RulesError(f"{reward.name} needs tier {reward.min_tier}")
+    if option is None:
+        points, cash = reward.cost, ZERO
+    else:
+        if not 0 <= option < len(reward.points_plus_cash):
+            raise RulesError(f"{reward.name} has no points + cash option {option}")
+        points, cash = reward.points_plus_cash[option]
+    check_spend(program, points, balance)
+    return RedemptionPlan(points=points, reward_id=reward.id, cash_due=cash)
+
+
+def plan_money_blocks(
+    program: Program, blocks: int | None, balance: int, purchase_total: Decimal
+) -> RedemptionPlan:
+    """Spend points as money in whole blocks; None = as many as balance and total allow."""
+    pam = program.points_as_money
+    if pam is None:
+        raise RulesError("this program does not spend points as money")
+    affordable = balance // pam.block_points
+    fits = int((purchase_total / pam.block_value).to_integral_value(rounding=ROUND_FLOOR))
+    cap = affordable if fits < 0 else min(affordable, fits)
+    if program.max_redeem_points_per_sale is not None:
+        cap = min(cap, program.max_redeem_points_per_sale // pam.block_points)
+    wanted = cap if blocks is None else blocks
+    if wanted <= 0:
+        raise RulesError(
+            f"not enough {program.unit_name} for one block of {pam.block_points}"
+            if blocks is None
+            else "choose at least one block"
+        )
+    if wanted > affordable:
+        raise RulesError(
+            f"{wanted} blocks need {wanted * pam.block_points} {program.unit_name};"
+            f" balance is {balance}"
+        )
+    if wanted > cap:
+        raise RulesError(f"at most {cap} block(s) on this purchase")
+    discount = pam.block_value * wanted
+    points = pam.block_points * wanted
+    check_spend(program, points, balance)
+    return RedemptionPlan(
+        points=points, discount=discount, cash_due=purchase_total - discount, blocks=wanted
+    )
+
+
+def check_spend(program: Program, points: int, balance: int) -> None:
+    if points < 0:
+        raise RulesError("points to spend cannot be negative")
+    if points > balance:
+        raise RulesError(f"needs {points} {program.unit_name}; balance is {balance}")
+    cap = program.max_redeem_points_per_sale
+    if cap is not None and points > cap:
+        raise RulesError(f"at most {cap} {program.unit_name} per sale")
+
+
+def reward_offers(
+    program: Program, balance: int, tier: Tier, birthday_available: bool
+) -> tuple[RewardOffer, ...]:
+    offers = [
+        RewardOffer(r.id, r.name, r.cost, r.cost <= balance, r.kind.value, r.value)
+        for r in program.catalog
+        if reward_allowed(program, r, tier)
+    ]
+    if birthday_available and program.birthday_reward is not None:
+        gift = program.birthday_reward
+        offers.insert(0, RewardOffer(gift.id, gift.name, 0, True, gift.kind.value, gift.value))
+    return tuple(offers)
+
+
+def next_reward(program: Program, balance: int, tier: Tier) -> tuple[str, int] | None:
+    """The nearest reward the member cannot afford yet, and how many points it still needs."""
+    candidates = [
+        (r.name, r.cost - balance)
+        for r in program.catalog
+        if reward_allowed(program, r, tier) and r.cost > balance
+    ]
+    pam = program.points_as_money
+    if pam is not None:
+        candidates.append((f"{pam.block_value} off", pam.block_points - balance % pam.block_points))
+    if not candidates:
+        return None
+    return min(candidates, key=lambda candidate: candidate[1])
+
+
+# ---------------------------------------------------------------- expiry
+
+
+@dataclass(frozen=True)
+class Lot:
+    earned_at: datetime
+    points: int
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, _days_in_month(year, month))
+    return moment.replace(year=year, month=month, day=day)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    following = date(year + (month == 12), month % 12 + 1, 1)
+    return (following - timedelta(days=1)).day
+
+
+def expiring_points(
+    lots: Sequence[Lot], spent: int, already_expired: int, as_of: datetime, policy: ExpiryPolicy
+) -> int:
+    """Points to expire now: spending and earlier expiry consume the oldest lots first (FIFO)."""
+    if policy.months is None:
+        return 0
+    consumed = spent + already_expired
+    due = 0
+    for lot in sorted(lots, key=lambda lot: lot.earned_at):
+        take = min(consumed, lot.points)
+        consumed -= take
+        remaining = lot.points - take
+        if remaining and add_months(lot.earned_at, policy.months) <= as_of:
+            due += remaining
+    return due
+
+
+def sum_points(values: Iterable[int]) -> int:
+    return sum(values, 0)

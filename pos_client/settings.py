@@ -1,0 +1,228 @@
+"""Typed settings: config/default.toml, then a user file, then environment overrides.
+
+Environment: POS_CLIENT_CONFIG=FILE picks the user file; POS_CLIENT__SECTION__KEY=value
+overrides one key; POS_CLIENT_CONFIG_DIR points at another config folder (presets).
+Every problem is one ConfigError line naming the key and where it was set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pos_client.configfile import ConfigError, Section, load_toml
+
+ENV_PREFIX = "POS_CLIENT__"
+ENV_CONFIG_FILE = "POS_CLIENT_CONFIG"
+ENV_CONFIG_DIR = "POS_CLIENT_CONFIG_DIR"
+LANGUAGES = ("en", "ru", "uk", "el")
+
+
+class Mode(StrEnum):
+    CASHIER = "cashier"
+    KIOSK = "kiosk"
+
+
+class BackendKind(StrEnum):
+    EMBEDDED = "embedded"
+    HTTP = "http"
+
+
+@dataclass(frozen=True)
+class TerminalSettings:
+    id: str
+    mode: Mode
+    language: str
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    name: str
+    region: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    kind: BackendKind
+    url: str
+    token_file: str
+    connect_timeout_s: float
+    read_timeout_s: float
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    data_dir: Path
+    ledger_url: str
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.data_dir / "outbox.sqlite"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.data_dir / "ledger.sqlite"
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    batch_size: int
+    interval_s: float
+    backoff_base_s: float
+    backoff_cap_s: float
+
+
+@dataclass(frozen=True)
+class OfflineSettings:
+    redeem_cap_points: int
+    redeem_on_uid: bool
+
+
+@dataclass(frozen=True)
+class Settings:
+    terminal: TerminalSettings
+    store: StoreSettings
+    program: str
+    backend: BackendSettings
+    storage: StorageSettings
+    sync: SyncSettings
+    offline: OfflineSettings
+    consent_text_id: str
+    phone_key_file: Path
+    config_dir: Path
+    sources: tuple[str, ...]
+
+
+def default_config_dir() -> Path:
+    override = os.environ.get(ENV_CONFIG_DIR)
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent.parent / "config"
+
+
+def default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("pos-client", appauthor=False))
+
+
+def _merge(
+    base: dict[str, Any],
+    layer: Mapping[str, Any],
+    source: str,
+    origins: dict[str, str],
+    prefix: str = "",
+) -> None:
+    for key, value in layer.items():
+        dotted = f"{prefix}{key}"
+        if key not in base:
+            raise ConfigError(f"config key '{dotted}' ({source}): unknown key")
+        if isinstance(base[key], dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config key '{dotted}' ({source}): expected a table")
+            _merge(base[key], value, source, origins, f"{dotted}.")
+        else:
+            base[key] = value
+            origins[dotted] = source
+
+
+def env_layer(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    layer: dict[str, dict[str, str]] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(f"environment variable {name}: use {ENV_PREFIX}SECTION__KEY")
+        layer.setdefault(parts[0], {})[parts[1]] = value
+    return layer
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    config_dir: Path | None = None,
+) -> Settings:
+    env = os.environ if env is None else env
+    config_dir = config_dir or default_config_dir()
+    default_path = config_dir / "default.toml"
+    merged = load_toml(default_path)
+    origins: dict[str, str] = {}
+    sources = [str(default_path)]
+    user_file = config_file or env.get(ENV_CONFIG_FILE)
+    if user_file:
+        user_path = Path(user_file).expanduser()
+        _merge(merged, load_toml(user_path), str(user_path), origins)
+        sources.append(str(user_path))
+    for section, values in env_layer(env).items():
+        if section not in merged:
+            raise ConfigError(
+                f"environment variable {ENV_PREFIX}{section.upper()}__...: "
+                f"unknown section '{section}'"
+            )
+        _merge(merged, {section: values}, "environment", origins)
+    if any(origin == "environment" for origin in origins.values()):
+        sources.append("environment")
+    return parse_settings(Section(merged, str(default_path), "", origins), config_dir, sources)
+
+
+def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Settings:
+    terminal = root.table("terminal")
+    language = terminal.text("language")
+    if language not in LANGUAGES:
+        raise terminal.fail("language", f"expected one of {', '.join(LANGUAGES)}; got {language!r}")
+    store = root.table("store")
+    region = store.text("region").upper()
+    import phonenumbers
+
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise store.fail("region", f"not a known region code: {region!r} (e.g. US, RU, UA, GR)")
+    storage = root.table("storage")
+    data_dir = Path(storage.text("data_dir")).expanduser() if storage.text("data_dir") else None
+    data_dir = data_dir or default_data_dir()
+    backend = root.table("backend")
+    kind = backend.choice("kind", BackendKind)
+    url = backend.text("url")
+    if kind is BackendKind.HTTP and not url.startswith(("http://", "https://")):
+        raise backend.fail("url", "backend.kind is http, so url must start with https://")
+    sync = root.table("sync")
+    offline = root.table("offline")
+    privacy = root.table("privacy")
+    key_file = privacy.text("phone_key_file")
+    return Settings(
+        terminal=TerminalSettings(
+            id=terminal.text("id"), mode=terminal.choice("mode", Mode), language=language
+        ),
+        store=StoreSettings(
+            name=store.text("name"), region=region, timezone=store.text("timezone")
+        ),
+        program=root.table("program").text("preset"),
+        backend=BackendSettings(
+            kind=kind,
+            url=url,
+            token_file=backend.text("token_file"),
+            connect_timeout_s=float(backend.decimal("connect_timeout_s", minimum=Decimal("0.1"))),
+            read_timeout_s=float(backend.decimal("read_timeout_s", minimum=Decimal("0.1"))),
+        ),
+        storage=StorageSettings(data_dir=data_dir, ledger_url=storage.text("ledger_url")),
+        sync=SyncSettings(
+            batch_size=sync.integer("batch_size", minimum=1),
+            interval_s=float(sync.decimal("interval_s", minimum=Decimal("0.01"))),
+            backoff_base_s=float(sync.decimal("backoff_base_s", minimum=Decimal("0.001"))),
+            backoff_cap_s=float(sync.decimal("backoff_cap_s", minimum=Decimal("0.001"))),
+        ),
+        offline=OfflineSettings(
+            redeem_cap_points=offline.integer("redeem_cap_points", minimum=0),
+            redeem_on_uid=offline.flag("redeem_on_uid"),
+        ),
+        consent_text_id=root.table("enrollment").text("consent_text_id"),
+        phone_key_file=Path(key_file).expanduser() if key_file else data_dir / "phone.key",
+        config_dir=config_dir,
+        sources=tuple(sources),
+    )

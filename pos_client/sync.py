@@ -1,0 +1,207 @@
+"""Drains the outbox to the Backend port: batches, exponential backoff with full jitter,
+dead letter for permanent refusals, and status events for the status bar."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pos_client.domain import utcnow
+from pos_client.events import EventBus, OperationDead, OperationSynced, SyncStatus
+from pos_client.outbox import DrainBusy, Outbox, OutboxError
+from pos_client.ports import Backend, BackendUnavailable, Outcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyncPolicy:
+    batch_size: int = 100
+    interval_s: float = 5.0  # idle poll interval when everything is sent
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    sent: int = 0
+    acked: int = 0
+    dead: int = 0
+    retried: int = 0
+    online: bool = True
+    busy: bool = False
+    error: str | None = None
+
+
+def backoff_delay(failures: int, policy: SyncPolicy, rand: Callable[[], float]) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**failures)]."""
+    ceiling = min(policy.backoff_cap_s, policy.backoff_base_s * float(2 ** min(failures, 32)))
+    return rand() * ceiling
+
+
+class SyncWorker:
+    def __init__(
+        self,
+        outbox: Outbox,
+        backend: Backend,
+        bus: EventBus | None = None,
+        policy: SyncPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.outbox = outbox
+        self.backend = backend
+        self.bus = bus or EventBus()
+        self.policy = policy or SyncPolicy()
+        self.clock = clock
+        self.rand = rand
+        self.failures = 0
+        self.online = True
+        self.last_error: str | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ one pass
+
+    def drain(self, max_batches: int | None = None) -> DrainReport:
+        """Send what is due, batch by batch, until nothing is due or the backend is down."""
+        sent = acked = dead = retried = 0
+        try:
+            with self.outbox.drain_lock():
+                batches = 0
+                while max_batches is None or batches < max_batches:
+                    batch = self.outbox.claim(self.policy.batch_size, self.clock())
+                    if not batch:
+                        if not self.online:
+                            self._probe()
+                        break
+                    batches += 1
+                    sent += len(batch)
+                    try:
+                        results = self.backend.submit([entry.body for entry in batch])
+                    except BackendUnavailable as exc:
+                        self._went_offline(str(exc), [entry.key for entry in batch])
+                        retried += len(batch)
+                        break
+                    self._came_online()
+                    by_key = {result.key: result for result in results}
+                    for entry in batch:
+                        result = by_key.get(entry.key)
+                        if result is None or result.outcome is Outcome.RETRY:
+                            error = result.error if result else "no result for this operation"
+                            self.outbox.retry_later(
+                                [entry.key], error or "retry", self._next_attempt(entry.attempts)
+                            )
+                            retried += 1
+                        elif result.outcome.done:
+                            self.outbox.ack(entry.key, result.result)
+                            self._remember_balance(result.result)
+                            acked += 1
+                            self.bus.publish(
+                                OperationSynced(entry.key, entry.kind, result.result or {})
+                            )
+                        else:
+                            code = result.code or result.outcome.value
+                            error = result.error or code
+                            self.outbox.mark_dead(entry.key, code, error)
+                            dead += 1
+                            log.warning("operation %s refused for good: %s", entry.key, code)
+                            self.bus.publish(OperationDead(entry.key, entry.kind, code, error))
+        except DrainBusy:
+            return DrainReport(busy=True, online=self.online)
+        except OutboxError as exc:
+            self.last_error = str(exc)
+            log.error("outbox problem while draining: %s", exc)
+            self.publish_status()
+            return DrainReport(sent, acked, dead, retried, self.online, error=str(exc))
+        self.publish_status()
+        return DrainReport(sent, acked, dead, retried, self.online, error=self.last_error)
+
+    def _remember_balance(self, result: dict[str, Any] | None) -> None:
+        if result and isinstance(result.get("balance"), int) and result.get("member_id"):
+            self.outbox.update_cached_balance(result["member_id"], result["balance"], self.clock())
+
+    def _next_attempt(self, attempts: int) -> datetime:
+        delay = backoff_delay(attempts, self.policy, self.rand)
+        return self.clock() + timedelta(seconds=delay)
+
+    def _went_offline(self, error: str, keys: list[str]) -> None:
+        self.failures += 1
+        self.online = False
+        self.last_error = error
+        # Entries stay due; the worker's own backoff spaces the attempts.
+        self.outbox.retry_later(keys, error, self.clock(), code="offline")
+        log.info("backend unreachable (%d in a row)", self.failures)
+
+    def _probe(self) -> None:
+        try:
+            self.backend.ping()
+        except BackendUnavailable as exc:
+            self.failures += 1
+            self.last_error = str(exc)
+        else:
+            self._came_online()
+
+    def _came_online(self) -> None:
+        self.failures = 0
+        self.online = True
+        self.last_error = None
+
+    def publish_status(self) -> SyncStatus:
+        stats = self.outbox.stats()
+        status = SyncStatus(
+            online=self.online,
+            pending=stats.unsent,
+            dead=stats.dead,
+            oldest_pending_age_s=stats.oldest_pending_age(self.clock()),
+            last_error=self.last_error,
+        )
+        self.bus.publish(status)
+        return status
+
+    # ------------------------------------------------------------ background loop
+
+    def next_wait(self) -> float:
+        if self.failures:
+            return max(0.05, backoff_delay(self.failures, self.policy, self.rand))
+        return self.policy.interval_s
+
+    def wake(self) -> None:
+        """Drain soon: a sale was just recorded, or staff pressed "sync now"."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="outbox-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.drain()
+            except Exception:  # keep syncing whatever one pass hit; it is logged
+                log.exception("sync pass failed")
+            self._wake.wait(self.next_wait())
+            self._wake.clear()
+
+    def __enter__(self) -> SyncWorker:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
