@@ -37,6 +37,7 @@ AIM_SYMBOLOGIES: dict[str, str] = {
 AIM_PREFIX = re.compile(r"^\]([A-Za-z])([0-9A-Za-z])")
 GS1_AIM = {("C", "1"), ("e", "0"), ("d", "2"), ("Q", "3")}
 GS_SEPARATOR = "\x1d"
+GS1_HUMAN_READABLE = re.compile(r"^\(\d{2,4}\)\d")  # "(8018)0460..." is GS1, not a phone
 UID_BYTE_LENGTHS = (4, 7, 10)
 UID_SEPARATORS = re.compile(r"[\s:\-.]")
 PHONE_CHARS = set(string.digits + " +-().")
@@ -196,7 +197,7 @@ def identify(raw: str, region: str, hint: str | None = None) -> Identity:
         return parser(text, region)
     if hint:
         raise IdentifyError(f"unknown input source hint {hint!r}")
-    if text.startswith("]"):
+    if text.startswith("]") or GS1_HUMAN_READABLE.match(text):
         return parse_barcode(text)
     if _looks_like_uid(text):
         return parse_uid(text)

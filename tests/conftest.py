@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from pos_client.bootstrap import Terminal, build_terminal
+from pos_client.program import load_program
+from pos_client.rules import Program
+from pos_client.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO / "config"
+
+
+def preset(name: str) -> Program:
+    return load_program(name, CONFIG_DIR)
+
+
+def make_settings(data_dir: Path, program: str = "category_tiers", **env: str) -> Settings:
+    environment = {f"POS_CLIENT__{k.upper()}": v for k, v in env.items()}
+    settings = load_settings(None, env=environment, config_dir=CONFIG_DIR)
+    return replace(
+        settings,
+        program=program,
+        storage=replace(settings.storage, data_dir=data_dir),
+        phone_key_file=data_dir / "phone.key",
+    )
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Terminal]:
+    with build_terminal(make_settings(tmp_path)) as built:
+        yield built

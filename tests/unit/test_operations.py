@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from pos_client.domain import Purchase, PurchaseLine, uuid7
+from pos_client.operations import (
+    OpRejected,
+    RedemptionRequest,
+    SaleOp,
+    body_hash,
+    parse_operation,
+)
+
+
+def sale() -> SaleOp:
+    return SaleOp(
+        key=uuid7(),
+        member_id="m1",
+        terminal_id="T1",
+        occurred_at=datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
+        purchase=Purchase((PurchaseLine(Decimal("12.50"), "cosmetics", "LIP"),)),
+        redemption=RedemptionRequest(reward_id="gift-card-25", points=5000),
+        expected_points=25,
+    )
+
+
+def test_sale_round_trips_through_json_body() -> None:
+    op = sale()
+    assert parse_operation(op.to_body()) == op
+
+
+def test_body_hash_ignores_key_order_but_not_content() -> None:
+    body = sale().to_body()
+    reordered = dict(reversed(list(body.items())))
+    assert body_hash(body) == body_hash(reordered)
+    changed = {**body, "lines": [{**body["lines"][0], "amount": "12.51"}]}
+    assert body_hash(changed) != body_hash(body)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda b: b.pop("key"),
+        lambda b: b.update(type="refund"),
+        lambda b: b.update(lines=[]),
+        lambda b: b.update(lines=[{"amount": "-1"}]),
+        lambda b: b.update(lines=[{"amount": 1.5}]),
+        lambda b: b.update(occurred_at="yesterday"),
+        lambda b: b.update(occurred_at="2026-11-25T12:00:00"),
+        lambda b: b.update(redemption="all of it"),
+    ],
+)
+def test_malformed_bodies_are_rejected_permanently(mutate: object) -> None:
+    body = sale().to_body()
+    mutate(body)  # type: ignore[operator]
+    with pytest.raises(OpRejected) as caught:
+        parse_operation(body)
+    assert caught.value.code == "bad_request"
+
+
+def test_uuid7_is_version_7_and_ordered() -> None:
+    keys = [uuid7() for _ in range(5000)]
+    assert keys == sorted(keys)
+    assert len(set(keys)) == len(keys)
+    parsed = uuid.UUID(keys[0])
+    assert parsed.version == 7
+    assert parsed.variant == uuid.RFC_4122
+    millis = int(parsed.hex[:12], 16)
+    assert abs(millis / 1000 - datetime.now(UTC).timestamp()) < 60
+
+
+def test_money_must_be_decimal() -> None:
+    with pytest.raises(TypeError):
+        PurchaseLine(12.5)  # type: ignore[arg-type]
