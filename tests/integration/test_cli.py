@@ -1,0 +1,199 @@
+"""`pos-client` as a user runs it: a real process, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pos_client.demo import DEMO_MEMBERS
+from tests.conftest import REPO
+
+ANNA = DEMO_MEMBERS[0]
+
+
+def run(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, **(env or {})}
+    result = subprocess.run(
+        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(tmp_path / "data"), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_headless_demo_json_reports_nothing_lost_or_duplicated(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pos_client.cli", "demo", "--headless", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["lost"] == 0 and summary["duplicated"] == 0
+    assert summary["sales"] >= 7 and summary["synced"] == summary["sales"]
+    assert summary["pending"] == 0 and summary["balances_consistent"] is True
+    assert any(step["offline"] for step in summary["steps"])
+
+
+def test_headless_demo_transcript_is_readable(tmp_path: Path) -> None:
+    result = run(tmp_path, "demo", "--headless")
+    assert "The network goes down" in result.stdout
+    assert "OFFLINE, pending" in result.stdout
+    assert "0 lost, 0 duplicated" in result.stdout
+    assert ANNA.phone[2:] not in result.stdout  # phones are never printed in clear
+
+
+def test_identify_earn_queue_and_sync(tmp_path: Path) -> None:
+    run(tmp_path, "seed-demo")
+    shown = json.loads(run(tmp_path, "identify", ANNA.card_number, "--json").stdout)
+    assert shown["kind"] == "card_number" and shown["member"]["display_name"] == "Anna K."
+    earned = json.loads(
+        run(
+            tmp_path,
+            "earn",
+            "--member",
+            ANNA.card_number,
+            "--line",
+            "10.00:cosmetics",
+            "--line",
+            "5.00",
+            "--no-sync",
+            "--json",
+        ).stdout
+    )
+    assert earned["state"] == "pending"
+    status = json.loads(run(tmp_path, "queue", "status", "--json").stdout)
+    assert status["pending"] == 1
+    synced = json.loads(run(tmp_path, "sync", "--json").stdout)
+    assert (synced["acked"], synced["pending"]) == (1, 0)
+    after = json.loads(run(tmp_path, "identify", ANNA.card_number, "--json").stdout)
+    assert after["member"]["balance"] == shown["member"]["balance"] + earned["expected_points"]
+
+
+def test_enroll_then_find_by_phone(tmp_path: Path) -> None:
+    refused = run(
+        tmp_path, "enroll", "--phone", "+30 691 000 0001", "--first-name", "Nikos", check=False
+    )
+    assert refused.returncode == 1 and "accept" in refused.stderr
+    enrolled = json.loads(
+        run(
+            tmp_path,
+            "enroll",
+            "--phone",
+            "+30 691 000 0001",
+            "--first-name",
+            "Nikos",
+            "--last-name",
+            "P",
+            "--consent",
+            "--json",
+        ).stdout
+    )
+    found = json.loads(run(tmp_path, "identify", "+30 691 000 0001", "--json").stdout)
+    assert found["member"]["member_id"] == enrolled["member_id"]
+
+
+def test_wellness_action_and_blocks(tmp_path: Path) -> None:
+    env = {"POS_CLIENT__PROGRAM__PRESET": "wellness_blocks"}
+    run(tmp_path, "seed-demo", env=env)
+    run(tmp_path, "action", "--member", ANNA.card_number, "--action", "vaccination", env=env)
+    balance = json.loads(run(tmp_path, "identify", ANNA.card_number, "--json", env=env).stdout)[
+        "member"
+    ]["balance"]
+    assert balance >= 5000
+    sale = json.loads(
+        run(
+            tmp_path,
+            "earn",
+            "--member",
+            ANNA.card_number,
+            "--amount",
+            "12.00",
+            "--all-blocks",
+            "--json",
+            env=env,
+        ).stdout
+    )
+    assert sale["redeemed_points"] == 10000 if balance >= 10000 else 5000
+    assert sale["result"]["points_earned"] == 20 if balance >= 10000 else 70
+
+
+def test_unknown_card_and_bad_input_are_clear(tmp_path: Path) -> None:
+    run(tmp_path, "seed-demo")
+    missing = run(tmp_path, "earn", "--member", "2900000000995", "--amount", "5", check=False)
+    assert missing.returncode == 1 and "no member" in missing.stderr
+    wrong = run(tmp_path, "identify", "4006381333932", check=False)
+    assert wrong.returncode == 1
+    assert "check digit is wrong" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_malformed_config_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[sync]\nbatch_size = "lots"\n')
+    result = run(tmp_path, "--config", str(config), "queue", "status", check=False)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'sync.batch_size'" in lines[0] and str(config) in lines[0]
+
+
+def test_corrupt_outbox_is_reported_and_quarantined(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "outbox.sqlite").write_bytes(b"garbage" * 1000)
+    result = run(tmp_path, "queue", "status", check=False)
+    assert result.returncode == 1 and "damaged" in result.stderr
+    moved = run(tmp_path, "queue", "quarantine")
+    assert "kept aside" in moved.stdout
+    assert list(data.glob("outbox.sqlite.corrupt-*"))
+    assert run(tmp_path, "queue", "status").returncode == 0
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_card_render_ean13_is_decodable(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"card{suffix}"
+    run(tmp_path, "card", "render", "400638133393", "--format", "ean13", "--out", str(out))
+    assert out.exists()
+    if suffix == ".svg":
+        assert "<svg" in out.read_text()
+        return
+    zxingcpp = pytest.importorskip("zxingcpp")
+    from PIL import Image
+
+    decoded = zxingcpp.read_barcodes(Image.open(out))
+    assert [(d.text, d.format.name) for d in decoded] == [("4006381333931", "EAN13")]
+
+
+def test_card_render_code128_and_refusals(tmp_path: Path) -> None:
+    out = tmp_path / "c128.png"
+    run(tmp_path, "card", "render", "MEMBER-0042", "--format", "code128", "--out", str(out))
+    import zxingcpp
+    from PIL import Image
+
+    assert [d.text for d in zxingcpp.read_barcodes(Image.open(out))] == ["MEMBER-0042"]
+    bad = run(
+        tmp_path,
+        "card",
+        "render",
+        "4006381333932",
+        "--format",
+        "ean13",
+        "--out",
+        str(tmp_path / "x.png"),
+        check=False,
+    )
+    assert bad.returncode == 1 and "check digit is wrong" in bad.stderr
+    assert not (tmp_path / "x.png").exists()
