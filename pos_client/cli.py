@@ -113,7 +113,9 @@ def cmd_identify(args: argparse.Namespace) -> int:
             "masked": identity.masked(),
             "symbology": identity.symbology,
         }
-        rows = [f"{identity.kind.value} {identity.symbology or ''} {identity.masked()}".strip()]
+        rows = [
+            " ".join(filter(None, (identity.kind.value, identity.symbology, identity.masked())))
+        ]
         try:
             session = terminal.checkout.find(identity)
         except MemberNotFound:

@@ -121,7 +121,7 @@ def _ts(moment: datetime) -> str:
 
 
 def _from_ts(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(text)  # Python 3.11 reads the trailing Z as UTC
 
 
 STORAGE_ERRORS = {
@@ -229,12 +229,15 @@ class Outbox:
         key = body.get("key")
         if kind not in OP_KINDS or not isinstance(key, str) or not key:
             raise ValueError("an outbox entry needs a known type and a key")
-        moment = _ts(now or utcnow())
+        created = now or utcnow()
+        moment = _ts(created)
         text = canonical_json(body)
         redemption = body.get("redemption") or {}
+        expected_points = int(body.get("expected_points") or 0)
+        redeem_points = int(redemption.get("points") or 0)
         try:
             with self._write() as conn:
-                conn.execute(
+                cursor = conn.execute(
                     "INSERT INTO entries (key, kind, member_id, body, expected_points,"
                     " redeem_points, created_at, updated_at, next_attempt_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -243,8 +246,8 @@ class Outbox:
                         kind,
                         body.get("member_id"),
                         text,
-                        int(body.get("expected_points") or 0),
-                        int(redemption.get("points") or 0),
+                        expected_points,
+                        redeem_points,
                         moment,
                         moment,
                         moment,
@@ -255,9 +258,23 @@ class Outbox:
             if existing is None or canonical_json(existing.body) != text:
                 raise ValueError(f"outbox key {key} already holds another operation") from None
             return existing
-        entry = self.get(key)
-        assert entry is not None
-        return entry
+        stored = _from_ts(moment)
+        return OutboxEntry(
+            seq=int(cursor.lastrowid or 0),
+            key=key,
+            kind=kind,
+            member_id=body.get("member_id"),
+            body=json.loads(text),
+            state=EntryState.PENDING,
+            attempts=0,
+            expected_points=expected_points,
+            redeem_points=redeem_points,
+            created_at=stored,
+            updated_at=stored,
+            error_code=None,
+            last_error=None,
+            result=None,
+        )
 
     # ------------------------------------------------------------ reading
 

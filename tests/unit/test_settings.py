@@ -90,3 +90,10 @@ def test_malformed_program_names_the_key(tmp_path: Path) -> None:
         load_program(str(bad), CONFIG_DIR)
     with pytest.raises(ConfigError, match="unknown program preset 'nope'"):
         load_program("nope", CONFIG_DIR)
+
+
+@pytest.mark.parametrize("example", sorted((CONFIG_DIR / "examples").glob("*.toml")))
+def test_shipped_example_configs_load(example: Path) -> None:
+    settings = load_settings(example, env={}, config_dir=CONFIG_DIR)
+    load_program(settings.program, CONFIG_DIR)
+    assert settings.terminal.id != "T1"
