@@ -148,3 +148,30 @@ def test_max_points_per_sale_caps_earning() -> None:
     capped = rules.Program(**{**program.__dict__, "earn": rules.EarnPolicy(max_points_per_sale=50)})
     result = rules.earn_points(capped, Purchase.of_amount(D("80")), capped.tiers.tiers[0])
     assert (result.points, result.capped) == (50, True)
+
+
+def test_tiers_by_visits_with_their_own_multiplier() -> None:
+    policy = rules.TierPolicy(
+        basis=rules.TierBasis.VISITS,
+        period=rules.TierPeriod.ROLLING_12_MONTHS,
+        tiers=(
+            rules.Tier("regular", "Regular"),
+            rules.Tier(
+                "friend", "Friend", threshold=D(10), multiplier=D("1.5"), perks=("free coffee",)
+            ),
+        ),
+    )
+    program = rules.Program(
+        id="visits",
+        name="Visits",
+        currency="EUR",
+        unit_name="points",
+        earn=rules.EarnPolicy(rate=D(2)),
+        tiers=policy,
+    )
+    assert rules.tier_for(policy, MemberStats(visits_in_period=9)).id == "regular"
+    friend = rules.tier_for(policy, MemberStats(visits_in_period=10))
+    assert friend.perks == ("free coffee",)
+    result = rules.earn_points(program, Purchase.of_amount(D("10.00")), friend)
+    assert result.points == 30  # 2 per euro x 1.5
+    assert rules.period_start(policy.period, date(2026, 11, 25)) == date(2025, 11, 25)
