@@ -33,6 +33,32 @@ class ScanEvent:
         return f"ScanEvent(source={self.source!r}, kind={self.kind!r}, len={len(self.value)})"
 
 
+# ScanEvent kinds and the identification hint each one carries.
+SCAN_HINTS: dict[str, str] = {
+    "nfc": "nfc",  # value: card UID in hex
+    "ndef": "barcode",  # value: a member number read from the card's NDEF record
+    "barcode": "barcode",  # value: the scanned text, AIM prefix included
+    "phone": "phone",  # value: digits as typed
+}
+
+
+@dataclass(frozen=True)
+class ReaderStatus:
+    """A reader came, went or failed; shown in the status bar and by `doctor`."""
+
+    source: str
+    state: str  # "connected", "disconnected", "error"
+    detail: str = ""
+    at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class NetworkCommand:
+    """From the simulated reader (field tests): switch the backend connection off or on."""
+
+    online: bool
+
+
 @dataclass(frozen=True)
 class SyncStatus:
     online: bool
