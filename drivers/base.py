@@ -31,6 +31,10 @@ class Reader(Protocol):
         """One line for `doctor` and the admin screen: what it is and how it is doing."""
         ...
 
+    def problem(self) -> str | None:
+        """What is wrong with this reader now, or None when it works."""
+        ...
+
 
 # name -> "module:Class", imported only when a config asks for that driver.
 REGISTRY: dict[str, str] = {

@@ -206,9 +206,7 @@ def member_from_ndef(message: bytes, policy: NdefPolicy) -> str | None:
     return None
 
 
-def read_card(
-    transmit: Transmit, atr: bytes, source: str, ndef_policy: NdefPolicy
-) -> ScanEvent:
+def read_card(transmit: Transmit, atr: bytes, source: str, ndef_policy: NdefPolicy) -> ScanEvent:
     """Turn one presented card into one event: a member number from NDEF if configured and
     present, else the UID; a clear error event when the card cannot be read."""
     info = parse_atr(atr)
@@ -301,6 +299,11 @@ class PcscReader:
         state = f"readers: {', '.join(self.readers) or 'none'}"
         return f"pcsc {self.name}: {state}" + (f"; {self.last_error}" if self.last_error else "")
 
+    def problem(self) -> str | None:
+        if self.last_error:
+            return self.last_error
+        return None if self.readers else "no PC/SC reader connected"
+
     # ------------------------------------------------------------ monitor loop
 
     def _status(self, state: str, detail: str = "") -> None:
@@ -361,7 +364,10 @@ class PcscReader:
                 continue
             if code == _code(scard.SCARD_E_CANCELLED):
                 return
-            if code in (_code(scard.SCARD_E_UNKNOWN_READER), _code(scard.SCARD_E_READER_UNAVAILABLE)):
+            if code in (
+                _code(scard.SCARD_E_UNKNOWN_READER),
+                _code(scard.SCARD_E_READER_UNAVAILABLE),
+            ):
                 readers = self._relist(readers, states, present)
                 continue
             self._call((hresult,))
@@ -381,8 +387,13 @@ class PcscReader:
                 )
                 if event_state & scard.SCARD_STATE_MUTE and not present[name]:
                     present[name] = True
-                    self.sink(ScanEvent(f"pcsc:{name}", "error", "the card does not answer "
-                                        "(mute): present it again, flat on the reader"))
+                    self.sink(
+                        ScanEvent(
+                            f"pcsc:{name}",
+                            "error",
+                            "the card does not answer (mute): present it again, flat on the reader",
+                        )
+                    )
                     continue
                 if is_present and not present[name]:
                     present[name] = True
@@ -416,7 +427,9 @@ class PcscReader:
         scard = self.scard
         source = f"pcsc:{reader}"
         hresult, card, protocol = scard.SCardConnect(
-            self._context, reader, scard.SCARD_SHARE_SHARED,
+            self._context,
+            reader,
+            scard.SCARD_SHARE_SHARED,
             scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
         )
         if _code(hresult) != 0:
@@ -452,8 +465,14 @@ class _ServiceLost(Exception):
 
 
 def _service_errors(scard: Any) -> set[int]:
-    names = ("SCARD_E_NO_SERVICE", "SCARD_E_SERVICE_STOPPED", "SCARD_E_INVALID_HANDLE",
-             "SCARD_F_COMM_ERROR", "SCARD_E_NO_READERS_AVAILABLE_", "SCARD_E_INVALID_VALUE")
+    names = (
+        "SCARD_E_NO_SERVICE",
+        "SCARD_E_SERVICE_STOPPED",
+        "SCARD_E_INVALID_HANDLE",
+        "SCARD_F_COMM_ERROR",
+        "SCARD_E_NO_READERS_AVAILABLE_",
+        "SCARD_E_INVALID_VALUE",
+    )
     return {_code(getattr(scard, name)) for name in names if hasattr(scard, name)}
 
 

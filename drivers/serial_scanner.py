@@ -10,6 +10,7 @@ backoff until it comes back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Mapping
@@ -83,7 +84,11 @@ def decode_frame(frame: Frame, encoding: str) -> tuple[str | None, str | None]:
     try:
         return frame.data.decode(encoding), None
     except UnicodeDecodeError:
-        return None, f"undecodable bytes from the scanner ({len(frame.data)} bytes; check its {encoding} setting)"
+        return (
+            None,
+            f"undecodable bytes from the scanner ({len(frame.data)} bytes;"
+            f" check its {encoding} setting)",
+        )
 
 
 class SerialScanner:
@@ -121,10 +126,9 @@ class SerialScanner:
         self._stop.set()
         port = self._serial
         if port is not None:
-            try:
+            # Not every port type can cancel; the 0.1 s read timeout ends the read anyway.
+            with contextlib.suppress(Exception):
                 port.cancel_read()
-            except Exception:  # not every port type can cancel; the timeout ends the read
-                pass
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
@@ -139,6 +143,9 @@ class SerialScanner:
     def describe(self) -> str:
         state = "connected" if self.connected else f"not connected ({self.last_error})"
         return f"serial {self.name} on {self.port}: {state}"
+
+    def problem(self) -> str | None:
+        return None if self.connected else (self.last_error or f"{self.port} not opened yet")
 
     def _status(self, state: str, detail: str) -> None:
         self.connected = state == "connected"
@@ -169,10 +176,8 @@ class SerialScanner:
                     self._status("disconnected", f"{self.port} went away: {exc}")
                     announced_down = True
             finally:
-                try:
+                with contextlib.suppress(Exception):  # already gone with the device
                     self._serial.close()
-                except Exception:  # already gone with the device
-                    pass
                 self._serial = None
 
     def _read_until_gone(self) -> None:

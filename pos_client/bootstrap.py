@@ -79,6 +79,96 @@ BACKEND_BUILDERS: dict[BackendKind, Callable[[Settings, Program], tuple[Backend,
 }
 
 
+def build_readers(settings: Settings, sink: Callable[[Any], None]) -> list[Any]:
+    """Readers from config through the driver registry; not opened yet."""
+    from drivers.base import DriverUnavailable, build_reader
+
+    readers = []
+    for index, reader in enumerate(settings.readers):
+        options = dict(reader.options)
+        if reader.kind == "simulated":
+            options.setdefault("port_file", str(settings.storage.data_dir / "sim.port"))
+        try:
+            readers.append(build_reader(reader.kind, reader.name, options, sink))
+        except DriverUnavailable as exc:
+            raise ConfigError(f"config key 'readers[{index}].kind': {exc}") from None
+    return readers
+
+
+def open_readers(readers: list[Any], report: Callable[[str, str], None]) -> list[Any]:
+    """Open each reader; one that cannot open is reported and left out, not fatal."""
+    from drivers.base import DriverUnavailable
+
+    opened = []
+    for reader in readers:
+        try:
+            reader.open()
+        except DriverUnavailable as exc:
+            report(reader.name, str(exc))
+            continue
+        opened.append(reader)
+    return opened
+
+
+@dataclass
+class RunningTerminal:
+    """A terminal with its readers open and scans routed to identification."""
+
+    terminal: Terminal
+    readers: list[Any]
+    router: Any
+
+    def close(self) -> None:
+        for reader in self.readers:
+            reader.close()
+        self.router.stop()
+        self.terminal.close()
+
+    def __enter__(self) -> RunningTerminal:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def run_terminal(
+    settings: Settings, report: Callable[[str, str], None] = lambda _name, _problem: None
+) -> RunningTerminal:
+    """Everything a terminal runs: core, sync, readers, and the scan router."""
+    from pos_client.scanning import ScanRouter
+
+    terminal = build_terminal(settings, start_sync=True)
+    try:
+        router = ScanRouter(terminal.checkout, terminal.bus, terminal.network.set_online)
+        router.start()
+        readers = open_readers(build_readers(settings, terminal.bus.publish), report)
+    except Exception:
+        terminal.close()
+        raise
+    return RunningTerminal(terminal, readers, router)
+
+
+def doctor_checks(settings: Settings) -> list[Any]:
+    """Every check `pos-client doctor` prints: core and hardware."""
+    from drivers import probes
+    from pos_client import doctor
+
+    rows = [*doctor.check_clock(), *doctor.check_disk(settings.storage.data_dir)]
+    rows += doctor.check_outbox(settings.storage.outbox_path)
+    try:
+        program = load_program(settings.program, settings.config_dir)
+        backend, _ledger = BACKEND_BUILDERS[settings.backend.kind](settings, program)
+    except ConfigError as exc:
+        rows.append(doctor.Check("backend", False, str(exc)))
+    else:
+        rows += doctor.check_backend(backend, settings.backend.kind.value)
+        backend.close()
+    pcsc_required = any(reader.kind == "pcsc" for reader in settings.readers)
+    rows += probes.probe_pcsc(pcsc_required) + probes.probe_serial_ports()
+    rows += probes.probe_readers(build_readers(settings, lambda _event: None))
+    return rows
+
+
 def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
     program = load_program(settings.program, settings.config_dir)
     try:

@@ -354,6 +354,135 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from pos_client.bootstrap import doctor_checks
+
+    checks = doctor_checks(load(args))
+    for check in checks:
+        print(f"{'ok ' if check.ok else 'BAD'} {check.name}: {check.detail}")
+    problems = [check for check in checks if not check.ok]
+    print(f"{len(problems)} problem(s)" if problems else "all checks passed")
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+SIM_COMMANDS = (
+    "tap",
+    "remove",
+    "scan",
+    "phone",
+    "ndef",
+    "error",
+    "offline",
+    "online",
+    "wait",
+    "play",
+    "status",
+)
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from drivers.simulated import send_command
+
+    port = args.port
+    if port is None:
+        port_file = load(args).storage.data_dir / "sim.port"
+        try:
+            port = int(port_file.read_text().strip())
+        except (OSError, ValueError):
+            raise UsageError(
+                f"no running terminal with a simulated reader ({port_file} not found);"
+                " start one with `pos-client run --headless` or give --port"
+            ) from None
+    command: dict[str, Any] = {"cmd": args.action}
+    if args.value is not None:
+        command["value"] = str(Path(args.value).resolve()) if args.action == "play" else args.value
+    try:
+        reply = send_command(port, command)
+    except OSError as exc:
+        raise UsageError(f"cannot reach the simulated reader on port {port}: {exc}") from None
+    if not reply.get("ok"):
+        print(f"pos-client: sim {args.action}: {reply.get('error')}", file=sys.stderr)
+        return EXIT_FAILED
+    print("ok" + (f": {reply['reader']}" if "reader" in reply else ""))
+    return EXIT_OK
+
+
+def describe_event(event: Any, unit: str) -> str | None:
+    from pos_client.events import ReaderStatus, SyncStatus
+    from pos_client.scanning import CardRemoved, IdentificationFailed, MemberIdentified
+
+    if isinstance(event, MemberIdentified):
+        view = event.session.view
+        return (
+            f"member {view.display_name} tier {view.tier_name} balance {view.balance} {unit}"
+            f" via {event.source}" + ("" if event.session.online else " (offline)")
+        )
+    if isinstance(event, IdentificationFailed):
+        return f"not identified ({event.reason}) via {event.source}: {event.message}"
+    if isinstance(event, CardRemoved):
+        return f"card removed from {event.source}"
+    if isinstance(event, ReaderStatus):
+        return f"reader {event.source} {event.state}" + (
+            f": {event.detail}" if event.detail else ""
+        )
+    if isinstance(event, SyncStatus):
+        return f"sync {'online' if event.online else 'OFFLINE'}, pending {event.pending}"
+    return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import queue
+    import signal
+    import time
+
+    from pos_client.bootstrap import run_terminal
+    from pos_client.events import ReaderStatus, SyncStatus
+    from pos_client.scanning import CardRemoved, IdentificationFailed, MemberIdentified
+
+    if not args.headless:
+        raise UsageError("the Kivy screens are not part of this build yet: use --headless")
+    settings = load(args)
+    lines: queue.Queue[str] = queue.Queue()
+    stop = {"now": False}
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with run_terminal(
+        settings, lambda name, problem: lines.put(f"reader {name}: {problem}")
+    ) as running:
+        unit = running.terminal.program.unit_name
+        last_sync: list[tuple[bool, int]] = []
+
+        def show(event: Any) -> None:
+            if isinstance(event, SyncStatus):
+                key = (event.online, event.pending)
+                if last_sync and last_sync[-1] == key:
+                    return
+                last_sync.append(key)
+            text = describe_event(event, unit)
+            if text:
+                lines.put(text)
+
+        for kind in (MemberIdentified, IdentificationFailed, CardRemoved, ReaderStatus, SyncStatus):
+            running.terminal.bus.subscribe(kind, show)
+        print(
+            f"terminal {settings.terminal.id} running ({len(running.readers)} reader(s));"
+            " Ctrl-C stops",
+            flush=True,
+        )
+        deadline = time.monotonic() + args.duration if args.duration else None
+        while not stop["now"] and (deadline is None or time.monotonic() < deadline):
+            try:
+                print(lines.get(timeout=0.1), flush=True)
+            except queue.Empty:
+                continue
+    print("stopped", flush=True)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pos_client.demo import run_headless_demo
 
@@ -464,6 +593,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--preset")
 
     command("seed-demo", cmd_seed_demo, "add the demo members to the local ledger")
+
+    command("doctor", cmd_doctor, "check readers, ports, backend, clock, disk and outbox")
+
+    sub = command("run", cmd_run, "run the terminal: readers, identification, sync")
+    sub.add_argument("--headless", action="store_true", help="no window: print what happens")
+    sub.add_argument("--duration", type=float, help="stop after this many seconds")
+
+    sub = command("sim", cmd_sim, "drive a running terminal's simulated reader")
+    sub.add_argument("action", choices=SIM_COMMANDS)
+    sub.add_argument("value", nargs="?", help="UID, code, phone number, seconds or scenario file")
+    sub.add_argument("--port", type=int, help="the simulated reader's port (default: sim.port)")
 
     sub = command("demo", cmd_demo, "run the demo on a throwaway embedded ledger")
     sub.add_argument("--headless", action="store_true", help="no window: scripted scenario")

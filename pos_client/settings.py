@@ -85,6 +85,20 @@ class OfflineSettings:
 
 
 @dataclass(frozen=True)
+class WedgeSettings:
+    min_length: int
+    max_gap_ms: Decimal
+    max_length: int
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    kind: str  # a name in drivers.base.REGISTRY
+    name: str
+    options: dict[str, Any]  # driver-specific keys, checked by the driver
+
+
+@dataclass(frozen=True)
 class Settings:
     terminal: TerminalSettings
     store: StoreSettings
@@ -97,6 +111,8 @@ class Settings:
     phone_key_file: Path
     config_dir: Path
     sources: tuple[str, ...]
+    readers: tuple[ReaderSettings, ...] = ()
+    wedge: WedgeSettings = WedgeSettings(4, Decimal(50), 128)
 
 
 def default_config_dir() -> Path:
@@ -195,6 +211,7 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
     offline = root.table("offline")
     privacy = root.table("privacy")
     key_file = privacy.text("phone_key_file")
+    wedge = root.table("wedge")
     return Settings(
         terminal=TerminalSettings(
             id=terminal.text("id"), mode=terminal.choice("mode", Mode), language=language
@@ -225,4 +242,23 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
         phone_key_file=Path(key_file).expanduser() if key_file else data_dir / "phone.key",
         config_dir=config_dir,
         sources=tuple(sources),
+        readers=parse_readers(root),
+        wedge=WedgeSettings(
+            min_length=wedge.integer("min_length", minimum=2),
+            max_gap_ms=wedge.decimal("max_gap_ms", minimum=Decimal(1)),
+            max_length=wedge.integer("max_length", minimum=4),
+        ),
     )
+
+
+def parse_readers(root: Section) -> tuple[ReaderSettings, ...]:
+    readers = []
+    names: set[str] = set()
+    for index, reader in enumerate(root.tables("readers")):
+        name = reader.text("name", f"reader{index}")
+        if name in names:
+            raise reader.fail("name", f"two readers are called {name!r}")
+        names.add(name)
+        options = {k: v for k, v in reader.data.items() if k not in ("kind", "name")}
+        readers.append(ReaderSettings(reader.text("kind"), name, options))
+    return tuple(readers)

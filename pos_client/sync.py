@@ -78,8 +78,8 @@ class SyncWorker:
                 while max_batches is None or batches < max_batches:
                     batch = self.outbox.claim(self.policy.batch_size, self.clock())
                     if not batch:
-                        if not self.online:
-                            self._probe()
+                        if batches == 0:
+                            self._probe()  # nothing to send: still learn if we are online
                         break
                     batches += 1
                     sent += len(batch)
@@ -144,6 +144,7 @@ class SyncWorker:
             self.backend.ping()
         except BackendUnavailable as exc:
             self.failures += 1
+            self.online = False
             self.last_error = str(exc)
         else:
             self._came_online()

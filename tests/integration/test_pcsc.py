@@ -72,8 +72,9 @@ class Events:
 @pytest.fixture
 def reader(pcscd: PcscDaemon) -> Iterator[tuple[PcscReader, Events]]:
     events = Events()
-    driver = PcscReader("nfc", {"reader": "Virtual PCD 00 00", "debounce_s": 1.0,
-                                "ndef_member": "text"}, events)
+    driver = PcscReader(
+        "nfc", {"reader": "Virtual PCD 00 00", "debounce_s": 1.0, "ndef_member": "text"}, events
+    )
     with driver:
         events.next_status("connected")
         yield driver, events
@@ -84,7 +85,9 @@ def tap(card: VirtualCard, events: Events) -> ScanEvent:
     return events.next_scan()
 
 
-def test_a_tap_gives_one_uid_event_even_if_the_card_stays(reader: tuple[PcscReader, Events]) -> None:
+def test_a_tap_gives_one_uid_event_even_if_the_card_stays(
+    reader: tuple[PcscReader, Events],
+) -> None:
     _driver, events = reader
     card = VirtualCard()
     event = tap(card, events)
@@ -141,8 +144,11 @@ def test_an_ntag_with_an_ndef_text_record_gives_the_member_number(
     message = b"".join(ndef.message_encoder([ndef.TextRecord("MEMBER-0042")]))
     card = VirtualCard(uid=bytes.fromhex("04AABBCCDDEEFF"), memory=ntag_memory(message))
     event = tap(card, events)
-    assert (event.kind, event.value, event.raw) == ("ndef", "MEMBER-0042",
-                                                    bytes.fromhex("04AABBCCDDEEFF"))
+    assert (event.kind, event.value, event.raw) == (
+        "ndef",
+        "MEMBER-0042",
+        bytes.fromhex("04AABBCCDDEEFF"),
+    )
     assert any(apdu.startswith(b"\xff\xb0\x00\x03") for apdu in card.apdus)
     card.remove()
 
@@ -153,8 +159,9 @@ def test_a_long_ndef_message_is_read_across_several_page_reads(
     import ndef
 
     _driver, events = reader
-    message = b"".join(ndef.message_encoder([
-        ndef.TextRecord("x" * 300), ndef.TextRecord("never reached")]))
+    message = b"".join(
+        ndef.message_encoder([ndef.TextRecord("x" * 300), ndef.TextRecord("never reached")])
+    )
     card = VirtualCard(uid=bytes.fromhex("04A1A2A3A4A5A6"), memory=ntag_memory(message))
     event = tap(card, events)
     assert (event.kind, event.value) == ("ndef", "x" * 300)
@@ -173,7 +180,8 @@ def test_a_classic_card_gives_its_uid_without_ndef_reads(
 
 
 def test_pcscd_killed_and_restarted_while_the_driver_runs(
-    pcscd: PcscDaemon, reader: tuple[PcscReader, Events],
+    pcscd: PcscDaemon,
+    reader: tuple[PcscReader, Events],
 ) -> None:
     _driver, events = reader
     pcscd.kill()
@@ -189,7 +197,9 @@ def test_pcscd_killed_and_restarted_while_the_driver_runs(
     card.remove()
 
 
-def test_missing_pyscard_is_a_clear_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_pyscard_is_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import builtins
 
     from drivers.base import DriverUnavailable

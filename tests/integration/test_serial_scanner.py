@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import time
@@ -13,8 +14,8 @@ import pytest
 
 pytest.importorskip("serial", reason="pyserial (the 'serial' extra) is not installed")
 
-from drivers.serial_scanner import SerialScanner  # noqa: E402
-from pos_client.events import ReaderStatus, ScanEvent  # noqa: E402
+from drivers.serial_scanner import SerialScanner
+from pos_client.events import ReaderStatus, ScanEvent
 
 
 class Pty:
@@ -62,16 +63,13 @@ class Sink:
 def scanner(tmp_path: Path) -> Iterator[tuple[Pty, Sink, SerialScanner]]:
     pty = Pty(tmp_path / "scanner")
     sink = Sink()
-    driver = SerialScanner("desk", {"port": str(pty.link), "suffix": "CR", "max_length": 32},
-                           sink)
+    driver = SerialScanner("desk", {"port": str(pty.link), "suffix": "CR", "max_length": 32}, sink)
     with driver:
         assert sink.next(ReaderStatus).state == "connected"
         yield pty, sink, driver
     if pty.master >= 0:
-        try:
+        with contextlib.suppress(OSError):
             pty.unplug()
-        except OSError:
-            pass
 
 
 def test_slow_byte_by_byte_writes_make_one_code(scanner: tuple[Pty, Sink, SerialScanner]) -> None:

@@ -1,0 +1,258 @@
+"""The field-test reader: a first-class driver that produces the same events as hardware.
+
+Commands arrive three ways, all through `inject()`: JSON lines on a loopback TCP socket
+(what `pos-client sim tap 04A224C25E6C80` sends to a running terminal), scenario files
+(TOML, `[[steps]]` with `do = "tap" | "remove" | "scan" | "phone" | "ndef" | "error" |
+"offline" | "online" | "wait"`), and direct calls from tests and the UI's keyboard shortcuts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from drivers.base import DriverUnavailable, Sink
+from pos_client.configfile import ConfigError, Section, load_toml
+from pos_client.events import NetworkCommand, ReaderStatus, ScanEvent
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+MAX_COMMAND_BYTES = 4096
+
+
+class SimulatedReader:
+    kind = "simulated"
+
+    def __init__(self, name: str, options: Mapping[str, Any], sink: Sink) -> None:
+        section = Section(options, f"reader {name}", f"readers.{name}.")
+        self.name = name
+        self.sink = sink
+        self.host = section.text("host", "127.0.0.1")
+        if self.host not in LOOPBACK:
+            raise section.fail("host", "the simulated reader listens on loopback only")
+        self.port = section.integer("port", 0, minimum=0)
+        port_file = section.text("port_file", "")
+        self.port_file = Path(port_file).expanduser() if port_file else None
+        scenario = section.text("scenario", "")
+        self.scenario = Path(scenario).expanduser() if scenario else None
+        self.autoplay = section.flag("autoplay", False)
+        self.source = f"sim:{name}"
+        self._server: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self.commands: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "tap": self._tap,
+            "remove": self._remove,
+            "scan": self._scan,
+            "phone": self._phone,
+            "ndef": self._ndef,
+            "error": self._error,
+            "offline": lambda _c: self._network(False),
+            "online": lambda _c: self._network(True),
+            "wait": self._wait,
+            "play": self._play,
+            "status": lambda _c: {"ok": True, "reader": self.describe()},
+        }
+
+    # ------------------------------------------------------------ lifecycle
+
+    def open(self) -> None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        server = socket.socket(family, socket.SOCK_STREAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            server.bind((self.host, self.port))
+        except OSError as exc:
+            server.close()
+            raise DriverUnavailable(
+                f"simulated reader cannot listen on port {self.port}: {exc}"
+            ) from None
+        server.listen(8)
+        server.settimeout(0.2)
+        self._server = server
+        self.port = server.getsockname()[1]
+        if self.port_file is not None:
+            self.port_file.parent.mkdir(parents=True, exist_ok=True)
+            self.port_file.write_text(f"{self.port}\n")
+        self._stop.clear()
+        self._spawn(self._accept_loop, "sim-accept")
+        self.sink(ReaderStatus(self.source, "connected", f"listening on {self.host}:{self.port}"))
+        if self.autoplay and self.scenario is not None:
+            self._spawn(
+                lambda: self.inject({"cmd": "play", "value": str(self.scenario)}), "sim-scenario"
+            )
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for thread in self._threads:
+            thread.join(2)
+        self._threads.clear()
+        if self.port_file is not None:
+            self.port_file.unlink(missing_ok=True)
+
+    def __enter__(self) -> SimulatedReader:
+        self.open()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        state = f"listening on {self.host}:{self.port}" if self._server else "closed"
+        return f"simulated {self.name}: {state}"
+
+    def problem(self) -> str | None:
+        return None if self._server is not None else "not listening"
+
+    def _spawn(self, target: Callable[[], Any], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # ------------------------------------------------------------ commands
+
+    def inject(self, command: Mapping[str, Any]) -> dict[str, Any]:
+        """Run one command; the reply says ok or what was wrong. Never raises."""
+        handler = self.commands.get(str(command.get("cmd", "")))
+        if handler is None:
+            return {
+                "ok": False,
+                "error": f"unknown command {command.get('cmd')!r}; "
+                f"known: {', '.join(sorted(self.commands))}",
+            }
+        try:
+            return handler(dict(command))
+        except (ValueError, ConfigError) as exc:
+            return {"ok": False, "error": str(exc)}
+
+    def _value(self, command: dict[str, Any]) -> str:
+        value = command.get("value")
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"'{command.get('cmd')}' needs a value")
+        return value.strip()
+
+    def _emit(self, kind: str, value: str, raw: bytes = b"") -> dict[str, Any]:
+        self.sink(ScanEvent(self.source, kind, value, raw or value.encode()))
+        return {"ok": True}
+
+    def _tap(self, command: dict[str, Any]) -> dict[str, Any]:
+        return self._emit("nfc", self._value(command))
+
+    def _remove(self, _command: dict[str, Any]) -> dict[str, Any]:
+        return self._emit("removed", "")
+
+    def _scan(self, command: dict[str, Any]) -> dict[str, Any]:
+        return self._emit("barcode", self._value(command))
+
+    def _phone(self, command: dict[str, Any]) -> dict[str, Any]:
+        return self._emit("phone", self._value(command))
+
+    def _ndef(self, command: dict[str, Any]) -> dict[str, Any]:
+        return self._emit("ndef", self._value(command))
+
+    def _error(self, command: dict[str, Any]) -> dict[str, Any]:
+        return self._emit("error", str(command.get("value") or "simulated broken card"))
+
+    def _network(self, online: bool) -> dict[str, Any]:
+        self.sink(NetworkCommand(online))
+        return {"ok": True}
+
+    def _wait(self, command: dict[str, Any]) -> dict[str, Any]:
+        seconds = float(command.get("seconds", command.get("value", 1)))
+        if not 0 <= seconds <= 600:
+            raise ValueError("wait between 0 and 600 seconds")
+        self._stop.wait(seconds)
+        return {"ok": True}
+
+    def _play(self, command: dict[str, Any]) -> dict[str, Any]:
+        steps = load_scenario(Path(self._value(command)))
+        for index, step in enumerate(steps):
+            if self._stop.is_set():
+                return {"ok": False, "error": "stopped", "played": index}
+            reply = self.inject(step)
+            if not reply.get("ok"):
+                return {"ok": False, "error": f"step {index + 1}: {reply.get('error')}"}
+        return {"ok": True, "played": len(steps)}
+
+    # ------------------------------------------------------------ socket
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            server = self._server
+            if server is None:
+                return
+            try:
+                client, _address = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._spawn(partial(self._serve, client), "sim-client")
+
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            client.settimeout(30)
+            stream = client.makefile("rwb")
+            while not self._stop.is_set():
+                try:
+                    line = stream.readline(MAX_COMMAND_BYTES + 1)
+                except OSError:
+                    return
+                if not line:
+                    return
+                try:
+                    command = json.loads(line)
+                    if not isinstance(command, dict):
+                        raise ValueError("a command is a JSON object")
+                    reply = self.inject(command)
+                except ValueError as exc:
+                    reply = {"ok": False, "error": f"bad command: {exc}"}
+                stream.write(json.dumps(reply).encode() + b"\n")
+                stream.flush()
+
+
+def load_scenario(path: Path) -> list[dict[str, Any]]:
+    """Scenario TOML -> commands, with errors naming the step and key."""
+    root = Section(load_toml(path), str(path))
+    steps = []
+    for step in root.tables("steps"):
+        action = step.text("do")
+        command: dict[str, Any] = {"cmd": action}
+        if "value" in step.data:
+            command["value"] = step.text("value")
+        if "seconds" in step.data:
+            command["seconds"] = float(step.decimal("seconds", minimum=Decimal(0)))
+        steps.append(command)
+    if not steps:
+        raise ConfigError(f"{path}: a scenario needs at least one [[steps]]")
+    return steps
+
+
+def send_command(
+    port: int, command: Mapping[str, Any], host: str = "127.0.0.1", timeout_s: float = 10.0
+) -> dict[str, Any]:
+    """The client side of `pos-client sim ...`."""
+    deadline = time.monotonic() + timeout_s
+    with socket.create_connection((host, port), timeout=timeout_s) as connection:
+        connection.sendall(json.dumps(dict(command)).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            connection.settimeout(max(0.1, deadline - time.monotonic()))
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    reply: dict[str, Any] = json.loads(data or b'{"ok": false, "error": "no reply"}')
+    return reply

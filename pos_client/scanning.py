@@ -1,0 +1,121 @@
+"""From reader events to identified members: the one path every driver's events take.
+
+Drivers publish ScanEvent on the bus from their own threads; the router queues them and
+identifies on its own worker thread (a lookup may wait on the backend), then publishes
+MemberIdentified or IdentificationFailed for the UI to apply on its clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pos_client.checkout import Checkout, MemberNotFound, MemberSession
+from pos_client.domain import IdentityKind, utcnow
+from pos_client.events import SCAN_HINTS, EventBus, NetworkCommand, ScanEvent
+from pos_client.identify import IdentifyError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MemberIdentified:
+    source: str
+    session: MemberSession
+    scanned_at: datetime  # when the reader saw it: for tap-to-screen latency
+    at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class IdentificationFailed:
+    source: str
+    reason: str  # "invalid" (bad input), "unknown" (no member), "reader" (card/reader fault)
+    message: str
+    can_enroll: bool = False  # an unknown phone number: offer to join
+    at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class CardRemoved:
+    source: str
+
+
+class ScanRouter:
+    def __init__(
+        self,
+        checkout: Checkout,
+        bus: EventBus,
+        set_online: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.checkout = checkout
+        self.bus = bus
+        self.set_online = set_online
+        self._queue: queue.Queue[ScanEvent | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    def start(self) -> None:
+        self._unsubscribe = [
+            self.bus.subscribe(ScanEvent, self._queue.put),
+            self.bus.subscribe(NetworkCommand, self._network),
+        ]
+        self._thread = threading.Thread(target=self._run, name="scan-router", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def __enter__(self) -> ScanRouter:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def _network(self, command: NetworkCommand) -> None:
+        if self.set_online is not None:
+            self.set_online(command.online)
+
+    def _run(self) -> None:
+        while True:
+            event = self._queue.get()
+            if event is None:
+                return
+            try:
+                self.bus.publish(self.route(event))
+            except Exception:  # one bad event must never stop identification
+                log.exception("scan routing failed")
+
+    def route(self, event: ScanEvent) -> MemberIdentified | IdentificationFailed | CardRemoved:
+        if event.kind == "removed":
+            return CardRemoved(event.source)
+        if event.kind == "error":
+            return IdentificationFailed(event.source, "reader", event.value)
+        hint = SCAN_HINTS.get(event.kind)
+        if hint is None:
+            return IdentificationFailed(event.source, "reader", f"unknown input {event.kind!r}")
+        try:
+            identity = self.checkout.parse(event.value, hint)
+        except IdentifyError as exc:
+            log.info("unusable input from %s: %s", event.source, exc)
+            return IdentificationFailed(event.source, "invalid", str(exc))
+        try:
+            session = self.checkout.find(identity)
+        except MemberNotFound:
+            log.info("no member for %s from %s", identity.redacted(), event.source)
+            return IdentificationFailed(
+                event.source,
+                "unknown",
+                "no member with this card or phone",
+                can_enroll=identity.kind is IdentityKind.PHONE,
+            )
+        return MemberIdentified(event.source, session, event.at)

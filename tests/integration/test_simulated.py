@@ -1,0 +1,217 @@
+"""The simulated reader: socket, scenarios, and the same path to the core as hardware."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drivers.simulated import SimulatedReader, load_scenario, send_command
+from pos_client.bootstrap import Terminal
+from pos_client.configfile import ConfigError
+from pos_client.demo import DEMO_MEMBERS, seed_demo_members
+from pos_client.events import NetworkCommand, ScanEvent
+from pos_client.scanning import IdentificationFailed, MemberIdentified, ScanRouter
+from tests.conftest import CONFIG_DIR, REPO
+
+ANNA = DEMO_MEMBERS[0]
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.items: queue.Queue[Any] = queue.Queue()
+
+    def __call__(self, event: Any) -> None:
+        self.items.put(event)
+
+    def take(self, kind: type, timeout: float = 5.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.items.get(timeout=max(0.01, deadline - time.monotonic()))
+            if isinstance(event, kind):
+                return event
+
+
+def test_socket_commands_become_scan_events() -> None:
+    sink = Collect()
+    with SimulatedReader("sim", {"port": 0}, sink) as reader:
+        assert send_command(reader.port, {"cmd": "tap", "value": "04A224C25E6C80"}) == {"ok": True}
+        event = sink.take(ScanEvent)
+        assert (event.source, event.kind, event.value) == ("sim:sim", "nfc", "04A224C25E6C80")
+        send_command(reader.port, {"cmd": "offline"})
+        assert sink.take(NetworkCommand).online is False
+        reply = send_command(reader.port, {"cmd": "fly"})
+        assert not reply["ok"] and "unknown command" in reply["error"]
+        assert "needs a value" in send_command(reader.port, {"cmd": "scan"})["error"]
+        with socket.create_connection(("127.0.0.1", reader.port)) as raw:
+            raw.sendall(b"not json\n")
+            assert "bad command" in json.loads(raw.makefile().readline())["error"]
+
+
+def test_the_simulated_reader_listens_on_loopback_only() -> None:
+    with pytest.raises(ConfigError, match="loopback only"):
+        SimulatedReader("sim", {"host": "0.0.0.0"}, lambda _e: None)
+
+
+def test_the_shipped_scenario_plays_through(tmp_path: Path) -> None:
+    sink = Collect()
+    steps = load_scenario(CONFIG_DIR / "scenarios" / "field-test.toml")
+    fast = [s for s in steps if s["cmd"] != "wait"]
+    scenario = tmp_path / "fast.toml"
+    scenario.write_text(
+        "".join(
+            f'[[steps]]\ndo = "{s["cmd"]}"\n'
+            + (f"value = {json.dumps(s['value'])}\n" if "value" in s else "")
+            for s in fast
+        )
+    )
+    with SimulatedReader("sim", {"scenario": str(scenario), "autoplay": True}, sink):
+        kinds = []
+        for _ in fast:
+            event = sink.take((ScanEvent, NetworkCommand))  # type: ignore[arg-type]
+            kinds.append(event.kind if isinstance(event, ScanEvent) else f"net:{event.online}")
+    assert kinds == [
+        "nfc",
+        "removed",
+        "barcode",
+        "phone",
+        "barcode",
+        "error",
+        "net:False",
+        "nfc",
+        "net:True",
+    ]
+
+
+def test_a_bad_scenario_names_the_step(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[steps]]\ndo = "wait"\nseconds = "soon"\n')
+    with pytest.raises(ConfigError, match=r"steps\[0\].seconds"):
+        load_scenario(bad)
+
+
+def test_simulated_and_hardware_events_reach_the_same_member(terminal: Terminal) -> None:
+    assert terminal.ledger is not None
+    seed_demo_members(terminal.ledger, terminal.checkout.hasher)
+    router = ScanRouter(terminal.checkout, terminal.bus)
+    from_pcsc = router.route(ScanEvent("pcsc:ACS ACR122U 00 00", "nfc", "04A224C25E6C80"))
+    from_sim = router.route(ScanEvent("sim:sim", "nfc", "04:a2:24:c2:5e:6c:80"))
+    from_serial = router.route(ScanEvent("serial:desk", "barcode", "]E0" + ANNA.card_number))
+    assert isinstance(from_pcsc, MemberIdentified)
+    assert isinstance(from_sim, MemberIdentified) and isinstance(from_serial, MemberIdentified)
+    views = {replace(e.session.view, as_of=None) for e in (from_pcsc, from_sim, from_serial)}  # type: ignore[arg-type]
+    assert len(views) == 1
+    misread = router.route(ScanEvent("serial:desk", "barcode", "]E02900000000019"))
+    assert isinstance(misread, IdentificationFailed) and misread.reason == "invalid"
+    stranger = router.route(ScanEvent("sim:sim", "phone", "+1 650 253 9999"))
+    assert isinstance(stranger, IdentificationFailed) and stranger.can_enroll
+
+
+def cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_pos_client_sim_drives_a_running_terminal(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert cli(data, "seed-demo").returncode == 0
+    env = {**os.environ, "POS_CLIENT__SYNC__INTERVAL_S": "0.2"}
+    terminal = subprocess.Popen(
+        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), "run", "--headless"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    import threading
+
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in terminal.stdout], daemon=True
+    ).start()  # type: ignore[union-attr]
+
+    def expect(fragment: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if fragment in line:
+                return line
+        raise AssertionError(f"terminal never printed {fragment!r}")
+
+    try:
+        expect("running")
+        assert cli(data, "sim", "tap", ANNA.card_uid or "").returncode == 0
+        assert "via sim:sim" in expect("member Anna K.")
+        assert cli(data, "sim", "scan", "]E0" + DEMO_MEMBERS[1].card_number).returncode == 0
+        expect("member Bob S.")
+        assert cli(data, "sim", "phone", "+7 912 345-67-89").returncode == 0
+        expect("member Anna K.")
+        assert cli(data, "sim", "scan", "]E02900000000019").returncode == 0
+        assert "check digit" in expect("not identified (invalid)")
+        assert cli(data, "sim", "offline").returncode == 0
+        expect("sync OFFLINE")
+        assert cli(data, "sim", "tap", ANNA.card_uid or "").returncode == 0
+        assert "(offline)" in expect("member Anna K.")
+        assert cli(data, "sim", "online").returncode == 0
+        expect("sync online")
+        bad = cli(data, "sim", "play", str(tmp_path / "missing.toml"))
+        assert bad.returncode == 1 and "file not found" in bad.stderr
+    finally:
+        terminal.send_signal(signal.SIGTERM)
+        terminal.wait(10)
+    assert terminal.returncode == 0
+    assert not (data / "sim.port").exists()
+    stranger = cli(data, "sim", "tap", "04112233")
+    assert stranger.returncode == 2 and "no running terminal" in stranger.stderr
+
+
+def test_doctor_reports_each_problem_on_its_own_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    config = tmp_path / "desk.toml"
+    config.write_text(
+        '[[readers]]\nkind = "serial"\nname = "desk"\nport = "/dev/does-not-exist"\n'
+        '[[readers]]\nkind = "simulated"\nname = "sim"\n'
+    )
+    data.mkdir()
+    (data / "outbox.sqlite").write_bytes(b"garbage" * 500)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pos_client.cli",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(data),
+            "doctor",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    bad = [line for line in result.stdout.splitlines() if line.startswith("BAD")]
+    assert any("outbox" in line and "damaged" in line for line in bad)
+    assert any("reader desk" in line and "does-not-exist" in line for line in bad)
+    assert any(line.startswith("ok  reader sim") for line in result.stdout.splitlines())
+    assert "2 problem(s)" in result.stdout
