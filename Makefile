@@ -38,6 +38,7 @@ check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/outbox_commit.py
+	$(BIN)/python benchmarks/reader_latency.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
