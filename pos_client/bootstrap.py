@@ -169,6 +169,14 @@ def doctor_checks(settings: Settings) -> list[Any]:
     return rows
 
 
+def build_app(settings: Settings, running: RunningTerminal) -> Any:
+    """The Kivy app over a running terminal (window options set before any window)."""
+    from ui.app import PosApp, configure_kivy
+
+    configure_kivy(settings.terminal.fullscreen, settings.terminal.mode.value == "kiosk")
+    return PosApp(running)
+
+
 def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
     program = load_program(settings.program, settings.config_dir)
     try:

@@ -8,7 +8,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -26,7 +26,7 @@ from pos_client.domain import (
 )
 from pos_client.events import EventBus, SaleRecorded
 from pos_client.identify import IdentifyError, gs1_check_digit, identify, parse_phone
-from pos_client.operations import ActionOp, EnrollOp, RedemptionRequest, SaleOp
+from pos_client.operations import ActionOp, EnrollOp, GiveOp, RedemptionRequest, SaleOp
 from pos_client.outbox import Outbox
 from pos_client.ports import Backend, BackendUnavailable
 from pos_client.privacy import PhoneHasher
@@ -165,7 +165,24 @@ class Checkout:
 
     def _session(self, view: MemberView, identity: Identity, online: bool) -> MemberSession:
         points, redemptions = self.outbox.unsynced_for_member(view.member_id)
+        if not online:
+            view = self._reprice(view, view.balance - redemptions)
         return MemberSession(view, identity, online, points, redemptions)
+
+    def _reprice(self, view: MemberView, spendable: int) -> MemberView:
+        """A cached view's rewards and progress, recomputed for what can be spent now."""
+        try:
+            tier = self.program.tiers.by_id(view.tier_id)
+        except KeyError:
+            return view
+        offers = rules.reward_offers(self.program, max(0, spendable), tier, view.birthday_reward)
+        nearest = rules.next_reward(self.program, max(0, spendable), tier)
+        return replace(
+            view,
+            rewards=offers,
+            next_reward_name=nearest[0] if nearest else None,
+            next_reward_remaining=nearest[1] if nearest else None,
+        )
 
     def tier_of(self, session: MemberSession) -> rules.Tier:
         try:
@@ -277,6 +294,44 @@ class Checkout:
         plan = self.plan_redemption(session, reward_id=reward_id, option=option)
         purchase = Purchase.of_amount(plan.cash_due)
         return self.earn(session, purchase, plan)
+
+    def give(self, session: MemberSession, target_id: str, points: int) -> Receipt:
+        """Transfer points to a partner programme or donate them to a charity."""
+        if session.identity.kind is IdentityKind.CARD_UID and not self.policy.redeem_on_uid:
+            raise CheckoutError("spending needs a phone number or a member card, not a bare tag")
+        try:
+            plan = rules.plan_give(self.program, target_id, points, session.spendable)
+        except RulesError as exc:
+            raise CheckoutError(str(exc)) from None
+        if not session.online and plan.points > self.policy.offline_redeem_cap:
+            raise CheckoutError(
+                f"offline: at most {self.policy.offline_redeem_cap} {self.program.unit_name}"
+                " can be spent until the connection is back"
+            )
+        op = GiveOp(
+            key=uuid7(),
+            member_id=session.view.member_id,
+            target_id=target_id,
+            points=plan.points,
+            terminal_id=self.policy.terminal_id,
+            occurred_at=self.clock(),
+        )
+        self.outbox.add(op.to_body(), now=op.occurred_at)
+        self.wake_sync()
+        line = f"{plan.target.name}: {plan.points} -> {plan.converted} {plan.target.unit_name}"
+        return Receipt(
+            op.key,
+            op.kind,
+            session.view.display_name,
+            0,
+            plan.points,
+            Decimal(0),
+            Decimal(0),
+            plan.target.id,
+            not session.online,
+            (line,),
+            op.occurred_at,
+        )
 
     def record_action(self, session: MemberSession, action_id: str) -> Receipt:
         try:

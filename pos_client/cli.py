@@ -439,9 +439,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pos_client.events import ReaderStatus, SyncStatus
     from pos_client.scanning import CardRemoved, IdentificationFailed, MemberIdentified
 
-    if not args.headless:
-        raise UsageError("the Kivy screens are not part of this build yet: use --headless")
     settings = load(args)
+    if not args.headless:
+        return run_window(settings)
     lines: queue.Queue[str] = queue.Queue()
     stop = {"now": False}
 
@@ -483,12 +483,70 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_window(settings: Settings) -> int:
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    from pos_client.bootstrap import build_app, run_terminal
+
+    with run_terminal(settings) as running:
+        build_app(settings, running).run()
+    return EXIT_OK
+
+
+def demo_settings(settings: Settings, data_dir: Path) -> Settings:
+    return replace(
+        settings,
+        storage=replace(settings.storage, data_dir=data_dir, ledger_url=""),
+        phone_key_file=data_dir / "phone.key",
+        sync=replace(settings.sync, interval_s=0.5, backoff_base_s=0.2, backoff_cap_s=1.0),
+    )
+
+
+def cmd_demo_screens(args: argparse.Namespace, settings: Settings, data_dir: Path) -> int:
+    """The demo on the real screens: a window if there is a display, else offscreen with
+    a screenshot of each step of the field-test scenario in demo-output/."""
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    from pos_client.bootstrap import build_app, run_terminal
+    from pos_client.demo import DemoRun, seed_demo_members, summarise
+    from ui.app import has_display
+
+    settings = demo_settings(settings, data_dir)
+    with run_terminal(settings) as running:
+        terminal = running.terminal
+        assert terminal.ledger is not None
+        seed_demo_members(terminal.ledger, terminal.checkout.hasher)
+        app = build_app(settings, running)
+        if has_display() and not args.offscreen:
+            print(
+                "demo window open; drive it with `pos-client --data-dir "
+                f"{data_dir} sim tap 04A224C25E6C80` (and scan, phone, offline, online)"
+            )
+            app.run()
+            return EXIT_OK
+        from ui.demo import field_test
+        from ui.script import run_app_with_script
+
+        shots = Path(args.output)
+        runner = run_app_with_script(app, field_test, shots)
+        terminal.sync.drain()
+        recorded = [entry.key for entry in terminal.outbox.entries(limit=10_000)]
+        summary = summarise(terminal, DemoRun(recorded=recorded))
+    print(
+        f"demo: {len(runner.screenshots)} screenshots in {shots}/, "
+        f"{summary['sales']} operations, {summary['synced']} synced, "
+        f"{summary['pending']} pending, {summary['lost']} lost, "
+        f"{summary['duplicated']} duplicated"
+    )
+    return EXIT_OK if summary["lost"] == 0 and summary["duplicated"] == 0 else EXIT_FAILED
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pos_client.demo import run_headless_demo
 
     settings = load(args)
     with tempfile.TemporaryDirectory(prefix="pos-client-demo-") as scratch:
         data_dir = Path(args.data_dir) if args.data_dir else Path(scratch)
+        if not args.headless and not args.json:
+            return cmd_demo_screens(args, settings, data_dir)
         settings = replace(
             settings,
             storage=replace(settings.storage, data_dir=data_dir, ledger_url=""),
@@ -496,8 +554,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         with build_terminal(settings) as terminal:
             echo: Callable[[str], None] | None = None if args.json else print
-            if not args.headless and not args.json:
-                print("(the Kivy screens are not part of this build yet: running headless)")
             summary = run_headless_demo(terminal, echo=echo)
     if args.json:
         summary.pop("transcript", None)
@@ -608,6 +664,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("demo", cmd_demo, "run the demo on a throwaway embedded ledger")
     sub.add_argument("--headless", action="store_true", help="no window: scripted scenario")
     sub.add_argument("--json", action="store_true", help="one JSON summary object")
+    sub.add_argument("--offscreen", action="store_true", help="screenshots even with a display")
+    sub.add_argument("--output", default="demo-output", help="where screenshots go")
     return parser
 
 

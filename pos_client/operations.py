@@ -18,7 +18,8 @@ from pos_client.domain import Consent, Purchase, PurchaseLine, require_aware
 OP_SALE = "sale"
 OP_ENROLL = "enroll"
 OP_ACTION = "action"
-OP_KINDS = (OP_SALE, OP_ENROLL, OP_ACTION)
+OP_GIVE = "give"
+OP_KINDS = (OP_SALE, OP_ENROLL, OP_ACTION, OP_GIVE)
 
 
 class OpRejected(Exception):
@@ -270,11 +271,49 @@ class ActionOp:
         )
 
 
-Operation = SaleOp | EnrollOp | ActionOp
+@dataclass(frozen=True)
+class GiveOp:
+    """Points transferred to a partner programme or donated to a charity."""
+
+    key: str
+    member_id: str
+    target_id: str
+    points: int
+    terminal_id: str
+    occurred_at: datetime
+
+    kind = OP_GIVE
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "type": OP_GIVE,
+            "key": self.key,
+            "member_id": self.member_id,
+            "target_id": self.target_id,
+            "points": self.points,
+            "terminal_id": self.terminal_id,
+            "occurred_at": iso(self.occurred_at),
+            "redemption": {"points": self.points},  # counts as spent while unsynced
+        }
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> GiveOp:
+        return cls(
+            key=require(body, "key", str),
+            member_id=require(body, "member_id", str),
+            target_id=require(body, "target_id", str),
+            points=require(body, "points", int),
+            terminal_id=str(body.get("terminal_id") or ""),
+            occurred_at=parse_time(body.get("occurred_at"), "occurred_at"),
+        )
+
+
+Operation = SaleOp | EnrollOp | ActionOp | GiveOp
 OP_PARSERS: dict[str, Any] = {
     OP_SALE: SaleOp.from_body,
     OP_ENROLL: EnrollOp.from_body,
     OP_ACTION: ActionOp.from_body,
+    OP_GIVE: GiveOp.from_body,
 }
 
 

@@ -12,6 +12,7 @@ from pos_client.rules import (
     EarnMode,
     EarnPolicy,
     ExpiryPolicy,
+    GiveTarget,
     PointsAsMoney,
     Program,
     Reward,
@@ -131,7 +132,20 @@ def parse_program(root: Section) -> Program:
         )
         for action in root.tables("actions")
     }
+    give_targets = tuple(
+        GiveTarget(
+            id=item.text("id"),
+            name=item.text("name"),
+            kind=kind,
+            points_per_unit=item.integer("points_per_unit", minimum=1),
+            unit_name=item.text("unit_name"),
+            min_points=item.integer("min_points", 0, minimum=0),
+        )
+        for kind, key in (("partner", "partners"), ("charity", "charities"))
+        for item in root.tables(key)
+    )
     return Program(
+        give_targets=give_targets,
         id=root.text("id"),
         name=root.text("name"),
         currency=root.text("currency", "USD"),

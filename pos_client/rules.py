@@ -120,6 +120,25 @@ class ActionRule:
 
 
 @dataclass(frozen=True)
+class GiveTarget:
+    """A partner programme points convert into, or a charity they are donated to."""
+
+    id: str
+    name: str
+    kind: str  # "partner" or "charity"
+    points_per_unit: int  # e.g. 100 points = 1 airline mile, 1000 points = $1 donated
+    unit_name: str  # "miles", "USD"
+    min_points: int = 0
+
+
+@dataclass(frozen=True)
+class GivePlan:
+    target: GiveTarget
+    points: int
+    converted: Decimal  # partner units or donated money
+
+
+@dataclass(frozen=True)
 class ExpiryPolicy:
     months: int | None = None  # earned points expire this many months after earning
 
@@ -139,6 +158,13 @@ class Program:
     expiry: ExpiryPolicy = field(default_factory=ExpiryPolicy)
     max_redeem_points_per_sale: int | None = None
     birthday_reward: Reward | None = None
+    give_targets: tuple[GiveTarget, ...] = ()
+
+    def give_target(self, target_id: str) -> GiveTarget:
+        for target in self.give_targets:
+            if target.id == target_id:
+                return target
+        raise RulesError(f"unknown partner or charity {target_id!r}")
 
     def reward(self, reward_id: str) -> Reward:
         for reward in self.catalog:
@@ -419,6 +445,19 @@ def next_reward(program: Program, balance: int, tier: Tier) -> tuple[str, int] |
     if not candidates:
         return None
     return min(candidates, key=lambda candidate: candidate[1])
+
+
+def plan_give(program: Program, target_id: str, points: int, balance: int) -> GivePlan:
+    """Transfer points to a partner programme or donate them, in whole units."""
+    target = program.give_target(target_id)
+    if points <= 0:
+        raise RulesError("choose how many points to send")
+    if points < target.min_points:
+        raise RulesError(f"{target.name}: at least {target.min_points} {program.unit_name}")
+    if points % target.points_per_unit:
+        raise RulesError(f"{target.name}: in steps of {target.points_per_unit} {program.unit_name}")
+    check_spend(program, points, balance)
+    return GivePlan(target, points, Decimal(points // target.points_per_unit))
 
 
 # ---------------------------------------------------------------- expiry

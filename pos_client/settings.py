@@ -38,6 +38,15 @@ class TerminalSettings:
     id: str
     mode: Mode
     language: str
+    fullscreen: bool = False
+    inactivity_s: float = 45.0
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    pin: str
+    max_attempts: int
+    lockout_s: float
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,7 @@ class Settings:
     sources: tuple[str, ...]
     readers: tuple[ReaderSettings, ...] = ()
     wedge: WedgeSettings = WedgeSettings(4, Decimal(50), 128)
+    admin: AdminSettings = AdminSettings("2468", 3, 60.0)
 
 
 def default_config_dir() -> Path:
@@ -214,8 +224,13 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
     wedge = root.table("wedge")
     return Settings(
         terminal=TerminalSettings(
-            id=terminal.text("id"), mode=terminal.choice("mode", Mode), language=language
+            id=terminal.text("id"),
+            mode=terminal.choice("mode", Mode),
+            language=language,
+            fullscreen=terminal.flag("fullscreen"),
+            inactivity_s=float(terminal.decimal("inactivity_s", minimum=Decimal(5))),
         ),
+        admin=parse_admin(root.table("admin")),
         store=StoreSettings(
             name=store.text("name"), region=region, timezone=store.text("timezone")
         ),
@@ -248,6 +263,17 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
             max_gap_ms=wedge.decimal("max_gap_ms", minimum=Decimal(1)),
             max_length=wedge.integer("max_length", minimum=4),
         ),
+    )
+
+
+def parse_admin(admin: Section) -> AdminSettings:
+    pin = admin.text("pin")
+    if not (pin.isdigit() and 4 <= len(pin) <= 12):
+        raise admin.fail("pin", "a staff PIN is 4 to 12 digits")
+    return AdminSettings(
+        pin=pin,
+        max_attempts=admin.integer("max_attempts", minimum=1),
+        lockout_s=float(admin.decimal("lockout_s", minimum=Decimal(1))),
     )
 
 

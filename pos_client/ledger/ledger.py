@@ -24,6 +24,7 @@ from pos_client.ledger.schema import identifiers, members, metadata, operations,
 from pos_client.operations import (
     ActionOp,
     EnrollOp,
+    GiveOp,
     OpConflict,
     Operation,
     OpRejected,
@@ -196,6 +197,7 @@ class Ledger:
             SaleOp: self._apply_sale,
             EnrollOp: self._apply_enroll,
             ActionOp: self._apply_action,
+            GiveOp: self._apply_give,
         }
         result: dict[str, Any] = appliers[type(op)](conn, op, digest)  # type: ignore[operator]
         return result
@@ -388,6 +390,32 @@ class Ledger:
             conn, op.key, op.member_id, "action", points, op.occurred_at, reward_id=op.action
         )
         result["balance"] = self._move_balance(conn, op.member_id, points)
+        self._store_result(conn, op.key, result)
+        return result
+
+    def _apply_give(self, conn: Connection, op: GiveOp, digest: str) -> dict[str, Any]:
+        record = self._require_member(conn, op.member_id)
+        try:
+            plan = rules.plan_give(self.program, op.target_id, op.points, record.balance)
+        except RulesError as exc:
+            raise OpRejected("give_refused", str(exc)) from None
+        result: dict[str, Any] = {
+            "status": "applied",
+            "key": op.key,
+            "type": op.kind,
+            "member_id": op.member_id,
+            "points_earned": 0,
+            "points_redeemed": plan.points,
+            "target_id": plan.target.id,
+            "converted": str(plan.converted),
+            "unit": plan.target.unit_name,
+        }
+        self._claim(conn, op, digest, result)
+        kind = "donate" if plan.target.kind == "charity" else "transfer"
+        self._post(
+            conn, op.key, op.member_id, kind, -plan.points, op.occurred_at, reward_id=plan.target.id
+        )
+        result["balance"] = self._move_balance(conn, op.member_id, -plan.points)
         self._store_result(conn, op.key, result)
         return result
 

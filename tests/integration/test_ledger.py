@@ -196,3 +196,28 @@ def test_balance_always_equals_the_sum_of_transactions(
         assert model >= 0
     assert ledger.balance_mismatches() == []
     ledger.engine.dispose()
+
+
+def test_transfer_and_donation_debit_points_in_whole_units(tmp_path: Path) -> None:
+    from pos_client.domain import uuid7
+    from pos_client.operations import GiveOp
+
+    ledger = new_ledger(tmp_path / "l.sqlite")
+    member = enroll(ledger)
+    ledger.apply(sale_body(member, "2000.00", "cosmetics"))  # 4000 points
+
+    def give(target: str, points: int) -> dict[str, object]:
+        body = GiveOp(uuid7(), member, target, points, "T", NOW).to_body()
+        return ledger.apply(body)
+
+    miles = give("sky-miles", 1500)
+    assert (miles["converted"], miles["unit"], miles["balance"]) == ("15", "miles", 2500)
+    with pytest.raises(OpRejected, match="at least 1000"):
+        give("sky-miles", 500)
+    with pytest.raises(OpRejected, match="steps of 100"):
+        give("skin-cancer-fund", 150)
+    donation = give("skin-cancer-fund", 200)
+    assert (donation["converted"], donation["balance"]) == ("2", 2300)
+    with pytest.raises(OpRejected, match="balance is 2300"):
+        give("skin-cancer-fund", 5000)
+    assert ledger.balance_mismatches() == []

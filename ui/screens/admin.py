@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from kivy.properties import BooleanProperty, StringProperty
+
+from ui.screens.base import PosScreen
+
+
+class AdminScreen(PosScreen):
+    """Staff only, behind a PIN with lockout: readers, outbox, retry, sync, language, mode."""
+
+    pin_display = StringProperty("")
+    error = StringProperty("")
+    unlocked = BooleanProperty(False)
+    readers_text = StringProperty("")
+    outbox_text = StringProperty("")
+
+    def refresh(self) -> None:
+        self.unlocked = False
+        self.pin = ""
+        self.pin_display = ""
+        self.error = ""
+
+    def key(self, key: str) -> None:
+        if key == "back":
+            self.pin = self.pin[:-1]
+        elif key.isdigit() and len(self.pin) < 12:
+            self.pin += key
+        self.pin_display = "•" * len(self.pin)
+
+    def submit(self) -> None:
+        self.error = self.pos_app.unlock_admin(self.pin) or ""
+        self.pin = ""
+        self.pin_display = ""
+        if self.unlocked:
+            self.update()
+
+    def update(self) -> None:
+        self.readers_text, self.outbox_text = self.pos_app.admin_report()

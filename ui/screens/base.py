@@ -1,0 +1,20 @@
+"""The base of every screen: access to the app, its translations and its actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kivy.app import App
+from kivy.uix.screenmanager import Screen
+
+
+class PosScreen(Screen):
+    @property
+    def pos_app(self) -> Any:
+        return App.get_running_app()
+
+    def tr(self, key: str, **values: object) -> str:
+        return str(self.pos_app.tr(key, self.pos_app.lang, **values))
+
+    def refresh(self) -> None:
+        """Called when the screen is shown or the member/language changes."""

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from kivy.properties import BooleanProperty, NumericProperty, StringProperty
+
+from ui.screens.base import PosScreen
+
+
+class MemberScreen(PosScreen):
+    """Masked name, tier, balance, pending, progress to the next reward and tier, rewards."""
+
+    name_text = StringProperty("")
+    tier_text = StringProperty("")
+    balance_text = StringProperty("")
+    pending_text = StringProperty("")
+    reward_progress_text = StringProperty("")
+    reward_progress = NumericProperty(0)
+    tier_progress_text = StringProperty("")
+    tier_progress = NumericProperty(0)
+    rewards_text = StringProperty("")
+    offline = BooleanProperty(False)
+    birthday = BooleanProperty(False)
+
+    def refresh(self) -> None:
+        self.pos_app.fill_member_screen(self)
