@@ -39,6 +39,7 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/outbox_commit.py
 	$(BIN)/python benchmarks/reader_latency.py
+	$(BIN)/python benchmarks/ui_latency.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

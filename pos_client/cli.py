@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -487,7 +488,7 @@ def run_window(settings: Settings) -> int:
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     from pos_client.bootstrap import build_app, run_terminal
 
-    with run_terminal(settings) as running:
+    with run_terminal(settings) as running, contextlib.suppress(KeyboardInterrupt):
         build_app(settings, running).run()
     return EXIT_OK
 
@@ -520,7 +521,8 @@ def cmd_demo_screens(args: argparse.Namespace, settings: Settings, data_dir: Pat
                 "demo window open; drive it with `pos-client --data-dir "
                 f"{data_dir} sim tap 04A224C25E6C80` (and scan, phone, offline, online)"
             )
-            app.run()
+            with contextlib.suppress(KeyboardInterrupt):
+                app.run()
             return EXIT_OK
         from ui.demo import field_test
         from ui.script import run_app_with_script

@@ -71,10 +71,18 @@ DEMO_MEMBERS = (
         "Papadopoulou",
         "+306912345678",
         _ean("290000000003"),
+        card_uid="04E1E2E3E4E5E6",
         member_number=_gsrn("04600000000000031"),
         history=tuple((f"{4000 + 100 * i}.00", "") for i in range(2)),
     ),
-    DemoMember("olena", "Olena", "Shevchenko", "+380671234567", _ean("290000000004")),
+    DemoMember(
+        "olena",
+        "Olena",
+        "Shevchenko",
+        "+380671234567",
+        _ean("290000000004"),
+        card_uid="A1B2C3D4",
+    ),
 )
 
 
