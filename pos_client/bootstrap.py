@@ -66,11 +66,37 @@ def _embedded(settings: Settings, program: Program) -> tuple[Backend, Ledger | N
     return EmbeddedBackend(ledger), ledger
 
 
+def read_token(settings: Settings) -> str:
+    """The terminal token: POS_CLIENT_TOKEN, else backend.token_file, else token in data_dir."""
+    import os
+    from pathlib import Path
+
+    token = os.environ.get("POS_CLIENT_TOKEN", "").strip()
+    if token:
+        return token
+    path = Path(settings.backend.token_file or settings.storage.data_dir / "terminal.token")
+    try:
+        token = path.expanduser().read_text().strip()
+    except OSError:
+        token = ""
+    if not token:
+        raise ConfigError(
+            f"config key 'backend.token_file': no terminal token in {path};"
+            " pair the terminal first (pos-client pair URL CODE)"
+        )
+    return token
+
+
 def _http(settings: Settings, program: Program) -> tuple[Backend, Ledger | None]:
-    raise ConfigError(
-        "config key 'backend.kind' is 'http', but the HTTP backend is not part of this build "
-        "yet; use 'embedded'"
+    from pos_client.backends.http import HttpBackend
+
+    backend = HttpBackend(
+        settings.backend.url,
+        read_token(settings),
+        settings.backend.connect_timeout_s,
+        settings.backend.read_timeout_s,
     )
+    return backend, None
 
 
 BACKEND_BUILDERS: dict[BackendKind, Callable[[Settings, Program], tuple[Backend, Any]]] = {

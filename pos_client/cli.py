@@ -366,6 +366,32 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_FAILED if problems else EXIT_OK
 
 
+def cmd_pair(args: argparse.Namespace) -> int:
+    """Pair this terminal with a store server: keep its token and the store's phone key."""
+    from pos_client.backends.http import pair_terminal
+    from pos_client.ports import BackendUnavailable
+
+    settings = load(args)
+    try:
+        answer = pair_terminal(args.url, args.code)
+    except BackendUnavailable as exc:
+        print(f"pos-client: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    data_dir = settings.storage.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token_path = Path(settings.backend.token_file or data_dir / "terminal.token").expanduser()
+    for path, secret in (
+        (token_path, answer["token"]),
+        (settings.phone_key_file, answer["phone_key"]),
+    ):
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secret + "\n")
+    print(f"paired as terminal {answer['terminal_id']}; token kept in {token_path}")
+    print(f'set [backend] kind = "http" and url = "{args.url}" in this terminal\'s config')
+    return EXIT_OK
+
+
 SIM_COMMANDS = (
     "tap",
     "remove",
@@ -651,6 +677,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--preset")
 
     command("seed-demo", cmd_seed_demo, "add the demo members to the local ledger")
+
+    sub = command("pair", cmd_pair, "pair this terminal with a store server")
+    sub.add_argument("url")
+    sub.add_argument("code")
 
     command("doctor", cmd_doctor, "check readers, ports, backend, clock, disk and outbox")
 

@@ -62,13 +62,21 @@ def parse_time(value: Any, field: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+MAX_AMOUNT = Decimal("10000000")  # no single line of a sale is ten million or more
+MAX_TEXT = 64
+MAX_POINTS = 10**9
+
+
 def parse_money(value: Any, field: str) -> Decimal:
     try:
         amount = Decimal(str(value)) if isinstance(value, str | int) else None
     except InvalidOperation:
         amount = None
-    if amount is None or not amount.is_finite() or amount < 0:
-        raise OpRejected("bad_request", f"{field}: expected a non-negative decimal string")
+    if amount is None or not amount.is_finite() or amount < 0 or amount >= MAX_AMOUNT:
+        raise OpRejected("bad_request", f"{field}: expected a decimal string from 0 to 9999999")
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -4:
+        raise OpRejected("bad_request", f"{field}: at most 4 decimal places")
     return amount
 
 
@@ -76,6 +84,25 @@ def require(body: dict[str, Any], field: str, kind: type | tuple[type, ...]) -> 
     value = body.get(field)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise OpRejected("bad_request", f"{field}: missing or of the wrong type")
+    if isinstance(value, str) and not 0 < len(value) <= MAX_TEXT:
+        raise OpRejected("bad_request", f"{field}: 1 to {MAX_TEXT} characters")
+    if isinstance(value, int) and not 0 <= value <= MAX_POINTS:
+        raise OpRejected("bad_request", f"{field}: out of range")
+    return value
+
+
+def optional(body: dict[str, Any], field: str, kind: type) -> Any:
+    if body.get(field) is None:
+        return None
+    return require(body, field, kind)
+
+
+def text(body: dict[str, Any], field: str, limit: int = MAX_TEXT) -> str:
+    value = body.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > limit:
+        raise OpRejected("bad_request", f"{field}: text of at most {limit} characters")
     return value
 
 
@@ -101,10 +128,10 @@ class RedemptionRequest:
         if not isinstance(body, dict):
             raise OpRejected("bad_request", "redemption: expected an object")
         return cls(
-            reward_id=body.get("reward_id"),
-            option=body.get("option"),
-            blocks=body.get("blocks"),
-            points=int(body.get("points") or 0),
+            reward_id=optional(body, "reward_id", str),
+            option=optional(body, "option", int),
+            blocks=optional(body, "blocks", int),
+            points=optional(body, "points", int) or 0,
         )
 
 
@@ -145,8 +172,8 @@ class SaleOp:
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> SaleOp:
         raw_lines = require(body, "lines", list)
-        if not raw_lines:
-            raise OpRejected("bad_request", "lines: a sale needs at least one line")
+        if not raw_lines or len(raw_lines) > 500:
+            raise OpRejected("bad_request", "lines: a sale has 1 to 500 lines")
         lines = []
         for index, line in enumerate(raw_lines):
             if not isinstance(line, dict):
@@ -154,20 +181,20 @@ class SaleOp:
             lines.append(
                 PurchaseLine(
                     amount=parse_money(line.get("amount"), f"lines[{index}].amount"),
-                    category=str(line.get("category") or ""),
-                    sku=str(line.get("sku") or ""),
-                    quantity=int(line.get("quantity") or 1),
+                    category=text(line, "category"),
+                    sku=text(line, "sku"),
+                    quantity=optional(line, "quantity", int) or 1,
                 )
             )
         return cls(
             key=require(body, "key", str),
             member_id=require(body, "member_id", str),
-            terminal_id=str(body.get("terminal_id") or ""),
+            terminal_id=text(body, "terminal_id"),
             occurred_at=parse_time(body.get("occurred_at"), "occurred_at"),
             purchase=Purchase(tuple(lines)),
             redemption=RedemptionRequest.from_body(body.get("redemption")),
-            expected_points=int(body.get("expected_points") or 0),
-            offline=bool(body.get("offline")),
+            expected_points=optional(body, "expected_points", int) or 0,
+            offline=body.get("offline") is True,
         )
 
     @property
@@ -222,15 +249,15 @@ class EnrollOp:
             key=require(body, "key", str),
             member_id=require(body, "member_id", str),
             first_name=require(body, "first_name", str),
-            last_name=str(body.get("last_name") or ""),
+            last_name=text(body, "last_name"),
             phone_key=require(body, "phone_key", str),
-            phone_last=str(body.get("phone_last") or ""),
+            phone_last=text(body, "phone_last", 4),
             card_number=require(body, "card_number", str),
             consent=Consent(
                 text_id=require(consent, "text_id", str),
                 given_at=parse_time(consent.get("given_at"), "consent.given_at"),
-                channel=str(consent.get("channel") or ""),
-                marketing=bool(consent.get("marketing")),
+                channel=text(consent, "channel", 20),
+                marketing=consent.get("marketing") is True,
             ),
             occurred_at=parse_time(body.get("occurred_at"), "occurred_at"),
             birthday=birthday,
@@ -265,9 +292,9 @@ class ActionOp:
             key=require(body, "key", str),
             member_id=require(body, "member_id", str),
             action=require(body, "action", str),
-            terminal_id=str(body.get("terminal_id") or ""),
+            terminal_id=text(body, "terminal_id"),
             occurred_at=parse_time(body.get("occurred_at"), "occurred_at"),
-            expected_points=int(body.get("expected_points") or 0),
+            expected_points=optional(body, "expected_points", int) or 0,
         )
 
 
@@ -303,7 +330,7 @@ class GiveOp:
             member_id=require(body, "member_id", str),
             target_id=require(body, "target_id", str),
             points=require(body, "points", int),
-            terminal_id=str(body.get("terminal_id") or ""),
+            terminal_id=text(body, "terminal_id"),
             occurred_at=parse_time(body.get("occurred_at"), "occurred_at"),
         )
 

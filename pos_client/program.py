@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from pos_client.configfile import ConfigError, Section, load_toml
 from pos_client.rules import (
@@ -164,3 +165,81 @@ def parse_program(root: Section) -> Program:
         max_redeem_points_per_sale=root.integer("max_redeem_points_per_sale", None, minimum=1),
         birthday_reward=birthday_reward,
     )
+
+
+def program_to_json(program: Program) -> dict[str, Any]:
+    """The rules as plain JSON, for terminals to cache and for the server's API."""
+
+    def number(value: Decimal | None) -> str | None:
+        return None if value is None else str(value)
+
+    return {
+        "id": program.id,
+        "name": program.name,
+        "currency": program.currency,
+        "unit_name": program.unit_name,
+        "earn": {
+            "mode": program.earn.mode.value,
+            "rate": str(program.earn.rate),
+            "unit": str(program.earn.unit),
+            "category_rates": {k: str(v) for k, v in program.earn.category_rates.items()},
+            "featured_rates": {k: str(v) for k, v in program.earn.featured_rates.items()},
+            "min_amount": str(program.earn.min_amount),
+            "max_points_per_sale": program.earn.max_points_per_sale,
+        },
+        "tiers": {
+            "basis": program.tiers.basis.value,
+            "period": program.tiers.period.value,
+            "levels": [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "threshold": str(t.threshold),
+                    "multiplier": str(t.multiplier),
+                    "rate_floor": number(t.rate_floor),
+                    "perks": list(t.perks),
+                }
+                for t in program.tiers.tiers
+            ],
+        },
+        "catalog": [
+            {
+                "id": r.id,
+                "name": r.name,
+                "cost": r.cost,
+                "kind": r.kind.value,
+                "value": number(r.value),
+                "min_tier": r.min_tier,
+                "points_plus_cash": [{"points": p, "cash": str(c)} for p, c in r.points_plus_cash],
+            }
+            for r in program.catalog
+        ],
+        "points_as_money": None
+        if program.points_as_money is None
+        else {
+            "block_points": program.points_as_money.block_points,
+            "block_value": str(program.points_as_money.block_value),
+        },
+        "birthday": {
+            "reward_id": program.birthday.reward_id,
+            "points": program.birthday.points,
+            "window_days": program.birthday.window_days,
+        },
+        "actions": [
+            {"id": a.id, "name": a.name, "points": a.points, "max_per_day": a.max_per_day}
+            for a in program.actions.values()
+        ],
+        "give_targets": [
+            {
+                "id": g.id,
+                "name": g.name,
+                "kind": g.kind,
+                "points_per_unit": g.points_per_unit,
+                "unit_name": g.unit_name,
+                "min_points": g.min_points,
+            }
+            for g in program.give_targets
+        ],
+        "expiry_months": program.expiry.months,
+        "max_redeem_points_per_sale": program.max_redeem_points_per_sale,
+    }

@@ -505,3 +505,11 @@ def build_member_view(
         birthday_reward=birthday_available,
         card_number=record.card_number,
     )
+
+
+def purge_operation_keys(ledger: Ledger, older_than: datetime) -> int:
+    """Forget idempotency keys past their retention window (longer than any offline period)."""
+    with ledger.engine.begin() as conn:
+        return int(
+            conn.execute(operations.delete().where(operations.c.applied_at < older_than)).rowcount
+        )

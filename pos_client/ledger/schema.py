@@ -52,14 +52,14 @@ metadata = MetaData()
 members = Table(
     "members",
     metadata,
-    Column("id", String(40), primary_key=True),
+    Column("id", String(64), primary_key=True),
     Column("first_name", String(80), nullable=False),
     Column("last_name", String(80), nullable=False, default=""),
     Column("phone_last", String(4), nullable=False, default=""),
     Column("card_number", String(64), nullable=True),
     Column("birthday", Date, nullable=True),
     Column("enrolled_at", UTCDateTime, nullable=False),
-    Column("consent_text_id", String(40), nullable=False),
+    Column("consent_text_id", String(64), nullable=False),
     Column("consent_at", UTCDateTime, nullable=False),
     Column("consent_channel", String(20), nullable=False),
     Column("marketing", Boolean, nullable=False, default=False),
@@ -71,13 +71,13 @@ identifiers = Table(
     metadata,
     Column("kind", String(20), primary_key=True),
     Column("value", String(128), primary_key=True),  # HMAC for phones
-    Column("member_id", String(40), ForeignKey("members.id"), nullable=False, index=True),
+    Column("member_id", String(64), ForeignKey("members.id"), nullable=False, index=True),
 )
 
 operations = Table(
     "operations",
     metadata,
-    Column("key", String(40), primary_key=True),
+    Column("key", String(64), primary_key=True),
     Column("kind", String(16), nullable=False),
     Column("body_hash", String(64), nullable=False),
     Column("result", Text, nullable=False),
@@ -89,8 +89,9 @@ transactions = Table(
     "transactions",
     metadata,
     Column("id", BIGID, primary_key=True, autoincrement=True),
-    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
-    Column("op_key", String(40), ForeignKey("operations.key"), nullable=True, index=True),
+    Column("member_id", String(64), ForeignKey("members.id"), nullable=False),
+    # No foreign key: idempotency keys are purged after their retention window.
+    Column("op_key", String(64), nullable=True, index=True),
     Column("kind", String(16), nullable=False),  # earn, redeem, birthday, action, expire, adjust
     Column("points", BigInteger, nullable=False),  # signed
     Column("amount_minor", BigInteger, nullable=False, default=0),  # spend in minor units

@@ -1,0 +1,350 @@
+"""The loyalty server's HTTP API (versioned under /v1), over the shared ledger."""
+
+import logging
+import threading
+import time
+from collections import defaultdict, deque
+from datetime import UTC, datetime, timedelta
+from datetime import time as day_time
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from loyalty_server import terminals
+from loyalty_server.schema import flags
+from loyalty_server.settings import ServerSettings
+from pos_client.domain import member_view_to_json, utcnow
+from pos_client.ledger import Ledger, make_engine
+from pos_client.ledger.schema import transactions
+from pos_client.operations import OP_ENROLL, OpConflict, OpRejected
+from pos_client.program import load_program, program_to_json
+
+log = logging.getLogger("loyalty_server")
+API_VERSION = "1.0.0"
+
+
+# ------------------------------------------------------------------ models
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    time: datetime
+    program: str
+
+
+class PairIn(BaseModel):
+    code: str = Field(min_length=4, max_length=32)
+
+
+class PairOut(BaseModel):
+    terminal_id: str
+    token: str
+    phone_key: str = Field(description="the store-wide HMAC key for phone numbers (hex)")
+
+
+class LookupIn(BaseModel):
+    kind: Literal["card_uid", "card_number", "member_number", "phone"]
+    value: str = Field(min_length=1, max_length=128, description="HMAC hex for phones")
+
+
+class RewardOut(BaseModel):
+    reward_id: str
+    name: str
+    cost: int
+    affordable: bool
+    kind: str
+    value: str | None
+
+
+class StatsOut(BaseModel):
+    points_in_period: int
+    spend_in_period: str
+    visits_in_period: int
+
+
+class MemberOut(BaseModel):
+    member_id: str
+    display_name: str = Field(description="first name and initial only")
+    phone_hint: str = Field(description="last digits only")
+    tier_id: str
+    tier_name: str
+    balance: int
+    stats: StatsOut
+    next_tier_name: str | None
+    next_tier_remaining: str | None
+    next_reward_name: str | None
+    next_reward_remaining: int | None
+    rewards: list[RewardOut]
+    birthday_reward: bool
+    card_number: str | None
+    as_of: str
+
+
+class HistoryItem(BaseModel):
+    kind: str
+    points: int
+    amount_minor: int
+    reward_id: str | None
+    occurred_at: datetime
+
+
+class Operation(BaseModel):
+    """One operation body as terminals record it (sale, enroll, action, give)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(max_length=16)
+    key: str = Field(min_length=1, max_length=64)
+
+
+class BatchIn(BaseModel):
+    operations: list[Operation] = Field(min_length=1, max_length=500)
+
+
+class OpResultOut(BaseModel):
+    key: str
+    outcome: Literal["applied", "duplicate", "rejected", "conflict", "retry"]
+    result: dict[str, Any] | None = None
+    code: str | None = None
+    error: str | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[OpResultOut]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+# ------------------------------------------------------------------ app
+
+
+class RateLimiter:
+    """Sliding one-minute window per terminal."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._hits: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def allow(self, who: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits[who]
+            while hits and now - hits[0] > 60:
+                hits.popleft()
+            if len(hits) >= self.per_minute:
+                return False
+            hits.append(now)
+            return True
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    from pos_client.privacy import load_or_create_key
+
+    program = load_program(settings.program, settings.config_dir)
+    engine = make_engine(settings.database_url)
+    ledger = Ledger(engine, program)
+    phone_key = load_or_create_key(settings.phone_key_file).hex()
+    phone_limiter = RateLimiter(settings.phone_lookups_per_minute)
+
+    app = FastAPI(
+        title="pos-client loyalty server",
+        version=API_VERSION,
+        description="Members, earnings and redemptions for loyalty terminals. Every call but "
+        "pairing needs `Authorization: Bearer <terminal token>`.",
+    )
+    app.state.ledger = ledger
+    app.state.settings = settings
+
+    unauthorized = {401: {"model": Problem, "description": "missing, wrong or revoked token"}}
+
+    bearer = HTTPBearer(auto_error=False, description="the terminal's token from pairing")
+
+    def terminal(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> terminals.Terminal:
+        found = None
+        if credentials is not None and 0 < len(credentials.credentials) <= 256:
+            found = terminals.authenticate(engine, credentials.credentials)
+        if found is None:
+            raise HTTPException(
+                401,
+                "missing, wrong or revoked terminal token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return found
+
+    Auth = Annotated[terminals.Terminal, Depends(terminal)]
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(_request: Request, _exc: OperationalError) -> JSONResponse:
+        return JSONResponse({"detail": "database unavailable, retry later"}, status_code=503)
+
+    @app.get("/v1/health", response_model=Health, responses=unauthorized)
+    def health(_terminal: Auth) -> Health:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return Health(status="ok", time=utcnow(), program=program.id)
+
+    @app.post(
+        "/v1/terminals/pair",
+        response_model=PairOut,
+        responses={403: {"model": Problem, "description": "bad pairing code"}},
+    )
+    def pair(body: PairIn) -> PairOut:
+        try:
+            terminal_id, token = terminals.pair(engine, body.code)
+        except terminals.PairingError as exc:
+            raise HTTPException(403, str(exc)) from None
+        log.info("terminal %s paired", terminal_id)
+        return PairOut(terminal_id=terminal_id, token=token, phone_key=phone_key)
+
+    @app.post(
+        "/v1/members/lookup",
+        response_model=MemberOut,
+        responses={**unauthorized, 404: {"model": Problem}, 429: {"model": Problem}},
+    )
+    def lookup(body: LookupIn, who: Auth) -> dict[str, Any]:
+        if body.kind == "phone" and not phone_limiter.allow(who.id):
+            raise HTTPException(429, "too many phone lookups from this terminal; wait a minute")
+        member_id = ledger.find_member_id(body.kind, body.value)
+        view = ledger.member_view(member_id) if member_id else None
+        if view is None:
+            raise HTTPException(404, "no member with this identifier")
+        return member_view_to_json(view)
+
+    @app.get(
+        "/v1/members/{member_id}",
+        response_model=MemberOut,
+        responses={**unauthorized, 404: {"model": Problem}},
+    )
+    def member(member_id: Annotated[str, Field(max_length=64)], _who: Auth) -> dict[str, Any]:
+        view = ledger.member_view(member_id)
+        if view is None:
+            raise HTTPException(404, "no such member")
+        return member_view_to_json(view)
+
+    @app.get(
+        "/v1/members/{member_id}/history",
+        response_model=list[HistoryItem],
+        responses={**unauthorized, 404: {"model": Problem}},
+    )
+    def history(
+        member_id: Annotated[str, Field(max_length=64)],
+        _who: Auth,
+        limit: Annotated[int, Field(ge=1, le=500)] = 50,
+    ) -> list[HistoryItem]:
+        if ledger.member(member_id) is None:
+            raise HTTPException(404, "no such member")
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    transactions.c.kind,
+                    transactions.c.points,
+                    transactions.c.amount_minor,
+                    transactions.c.reward_id,
+                    transactions.c.occurred_at,
+                )
+                .where(transactions.c.member_id == member_id)
+                .order_by(transactions.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [
+            HistoryItem(
+                kind=r.kind,
+                points=r.points,
+                amount_minor=r.amount_minor,
+                reward_id=r.reward_id,
+                occurred_at=r.occurred_at,
+            )
+            for r in rows
+        ]
+
+    @app.post(
+        "/v1/members",
+        response_model=OpResultOut,
+        responses={**unauthorized, 409: {"model": Problem}, 422: {"model": Problem}},
+    )
+    def enroll(body: Operation, who: Auth) -> OpResultOut:
+        data = body.model_dump()
+        if data.get("type") != OP_ENROLL:
+            raise HTTPException(422, "an enrollment has type 'enroll'")
+        result = apply_one(data, who)
+        if result.outcome == "conflict":
+            raise HTTPException(409, result.error or "conflict")
+        if result.outcome == "rejected":
+            raise HTTPException(422, result.error or "rejected")
+        return result
+
+    @app.post("/v1/operations/batch", response_model=BatchOut, responses=unauthorized)
+    def batch(body: BatchIn, who: Auth) -> BatchOut:
+        """Apply sales (earnings and redemptions), enrollments, actions and transfers one by
+        one, each exactly once by its key; one bad operation never blocks the others."""
+        return BatchOut(results=[apply_one(op.model_dump(), who) for op in body.operations])
+
+    @app.get("/v1/program", responses=unauthorized)
+    def rules(_who: Auth) -> dict[str, Any]:
+        """The programme's rules, for terminals to cache for offline previews."""
+        return program_to_json(program)
+
+    @app.get("/v1/partners", responses=unauthorized)
+    def partners(_who: Auth) -> list[dict[str, Any]]:
+        """Partner programmes and charities with their conversion rates."""
+        return list(program_to_json(program)["give_targets"])
+
+    def apply_one(data: dict[str, Any], who: terminals.Terminal) -> OpResultOut:
+        key = str(data.get("key", ""))
+        try:
+            result = ledger.apply(data)
+        except OpConflict as exc:
+            return OpResultOut(key=key, outcome="conflict", code=exc.code, error=exc.message)
+        except OpRejected as exc:
+            return OpResultOut(key=key, outcome="rejected", code=exc.code, error=exc.message)
+        except (OperationalError, DBAPIError) as exc:
+            log.warning("operation %s not applied now: %s", key, type(exc).__name__)
+            return OpResultOut(key=key, outcome="retry", code="storage", error="retry later")
+        outcome = "duplicate" if result.get("status") == "duplicate" else "applied"
+        if outcome == "applied" and data.get("type") == "sale":
+            flag_if_frequent(str(result.get("member_id")))
+        return OpResultOut(key=key, outcome=outcome, result=result)
+
+    def flag_if_frequent(member_id: str) -> None:
+        today = utcnow().date()
+        start = datetime.combine(today, day_time(), UTC)
+        with engine.begin() as conn:
+            count = int(
+                conn.execute(
+                    select(func.count()).where(
+                        transactions.c.member_id == member_id,
+                        transactions.c.kind == "earn",
+                        transactions.c.recorded_at >= start,
+                        transactions.c.recorded_at < start + timedelta(days=1),
+                    )
+                ).scalar_one()
+            )
+            if count <= settings.flag_earnings_per_day:
+                return
+            exists = conn.execute(
+                select(flags.c.earnings).where(flags.c.member_id == member_id, flags.c.day == today)
+            ).first()
+            if exists is None:
+                conn.execute(
+                    flags.insert().values(
+                        member_id=member_id, day=today, earnings=count, flagged_at=utcnow()
+                    )
+                )
+                log.warning("member %s: %d earnings today, flagged for review", member_id, count)
+            else:
+                conn.execute(
+                    flags.update()
+                    .where(flags.c.member_id == member_id, flags.c.day == today)
+                    .values(earnings=count)
+                )
+
+    return app

@@ -1,0 +1,201 @@
+"""`loyalty-server`: serve, migrate, terminal add/revoke, member import, openapi."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from loyalty_server.settings import ServerSettings, from_environment
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def settings_from(args: argparse.Namespace) -> ServerSettings:
+    return from_environment(
+        database_url=getattr(args, "database_url", None),
+        program=getattr(args, "program", None),
+        phone_key_file=Path(args.phone_key_file) if getattr(args, "phone_key_file", None) else None,
+    )
+
+
+def migrate(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url)
+    command.upgrade(config, "head")
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    migrate(settings.database_url)
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from loyalty_server.app import create_app
+
+    settings = settings_from(args)
+    if not args.no_migrate:
+        migrate(settings.database_url)
+    uvicorn.run(
+        create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False
+    )
+    return 0
+
+
+def engine_for(args: argparse.Namespace) -> Any:
+    from pos_client.ledger import make_engine
+
+    return make_engine(settings_from(args).database_url)
+
+
+def cmd_terminal_add(args: argparse.Namespace) -> int:
+    from loyalty_server.terminals import add_terminal
+
+    settings = settings_from(args)
+    terminal_id, code = add_terminal(engine_for(args), args.name, settings.pairing_code_ttl_s)
+    print(
+        f"terminal {terminal_id} ({args.name}); pairing code: {code}"
+        f" (valid {settings.pairing_code_ttl_s // 60} min, once)"
+    )
+    print(f"on the terminal: pos-client pair <server url> {code}")
+    return 0
+
+
+def cmd_terminal_revoke(args: argparse.Namespace) -> int:
+    from loyalty_server.terminals import revoke
+
+    if not revoke(engine_for(args), args.terminal_id):
+        print(f"no terminal {args.terminal_id}", file=sys.stderr)
+        return 1
+    print(f"terminal {args.terminal_id} revoked: its token no longer works")
+    return 0
+
+
+def cmd_member_import(args: argparse.Namespace) -> int:
+    """CSV columns: first_name,last_name,phone,card_number[,birthday][,consent_text_id]."""
+    from pos_client.domain import Consent, utcnow, uuid7
+    from pos_client.identify import IdentifyError, parse_phone
+    from pos_client.ledger import Ledger
+    from pos_client.operations import EnrollOp, OpRejected
+    from pos_client.privacy import PhoneHasher, load_or_create_key
+    from pos_client.program import load_program
+
+    settings = settings_from(args)
+    ledger = Ledger(engine_for(args), load_program(settings.program, settings.config_dir))
+    hasher = PhoneHasher(load_or_create_key(settings.phone_key_file))
+    imported = skipped = 0
+    with open(args.csv, newline="", encoding="utf-8") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                phone = parse_phone(row.get("phone", ""), args.region)
+                from datetime import date
+
+                birthday = date.fromisoformat(row["birthday"]) if row.get("birthday") else None
+                now = utcnow()
+                op = EnrollOp(
+                    key=uuid7(),
+                    member_id=uuid7(),
+                    first_name=row["first_name"].strip(),
+                    last_name=(row.get("last_name") or "").strip(),
+                    phone_key=hasher.phone_key(phone.value),
+                    phone_last=phone.value[-2:],
+                    card_number=(row.get("card_number") or "").strip() or uuid7()[:13],
+                    consent=Consent(row.get("consent_text_id") or "import", now, "import"),
+                    occurred_at=now,
+                    birthday=birthday,
+                )
+                ledger.apply(op.to_body())
+                imported += 1
+            except (IdentifyError, OpRejected, KeyError, ValueError) as exc:
+                skipped += 1
+                print(f"line {line}: skipped: {exc}", file=sys.stderr)
+    print(f"imported {imported} member(s), skipped {skipped}")
+    return 0 if imported or not skipped else 1
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from loyalty_server.app import create_app
+
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = from_environment(
+            database_url=f"sqlite+pysqlite:///{scratch}/spec.sqlite",
+            phone_key_file=Path(scratch) / "key",
+        )
+        spec = create_app(settings).openapi()
+    text = json.dumps(spec, indent=2, sort_keys=True) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loyalty-server", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--database-url", help="SQLAlchemy URL (or LOYALTY_SERVER_DATABASE_URL)")
+        sub.add_argument("--program", help="programme preset or file")
+        sub.add_argument("--phone-key-file", help="the store-wide phone HMAC key")
+
+    sub = commands.add_parser("serve", help="run the API")
+    common(sub)
+    sub.add_argument("--host", default="127.0.0.1")
+    sub.add_argument("--port", type=int, default=8443)
+    sub.add_argument("--no-migrate", action="store_true")
+    sub.set_defaults(handler=cmd_serve)
+
+    sub = commands.add_parser("migrate", help="create or upgrade the database schema")
+    common(sub)
+    sub.set_defaults(handler=cmd_migrate)
+
+    terminal = commands.add_parser("terminal", help="terminals").add_subparsers(
+        dest="terminal_command", required=True
+    )
+    sub = terminal.add_parser("add", help="register a terminal; prints a pairing code")
+    common(sub)
+    sub.add_argument("name")
+    sub.set_defaults(handler=cmd_terminal_add)
+    sub = terminal.add_parser("revoke", help="revoke a terminal's token")
+    common(sub)
+    sub.add_argument("terminal_id")
+    sub.set_defaults(handler=cmd_terminal_revoke)
+
+    member = commands.add_parser("member", help="members").add_subparsers(
+        dest="member_command", required=True
+    )
+    sub = member.add_parser("import", help="import members from CSV")
+    common(sub)
+    sub.add_argument("csv")
+    sub.add_argument("--region", default="US", help="region for phone numbers without +")
+    sub.set_defaults(handler=cmd_member_import)
+
+    sub = commands.add_parser("openapi", help="print the OpenAPI spec")
+    sub.add_argument("--out")
+    sub.set_defaults(handler=cmd_openapi)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Server-only tables: terminals and their tokens, pairing codes, fraud flags."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Date, Integer, MetaData, String, Table
+
+from pos_client.ledger.schema import UTCDateTime
+
+server_metadata = MetaData()
+
+terminals = Table(
+    "terminals",
+    server_metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(80), nullable=False),
+    Column("token_hash", String(64), nullable=True, unique=True),  # sha256; never the token
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+pairing_codes = Table(
+    "pairing_codes",
+    server_metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("terminal_id", String(64), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+)
+
+flags = Table(
+    "flags",
+    server_metadata,
+    Column("member_id", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("earnings", Integer, nullable=False),
+    Column("flagged_at", UTCDateTime, nullable=False),
+)

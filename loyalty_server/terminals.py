@@ -1,0 +1,97 @@
+"""Terminal registration: short-lived pairing codes that yield per-terminal tokens,
+stored hashed and revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, select
+
+from loyalty_server.schema import pairing_codes, terminals
+from pos_client.domain import utcnow, uuid7
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud, typed by hand
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Terminal:
+    id: str
+    name: str
+
+
+class PairingError(Exception):
+    pass
+
+
+def add_terminal(engine: Engine, name: str, ttl_s: int) -> tuple[str, str]:
+    """Register a terminal; returns (terminal id, one-time pairing code)."""
+    terminal_id = uuid7()
+    code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(terminals.insert().values(id=terminal_id, name=name, created_at=now))
+        conn.execute(
+            pairing_codes.insert().values(
+                code_hash=digest(code),
+                terminal_id=terminal_id,
+                expires_at=now + timedelta(seconds=ttl_s),
+            )
+        )
+    return terminal_id, code
+
+
+def pair(engine: Engine, code: str, now: datetime | None = None) -> tuple[str, str]:
+    """Trade a pairing code for a token, once. Returns (terminal id, token)."""
+    now = now or utcnow()
+    token = secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(
+                pairing_codes.c.terminal_id, pairing_codes.c.expires_at, pairing_codes.c.used_at
+            ).where(pairing_codes.c.code_hash == digest(code.upper()))
+        ).first()
+        if row is None or row.used_at is not None or row.expires_at < now:
+            raise PairingError("unknown, used or expired pairing code")
+        terminal = conn.execute(
+            select(terminals.c.revoked_at).where(terminals.c.id == row.terminal_id)
+        ).first()
+        if terminal is None or terminal.revoked_at is not None:
+            raise PairingError("this terminal was revoked")
+        conn.execute(
+            pairing_codes.update()
+            .where(pairing_codes.c.code_hash == digest(code.upper()))
+            .values(used_at=now)
+        )
+        conn.execute(
+            terminals.update()
+            .where(terminals.c.id == row.terminal_id)
+            .values(token_hash=digest(token))
+        )
+    return row.terminal_id, token
+
+
+def authenticate(engine: Engine, token: str) -> Terminal | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(terminals.c.id, terminals.c.name).where(
+                terminals.c.token_hash == digest(token), terminals.c.revoked_at.is_(None)
+            )
+        ).first()
+    return Terminal(row.id, row.name) if row else None
+
+
+def revoke(engine: Engine, terminal_id: str) -> bool:
+    with engine.begin() as conn:
+        result = conn.execute(
+            terminals.update()
+            .where(terminals.c.id == terminal_id)
+            .values(revoked_at=utcnow(), token_hash=None)
+        )
+    return bool(result.rowcount)
