@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from datetime import time as day_time
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +31,9 @@ API_VERSION = "1.0.0"
 # ------------------------------------------------------------------ models
 
 
+MemberId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     time: datetime
@@ -49,7 +52,12 @@ class PairOut(BaseModel):
 
 class LookupIn(BaseModel):
     kind: Literal["card_uid", "card_number", "member_number", "phone"]
-    value: str = Field(min_length=1, max_length=128, description="HMAC hex for phones")
+    value: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="HMAC hex for phones",
+    )
 
 
 class RewardOut(BaseModel):
@@ -162,7 +170,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.ledger = ledger
     app.state.settings = settings
 
-    unauthorized = {401: {"model": Problem, "description": "missing, wrong or revoked token"}}
+    unauthorized: dict[int | str, dict[str, Any]] = {
+        401: {"model": Problem, "description": "missing, wrong or revoked token"}
+    }
+    unparsable: dict[int | str, dict[str, Any]] = {
+        400: {"model": Problem, "description": "the body is not JSON, or not a valid operation"}
+    }
 
     bearer = HTTPBearer(auto_error=False, description="the terminal's token from pairing")
 
@@ -195,7 +208,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.post(
         "/v1/terminals/pair",
         response_model=PairOut,
-        responses={403: {"model": Problem, "description": "bad pairing code"}},
+        responses={**unparsable, 403: {"model": Problem, "description": "bad pairing code"}},
     )
     def pair(body: PairIn) -> PairOut:
         try:
@@ -208,7 +221,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.post(
         "/v1/members/lookup",
         response_model=MemberOut,
-        responses={**unauthorized, 404: {"model": Problem}, 429: {"model": Problem}},
+        responses={**unauthorized, **unparsable, 404: {"model": Problem}, 429: {"model": Problem}},
     )
     def lookup(body: LookupIn, who: Auth) -> dict[str, Any]:
         if body.kind == "phone" and not phone_limiter.allow(who.id):
@@ -224,7 +237,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         response_model=MemberOut,
         responses={**unauthorized, 404: {"model": Problem}},
     )
-    def member(member_id: Annotated[str, Field(max_length=64)], _who: Auth) -> dict[str, Any]:
+    def member(member_id: MemberId, _who: Auth) -> dict[str, Any]:
         view = ledger.member_view(member_id)
         if view is None:
             raise HTTPException(404, "no such member")
@@ -236,7 +249,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         responses={**unauthorized, 404: {"model": Problem}},
     )
     def history(
-        member_id: Annotated[str, Field(max_length=64)],
+        member_id: MemberId,
         _who: Auth,
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
     ) -> list[HistoryItem]:
@@ -269,20 +282,24 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.post(
         "/v1/members",
         response_model=OpResultOut,
-        responses={**unauthorized, 409: {"model": Problem}, 422: {"model": Problem}},
+        responses={**unauthorized, **unparsable, 409: {"model": Problem}},
     )
     def enroll(body: Operation, who: Auth) -> OpResultOut:
         data = body.model_dump()
         if data.get("type") != OP_ENROLL:
-            raise HTTPException(422, "an enrollment has type 'enroll'")
+            raise HTTPException(400, "an enrollment has type 'enroll'")
         result = apply_one(data, who)
         if result.outcome == "conflict":
             raise HTTPException(409, result.error or "conflict")
         if result.outcome == "rejected":
-            raise HTTPException(422, result.error or "rejected")
+            raise HTTPException(400, result.error or "rejected")
         return result
 
-    @app.post("/v1/operations/batch", response_model=BatchOut, responses=unauthorized)
+    @app.post(
+        "/v1/operations/batch",
+        response_model=BatchOut,
+        responses={**unauthorized, **unparsable},
+    )
     def batch(body: BatchIn, who: Auth) -> BatchOut:
         """Apply sales (earnings and redemptions), enrollments, actions and transfers one by
         one, each exactly once by its key; one bad operation never blocks the others."""
@@ -309,7 +326,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         except (OperationalError, DBAPIError) as exc:
             log.warning("operation %s not applied now: %s", key, type(exc).__name__)
             return OpResultOut(key=key, outcome="retry", code="storage", error="retry later")
-        outcome = "duplicate" if result.get("status") == "duplicate" else "applied"
+        outcome: Literal["applied", "duplicate"] = (
+            "duplicate" if result.get("status") == "duplicate" else "applied"
+        )
         if outcome == "applied" and data.get("type") == "sale":
             flag_if_frequent(str(result.get("member_id")))
         return OpResultOut(key=key, outcome=outcome, result=result)

@@ -86,6 +86,8 @@ def require(body: dict[str, Any], field: str, kind: type | tuple[type, ...]) -> 
         raise OpRejected("bad_request", f"{field}: missing or of the wrong type")
     if isinstance(value, str) and not 0 < len(value) <= MAX_TEXT:
         raise OpRejected("bad_request", f"{field}: 1 to {MAX_TEXT} characters")
+    if isinstance(value, str) and not printable(value):
+        raise OpRejected("bad_request", f"{field}: control characters are not allowed")
     if isinstance(value, int) and not 0 <= value <= MAX_POINTS:
         raise OpRejected("bad_request", f"{field}: out of range")
     return value
@@ -101,9 +103,14 @@ def text(body: dict[str, Any], field: str, limit: int = MAX_TEXT) -> str:
     value = body.get(field)
     if value is None:
         return ""
-    if not isinstance(value, str) or len(value) > limit:
-        raise OpRejected("bad_request", f"{field}: text of at most {limit} characters")
+    if not isinstance(value, str) or len(value) > limit or not printable(value):
+        raise OpRejected("bad_request", f"{field}: text of at most {limit} printable characters")
     return value
+
+
+def printable(value: str) -> bool:
+    # NUL and other control characters: PostgreSQL refuses NUL, and no identifier has them.
+    return not any(ord(char) < 32 or ord(char) == 127 for char in value)
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,18 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn: Any) -> None:
+        # A transaction that reads, then writes, must hold the write lock from the start:
+        # otherwise two writers deadlock on the upgrade and SQLite fails one at once
+        # instead of waiting out the busy timeout.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine

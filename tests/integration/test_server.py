@@ -1,0 +1,458 @@
+"""The loyalty server as a real uvicorn process on loopback, on SQLite and on PostgreSQL,
+with terminals draining their outboxes to it over HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from loyalty_server.cli import migrate
+from pos_client.demo import DEMO_MEMBERS
+from pos_client.domain import Purchase, uuid7
+from pos_client.operations import SaleOp
+from tests.conftest import REPO
+from tests.integration.server_helpers import (
+    PostgresCluster,
+    ServerProcess,
+    free_port,
+    http_terminal,
+    postgres_unavailable_reason,
+)
+
+ANNA, BOB = DEMO_MEMBERS[0], DEMO_MEMBERS[1]
+PG_REASON = postgres_unavailable_reason()
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresCluster | None]:
+    if PG_REASON is not None:
+        yield None
+        return
+    cluster = PostgresCluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresCluster | None
+) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite+pysqlite:///{tmp_path}/server.sqlite"
+    else:
+        if postgres is None:
+            pytest.skip(PG_REASON or "")
+        url = postgres.new_database()
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    process = ServerProcess(
+        database_url,
+        tmp_path,
+        LOYALTY_SERVER_PHONE_LOOKUPS_PER_MINUTE="5",
+        LOYALTY_SERVER_FLAG_EARNINGS_PER_DAY="3",
+    )
+    process.seed()
+    process.start()
+    yield process
+    process.stop()
+
+
+def headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def sale(member_id: str, amount: str, key: str | None = None) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    return SaleOp(
+        key or uuid7(), member_id, "T", datetime.now(UTC), Purchase.of_amount(Decimal(amount))
+    ).to_body()
+
+
+def anna_id(server: ServerProcess, token: str) -> str:
+    response = requests.post(
+        server.url + "/v1/members/lookup",
+        headers=headers(token),
+        json={"kind": "card_number", "value": ANNA.card_number},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    return str(response.json()["member_id"])
+
+
+def test_pairing_lookup_is_masked_and_codes_work_once(server: ServerProcess) -> None:
+    code = server.pairing_code()
+    first = requests.post(server.url + "/v1/terminals/pair", json={"code": code}, timeout=10)
+    assert first.status_code == 200
+    again = requests.post(server.url + "/v1/terminals/pair", json={"code": code}, timeout=10)
+    assert again.status_code == 403
+    token = first.json()["token"]
+    member = requests.post(
+        server.url + "/v1/members/lookup",
+        headers=headers(token),
+        json={"kind": "phone", "value": server.hasher().phone_key(ANNA.phone)},
+        timeout=10,
+    ).json()
+    assert member["display_name"] == "Anna K." and member["phone_hint"].endswith("89")
+    assert "Karenina" not in json.dumps(member) and ANNA.phone[2:] not in json.dumps(member)
+
+
+def test_a_key_applies_once_and_a_different_body_conflicts(server: ServerProcess) -> None:
+    token = server.pair()["token"]
+    member = anna_id(server, token)
+    body = sale(member, "10.00")
+    bad = {"type": "sale", "key": uuid7(), "member_id": member, "lines": "many"}
+    batch = {"operations": [body, bad, sale(member, "5.00")]}
+    first = requests.post(
+        server.url + "/v1/operations/batch", json=batch, headers=headers(token), timeout=10
+    ).json()["results"]
+    assert [r["outcome"] for r in first] == ["applied", "rejected", "applied"]
+    again = requests.post(
+        server.url + "/v1/operations/batch", json=batch, headers=headers(token), timeout=10
+    ).json()["results"]
+    assert [r["outcome"] for r in again] == ["duplicate", "rejected", "duplicate"]
+    assert again[0]["result"]["points_earned"] == first[0]["result"]["points_earned"]
+    changed = {**body, "lines": [{"amount": "11.00", "category": "", "sku": "", "quantity": 1}]}
+    conflict = requests.post(
+        server.url + "/v1/operations/batch",
+        json={"operations": [changed]},
+        headers=headers(token),
+        timeout=10,
+    ).json()["results"][0]
+    assert conflict["outcome"] == "conflict"
+
+
+def test_a_terminal_outbox_drains_to_the_server(server: ServerProcess, tmp_path: Path) -> None:
+    with http_terminal(server, tmp_path / "t1") as terminal:
+        session = terminal.checkout.identify("]E0" + ANNA.card_number)
+        assert session.online and session.view.display_name == "Anna K."
+        keys = [
+            terminal.checkout.earn(session, Purchase.of_amount(Decimal("10.00"))).key
+            for _ in range(5)
+        ]
+        enrolled = terminal.checkout.enroll("+30 691 000 0077", "Nikos", consent=True)
+        report = terminal.sync.drain()
+        assert (report.acked, report.dead, report.online) == (6, 0, True)
+        fresh = terminal.checkout.identify("+30 691 000 0077", hint="phone")
+        assert fresh.view.member_id == enrolled.view.member_id and fresh.online
+    ledger = server.ledger()
+    assert all(ledger.count_transactions(key, "earn") == 1 for key in keys)
+    assert ledger.balance_mismatches() == []
+
+
+def test_two_terminals_sync_the_same_member_at_once(server: ServerProcess, tmp_path: Path) -> None:
+    terminals = [http_terminal(server, tmp_path / f"t{i}") for i in (1, 2)]
+    try:
+        keys: list[str] = []
+        for terminal in terminals:
+            session = terminal.checkout.identify(BOB.card_number)
+            keys += [
+                terminal.checkout.earn(session, Purchase.of_amount(Decimal("1.00"))).key
+                for _ in range(40)
+            ]
+        before = terminals[0].checkout.identify(BOB.card_number).view.balance
+        threads = [threading.Thread(target=t.sync.drain) for t in terminals]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for terminal in terminals:
+            assert terminal.outbox.stats().unsent == 0
+        after = terminals[0].checkout.identify(BOB.card_number).view.balance
+    finally:
+        for terminal in terminals:
+            terminal.close()
+    assert after - before == 80
+    ledger = server.ledger()
+    assert all(ledger.count_transactions(key, "earn") == 1 for key in keys)
+    assert ledger.balance_mismatches() == []
+
+
+def test_server_killed_mid_batch_and_restarted(server: ServerProcess, tmp_path: Path) -> None:
+    with http_terminal(server, tmp_path / "t1", read_timeout_s=3) as terminal:
+        session = terminal.checkout.identify(BOB.card_number)
+        keys = [
+            terminal.checkout.earn(session, Purchase.of_amount(Decimal("2.00"))).key
+            for _ in range(600)
+        ]
+        drainer = threading.Thread(target=terminal.sync.drain)
+        drainer.start()
+        time.sleep(0.3)
+        server.kill()
+        drainer.join()
+        assert terminal.outbox.stats().unsent > 0  # some of it did not get through
+        server.start()
+        for _ in range(20):
+            terminal.outbox.make_due()
+            terminal.sync.drain()
+            if terminal.outbox.stats().unsent == 0:
+                break
+        assert terminal.outbox.stats().unsent == 0
+    ledger = server.ledger()
+    assert [ledger.count_transactions(key, "earn") for key in keys] == [1] * len(keys)
+    assert ledger.balance_mismatches() == []
+
+
+class LosingProxy:
+    """Forwards to the server, but for the first `lose` requests drops the connection after
+    the server answered: the server committed, the terminal never heard back."""
+
+    def __init__(self, target_port: int, lose: int) -> None:
+        self.target_port = target_port
+        self.lose = lose
+        self.port = free_port()
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        self.listener.settimeout(0.2)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client, socket.create_connection(("127.0.0.1", self.target_port)) as upstream:
+            client.settimeout(5)
+            upstream.settimeout(10)
+            request = self._read_http(client)
+            if not request:
+                return
+            upstream.sendall(request)
+            response = self._read_http(upstream)
+            if self.lose > 0:
+                self.lose -= 1
+                client.shutdown(socket.SHUT_RDWR)  # lost after commit
+                return
+            client.sendall(response)
+
+    @staticmethod
+    def _read_http(sock: socket.socket) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return head + b"\r\n\r\n" + body
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+
+def test_a_response_lost_after_commit_is_resent_and_applied_once(
+    server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    with http_terminal(server, tmp_path / "t1") as direct:
+        session = direct.checkout.identify(ANNA.card_number)
+        keys = [
+            direct.checkout.earn(session, Purchase.of_amount(Decimal("3.00"))).key
+            for _ in range(10)
+        ]
+        proxy = LosingProxy(server.port, lose=2)
+        try:
+            direct.network.inner.base_url = f"http://127.0.0.1:{proxy.port}"  # type: ignore[attr-defined]
+            direct.network.inner.session.headers["Connection"] = "close"  # type: ignore[attr-defined]
+            first = direct.sync.drain()
+            assert first.online is False and first.acked == 0
+            for _ in range(5):
+                direct.outbox.make_due()
+                direct.sync.drain()
+            assert direct.outbox.stats().unsent == 0
+            results = [e.result for e in direct.outbox.entries(limit=100) if e.key in keys]
+            assert {r["status"] for r in results if r} == {"duplicate"}
+        finally:
+            proxy.close()
+    ledger = server.ledger()
+    assert [ledger.count_transactions(key, "earn") for key in keys] == [1] * 10
+
+
+def test_every_endpoint_refuses_missing_wrong_or_revoked_tokens(server: ServerProcess) -> None:
+    answer = server.pair()
+    spec = json.loads((REPO / "loyalty_server" / "openapi.json").read_text())
+    revoke = subprocess.run(
+        server.command("terminal", "revoke", answer["terminal_id"]),
+        cwd=REPO,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert revoke.returncode == 0, revoke.stderr
+    checked = 0
+    for path, methods in spec["paths"].items():
+        if path == "/v1/terminals/pair":
+            continue
+        url = server.url + path.replace("{member_id}", "x")
+        for method in methods:
+            for auth in (
+                {},
+                headers("wrong-token"),
+                headers(answer["token"]),
+                {"Authorization": "Basic abc"},
+            ):
+                response = requests.request(method, url, headers=auth, json={}, timeout=10)
+                assert response.status_code == 401, (method, path, auth, response.text)
+                checked += 1
+    assert checked >= 8 * 4
+
+
+def test_phone_lookups_are_rate_limited_per_terminal(server: ServerProcess) -> None:
+    token = server.pair()["token"]
+    codes = [
+        requests.post(
+            server.url + "/v1/members/lookup",
+            headers=headers(token),
+            json={"kind": "phone", "value": "0" * 64},
+            timeout=10,
+        ).status_code
+        for _ in range(7)
+    ]
+    assert codes == [404] * 5 + [429] * 2
+    other = server.pair("other")["token"]
+    assert (
+        requests.post(
+            server.url + "/v1/members/lookup",
+            headers=headers(other),
+            json={"kind": "phone", "value": "0" * 64},
+            timeout=10,
+        ).status_code
+        == 404
+    )
+
+
+def test_frequent_earnings_are_flagged_and_secrets_stay_out_of_logs(
+    server: ServerProcess,
+) -> None:
+    from sqlalchemy import select
+
+    from loyalty_server.schema import flags
+
+    token = server.pair()["token"]
+    member = anna_id(server, token)
+    batch = {"operations": [sale(member, "1.00") for _ in range(5)]}
+    requests.post(
+        server.url + "/v1/operations/batch", json=batch, headers=headers(token), timeout=10
+    ).raise_for_status()
+    ledger = server.ledger()
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(select(flags.c.member_id, flags.c.earnings)).all()
+    assert [r.member_id for r in rows] == [member]
+    assert rows[0].earnings >= 5  # the seed's history was recorded today too
+    server.stop()
+    log = server.log_path.read_text()
+    assert token not in log and ANNA.phone not in log and ANNA.phone[2:] not in log
+    assert "flagged for review" in log
+
+
+def test_history_program_and_partners(server: ServerProcess) -> None:
+    token = server.pair()["token"]
+    member = anna_id(server, token)
+    history = requests.get(
+        f"{server.url}/v1/members/{member}/history", headers=headers(token), timeout=10
+    ).json()
+    assert {item["kind"] for item in history} == {"earn"}
+    program = requests.get(server.url + "/v1/program", headers=headers(token), timeout=10).json()
+    assert program["id"] == "category_tiers" and program["tiers"]["levels"][1]["rate_floor"] == "4"
+    partners = requests.get(server.url + "/v1/partners", headers=headers(token), timeout=10).json()
+    assert {p["id"] for p in partners} == {"sky-miles", "skin-cancer-fund"}
+
+
+def test_member_import_from_csv(database_url: str, tmp_path: Path) -> None:
+    csv_file = tmp_path / "members.csv"
+    csv_file.write_text(
+        "first_name,last_name,phone,card_number,birthday\n"
+        "Ivan,Petrov,+7 912 000 11 22,2900000000100,1980-02-03\n"
+        "Broken,Row,12,2900000000117,\n"
+    )
+    server = ServerProcess(database_url, tmp_path)
+    result = subprocess.run(
+        server.command("member", "import", str(csv_file)),
+        cwd=REPO,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "imported 1 member(s), skipped 1" in result.stdout
+    assert "line 3: skipped" in result.stderr
+    assert server.ledger().find_member_id("card_number", "2900000000100") is not None
+
+
+def test_the_committed_openapi_spec_is_current() -> None:
+    generated = subprocess.run(
+        [sys.executable, "-m", "loyalty_server.cli", "openapi"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    committed = (REPO / "loyalty_server" / "openapi.json").read_text()
+    assert json.loads(generated) == json.loads(committed), "run: loyalty-server openapi --out"
+
+
+def test_schemathesis_finds_no_server_errors_or_schema_violations(
+    server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    token = server.pair()["token"]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            str(REPO / "loyalty_server" / "openapi.json"),
+            "--url",
+            server.url,
+            "-H",
+            f"Authorization: Bearer {token}",
+            "--checks",
+            "not_a_server_error,response_schema_conformance,status_code_conformance",
+            "--max-examples",
+            "25",
+            "--generation-deterministic",
+            "--request-timeout",
+            "10",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
