@@ -303,7 +303,20 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def batch(body: BatchIn, who: Auth) -> BatchOut:
         """Apply sales (earnings and redemptions), enrollments, actions and transfers one by
         one, each exactly once by its key; one bad operation never blocks the others."""
-        return BatchOut(results=[apply_one(op.model_dump(), who) for op in body.operations])
+        bodies = [op.model_dump() for op in body.operations]
+        try:
+            outcomes = ledger.apply_many(bodies)
+        except (OperationalError, DBAPIError) as exc:
+            log.warning("batch not applied now: %s", type(exc).__name__)
+            raise HTTPException(503, "database unavailable, retry later") from None
+        results = [as_result(body, outcome) for body, outcome in zip(bodies, outcomes, strict=True)]
+        for member_id in {
+            str(r.result.get("member_id"))
+            for r in results
+            if r.outcome == "applied" and r.result and r.result.get("type") == "sale"
+        }:
+            flag_if_frequent(member_id)
+        return BatchOut(results=results)
 
     @app.get("/v1/program", responses=unauthorized)
     def rules(_who: Auth) -> dict[str, Any]:
@@ -314,6 +327,21 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def partners(_who: Auth) -> list[dict[str, Any]]:
         """Partner programmes and charities with their conversion rates."""
         return list(program_to_json(program)["give_targets"])
+
+    def as_result(body: dict[str, Any], outcome: dict[str, Any] | OpRejected) -> OpResultOut:
+        key = str(body.get("key", ""))
+        if isinstance(outcome, OpConflict):
+            return OpResultOut(
+                key=key, outcome="conflict", code=outcome.code, error=outcome.message
+            )
+        if isinstance(outcome, OpRejected):
+            return OpResultOut(
+                key=key, outcome="rejected", code=outcome.code, error=outcome.message
+            )
+        status: Literal["applied", "duplicate"] = (
+            "duplicate" if outcome.get("status") == "duplicate" else "applied"
+        )
+        return OpResultOut(key=key, outcome=status, result=outcome)
 
     def apply_one(data: dict[str, Any], who: terminals.Terminal) -> OpResultOut:
         key = str(data.get("key", ""))

@@ -396,6 +396,16 @@ class Outbox:
                 (canonical_json(result) if result else None, _ts(now or utcnow()), key),
             )
 
+    def ack_many(self, acks: Sequence[tuple[str, dict[str, Any] | None]]) -> None:
+        """Acknowledge a whole batch in one commit."""
+        moment = _ts(utcnow())
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE entries SET state = 'acked', result = ?, updated_at = ?,"
+                " error_code = NULL, last_error = NULL WHERE key = ?",
+                [(canonical_json(result) if result else None, moment, key) for key, result in acks],
+            )
+
     def retry_later(
         self, keys: Sequence[str], error: str, next_attempt_at: datetime, code: str = "retry"
     ) -> None:

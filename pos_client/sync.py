@@ -13,8 +13,8 @@ from typing import Any
 
 from pos_client.domain import utcnow
 from pos_client.events import EventBus, OperationDead, OperationSynced, SyncStatus
-from pos_client.outbox import DrainBusy, Outbox, OutboxError
-from pos_client.ports import Backend, BackendUnavailable, Outcome
+from pos_client.outbox import DrainBusy, Outbox, OutboxEntry, OutboxError
+from pos_client.ports import Backend, BackendUnavailable, OpResult, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ class SyncWorker:
                         break
                     self._came_online()
                     by_key = {result.key: result for result in results}
+                    acks: list[tuple[OutboxEntry, OpResult]] = []
                     for entry in batch:
                         result = by_key.get(entry.key)
                         if result is None or result.outcome is Outcome.RETRY:
@@ -100,12 +101,7 @@ class SyncWorker:
                             )
                             retried += 1
                         elif result.outcome.done:
-                            self.outbox.ack(entry.key, result.result)
-                            self._remember_balance(result.result)
-                            acked += 1
-                            self.bus.publish(
-                                OperationSynced(entry.key, entry.kind, result.result or {})
-                            )
+                            acks.append((entry, result))
                         else:
                             code = result.code or result.outcome.value
                             error = result.error or code
@@ -113,6 +109,19 @@ class SyncWorker:
                             dead += 1
                             log.warning("operation %s refused for good: %s", entry.key, code)
                             self.bus.publish(OperationDead(entry.key, entry.kind, code, error))
+                    if acks:
+                        self.outbox.ack_many([(e.key, r.result) for e, r in acks])
+                        acked += len(acks)
+                        latest: dict[str, dict[str, Any]] = {}
+                        for _entry, result in acks:
+                            if result.result and result.result.get("member_id"):
+                                latest[str(result.result["member_id"])] = result.result
+                        for outcome in latest.values():
+                            self._remember_balance(outcome)
+                        for entry, result in acks:
+                            self.bus.publish(
+                                OperationSynced(entry.key, entry.kind, result.result or {})
+                            )
         except DrainBusy:
             return DrainReport(busy=True, online=self.online)
         except OutboxError as exc:

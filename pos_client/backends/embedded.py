@@ -25,20 +25,11 @@ class EmbeddedBackend:
         return self.ledger.member_view(member_id)
 
     def submit(self, bodies: Sequence[dict[str, Any]]) -> list[OpResult]:
-        return [self._submit_one(body) for body in bodies]
-
-    def _submit_one(self, body: dict[str, Any]) -> OpResult:
-        key = str(body.get("key", ""))
         try:
-            result = self.ledger.apply(body)
-        except OpConflict as exc:
-            return OpResult(key, Outcome.CONFLICT, code=exc.code, error=exc.message)
-        except OpRejected as exc:
-            return OpResult(key, Outcome.REJECTED, code=exc.code, error=exc.message)
+            outcomes = self.ledger.apply_many(list(bodies))
         except OperationalError as exc:  # database locked or I/O trouble: try again later
-            return OpResult(key, Outcome.RETRY, code="storage", error=str(exc.orig))
-        outcome = Outcome.DUPLICATE if result.get("status") == "duplicate" else Outcome.APPLIED
-        return OpResult(key, outcome, result=result)
+            raise BackendUnavailable(f"ledger unavailable: {exc.orig}") from None
+        return [to_result(body, outcome) for body, outcome in zip(bodies, outcomes, strict=True)]
 
     def ping(self) -> None:
         try:
@@ -49,3 +40,13 @@ class EmbeddedBackend:
 
     def close(self) -> None:
         self.ledger.engine.dispose()
+
+
+def to_result(body: dict[str, Any], outcome: dict[str, Any] | OpRejected) -> OpResult:
+    key = str(body.get("key", ""))
+    if isinstance(outcome, OpConflict):
+        return OpResult(key, Outcome.CONFLICT, code=outcome.code, error=outcome.message)
+    if isinstance(outcome, OpRejected):
+        return OpResult(key, Outcome.REJECTED, code=outcome.code, error=outcome.message)
+    status = Outcome.DUPLICATE if outcome.get("status") == "duplicate" else Outcome.APPLIED
+    return OpResult(key, status, result=outcome)

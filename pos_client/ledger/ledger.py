@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import Connection, Engine, and_, case, func, select
 from sqlalchemy.exc import IntegrityError
 
 from pos_client import rules
@@ -99,15 +99,20 @@ class Ledger:
         where = [transactions.c.member_id == member_id]
         if start is not None:
             where.append(transactions.c.occurred_at >= datetime.combine(start, time(), UTC))
-        earned = conn.execute(
-            select(func.coalesce(func.sum(transactions.c.points), 0)).where(
-                *where, transactions.c.kind.in_(EARNING_KINDS)
-            )
-        ).scalar_one()
-        spend, visits = conn.execute(
-            select(func.coalesce(func.sum(transactions.c.amount_minor), 0), func.count()).where(
-                *where, transactions.c.kind == "earn"
-            )
+        is_earn = transactions.c.kind == "earn"
+        earned, spend, visits = conn.execute(
+            select(
+                func.coalesce(
+                    func.sum(
+                        case(
+                            (transactions.c.kind.in_(EARNING_KINDS), transactions.c.points), else_=0
+                        )
+                    ),
+                    0,
+                ),
+                func.coalesce(func.sum(case((is_earn, transactions.c.amount_minor), else_=0)), 0),
+                func.coalesce(func.sum(case((is_earn, 1), else_=0)), 0),
+            ).where(*where)
         ).one()
         return MemberStats(
             points_in_period=int(earned),
@@ -127,9 +132,9 @@ class Ledger:
         return int(row) > 0
 
     def birthday_available(self, conn: Connection, record: MemberRecord, today: date) -> bool:
-        return rules.birthday_in_window(
-            record.birthday, today, self.program.birthday.window_days
-        ) and not self.birthday_used(conn, record.id, today)
+        if not rules.birthday_in_window(record.birthday, today, self.program.birthday.window_days):
+            return False  # most days: no query at all
+        return not self.birthday_used(conn, record.id, today)
 
     def member_view(self, member_id: str, today: date | None = None) -> MemberView | None:
         today = today or utcnow().date()
@@ -167,6 +172,43 @@ class Ledger:
                         "identifier_taken", "this phone or card already belongs to a member"
                     ) from None
         raise OpRejected("busy", "could not apply the operation after 3 attempts")
+
+    def apply_many(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any] | OpRejected]:
+        """Apply a batch in one database transaction (one commit, one fsync), each operation
+        inside its own savepoint: one refused operation never undoes or blocks the others.
+        Returns, per body, its result or the OpRejected/OpConflict it met."""
+        outcomes: list[dict[str, Any] | OpRejected] = []
+        with self.engine.begin() as conn:
+            for body in bodies:
+                try:
+                    op = parse_operation(body)
+                    digest = body_hash(body)
+                except OpRejected as exc:
+                    outcomes.append(exc)
+                    continue
+                try:
+                    with conn.begin_nested():
+                        previous = self._previous_result(conn, op.key, digest)
+                        outcomes.append(
+                            previous if previous is not None else self._apply_new(conn, op, digest)
+                        )
+                except OpRejected as exc:
+                    outcomes.append(exc)
+                except IntegrityError:
+                    # Another writer claimed the key (or an identifier) first.
+                    try:
+                        previous = self._previous_result(conn, op.key, digest)
+                    except OpRejected as exc:
+                        outcomes.append(exc)
+                        continue
+                    outcomes.append(
+                        previous
+                        if previous is not None
+                        else OpRejected(
+                            "identifier_taken", "this phone or card already belongs to a member"
+                        )
+                    )
+        return outcomes
 
     def _previous_result(self, conn: Connection, key: str, digest: str) -> dict[str, Any] | None:
         row = conn.execute(
@@ -232,20 +274,29 @@ class Ledger:
             )
         )
 
-    def _move_balance(self, conn: Connection, member_id: str, delta: int) -> int:
-        updated = conn.execute(
+    def _move_balance(self, conn: Connection, member_id: str, delta: int, spend: int = 0) -> int:
+        """Add `delta` to the balance, if it holds `spend` first; returns the new balance."""
+        row = conn.execute(
             members.update()
-            .where(members.c.id == member_id, members.c.balance + delta >= 0)
+            .where(
+                members.c.id == member_id,
+                members.c.balance >= spend,
+                members.c.balance + delta >= 0,
+            )
             .values(balance=members.c.balance + delta)
-        )
-        if updated.rowcount != 1:
+            .returning(members.c.balance)
+        ).first()
+        if row is None:
             raise OpRejected("insufficient_points", "the balance cannot go below zero")
-        return int(
-            conn.execute(select(members.c.balance).where(members.c.id == member_id)).scalar_one()
-        )
+        return int(row[0])
 
     def _plan_redemption(
-        self, conn: Connection, op: SaleOp, record: MemberRecord, tier: rules.Tier, today: date
+        self,
+        conn: Connection,
+        op: SaleOp,
+        record: MemberRecord,
+        tier: rules.Tier,
+        birthday: bool,
     ) -> RedemptionPlan | None:
         request = op.redemption
         if request is None:
@@ -262,7 +313,7 @@ class Ledger:
                     record.balance,
                     tier,
                     option=request.option,
-                    birthday_available=self.birthday_available(conn, record, today),
+                    birthday_available=birthday,
                 )
         except RulesError as exc:
             raise OpRejected("redemption_refused", str(exc)) from None
@@ -273,10 +324,9 @@ class Ledger:
         today = op.occurred_at.date()
         stats = self.stats(conn, op.member_id, today)
         tier = rules.tier_for(self.program.tiers, stats)
-        plan = self._plan_redemption(conn, op, record, tier, today)
-        birthday_bonus_due = bool(self.program.birthday.points) and self.birthday_available(
-            conn, record, today
-        )
+        birthday = self.birthday_available(conn, record, today)
+        plan = self._plan_redemption(conn, op, record, tier, birthday)
+        birthday_bonus_due = bool(self.program.birthday.points) and birthday
         try:
             breakdown = rules.earn_points(
                 self.program,
@@ -299,7 +349,6 @@ class Ledger:
             "discount": str(plan.discount) if plan else "0",
             "tier": tier.id,
         }
-        self._claim(conn, op, digest, result)
         amount = to_minor(op.purchase.total, self.program.currency)
         base_points = breakdown.points - breakdown.birthday_bonus
         self._post(conn, op.key, op.member_id, "earn", base_points, op.occurred_at, amount)
@@ -319,9 +368,10 @@ class Ledger:
                 reward_id=plan.reward_id,
             )
         # Redeem against the balance before this sale's earning, as the terminal planned it.
-        self._move_balance(conn, op.member_id, -redeemed)
-        result["balance"] = self._move_balance(conn, op.member_id, breakdown.points)
-        self._store_result(conn, op.key, result)
+        result["balance"] = self._move_balance(
+            conn, op.member_id, breakdown.points - redeemed, spend=redeemed
+        )
+        self._claim(conn, op, digest, result)
         return result
 
     def _apply_enroll(self, conn: Connection, op: EnrollOp, digest: str) -> dict[str, Any]:
