@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/outbox_commit.py
 	$(BIN)/python benchmarks/reader_latency.py
 	$(BIN)/python benchmarks/ui_latency.py
+	$(BIN)/python benchmarks/server_throughput.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
