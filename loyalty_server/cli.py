@@ -125,6 +125,23 @@ def cmd_member_import(args: argparse.Namespace) -> int:
     return 0 if imported or not skipped else 1
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Forget idempotency keys older than the retention window."""
+    from datetime import timedelta
+
+    from pos_client.domain import utcnow
+    from pos_client.ledger import Ledger
+    from pos_client.ledger.ledger import purge_operation_keys
+    from pos_client.program import load_program
+
+    settings = settings_from(args)
+    ledger = Ledger(engine_for(args), load_program(settings.program, settings.config_dir))
+    cutoff = utcnow() - timedelta(days=settings.key_retention_days)
+    removed = purge_operation_keys(ledger, cutoff)
+    print(f"forgot {removed} idempotency key(s) older than {settings.key_retention_days} days")
+    return 0
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -184,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("csv")
     sub.add_argument("--region", default="US", help="region for phone numbers without +")
     sub.set_defaults(handler=cmd_member_import)
+
+    sub = commands.add_parser("purge", help="forget idempotency keys past the retention window")
+    common(sub)
+    sub.set_defaults(handler=cmd_purge)
 
     sub = commands.add_parser("openapi", help="print the OpenAPI spec")
     sub.add_argument("--out")

@@ -221,3 +221,29 @@ def test_transfer_and_donation_debit_points_in_whole_units(tmp_path: Path) -> No
     with pytest.raises(OpRejected, match="balance is 2300"):
         give("skin-cancer-fund", 5000)
     assert ledger.balance_mismatches() == []
+
+
+def test_keys_past_retention_are_forgotten_and_recent_ones_kept(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from pos_client.ledger.ledger import purge_operation_keys
+    from pos_client.ledger.schema import operations
+
+    ledger = new_ledger(tmp_path / "l.sqlite")
+    member = enroll(ledger)
+    old, recent = sale_body(member, "1.00"), sale_body(member, "2.00")
+    ledger.apply(old)
+    ledger.apply(recent)
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            update(operations)
+            .where(operations.c.key == old["key"])
+            .values(applied_at=datetime(2020, 1, 1, tzinfo=UTC))
+        )
+    assert purge_operation_keys(ledger, NOW - timedelta(days=90)) == 1
+    keys = set(ledger.operation_keys())
+    assert old["key"] not in keys and recent["key"] in keys
+    assert ledger.apply(recent)["status"] == "duplicate"
+    assert ledger.balance_mismatches() == []
