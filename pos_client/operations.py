@@ -354,7 +354,8 @@ OP_PARSERS: dict[str, Any] = {
 def parse_operation(body: Any) -> Operation:
     if not isinstance(body, dict):
         raise OpRejected("bad_request", "an operation must be a JSON object")
-    parser = OP_PARSERS.get(body.get("type", ""))
+    kind = body.get("type")
+    parser = OP_PARSERS.get(kind) if isinstance(kind, str) else None
     if parser is None:
         raise OpRejected("bad_request", f"unknown operation type {body.get('type')!r}")
     try:
