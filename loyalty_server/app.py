@@ -364,7 +364,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def flag_if_frequent(member_id: str) -> None:
         today = utcnow().date()
         start = datetime.combine(today, day_time(), UTC)
-        with engine.begin() as conn:
+        with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
             count = int(
                 conn.execute(
                     select(func.count()).where(

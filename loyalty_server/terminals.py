@@ -35,7 +35,7 @@ def add_terminal(engine: Engine, name: str, ttl_s: int) -> tuple[str, str]:
     terminal_id = uuid7()
     code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
     now = utcnow()
-    with engine.begin() as conn:
+    with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
         conn.execute(terminals.insert().values(id=terminal_id, name=name, created_at=now))
         conn.execute(
             pairing_codes.insert().values(
@@ -51,7 +51,7 @@ def pair(engine: Engine, code: str, now: datetime | None = None) -> tuple[str, s
     """Trade a pairing code for a token, once. Returns (terminal id, token)."""
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
-    with engine.begin() as conn:
+    with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
         row = conn.execute(
             select(
                 pairing_codes.c.terminal_id, pairing_codes.c.expires_at, pairing_codes.c.used_at
@@ -88,7 +88,7 @@ def authenticate(engine: Engine, token: str) -> Terminal | None:
 
 
 def revoke(engine: Engine, terminal_id: str) -> bool:
-    with engine.begin() as conn:
+    with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
         result = conn.execute(
             terminals.update()
             .where(terminals.c.id == terminal_id)

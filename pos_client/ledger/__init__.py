@@ -9,7 +9,19 @@ from sqlalchemy import Engine, create_engine, event
 
 from pos_client.ledger.ledger import Ledger, MemberRecord, build_member_view
 
-__all__ = ["Ledger", "MemberRecord", "build_member_view", "make_engine", "sqlite_url"]
+__all__ = [
+    "Ledger",
+    "MemberRecord",
+    "build_member_view",
+    "make_engine",
+    "sqlite_url",
+    "writer",
+]
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine, for transactions that write: SQLite takes the write lock at BEGIN."""
+    return engine.execution_options(sqlite_begin="IMMEDIATE")
 
 
 def sqlite_url(path: Path) -> str:
@@ -32,10 +44,12 @@ def make_engine(url: str) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(conn: Any) -> None:
-        # A transaction that reads, then writes, must hold the write lock from the start:
-        # otherwise two writers deadlock on the upgrade and SQLite fails one at once
-        # instead of waiting out the busy timeout.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(conn: Any) -> None:
+        # A transaction that reads, then writes, must hold the write lock from the start
+        # (writer(engine)): otherwise two writers deadlock on the upgrade and SQLite fails
+        # one at once instead of waiting out the busy timeout. Reads stay deferred, so in
+        # WAL mode they never wait for a writer.
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine

@@ -61,6 +61,7 @@ class MemberRecord:
 class Ledger:
     def __init__(self, engine: Engine, program: Program) -> None:
         self.engine = engine
+        self.writer = engine.execution_options(sqlite_begin="IMMEDIATE")
         self.program = program
 
     def create_schema(self) -> None:
@@ -155,7 +156,7 @@ class Ledger:
         digest = body_hash(body)
         for _attempt in range(3):
             try:
-                with self.engine.begin() as conn:
+                with self.writer.begin() as conn:
                     previous = self._previous_result(conn, op.key, digest)
                     if previous is not None:
                         return previous
@@ -178,7 +179,7 @@ class Ledger:
         inside its own savepoint: one refused operation never undoes or blocks the others.
         Returns, per body, its result or the OpRejected/OpConflict it met."""
         outcomes: list[dict[str, Any] | OpRejected] = []
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             for body in bodies:
                 try:
                     op = parse_operation(body)
@@ -477,7 +478,7 @@ class Ledger:
     # ------------------------------------------------------------ administration
 
     def link_identifier(self, member_id: str, kind: str, value: str) -> None:
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             conn.execute(identifiers.insert().values(kind=kind, value=value, member_id=member_id))
 
     def run_expiry(self, as_of: datetime) -> int:
@@ -485,7 +486,7 @@ class Ledger:
         if self.program.expiry.months is None:
             return 0
         total = 0
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             member_ids = [row[0] for row in conn.execute(select(members.c.id))]
             for member_id in member_ids:
                 rows = conn.execute(
@@ -559,7 +560,7 @@ def build_member_view(
 
 def purge_operation_keys(ledger: Ledger, older_than: datetime) -> int:
     """Forget idempotency keys past their retention window (longer than any offline period)."""
-    with ledger.engine.begin() as conn:
+    with ledger.writer.begin() as conn:
         return int(
             conn.execute(operations.delete().where(operations.c.applied_at < older_than)).rowcount
         )

@@ -44,8 +44,9 @@ def read_http(sock: socket.socket) -> bytes:
 
 
 class FaultProxy:
-    def __init__(self, target_port: int, mode: str = "pass", latency_s: float = 0.2,
-                 trickle_s: float = 0.02) -> None:
+    def __init__(
+        self, target_port: int, mode: str = "pass", latency_s: float = 0.2, trickle_s: float = 0.02
+    ) -> None:
         self.target_port = target_port
         self.mode = mode
         self.latency_s = latency_s
@@ -103,7 +104,7 @@ class FaultProxy:
                 time.sleep(self.latency_s)
             if mode == "trickle":
                 for index in range(0, len(response), 16):
-                    client.sendall(response[index:index + 16])
+                    client.sendall(response[index : index + 16])
                     time.sleep(self.trickle_s)
             else:
                 client.sendall(response)

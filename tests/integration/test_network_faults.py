@@ -38,10 +38,10 @@ def setup(tmp_path: Path) -> Iterator[tuple[ServerProcess, FaultProxy, Terminal]
         server.stop()
 
 
-@pytest.mark.parametrize("mode", ["reset_before", "reset_after", "blackhole", "trickle",
-                                  "latency"])
+@pytest.mark.parametrize("mode", ["reset_before", "reset_after", "blackhole", "trickle", "latency"])
 def test_faults_lose_nothing_and_apply_nothing_twice(
-    setup: tuple[ServerProcess, FaultProxy, Terminal], mode: str,
+    setup: tuple[ServerProcess, FaultProxy, Terminal],
+    mode: str,
 ) -> None:
     server, proxy, terminal = setup
     session = terminal.checkout.identify(BOB.card_number)  # cached while the path is clean

@@ -69,9 +69,12 @@ class OutboxMachine(RuleBasedStateMachine):
         self.recorded: list[str] = []
 
     def _worker(self) -> SyncWorker:
-        return SyncWorker(self.outbox, self.backend,
-                          policy=SyncPolicy(batch_size=3, backoff_base_s=0.0, backoff_cap_s=0.0),
-                          rand=lambda: 0.0)
+        return SyncWorker(
+            self.outbox,
+            self.backend,
+            policy=SyncPolicy(batch_size=3, backoff_base_s=0.0, backoff_cap_s=0.0),
+            rand=lambda: 0.0,
+        )
 
     @rule(count=st.integers(1, 4))
     def record_sales(self, count: int) -> None:
@@ -143,6 +146,5 @@ class OutboxMachine(RuleBasedStateMachine):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-OutboxMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25,
-                                           deadline=None)
+OutboxMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
 test_outbox_and_sync_against_a_model = OutboxMachine.TestCase

@@ -216,3 +216,26 @@ def test_missing_pyscard_is_a_clear_message(
     driver = PcscReader("nfc", {}, lambda event: None)
     with pytest.raises(DriverUnavailable, match="pos-client\\[pcsc\\]"):
         driver.open()
+
+
+def test_a_card_yanked_mid_read_is_never_misread(reader: tuple[PcscReader, Events]) -> None:
+    import ndef
+
+    _driver, events = reader
+    message = b"".join(ndef.message_encoder([ndef.TextRecord("y" * 200)]))
+    card = VirtualCard(
+        uid=bytes.fromhex("04DDDDDDDDDD01"), memory=ntag_memory(message), answer_delay_s=0.15
+    )
+    card.insert()
+    deadline = time.monotonic() + 5
+    while len(card.apdus) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    card.remove()  # pulled away while the NDEF pages are being read
+    seen = events.quiet(1.0)
+    assert all(e.kind in ("error", "removed", "nfc") for e in seen)
+    assert not any(e.kind == "ndef" for e in seen)  # a half-read record is never used
+    assert all(e.value == "04DDDDDDDDDD01" for e in seen if e.kind == "nfc")
+    time.sleep(1.0)
+    whole = VirtualCard(uid=bytes.fromhex("04DDDDDDDDDD01"), memory=ntag_memory(message))
+    assert tap(whole, events).value == "y" * 200
+    whole.remove()

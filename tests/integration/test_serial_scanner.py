@@ -146,3 +146,19 @@ def test_a_missing_port_is_reported_not_raised(tmp_path: Path) -> None:
         status = sink.next(ReaderStatus)
     assert status.state == "disconnected" and "cannot open" in status.detail
     assert "not connected" in driver.describe()
+
+
+def test_a_port_vanishing_mid_line_never_joins_two_codes(
+    scanner: tuple[Pty, Sink, SerialScanner],
+) -> None:
+    pty, sink, _ = scanner
+    pty.write(b"400638")  # half a code, then the cable is pulled
+    time.sleep(0.1)
+    pty.unplug()
+    assert sink.next(ReaderStatus).state == "disconnected"
+    pty.plug()
+    back = time.monotonic()
+    assert sink.next(ReaderStatus).state == "connected"
+    assert time.monotonic() - back < 2.0  # recovers within 2 s of the device returning
+    pty.write(b"96385074\r")
+    assert sink.next(ScanEvent).value == "96385074"

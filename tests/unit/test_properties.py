@@ -71,19 +71,36 @@ def test_any_ndef_memory_parses_or_fails_clearly(memory: bytes) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20)
-    | st.floats(allow_nan=False),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20) | st.floats(allow_nan=False),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
 
 @settings(max_examples=400)
-@given(body=st.dictionaries(
-    st.sampled_from(["type", "key", "member_id", "lines", "occurred_at", "redemption",
-                     "points", "target_id", "consent", "phone_key", "first_name"]),
-    json_values | st.sampled_from(["sale", "enroll", "action", "give"]), max_size=8))
+@given(
+    body=st.dictionaries(
+        st.sampled_from(
+            [
+                "type",
+                "key",
+                "member_id",
+                "lines",
+                "occurred_at",
+                "redemption",
+                "points",
+                "target_id",
+                "consent",
+                "phone_key",
+                "first_name",
+            ]
+        ),
+        json_values | st.sampled_from(["sale", "enroll", "action", "give"]),
+        max_size=8,
+    )
+)
 def test_any_operation_body_parses_or_is_rejected(body: dict[str, object]) -> None:
     try:
         parse_operation(body)
@@ -91,8 +108,11 @@ def test_any_operation_body_parses_or_is_rejected(body: dict[str, object]) -> No
         assert exc.code == "bad_request" and exc.message
 
 
-@given(balance=st.integers(0, 10**6), points=st.integers(-10, 10**6),
-       target=st.sampled_from(["sky-miles", "skin-cancer-fund", "nowhere"]))
+@given(
+    balance=st.integers(0, 10**6),
+    points=st.integers(-10, 10**6),
+    target=st.sampled_from(["sky-miles", "skin-cancer-fund", "nowhere"]),
+)
 def test_giving_never_exceeds_the_balance(balance: int, points: int, target: str) -> None:
     program = preset("category_tiers")
     try:
