@@ -36,11 +36,9 @@ check: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# One table of every figure beside its limit or peer (about 15 minutes on 2 cores).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/outbox_commit.py
-	$(BIN)/python benchmarks/reader_latency.py
-	$(BIN)/python benchmarks/ui_latency.py
-	$(BIN)/python benchmarks/server_throughput.py
+	$(BIN)/python benchmarks/table.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

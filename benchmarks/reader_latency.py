@@ -62,6 +62,21 @@ class Timed:
 
 
 def bench_pcsc(taps: int) -> list[str]:
+    samples = pcsc_samples(taps)
+    if isinstance(samples, str):
+        return [f"PC/SC skipped: {samples}"]
+    driver_samples, bare_samples, transmit_samples = samples
+    ratio = pct(driver_samples, 0.5) / pct(bare_samples, 0.5)
+    return [
+        row("tap-to-event, PC/SC driver (real pcscd)", driver_samples),
+        row("  limit: bare GetStatusChange + UID read", bare_samples),
+        row("  limit: bare pyscard transmit FF CA", transmit_samples),
+        f"  ratio driver / bare detection+read (p50): {ratio:.2f}x",
+    ]
+
+
+def pcsc_samples(taps: int) -> tuple[list[float], list[float], list[float]] | str:
+    """(driver tap-to-event, bare detection + UID read, bare transmit), or why skipped."""
     from tests.integration.vpcd import (
         PcscDaemon,
         VirtualCard,
@@ -71,7 +86,7 @@ def bench_pcsc(taps: int) -> list[str]:
 
     reason = pcsc_unavailable_reason()
     if reason:
-        return [f"PC/SC skipped: {reason}"]
+        return reason
     from smartcard import scard
 
     from drivers.pcsc import GET_UID, PcscReader
@@ -126,16 +141,20 @@ def bench_pcsc(taps: int) -> list[str]:
             scard.SCardReleaseContext(context)
         finally:
             daemon.stop()
-    ratio = pct(driver_samples, 0.5) / pct(bare_samples, 0.5)
-    return [
-        row("tap-to-event, PC/SC driver (real pcscd)", driver_samples),
-        row("  limit: bare GetStatusChange + UID read", bare_samples),
-        row("  limit: bare pyscard transmit FF CA", transmit_samples),
-        f"  ratio driver / bare detection+read (p50): {ratio:.2f}x",
-    ]
+    return driver_samples, bare_samples, transmit_samples
 
 
 def bench_serial(lines: int) -> list[str]:
+    driver_samples, bare_samples = serial_samples(lines)
+    ratio = pct(driver_samples, 0.5) / pct(bare_samples, 0.5)
+    return [
+        row("scan-to-event, serial driver (pty)", driver_samples),
+        row("  limit: bare pty write + os.read", bare_samples),
+        f"  ratio driver / bare read (p50): {ratio:.2f}x",
+    ]
+
+
+def serial_samples(lines: int) -> tuple[list[float], list[float]]:
     from drivers.serial_scanner import SerialScanner
 
     master, slave = os.openpty()
@@ -167,12 +186,7 @@ def bench_serial(lines: int) -> list[str]:
         bare_samples.append(time.perf_counter() - start)
     os.close(master)
     os.close(slave)
-    ratio = pct(driver_samples, 0.5) / pct(bare_samples, 0.5)
-    return [
-        row("scan-to-event, serial driver (pty)", driver_samples),
-        row("  limit: bare pty write + os.read", bare_samples),
-        f"  ratio driver / bare read (p50): {ratio:.2f}x",
-    ]
+    return driver_samples, bare_samples
 
 
 def main() -> None:

@@ -101,6 +101,27 @@ def child(taps: int, result_file: Path) -> None:
     result_file.write_text(json.dumps(results))
 
 
+def measure(taps: int) -> list[dict[str, Any]]:
+    """Three app processes: the first taps `taps` times; all three give a cold start."""
+    runs = []
+    for index in range(3):
+        out = Path(tempfile.mkstemp(suffix=".json")[1])
+        env = {**os.environ, "KIVY_HOME": tempfile.mkdtemp(prefix="kivy-")}
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            str(out),
+            "--taps",
+            str(taps if index == 0 else 1),
+        ]
+        subprocess.run(
+            command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        runs.append(json.loads(out.read_text()))
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--taps", type=int, default=200)
@@ -109,25 +130,7 @@ def main() -> None:
     if args.child:
         child(args.taps, Path(args.child))
         return
-    runs = []
-    for index in range(3):
-        out = Path(tempfile.mkstemp(suffix=".json")[1])
-        env = {**os.environ, "KIVY_HOME": tempfile.mkdtemp(prefix="kivy-")}
-        subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                str(out),
-                "--taps",
-                str(args.taps if index == 0 else 1),
-            ],
-            check=True,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        runs.append(json.loads(out.read_text()))
+    runs = measure(args.taps)
     first = runs[0]
     tap, bare = first["tap_s"], first["bare_s"]
     print(f"machine: {os.cpu_count()} cores; offscreen={not os.environ.get('DISPLAY')}")

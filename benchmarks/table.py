@@ -1,0 +1,330 @@
+"""`make bench`: one table of every figure, each beside its limit or peer, in one run.
+
+  outbox commit      vs a bare fsync loop (the limit) and persist-queue's SQLiteAckQueue
+                     (the library a user would pick), WAL + synchronous=FULL for both;
+  drain 10,000       batched versus one request per sale (SQLite server), PostgreSQL batched;
+  identify-to-member embedded ledger, and the HTTP server on loopback;
+  tap-to-event       real pcscd, versus bare detection + transmit; scan-to-event (pty)
+                     versus a bare read;
+  app                tap to member screen drawn, cold start, resident memory.
+Usage: python benchmarks/table.py [--quick]   (--quick: smaller counts, for a smoke run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+Row = tuple[str, str, str, str, str]  # what, p50, tail, rate, against what (ratio)
+
+
+def pct(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def ms(value: float) -> str:
+    return f"{value * 1e3:.3f}" if value < 0.01 else f"{value * 1e3:.1f}"
+
+
+def outbox_rows(count: int) -> list[Row]:
+    from outbox_commit import bench_fsync, bench_outbox, sale_body
+
+    from pos_client.operations import canonical_json
+
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir="."))
+    try:
+        record = (canonical_json(sale_body(0)) + "\n").encode()
+        bench_fsync(work, 50, record)
+        fsync = bench_fsync(work, count, record)
+        ours = bench_outbox(work, count)
+        peer = bench_persist_queue(work, count)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rows: list[Row] = [
+        (
+            "outbox.add (durable commit)",
+            ms(pct(ours, 0.5)),
+            "p99 " + ms(pct(ours, 0.99)),
+            f"{count / sum(ours):.0f}/s",
+            "",
+        ),
+        (
+            "  limit: write + fsync, same disk",
+            ms(pct(fsync, 0.5)),
+            "p99 " + ms(pct(fsync, 0.99)),
+            f"{count / sum(fsync):.0f}/s",
+            f"ours {pct(ours, 0.5) / pct(fsync, 0.5):.2f}x",
+        ),
+    ]
+    if isinstance(peer, str):
+        rows.append(("  peer: persist-queue", "-", "-", "-", peer))
+    else:
+        rows.append(
+            (
+                "  peer: persist-queue SQLiteAckQueue",
+                ms(pct(peer, 0.5)),
+                "p99 " + ms(pct(peer, 0.99)),
+                f"{count / sum(peer):.0f}/s",
+                f"ours {pct(ours, 0.5) / pct(peer, 0.5):.2f}x",
+            )
+        )
+    return rows
+
+
+def bench_persist_queue(work: Path, count: int) -> list[float] | str:
+    try:
+        from persistqueue import SQLiteAckQueue
+    except ImportError:
+        return "not installed (pip install persist-queue)"
+    from outbox_commit import sale_body
+
+    queue = SQLiteAckQueue(str(work / "pq"), auto_commit=True, multithreading=True)
+    for connection in {id(c): c for c in (queue._conn, queue._putter)}.values():
+        if connection is not None:  # the same durability as the outbox
+            connection.execute("PRAGMA synchronous=FULL")
+    bodies = [sale_body(i) for i in range(count)]
+    samples = []
+    for body in bodies:
+        start = time.perf_counter()
+        queue.put(body)
+        samples.append(time.perf_counter() - start)
+    queue.close()
+    return samples
+
+
+def drain_rows(sales: int) -> list[Row]:
+    from server_throughput import run_on
+
+    from tests.integration.server_helpers import PostgresCluster, postgres_unavailable_reason
+
+    work = Path(tempfile.mkdtemp(prefix="bench-drain-"))
+    try:
+        batched, single = run_on(
+            f"sqlite+pysqlite:///{work}/server.sqlite", work / "sqlite", sales, True
+        )
+        assert single is not None
+        rows: list[Row] = [
+            (
+                f"drain {sales} sales, batched (SQLite)",
+                "-",
+                f"{batched:.1f} s total",
+                f"{sales / batched:.0f}/s",
+                "",
+            ),
+            (
+                "  one request per sale (SQLite)",
+                "-",
+                f"{single:.1f} s total",
+                f"{sales / single:.0f}/s",
+                f"batched {single / batched:.2f}x faster",
+            ),
+        ]
+        reason = postgres_unavailable_reason()
+        if reason:
+            rows.append(("  PostgreSQL", "-", "-", "-", f"skipped: {reason}"))
+        else:
+            cluster = PostgresCluster()
+            cluster.start()
+            try:
+                pg, _ = run_on(cluster.new_database(), work / "pg", sales, False)
+            finally:
+                cluster.stop()
+            rows.append(
+                (
+                    f"drain {sales} sales, batched (PostgreSQL)",
+                    "-",
+                    f"{pg:.1f} s total",
+                    f"{sales / pg:.0f}/s",
+                    "",
+                )
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def identify_rows(count: int) -> list[Row]:
+    from loyalty_server.cli import migrate
+    from pos_client.bootstrap import build_terminal
+    from pos_client.demo import DEMO_MEMBERS, seed_demo_members
+    from tests.conftest import make_settings
+    from tests.integration.server_helpers import ServerProcess, http_terminal
+
+    work = Path(tempfile.mkdtemp(prefix="bench-identify-"))
+    raws = [m.card_number for m in DEMO_MEMBERS]
+
+    def time_identify(terminal: Any) -> list[float]:
+        samples = []
+        for index in range(count):
+            start = time.perf_counter()
+            terminal.checkout.identify(raws[index % len(raws)], "barcode")
+            samples.append(time.perf_counter() - start)
+        return samples
+
+    try:
+        with build_terminal(make_settings(work / "embedded")) as terminal:
+            assert terminal.ledger is not None
+            seed_demo_members(terminal.ledger, terminal.checkout.hasher)
+            embedded = time_identify(terminal)
+        url = f"sqlite+pysqlite:///{work}/server.sqlite"
+        migrate(url)
+        server = ServerProcess(url, work)
+        server.seed()
+        server.start()
+        try:
+            with http_terminal(server, work / "http") as terminal:
+                remote = time_identify(terminal)
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return [
+        (
+            "identify-to-member, embedded ledger",
+            ms(pct(embedded, 0.5)),
+            "p95 " + ms(pct(embedded, 0.95)),
+            f"{count / sum(embedded):.0f}/s",
+            "",
+        ),
+        (
+            "identify-to-member, HTTP server (loopback)",
+            ms(pct(remote, 0.5)),
+            "p95 " + ms(pct(remote, 0.95)),
+            f"{count / sum(remote):.0f}/s",
+            f"{pct(remote, 0.5) / pct(embedded, 0.5):.1f}x embedded",
+        ),
+    ]
+
+
+def reader_rows(taps: int, lines: int) -> list[Row]:
+    from reader_latency import pcsc_samples, serial_samples
+
+    driver, bare = serial_samples(lines)
+    rows: list[Row] = [
+        (
+            "scan-to-event, serial driver (pty)",
+            ms(pct(driver, 0.5)),
+            "p95 " + ms(pct(driver, 0.95)),
+            "",
+            "",
+        ),
+        (
+            "  limit: bare pty read",
+            ms(pct(bare, 0.5)),
+            "p95 " + ms(pct(bare, 0.95)),
+            "",
+            f"driver {pct(driver, 0.5) / pct(bare, 0.5):.1f}x",
+        ),
+    ]
+    samples = pcsc_samples(taps)
+    if isinstance(samples, str):
+        rows.append(("tap-to-event, PC/SC", "-", "-", "-", f"skipped: {samples}"))
+        return rows
+    tap, detect, transmit = samples
+    rows += [
+        (
+            "tap-to-event, PC/SC driver (real pcscd)",
+            ms(pct(tap, 0.5)),
+            "p95 " + ms(pct(tap, 0.95)),
+            "",
+            "",
+        ),
+        (
+            "  limit: bare detection + UID read",
+            ms(pct(detect, 0.5)),
+            "p95 " + ms(pct(detect, 0.95)),
+            "",
+            f"driver {pct(tap, 0.5) / pct(detect, 0.5):.2f}x",
+        ),
+        (
+            "  limit: bare pyscard transmit",
+            ms(pct(transmit, 0.5)),
+            "p95 " + ms(pct(transmit, 0.95)),
+            "",
+            "",
+        ),
+    ]
+    return rows
+
+
+def app_rows(taps: int) -> list[Row]:
+    from ui_latency import measure
+
+    runs = measure(taps)
+    first = runs[0]
+    tap, bare = first["tap_s"], first["bare_s"]
+    colds = [run["cold_start_s"] for run in runs]
+    return [
+        ("app: tap to member screen drawn", ms(pct(tap, 0.5)), "p95 " + ms(pct(tap, 0.95)), "", ""),
+        (
+            "  limit: member screen drawn, no reader",
+            ms(pct(bare, 0.5)),
+            "p95 " + ms(pct(bare, 0.95)),
+            "",
+            f"tap {pct(tap, 0.5) / pct(bare, 0.5):.2f}x",
+        ),
+        (
+            "app: cold start to first frame",
+            f"{statistics.median(colds):.2f} s",
+            "",
+            "",
+            f"runs {', '.join(f'{c:.2f}' for c in colds)}",
+        ),
+        (
+            "app: resident memory",
+            f"{first['rss_start_mb']:.0f} MB",
+            "",
+            "",
+            f"{first['rss_end_mb']:.0f} MB after {len(tap)} taps",
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    quick = args.quick
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    sections: list[tuple[str, Callable[[], list[Row]]]] = [
+        ("outbox", lambda: outbox_rows(300 if quick else 2000)),
+        ("drain", lambda: drain_rows(300 if quick else 10_000)),
+        ("identify", lambda: identify_rows(100 if quick else 500)),
+        ("readers", lambda: reader_rows(5 if quick else 100, 100 if quick else 1000)),
+        ("app", lambda: app_rows(20 if quick else 200)),
+    ]
+    rows: list[Row] = []
+    for name, measure in sections:
+        started = time.monotonic()
+        rows += measure()
+        print(
+            f"[{name} measured in {time.monotonic() - started:.0f} s]", file=sys.stderr, flush=True
+        )
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; all figures from this one run"
+    )
+    header = ("measure", "p50 ms", "tail ms", "rate", "against")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    print(line.format(*header))
+    print(line.format(*("-" * w for w in widths)))
+    for row in rows:
+        print(line.format(*row))
+
+
+if __name__ == "__main__":
+    main()
