@@ -290,6 +290,8 @@ class PosApp(App):
         self.show_message(texts.get(event.reason, event.message))
 
     def _sync_status(self, status: SyncStatus) -> None:
+        if self.status_online and not status.online:
+            self.show_message(self.tr("error.backend"))  # once, when the link drops
         self.status_online = status.online
         self.status_pending = status.pending
         self.status_dead = status.dead
@@ -669,6 +671,10 @@ class PosApp(App):
     def admin_sync(self) -> None:
         self.terminal.outbox.make_due()
         self.terminal.sync.wake()
+
+    def next_language(self) -> None:
+        languages = list(i18n.LOCALES)
+        self.set_language(languages[(languages.index(self.lang) + 1) % len(languages)])
 
     def toggle_mode(self) -> None:
         self.mode = "kiosk" if self.mode == "cashier" else "cashier"

@@ -280,3 +280,24 @@ def test_key_screens_are_drawn_and_differ(tmp_path: Path, shots_dir: Path) -> No
         for second in names[i + 1 :]:
             difference = ImageChops.difference(images[first], images[second]).getbbox()
             assert difference is not None, f"{first} and {second} look the same"
+
+
+def test_a_spinner_shows_past_one_second_and_the_link_dropping_is_said(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def script(app: Any) -> Generator[Any, None, None]:
+        finished: list[bool] = []
+        app.run_async(lambda: time.sleep(1.6), lambda _r, _e: finished.append(True))
+        yield 0.5
+        seen["at_half_second"] = app.busy
+        yield 0.8
+        seen["at_1_3_seconds"] = app.busy
+        yield lambda: bool(finished)
+        seen["after"] = app.busy
+        simulated(app).inject({"cmd": "offline"})
+        yield lambda: not app.status_online
+        seen["message"] = app.message
+
+    run_ui(ui_settings(tmp_path), script)
+    assert (seen["at_half_second"], seen["at_1_3_seconds"], seen["after"]) == (False, True, False)
+    assert seen["message"] == "The loyalty server cannot be reached"
