@@ -19,7 +19,8 @@ OP_SALE = "sale"
 OP_ENROLL = "enroll"
 OP_ACTION = "action"
 OP_GIVE = "give"
-OP_KINDS = (OP_SALE, OP_ENROLL, OP_ACTION, OP_GIVE)
+OP_RECEIVE = "receive"
+OP_KINDS = (OP_SALE, OP_ENROLL, OP_ACTION, OP_GIVE, OP_RECEIVE)
 
 
 class OpRejected(Exception):
@@ -342,12 +343,49 @@ class GiveOp:
         )
 
 
-Operation = SaleOp | EnrollOp | ActionOp | GiveOp
+@dataclass(frozen=True)
+class ReceiveOp:
+    """Units of a partner programme transferred in, credited as points."""
+
+    key: str
+    member_id: str
+    partner_id: str
+    units: int
+    reference: str  # the partner's own transfer id, for reconciliation
+    occurred_at: datetime
+
+    kind = OP_RECEIVE
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "type": OP_RECEIVE,
+            "key": self.key,
+            "member_id": self.member_id,
+            "partner_id": self.partner_id,
+            "units": self.units,
+            "reference": self.reference,
+            "occurred_at": iso(self.occurred_at),
+        }
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> ReceiveOp:
+        return cls(
+            key=require(body, "key", str),
+            member_id=require(body, "member_id", str),
+            partner_id=require(body, "partner_id", str),
+            units=require(body, "units", int),
+            reference=text(body, "reference"),
+            occurred_at=parse_time(body.get("occurred_at"), "occurred_at"),
+        )
+
+
+Operation = SaleOp | EnrollOp | ActionOp | GiveOp | ReceiveOp
 OP_PARSERS: dict[str, Any] = {
     OP_SALE: SaleOp.from_body,
     OP_ENROLL: EnrollOp.from_body,
     OP_ACTION: ActionOp.from_body,
     OP_GIVE: GiveOp.from_body,
+    OP_RECEIVE: ReceiveOp.from_body,
 }
 
 

@@ -141,6 +141,7 @@ def parse_program(root: Section) -> Program:
             points_per_unit=item.integer("points_per_unit", minimum=1),
             unit_name=item.text("unit_name"),
             min_points=item.integer("min_points", 0, minimum=0),
+            inbound_points_per_unit=item.integer("inbound_points_per_unit", None, minimum=1),
         )
         for kind, key in (("partner", "partners"), ("charity", "charities"))
         for item in root.tables(key)
@@ -237,6 +238,7 @@ def program_to_json(program: Program) -> dict[str, Any]:
                 "points_per_unit": g.points_per_unit,
                 "unit_name": g.unit_name,
                 "min_points": g.min_points,
+                "inbound_points_per_unit": g.inbound_points_per_unit,
             }
             for g in program.give_targets
         ],

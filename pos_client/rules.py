@@ -129,6 +129,7 @@ class GiveTarget:
     points_per_unit: int  # e.g. 100 points = 1 airline mile, 1000 points = $1 donated
     unit_name: str  # "miles", "USD"
     min_points: int = 0
+    inbound_points_per_unit: int | None = None  # partner units -> our points (the other way)
 
 
 @dataclass(frozen=True)
@@ -458,6 +459,16 @@ def plan_give(program: Program, target_id: str, points: int, balance: int) -> Gi
         raise RulesError(f"{target.name}: in steps of {target.points_per_unit} {program.unit_name}")
     check_spend(program, points, balance)
     return GivePlan(target, points, Decimal(points // target.points_per_unit))
+
+
+def plan_receive(program: Program, partner_id: str, units: int) -> int:
+    """Points credited for partner units transferred in (e.g. miles -> points)."""
+    target = program.give_target(partner_id)
+    if target.kind != "partner" or not target.inbound_points_per_unit:
+        raise RulesError(f"{target.name} does not transfer into this programme")
+    if units <= 0:
+        raise RulesError("choose how many units to transfer in")
+    return units * target.inbound_points_per_unit
 
 
 # ---------------------------------------------------------------- expiry

@@ -28,6 +28,7 @@ from pos_client.operations import (
     OpConflict,
     Operation,
     OpRejected,
+    ReceiveOp,
     SaleOp,
     body_hash,
     canonical_json,
@@ -241,6 +242,7 @@ class Ledger:
             EnrollOp: self._apply_enroll,
             ActionOp: self._apply_action,
             GiveOp: self._apply_give,
+            ReceiveOp: self._apply_receive,
         }
         result: dict[str, Any] = appliers[type(op)](conn, op, digest)  # type: ignore[operator]
         return result
@@ -468,6 +470,35 @@ class Ledger:
         )
         result["balance"] = self._move_balance(conn, op.member_id, -plan.points)
         self._store_result(conn, op.key, result)
+        return result
+
+    def _apply_receive(self, conn: Connection, op: ReceiveOp, digest: str) -> dict[str, Any]:
+        self._require_member(conn, op.member_id)
+        try:
+            points = rules.plan_receive(self.program, op.partner_id, op.units)
+        except RulesError as exc:
+            raise OpRejected("receive_refused", str(exc)) from None
+        self._post(
+            conn,
+            op.key,
+            op.member_id,
+            "transfer_in",
+            points,
+            op.occurred_at,
+            reward_id=op.partner_id,
+        )
+        result: dict[str, Any] = {
+            "status": "applied",
+            "key": op.key,
+            "type": op.kind,
+            "member_id": op.member_id,
+            "points_earned": points,
+            "points_redeemed": 0,
+            "partner_id": op.partner_id,
+            "units": op.units,
+            "balance": self._move_balance(conn, op.member_id, points),
+        }
+        self._claim(conn, op, digest, result)
         return result
 
     def _store_result(self, conn: Connection, key: str, result: dict[str, Any]) -> None:

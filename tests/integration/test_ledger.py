@@ -247,3 +247,18 @@ def test_keys_past_retention_are_forgotten_and_recent_ones_kept(tmp_path: Path) 
     assert old["key"] not in keys and recent["key"] in keys
     assert ledger.apply(recent)["status"] == "duplicate"
     assert ledger.balance_mismatches() == []
+
+
+def test_partner_units_transfer_in_as_points(tmp_path: Path) -> None:
+    from pos_client.domain import uuid7
+    from pos_client.operations import ReceiveOp
+
+    ledger = new_ledger(tmp_path / "l.sqlite")
+    member = enroll(ledger)
+    body = ReceiveOp(uuid7(), member, "sky-miles", 25, "SKY-991", NOW).to_body()
+    result = ledger.apply(body)
+    assert (result["points_earned"], result["balance"]) == (2000, 2000)
+    assert ledger.apply(body)["status"] == "duplicate"
+    with pytest.raises(OpRejected, match="does not transfer into"):
+        ledger.apply(ReceiveOp(uuid7(), member, "skin-cancer-fund", 5, "", NOW).to_body())
+    assert ledger.balance_mismatches() == []
