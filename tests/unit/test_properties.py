@@ -97,7 +97,7 @@ json_values = st.recursive(
                 "first_name",
             ]
         ),
-        json_values | st.sampled_from(["sale", "enroll", "action", "give"]),
+        json_values | st.sampled_from(["sale", "enroll", "action", "give", "receive"]),
         max_size=8,
     )
 )
