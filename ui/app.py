@@ -118,6 +118,7 @@ class PosApp(App):
         self.last_activity = time.monotonic()
         self.images = Path(tempfile.mkdtemp(prefix="pos-ui-"))
         self._spinner_event: Any = None
+        self._wait_started = 0.0
         self._message_event: Any = None
         self._unsubscribe: list[Callable[[], None]] = []
         self.on_screen_drawn: Callable[[MemberIdentified, float], None] | None = None
@@ -230,9 +231,16 @@ class PosApp(App):
 
     def begin_wait(self) -> None:
         if self._spinner_event is None:
-            self._spinner_event = Clock.schedule_once(
-                lambda _dt: setattr(self, "busy", True), SPINNER_DELAY_S
-            )
+            self._wait_started = time.monotonic()
+            self._spinner_event = Clock.schedule_once(self._maybe_spin, SPINNER_DELAY_S)
+
+    def _maybe_spin(self, _dt: float) -> None:
+        # Kivy counts timeouts from the start of the current frame: check real time.
+        remaining = SPINNER_DELAY_S - (time.monotonic() - self._wait_started)
+        if remaining > 0:
+            self._spinner_event = Clock.schedule_once(self._maybe_spin, remaining)
+            return
+        self.busy = True
 
     def end_wait(self) -> None:
         if self._spinner_event is not None:
