@@ -4,7 +4,6 @@ with terminals draining their outboxes to it over HTTP."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -22,10 +21,10 @@ from pos_client.demo import DEMO_MEMBERS
 from pos_client.domain import Purchase, uuid7
 from pos_client.operations import SaleOp
 from tests.conftest import REPO
+from tests.integration.faultproxy import FaultProxy
 from tests.integration.server_helpers import (
     PostgresCluster,
     ServerProcess,
-    free_port,
     http_terminal,
     postgres_unavailable_reason,
 )
@@ -209,70 +208,6 @@ def test_server_killed_mid_batch_and_restarted(server: ServerProcess, tmp_path: 
     assert ledger.balance_mismatches() == []
 
 
-class LosingProxy:
-    """Forwards to the server, but for the first `lose` requests drops the connection after
-    the server answered: the server committed, the terminal never heard back."""
-
-    def __init__(self, target_port: int, lose: int) -> None:
-        self.target_port = target_port
-        self.lose = lose
-        self.port = free_port()
-        self.listener = socket.create_server(("127.0.0.1", self.port))
-        self.listener.settimeout(0.2)
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return  # closed
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
-        with client, socket.create_connection(("127.0.0.1", self.target_port)) as upstream:
-            client.settimeout(5)
-            upstream.settimeout(10)
-            request = self._read_http(client)
-            if not request:
-                return
-            upstream.sendall(request)
-            response = self._read_http(upstream)
-            if self.lose > 0:
-                self.lose -= 1
-                client.shutdown(socket.SHUT_RDWR)  # lost after commit
-                return
-            client.sendall(response)
-
-    @staticmethod
-    def _read_http(sock: socket.socket) -> bytes:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return data
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        while len(body) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-        return head + b"\r\n\r\n" + body
-
-    def close(self) -> None:
-        self.stopped.set()
-        self.listener.close()
-
-
 def test_a_response_lost_after_commit_is_resent_and_applied_once(
     server: ServerProcess,
     tmp_path: Path,
@@ -283,12 +218,13 @@ def test_a_response_lost_after_commit_is_resent_and_applied_once(
             direct.checkout.earn(session, Purchase.of_amount(Decimal("3.00"))).key
             for _ in range(10)
         ]
-        proxy = LosingProxy(server.port, lose=2)
+        proxy = FaultProxy(server.port, mode="reset_after")  # committed, answer cut
         try:
-            direct.network.inner.base_url = f"http://127.0.0.1:{proxy.port}"  # type: ignore[attr-defined]
+            direct.network.inner.base_url = proxy.url  # type: ignore[attr-defined]
             direct.network.inner.session.headers["Connection"] = "close"  # type: ignore[attr-defined]
             first = direct.sync.drain()
-            assert first.online is False and first.acked == 0
+            assert first.online is False and first.acked == 0 and proxy.cut >= 1
+            proxy.mode = "pass"
             for _ in range(5):
                 direct.outbox.make_due()
                 direct.sync.drain()
