@@ -21,7 +21,8 @@ from loyalty_server.settings import ServerSettings
 from pos_client.domain import member_view_to_json, utcnow
 from pos_client.ledger import Ledger, make_engine
 from pos_client.ledger.schema import transactions
-from pos_client.operations import OP_ENROLL, OpConflict, OpRejected
+from pos_client.operations import OP_ENROLL, OpRejected
+from pos_client.ports import op_result
 from pos_client.program import load_program, program_to_json
 
 log = logging.getLogger("loyalty_server")
@@ -329,37 +330,23 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return list(program_to_json(program)["give_targets"])
 
     def as_result(body: dict[str, Any], outcome: dict[str, Any] | OpRejected) -> OpResultOut:
-        key = str(body.get("key", ""))
-        if isinstance(outcome, OpConflict):
-            return OpResultOut(
-                key=key, outcome="conflict", code=outcome.code, error=outcome.message
-            )
-        if isinstance(outcome, OpRejected):
-            return OpResultOut(
-                key=key, outcome="rejected", code=outcome.code, error=outcome.message
-            )
-        status: Literal["applied", "duplicate"] = (
-            "duplicate" if outcome.get("status") == "duplicate" else "applied"
+        result = op_result(body, outcome)
+        return OpResultOut(
+            key=result.key,
+            outcome=result.outcome.value,
+            result=result.result,
+            code=result.code,
+            error=result.error,
         )
-        return OpResultOut(key=key, outcome=status, result=outcome)
 
     def apply_one(data: dict[str, Any], who: terminals.Terminal) -> OpResultOut:
         key = str(data.get("key", ""))
         try:
-            result = ledger.apply(data)
-        except OpConflict as exc:
-            return OpResultOut(key=key, outcome="conflict", code=exc.code, error=exc.message)
-        except OpRejected as exc:
-            return OpResultOut(key=key, outcome="rejected", code=exc.code, error=exc.message)
+            outcome = ledger.apply_many([data])[0]
         except (OperationalError, DBAPIError) as exc:
             log.warning("operation %s not applied now: %s", key, type(exc).__name__)
             return OpResultOut(key=key, outcome="retry", code="storage", error="retry later")
-        outcome: Literal["applied", "duplicate"] = (
-            "duplicate" if result.get("status") == "duplicate" else "applied"
-        )
-        if outcome == "applied" and data.get("type") == "sale":
-            flag_if_frequent(str(result.get("member_id")))
-        return OpResultOut(key=key, outcome=outcome, result=result)
+        return as_result(data, outcome)
 
     def flag_if_frequent(member_id: str) -> None:
         today = utcnow().date()

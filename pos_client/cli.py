@@ -520,11 +520,11 @@ def run_window(settings: Settings) -> int:
 
 
 def demo_settings(settings: Settings, data_dir: Path) -> Settings:
+    """The demo's own throwaway data folder: it never touches a real store's ledger."""
     return replace(
         settings,
         storage=replace(settings.storage, data_dir=data_dir, ledger_url=""),
         phone_key_file=data_dir / "phone.key",
-        sync=replace(settings.sync, interval_s=0.5, backoff_base_s=0.2, backoff_cap_s=1.0),
     )
 
 
@@ -537,6 +537,11 @@ def cmd_demo_screens(args: argparse.Namespace, settings: Settings, data_dir: Pat
     from ui.app import has_display
 
     settings = demo_settings(settings, data_dir)
+    # The screens show sync happening, so the background worker runs fast.
+    settings = replace(
+        settings,
+        sync=replace(settings.sync, interval_s=0.5, backoff_base_s=0.2, backoff_cap_s=1.0),
+    )
     with run_terminal(settings) as running:
         terminal = running.terminal
         assert terminal.ledger is not None
@@ -575,12 +580,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         data_dir = Path(args.data_dir) if args.data_dir else Path(scratch)
         if not args.headless and not args.json:
             return cmd_demo_screens(args, settings, data_dir)
-        settings = replace(
-            settings,
-            storage=replace(settings.storage, data_dir=data_dir, ledger_url=""),
-            phone_key_file=data_dir / "phone.key",
-        )
-        with build_terminal(settings) as terminal:
+        with build_terminal(demo_settings(settings, data_dir)) as terminal:
             echo: Callable[[str], None] | None = None if args.json else print
             summary = run_headless_demo(terminal, echo=echo)
     if args.json:

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from pos_client.domain import MemberView
+from pos_client.operations import OpConflict, OpRejected
 
 
 class BackendUnavailable(Exception):
@@ -37,6 +38,17 @@ class OpResult:
     result: dict[str, Any] | None = None
     code: str | None = None
     error: str | None = None
+
+
+def op_result(body: dict[str, Any], outcome: dict[str, Any] | OpRejected) -> OpResult:
+    """What the ledger said of one operation, as the port's result."""
+    key = str(body.get("key", ""))
+    if isinstance(outcome, OpConflict):
+        return OpResult(key, Outcome.CONFLICT, code=outcome.code, error=outcome.message)
+    if isinstance(outcome, OpRejected):
+        return OpResult(key, Outcome.REJECTED, code=outcome.code, error=outcome.message)
+    status = Outcome.DUPLICATE if outcome.get("status") == "duplicate" else Outcome.APPLIED
+    return OpResult(key, status, result=outcome)
 
 
 class Backend(Protocol):

@@ -9,8 +9,7 @@ from sqlalchemy.exc import OperationalError
 
 from pos_client.domain import MemberView
 from pos_client.ledger import Ledger
-from pos_client.operations import OpConflict, OpRejected
-from pos_client.ports import BackendUnavailable, OpResult, Outcome
+from pos_client.ports import BackendUnavailable, OpResult, op_result
 
 
 class EmbeddedBackend:
@@ -29,7 +28,7 @@ class EmbeddedBackend:
             outcomes = self.ledger.apply_many(list(bodies))
         except OperationalError as exc:  # database locked or I/O trouble: try again later
             raise BackendUnavailable(f"ledger unavailable: {exc.orig}") from None
-        return [to_result(body, outcome) for body, outcome in zip(bodies, outcomes, strict=True)]
+        return [op_result(body, outcome) for body, outcome in zip(bodies, outcomes, strict=True)]
 
     def ping(self) -> None:
         try:
@@ -40,13 +39,3 @@ class EmbeddedBackend:
 
     def close(self) -> None:
         self.ledger.engine.dispose()
-
-
-def to_result(body: dict[str, Any], outcome: dict[str, Any] | OpRejected) -> OpResult:
-    key = str(body.get("key", ""))
-    if isinstance(outcome, OpConflict):
-        return OpResult(key, Outcome.CONFLICT, code=outcome.code, error=outcome.message)
-    if isinstance(outcome, OpRejected):
-        return OpResult(key, Outcome.REJECTED, code=outcome.code, error=outcome.message)
-    status = Outcome.DUPLICATE if outcome.get("status") == "duplicate" else Outcome.APPLIED
-    return OpResult(key, status, result=outcome)

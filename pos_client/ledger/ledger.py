@@ -153,27 +153,10 @@ class Ledger:
     def apply(self, body: dict[str, Any]) -> dict[str, Any]:
         """Apply one operation body exactly once; returns its result (status applied or
         duplicate). Raises OpRejected (permanent) or OpConflict."""
-        op = parse_operation(body)
-        digest = body_hash(body)
-        for _attempt in range(3):
-            try:
-                with self.writer.begin() as conn:
-                    previous = self._previous_result(conn, op.key, digest)
-                    if previous is not None:
-                        return previous
-                    result = self._apply_new(conn, op, digest)
-                    return result
-            except IntegrityError:
-                # Another writer claimed the same key (or identifier) first: look again.
-                with self.engine.connect() as conn:
-                    previous = self._previous_result(conn, op.key, digest)
-                if previous is not None:
-                    return previous
-                if isinstance(op, EnrollOp):
-                    raise OpRejected(
-                        "identifier_taken", "this phone or card already belongs to a member"
-                    ) from None
-        raise OpRejected("busy", "could not apply the operation after 3 attempts")
+        outcome = self.apply_many([body])[0]
+        if isinstance(outcome, OpRejected):
+            raise outcome
+        return outcome
 
     def apply_many(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any] | OpRejected]:
         """Apply a batch in one database transaction (one commit, one fsync), each operation
@@ -438,12 +421,11 @@ class Ledger:
             "points_earned": points,
             "points_redeemed": 0,
         }
-        self._claim(conn, op, digest, result)
         self._post(
             conn, op.key, op.member_id, "action", points, op.occurred_at, reward_id=op.action
         )
         result["balance"] = self._move_balance(conn, op.member_id, points)
-        self._store_result(conn, op.key, result)
+        self._claim(conn, op, digest, result)
         return result
 
     def _apply_give(self, conn: Connection, op: GiveOp, digest: str) -> dict[str, Any]:
@@ -463,13 +445,12 @@ class Ledger:
             "converted": str(plan.converted),
             "unit": plan.target.unit_name,
         }
-        self._claim(conn, op, digest, result)
         kind = "donate" if plan.target.kind == "charity" else "transfer"
         self._post(
             conn, op.key, op.member_id, kind, -plan.points, op.occurred_at, reward_id=plan.target.id
         )
         result["balance"] = self._move_balance(conn, op.member_id, -plan.points)
-        self._store_result(conn, op.key, result)
+        self._claim(conn, op, digest, result)
         return result
 
     def _apply_receive(self, conn: Connection, op: ReceiveOp, digest: str) -> dict[str, Any]:
@@ -500,11 +481,6 @@ class Ledger:
         }
         self._claim(conn, op, digest, result)
         return result
-
-    def _store_result(self, conn: Connection, key: str, result: dict[str, Any]) -> None:
-        conn.execute(
-            operations.update().where(operations.c.key == key).values(result=canonical_json(result))
-        )
 
     # ------------------------------------------------------------ administration
 
