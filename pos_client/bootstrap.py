@@ -181,6 +181,7 @@ def doctor_checks(settings: Settings) -> list[Any]:
 
     rows = [*doctor.check_clock(), *doctor.check_disk(settings.storage.data_dir)]
     rows += doctor.check_outbox(settings.storage.outbox_path)
+    rows += doctor.check_staff_pin(settings.terminal.mode.value, settings.admin.pin)
     try:
         program = load_program(settings.program, settings.config_dir)
         backend, _ledger = BACKEND_BUILDERS[settings.backend.kind](settings, program)
@@ -197,8 +198,12 @@ def doctor_checks(settings: Settings) -> list[Any]:
 
 def build_app(settings: Settings, running: RunningTerminal) -> Any:
     """The Kivy app over a running terminal (window options set before any window)."""
+    from pos_client.staff import kiosk_pin_problem
     from ui.app import PosApp, configure_kivy
 
+    problem = kiosk_pin_problem(settings.terminal.mode.value, settings.admin.pin)
+    if problem is not None:
+        raise ConfigError(problem)
     configure_kivy(settings.terminal.fullscreen, settings.terminal.mode.value == "kiosk")
     return PosApp(running)
 
