@@ -36,7 +36,7 @@ def field_test(app: Any) -> Generator[Step, None, None]:
     sim.inject({"cmd": "tap", "value": ANNA.card_uid})
     yield on(app, "member")
     yield "02-member-by-nfc"
-    app.go("earn")
+    app.nav.go("earn")
     earn = app.sm.get_screen("earn")
     for key in "40.00":
         earn.key(key)
@@ -51,39 +51,39 @@ def field_test(app: Any) -> Generator[Step, None, None]:
     yield on(app, "receipt")
     yield lambda: bool(app.sm.get_screen("receipt").synced)
     yield "04-receipt-synced"
-    app.go_idle()
+    app.nav.go_idle()
     sim.inject({"cmd": "scan", "value": "]E0" + BOB.card_number})
     yield on(app, "member")
     yield "05-member-by-barcode"
-    app.go_idle()
-    app.go("phone")
+    app.nav.go_idle()
+    app.nav.go("phone")
     phone = app.sm.get_screen("phone")
     for key in ANNA.phone:
         phone.key(key)
     yield "06-phone-entry"
     phone.find()
     yield on(app, "member")
-    app.go("redeem")
+    app.nav.go("redeem")
     yield "07-redeem"
     redeem = app.sm.get_screen("redeem")
-    option = next(o for o in app.redemption_options() if o["enabled"])
+    option = next(o for o in app.sale.redemption_options() if o["enabled"])
     redeem._choose(option)
     yield on(app, "receipt")
     yield "08-receipt-redeemed"
     sim.inject({"cmd": "offline"})
     yield lambda: not app.status_online
-    app.go_idle()
+    app.nav.go_idle()
     sim.inject({"cmd": "tap", "value": ANNA.card_uid})
     yield on(app, "member")
     yield "09-member-offline"
-    app.go("earn")
+    app.nav.go("earn")
     for key in "12.50":
         app.sm.get_screen("earn").key(key)
     app.sm.get_screen("earn").confirm()
     yield on(app, "receipt")
     yield "10-receipt-pending-offline"
-    app.go_idle()
-    app.go("phone")
+    app.nav.go_idle()
+    app.nav.go("phone")
     for key in "+16502530042":
         phone.key(key)
     phone.find()
@@ -96,20 +96,20 @@ def field_test(app: Any) -> Generator[Step, None, None]:
     yield lambda: bool(enroll.card_number)
     yield 0.3
     yield "12-enrolled-card"
-    app.go("give")
+    app.nav.go("give")
     yield "13-give"
     sim.inject({"cmd": "online"})
     yield lambda: bool(app.status_online and app.status_pending == 0)
-    app.go_idle()
+    app.nav.go_idle()
     for language in ("ru", "uk", "el"):
-        app.set_language(language)
+        app.nav.set_language(language)
         yield f"14-idle-{language}"
-    app.set_language("en")
-    app.go("admin")
+    app.nav.set_language("en")
+    app.nav.go("admin")
     admin = app.sm.get_screen("admin")
     for key in app.settings.admin.pin:
         admin.key(key)
     admin.submit()
     yield "15-admin"
-    app.go_idle()
+    app.nav.go_idle()
     yield "16-idle-end"

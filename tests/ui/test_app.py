@@ -66,7 +66,7 @@ def test_phone_entry_finds_a_member_and_enrolls_an_unknown_number(tmp_path: Path
     seen: dict[str, Any] = {}
 
     def script(app: Any) -> Generator[Any, None, None]:
-        app.go("phone")
+        app.nav.go("phone")
         phone = app.sm.get_screen("phone")
         for key in "123":
             phone.key(key)
@@ -79,8 +79,8 @@ def test_phone_entry_finds_a_member_and_enrolls_an_unknown_number(tmp_path: Path
         phone.find()
         yield on(app, "member")
         seen["found"] = app.sm.get_screen("member").name_text
-        app.go_idle()
-        app.go("phone")
+        app.nav.go_idle()
+        app.nav.go("phone")
         for key in "+306900000077":
             phone.key(key)
         phone.find()
@@ -116,7 +116,7 @@ def test_an_earn_is_pending_while_the_backend_is_down_and_synced_after(tmp_path:
         yield on(app, "member")
         sim.inject({"cmd": "offline"})
         yield lambda: not app.status_online
-        app.go("earn")
+        app.nav.go("earn")
         earn = app.sm.get_screen("earn")
         for key in "10.00":
             earn.key(key)
@@ -141,7 +141,7 @@ def test_admin_pin_locks_out_after_repeated_failures(tmp_path: Path) -> None:
     seen: dict[str, Any] = {}
 
     def script(app: Any) -> Generator[Any, None, None]:
-        app.go("admin")
+        app.nav.go("admin")
         admin = app.sm.get_screen("admin")
         errors = []
         for _ in range(3):
@@ -166,7 +166,7 @@ def test_admin_unlocks_with_the_right_pin(tmp_path: Path) -> None:
     seen: dict[str, Any] = {}
 
     def script(app: Any) -> Generator[Any, None, None]:
-        app.go("admin")
+        app.nav.go("admin")
         admin = app.sm.get_screen("admin")
         for key in app.settings.admin.pin:
             admin.key(key)
@@ -184,9 +184,9 @@ def test_inactivity_timeout_returns_to_idle_and_forgets_the_member(tmp_path: Pat
     def script(app: Any) -> Generator[Any, None, None]:
         simulated(app).inject({"cmd": "tap", "value": ANNA.card_uid})
         yield on(app, "member")
-        seen["before"] = app.session is not None
+        seen["before"] = app.customer.session is not None
         yield on(app, "idle")
-        seen["after"] = app.session
+        seen["after"] = app.customer.session
 
     run_ui(ui_settings(tmp_path, mode=Mode.KIOSK, inactivity_s=1.0), script)
     assert seen["before"] and seen["after"] is None
@@ -216,7 +216,7 @@ def test_each_language_renders_its_strings(tmp_path: Path) -> None:
 
     def script(app: Any) -> Generator[Any, None, None]:
         for language in ("en", "ru", "uk", "el"):
-            app.set_language(language)
+            app.nav.set_language(language)
             yield 0.1
             labels = [w.text for w in app.sm.get_screen("idle").walk() if hasattr(w, "text")]
             seen[language] = " | ".join(labels)
@@ -260,13 +260,13 @@ def test_key_screens_are_drawn_and_differ(tmp_path: Path, shots_dir: Path) -> No
         simulated(app).inject({"cmd": "tap", "value": ANNA.card_uid})
         yield on(app, "member")
         yield "member"
-        app.go("earn")
+        app.nav.go("earn")
         for key in "42":
             app.sm.get_screen("earn").key(key)
         yield "earn"
-        app.go("redeem")
+        app.nav.go("redeem")
         yield "redeem"
-        app.go("phone")
+        app.nav.go("phone")
         yield "phone"
 
     runner = run_ui(ui_settings(tmp_path), script, shots_dir)
@@ -290,7 +290,7 @@ def test_a_spinner_shows_past_one_second_and_the_link_dropping_is_said(tmp_path:
         app.bind(busy=lambda _app, value: changes.append((time.monotonic(), bool(value))))
         finished: list[float] = []
         started = time.monotonic()
-        app.run_async(lambda: time.sleep(1.6), lambda _r, _e: finished.append(time.monotonic()))
+        app.nav.run_async(lambda: time.sleep(1.6), lambda _r, _e: finished.append(time.monotonic()))
         yield lambda: bool(finished)
         yield 0.1
         seen["changes"] = [(at - started, value) for at, value in changes]
