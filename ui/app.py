@@ -27,7 +27,7 @@ from drivers.wedge import WedgeClassifier, WedgeThresholds
 from pos_client.events import OperationDead, OperationSynced, ReaderStatus, ScanEvent, SyncStatus
 from pos_client.ports import RunningTerminalPort
 from pos_client.scanning import CardRemoved, IdentificationFailed, MemberIdentified
-from pos_client.staff import PinGuard
+from pos_client.staff import pin_guard
 from ui.controllers.input import InputController
 from ui.controllers.member import MemberController, ScreenDrawn
 from ui.controllers.navigation import Navigator
@@ -123,8 +123,8 @@ class PosApp(App):
             self.images,
         )
         admin = settings.admin
-        pin_guard = PinGuard(admin.pin, admin.max_attempts, admin.lockout_s)
-        self.staff = StaffController(self, pin_guard, terminal.queue, readers, self.texts)
+        guard = pin_guard(admin.pin, admin.max_attempts, admin.lockout_s, settings.storage.data_dir)
+        self.staff = StaffController(self, guard, terminal.queue, readers, self.texts)
 
     def build(self) -> Root:
         from kivy.core.window import Window
