@@ -78,8 +78,8 @@ class PosApp(App):
         program = running.terminal.program
         self.lang = settings.terminal.language
         self.mode = settings.terminal.mode.value
-        self.title = f"{settings.store.name} · {program.name}"
         self.texts = Texts(lambda: str(self.lang), program, settings.store.timezone)
+        self.title = self.texts.title(settings.store.name)
         self.customer = Customer()
         self.activity = Activity()
         self.images = Path(tempfile.mkdtemp(prefix="pos-ui-"))
@@ -124,7 +124,9 @@ class PosApp(App):
         )
         admin = settings.admin
         guard = pin_guard(admin.pin, admin.max_attempts, admin.lockout_s, settings.storage.data_dir)
-        self.staff = StaffController(self, guard, terminal.queue, readers, self.texts)
+        self.staff = StaffController(
+            self, guard, terminal.queue, readers, self.texts, self.status.reader_states
+        )
 
     def build(self) -> Root:
         from kivy.core.window import Window
@@ -162,7 +164,24 @@ class PosApp(App):
             self._unsubscribe.append(bus.subscribe(event_type, self._on_clock(handler)))
         self.input.start()
         self.status.start()
+        self.follow_mode()
         self.nav.go("idle")
+
+    def on_lang(self, _app: Any, _language: str) -> None:
+        """Text the app sets itself (not kv) follows the language: title, readers' state."""
+        self.title = self.texts.title(self.settings.store.name)
+        if hasattr(self, "status"):
+            self.status.show_readers()
+
+    def on_mode(self, _app: Any, _mode: str) -> None:
+        self.follow_mode()
+
+    def follow_mode(self) -> None:
+        """A kiosk ignores Escape (customers must not quit it); a cashier's terminal quits on
+        Escape. Follows the mode at run time, as staff switch it."""
+        from kivy.config import Config
+
+        Config.set("kivy", "exit_on_escape", "0" if self.mode == "kiosk" else "1")
 
     def on_stop(self) -> None:
         for unsubscribe in self._unsubscribe:

@@ -96,7 +96,7 @@ def test_phone_entry_finds_a_member_and_enrolls_an_unknown_number(tmp_path: Path
         seen["image"] = enroll.card_image
 
     run_ui(ui_settings(tmp_path), script)
-    assert seen["invalid"].startswith("Please check the number")
+    assert seen["invalid"].startswith("Not a valid number for United States")
     assert seen["formatted"] == "+1 650-253-0000"
     assert seen["found"].startswith("Bob S.")
     assert seen["no_consent"] == "I accept the programme terms"
@@ -175,7 +175,7 @@ def test_admin_unlocks_with_the_right_pin(tmp_path: Path) -> None:
         yield 0.1
 
     run_ui(ui_settings(tmp_path), script)
-    assert seen["unlocked"] and seen["outbox"].startswith("pending 0, dead 0")
+    assert seen["unlocked"] and seen["outbox"].startswith("Unsent: 0 · Failed: 0")
 
 
 def test_inactivity_timeout_returns_to_idle_and_forgets_the_member(tmp_path: Path) -> None:
@@ -248,8 +248,8 @@ def test_unknown_card_and_reader_errors_are_shown(tmp_path: Path) -> None:
     run_ui(ui_settings(tmp_path), script)
     assert seen == [
         "We don't know this card or phone",
-        "Card problem: the card did not answer",
-        "That did not read correctly, please try again",
+        "The card could not be read, please tap it again",
+        "The code did not scan correctly, please scan again",
         "idle",
     ]
 
