@@ -157,7 +157,7 @@ def test_admin_pin_locks_out_after_repeated_failures(tmp_path: Path) -> None:
         yield 0.1
 
     run_ui(ui_settings(tmp_path), script)
-    assert seen["errors"][:2] == ["Wrong PIN (2 tries left)", "Wrong PIN (1 tries left)"]
+    assert seen["errors"][:2] == ["Wrong PIN: 2 tries left", "Wrong PIN: 1 try left"]
     assert seen["errors"][2].startswith("Locked: try again in 60 s")
     assert seen["errors"][3].startswith("Locked") and not seen["unlocked"]
 

@@ -48,7 +48,7 @@ def test_staff_unlock_says_wrong_then_locked(terminal: Terminal) -> None:
     now = [0.0]
     guard = PinGuard("2468", 2, 60, clock=lambda: now[0])
     staff = StaffController(Shell(), guard, terminal.queue, [], texts(terminal))
-    assert staff.unlock("1111") == "Wrong PIN (1 tries left)"
+    assert staff.unlock("1111") == "Wrong PIN: 1 try left"
     assert (staff.unlock("1111") or "").startswith("Locked")
     now[0] = 61
     assert staff.unlock("2468") is None
