@@ -132,12 +132,12 @@ class PosApp(App):
         load_layouts()
         root = Root(orientation="vertical")
         root.add_widget(StatusBar())
-        root.add_widget(MessageBar())
         layers = FloatLayout()
         self.sm = ScreenManager(transition=NoTransition())
         for name, screen_class in SCREENS.items():
             self.sm.add_widget(screen_class(name=name))
         layers.add_widget(self.sm)
+        layers.add_widget(MessageBar())  # a toast over the screens: it never moves them
         layers.add_widget(BusyOverlay())
         root.add_widget(layers)
         Window.bind(
