@@ -206,8 +206,15 @@ def _is_within(widget: Any, ancestor: Any) -> bool:
 
 
 def _resolve(widget: Any, find: dict[str, Any]) -> Any:
+    """The widget to touch: given, or found; a button or field before a label with the same
+    text (a screen titled "Done" above a "Done" button), as a person aims at the button."""
     if widget is not None:
         return widget
+    if "kind" not in find:
+        try:
+            return find_widget(kind=_tappable_kinds(), **find)
+        except TouchError:
+            pass
     return find_widget(**find)
 
 
@@ -278,7 +285,11 @@ def long_press(
 
 
 def tap_keys(keys: str, **find: Any) -> Generator[Step, None, None]:
-    """Tap on-screen keys one by one, each found by its visible text ("<" is backspace)."""
+    """Tap on-screen keys (buttons) one by one, each found by its visible text ("<" is the
+    keypad's backspace)."""
+    from kivy.uix.behaviors import ButtonBehavior
+
+    find.setdefault("kind", ButtonBehavior)
     for key in keys:
         yield from tap(text=key, **find)
 
@@ -338,11 +349,15 @@ def type_into(
 # ------------------------------------------------------------------ layout for X-level tools
 
 
-def tappable(widget: Any) -> bool:
-    from kivy.uix.behaviors import ButtonBehavior
-    from kivy.uix.textinput import TextInput
+def _tappable_kinds() -> tuple[type, ...]:
+    from kivy.uix.behaviors import ButtonBehavior, FocusBehavior
 
-    return isinstance(widget, ButtonBehavior | TextInput)
+    return (ButtonBehavior, FocusBehavior)
+
+
+def tappable(widget: Any) -> bool:
+    """Buttons, toggles, checkboxes and text fields: what takes a tap."""
+    return isinstance(widget, _tappable_kinds())
 
 
 def layout_snapshot() -> dict[str, Any]:

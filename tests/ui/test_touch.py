@@ -19,6 +19,7 @@ from ui.touch import (
     describe,
     find_widget,
     hidden_because,
+    press,
     tap,
     tappable,
     walk,
@@ -103,8 +104,8 @@ def test_the_harness_refuses_what_a_person_could_not_do(tmp_path: Path) -> None:
         attempts = {
             "absent": lambda: find_widget(text="No such button"),
             "several": lambda: find_widget(contains="", kind=type(find_widget(text="EN"))),
-            "label": lambda: list(tap(text=app.tr("idle.title"))),
-            "inactive": lambda: list(tap(app.sm.get_screen("phone").children[0])),
+            "label": lambda: press(text=app.tr("idle.title")),
+            "inactive": lambda: press(app.sm.get_screen("phone").children[0]),
         }
         for name, attempt in attempts.items():
             with pytest.raises(TouchError) as caught:
