@@ -169,6 +169,9 @@ class PosApp(App):
         Clock.schedule_interval(self._tick, 0.25)
         self.terminal.sync.publish_status()
         self.go("idle")
+        from ui.touch import watch_layout
+
+        watch_layout()  # POS_UI_DEBUG_LAYOUT=path: what is on screen, for X-level tools
 
     def on_stop(self) -> None:
         for unsubscribe in self._unsubscribe:

@@ -26,11 +26,11 @@ import json
 import os
 import re
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-Step = float | int | str
+Step = float | int | str | Callable[[], bool]
 MARKUP = re.compile(r"\[/?[a-z_]+(?:=[^\]]*)?\]")
 KEYS = {"\r": (13, 40), "\n": (13, 40), "\t": (9, 43), "\b": (8, 42), "\x1b": (27, 41)}
 
@@ -277,9 +277,11 @@ def tap(widget: Any = None, **find: Any) -> Generator[Step, None, None]:
 def long_press(
     widget: Any = None, seconds: float = 1.0, **find: Any
 ) -> Generator[Step, None, None]:
-    """Hold a finger on a widget for `seconds` of the Kivy clock, then lift it."""
+    """Hold a finger on a widget for `seconds` (real time, the app running), then lift it."""
     touch = press(widget, **find)
-    yield seconds
+    held_since = time.monotonic()
+    # Real time, polled on the clock: Kivy counts timeouts from the frame's start.
+    yield lambda: time.monotonic() - held_since >= seconds
     release(touch)
     yield 0
 
@@ -403,4 +405,10 @@ def watch_layout(path: str | None = None, every_s: float = 0.25) -> None:
             scratch.replace(out)
             last[0] = text
 
-    Clock.schedule_interval(write, every_s)
+    window = _window()
+
+    def first_frame(*_args: Any) -> None:  # nothing is on screen before the first frame
+        window.unbind(on_flip=first_frame)
+        Clock.schedule_interval(write, every_s)
+
+    window.bind(on_flip=first_frame)

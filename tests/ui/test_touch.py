@@ -19,6 +19,7 @@ from ui.touch import (
     describe,
     find_widget,
     hidden_because,
+    long_press,
     press,
     tap,
     tappable,
@@ -176,3 +177,21 @@ def test_a_message_is_readable_keeps_the_layout_and_a_tap_dismisses_it(tmp_path:
     assert seen["screen"] == "phone"
     assert seen["covered"] == []
     assert "dismiss_error" not in seen and seen["after_dismiss"] == ""
+
+
+def test_a_long_press_holds_the_finger_down_on_the_clock(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def script(app: Any) -> Generator[Any, None, None]:
+        button = find_widget(text=app.tr("idle.phone"))
+        states: list[tuple[float, str]] = []
+        started = time.monotonic()
+        button.bind(state=lambda _b, value: states.append((time.monotonic() - started, value)))
+        yield from long_press(button, seconds=0.6)
+        seen["states"], seen["screen"] = states, app.sm.current
+
+    run_ui(ui_settings(tmp_path), script)
+    (down_at, first), (up_at, second) = seen["states"]
+    assert (first, second) == ("down", "normal")
+    assert down_at < 0.1 and up_at >= 0.6
+    assert seen["screen"] == "phone"  # a button acts on release, however long the press
