@@ -19,6 +19,7 @@ from pos_client.outbox import Outbox
 from pos_client.ports import Backend
 from pos_client.privacy import PhoneHasher, load_or_create_key
 from pos_client.program import load_program
+from pos_client.queue_service import QueueService
 from pos_client.rules import Program
 from pos_client.settings import BackendKind, Settings
 from pos_client.sync import SyncPolicy, SyncWorker
@@ -37,6 +38,10 @@ class Terminal:
     checkout: Checkout
     ledger: Ledger | None = None  # set for the embedded backend
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    queue: QueueService = field(init=False)  # staff's report, retry and sync now
+
+    def __post_init__(self) -> None:
+        self.queue = QueueService(self.outbox, self.sync)
 
     def close(self) -> None:
         self.sync.stop()
@@ -181,6 +186,7 @@ def doctor_checks(settings: Settings) -> list[Any]:
 
     rows = [*doctor.check_clock(), *doctor.check_disk(settings.storage.data_dir)]
     rows += doctor.check_outbox(settings.storage.outbox_path)
+    rows += doctor.check_staff_pin(settings.terminal.mode.value, settings.admin.pin)
     try:
         program = load_program(settings.program, settings.config_dir)
         backend, _ledger = BACKEND_BUILDERS[settings.backend.kind](settings, program)
@@ -197,8 +203,12 @@ def doctor_checks(settings: Settings) -> list[Any]:
 
 def build_app(settings: Settings, running: RunningTerminal) -> Any:
     """The Kivy app over a running terminal (window options set before any window)."""
+    from pos_client.staff import kiosk_pin_problem
     from ui.app import PosApp, configure_kivy
 
+    problem = kiosk_pin_problem(settings.terminal.mode.value, settings.admin.pin)
+    if problem is not None:
+        raise ConfigError(problem)
     configure_kivy(settings.terminal.fullscreen, settings.terminal.mode.value == "kiosk")
     return PosApp(running)
 

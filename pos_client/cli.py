@@ -465,8 +465,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pos_client.bootstrap import run_terminal
     from pos_client.events import ReaderStatus, SyncStatus
     from pos_client.scanning import CardRemoved, IdentificationFailed, MemberIdentified
+    from pos_client.staff import kiosk_pin_problem
 
     settings = load(args)
+    problem = kiosk_pin_problem(settings.terminal.mode.value, settings.admin.pin)
+    if problem is not None:
+        raise ConfigError(problem)
     if not args.headless:
         return run_window(settings)
     lines: queue.Queue[str] = queue.Queue()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pos_client.outbox import Outbox, OutboxError
 from pos_client.ports import Backend, BackendUnavailable
+from pos_client.staff import DEFAULT_PIN, kiosk_pin_problem
 
 MIN_FREE_BYTES = 200 * 1024 * 1024
 OLDEST_PENDING_WARN_S = 3600.0
@@ -66,6 +67,14 @@ def check_outbox(path: Path) -> list[Check]:
         )
     )
     return rows
+
+
+def check_staff_pin(mode: str, pin: str) -> list[Check]:
+    problem = kiosk_pin_problem(mode, pin)
+    if problem is not None:
+        return [Check("staff PIN", False, problem)]
+    note = "; it is the default: change it" if pin == DEFAULT_PIN else ""
+    return [Check("staff PIN", True, f"{mode} terminal, {len(pin)}-digit PIN{note}")]
 
 
 def check_backend(backend: Backend, label: str) -> list[Check]:

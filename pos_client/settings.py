@@ -268,8 +268,8 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
 
 def parse_admin(admin: Section) -> AdminSettings:
     pin = admin.text("pin")
-    if not (pin.isdigit() and 4 <= len(pin) <= 12):
-        raise admin.fail("pin", "a staff PIN is 4 to 12 digits")
+    if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 12):
+        raise admin.fail("pin", "a staff PIN is 4 to 12 digits 0-9")
     return AdminSettings(
         pin=pin,
         max_attempts=admin.integer("max_attempts", minimum=1),

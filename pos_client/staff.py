@@ -1,11 +1,24 @@
-"""Staff access: a PIN with a lockout after repeated failures. Pure, clock injected."""
+"""Staff access: a PIN with a lockout after repeated failures. Pure, clock injected.
+
+The lockout survives a restart when the guard is given a state file: otherwise pulling the
+plug would reset the count and give a guesser three more tries every boot.
+"""
 
 from __future__ import annotations
 
 import hmac
+import json
+import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# The PIN shipped in config/default.toml: fine for a demo, never for a customer-facing kiosk.
+DEFAULT_PIN = "2468"
 
 
 @dataclass(frozen=True)
@@ -21,14 +34,17 @@ class PinGuard:
         pin: str,
         max_attempts: int,
         lockout_s: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
+        state_path: Path | None = None,
     ) -> None:
         self._pin = pin
         self.max_attempts = max_attempts
         self.lockout_s = lockout_s
         self.clock = clock
+        self.state_path = state_path
         self.failures = 0
         self.locked_until = 0.0
+        self._load()
 
     def locked_for(self) -> float:
         return max(0.0, self.locked_until - self.clock())
@@ -39,13 +55,69 @@ class PinGuard:
             return PinResult(False, remaining, 0)
         if hmac.compare_digest(attempt.encode(), self._pin.encode()):
             self.failures = 0
+            self._save()
             return PinResult(True, 0.0, self.max_attempts)
         self.failures += 1
         if self.failures >= self.max_attempts:
             self.failures = 0
             self.locked_until = self.clock() + self.lockout_s
+            self._save()
             return PinResult(False, self.lockout_s, 0)
+        self._save()
         return PinResult(False, 0.0, self.max_attempts - self.failures)
+
+    def _load(self) -> None:
+        if self.state_path is None:
+            return
+        try:
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+            failures = int(state["failures"])
+            locked_until = float(state["locked_until"])
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError):
+            # A damaged file must not unlock: treat it as a fresh lockout.
+            log.warning("staff lock state unreadable; locking for %s s", self.lockout_s)
+            self.locked_until = self.clock() + self.lockout_s
+            return
+        now = self.clock()
+        self.failures = min(max(failures, 0), self.max_attempts - 1)
+        # Bounded: a clock set backwards or an edited file cannot lock staff out for days.
+        self.locked_until = min(locked_until, now + self.lockout_s)
+
+    def _save(self) -> None:
+        if self.state_path is None:
+            return
+        state = {"failures": self.failures, "locked_until": self.locked_until}
+        temporary = self.state_path.with_suffix(".tmp")
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                json.dump(state, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.state_path)
+        except OSError as exc:  # a full disk must not crash the staff screen
+            log.warning("could not save the staff lock state: %s", exc)
 
     def __repr__(self) -> str:
         return "PinGuard(<pin hidden>)"
+
+
+STATE_FILE = "staff-lock.json"
+
+
+def pin_guard(pin: str, max_attempts: int, lockout_s: float, data_dir: Path) -> PinGuard:
+    """The terminal's guard, its lockout kept in the data folder across restarts."""
+    return PinGuard(pin, max_attempts, lockout_s, state_path=data_dir / STATE_FILE)
+
+
+def kiosk_pin_problem(mode: str, pin: str) -> str | None:
+    """Why this terminal must not start, or None: a kiosk faces customers."""
+    if mode == "kiosk" and pin == DEFAULT_PIN:
+        return (
+            "config key 'admin.pin': a kiosk must not run with the default staff PIN "
+            f"({len(DEFAULT_PIN)} digits from config/default.toml); set admin.pin or "
+            "POS_CLIENT__ADMIN__PIN to a PIN of your own"
+        )
+    return None

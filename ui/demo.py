@@ -107,7 +107,7 @@ def field_test(app: Any) -> Generator[Step, None, None]:
     yield from tap(text="EN")
     yield from tap(text=tr("admin.title"))
     yield from tap_keys(app.settings.admin.pin)
-    yield from tap(text="OK")
+    yield from tap(text=app.tr("admin.unlock"))
     yield "15-admin"
     yield from tap(text=tr("common.back"))
     yield "16-idle-end"

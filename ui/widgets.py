@@ -57,4 +57,4 @@ class MessageBar(ButtonBehavior, BoxLayout):
         return bool(super().on_touch_down(touch))
 
     def on_release(self) -> None:
-        App.get_running_app().message = ""
+        App.get_running_app().nav.clear_message()

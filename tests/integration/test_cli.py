@@ -197,3 +197,29 @@ def test_card_render_code128_and_refusals(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1 and "check digit is wrong" in bad.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_kiosk_with_the_default_pin_refuses_to_start_and_doctor_says_bad(
+    tmp_path: Path,
+) -> None:
+    kiosk = ("--config", str(REPO / "config" / "examples" / "kiosk.toml"))
+    no_pin = {k: v for k, v in os.environ.items() if k != "POS_CLIENT__ADMIN__PIN"}
+
+    def pos_client(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "pos_client.cli", *kiosk, "--data-dir"]
+        return subprocess.run(
+            [*command, str(tmp_path / "data"), *args],
+            cwd=REPO, capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+
+    def staff_pin_bad(result: subprocess.CompletedProcess[str]) -> bool:
+        return any(line.startswith("BAD staff PIN") for line in result.stdout.splitlines())
+
+    started = pos_client("run", "--headless", env=no_pin)
+    assert started.returncode != 0
+    assert "default staff PIN" in started.stderr and "Traceback" not in started.stderr
+    doctor = pos_client("doctor", env=no_pin)
+    assert doctor.returncode != 0 and staff_pin_bad(doctor)
+    assert not staff_pin_bad(
+        pos_client("doctor", env={**no_pin, "POS_CLIENT__ADMIN__PIN": "97531"})
+    )

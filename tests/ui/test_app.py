@@ -133,15 +133,15 @@ def test_admin_pin_locks_out_after_repeated_failures(tmp_path: Path) -> None:
         errors = []
         for _ in range(3):
             yield from tap_keys("0000")
-            yield from tap(text="OK")
+            yield from tap(text=app.tr("admin.unlock"))
             errors.append(admin.error)
         yield from tap_keys(app.settings.admin.pin)  # the right PIN, but locked out now
-        yield from tap(text="OK")
+        yield from tap(text=app.tr("admin.unlock"))
         errors.append(admin.error)
         seen["errors"], seen["unlocked"] = errors, admin.unlocked
 
     run_ui(ui_settings(tmp_path), script)
-    assert seen["errors"][:2] == ["Wrong PIN (2 tries left)", "Wrong PIN (1 tries left)"]
+    assert seen["errors"][:2] == ["Wrong PIN: 2 tries left", "Wrong PIN: 1 try left"]
     assert seen["errors"][2].startswith("Locked: try again in 60 s")
     assert seen["errors"][3].startswith("Locked") and not seen["unlocked"]
 
@@ -153,7 +153,7 @@ def test_admin_unlocks_with_the_right_pin(tmp_path: Path) -> None:
         yield from tap(text=app.tr("admin.title"))
         admin = app.sm.get_screen("admin")
         yield from tap_keys(app.settings.admin.pin)
-        yield from tap(text="OK")
+        yield from tap(text=app.tr("admin.unlock"))
         seen["unlocked"], seen["outbox"] = admin.unlocked, admin.outbox_text
 
     run_ui(ui_settings(tmp_path), script)
@@ -166,9 +166,9 @@ def test_inactivity_timeout_returns_to_idle_and_forgets_the_member(tmp_path: Pat
     def script(app: Any) -> Generator[Any, None, None]:
         simulated(app).inject({"cmd": "tap", "value": ANNA.card_uid})
         yield on(app, "member")
-        seen["before"] = app.session is not None
+        seen["before"] = app.customer.session is not None
         yield on(app, "idle")
-        seen["after"] = app.session
+        seen["after"] = app.customer.session
 
     run_ui(ui_settings(tmp_path, mode=Mode.KIOSK, inactivity_s=1.0), script)
     assert seen["before"] and seen["after"] is None
@@ -278,7 +278,7 @@ def test_a_spinner_shows_past_one_second_and_the_link_dropping_is_said(tmp_path:
         finished: list[float] = []
         started = time.monotonic()
         slow_work = lambda: time.sleep(1.6)  # noqa: E731 - what a slow backend call does
-        app.run_async(slow_work, lambda _r, _e: finished.append(time.monotonic()))
+        app.nav.run_async(slow_work, lambda _r, _e: finished.append(time.monotonic()))
         yield lambda: bool(finished)
         yield 0.1
         seen["changes"] = [(at - started, value) for at, value in changes]

@@ -82,7 +82,7 @@ def test_while_busy_the_overlay_takes_every_touch_on_purpose(tmp_path: Path) -> 
 
     def script(app: Any) -> Generator[Any, None, None]:
         done: list[bool] = []
-        app.run_async(lambda: time.sleep(1.6), lambda _r, _e: done.append(True))  # slow work
+        app.nav.run_async(lambda: time.sleep(1.6), lambda _r, _e: done.append(True))  # slow work
         yield lambda: bool(app.busy)
         try:
             yield from tap(text=app.tr("idle.phone"))

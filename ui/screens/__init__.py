@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from kivy.lang import Builder
 
@@ -16,3 +17,29 @@ def load_layouts() -> None:
     for path in [here.parent / "widgets.kv", *(here / f"{name}.kv" for name in SCREEN_NAMES)]:
         Builder.unload_file(str(path))
         Builder.load_file(str(path))
+
+
+def make_screens() -> list[Any]:
+    """One of each screen, named as SCREEN_NAMES (after load_layouts)."""
+    from ui.screens.admin import AdminScreen
+    from ui.screens.earn import EarnScreen
+    from ui.screens.enroll import EnrollScreen
+    from ui.screens.give import GiveScreen
+    from ui.screens.idle import IdleScreen
+    from ui.screens.member import MemberScreen
+    from ui.screens.phone import PhoneScreen
+    from ui.screens.receipt import ReceiptScreen
+    from ui.screens.redeem import RedeemScreen
+
+    classes = (
+        IdleScreen,
+        PhoneScreen,
+        MemberScreen,
+        EarnScreen,
+        RedeemScreen,
+        EnrollScreen,
+        GiveScreen,
+        ReceiptScreen,
+        AdminScreen,
+    )
+    return [cls(name=name) for name, cls in zip(SCREEN_NAMES, classes, strict=True)]

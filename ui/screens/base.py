@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from kivy.app import App
 from kivy.uix.screenmanager import Screen
 
+if TYPE_CHECKING:
+    from ui.app import PosApp
+
 
 class PosScreen(Screen):
     @property
-    def pos_app(self) -> Any:
-        return App.get_running_app()
+    def pos_app(self) -> PosApp:
+        return cast("PosApp", App.get_running_app())
 
     def tr(self, key: str, **values: object) -> str:
         return str(self.pos_app.tr(key, self.pos_app.lang, **values))

@@ -26,7 +26,7 @@ class EarnScreen(PosScreen):
     def refresh(self) -> None:
         self.lines = []
         self.amount_text = ""
-        self.categories = self.pos_app.program_categories()
+        self.categories = self.pos_app.sale.program_categories()
         self.category = ""
         box = self.ids.category_buttons
         box.clear_widgets()
@@ -75,7 +75,7 @@ class EarnScreen(PosScreen):
         self.lines_text = "\n".join(
             f"{amount}  {category or '-'}" for amount, category in self.lines
         )
-        self.preview_text, self.breakdown_text = self.pos_app.preview_lines(self.all_lines())
+        self.preview_text, self.breakdown_text = self.pos_app.sale.preview_lines(self.all_lines())
 
     def confirm(self) -> None:
-        self.pos_app.confirm_earn(self.all_lines())
+        self.pos_app.sale.confirm_earn(self.all_lines())

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 
 from ui.screens.base import PosScreen
@@ -21,4 +23,7 @@ class MemberScreen(PosScreen):
     birthday = BooleanProperty(False)
 
     def refresh(self) -> None:
-        self.pos_app.fill_member_screen(self)
+        lines = self.pos_app.member.present()
+        if lines is not None:
+            for name, value in asdict(lines).items():
+                setattr(self, name, value)
