@@ -136,11 +136,11 @@ class PosApp(App):
         self._make_controllers()
         root = Root(orientation="vertical")
         root.add_widget(StatusBar())
-        root.add_widget(MessageBar())
         layers = FloatLayout()
         for screen in make_screens():
             self.sm.add_widget(screen)
         layers.add_widget(self.sm)
+        layers.add_widget(MessageBar())  # a toast over the screens: it never moves them
         layers.add_widget(BusyOverlay())
         root.add_widget(layers)
         self.input.bind(Window)
@@ -166,6 +166,9 @@ class PosApp(App):
         self.status.start()
         self.follow_mode()
         self.nav.go("idle")
+        from ui.touch import watch_layout
+
+        watch_layout()  # POS_UI_DEBUG_LAYOUT=path: what is on screen, for X-level tools
 
     def on_lang(self, _app: Any, _language: str) -> None:
         """Text the app sets itself (not kv) follows the language: title, readers' state."""

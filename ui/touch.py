@@ -26,11 +26,11 @@ import json
 import os
 import re
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-Step = float | int | str
+Step = float | int | str | Callable[[], bool]
 MARKUP = re.compile(r"\[/?[a-z_]+(?:=[^\]]*)?\]")
 KEYS = {"\r": (13, 40), "\n": (13, 40), "\t": (9, 43), "\b": (8, 42), "\x1b": (27, 41)}
 
@@ -206,8 +206,15 @@ def _is_within(widget: Any, ancestor: Any) -> bool:
 
 
 def _resolve(widget: Any, find: dict[str, Any]) -> Any:
+    """The widget to touch: given, or found; a button or field before a label with the same
+    text (a screen titled "Done" above a "Done" button), as a person aims at the button."""
     if widget is not None:
         return widget
+    if "kind" not in find:
+        try:
+            return find_widget(kind=_tappable_kinds(), **find)
+        except TouchError:
+            pass
     return find_widget(**find)
 
 
@@ -270,15 +277,21 @@ def tap(widget: Any = None, **find: Any) -> Generator[Step, None, None]:
 def long_press(
     widget: Any = None, seconds: float = 1.0, **find: Any
 ) -> Generator[Step, None, None]:
-    """Hold a finger on a widget for `seconds` of the Kivy clock, then lift it."""
+    """Hold a finger on a widget for `seconds` (real time, the app running), then lift it."""
     touch = press(widget, **find)
-    yield seconds
+    held_since = time.monotonic()
+    # Real time, polled on the clock: Kivy counts timeouts from the frame's start.
+    yield lambda: time.monotonic() - held_since >= seconds
     release(touch)
     yield 0
 
 
 def tap_keys(keys: str, **find: Any) -> Generator[Step, None, None]:
-    """Tap on-screen keys one by one, each found by its visible text ("<" is backspace)."""
+    """Tap on-screen keys (buttons) one by one, each found by its visible text ("<" is the
+    keypad's backspace)."""
+    from kivy.uix.behaviors import ButtonBehavior
+
+    find.setdefault("kind", ButtonBehavior)
     for key in keys:
         yield from tap(text=key, **find)
 
@@ -338,11 +351,15 @@ def type_into(
 # ------------------------------------------------------------------ layout for X-level tools
 
 
-def tappable(widget: Any) -> bool:
-    from kivy.uix.behaviors import ButtonBehavior
-    from kivy.uix.textinput import TextInput
+def _tappable_kinds() -> tuple[type, ...]:
+    from kivy.uix.behaviors import ButtonBehavior, FocusBehavior
 
-    return isinstance(widget, ButtonBehavior | TextInput)
+    return (ButtonBehavior, FocusBehavior)
+
+
+def tappable(widget: Any) -> bool:
+    """Buttons, toggles, checkboxes and text fields: what takes a tap."""
+    return isinstance(widget, _tappable_kinds())
 
 
 def layout_snapshot() -> dict[str, Any]:
@@ -388,4 +405,10 @@ def watch_layout(path: str | None = None, every_s: float = 0.25) -> None:
             scratch.replace(out)
             last[0] = text
 
-    Clock.schedule_interval(write, every_s)
+    window = _window()
+
+    def first_frame(*_args: Any) -> None:  # nothing is on screen before the first frame
+        window.unbind(on_flip=first_frame)
+        Clock.schedule_interval(write, every_s)
+
+    window.bind(on_flip=first_frame)

@@ -10,13 +10,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from tests.ui.conftest import run_ui, ui_settings
-from ui.demo import on
+from ui.demo import on, simulated
 from ui.touch import (
     TouchError,
+    describe,
     find_widget,
+    hidden_because,
+    long_press,
+    press,
     tap,
+    tappable,
+    walk,
+    window_rect,
 )
 
 Rect = tuple[float, float, float, float]
@@ -97,8 +105,8 @@ def test_the_harness_refuses_what_a_person_could_not_do(tmp_path: Path) -> None:
         attempts = {
             "absent": lambda: find_widget(text="No such button"),
             "several": lambda: find_widget(contains="", kind=type(find_widget(text="EN"))),
-            "label": lambda: list(tap(text=app.tr("idle.title"))),
-            "inactive": lambda: list(tap(app.sm.get_screen("phone").children[0])),
+            "label": lambda: press(text=app.tr("idle.title")),
+            "inactive": lambda: press(app.sm.get_screen("phone").children[0]),
         }
         for name, attempt in attempts.items():
             with pytest.raises(TouchError) as caught:
@@ -111,3 +119,79 @@ def test_the_harness_refuses_what_a_person_could_not_do(tmp_path: Path) -> None:
     assert "visible widgets match" in errors["several"]
     assert errors["label"].endswith("it does not take touches")
     assert "inactive screen 'phone'" in errors["inactive"]
+
+
+def test_a_message_is_readable_keeps_the_layout_and_a_tap_dismisses_it(tmp_path: Path) -> None:
+    """The message text used to be drawn at (0, 0) behind the screen, and the bar pushed the
+    layout down 44 px for 6 s so the next tap landed on the wrong key."""
+    seen: dict[str, Any] = {}
+
+    def script(app: Any) -> Generator[Any, None, None]:
+        from kivy.core.window import Window
+
+        before = window_rect(find_widget(text=app.tr("idle.phone")))
+        simulated(app).inject({"cmd": "tap", "value": "04:11:22:33"})  # an unknown card
+        yield lambda: bool(app.message)
+        yield 0.3
+        label = find_widget(text=app.tr("error.unknown"))
+        bar = label.parent
+        seen["label_in_bar"] = inside(window_rect(label), window_rect(bar))
+        seen["bar_in_window"] = inside(window_rect(bar), (0, 0, Window.width, Window.height))
+        seen["moved"] = window_rect(find_widget(text=app.tr("idle.phone"))) != before
+        written = Window.screenshot(name=str(tmp_path / "toast.png"))
+        image = Image.open(written).convert("RGB")
+        x, y, w, h = window_rect(label)
+        crop = image.crop((int(x), int(Window.height - y - h), int(x + w), int(Window.height - y)))
+        colours = sorted(crop.getcolors(maxcolors=1_000_000) or [], reverse=True)
+        background = colours[0][1]
+        ink = [c for c in colours if contrast(c[1], background) >= 4.5]
+        seen["background"] = background
+        seen["contrast"] = max(contrast(c[1], background) for c in colours)
+        seen["ink_share"] = sum(n for n, _c in ink) / (crop.width * crop.height)
+        covered: list[str] = []
+        for screen in ("idle", "phone"):
+            if screen == "phone":
+                yield from tap(text=app.tr("idle.phone"))  # lands on the button it aimed at
+                seen["screen"] = app.sm.current
+            covered += [
+                f"{screen}: {describe(w)}"
+                for w in walk()
+                if tappable(w)
+                and w is not bar
+                and hidden_because(w) is None
+                and overlap(window_rect(w), window_rect(bar))
+            ]
+        seen["covered"] = covered
+        try:
+            yield from tap(bar)
+        except TouchError as exc:
+            seen["dismiss_error"] = str(exc)
+        seen["after_dismiss"] = app.message
+
+    run_ui(ui_settings(tmp_path), script)
+    assert seen["label_in_bar"] and seen["bar_in_window"], "the message is not drawn in its bar"
+    assert not seen["moved"], "the message pushed the screen's layout"
+    r, g, b = seen["background"]
+    assert r > 200 and 120 < g < 200 and b < 100, f"not the toast's colour: {seen['background']}"
+    assert seen["contrast"] >= 4.5 and seen["ink_share"] > 0.01, seen
+    assert seen["screen"] == "phone"
+    assert seen["covered"] == []
+    assert "dismiss_error" not in seen and seen["after_dismiss"] == ""
+
+
+def test_a_long_press_holds_the_finger_down_on_the_clock(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def script(app: Any) -> Generator[Any, None, None]:
+        button = find_widget(text=app.tr("idle.phone"))
+        states: list[tuple[float, str]] = []
+        started = time.monotonic()
+        button.bind(state=lambda _b, value: states.append((time.monotonic() - started, value)))
+        yield from long_press(button, seconds=0.6)
+        seen["states"], seen["screen"] = states, app.sm.current
+
+    run_ui(ui_settings(tmp_path), script)
+    (down_at, first), (up_at, second) = seen["states"]
+    assert (first, second) == ("down", "normal")
+    assert down_at < 0.1 and up_at >= 0.6
+    assert seen["screen"] == "phone"  # a button acts on release, however long the press
