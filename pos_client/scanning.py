@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pos_client.checkout import Checkout, MemberNotFound, MemberSession
 from pos_client.domain import IdentityKind, utcnow
@@ -21,6 +21,14 @@ from pos_client.events import SCAN_HINTS, EventBus, NetworkCommand, ScanEvent
 from pos_client.identify import IdentifyError
 
 log = logging.getLogger(__name__)
+
+
+class NetworkControl(Protocol):
+    """What field tests may do to the backend link (the core's NetworkSwitch)."""
+
+    def set_online(self, online: bool) -> None: ...
+
+    def set_latency(self, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -55,11 +63,11 @@ class ScanRouter:
         self,
         checkout: Checkout,
         bus: EventBus,
-        set_online: Callable[[bool], None] | None = None,
+        network: NetworkControl | None = None,
     ) -> None:
         self.checkout = checkout
         self.bus = bus
-        self.set_online = set_online
+        self.network = network
         self._queue: queue.Queue[ScanEvent | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._unsubscribe: list[Callable[[], None]] = []
@@ -88,8 +96,11 @@ class ScanRouter:
         self.stop()
 
     def _network(self, command: NetworkCommand) -> None:
-        if self.set_online is not None:
-            self.set_online(command.online)
+        if self.network is not None:
+            if command.online is not None:
+                self.network.set_online(command.online)
+            if command.latency_s is not None:
+                self.network.set_latency(command.latency_s)
 
     def _run(self) -> None:
         while True:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from pos_client.demo import DEMO_MEMBERS
 from tests.ui.conftest import run_ui, ui_settings
 from ui.demo import on, simulated
 from ui.touch import (
@@ -28,6 +29,9 @@ from ui.touch import (
 )
 
 Rect = tuple[float, float, float, float]
+
+
+ANNA = DEMO_MEMBERS[0]
 
 
 def luminance(rgb: tuple[int, ...]) -> float:
@@ -81,21 +85,23 @@ def test_while_busy_the_overlay_takes_every_touch_on_purpose(tmp_path: Path) -> 
     seen: dict[str, Any] = {}
 
     def script(app: Any) -> Generator[Any, None, None]:
-        done: list[bool] = []
-        app.nav.run_async(lambda: time.sleep(1.6), lambda _r, _e: done.append(True))  # slow work
+        sim = simulated(app)
+        sim.inject({"cmd": "latency", "seconds": 1.6})  # a slow link: the lookup takes 1.6 s
+        sim.inject({"cmd": "tap", "value": ANNA.card_uid})
         yield lambda: bool(app.busy)
         try:
             yield from tap(text=app.tr("idle.phone"))
         except TouchError as exc:
             seen["blocked"] = str(exc)
         seen["while_busy"] = app.sm.current
-        yield lambda: bool(done) and not app.busy
-        yield from tap(text=app.tr("idle.phone"))
+        yield lambda: app.sm.current == "member" and not app.busy
+        sim.inject({"cmd": "latency", "seconds": 0})
+        yield from tap(text=app.tr("member.earn"))
         seen["after"] = app.sm.current
 
     run_ui(ui_settings(tmp_path), script)
     assert "BusyOverlay" in seen["blocked"] and "took the touch first" in seen["blocked"]
-    assert (seen["while_busy"], seen["after"]) == ("idle", "phone")
+    assert (seen["while_busy"], seen["after"]) == ("idle", "earn")
 
 
 def test_the_harness_refuses_what_a_person_could_not_do(tmp_path: Path) -> None:
