@@ -27,7 +27,7 @@ LOCALE := ui/locale
 MO := $(patsubst %.po,%.mo,$(wildcard $(LOCALE)/*/LC_MESSAGES/pos.po))
 
 $(LOCALE)/%/LC_MESSAGES/pos.mo: $(LOCALE)/%/LC_MESSAGES/pos.po | $(STAMP)
-	$(BIN)/pybabel compile -q -D pos -l $* -i $< -o $@
+	$(BIN)/pybabel -q compile -D pos -l $* -i $< -o $@
 
 # After changing messages in .py/.kv: new keys into the template and every catalog (fill
 # their msgstr, English first in en), keys no longer used dropped, then compiled.
