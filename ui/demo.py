@@ -68,6 +68,13 @@ def field_test(app: Any) -> Generator[Step, None, None]:
     redeem = app.sm.get_screen("redeem")
     option = next(o for o in app.sale.redemption_options() if o["enabled"])
     redeem._choose(option)
+    from kivy.core.window import Window
+
+    from ui.dialogs import ConfirmDialog
+
+    yield lambda: any(isinstance(w, ConfirmDialog) for w in Window.children)
+    yield "07b-redeem-confirm"
+    next(w for w in Window.children if isinstance(w, ConfirmDialog)).confirm()
     yield on(app, "receipt")
     yield "08-receipt-redeemed"
     sim.inject({"cmd": "offline"})

@@ -87,6 +87,7 @@ def test_phone_entry_finds_a_member_and_enrolls_an_unknown_number(tmp_path: Path
         yield on(app, "enroll")
         enroll = app.sm.get_screen("enroll")
         enroll.ids.first_name.text = "Nikos"
+        enroll.next_step()
         enroll.join()
         seen["no_consent"] = enroll.error
         enroll.ids.consent.active = True
@@ -99,7 +100,7 @@ def test_phone_entry_finds_a_member_and_enrolls_an_unknown_number(tmp_path: Path
     assert seen["invalid"].startswith("Please check the number")
     assert seen["formatted"] == "+1 650-253-0000"
     assert seen["found"].startswith("Bob S.")
-    assert seen["no_consent"] == "I accept the programme terms"
+    assert seen["no_consent"] == "Please accept the programme terms to join"
     assert len(seen["card"]) == 13 and seen["card"].startswith("2")
     import zxingcpp
 
