@@ -170,7 +170,7 @@ def run_terminal(
 
     terminal = build_terminal(settings, start_sync=True)
     try:
-        router = ScanRouter(terminal.checkout, terminal.bus, terminal.network.set_online)
+        router = ScanRouter(terminal.checkout, terminal.bus, terminal.network)
         router.start()
         readers = open_readers(build_readers(settings, terminal.bus.publish), report)
     except Exception:

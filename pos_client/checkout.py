@@ -133,6 +133,14 @@ class Checkout:
         return self.find(self.parse(raw, hint))
 
     def find(self, identity: Identity) -> MemberSession:
+        view, online = self._lookup(identity)
+        if view is None:
+            raise MemberNotFound(identity)
+        return self._session(view, identity, online=online)
+
+    def _lookup(self, identity: Identity) -> tuple[MemberView | None, bool]:
+        """The member's view (None if unknown) and whether the backend answered (else the
+        terminal's cache did)."""
         kind, value = identity.kind.value, self.hasher.lookup_value(identity)
         lookup = cache_lookup_key(kind, value)
         try:
@@ -141,12 +149,10 @@ class Checkout:
             cached = self.outbox.cached_member(lookup)
             if cached is None:
                 log.info("offline and %s not in the member cache", identity.redacted())
-                raise MemberNotFound(identity) from None
-            return self._session(cached, identity, online=False)
-        if view is None:
-            raise MemberNotFound(identity)
-        self.outbox.cache_member(lookup, view)
-        return self._session(view, identity, online=True)
+            return cached, False
+        if view is not None:
+            self.outbox.cache_member(lookup, view)
+        return view, True
 
     def refresh(self, session: MemberSession) -> MemberSession:
         try:
@@ -392,12 +398,9 @@ class Checkout:
         if not first_name.strip():
             raise CheckoutError("a first name is needed", "name_required")
         identity = parse_phone(phone_raw, self.policy.region)
-        try:
-            existing = self.find(identity)
-        except MemberNotFound:
-            existing = None
+        existing, online = self._lookup(identity)
         if existing is not None:
-            raise AlreadyMember(existing)
+            raise AlreadyMember(self._session(existing, identity, online=online))
         now = self.clock()
         card_number = new_card_number()
         op = EnrollOp(
@@ -414,6 +417,8 @@ class Checkout:
         )
         self.outbox.add(op.to_body(), now=now)
         first_tier = self.program.tiers.tiers[0]
+        upcoming = rules.next_tier(self.program.tiers, MemberStats())
+        nearest = rules.next_reward(self.program, 0, first_tier)
         view = MemberView(
             member_id=op.member_id,
             display_name=mask_name(op.first_name, op.last_name),
@@ -422,6 +427,10 @@ class Checkout:
             tier_name=first_tier.name,
             balance=0,
             stats=MemberStats(),
+            next_tier_name=upcoming[0].name if upcoming else None,
+            next_tier_remaining=upcoming[1] if upcoming else None,
+            next_reward_name=nearest[0] if nearest else None,
+            next_reward_remaining=nearest[1] if nearest else None,
             rewards=rules.reward_offers(self.program, 0, first_tier, False),
             card_number=card_number,
             as_of=now,
@@ -429,7 +438,9 @@ class Checkout:
         self.outbox.cache_member(cache_lookup_key("phone", op.phone_key), view)
         self.outbox.cache_member(cache_lookup_key("card_number", card_number), view)
         self.wake_sync()
-        return self._session(view, identity, online=False)
+        # Online, the backend has just said who is (not) a member: the new view is as fresh
+        # as any it could send. Offline, it is a view the backend has not seen yet.
+        return self._session(view, identity, online=online)
 
 
 __all__ = [

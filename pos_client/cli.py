@@ -401,6 +401,7 @@ SIM_COMMANDS = (
     "error",
     "offline",
     "online",
+    "latency",
     "wait",
     "play",
     "status",

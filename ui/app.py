@@ -78,8 +78,8 @@ class PosApp(App):
         program = running.terminal.program
         self.lang = settings.terminal.language
         self.mode = settings.terminal.mode.value
-        self.title = f"{settings.store.name} · {program.name}"
         self.texts = Texts(lambda: str(self.lang), program, settings.store.timezone)
+        self.title = self.texts.title(settings.store.name)
         self.customer = Customer()
         self.activity = Activity()
         self.images = Path(tempfile.mkdtemp(prefix="pos-ui-"))
@@ -124,7 +124,9 @@ class PosApp(App):
         )
         admin = settings.admin
         guard = pin_guard(admin.pin, admin.max_attempts, admin.lockout_s, settings.storage.data_dir)
-        self.staff = StaffController(self, guard, terminal.queue, readers, self.texts)
+        self.staff = StaffController(
+            self, guard, terminal.queue, readers, self.texts, self.status.reader_states
+        )
 
     def build(self) -> Root:
         from kivy.core.window import Window
@@ -134,11 +136,11 @@ class PosApp(App):
         self._make_controllers()
         root = Root(orientation="vertical")
         root.add_widget(StatusBar())
-        root.add_widget(MessageBar())
         layers = FloatLayout()
         for screen in make_screens():
             self.sm.add_widget(screen)
         layers.add_widget(self.sm)
+        layers.add_widget(MessageBar())  # a toast over the screens: it never moves them
         layers.add_widget(BusyOverlay())
         root.add_widget(layers)
         self.input.bind(Window)
@@ -162,19 +164,44 @@ class PosApp(App):
             self._unsubscribe.append(bus.subscribe(event_type, self._on_clock(handler)))
         self.input.start()
         self.status.start()
+        self.follow_mode()
         self.nav.go("idle")
+        from ui.touch import watch_layout
+
+        watch_layout()  # POS_UI_DEBUG_LAYOUT=path: what is on screen, for X-level tools
+
+    def on_lang(self, _app: Any, _language: str) -> None:
+        """Text the app sets itself (not kv) follows the language: title, readers' state."""
+        self.title = self.texts.title(self.settings.store.name)
+        if hasattr(self, "status"):
+            self.status.show_readers()
+
+    def on_mode(self, _app: Any, _mode: str) -> None:
+        self.follow_mode()
+
+    def follow_mode(self) -> None:
+        """A kiosk ignores Escape (customers must not quit it); a cashier's terminal quits on
+        Escape. Follows the mode at run time, as staff switch it."""
+        from kivy.config import Config
+
+        Config.set("kivy", "exit_on_escape", "0" if self.mode == "kiosk" else "1")
 
     def on_stop(self) -> None:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
 
-    @staticmethod
-    def _on_clock(handler: Callable[[Any], None]) -> Callable[[Any], None]:
-        """Background threads post; the handler runs on the Kivy clock (main thread)."""
+    def _on_clock(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+        """Background threads post; the handler runs on the Kivy clock (main thread), and
+        only while this app runs: an event posted just before it stopped must not reach
+        widgets and a closed outbox after it (nor the next app in the same process)."""
 
         def post(event: Any) -> None:
-            Clock.schedule_once(lambda _dt: handler(event), 0)
+            def deliver(_dt: float) -> None:
+                if App.get_running_app() is self:
+                    handler(event)
+
+            Clock.schedule_once(deliver, 0)
 
         return post
 

@@ -72,6 +72,13 @@ class TermsDialog(ScreenBoundDialog):
         self.dismiss(animation=False)
 
 
+def shown_dialog(kind: type[ModalView] = ModalView) -> Any:
+    """The dialog of this kind open on the window now, or None."""
+    from kivy.core.window import Window
+
+    return next((w for w in Window.children if isinstance(w, kind)), None)
+
+
 def ask(title: str, lines: Sequence[str], on_confirm: Callable[[], None]) -> ConfirmDialog:
     dialog = ConfirmDialog(title, lines, on_confirm)
     dialog.open(animation=False)

@@ -23,7 +23,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from pos_client.plurals import plural_index
@@ -31,7 +31,6 @@ from pos_client.plurals import plural_index
 if TYPE_CHECKING:
     from pos_client.checkout import Receipt
     from pos_client.domain import MemberView
-    from pos_client.outbox import OutboxEntry, OutboxStats
     from pos_client.rules import EarnBreakdown, GiveTarget, Program
 
 LOCALES = {"en": "en_US", "ru": "ru_RU", "uk": "uk_UA", "el": "el_GR"}
@@ -516,11 +515,37 @@ def readers_state(language: str, states: Mapping[str, str]) -> str:
     )
 
 
+class QueueCounts(Protocol):
+    """What outbox_report reads of the queue: outbox.OutboxStats, or the staff screen's
+    adapter over queue_service.QueueReport."""
+
+    @property
+    def unsent(self) -> int: ...
+
+    @property
+    def dead(self) -> int: ...
+
+    @property
+    def acked(self) -> int: ...
+
+    def oldest_pending_age(self, now: datetime) -> float | None: ...
+
+
+class FailedSale(Protocol):
+    """A dead entry as the report names it (outbox.OutboxEntry has these and more)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def error_code(self) -> str | None: ...
+
+
 def outbox_report(
     language: str,
-    stats: OutboxStats,
+    stats: QueueCounts,
     now: datetime,
-    dead: Sequence[OutboxEntry] = (),
+    dead: Sequence[FailedSale] = (),
 ) -> str:
     """The staff screen's outbox lines: counts, the oldest unsent sale's age, failed sales."""
     rows = [

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kivy.properties import StringProperty
+from kivy.app import App
+from kivy.properties import BooleanProperty, StringProperty
+from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.gridlayout import GridLayout
@@ -28,8 +30,31 @@ class StatusBar(BoxLayout):
 
 
 class BusyOverlay(FloatLayout):
-    pass
+    """Over the screens while the app waits: then it takes every touch on its area, on
+    purpose; otherwise it takes none. (Never `disabled` while hidden: a disabled Kivy widget
+    still swallows every touch over its area.)"""
+
+    active = BooleanProperty(False)
+
+    def on_touch_down(self, touch: Any) -> bool:
+        return bool(self.active and self.collide_point(*touch.pos))
+
+    def on_touch_move(self, touch: Any) -> bool:
+        return bool(self.active and self.collide_point(*touch.pos))
+
+    def on_touch_up(self, touch: Any) -> bool:
+        return bool(self.active and self.collide_point(*touch.pos))
 
 
-class MessageBar(FloatLayout):
-    pass
+class MessageBar(ButtonBehavior, BoxLayout):
+    """The message toast: a tap dismisses it; it takes no touch while there is no message."""
+
+    shown = BooleanProperty(False)
+
+    def on_touch_down(self, touch: Any) -> bool:
+        if not self.shown:
+            return False
+        return bool(super().on_touch_down(touch))
+
+    def on_release(self) -> None:
+        App.get_running_app().nav.clear_message()

@@ -38,21 +38,27 @@ def test_member_lines_show_the_member_masked_with_balance_and_progress(
 
 def test_the_queue_report_reads_as_before() -> None:
     report = QueueReport(2, 1, 7, 42.4, (DeadEntry("0190-abcdef12345678", "bad", "no"),))
-    assert queue_text(report) == (
-        "pending 2, dead 1, acked 7\noldest unsent: 42 s\ndead 12345678: bad: no"
+    assert queue_text(report).splitlines() == [
+        "Unsent: 2 · Failed: 1 · Delivered: 7",
+        "Oldest unsent: " + i18n.format_age(42.4, "en"),
+        "Failed 12345678: refused by the server",
+    ]
+    assert queue_text(report, "ru").startswith("Не отправлено: 2 · Ошибки: 1")
+    # the English detail goes to the log; staff read that the queue cannot be read
+    assert queue_text(QueueReport(problem="outbox is not open")) == (
+        "The sales queue cannot be read now"
     )
-    assert queue_text(QueueReport(problem="outbox is not open")) == "outbox is not open"
 
 
 def test_staff_unlock_says_wrong_then_locked(terminal: Terminal) -> None:
     now = [0.0]
     guard = PinGuard("2468", 2, 60, clock=lambda: now[0])
     staff = StaffController(Shell(), guard, terminal.queue, [], texts(terminal))
-    assert staff.unlock("1111") == "Wrong PIN (1 tries left)"
+    assert staff.unlock("1111") == "Wrong PIN: 1 try left"
     assert (staff.unlock("1111") or "").startswith("Locked")
     now[0] = 61
     assert staff.unlock("2468") is None
-    assert staff.report() == ("-", "pending 0, dead 0, acked 0")
+    assert staff.report() == ("none", "Unsent: 0 · Failed: 0 · Delivered: 0")
     shell = Shell()
     StaffController(shell, guard, terminal.queue, [], texts(terminal)).toggle_mode()
     assert shell.mode == "kiosk"
@@ -76,3 +82,30 @@ def test_the_customer_is_forgotten_but_the_last_receipt_is_kept() -> None:
     assert activity.idle_for() == 2.5
     activity.touch()
     assert activity.idle_for() == 0
+
+
+def test_a_refused_sale_and_a_reader_fault_are_said_in_the_language(terminal: Terminal) -> None:
+    """Issue 16: the message bar showed the server's English detail and the reader's."""
+    from pos_client.events import OperationDead, ReaderStatus
+    from ui.controllers.status import StatusController
+
+    class Nav:
+        def __init__(self) -> None:
+            self.said: list[str] = []
+
+        def show_message(self, text: str) -> None:
+            self.said.append(text)
+
+    class Bar:
+        status_online, status_pending, status_dead, status_readers = True, 0, 0, ""
+
+    nav, bar = Nav(), Bar()
+    status = StatusController(bar, terminal.queue, [], nav, texts(terminal, "el"))  # type: ignore[arg-type]
+    status.on_dead(OperationDead("k-1", "sale", "insufficient_points", "balance 3 < 50"))
+    status.on_reader_status(ReaderStatus("pcsc:front", "error", "SCARD_E_NO_SERVICE"))
+    assert nav.said == [
+        i18n.dead_message("el", "insufficient_points"),
+        i18n.translate("el", "error.card_reader"),
+    ]
+    assert not any("balance" in text or "SCARD" in text for text in nav.said)
+    assert bar.status_readers == "pcsc:front: σφάλμα"

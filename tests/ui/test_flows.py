@@ -17,7 +17,7 @@ from tests.conftest import make_settings
 from tests.ui.conftest import run_ui, ui_settings
 from ui import i18n
 from ui.demo import on, simulated
-from ui.dialogs import ConfirmDialog
+from ui.dialogs import ConfirmDialog, shown_dialog
 from ui.touch import TouchError, tap
 
 ANNA, BOB = DEMO_MEMBERS[0], DEMO_MEMBERS[1]
@@ -45,10 +45,7 @@ def balance(app: Any, member: Any) -> int:
 
 
 def dialog() -> ConfirmDialog | None:
-    from kivy.core.window import Window
-
-    found = [w for w in Window.children if isinstance(w, ConfirmDialog)]
-    return found[0] if found else None
+    return shown_dialog(ConfirmDialog)  # type: ignore[no-any-return]
 
 
 def dialog_open() -> bool:
@@ -227,7 +224,8 @@ def test_a_transfer_or_donation_is_confirmed_first(
         yield on(app, "give")
         from kivy.uix.button import Button
 
-        label = next(t["label"] for t in app.sale.give_targets() if t["id"] == target)
+        program = app.running.terminal.program
+        label = i18n.give_target_label("en", program, program.give_target(target))
         yield from tap(text=label, kind=Button)
         if app.sm.get_screen("give").points < 1000:
             yield from tap(text="+")

@@ -79,7 +79,7 @@ class Navigator:
     def set_language(self, language: str) -> None:
         if language in self._languages:
             self._shell.lang = language
-            self.refresh_current()
+            self._screens.current_screen.language_changed()
 
     def next_language(self) -> None:
         index = self._languages.index(self._shell.lang)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Protocol
 
 from pos_client.events import OperationDead, OperationSynced, ReaderStatus, SyncStatus
 from pos_client.ports import ReaderPort
 from pos_client.queue_service import QueueService
+from ui import i18n
 from ui.controllers.navigation import Navigator
 from ui.controllers.texts import Texts
+
+log = logging.getLogger(__name__)
 
 
 class StatusShell(Protocol):
@@ -40,7 +44,7 @@ class StatusController:
     def start(self) -> None:
         for reader in self._readers:
             self.reader_states[reader.name] = "ok" if reader.problem() is None else "error"
-        self._show_readers()
+        self.show_readers()
         self._queue.publish_status()
 
     def on_sync_status(self, status: SyncStatus) -> None:
@@ -50,26 +54,27 @@ class StatusController:
         self._shell.status_pending = status.pending
         self._shell.status_dead = status.dead
 
+    def reader_name(self, source: str) -> str:
+        """Drivers report as "kind:name" ("serial:front"); the status bar keys by name."""
+        _kind, _sep, name = source.partition(":")
+        known = {reader.name for reader in self._readers}
+        return name if name in known else source
+
     def on_reader_status(self, status: ReaderStatus) -> None:
-        self.reader_states[status.source] = {"connected": "ok"}.get(status.state, status.state)
-        self._show_readers()
+        state = {"connected": "ok"}.get(status.state, status.state)
+        self.reader_states[self.reader_name(status.source)] = state
+        self.show_readers()
         if status.state in ("error", "disconnected"):
-            self._nav.show_message(self._texts.tr("error.reader", detail=status.detail))
+            log.info("reader %s %s: %s", status.source, status.state, status.detail)
+            self._nav.show_message(self._texts.tr("error.card_reader"))
 
     def on_synced(self, _event: OperationSynced) -> None:
         self._queue.publish_status()
 
     def on_dead(self, event: OperationDead) -> None:
-        self._nav.show_message(self._texts.tr("error.refused", detail=event.error))
+        log.info("sale %s refused for good: %s (%s)", event.key[-8:], event.code, event.error)
+        self._nav.show_message(i18n.dead_message(self._texts.language, event.code))
 
-    def _show_readers(self) -> None:
-        states = set(self.reader_states.values())
-        if not states:
-            self._shell.status_readers = "-"
-        elif states == {"ok"}:
-            self._shell.status_readers = f"{len(self.reader_states)} ok"
-        else:
-            bad = [name for name, state in self.reader_states.items() if state != "ok"]
-            self._shell.status_readers = ", ".join(
-                f"{name}: {self.reader_states[name]}" for name in bad
-            )
+    def show_readers(self) -> None:
+        """The readers' state in the current language (again when the language changes)."""
+        self._shell.status_readers = i18n.readers_state(self._texts.language, self.reader_states)

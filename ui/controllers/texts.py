@@ -1,4 +1,5 @@
-"""Text in the app's current language: translations, numbers, money, points, moments."""
+"""Text in the app's current language: translations, numbers, money, points, moments, and
+the programme's own names (tiers, rewards, categories) in that language."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ class Texts:
     def language(self) -> str:
         return self._language()
 
+    @property
+    def program(self) -> Program:
+        return self._program
+
     def tr(self, key: str, **values: object) -> str:
         return i18n.translate(self.language, key, **values)
 
@@ -30,7 +35,16 @@ class Texts:
         return i18n.format_money(amount, self._program.currency, self.language)
 
     def points(self, value: int) -> str:
-        return f"{self.number(value)} {self._program.unit_name}"
+        """ "5 700 баллов", "1 star": the number with the programme's unit, plural right."""
+        return i18n.format_points(self.language, self._program, value)
 
     def moment(self, when: datetime) -> str:
         return i18n.format_moment(when, self._timezone, self.language)
+
+    def error(self, error: BaseException) -> str:
+        """A core error (coded) as a sentence in the current language."""
+        return i18n.describe_error(self.language, error, self._program)
+
+    def title(self, store: str) -> str:
+        """The window title: the store and the programme's name in this language."""
+        return f"{store} · {self._program.display_name(self.language)}"

@@ -11,10 +11,12 @@ SCREEN_NAMES = ("idle", "phone", "member", "earn", "redeem", "enroll", "give", "
 
 
 def load_layouts() -> None:
+    """Load every layout, once: a second app in the same process (tests, the benchmark)
+    must not apply each rule twice, which would build every screen's content twice."""
     here = Path(__file__).parent
-    Builder.load_file(str(here.parent / "widgets.kv"))
-    for name in SCREEN_NAMES:
-        Builder.load_file(str(here / f"{name}.kv"))
+    for path in [here.parent / "widgets.kv", *(here / f"{name}.kv" for name in SCREEN_NAMES)]:
+        Builder.unload_file(str(path))
+        Builder.load_file(str(path))
 
 
 def make_screens() -> list[Any]:

@@ -20,6 +20,13 @@ class AdminScreen(PosScreen):
         self.pin_display = ""
         self.error = ""
 
+    def language_changed(self) -> None:
+        """Staff switch the language from this screen: it stays unlocked, the report is said
+        again in the new language."""
+        self.error = ""
+        if self.unlocked:
+            self.update()
+
     def key(self, key: str) -> None:
         if key == "back":
             self.pin = self.pin[:-1]

@@ -20,4 +20,9 @@ class PosScreen(Screen):
         return str(self.pos_app.tr(key, self.pos_app.lang, **values))
 
     def refresh(self) -> None:
-        """Called when the screen is shown or the member/language changes."""
+        """Called when the screen is shown or the member changes: start afresh."""
+
+    def language_changed(self) -> None:
+        """The language changed while this screen is shown: say the same in the new one.
+        Screens whose text comes from Python redraw it; nothing typed or unlocked is lost."""
+        self.refresh()
