@@ -45,10 +45,10 @@ def field_test(app: Any) -> Generator[Step, None, None]:
     yield "02-member-by-nfc"
     yield from tap(text=tr("member.earn"))
     yield from tap_keys("40.00")
-    yield from tap(text="cosmetics", kind=ToggleButtonBehavior)
+    yield from tap(text="Cosmetics", kind=ToggleButtonBehavior)
     yield from tap(text=tr("earn.add_line"))
     yield from tap_keys("25")
-    yield from tap(text="-", kind=ToggleButtonBehavior)
+    yield from tap(text=tr("earn.no_category"), kind=ToggleButtonBehavior)
     yield "03-earn-preview"
     yield from tap(text=tr("earn.confirm"))
     yield on(app, "receipt")
