@@ -191,12 +191,17 @@ class PosApp(App):
             unsubscribe()
         self._unsubscribe.clear()
 
-    @staticmethod
-    def _on_clock(handler: Callable[[Any], None]) -> Callable[[Any], None]:
-        """Background threads post; the handler runs on the Kivy clock (main thread)."""
+    def _on_clock(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+        """Background threads post; the handler runs on the Kivy clock (main thread), and
+        only while this app runs: an event posted just before it stopped must not reach
+        widgets and a closed outbox after it (nor the next app in the same process)."""
 
         def post(event: Any) -> None:
-            Clock.schedule_once(lambda _dt: handler(event), 0)
+            def deliver(_dt: float) -> None:
+                if App.get_running_app() is self:
+                    handler(event)
+
+            Clock.schedule_once(deliver, 0)
 
         return post
 
