@@ -3,11 +3,11 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from kivy.factory import Factory
 from kivy.properties import NumericProperty, StringProperty
 
 from ui.controllers.sale import Proposal
 from ui.dialogs import ask
+from ui.pool import Shown, WidgetPool
 from ui.screens.base import PosScreen
 
 
@@ -22,16 +22,17 @@ class GiveScreen(PosScreen):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.target: dict[str, Any] | None = None
+        self._rows: WidgetPool | None = None
 
     def refresh(self) -> None:
-        box = self.ids.targets
-        box.clear_widgets()
+        if self._rows is None:
+            self._rows = WidgetPool(self.ids.targets)
         targets = self.pos_app.sale.give_targets()
         chosen = self.target["id"] if self.target else None
-        for target in targets:
-            button = Factory.QuietButton(text=target["label"])
-            button.bind(on_release=partial(self.choose, target))
-            box.add_widget(button)
+        self._rows.show(
+            Shown("QuietButton", {"text": target["label"]}, partial(self.choose, target))
+            for target in targets
+        )
         same = [t for t in targets if t["id"] == chosen]
         self.target = same[0] if same else (targets[0] if targets else None)
         if not same:

@@ -3,11 +3,11 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from kivy.factory import Factory
 from kivy.properties import StringProperty
 
 from ui.controllers.sale import Proposal
 from ui.dialogs import ask
+from ui.pool import Shown, WidgetPool
 from ui.screens.base import PosScreen
 
 
@@ -17,17 +17,20 @@ class RedeemScreen(PosScreen):
 
     info_text = StringProperty("")
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._rows: WidgetPool | None = None
+
     def refresh(self) -> None:
-        box = self.ids.rewards
-        box.clear_widgets()
+        if self._rows is None:
+            self._rows = WidgetPool(self.ids.rewards)
         options = self.pos_app.sale.redemption_options()
-        for option in options:
-            if option["enabled"]:
-                button = Factory.BigButton(text=option["label"])
-                button.bind(on_release=partial(self._choose, option))
-                box.add_widget(button)
-            else:
-                box.add_widget(Factory.OutOfReach(text=f"{option['label']}\n{option['missing']}"))
+        self._rows.show(
+            Shown("BigButton", {"text": option["label"]}, partial(self._choose, option))
+            if option["enabled"]
+            else Shown("OutOfReach", {"text": f"{option['label']}\n{option['missing']}"})
+            for option in options
+        )
         self.info_text = "" if options else self.tr("redeem.none")
 
     def _choose(self, option: dict[str, Any], *_args: Any) -> None:
