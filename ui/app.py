@@ -47,6 +47,11 @@ def configure_kivy(fullscreen: bool, kiosk: bool) -> None:
     Config.set("kivy", "exit_on_escape", "0" if kiosk else "1")
     Config.set("graphics", "fullscreen", "auto" if fullscreen else "0")
     Config.set("input", "mouse", "mouse,disable_multitouch")
+    # No multisampled framebuffer: every shape is an axis-aligned rectangle and text comes as
+    # textures, so 2x MSAA (Kivy's default) changes no pixel that matters, yet it doubles
+    # the window's buffers — 14 MB at 800x600 under Mesa llvmpipe, ~60 MB at 1920x1080 —
+    # and the fill work of every frame (benchmarks/ui_latency.py).
+    Config.set("graphics", "multisamples", "0")
 
 
 class Root(BoxLayout):
