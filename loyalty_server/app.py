@@ -15,13 +15,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from loyalty_server import partners as partner_store
 from loyalty_server import terminals
 from loyalty_server.schema import flags
 from loyalty_server.settings import ServerSettings
 from pos_client.domain import member_view_to_json, utcnow
 from pos_client.ledger import Ledger, make_engine
 from pos_client.ledger.schema import transactions
-from pos_client.operations import OP_ENROLL, OpRejected
+from pos_client.operations import (
+    OP_ACTION,
+    OP_ENROLL,
+    OP_GIVE,
+    OP_SALE,
+    OpConflict,
+    OpRejected,
+)
 from pos_client.ports import op_result
 from pos_client.program import load_program, program_to_json
 
@@ -117,6 +125,12 @@ class BatchIn(BaseModel):
 class OpResultOut(BaseModel):
     key: str
     outcome: Literal["applied", "duplicate", "rejected", "conflict", "retry"]
+    status: int = Field(
+        200,
+        description="this operation's own HTTP-style status: 200 applied or duplicate, 400 "
+        "malformed, 403 not allowed from a terminal, 404 unknown member, 409 conflict, 422 "
+        "refused by a rule or limit, 429 over a rate (retry later), 503 retry later",
+    )
     result: dict[str, Any] | None = None
     code: str | None = None
     error: str | None = None
@@ -128,6 +142,53 @@ class BatchOut(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+class PartnerTransferIn(BaseModel):
+    """One inbound transfer: the partner's units for a member, credited as points."""
+
+    model_config = ConfigDict(extra="forbid")
+    reference: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="the partner's own transfer id; applied once, a replay returns the first "
+        "result",
+    )
+    card_number: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="the member's card"
+    )
+    units: int = Field(ge=1, le=10**9, description="the partner's units (miles, ...)")
+
+
+class PartnerTransferOut(BaseModel):
+    status: Literal["applied", "duplicate"]
+    partner_id: str
+    reference: str
+    units: int
+    points: int
+
+
+# Operations a terminal may send; inbound partner transfers come from partners only.
+TERMINAL_KINDS = frozenset({OP_SALE, OP_ENROLL, OP_ACTION, OP_GIVE})
+
+STATUS_BY_CODE = {
+    "bad_request": 400,
+    "not_allowed": 403,
+    "unknown_member": 404,
+    "conflict": 409,
+    "key_taken": 409,
+    "rate_limited": 429,
+    "storage": 503,
+}
+
+
+def op_status(outcome: str, code: str | None) -> int:
+    if outcome in ("applied", "duplicate"):
+        return 200
+    if outcome == "retry":
+        return STATUS_BY_CODE.get(code or "", 503)
+    return STATUS_BY_CODE.get(code or "", 409 if outcome == "conflict" else 422)
 
 
 # ------------------------------------------------------------------ app
@@ -195,6 +256,28 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return found
 
     Auth = Annotated[terminals.Terminal, Depends(terminal)]
+
+    partner_bearer = HTTPBearer(
+        auto_error=False,
+        scheme_name="PartnerToken",
+        description="a partner's token from `loyalty-server partner add`",
+    )
+
+    def partner(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(partner_bearer)],
+    ) -> str:
+        found = None
+        if credentials is not None and 0 < len(credentials.credentials) <= 256:
+            found = partner_store.authenticate(engine, credentials.credentials)
+        if found is None:
+            raise HTTPException(
+                401,
+                "missing, wrong or revoked partner token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return found
+
+    PartnerAuth = Annotated[str, Depends(partner)]
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(_request: Request, _exc: OperationalError) -> JSONResponse:
@@ -306,7 +389,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         one, each exactly once by its key; one bad operation never blocks the others."""
         bodies = [op.model_dump() for op in body.operations]
         try:
-            outcomes = ledger.apply_many(bodies)
+            outcomes = ledger.apply_many(bodies, allowed_kinds=TERMINAL_KINDS)
         except (OperationalError, DBAPIError) as exc:
             log.warning("batch not applied now: %s", type(exc).__name__)
             raise HTTPException(503, "database unavailable, retry later") from None
@@ -329,11 +412,48 @@ def create_app(settings: ServerSettings) -> FastAPI:
         """Partner programmes and charities with their conversion rates."""
         return list(program_to_json(program)["give_targets"])
 
+    @app.post(
+        "/v1/partner/transfers",
+        response_model=PartnerTransferOut,
+        responses={
+            **unparsable,
+            401: {"model": Problem, "description": "missing, wrong or revoked partner token"},
+            404: {"model": Problem, "description": "no member with this card number"},
+            409: {"model": Problem, "description": "this reference was used with another body"},
+            422: {"description": "malformed, or refused by the programme's rules"},
+            429: {"model": Problem, "description": "over this partner's daily cap"},
+        },
+    )
+    def partner_transfer(body: PartnerTransferIn, partner_id: PartnerAuth) -> PartnerTransferOut:
+        """A partner's inbound transfer (its units in, credited as points), applied once per
+        reference, within the partner's daily cap. Only partners may post these."""
+        try:
+            result = ledger.apply_partner_transfer(
+                partner_id,
+                body.reference,
+                body.card_number,
+                body.units,
+                settings.partner_cap(partner_id),
+            )
+        except OpConflict:
+            raise HTTPException(
+                409, "this reference was already used for another transfer"
+            ) from None
+        except OpRejected as exc:
+            status = {"unknown_member": 404, "partner_daily_cap": 429}.get(exc.code, 422)
+            raise HTTPException(status, exc.message) from None
+        except (OperationalError, DBAPIError) as exc:
+            log.warning("partner transfer not applied now: %s", type(exc).__name__)
+            raise HTTPException(503, "database unavailable, retry later") from None
+        log.info("partner %s transfer %s: %s", partner_id, body.reference, result["status"])
+        return PartnerTransferOut(**{k: result[k] for k in PartnerTransferOut.model_fields})
+
     def as_result(body: dict[str, Any], outcome: dict[str, Any] | OpRejected) -> OpResultOut:
         result = op_result(body, outcome)
         return OpResultOut(
             key=result.key,
             outcome=result.outcome.value,
+            status=op_status(result.outcome.value, result.code),
             result=result.result,
             code=result.code,
             error=result.error,
@@ -342,10 +462,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def apply_one(data: dict[str, Any], who: terminals.Terminal) -> OpResultOut:
         key = str(data.get("key", ""))
         try:
-            outcome = ledger.apply_many([data])[0]
+            outcome = ledger.apply_many([data], allowed_kinds=TERMINAL_KINDS)[0]
         except (OperationalError, DBAPIError) as exc:
             log.warning("operation %s not applied now: %s", key, type(exc).__name__)
-            return OpResultOut(key=key, outcome="retry", code="storage", error="retry later")
+            return OpResultOut(
+                key=key, outcome="retry", status=503, code="storage", error="retry later"
+            )
         return as_result(data, outcome)
 
     def flag_if_frequent(member_id: str) -> None:

@@ -9,7 +9,7 @@ a conditional UPDATE that can never take it below zero.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -20,7 +20,14 @@ from sqlalchemy.exc import IntegrityError
 
 from pos_client import rules
 from pos_client.domain import MemberStats, MemberView, mask_name, mask_tail, utcnow
-from pos_client.ledger.schema import identifiers, members, metadata, operations, transactions
+from pos_client.ledger.schema import (
+    identifiers,
+    members,
+    metadata,
+    operations,
+    partner_transfers,
+    transactions,
+)
 from pos_client.operations import (
     ActionOp,
     EnrollOp,
@@ -158,15 +165,23 @@ class Ledger:
             raise outcome
         return outcome
 
-    def apply_many(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any] | OpRejected]:
+    def apply_many(
+        self, bodies: list[dict[str, Any]], allowed_kinds: Collection[str] | None = None
+    ) -> list[dict[str, Any] | OpRejected]:
         """Apply a batch in one database transaction (one commit, one fsync), each operation
         inside its own savepoint: one refused operation never undoes or blocks the others.
-        Returns, per body, its result or the OpRejected/OpConflict it met."""
+        `allowed_kinds` limits the operation types this caller may send (a terminal may not
+        send partner transfers in). Returns, per body, its result or the
+        OpRejected/OpConflict it met."""
         outcomes: list[dict[str, Any] | OpRejected] = []
         with self.writer.begin() as conn:
             for body in bodies:
                 try:
                     op = parse_operation(body)
+                    if allowed_kinds is not None and op.kind not in allowed_kinds:
+                        raise OpRejected(
+                            "not_allowed", f"a terminal may not send {op.kind} operations"
+                        )
                     digest = body_hash(body)
                 except OpRejected as exc:
                     outcomes.append(exc)
@@ -481,6 +496,97 @@ class Ledger:
         }
         self._claim(conn, op, digest, result)
         return result
+
+    # ------------------------------------------------------------ partner transfers
+
+    def apply_partner_transfer(
+        self,
+        partner_id: str,
+        reference: str,
+        card_number: str,
+        units: int,
+        daily_cap_points: int,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Credit a partner's inbound transfer, once per (partner, reference): a replay with
+        the same body returns the first result (status duplicate), a different body is an
+        OpConflict. Refuses past the partner's daily cap (points credited since midnight UTC).
+        """
+        now = now or utcnow()
+        digest = body_hash({"card_number": card_number, "units": units})
+        with self.writer.begin() as conn:
+            if conn.dialect.name == "postgresql":  # the daily cap is per partner, not per row
+                conn.exec_driver_sql(
+                    "SELECT pg_advisory_xact_lock(hashtext(%(partner)s))", {"partner": partner_id}
+                )
+            row = conn.execute(
+                select(partner_transfers.c.body_hash, partner_transfers.c.result).where(
+                    partner_transfers.c.partner_id == partner_id,
+                    partner_transfers.c.reference == reference,
+                )
+            ).first()
+            if row is not None:
+                if row.body_hash != digest:
+                    raise OpConflict(reference)
+                previous: dict[str, Any] = json.loads(row.result)
+                previous["status"] = "duplicate"
+                return previous
+            member_id = self._identifier(conn, "card_number", card_number)
+            if member_id is None:
+                raise OpRejected("unknown_member", "no member with this card number")
+            self._require_member(conn, member_id)
+            try:
+                points = rules.plan_receive(self.program, partner_id, units)
+            except RulesError as exc:
+                raise OpRejected("receive_refused", str(exc)) from None
+            day_start = datetime.combine(now.date(), time(), UTC)
+            today = conn.execute(
+                select(func.coalesce(func.sum(partner_transfers.c.points), 0)).where(
+                    partner_transfers.c.partner_id == partner_id,
+                    partner_transfers.c.received_at >= day_start,
+                )
+            ).scalar_one()
+            if int(today) + points > daily_cap_points:
+                raise OpRejected(
+                    "partner_daily_cap",
+                    f"over this partner's daily cap of {daily_cap_points} points"
+                    f" ({int(today)} credited today)",
+                )
+            self._check_member_day(conn, member_id, points, now)
+            self._post(conn, None, member_id, "transfer_in", points, now, reward_id=partner_id)
+            self._move_balance(conn, member_id, points)
+            result: dict[str, Any] = {
+                "status": "applied",
+                "partner_id": partner_id,
+                "reference": reference,
+                "units": units,
+                "points": points,
+            }
+            conn.execute(
+                partner_transfers.insert().values(
+                    partner_id=partner_id,
+                    reference=reference,
+                    body_hash=digest,
+                    member_id=member_id,
+                    points=points,
+                    result=canonical_json(result),
+                    received_at=now,
+                )
+            )
+        return result
+
+    def _identifier(self, conn: Connection, kind: str, value: str) -> str | None:
+        row = conn.execute(
+            select(identifiers.c.member_id).where(
+                identifiers.c.kind == kind, identifiers.c.value == value
+            )
+        ).first()
+        return row[0] if row else None
+
+    def _check_member_day(
+        self, conn: Connection, member_id: str, points: int, now: datetime
+    ) -> None:
+        """Hook for the per-member daily limit (see limits)."""
 
     # ------------------------------------------------------------ administration
 
