@@ -389,7 +389,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         one, each exactly once by its key; one bad operation never blocks the others."""
         bodies = [op.model_dump() for op in body.operations]
         try:
-            outcomes = ledger.apply_many(bodies, allowed_kinds=TERMINAL_KINDS)
+            outcomes = ledger.apply_many(bodies, allowed_kinds=TERMINAL_KINDS, terminal_id=who.id)
         except (OperationalError, DBAPIError) as exc:
             log.warning("batch not applied now: %s", type(exc).__name__)
             raise HTTPException(503, "database unavailable, retry later") from None
@@ -462,7 +462,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def apply_one(data: dict[str, Any], who: terminals.Terminal) -> OpResultOut:
         key = str(data.get("key", ""))
         try:
-            outcome = ledger.apply_many([data], allowed_kinds=TERMINAL_KINDS)[0]
+            outcome = ledger.apply_many([data], allowed_kinds=TERMINAL_KINDS, terminal_id=who.id)[0]
         except (OperationalError, DBAPIError) as exc:
             log.warning("operation %s not applied now: %s", key, type(exc).__name__)
             return OpResultOut(

@@ -39,6 +39,13 @@ class OpConflict(OpRejected):
         super().__init__("conflict", f"key {key} was already used for a different operation")
 
 
+class OpKeyTaken(OpConflict):
+    """The key was applied for another terminal: refused, revealing nothing of it."""
+
+    def __init__(self, key: str) -> None:
+        OpRejected.__init__(self, "key_taken", f"key {key} belongs to another terminal")
+
+
 def canonical_json(body: dict[str, Any]) -> str:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 

@@ -34,6 +34,7 @@ from pos_client.operations import (
     GiveOp,
     OpConflict,
     Operation,
+    OpKeyTaken,
     OpRejected,
     ReceiveOp,
     SaleOp,
@@ -53,6 +54,14 @@ def to_minor(amount: Decimal, currency: str) -> int:
 
 def from_minor(amount: int, currency: str) -> Decimal:
     return Decimal(amount).scaleb(-MINOR_UNIT_EXPONENT.get(currency, 2))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What an operation's idempotency record holds beside its result."""
+
+    digest: str  # the body's hash: the same key with another body is a conflict
+    terminal_id: str | None  # from the caller's credentials; None in-process
 
 
 @dataclass(frozen=True)
@@ -166,13 +175,18 @@ class Ledger:
         return outcome
 
     def apply_many(
-        self, bodies: list[dict[str, Any]], allowed_kinds: Collection[str] | None = None
+        self,
+        bodies: list[dict[str, Any]],
+        allowed_kinds: Collection[str] | None = None,
+        terminal_id: str | None = None,
     ) -> list[dict[str, Any] | OpRejected]:
         """Apply a batch in one database transaction (one commit, one fsync), each operation
         inside its own savepoint: one refused operation never undoes or blocks the others.
         `allowed_kinds` limits the operation types this caller may send (a terminal may not
-        send partner transfers in). Returns, per body, its result or the
-        OpRejected/OpConflict it met."""
+        send partner transfers in). `terminal_id`, when the caller is authenticated, is the
+        terminal recorded for each operation (never the body's), and a key another terminal
+        applied is refused. Returns, per body, its result or the OpRejected/OpConflict it met.
+        """
         outcomes: list[dict[str, Any] | OpRejected] = []
         with self.writer.begin() as conn:
             for body in bodies:
@@ -182,22 +196,22 @@ class Ledger:
                         raise OpRejected(
                             "not_allowed", f"a terminal may not send {op.kind} operations"
                         )
-                    digest = body_hash(body)
+                    claim = Claim(body_hash(body), terminal_id)
                 except OpRejected as exc:
                     outcomes.append(exc)
                     continue
                 try:
                     with conn.begin_nested():
-                        previous = self._previous_result(conn, op.key, digest)
+                        previous = self._previous_result(conn, op.key, claim)
                         outcomes.append(
-                            previous if previous is not None else self._apply_new(conn, op, digest)
+                            previous if previous is not None else self._apply_new(conn, op, claim)
                         )
                 except OpRejected as exc:
                     outcomes.append(exc)
                 except IntegrityError:
                     # Another writer claimed the key (or an identifier) first.
                     try:
-                        previous = self._previous_result(conn, op.key, digest)
+                        previous = self._previous_result(conn, op.key, claim)
                     except OpRejected as exc:
                         outcomes.append(exc)
                         continue
@@ -210,31 +224,39 @@ class Ledger:
                     )
         return outcomes
 
-    def _previous_result(self, conn: Connection, key: str, digest: str) -> dict[str, Any] | None:
+    def _previous_result(self, conn: Connection, key: str, claim: Claim) -> dict[str, Any] | None:
         row = conn.execute(
-            select(operations.c.body_hash, operations.c.result).where(operations.c.key == key)
+            select(operations.c.body_hash, operations.c.result, operations.c.terminal_id).where(
+                operations.c.key == key
+            )
         ).first()
         if row is None:
             return None
-        if row.body_hash != digest:
+        if claim.terminal_id is not None and row.terminal_id != claim.terminal_id:
+            # Another terminal's key: refuse without saying what it did, or if bodies match.
+            raise OpKeyTaken(key)
+        if row.body_hash != claim.digest:
             raise OpConflict(key)
         result: dict[str, Any] = json.loads(row.result)
         result["status"] = "duplicate"
         return result
 
-    def _claim(self, conn: Connection, op: Operation, digest: str, result: dict[str, Any]) -> None:
+    def _claim(self, conn: Connection, op: Operation, claim: Claim, result: dict[str, Any]) -> None:
+        terminal_id = claim.terminal_id
+        if terminal_id is None:  # in-process: the terminal is the one that wrote the body
+            terminal_id = getattr(op, "terminal_id", "")
         conn.execute(
             operations.insert().values(
                 key=op.key,
                 kind=op.kind,
-                body_hash=digest,
+                body_hash=claim.digest,
                 result=canonical_json(result),
-                terminal_id=getattr(op, "terminal_id", ""),
+                terminal_id=terminal_id,
                 applied_at=utcnow(),
             )
         )
 
-    def _apply_new(self, conn: Connection, op: Operation, digest: str) -> dict[str, Any]:
+    def _apply_new(self, conn: Connection, op: Operation, claim: Claim) -> dict[str, Any]:
         appliers = {
             SaleOp: self._apply_sale,
             EnrollOp: self._apply_enroll,
@@ -242,7 +264,7 @@ class Ledger:
             GiveOp: self._apply_give,
             ReceiveOp: self._apply_receive,
         }
-        result: dict[str, Any] = appliers[type(op)](conn, op, digest)  # type: ignore[operator]
+        result: dict[str, Any] = appliers[type(op)](conn, op, claim)  # type: ignore[operator]
         return result
 
     def _require_member(self, conn: Connection, member_id: str) -> MemberRecord:
@@ -320,7 +342,7 @@ class Ledger:
             raise OpRejected("redemption_refused", str(exc)) from None
         raise OpRejected("bad_request", "redemption names neither a reward nor blocks")
 
-    def _apply_sale(self, conn: Connection, op: SaleOp, digest: str) -> dict[str, Any]:
+    def _apply_sale(self, conn: Connection, op: SaleOp, claim: Claim) -> dict[str, Any]:
         record = self._require_member(conn, op.member_id)
         today = op.occurred_at.date()
         stats = self.stats(conn, op.member_id, today)
@@ -372,10 +394,10 @@ class Ledger:
         result["balance"] = self._move_balance(
             conn, op.member_id, breakdown.points - redeemed, spend=redeemed
         )
-        self._claim(conn, op, digest, result)
+        self._claim(conn, op, claim, result)
         return result
 
-    def _apply_enroll(self, conn: Connection, op: EnrollOp, digest: str) -> dict[str, Any]:
+    def _apply_enroll(self, conn: Connection, op: EnrollOp, claim: Claim) -> dict[str, Any]:
         if self.member(op.member_id, conn) is not None:
             raise OpRejected("member_exists", f"member {op.member_id} already exists")
         result = {
@@ -386,7 +408,7 @@ class Ledger:
             "card_number": op.card_number,
             "balance": 0,
         }
-        self._claim(conn, op, digest, result)
+        self._claim(conn, op, claim, result)
         conn.execute(
             members.insert().values(
                 id=op.member_id,
@@ -412,7 +434,7 @@ class Ledger:
         )
         return result
 
-    def _apply_action(self, conn: Connection, op: ActionOp, digest: str) -> dict[str, Any]:
+    def _apply_action(self, conn: Connection, op: ActionOp, claim: Claim) -> dict[str, Any]:
         self._require_member(conn, op.member_id)
         day_start = datetime.combine(op.occurred_at.date(), time(), UTC)
         done_today = conn.execute(
@@ -440,10 +462,10 @@ class Ledger:
             conn, op.key, op.member_id, "action", points, op.occurred_at, reward_id=op.action
         )
         result["balance"] = self._move_balance(conn, op.member_id, points)
-        self._claim(conn, op, digest, result)
+        self._claim(conn, op, claim, result)
         return result
 
-    def _apply_give(self, conn: Connection, op: GiveOp, digest: str) -> dict[str, Any]:
+    def _apply_give(self, conn: Connection, op: GiveOp, claim: Claim) -> dict[str, Any]:
         record = self._require_member(conn, op.member_id)
         try:
             plan = rules.plan_give(self.program, op.target_id, op.points, record.balance)
@@ -465,10 +487,10 @@ class Ledger:
             conn, op.key, op.member_id, kind, -plan.points, op.occurred_at, reward_id=plan.target.id
         )
         result["balance"] = self._move_balance(conn, op.member_id, -plan.points)
-        self._claim(conn, op, digest, result)
+        self._claim(conn, op, claim, result)
         return result
 
-    def _apply_receive(self, conn: Connection, op: ReceiveOp, digest: str) -> dict[str, Any]:
+    def _apply_receive(self, conn: Connection, op: ReceiveOp, claim: Claim) -> dict[str, Any]:
         self._require_member(conn, op.member_id)
         try:
             points = rules.plan_receive(self.program, op.partner_id, op.units)
@@ -494,7 +516,7 @@ class Ledger:
             "units": op.units,
             "balance": self._move_balance(conn, op.member_id, points),
         }
-        self._claim(conn, op, digest, result)
+        self._claim(conn, op, claim, result)
         return result
 
     # ------------------------------------------------------------ partner transfers
