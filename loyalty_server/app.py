@@ -9,14 +9,23 @@ from datetime import time as day_time
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+)
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from loyalty_server import partners as partner_store
 from loyalty_server import terminals
+from loyalty_server.limits import BodyLimit, clean_text
 from loyalty_server.schema import flags
 from loyalty_server.settings import ServerSettings
 from pos_client.domain import member_view_to_json, utcnow
@@ -49,8 +58,17 @@ class Health(BaseModel):
     program: str
 
 
+def no_surrogates(value: str) -> str:
+    if any(0xD800 <= ord(char) <= 0xDFFF for char in value):
+        raise ValueError("text that is not valid UTF-8")
+    return value
+
+
+SafeStr = Annotated[str, AfterValidator(no_surrogates)]
+
+
 class PairIn(BaseModel):
-    code: str = Field(min_length=4, max_length=32)
+    code: SafeStr = Field(min_length=4, max_length=32, pattern=r"^[A-Za-z0-9]+$")
 
 
 class PairOut(BaseModel):
@@ -61,7 +79,7 @@ class PairOut(BaseModel):
 
 class LookupIn(BaseModel):
     kind: Literal["card_uid", "card_number", "member_number", "phone"]
-    value: str = Field(
+    value: SafeStr = Field(
         min_length=1,
         max_length=128,
         pattern=r"^[^\x00-\x1f\x7f]+$",
@@ -113,13 +131,19 @@ class HistoryItem(BaseModel):
 class Operation(BaseModel):
     """One operation body as terminals record it (sale, enroll, action, give)."""
 
+    # Documented as strings, checked per operation by the ledger: a malformed key or type
+    # (a number, an unpaired surrogate) refuses that operation alone, not the whole batch.
     model_config = ConfigDict(extra="allow")
-    type: str = Field(max_length=16)
-    key: str = Field(min_length=1, max_length=64)
+    type: Annotated[Any, WithJsonSchema({"type": "string", "maxLength": 16})]
+    key: Annotated[Any, WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 64})]
 
 
-class BatchIn(BaseModel):
-    operations: list[Operation] = Field(min_length=1, max_length=500)
+def batch_model(max_batch: int) -> type[BaseModel]:
+    """The batch body, bounded by the configured batch limit."""
+    return create_model(
+        "BatchIn",
+        operations=(list[Operation], Field(min_length=1, max_length=max_batch)),
+    )
 
 
 class OpResultOut(BaseModel):
@@ -231,12 +255,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     app.state.ledger = ledger
     app.state.settings = settings
+    app.add_middleware(
+        BodyLimit,
+        default=settings.max_body_bytes,
+        per_path={"/v1/terminals/pair": 1024, "/v1/partner/transfers": 4096},
+    )
+    BatchIn = batch_model(settings.max_batch)
 
     unauthorized: dict[int | str, dict[str, Any]] = {
         401: {"model": Problem, "description": "missing, wrong or revoked token"}
     }
     unparsable: dict[int | str, dict[str, Any]] = {
-        400: {"model": Problem, "description": "the body is not JSON, or not a valid operation"}
+        400: {"model": Problem, "description": "the body is not JSON, or not a valid operation"},
+        413: {"model": Problem, "description": "the body is over the size limit"},
     }
 
     bearer = HTTPBearer(auto_error=False, description="the terminal's token from pairing")
@@ -278,6 +309,20 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return found
 
     PartnerAuth = Annotated[str, Depends(partner)]
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A short reason and the field path only: never the input back (it may be huge,
+        # or not even encodable).
+        errors = [
+            {
+                "loc": [item if isinstance(item, int) else clean_text(item) for item in e["loc"]],
+                "msg": clean_text(e.get("msg", "invalid"), 120),
+                "type": clean_text(e.get("type", "invalid")),
+            }
+            for e in exc.errors()[:5]
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(_request: Request, _exc: OperationalError) -> JSONResponse:
@@ -384,10 +429,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         response_model=BatchOut,
         responses={**unauthorized, **unparsable},
     )
-    def batch(body: BatchIn, who: Auth) -> BatchOut:
+    def batch(body: BatchIn, who: Auth) -> BatchOut:  # type: ignore[valid-type]
         """Apply sales (earnings and redemptions), enrollments, actions and transfers one by
         one, each exactly once by its key; one bad operation never blocks the others."""
-        bodies = [op.model_dump() for op in body.operations]
+        bodies = [op.model_dump() for op in body.operations]  # type: ignore[attr-defined]
         try:
             outcomes = ledger.apply_many(bodies, allowed_kinds=TERMINAL_KINDS, terminal_id=who.id)
         except (OperationalError, DBAPIError) as exc:
@@ -451,7 +496,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def as_result(body: dict[str, Any], outcome: dict[str, Any] | OpRejected) -> OpResultOut:
         result = op_result(body, outcome)
         return OpResultOut(
-            key=result.key,
+            key=clean_text(result.key, 64),
             outcome=result.outcome.value,
             status=op_status(result.outcome.value, result.code),
             result=result.result,

@@ -20,6 +20,7 @@ class ServerSettings:
     key_retention_days: int = 90
     pairing_code_ttl_s: int = 600
     max_batch: int = 500
+    max_body_bytes: int = 2 * 1024 * 1024  # pairing 1 KiB, partner transfers 4 KiB
     # Inbound partner transfers: points credited per partner per UTC day, unless the
     # partner has its own cap in partner_daily_caps ("sky-miles=50000,other=1000").
     partner_daily_points: int = 1_000_000

@@ -9,6 +9,7 @@ a conditional UPDATE that can never take it below zero.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -16,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, case, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from pos_client import rules
 from pos_client.domain import MemberStats, MemberView, mask_name, mask_tail, utcnow
@@ -44,6 +45,7 @@ from pos_client.operations import (
 )
 from pos_client.rules import Program, RedemptionPlan, RulesError
 
+log = logging.getLogger(__name__)
 MINOR_UNIT_EXPONENT = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3}
 EARNING_KINDS = ("earn", "birthday", "action")
 
@@ -208,6 +210,11 @@ class Ledger:
                         )
                 except OpRejected as exc:
                     outcomes.append(exc)
+                except (ValueError, ArithmeticError, DataError) as exc:
+                    # A value the database or the arithmetic cannot hold: this operation
+                    # alone is refused (its savepoint rolled back), never the whole batch.
+                    log.warning("operation refused: %s", type(exc).__name__)
+                    outcomes.append(OpRejected("bad_request", "a value is out of range"))
                 except IntegrityError:
                     # Another writer claimed the key (or an identifier) first.
                     try:
