@@ -6,6 +6,7 @@ import time
 from collections import defaultdict, deque
 from datetime import UTC, datetime, timedelta
 from datetime import time as day_time
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
@@ -30,7 +31,8 @@ from loyalty_server.schema import flags
 from loyalty_server.settings import ServerSettings
 from pos_client.domain import member_view_to_json, utcnow
 from pos_client.ledger import Ledger, make_engine
-from pos_client.ledger.schema import transactions
+from pos_client.ledger.ledger import Limits
+from pos_client.ledger.schema import operations, transactions
 from pos_client.operations import (
     OP_ACTION,
     OP_ENROLL,
@@ -243,7 +245,16 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     program = load_program(settings.program, settings.config_dir)
     engine = make_engine(settings.database_url)
-    ledger = Ledger(engine, program)
+    ledger = Ledger(
+        engine,
+        program,
+        Limits(
+            max_sale_amount=Decimal(settings.max_sale_amount),
+            max_lines_per_sale=settings.max_lines_per_sale,
+            max_points_per_operation=settings.max_points_per_operation,
+            max_points_per_member_per_day=settings.max_points_per_member_per_day,
+        ),
+    )
     phone_key = load_or_create_key(settings.phone_key_file).hex()
     phone_limiter = RateLimiter(settings.phone_lookups_per_minute)
 
@@ -434,15 +445,31 @@ def create_app(settings: ServerSettings) -> FastAPI:
         one, each exactly once by its key; one bad operation never blocks the others."""
         bodies = [op.model_dump() for op in body.operations]  # type: ignore[attr-defined]
         try:
-            outcomes = ledger.apply_many(bodies, allowed_kinds=TERMINAL_KINDS, terminal_id=who.id)
+            room = operations_room(who.id)
+            outcomes = ledger.apply_many(
+                bodies[:room], allowed_kinds=TERMINAL_KINDS, terminal_id=who.id
+            )
         except (OperationalError, DBAPIError) as exc:
             log.warning("batch not applied now: %s", type(exc).__name__)
             raise HTTPException(503, "database unavailable, retry later") from None
-        results = [as_result(body, outcome) for body, outcome in zip(bodies, outcomes, strict=True)]
+        results = [
+            as_result(body, outcome) for body, outcome in zip(bodies, outcomes, strict=False)
+        ]
+        results += [
+            OpResultOut(
+                key=clean_text(body.get("key", ""), 64),
+                outcome="retry",
+                status=429,
+                code="rate_limited",
+                error=f"over {settings.operations_per_terminal_per_minute} operations per "
+                "minute from this terminal; retry later",
+            )
+            for body in bodies[room:]
+        ]
         for member_id in {
             str(r.result.get("member_id"))
             for r in results
-            if r.outcome == "applied" and r.result and r.result.get("type") == "sale"
+            if r.outcome == "applied" and r.result and r.result.get("points_earned")
         }:
             flag_if_frequent(member_id)
         return BatchOut(results=results)
@@ -515,6 +542,17 @@ def create_app(settings: ServerSettings) -> FastAPI:
             )
         return as_result(data, outcome)
 
+    def operations_room(terminal_id: str) -> int:
+        """How many more operations this terminal may apply in the current minute."""
+        since = utcnow() - timedelta(seconds=60)
+        with engine.connect() as conn:
+            recent = conn.execute(
+                select(func.count()).where(
+                    operations.c.terminal_id == terminal_id, operations.c.applied_at >= since
+                )
+            ).scalar_one()
+        return max(settings.operations_per_terminal_per_minute - int(recent), 0)
+
     def flag_if_frequent(member_id: str) -> None:
         today = utcnow().date()
         start = datetime.combine(today, day_time(), UTC)
@@ -523,7 +561,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 conn.execute(
                     select(func.count()).where(
                         transactions.c.member_id == member_id,
-                        transactions.c.kind == "earn",
+                        transactions.c.kind.in_(("earn", "action", "transfer_in")),
                         transactions.c.recorded_at >= start,
                         transactions.c.recorded_at < start + timedelta(days=1),
                     )

@@ -20,6 +20,12 @@ class ServerSettings:
     key_retention_days: int = 90
     pairing_code_ttl_s: int = 600
     max_batch: int = 500
+    # Abuse limits, enforced for every operation kind (see pos_client.ledger.Limits).
+    max_sale_amount: int = 100_000  # whole currency units
+    max_lines_per_sale: int = 500
+    max_points_per_operation: int = 1_000_000
+    max_points_per_member_per_day: int = 5_000_000
+    operations_per_terminal_per_minute: int = 3_000
     max_body_bytes: int = 2 * 1024 * 1024  # pairing 1 KiB, partner transfers 4 KiB
     # Inbound partner transfers: points credited per partner per UTC day, unless the
     # partner has its own cap in partner_daily_caps ("sky-miles=50000,other=1000").

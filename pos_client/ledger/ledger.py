@@ -59,6 +59,19 @@ def from_minor(amount: int, currency: str) -> Decimal:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Abuse limits a server enforces on every operation (None: no limit)."""
+
+    max_sale_amount: Decimal | None = None  # purchase total, in the programme's currency
+    max_lines_per_sale: int | None = None
+    max_points_per_operation: int | None = None  # earned or spent by one operation
+    max_points_per_member_per_day: int | None = None  # every earning kind, per UTC day
+
+
+EARNED_KINDS = ("earn", "birthday", "action", "transfer_in")
+
+
+@dataclass(frozen=True)
 class Claim:
     """What an operation's idempotency record holds beside its result."""
 
@@ -78,7 +91,8 @@ class MemberRecord:
 
 
 class Ledger:
-    def __init__(self, engine: Engine, program: Program) -> None:
+    def __init__(self, engine: Engine, program: Program, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
         self.engine = engine
         self.writer = engine.execution_options(sqlite_begin="IMMEDIATE")
         self.program = program
@@ -350,6 +364,14 @@ class Ledger:
         raise OpRejected("bad_request", "redemption names neither a reward nor blocks")
 
     def _apply_sale(self, conn: Connection, op: SaleOp, claim: Claim) -> dict[str, Any]:
+        limits = self.limits
+        if (
+            limits.max_lines_per_sale is not None
+            and len(op.purchase.lines) > limits.max_lines_per_sale
+        ):
+            raise OpRejected("limit_lines", f"a sale has at most {limits.max_lines_per_sale} lines")
+        if limits.max_sale_amount is not None and op.purchase.total > limits.max_sale_amount:
+            raise OpRejected("limit_amount", f"a sale totals at most {limits.max_sale_amount}")
         record = self._require_member(conn, op.member_id)
         today = op.occurred_at.date()
         stats = self.stats(conn, op.member_id, today)
@@ -368,6 +390,8 @@ class Ledger:
         except RulesError as exc:
             raise OpRejected("bad_request", str(exc)) from None
         redeemed = plan.points if plan else 0
+        self._check_points(breakdown.points, redeemed)
+        self._check_member_day(conn, op.member_id, breakdown.points, utcnow())
         result: dict[str, Any] = {
             "status": "applied",
             "key": op.key,
@@ -457,6 +481,8 @@ class Ledger:
             points = rules.action_points(self.program, op.action, int(done_today))
         except RulesError as exc:
             raise OpRejected("action_refused", str(exc)) from None
+        self._check_points(points)
+        self._check_member_day(conn, op.member_id, points, utcnow())
         result: dict[str, Any] = {
             "status": "applied",
             "key": op.key,
@@ -478,6 +504,7 @@ class Ledger:
             plan = rules.plan_give(self.program, op.target_id, op.points, record.balance)
         except RulesError as exc:
             raise OpRejected("give_refused", str(exc)) from None
+        self._check_points(0, plan.points)
         result: dict[str, Any] = {
             "status": "applied",
             "key": op.key,
@@ -581,6 +608,7 @@ class Ledger:
                     f"over this partner's daily cap of {daily_cap_points} points"
                     f" ({int(today)} credited today)",
                 )
+            self._check_points(points)
             self._check_member_day(conn, member_id, points, now)
             self._post(conn, None, member_id, "transfer_in", points, now, reward_id=partner_id)
             self._move_balance(conn, member_id, points)
@@ -612,10 +640,32 @@ class Ledger:
         ).first()
         return row[0] if row else None
 
+    def _check_points(self, earned: int, spent: int = 0) -> None:
+        cap = self.limits.max_points_per_operation
+        if cap is not None and max(earned, spent) > cap:
+            raise OpRejected("limit_points", f"at most {cap} points per operation")
+
     def _check_member_day(
         self, conn: Connection, member_id: str, points: int, now: datetime
     ) -> None:
-        """Hook for the per-member daily limit (see limits)."""
+        """Every earning kind counts toward the member's points of the (server's) day,
+        whatever date the operation carries."""
+        cap = self.limits.max_points_per_member_per_day
+        if cap is None or points <= 0:
+            return
+        day_start = datetime.combine(now.date(), time(), UTC)
+        today = conn.execute(
+            select(func.coalesce(func.sum(transactions.c.points), 0)).where(
+                transactions.c.member_id == member_id,
+                transactions.c.kind.in_(EARNED_KINDS),
+                transactions.c.points > 0,
+                transactions.c.recorded_at >= day_start,
+            )
+        ).scalar_one()
+        if int(today) + points > cap:
+            raise OpRejected(
+                "limit_member_day", f"at most {cap} points per member per day ({int(today)} today)"
+            )
 
     # ------------------------------------------------------------ administration
 
