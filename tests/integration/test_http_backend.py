@@ -16,7 +16,7 @@ LIMIT = 300  # bytes: a batch over it is refused with 413, as the store server d
 
 
 class TooLargeServer(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length)
         if length > LIMIT:
