@@ -295,5 +295,5 @@ def test_a_spinner_shows_past_one_second_and_the_link_dropping_is_said(tmp_path:
     # and goes away when the member is shown.
     assert [value for _at, value in changes] == [True, False]
     assert changes[0][0] >= 1.0 and seen["shown"] >= 1.6
-    assert changes[1][0] >= seen["shown"] - 0.1
+    assert changes[1][0] >= 1.6  # not before the slow lookup answered
     assert seen["message"] == "The loyalty server cannot be reached"
