@@ -31,7 +31,13 @@ CYCLES = 1000 if os.environ.get("POS_CLIENT_SOAK") else 200
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     url = f"sqlite+pysqlite:///{tmp_path}/server.sqlite"
     migrate(url)
-    process = ServerProcess(url, tmp_path, LOYALTY_SERVER_FLAG_EARNINGS_PER_DAY="100000000")
+    process = ServerProcess(
+        url,
+        tmp_path,
+        LOYALTY_SERVER_FLAG_EARNINGS_PER_DAY="100000000",
+        # hundreds of random sales for one member in a minute: far past a real day's limit
+        LOYALTY_SERVER_MAX_POINTS_PER_MEMBER_PER_DAY="1000000000",
+    )
     process.seed()
     process.start()
     yield process

@@ -134,6 +134,16 @@ def _send(sock: socket.socket, payload: bytes) -> None:
     sock.sendall(struct.pack(">H", len(payload)) + payload)
 
 
+class ForeignPcscd(RuntimeError):
+    """Another pcscd owns the PC/SC socket: the tests would talk to it, not to ours."""
+
+
+def foreign_pcscd_pids() -> list[str]:
+    """Running pcscd processes (ours are always stopped and reaped before a start)."""
+    found = subprocess.run(["pgrep", "-x", "pcscd"], capture_output=True, text=True)
+    return found.stdout.split()
+
+
 class PcscDaemon:
     """A private pcscd in the foreground with only the virtual reader configured."""
 
@@ -145,11 +155,13 @@ class PcscDaemon:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        subprocess.run(["pkill", "-x", "pcscd"], check=False)  # a system pcscd would conflict
-        for _ in range(50):
-            if subprocess.run(["pgrep", "-x", "pcscd"], capture_output=True).returncode != 0:
-                break
-            time.sleep(0.05)
+        # A pcscd we did not start (the system's) holds /run/pcscd: never stop it, say so.
+        others = foreign_pcscd_pids()
+        if others:
+            raise ForeignPcscd(
+                f"a pcscd this test did not start is running (pid {', '.join(others)}); "
+                "stop it (e.g. `systemctl stop pcscd.socket pcscd`) to run the PC/SC tests"
+            )
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             ["pcscd", "--foreground", "--config", str(self.conf_dir)],
