@@ -209,6 +209,17 @@ class SimulatedReader:
 
     # ------------------------------------------------------------ socket
 
+    def _run_line(self, line: bytes) -> dict[str, Any]:
+        try:
+            command = json.loads(line)
+            if not isinstance(command, dict):
+                raise ValueError("a command is a JSON object")
+            return self.inject(command)
+        except RecursionError:  # deeply nested JSON
+            return {"ok": False, "error": "bad command: nested too deeply"}
+        except ValueError as exc:
+            return {"ok": False, "error": f"bad command: {exc}"}
+
     def _accept_loop(self) -> None:
         while not self._stop.is_set():
             server = self._server
@@ -233,13 +244,16 @@ class SimulatedReader:
                     return
                 if not line:
                     return
-                try:
-                    command = json.loads(line)
-                    if not isinstance(command, dict):
-                        raise ValueError("a command is a JSON object")
-                    reply = self.inject(command)
-                except ValueError as exc:
-                    reply = {"ok": False, "error": f"bad command: {exc}"}
+                if len(line) > MAX_COMMAND_BYTES and not line.endswith(b"\n"):
+                    # One over-long command is one refusal, not thousands of fragments.
+                    while line and not line.endswith(b"\n") and not self._stop.is_set():
+                        try:
+                            line = stream.readline(MAX_COMMAND_BYTES + 1)
+                        except OSError:
+                            return
+                    reply = {"ok": False, "error": f"bad command: over {MAX_COMMAND_BYTES} bytes"}
+                else:
+                    reply = self._run_line(line)
                 stream.write(json.dumps(reply).encode() + b"\n")
                 stream.flush()
 

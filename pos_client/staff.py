@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,10 @@ class PinGuard:
         except OSError as exc:  # a full disk must not crash the staff screen
             log.warning("could not save the staff lock state: %s", exc)
 
+    def kiosk_problem(self) -> str | None:
+        """Why this PIN may not guard a kiosk (see kiosk_pin_problem), or None."""
+        return kiosk_pin_problem("kiosk", self._pin)
+
     def __repr__(self) -> str:
         return "PinGuard(<pin hidden>)"
 
@@ -112,12 +117,25 @@ def pin_guard(pin: str, max_attempts: int, lockout_s: float, data_dir: Path) -> 
     return PinGuard(pin, max_attempts, lockout_s, state_path=data_dir / STATE_FILE)
 
 
+def guessable(pin: str) -> bool:
+    """The PINs a passer-by tries first: one digit repeated, or a run up or down."""
+    steps = {int(b) - int(a) for a, b in pairwise(pin)}
+    return len(steps) == 1 and steps <= {-1, 0, 1}
+
+
 def kiosk_pin_problem(mode: str, pin: str) -> str | None:
-    """Why this terminal must not start, or None: a kiosk faces customers."""
-    if mode == "kiosk" and pin == DEFAULT_PIN:
+    """Why this terminal must not run as a kiosk, or None: a kiosk faces customers."""
+    if mode != "kiosk":
+        return None
+    if pin == DEFAULT_PIN:
         return (
             "config key 'admin.pin': a kiosk must not run with the default staff PIN "
             f"({len(DEFAULT_PIN)} digits from config/default.toml); set admin.pin or "
             "POS_CLIENT__ADMIN__PIN to a PIN of your own"
+        )
+    if guessable(pin):
+        return (
+            "config key 'admin.pin': a kiosk must not run with a PIN anyone would try first "
+            "(one digit repeated, or digits in a run like 1234); choose another"
         )
     return None

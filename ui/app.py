@@ -67,6 +67,12 @@ class PosApp(App):
     status_readers = StringProperty("-")
     message = StringProperty("")
     busy = BooleanProperty(False)
+    # Kivy's own settings panel (F1) would let anyone at a kiosk change the window, the
+    # log level and the keyboard: a terminal has none.
+    use_kivy_settings = False
+
+    def open_settings(self, *_args: Any) -> bool:
+        return False
 
     # The controllers, made in build() once the screen manager exists.
     nav: Navigator
@@ -106,6 +112,7 @@ class PosApp(App):
             self.nav,
             self.activity,
             settings.terminal.inactivity_s,
+            kiosk=lambda: self.mode == "kiosk",
         )
         self.member = MemberController(
             terminal.checkout,
@@ -130,7 +137,13 @@ class PosApp(App):
         admin = settings.admin
         guard = pin_guard(admin.pin, admin.max_attempts, admin.lockout_s, settings.storage.data_dir)
         self.staff = StaffController(
-            self, guard, terminal.queue, readers, self.texts, self.status.reader_states
+            self,
+            guard,
+            terminal.queue,
+            readers,
+            self.texts,
+            self.status.reader_states,
+            say=self.nav.show_message,
         )
 
     def build(self) -> Root:

@@ -72,6 +72,22 @@ def test_latency_and_wait_take_bounded_numbers_and_bad_ones_get_a_reply() -> Non
         assert send_command(reader.port, {"cmd": "status"})["ok"]  # the connection stays
 
 
+def test_deep_or_over_long_commands_get_one_refusal_and_the_connection_stays() -> None:
+    sink = Collect()
+    with SimulatedReader("sim", {"port": 0}, sink) as reader:
+        with socket.create_connection(("127.0.0.1", reader.port), timeout=10) as raw:
+            replies = raw.makefile("rb")
+            raw.sendall(b"[" * 3000 + b"\n")
+            assert "nested too deeply" in json.loads(replies.readline())["error"]
+            raw.sendall(b'{"cmd": "scan", "value": "' + b"9" * 50_000 + b'"}\n')
+            assert "over 4096 bytes" in json.loads(replies.readline())["error"]
+            raw.sendall(b'{"cmd": "status"}\n')  # the next reply answers the next command
+            assert json.loads(replies.readline())["ok"] is True
+        assert sink.items.empty() or not any(
+            isinstance(event, ScanEvent) for event in list(sink.items.queue)
+        )
+
+
 def test_the_simulated_reader_listens_on_loopback_only() -> None:
     with pytest.raises(ConfigError, match="loopback only"):
         SimulatedReader("sim", {"host": "0.0.0.0"}, lambda _e: None)

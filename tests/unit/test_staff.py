@@ -79,3 +79,11 @@ def test_a_kiosk_with_the_default_pin_is_refused_and_a_cashier_is_not() -> None:
     assert problem is not None and "admin.pin" in problem and DEFAULT_PIN not in problem
     assert kiosk_pin_problem("kiosk", "97531") is None
     assert kiosk_pin_problem("cashier", DEFAULT_PIN) is None
+
+
+def test_a_kiosk_refuses_pins_a_passer_by_tries_first() -> None:
+    for pin in ("0000", "1111", "1234", "4321", "123456", "9876"):
+        problem = kiosk_pin_problem("kiosk", pin)
+        assert problem is not None and "try first" in problem, pin
+    for pin in ("7391", "97531", "1357", "2580"):
+        assert kiosk_pin_problem("kiosk", pin) is None, pin

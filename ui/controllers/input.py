@@ -29,6 +29,7 @@ class InputController:
         nav: Navigator,
         activity: Activity,
         inactivity_s: float,
+        kiosk: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._wedge = wedge
@@ -36,6 +37,7 @@ class InputController:
         self._nav = nav
         self._activity = activity
         self._inactivity_s = inactivity_s
+        self._kiosk = kiosk
         self._clock = clock
 
     def bind(self, window: Any) -> None:
@@ -65,7 +67,9 @@ class InputController:
     def tick(self, _dt: float) -> None:
         for result in self._wedge.flush(self._clock()):
             self._handle(result)
-        if self._nav.current != "idle" and self._activity.idle_for() > self._inactivity_s:
+        # Only a kiosk forgets its customer: a cashier in mid-sale keeps what is typed.
+        idle = self._activity.idle_for() > self._inactivity_s
+        if idle and self._nav.current != "idle" and self._kiosk():
             self._nav.go_idle()
 
     def _feed(self, char: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -86,8 +86,10 @@ class StaffController:
         readers: Sequence[ReaderPort],
         texts: Texts,
         reader_states: Mapping[str, str] | None = None,
+        say: Callable[[str], None] = lambda _text: None,
     ) -> None:
         self._shell = shell
+        self._say = say
         self._pin_guard = pin_guard
         self._queue = queue
         self._readers = readers
@@ -118,4 +120,9 @@ class StaffController:
         self._queue.sync_now()
 
     def toggle_mode(self) -> None:
-        self._shell.mode = "kiosk" if self._shell.mode == "cashier" else "cashier"
+        target = "kiosk" if self._shell.mode == "cashier" else "cashier"
+        if target == "kiosk" and self._pin_guard.kiosk_problem() is not None:
+            # The same rule as at start: a kiosk never runs on a PIN anyone can guess.
+            self._say(self._texts.tr("admin.kiosk_pin"))
+            return
+        self._shell.mode = target
