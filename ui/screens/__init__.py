@@ -10,7 +10,12 @@ SCREEN_NAMES = ("idle", "phone", "member", "earn", "redeem", "enroll", "give", "
 
 
 def load_layouts() -> None:
+    from ui.themed import register
+
+    register()
     here = Path(__file__).parent
-    Builder.load_file(str(here.parent / "widgets.kv"))
-    for name in SCREEN_NAMES:
-        Builder.load_file(str(here / f"{name}.kv"))
+    paths = [here.parent / "widgets.kv", *(here / f"{name}.kv" for name in SCREEN_NAMES)]
+    for path in paths:
+        # Several app runs share a process (tests): a rule loaded twice applies twice.
+        Builder.unload_file(str(path))
+        Builder.load_file(str(path))

@@ -3,8 +3,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from kivy.factory import Factory
 from kivy.properties import ListProperty, StringProperty
-from kivy.uix.togglebutton import ToggleButton
 
 from ui.screens.base import PosScreen
 
@@ -31,11 +31,9 @@ class EarnScreen(PosScreen):
         box = self.ids.category_buttons
         box.clear_widgets()
         for category in self.categories:
-            button = ToggleButton(
+            button = Factory.CategoryToggle(
                 text=category or "-",
                 group="category",
-                size_hint=(None, None),
-                size=("140dp", "48dp"),
                 state="down" if not category else "normal",
                 allow_no_selection=False,
             )
