@@ -172,8 +172,14 @@ class Pixels:
         self.image = Image.frombytes("RGBA", (width, height), data).convert("RGB")
         self.width, self.height = width, height
 
+    def save(self, path: Any) -> None:
+        """Write the frame as a PNG (top row first, as image files go)."""
+        from PIL import Image
+
+        self.image.transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(path)
+
     @classmethod
-    def read(cls) -> Pixels:
+    def read(cls, side: int | None = None) -> Pixels:
         """Draw everything on the window into an offscreen framebuffer and read it back.
 
         (Reading the window's own buffer is unreliable on the offscreen driver: after a
@@ -182,7 +188,7 @@ class Pixels:
         from kivy.graphics import ClearBuffers, ClearColor, Fbo, Scale
 
         # Drawn at most READ_SIDE px on the long side: the colours are what matters here.
-        factor = min(1.0, READ_SIDE / max(Window.width, Window.height))
+        factor = min(1.0, (side or READ_SIDE) / max(Window.width, Window.height))
         width, height = round(Window.width * factor), round(Window.height * factor)
         fbo = _FBOS.get((width, height))
         if fbo is None:

@@ -20,6 +20,7 @@ Uses of the tour:
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable
+from pathlib import Path
 from typing import Any
 
 from pos_client.demo import DEMO_MEMBERS
@@ -264,14 +265,24 @@ def resize(size: tuple[int, int]) -> Steps:
 
 
 def gallery(
-    app: Any, language: str, sizes: Iterable[tuple[int, int]], person: Person | None = None
+    app: Any,
+    language: str,
+    sizes: Iterable[tuple[int, int]],
+    folder: Path,
+    person: Person | None = None,
 ) -> Steps:
-    """The tour, with a screenshot named `<state>-<language>-<w>x<h>` of each state."""
+    """The tour, with a picture `<folder>/<state>-<language>-<w>x<h>.png` of each state.
+
+    Pictures are drawn offscreen at full size (`ui.layout_check.Pixels`): after a resize the
+    offscreen window's own buffer may still hold an older frame."""
+    from ui.layout_check import Pixels
+
     sizes = list(sizes)
+    folder.mkdir(parents=True, exist_ok=True)
 
     def shots(name: str) -> Steps:
         for size in sizes:
             yield from resize(size)
-            yield f"{name}-{language}-{size[0]}x{size[1]}"
+            Pixels.read(side=max(size)).save(folder / f"{name}-{language}-{size[0]}x{size[1]}.png")
 
     yield from at_each_state(tour(app, language, person), shots)
