@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-soak check bench system-deps clean
+.PHONY: demo test test-soak check bench system-deps clean i18n
 
 $(STAMP): pyproject.toml scripts/system-packages.txt
 	@bash scripts/install-system-packages.sh
@@ -21,14 +21,31 @@ $(STAMP): pyproject.toml scripts/system-packages.txt
 system-deps:
 	@bash scripts/install-system-packages.sh
 
-demo: $(STAMP)
+# Translations: ui/locale/<lang>/LC_MESSAGES/pos.po are the sources (committed); the .mo
+# files are build outputs (not committed), compiled here and used when newer than the .po.
+LOCALE := ui/locale
+MO := $(patsubst %.po,%.mo,$(wildcard $(LOCALE)/*/LC_MESSAGES/pos.po))
+
+$(LOCALE)/%/LC_MESSAGES/pos.mo: $(LOCALE)/%/LC_MESSAGES/pos.po | $(STAMP)
+	$(BIN)/pybabel -q compile -D pos -l $* -i $< -o $@
+
+# After changing messages in .py/.kv: new keys into the template and every catalog (fill
+# their msgstr, English first in en), keys no longer used dropped, then compiled.
+i18n: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -o $(LOCALE)/pos.pot --no-location --sort-output \
+		--project pos-client --version 0.1.0 --msgid-bugs-address "" ui
+	$(BIN)/pybabel update -D pos -i $(LOCALE)/pos.pot -d $(LOCALE) --no-fuzzy-matching \
+		--ignore-obsolete
+	$(BIN)/pybabel compile -D pos -d $(LOCALE) --statistics
+
+demo: $(STAMP) $(MO)
 	$(BIN)/pos-client demo
 
-test: $(STAMP)
+test: $(STAMP) $(MO)
 	$(BIN)/pytest -q tests
 
 # Long soak modes (many more crash cycles); not part of `make test`.
-test-soak: $(STAMP)
+test-soak: $(STAMP) $(MO)
 	POS_CLIENT_SOAK=1 $(BIN)/pytest -q tests
 
 check: $(STAMP)

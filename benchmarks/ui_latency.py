@@ -66,10 +66,10 @@ def child(taps: int, result_file: Path) -> None:
             results["rss_start_mb"] = rss_mb()
             sim = simulated(app)
             uids = [m.card_uid for m in DEMO_MEMBERS if m.card_uid]
-            sessions = [app.checkout.identify(uid, "nfc") for uid in uids]
+            sessions = [app.running.terminal.checkout.identify(uid, "nfc") for uid in uids]
             tap_samples, bare_samples = [], []
             for index in range(taps):
-                app.go_idle()
+                app.nav.go_idle()
                 yield 0.02
                 before = len(drawn)
                 start = time.perf_counter()
@@ -78,7 +78,7 @@ def child(taps: int, result_file: Path) -> None:
                 tap_samples.append(drawn[-1] - start)
                 # The limit: drawing the same screen for an already identified member
                 # (text layout and one frame), with no reader, router or lookup.
-                app.go("idle")
+                app.nav.go("idle")
                 yield 0.02
                 flips: list[float] = []
 
@@ -86,8 +86,8 @@ def child(taps: int, result_file: Path) -> None:
                     flips.append(time.perf_counter())
 
                 start = time.perf_counter()
-                app.session = sessions[(index + 2) % len(sessions)]  # other text to draw
-                app.go("member")
+                app.customer.session = sessions[(index + 2) % len(sessions)]  # other text to draw
+                app.nav.go("member")
                 Window.bind(on_flip=flipped)
                 yield lambda flips=flips: bool(flips)
                 Window.unbind(on_flip=flipped)

@@ -27,6 +27,23 @@ log = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 MAX_COMMAND_BYTES = 4096
+MAX_WAIT_S = 600.0
+MAX_LATENCY_S = 30.0  # the core's NetworkSwitch refuses more
+
+
+def seconds_in(command: Mapping[str, Any], limit: float) -> float:
+    """The command's `seconds` (or `value`): a number from 0 to `limit`, else ValueError."""
+    name = command.get("cmd")
+    value = command.get("seconds", command.get("value", 1))
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"'{name}' takes seconds as a number from 0 to {limit:.0f}")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"'{name}' takes seconds as a number from 0 to {limit:.0f}") from None
+    if not 0 <= seconds <= limit:  # also refuses nan
+        raise ValueError(f"'{name}' takes seconds as a number from 0 to {limit:.0f}")
+    return seconds
 
 
 class SimulatedReader:
@@ -58,6 +75,7 @@ class SimulatedReader:
             "error": self._error,
             "offline": lambda _c: self._network(False),
             "online": lambda _c: self._network(True),
+            "latency": self._latency,
             "wait": self._wait,
             "play": self._play,
             "status": lambda _c: {"ok": True, "reader": self.describe()},
@@ -169,10 +187,13 @@ class SimulatedReader:
         self.sink(NetworkCommand(online))
         return {"ok": True}
 
+    def _latency(self, command: dict[str, Any]) -> dict[str, Any]:
+        seconds = seconds_in(command, MAX_LATENCY_S)
+        self.sink(NetworkCommand(latency_s=seconds))
+        return {"ok": True}
+
     def _wait(self, command: dict[str, Any]) -> dict[str, Any]:
-        seconds = float(command.get("seconds", command.get("value", 1)))
-        if not 0 <= seconds <= 600:
-            raise ValueError("wait between 0 and 600 seconds")
+        seconds = seconds_in(command, MAX_WAIT_S)
         self._stop.wait(seconds)
         return {"ok": True}
 

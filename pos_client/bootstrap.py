@@ -19,6 +19,7 @@ from pos_client.outbox import Outbox
 from pos_client.ports import Backend
 from pos_client.privacy import PhoneHasher, load_or_create_key
 from pos_client.program import load_program
+from pos_client.queue_service import QueueService
 from pos_client.rules import Program
 from pos_client.settings import BackendKind, Settings
 from pos_client.sync import SyncPolicy, SyncWorker
@@ -37,6 +38,10 @@ class Terminal:
     checkout: Checkout
     ledger: Ledger | None = None  # set for the embedded backend
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    queue: QueueService = field(init=False)  # staff's report, retry and sync now
+
+    def __post_init__(self) -> None:
+        self.queue = QueueService(self.outbox, self.sync)
 
     def close(self) -> None:
         self.sync.stop()
@@ -165,7 +170,7 @@ def run_terminal(
 
     terminal = build_terminal(settings, start_sync=True)
     try:
-        router = ScanRouter(terminal.checkout, terminal.bus, terminal.network.set_online)
+        router = ScanRouter(terminal.checkout, terminal.bus, terminal.network)
         router.start()
         readers = open_readers(build_readers(settings, terminal.bus.publish), report)
     except Exception:

@@ -24,6 +24,7 @@ from pos_client.domain import (
     utcnow,
     uuid7,
 )
+from pos_client.errors import CodedError
 from pos_client.events import EventBus, SaleRecorded
 from pos_client.identify import IdentifyError, gs1_check_digit, identify, parse_phone
 from pos_client.operations import ActionOp, EnrollOp, GiveOp, RedemptionRequest, SaleOp
@@ -35,19 +36,19 @@ from pos_client.rules import EarnBreakdown, Program, RedemptionPlan, RulesError
 log = logging.getLogger(__name__)
 
 
-class CheckoutError(Exception):
-    """A refusal with a message fit for the cashier or the customer."""
+class CheckoutError(CodedError):
+    """A refusal: an English detail (str) for logs, a code and parameters for the screen."""
 
 
 class MemberNotFound(CheckoutError):
     def __init__(self, identity: Identity) -> None:
-        super().__init__("no member with this card or phone")
+        super().__init__("no member with this card or phone", "member_not_found")
         self.identity = identity
 
 
 class AlreadyMember(CheckoutError):
     def __init__(self, session: MemberSession) -> None:
-        super().__init__("this phone number already belongs to a member")
+        super().__init__("this phone number already belongs to a member", "already_member")
         self.session = session
 
 
@@ -132,6 +133,14 @@ class Checkout:
         return self.find(self.parse(raw, hint))
 
     def find(self, identity: Identity) -> MemberSession:
+        view, online = self._lookup(identity)
+        if view is None:
+            raise MemberNotFound(identity)
+        return self._session(view, identity, online=online)
+
+    def _lookup(self, identity: Identity) -> tuple[MemberView | None, bool]:
+        """The member's view (None if unknown) and whether the backend answered (else the
+        terminal's cache did)."""
         kind, value = identity.kind.value, self.hasher.lookup_value(identity)
         lookup = cache_lookup_key(kind, value)
         try:
@@ -140,12 +149,10 @@ class Checkout:
             cached = self.outbox.cached_member(lookup)
             if cached is None:
                 log.info("offline and %s not in the member cache", identity.redacted())
-                raise MemberNotFound(identity) from None
-            return self._session(cached, identity, online=False)
-        if view is None:
-            raise MemberNotFound(identity)
-        self.outbox.cache_member(lookup, view)
-        return self._session(view, identity, online=True)
+            return cached, False
+        if view is not None:
+            self.outbox.cache_member(lookup, view)
+        return view, True
 
     def refresh(self, session: MemberSession) -> MemberSession:
         try:
@@ -215,7 +222,10 @@ class Checkout:
     ) -> RedemptionPlan:
         """Check a redemption against the program and this terminal's offline policy."""
         if session.identity.kind is IdentityKind.CARD_UID and not self.policy.redeem_on_uid:
-            raise CheckoutError("redeeming needs a phone number or a member card, not a bare tag")
+            raise CheckoutError(
+                "redeeming needs a phone number or a member card, not a bare tag",
+                "uid_cannot_spend",
+            )
         try:
             if reward_id is not None:
                 plan = rules.plan_reward(
@@ -231,13 +241,15 @@ class Checkout:
                     self.program, None if all_blocks else blocks, session.spendable, purchase_total
                 )
             else:
-                raise CheckoutError("choose a reward or a number of blocks")
+                raise CheckoutError("choose a reward or a number of blocks", "choose_reward")
         except RulesError as exc:
-            raise CheckoutError(str(exc)) from None
+            raise CheckoutError(str(exc), exc.code, **exc.params) from None
         if not session.online and plan.points > self.policy.offline_redeem_cap:
             raise CheckoutError(
                 f"offline: at most {self.policy.offline_redeem_cap} {self.program.unit_name}"
-                " can be redeemed until the connection is back"
+                " can be redeemed until the connection is back",
+                "offline_cap",
+                points=self.policy.offline_redeem_cap,
             )
         return plan
 
@@ -252,7 +264,7 @@ class Checkout:
     ) -> Receipt:
         """Record a sale (earning and any redemption) durably; sync happens after."""
         if purchase.total <= 0 and plan is None:
-            raise CheckoutError("the purchase amount must be above zero")
+            raise CheckoutError("the purchase amount must be above zero", "amount_zero")
         breakdown = self.preview(session, purchase, plan)
         if plan is not None and redemption is None:
             redemption = RedemptionRequest(
@@ -298,15 +310,20 @@ class Checkout:
     def give(self, session: MemberSession, target_id: str, points: int) -> Receipt:
         """Transfer points to a partner programme or donate them to a charity."""
         if session.identity.kind is IdentityKind.CARD_UID and not self.policy.redeem_on_uid:
-            raise CheckoutError("spending needs a phone number or a member card, not a bare tag")
+            raise CheckoutError(
+                "spending needs a phone number or a member card, not a bare tag",
+                "uid_cannot_spend",
+            )
         try:
             plan = rules.plan_give(self.program, target_id, points, session.spendable)
         except RulesError as exc:
-            raise CheckoutError(str(exc)) from None
+            raise CheckoutError(str(exc), exc.code, **exc.params) from None
         if not session.online and plan.points > self.policy.offline_redeem_cap:
             raise CheckoutError(
                 f"offline: at most {self.policy.offline_redeem_cap} {self.program.unit_name}"
-                " can be spent until the connection is back"
+                " can be spent until the connection is back",
+                "offline_cap",
+                points=self.policy.offline_redeem_cap,
             )
         op = GiveOp(
             key=uuid7(),
@@ -337,7 +354,7 @@ class Checkout:
         try:
             points = rules.action_points(self.program, action_id)
         except RulesError as exc:
-            raise CheckoutError(str(exc)) from None
+            raise CheckoutError(str(exc), exc.code, **exc.params) from None
         op = ActionOp(
             key=uuid7(),
             member_id=session.view.member_id,
@@ -375,16 +392,15 @@ class Checkout:
     ) -> MemberSession:
         """Enroll a new member by phone, with the consent they gave recorded."""
         if not consent:
-            raise CheckoutError("the customer must accept the programme terms to join")
+            raise CheckoutError(
+                "the customer must accept the programme terms to join", "consent_required"
+            )
         if not first_name.strip():
-            raise CheckoutError("a first name is needed")
+            raise CheckoutError("a first name is needed", "name_required")
         identity = parse_phone(phone_raw, self.policy.region)
-        try:
-            existing = self.find(identity)
-        except MemberNotFound:
-            existing = None
+        existing, online = self._lookup(identity)
         if existing is not None:
-            raise AlreadyMember(existing)
+            raise AlreadyMember(self._session(existing, identity, online=online))
         now = self.clock()
         card_number = new_card_number()
         op = EnrollOp(
@@ -401,6 +417,8 @@ class Checkout:
         )
         self.outbox.add(op.to_body(), now=now)
         first_tier = self.program.tiers.tiers[0]
+        upcoming = rules.next_tier(self.program.tiers, MemberStats())
+        nearest = rules.next_reward(self.program, 0, first_tier)
         view = MemberView(
             member_id=op.member_id,
             display_name=mask_name(op.first_name, op.last_name),
@@ -409,6 +427,10 @@ class Checkout:
             tier_name=first_tier.name,
             balance=0,
             stats=MemberStats(),
+            next_tier_name=upcoming[0].name if upcoming else None,
+            next_tier_remaining=upcoming[1] if upcoming else None,
+            next_reward_name=nearest[0] if nearest else None,
+            next_reward_remaining=nearest[1] if nearest else None,
             rewards=rules.reward_offers(self.program, 0, first_tier, False),
             card_number=card_number,
             as_of=now,
@@ -416,7 +438,9 @@ class Checkout:
         self.outbox.cache_member(cache_lookup_key("phone", op.phone_key), view)
         self.outbox.cache_member(cache_lookup_key("card_number", card_number), view)
         self.wake_sync()
-        return self._session(view, identity, online=False)
+        # Online, the backend has just said who is (not) a member: the new view is as fresh
+        # as any it could send. Offline, it is a view the backend has not seen yet.
+        return self._session(view, identity, online=online)
 
 
 __all__ = [

@@ -54,9 +54,11 @@ class ReaderStatus:
 
 @dataclass(frozen=True)
 class NetworkCommand:
-    """From the simulated reader (field tests): switch the backend connection off or on."""
+    """From the simulated reader (field tests): switch the backend connection off or on,
+    and/or make every call to it slow by `latency_s`; None leaves that as it is."""
 
-    online: bool
+    online: bool | None = None
+    latency_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,14 @@ from dataclasses import dataclass
 import phonenumbers
 
 from pos_client.domain import Identity, IdentityKind
+from pos_client.errors import CodedError
 
 
-class IdentifyError(ValueError):
-    """Input that is not a usable identifier; the message is fit for staff."""
+class IdentifyError(CodedError, ValueError):
+    """Input that is not a usable identifier: an English detail (for logs and staff), a code
+    and parameters (for the screen, in the customer's language)."""
+
+    default_code = "invalid"
 
 
 # AIM symbology identifiers: "]" + code character + modifier (ISO/IEC 15424).
@@ -77,12 +81,16 @@ EAN_NAMES = {8: "EAN-8", 12: "UPC-A", 13: "EAN-13"}
 def parse_ean(digits: str) -> Identity:
     name = EAN_NAMES.get(len(digits))
     if name is None or not digits.isdigit():
-        raise IdentifyError(f"not an EAN/UPC code: expected 8, 12 or 13 digits, got {len(digits)}")
+        raise IdentifyError(
+            f"not an EAN/UPC code: expected 8, 12 or 13 digits, got {len(digits)}",
+            "not_loyalty_code",
+        )
     expected = gs1_check_digit(digits[:-1])
     if int(digits[-1]) != expected:
         raise IdentifyError(
             f"{name} check digit is wrong: expected {expected}, got {digits[-1]}"
-            " (misread or mistyped)"
+            " (misread or mistyped)",
+            "check_digit",
         )
     return Identity(IdentityKind.CARD_NUMBER, digits, name)
 
@@ -95,12 +103,16 @@ def parse_gsrn(text: str) -> Identity | None:
     digits = cleaned[4:22]
     rest = cleaned[22:]
     if len(digits) != 18 or not digits.isdigit():
-        raise IdentifyError("GSRN (AI 8018) needs exactly 18 digits after the AI")
+        raise IdentifyError(
+            "GSRN (AI 8018) needs exactly 18 digits after the AI", "not_loyalty_code"
+        )
     if rest and not rest.startswith(GS_SEPARATOR) and not rest[:2].isdigit():
-        raise IdentifyError("unexpected data after the GSRN")
+        raise IdentifyError("unexpected data after the GSRN", "not_loyalty_code")
     expected = gs1_check_digit(digits[:-1])
     if int(digits[-1]) != expected:
-        raise IdentifyError(f"GSRN check digit is wrong: expected {expected}, got {digits[-1]}")
+        raise IdentifyError(
+            f"GSRN check digit is wrong: expected {expected}, got {digits[-1]}", "check_digit"
+        )
     return Identity(IdentityKind.MEMBER_NUMBER, digits, "GSRN")
 
 
@@ -109,27 +121,35 @@ def parse_uid(raw: str) -> Identity:
     if compact.lower().startswith("0x"):
         compact = compact[2:]
     if not compact or any(c not in string.hexdigits for c in compact) or len(compact) % 2:
-        raise IdentifyError("card UID must be hex bytes (e.g. 04:A2:24:C2:5E:6C:80)")
+        raise IdentifyError("card UID must be hex bytes (e.g. 04:A2:24:C2:5E:6C:80)", "card_reader")
     size = len(compact) // 2
     if size not in UID_BYTE_LENGTHS:
-        raise IdentifyError(f"card UID must be 4, 7 or 10 bytes, got {size}")
+        raise IdentifyError(f"card UID must be 4, 7 or 10 bytes, got {size}", "card_reader")
     return Identity(IdentityKind.CARD_UID, compact.upper(), f"UID-{size}")
 
 
 def parse_phone(raw: str, region: str) -> Identity:
     text = raw.strip()
     if not text:
-        raise IdentifyError("phone number is empty")
+        raise IdentifyError("phone number is empty", "phone_empty")
     if any(c not in PHONE_CHARS for c in text):
-        raise IdentifyError("phone number may only contain digits, spaces, + - ( ) .")
+        raise IdentifyError(
+            "phone number may only contain digits, spaces, + - ( ) .",
+            "phone_invalid",
+            region=region.upper(),
+        )
     try:
         number = phonenumbers.parse(text, region.upper() if region else None)
     except phonenumbers.NumberParseException as exc:
-        raise IdentifyError(f"not a phone number: {exc._msg}") from None
+        raise IdentifyError(
+            f"not a phone number: {exc._msg}", "phone_invalid", region=region.upper()
+        ) from None
     if not phonenumbers.is_valid_number(number):
         raise IdentifyError(
             f"not a valid phone number for region {region.upper()}"
-            " (check the digits or add +country)"
+            " (check the digits or add +country)",
+            "phone_invalid",
+            region=region.upper(),
         )
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return Identity(IdentityKind.PHONE, e164, None)
@@ -138,9 +158,11 @@ def parse_phone(raw: str, region: str) -> Identity:
 def parse_code128(text: str) -> Identity:
     value = text.strip()
     if len(value) < 4:
-        raise IdentifyError("card code too short (at least 4 characters)")
+        raise IdentifyError("card code too short (at least 4 characters)", "not_loyalty_code")
     if any(c not in CODE128_CHARS for c in value):
-        raise IdentifyError("card code has characters a loyalty card never carries")
+        raise IdentifyError(
+            "card code has characters a loyalty card never carries", "not_loyalty_code"
+        )
     return Identity(IdentityKind.CARD_NUMBER, value.upper(), "Code128")
 
 
@@ -151,7 +173,7 @@ def parse_barcode(raw: str) -> Identity:
         gsrn = parse_gsrn(text)
         if gsrn is not None:
             return gsrn
-        raise IdentifyError("GS1 barcode without a membership number (AI 8018)")
+        raise IdentifyError("GS1 barcode without a membership number (AI 8018)", "not_loyalty_code")
     if text.isdigit() and len(text) == 22:
         gsrn = parse_gsrn(text)
         if gsrn is not None:
@@ -159,7 +181,7 @@ def parse_barcode(raw: str) -> Identity:
     if scanned.symbology == "EAN/UPC" or (text.isdigit() and len(text) in EAN_NAMES):
         return parse_ean(text)
     if text.isdigit() and len(text) in (14,):
-        raise IdentifyError("GTIN-14 is a product code, not a loyalty card")
+        raise IdentifyError("GTIN-14 is a product code, not a loyalty card", "product_code")
     return parse_code128(text)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pos_client.domain import MemberView, member_view_from_json, member_view_to_json, utcnow
+from pos_client.errors import CodedError
 from pos_client.operations import OP_KINDS, canonical_json
 
 SCHEMA = """
@@ -63,8 +64,11 @@ class EntryState(StrEnum):
     DEAD = "dead"
 
 
-class OutboxError(Exception):
-    """Base for outbox problems; messages are fit for staff."""
+class OutboxError(CodedError):
+    """Base for outbox problems: an English detail for staff and logs, a code for screens
+    ("storage_full" when the disk is full, else "storage")."""
+
+    default_code = "storage"
 
 
 class OutboxCorrupt(OutboxError):
@@ -73,6 +77,10 @@ class OutboxCorrupt(OutboxError):
 
 class OutboxUnavailable(OutboxError):
     """The outbox cannot record now (disk full, read-only): refuse the sale, lose nothing."""
+
+    def __init__(self, message: str = "", code: str | None = None, **params: Any) -> None:
+        full = STORAGE_ERRORS["database or disk is full"] in message
+        super().__init__(message, code or ("storage_full" if full else None), **params)
 
 
 class DrainBusy(OutboxError):

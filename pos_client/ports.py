@@ -1,14 +1,26 @@
-"""The Backend port: what the terminal needs from a loyalty backend, embedded or remote."""
+"""The core's ports.
+
+`Backend`: what the terminal needs from a loyalty backend, embedded or remote.
+`RunningTerminalPort`: what a front end (the Kivy app) needs from a running terminal; the
+composition root's `RunningTerminal` satisfies it, so the UI never imports the bootstrap.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pos_client.domain import MemberView
 from pos_client.operations import OpConflict, OpRejected
+
+if TYPE_CHECKING:
+    from pos_client.checkout import Checkout
+    from pos_client.events import EventBus
+    from pos_client.queue_service import QueueService
+    from pos_client.rules import Program
+    from pos_client.settings import Settings
 
 
 class BackendUnavailable(Exception):
@@ -65,3 +77,47 @@ class Backend(Protocol):
         """Return if the backend answers; raise BackendUnavailable otherwise."""
 
     def close(self) -> None: ...
+
+
+class ReaderPort(Protocol):
+    """An open reader, as a front end shows it (drivers.base.Reader has more)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def describe(self) -> str:
+        """One line: what it is and how it is doing."""
+        ...
+
+    def problem(self) -> str | None:
+        """What is wrong with this reader now, or None when it works."""
+        ...
+
+
+class TerminalPort(Protocol):
+    """The core services a front end uses; never the outbox or the backend themselves."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def program(self) -> Program: ...
+
+    @property
+    def bus(self) -> EventBus: ...
+
+    @property
+    def checkout(self) -> Checkout: ...
+
+    @property
+    def queue(self) -> QueueService: ...
+
+
+class RunningTerminalPort(Protocol):
+    """A terminal with its readers open: what the UI is built over."""
+
+    @property
+    def terminal(self) -> TerminalPort: ...
+
+    @property
+    def readers(self) -> Sequence[ReaderPort]: ...

@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from pos_client.configfile import ConfigError, Section, load_toml
+from pos_client.plurals import LANGUAGES, plural_count
 from pos_client.rules import (
     ActionRule,
     BirthdayPolicy,
+    Category,
     EarnMode,
     EarnPolicy,
     ExpiryPolicy,
     GiveTarget,
+    LocalNames,
     PointsAsMoney,
     Program,
     Reward,
@@ -22,6 +25,7 @@ from pos_client.rules import (
     TierBasis,
     TierPeriod,
     TierPolicy,
+    UnitForms,
 )
 
 ZERO = Decimal(0)
@@ -51,6 +55,62 @@ def load_program(name_or_path: str, config_dir: Path) -> Program:
     return parse_program(Section(load_toml(path), str(path)))
 
 
+def _language(section: Section, name: str, code: str) -> None:
+    if code not in LANGUAGES:
+        raise section.fail(
+            f"{name}.{code}", f"unknown language {code!r} (languages: {', '.join(LANGUAGES)})"
+        )
+
+
+def _names(section: Section, name: str = "names") -> LocalNames:
+    """`names = { ru = "…", uk = "…", el = "…" }`: the display name per language."""
+    table = section.table(name)
+    names = {}
+    for code in table.data:
+        _language(section, name, code)
+        text = table.text(code)
+        if not text.strip():
+            raise table.fail(code, "a display name cannot be empty")
+        names[code] = text.strip()
+    return LocalNames.of(names)
+
+
+def _unit_forms(section: Section, name: str) -> UnitForms:
+    """`units = { en = ["point", "points"], ru = ["балл", "балла", "баллов"], … }`: one word
+    per plural form of the language (en and el have 2, ru and uk 3)."""
+    table = section.table(name)
+    forms = {}
+    for code in table.data:
+        _language(section, name, code)
+        words = table.str_list(code)
+        wanted = plural_count(code)
+        if len(words) != wanted or not all(word.strip() for word in words):
+            raise table.fail(
+                code, f"expected {wanted} non-empty plural forms for {code!r}, got {words!r}"
+            )
+        forms[code] = [word.strip() for word in words]
+    return UnitForms.of(forms)
+
+
+def _categories(root: Section, rates: dict[str, Decimal]) -> tuple[Category, ...]:
+    """`[categories.<id>]` with `name` and `names`: every earn category gets a display name,
+    so no category id is ever shown on screen."""
+    table = root.table("categories")
+    categories = tuple(
+        Category(id=key, name=table.table(key).text("name"), names=_names(table.table(key)))
+        for key in table.data
+    )
+    named = {category.id for category in categories}
+    for category_id in rates:
+        if category_id not in named:
+            raise root.fail(
+                f"categories.{category_id}",
+                f"earn category {category_id!r} needs a display name "
+                f'([categories.{category_id}] name = "…", names = {{ ru = "…", … }})',
+            )
+    return categories
+
+
 def _reward(section: Section) -> Reward:
     options = []
     for option in section.tables("points_plus_cash"):
@@ -63,6 +123,7 @@ def _reward(section: Section) -> Reward:
         value=section.decimal("value", None, minimum=ZERO),
         min_tier=section.text("min_tier", None),
         points_plus_cash=tuple(options),
+        names=_names(section),
     )
 
 
@@ -93,6 +154,7 @@ def parse_program(root: Section) -> Program:
             multiplier=level.decimal("multiplier", Decimal(1), minimum=ZERO),
             rate_floor=level.decimal("rate_floor", None, minimum=ZERO),
             perks=tuple(level.str_list("perks")),
+            names=_names(level),
         )
         for level in levels
     )
@@ -123,13 +185,19 @@ def parse_program(root: Section) -> Program:
     reward_id = birthday.text("reward_id", None)
     birthday_reward = None
     if reward_id:
-        birthday_reward = Reward(id=reward_id, name=birthday.text("reward_name", reward_id), cost=0)
+        birthday_reward = Reward(
+            id=reward_id,
+            name=birthday.text("reward_name", reward_id),
+            cost=0,
+            names=_names(birthday, "reward_names"),
+        )
     actions = {
         action.text("id"): ActionRule(
             id=action.text("id"),
             name=action.text("name"),
             points=action.integer("points", minimum=0),
             max_per_day=action.integer("max_per_day", 1, minimum=1),
+            names=_names(action),
         )
         for action in root.tables("actions")
     }
@@ -142,6 +210,8 @@ def parse_program(root: Section) -> Program:
             unit_name=item.text("unit_name"),
             min_points=item.integer("min_points", 0, minimum=0),
             inbound_points_per_unit=item.integer("inbound_points_per_unit", None, minimum=1),
+            names=_names(item),
+            unit_forms=_unit_forms(item, "units"),
         )
         for kind, key in (("partner", "partners"), ("charity", "charities"))
         for item in root.tables(key)
@@ -165,6 +235,9 @@ def parse_program(root: Section) -> Program:
         expiry=ExpiryPolicy(months=root.table("expiry").integer("months", None, minimum=1)),
         max_redeem_points_per_sale=root.integer("max_redeem_points_per_sale", None, minimum=1),
         birthday_reward=birthday_reward,
+        categories=_categories(root, dict(earn_policy.category_rates)),
+        unit_forms=_unit_forms(root, "units"),
+        names=_names(root),
     )
 
 
@@ -177,6 +250,11 @@ def program_to_json(program: Program) -> dict[str, Any]:
     return {
         "id": program.id,
         "name": program.name,
+        "names": dict(program.names.items),
+        "units": {code: list(words) for code, words in program.unit_forms.items},
+        "categories": [
+            {"id": c.id, "name": c.name, "names": dict(c.names.items)} for c in program.categories
+        ],
         "currency": program.currency,
         "unit_name": program.unit_name,
         "earn": {
@@ -199,6 +277,7 @@ def program_to_json(program: Program) -> dict[str, Any]:
                     "multiplier": str(t.multiplier),
                     "rate_floor": number(t.rate_floor),
                     "perks": list(t.perks),
+                    "names": dict(t.names.items),
                 }
                 for t in program.tiers.tiers
             ],
@@ -211,6 +290,7 @@ def program_to_json(program: Program) -> dict[str, Any]:
                 "kind": r.kind.value,
                 "value": number(r.value),
                 "min_tier": r.min_tier,
+                "names": dict(r.names.items),
                 "points_plus_cash": [{"points": p, "cash": str(c)} for p, c in r.points_plus_cash],
             }
             for r in program.catalog
@@ -227,7 +307,13 @@ def program_to_json(program: Program) -> dict[str, Any]:
             "window_days": program.birthday.window_days,
         },
         "actions": [
-            {"id": a.id, "name": a.name, "points": a.points, "max_per_day": a.max_per_day}
+            {
+                "id": a.id,
+                "name": a.name,
+                "points": a.points,
+                "max_per_day": a.max_per_day,
+                "names": dict(a.names.items),
+            }
             for a in program.actions.values()
         ],
         "give_targets": [
@@ -239,6 +325,8 @@ def program_to_json(program: Program) -> dict[str, Any]:
                 "unit_name": g.unit_name,
                 "min_points": g.min_points,
                 "inbound_points_per_unit": g.inbound_points_per_unit,
+                "names": dict(g.names.items),
+                "units": {code: list(words) for code, words in g.unit_forms.items},
             }
             for g in program.give_targets
         ],

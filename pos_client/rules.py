@@ -13,6 +13,8 @@ from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
 
 from pos_client.domain import MemberStats, Purchase, RewardOffer
+from pos_client.errors import CodedError
+from pos_client.plurals import plural_index
 
 ZERO = Decimal("0")
 ONE = Decimal("1")
@@ -40,8 +42,52 @@ class RewardKind(StrEnum):
     GIFT_CARD = "gift_card"
 
 
-class RulesError(ValueError):
-    """A request the program does not allow; the message is fit for staff."""
+class RulesError(CodedError, ValueError):
+    """A request the program does not allow: an English detail, a code and parameters."""
+
+
+@dataclass(frozen=True)
+class LocalNames:
+    """Display names per language (ISO 639-1 code -> name); the default name fills the gaps."""
+
+    items: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, names: Mapping[str, str]) -> LocalNames:
+        return cls(tuple(sorted(names.items())))
+
+    def get(self, language: str, default: str) -> str:
+        for code, name in self.items:
+            if code == language and name:
+                return name
+        return default
+
+
+@dataclass(frozen=True)
+class UnitForms:
+    """A unit's words per language, one per plural form ("балл", "балла", "баллов")."""
+
+    items: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @classmethod
+    def of(cls, forms: Mapping[str, Sequence[str]]) -> UnitForms:
+        return cls(tuple(sorted((code, tuple(words)) for code, words in forms.items())))
+
+    def word(self, language: str, count: int) -> str | None:
+        for code, words in self.items:
+            if code == language and words:
+                return words[min(plural_index(language, count), len(words) - 1)]
+        return None
+
+
+@dataclass(frozen=True)
+class Category:
+    id: str
+    name: str
+    names: LocalNames = LocalNames()
+
+    def display_name(self, language: str) -> str:
+        return self.names.get(language, self.name)
 
 
 @dataclass(frozen=True)
@@ -52,6 +98,10 @@ class Tier:
     multiplier: Decimal = ONE
     rate_floor: Decimal | None = None  # at least this many points per unit on every line
     perks: tuple[str, ...] = ()
+    names: LocalNames = LocalNames()
+
+    def display_name(self, language: str) -> str:
+        return self.names.get(language, self.name)
 
 
 @dataclass(frozen=True)
@@ -94,6 +144,10 @@ class Reward:
     value: Decimal | None = None  # face value of a gift card
     min_tier: str | None = None
     points_plus_cash: tuple[tuple[int, Decimal], ...] = ()  # (points, cash) alternatives
+    names: LocalNames = LocalNames()
+
+    def display_name(self, language: str) -> str:
+        return self.names.get(language, self.name)
 
 
 @dataclass(frozen=True)
@@ -117,6 +171,10 @@ class ActionRule:
     name: str
     points: int
     max_per_day: int = 1
+    names: LocalNames = LocalNames()
+
+    def display_name(self, language: str) -> str:
+        return self.names.get(language, self.name)
 
 
 @dataclass(frozen=True)
@@ -130,6 +188,16 @@ class GiveTarget:
     unit_name: str  # "miles", "USD"
     min_points: int = 0
     inbound_points_per_unit: int | None = None  # partner units -> our points (the other way)
+    names: LocalNames = LocalNames()
+    unit_forms: UnitForms = UnitForms()
+
+    def display_name(self, language: str) -> str:
+        return self.names.get(language, self.name)
+
+    @property
+    def unit_is_currency(self) -> bool:
+        """A donation counted in money ("USD"): shown as an amount, not as a unit word."""
+        return len(self.unit_name) == 3 and self.unit_name.isalpha() and self.unit_name.isupper()
 
 
 @dataclass(frozen=True)
@@ -160,12 +228,56 @@ class Program:
     max_redeem_points_per_sale: int | None = None
     birthday_reward: Reward | None = None
     give_targets: tuple[GiveTarget, ...] = ()
+    categories: tuple[Category, ...] = ()  # display names of the earn categories
+    unit_forms: UnitForms = UnitForms()  # unit_name per language, in plural forms
+    names: LocalNames = LocalNames()
+
+    def display_name(self, language: str) -> str:
+        return self.names.get(language, self.name)
+
+    def unit_word(self, language: str, count: int) -> str | None:
+        """The programme's unit for `count` in `language` ("баллов"), None if not given."""
+        return self.unit_forms.word(language, count)
+
+    def tier_name(self, tier_id: str, language: str, default: str | None = None) -> str:
+        try:
+            return self.tiers.by_id(tier_id).display_name(language)
+        except KeyError:
+            return default if default is not None else tier_id
+
+    def tier_by_name(self, name: str) -> Tier | None:
+        """A tier from its default name (views from older servers carry only the name)."""
+        return next((tier for tier in self.tiers.tiers if name in (tier.name, tier.id)), None)
+
+    def reward_name(self, reward_id: str, language: str, default: str | None = None) -> str:
+        try:
+            return self.reward(reward_id).display_name(language)
+        except RulesError:
+            return default if default is not None else reward_id
+
+    def category_name(self, category_id: str, language: str) -> str:
+        for category in self.categories:
+            if category.id == category_id:
+                return category.display_name(language)
+        return category_id  # the loader refuses programmes with unnamed categories
+
+    def target_name(self, target_id: str, language: str, default: str | None = None) -> str:
+        try:
+            return self.give_target(target_id).display_name(language)
+        except RulesError:
+            return default if default is not None else target_id
+
+    def action_name(self, action_id: str, language: str) -> str:
+        rule = self.actions.get(action_id)
+        return rule.display_name(language) if rule is not None else action_id
 
     def give_target(self, target_id: str) -> GiveTarget:
         for target in self.give_targets:
             if target.id == target_id:
                 return target
-        raise RulesError(f"unknown partner or charity {target_id!r}")
+        raise RulesError(
+            f"unknown partner or charity {target_id!r}", "unknown_target", target_id=target_id
+        )
 
     def reward(self, reward_id: str) -> Reward:
         for reward in self.catalog:
@@ -173,7 +285,7 @@ class Program:
                 return reward
         if self.birthday_reward is not None and self.birthday_reward.id == reward_id:
             return self.birthday_reward
-        raise RulesError(f"unknown reward {reward_id!r}")
+        raise RulesError(f"unknown reward {reward_id!r}", "unknown_reward", reward_id=reward_id)
 
 
 # ---------------------------------------------------------------- periods and tiers
@@ -223,7 +335,20 @@ class LineEarning:
     amount: Decimal
     rate: Decimal  # points per unit after tier floor and multiplier
     points: Decimal  # exact, before the sale-level floor
-    reason: str  # "base", "category:cosmetics", "featured:SKU", "tier floor"
+    reason: str  # "base", "category:cosmetics", "featured:SKU", "tier:platinum" (+ " x1.5 gold")
+
+    @property
+    def basis(self) -> str:
+        """What set the rate: "base", "category", "featured" or "tier" (a tier's floor)."""
+        return self.reason.split(" ", 1)[0].split(":", 1)[0]
+
+    @property
+    def multiplier(self) -> Decimal:
+        """The tier multiplier applied on top of the rate (1 when none)."""
+        parts = self.reason.split(" ")
+        if len(parts) >= 2 and parts[1].startswith("x"):
+            return Decimal(parts[1][1:])
+        return ONE
 
 
 @dataclass(frozen=True)
@@ -277,7 +402,7 @@ def earn_points(
     policy = program.earn
     total = purchase.total
     if discount < 0 or discount > total:
-        raise RulesError("discount must be between 0 and the purchase total")
+        raise RulesError("discount must be between 0 and the purchase total", "option_unavailable")
     paid_share = ONE if total == 0 else (total - discount) / total
     lines: list[LineEarning] = []
     if total - discount < policy.min_amount or total == 0:
@@ -305,9 +430,16 @@ def earn_points(
 def action_points(program: Program, action_id: str, done_today: int = 0) -> int:
     rule = program.actions.get(action_id)
     if rule is None:
-        raise RulesError(f"the program has no action {action_id!r}")
+        raise RulesError(
+            f"the program has no action {action_id!r}", "option_unavailable", action_id=action_id
+        )
     if done_today >= rule.max_per_day:
-        raise RulesError(f"{rule.name}: already recorded {done_today} time(s) today")
+        raise RulesError(
+            f"{rule.name}: already recorded {done_today} time(s) today",
+            "action_done",
+            action_id=action_id,
+            count=done_today,
+        )
     return rule.points
 
 
@@ -361,15 +493,22 @@ def plan_reward(
     reward = program.reward(reward_id)
     if program.birthday_reward is not None and reward.id == program.birthday_reward.id:
         if not birthday_available:
-            raise RulesError("the birthday reward is not available now")
+            raise RulesError("the birthday reward is not available now", "birthday_unavailable")
         return RedemptionPlan(points=0, reward_id=reward.id)
     if not reward_allowed(program, reward, tier):
-        raise RulesError(f"{reward.name} needs tier {reward.min_tier}")
+        raise RulesError(
+            f"{reward.name} needs tier {reward.min_tier}",
+            "tier_required",
+            reward_id=reward.id,
+            tier_id=reward.min_tier,
+        )
     if option is None:
         points, cash = reward.cost, ZERO
     else:
         if not 0 <= option < len(reward.points_plus_cash):
-            raise RulesError(f"{reward.name} has no points + cash option {option}")
+            raise RulesError(
+                f"{reward.name} has no points + cash option {option}", "option_unavailable"
+            )
         points, cash = reward.points_plus_cash[option]
     check_spend(program, points, balance)
     return RedemptionPlan(points=points, reward_id=reward.id, cash_due=cash)
@@ -381,7 +520,7 @@ def plan_money_blocks(
     """Spend points as money in whole blocks; None = as many as balance and total allow."""
     pam = program.points_as_money
     if pam is None:
-        raise RulesError("this program does not spend points as money")
+        raise RulesError("this program does not spend points as money", "option_unavailable")
     affordable = balance // pam.block_points
     fits = int((purchase_total / pam.block_value).to_integral_value(rounding=ROUND_FLOOR))
     cap = affordable if fits < 0 else min(affordable, fits)
@@ -389,18 +528,23 @@ def plan_money_blocks(
         cap = min(cap, program.max_redeem_points_per_sale // pam.block_points)
     wanted = cap if blocks is None else blocks
     if wanted <= 0:
-        raise RulesError(
-            f"not enough {program.unit_name} for one block of {pam.block_points}"
-            if blocks is None
-            else "choose at least one block"
-        )
+        if blocks is None:
+            raise RulesError(
+                f"not enough {program.unit_name} for one block of {pam.block_points}",
+                "not_enough_for_block",
+                points=pam.block_points,
+            )
+        raise RulesError("choose at least one block", "choose_blocks")
     if wanted > affordable:
         raise RulesError(
             f"{wanted} blocks need {wanted * pam.block_points} {program.unit_name};"
-            f" balance is {balance}"
+            f" balance is {balance}",
+            "not_enough",
+            points=wanted * pam.block_points,
+            balance=balance,
         )
     if wanted > cap:
-        raise RulesError(f"at most {cap} block(s) on this purchase")
+        raise RulesError(f"at most {cap} block(s) on this purchase", "max_blocks", count=cap)
     discount = pam.block_value * wanted
     points = pam.block_points * wanted
     check_spend(program, points, balance)
@@ -411,12 +555,17 @@ def plan_money_blocks(
 
 def check_spend(program: Program, points: int, balance: int) -> None:
     if points < 0:
-        raise RulesError("points to spend cannot be negative")
+        raise RulesError("points to spend cannot be negative", "option_unavailable")
     if points > balance:
-        raise RulesError(f"needs {points} {program.unit_name}; balance is {balance}")
+        raise RulesError(
+            f"needs {points} {program.unit_name}; balance is {balance}",
+            "not_enough",
+            points=points,
+            balance=balance,
+        )
     cap = program.max_redeem_points_per_sale
     if cap is not None and points > cap:
-        raise RulesError(f"at most {cap} {program.unit_name} per sale")
+        raise RulesError(f"at most {cap} {program.unit_name} per sale", "per_sale_cap", points=cap)
 
 
 def reward_offers(
@@ -452,11 +601,21 @@ def plan_give(program: Program, target_id: str, points: int, balance: int) -> Gi
     """Transfer points to a partner programme or donate them, in whole units."""
     target = program.give_target(target_id)
     if points <= 0:
-        raise RulesError("choose how many points to send")
+        raise RulesError("choose how many points to send", "choose_points")
     if points < target.min_points:
-        raise RulesError(f"{target.name}: at least {target.min_points} {program.unit_name}")
+        raise RulesError(
+            f"{target.name}: at least {target.min_points} {program.unit_name}",
+            "min_points",
+            target_id=target.id,
+            points=target.min_points,
+        )
     if points % target.points_per_unit:
-        raise RulesError(f"{target.name}: in steps of {target.points_per_unit} {program.unit_name}")
+        raise RulesError(
+            f"{target.name}: in steps of {target.points_per_unit} {program.unit_name}",
+            "step",
+            target_id=target.id,
+            points=target.points_per_unit,
+        )
     check_spend(program, points, balance)
     return GivePlan(target, points, Decimal(points // target.points_per_unit))
 
@@ -465,9 +624,13 @@ def plan_receive(program: Program, partner_id: str, units: int) -> int:
     """Points credited for partner units transferred in (e.g. miles -> points)."""
     target = program.give_target(partner_id)
     if target.kind != "partner" or not target.inbound_points_per_unit:
-        raise RulesError(f"{target.name} does not transfer into this programme")
+        raise RulesError(
+            f"{target.name} does not transfer into this programme",
+            "option_unavailable",
+            target_id=target.id,
+        )
     if units <= 0:
-        raise RulesError("choose how many units to transfer in")
+        raise RulesError("choose how many units to transfer in", "option_unavailable")
     return units * target.inbound_points_per_unit
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Protocol
 
 from pos_client.checkout import Checkout, MemberNotFound, MemberSession
 from pos_client.domain import IdentityKind, utcnow
@@ -20,6 +21,14 @@ from pos_client.events import SCAN_HINTS, EventBus, NetworkCommand, ScanEvent
 from pos_client.identify import IdentifyError
 
 log = logging.getLogger(__name__)
+
+
+class NetworkControl(Protocol):
+    """What field tests may do to the backend link (the core's NetworkSwitch)."""
+
+    def set_online(self, online: bool) -> None: ...
+
+    def set_latency(self, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -32,10 +41,15 @@ class MemberIdentified:
 
 @dataclass(frozen=True)
 class IdentificationFailed:
+    """Why a scan found nobody. `message` is the English detail (logs, CLI); screens say
+    `code` with `params` in the customer's language (ui.i18n.error_text)."""
+
     source: str
     reason: str  # "invalid" (bad input), "unknown" (no member), "reader" (card/reader fault)
     message: str
     can_enroll: bool = False  # an unknown phone number: offer to join
+    code: str = "invalid"  # a pos_client.errors code: "phone_invalid", "member_not_found"…
+    params: Mapping[str, Any] = field(default_factory=dict)
     at: datetime = field(default_factory=utcnow)
 
 
@@ -49,11 +63,11 @@ class ScanRouter:
         self,
         checkout: Checkout,
         bus: EventBus,
-        set_online: Callable[[bool], None] | None = None,
+        network: NetworkControl | None = None,
     ) -> None:
         self.checkout = checkout
         self.bus = bus
-        self.set_online = set_online
+        self.network = network
         self._queue: queue.Queue[ScanEvent | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._unsubscribe: list[Callable[[], None]] = []
@@ -82,8 +96,11 @@ class ScanRouter:
         self.stop()
 
     def _network(self, command: NetworkCommand) -> None:
-        if self.set_online is not None:
-            self.set_online(command.online)
+        if self.network is not None:
+            if command.online is not None:
+                self.network.set_online(command.online)
+            if command.latency_s is not None:
+                self.network.set_latency(command.latency_s)
 
     def _run(self) -> None:
         while True:
@@ -99,15 +116,19 @@ class ScanRouter:
         if event.kind == "removed":
             return CardRemoved(event.source)
         if event.kind == "error":
-            return IdentificationFailed(event.source, "reader", event.value)
+            return IdentificationFailed(event.source, "reader", event.value, code="card_reader")
         hint = SCAN_HINTS.get(event.kind)
         if hint is None:
-            return IdentificationFailed(event.source, "reader", f"unknown input {event.kind!r}")
+            return IdentificationFailed(
+                event.source, "reader", f"unknown input {event.kind!r}", code="card_reader"
+            )
         try:
             identity = self.checkout.parse(event.value, hint)
         except IdentifyError as exc:
             log.info("unusable input from %s: %s", event.source, exc)
-            return IdentificationFailed(event.source, "invalid", str(exc))
+            return IdentificationFailed(
+                event.source, "invalid", str(exc), code=exc.code, params=dict(exc.params)
+            )
         try:
             session = self.checkout.find(identity)
         except MemberNotFound:
@@ -117,5 +138,6 @@ class ScanRouter:
                 "unknown",
                 "no member with this card or phone",
                 can_enroll=identity.kind is IdentityKind.PHONE,
+                code="member_not_found",
             )
         return MemberIdentified(event.source, session, event.at)

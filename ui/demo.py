@@ -1,7 +1,9 @@
 """The field-test scenario played on the real screens, with a screenshot of each step.
 
 `make demo` runs it when there is no display (offscreen SDL), writing demo-output/*.png.
-Taps and scans go through the simulated reader driver, the same path as hardware.
+Every step is real input, as a person and the devices give it: taps as touch events through
+the Window (ui/touch.py), keys through the Window, cards and scans through the simulated
+reader driver (the same path as hardware).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from pos_client.demo import DEMO_MEMBERS
 from ui.script import Step
+from ui.touch import find_widget, tap, tap_keys, type_into
 
 ANNA, BOB = DEMO_MEMBERS[0], DEMO_MEMBERS[1]
 
@@ -31,85 +34,80 @@ def on(app: Any, screen: str) -> Any:
 
 
 def field_test(app: Any) -> Generator[Step, None, None]:
+    from kivy.uix.behaviors import ToggleButtonBehavior
+
     sim = simulated(app)
+    tr = app.tr
     yield "01-idle"
     sim.inject({"cmd": "tap", "value": ANNA.card_uid})
     yield on(app, "member")
     yield "02-member-by-nfc"
-    app.go("earn")
-    earn = app.sm.get_screen("earn")
-    for key in "40.00":
-        earn.key(key)
-    earn.pick_category("cosmetics")
-    earn.add_line()
-    for key in "25":
-        earn.key(key)
-    earn.pick_category("")
-    earn.update_preview()
+    yield from tap(text=tr("member.earn"))
+    yield from tap_keys("40.00")
+    yield from tap(text="Cosmetics", kind=ToggleButtonBehavior)
+    yield from tap(text=tr("earn.add_line"))
+    yield from tap_keys("25")
+    yield from tap(text=tr("earn.no_category"), kind=ToggleButtonBehavior)
     yield "03-earn-preview"
-    earn.confirm()
+    yield from tap(text=tr("earn.confirm"))
     yield on(app, "receipt")
     yield lambda: bool(app.sm.get_screen("receipt").synced)
     yield "04-receipt-synced"
-    app.go_idle()
+    yield from tap(text=tr("common.done"))
     sim.inject({"cmd": "scan", "value": "]E0" + BOB.card_number})
     yield on(app, "member")
     yield "05-member-by-barcode"
-    app.go_idle()
-    app.go("phone")
-    phone = app.sm.get_screen("phone")
-    for key in ANNA.phone:
-        phone.key(key)
+    yield from tap(text=tr("common.done"))
+    yield from tap(text=tr("idle.phone"))
+    yield from tap_keys(ANNA.phone)
     yield "06-phone-entry"
-    phone.find()
+    yield from tap(text=tr("phone.find"))
     yield on(app, "member")
-    app.go("redeem")
+    yield from tap(text=tr("member.redeem"))
     yield "07-redeem"
-    redeem = app.sm.get_screen("redeem")
-    option = next(o for o in app.redemption_options() if o["enabled"])
-    redeem._choose(option)
+    options = [b for b in reversed(find_widget(id="rewards").children) if not b.disabled]
+    yield from tap(options[0])  # the first reward this member can have
     yield on(app, "receipt")
     yield "08-receipt-redeemed"
     sim.inject({"cmd": "offline"})
     yield lambda: not app.status_online
-    app.go_idle()
+    yield from tap(text=tr("common.done"))
     sim.inject({"cmd": "tap", "value": ANNA.card_uid})
     yield on(app, "member")
     yield "09-member-offline"
-    app.go("earn")
-    for key in "12.50":
-        app.sm.get_screen("earn").key(key)
-    app.sm.get_screen("earn").confirm()
+    yield from tap(text=tr("member.earn"))
+    yield from tap_keys("12.50")
+    yield from tap(text=tr("earn.confirm"))
     yield on(app, "receipt")
     yield "10-receipt-pending-offline"
-    app.go_idle()
-    app.go("phone")
-    for key in "+16502530042":
-        phone.key(key)
-    phone.find()
+    yield from tap(text=tr("common.done"))
+    yield from tap(text=tr("idle.phone"))
+    yield from tap_keys("+16502530042")
+    yield from tap(text=tr("phone.find"))
     yield on(app, "enroll")
     enroll = app.sm.get_screen("enroll")
-    enroll.ids.first_name.text = "Dana"
-    enroll.ids.consent.active = True
+    yield from type_into(id="first_name", text="Dana")
+    yield from tap(id="consent")
     yield "11-enroll"
-    enroll.join()
+    yield from tap(text=tr("enroll.join"))
     yield lambda: bool(enroll.card_number)
     yield 0.3
     yield "12-enrolled-card"
-    app.go("give")
+    yield from tap(text=tr("common.done"))
+    yield on(app, "member")
+    yield from tap(text=tr("member.give"))
     yield "13-give"
     sim.inject({"cmd": "online"})
     yield lambda: bool(app.status_online and app.status_pending == 0)
-    app.go_idle()
-    for language in ("ru", "uk", "el"):
-        app.set_language(language)
+    yield from tap(text=tr("common.back"))
+    yield from tap(text=tr("common.done"))
+    for language, button in (("ru", "РУ"), ("uk", "УК"), ("el", "ΕΛ")):
+        yield from tap(text=button)
         yield f"14-idle-{language}"
-    app.set_language("en")
-    app.go("admin")
-    admin = app.sm.get_screen("admin")
-    for key in app.settings.admin.pin:
-        admin.key(key)
-    admin.submit()
+    yield from tap(text="EN")
+    yield from tap(text=tr("admin.title"))
+    yield from tap_keys(app.settings.admin.pin)
+    yield from tap(text=app.tr("admin.unlock"))
     yield "15-admin"
-    app.go_idle()
+    yield from tap(text=tr("common.back"))
     yield "16-idle-end"

@@ -10,7 +10,9 @@ returns a `Problem` for each of:
 - text whose colour against the background actually drawn behind it (the dominant pixel
   colour in the widget's rectangle, read back from the framebuffer) is under WCAG AA 4.5:1;
 - widgets outside the window, and widgets of a screen drawn outside the screen's area
-  (under the status bar).
+  (under the status bar);
+- text partly covered by a toast or overlay drawn over the screens (a widget whose
+  `covers_below` is true); text wholly under one is not seen and not checked.
 
 It must run on the Kivy clock after the frame was drawn (see ui.tour: it waits a few frames
 after every change).
@@ -252,6 +254,9 @@ def check_window(where: str, pixels: Pixels | None = None) -> list[Problem]:
     managers = [w for w, _o in seen if isinstance(w, ScreenManager)]
     screen_areas = {id(sm.current_screen): window_rect(sm) for sm in managers if sm.current_screen}
     pixels = pixels if pixels is not None else Pixels.read()
+    # Toasts and overlays drawn over the screens (`covers_below`): text wholly under one is
+    # not seen, text partly under one is cut.
+    covers = [(w, window_rect(w)) for w, _o in seen if getattr(w, "covers_below", False)]
     interactive: list[tuple[Any, Rect]] = []
     for widget, opacity in seen:
         if widget.width <= 0 or widget.height <= 0:
@@ -270,6 +275,12 @@ def check_window(where: str, pixels: Pixels | None = None) -> list[Problem]:
             if rect[2] < TOUCH_MIN - TOLERANCE or rect[3] < TOUCH_MIN - TOLERANCE:
                 add(widget, f"touch target {rect[2]:.0f}x{rect[3]:.0f} px, under {TOUCH_MIN:.0f}")
         if _is_label(widget) and shown_text(widget).strip():
+            cover = _covered_by(widget, rect, covers)
+            if cover is not None:
+                cover_widget, whole = cover
+                if not whole:
+                    add(widget, f"text partly covered by {describe(cover_widget)}")
+                continue
             for what in text_problems(widget):
                 add(widget, what)
             if not widget.disabled:  # WCAG: inactive controls are exempt
@@ -284,6 +295,42 @@ def check_window(where: str, pixels: Pixels | None = None) -> list[Problem]:
             if width > TOLERANCE and height > TOLERANCE:
                 add(first, f"overlaps {describe(second)} by {width:.0f}x{height:.0f} px")
     return problems
+
+
+def visible_texts() -> list[tuple[str, str]]:
+    """(widget, text) for every text a person can read on the window now: labels' text
+    (markup removed) and text fields' text or hint, drawn (opacity > 0, some size), not
+    wholly under a toast or overlay."""
+    from kivy.core.window import Window
+    from kivy.uix.textinput import TextInput
+
+    seen = [w for root in Window.children for w, _o in attached(root)]
+    covers = [(w, window_rect(w)) for w in seen if getattr(w, "covers_below", False)]
+    found = []
+    for widget in seen:
+        if widget.width <= 0 or widget.height <= 0:
+            continue
+        if isinstance(widget, TextInput):
+            text = str(widget.text or widget.hint_text)
+        elif _is_label(widget):
+            text = shown_text(widget)
+        else:
+            continue
+        cover = _covered_by(widget, window_rect(widget), covers)
+        if text.strip() and not (cover is not None and cover[1]):
+            found.append((describe(widget), text))
+    return found
+
+
+def _covered_by(widget: Any, rect: Rect, covers: list[tuple[Any, Rect]]) -> tuple[Any, bool] | None:
+    """(the cover, wholly?) when a cover drawn over the widget hides some of it."""
+    for cover, area in covers:
+        if cover is widget or _is_ancestor(cover, widget):
+            continue
+        width, height = _intersection(rect, area)
+        if width > TOLERANCE and height > TOLERANCE:
+            return cover, _inside(rect, area)
+    return None
 
 
 def text_problems(label: Any) -> list[str]:

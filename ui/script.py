@@ -30,7 +30,15 @@ class ScriptRunner:
         self.done = False
 
     def start(self) -> None:
-        Clock.schedule_once(lambda _dt: self._advance(), 0.5)
+        # Start half a second after the first frame is on screen, not after on_start: a slow
+        # window creation lets a clock timeout fire before anything is laid out.
+        from kivy.core.window import Window
+
+        def first_frame(*_args: Any) -> None:
+            Window.unbind(on_flip=first_frame)
+            Clock.schedule_once(lambda _dt: self._advance(), 0.5)
+
+        Window.bind(on_flip=first_frame)
 
     def _advance(self) -> None:
         try:

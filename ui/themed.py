@@ -84,7 +84,8 @@ class LiveTheme(EventDispatcher):
             setattr(self, name, sp(value * scale))
         for name, value in SIZES.items():
             size = dp(value * scale)
-            if name in ("button_h", "big_button_h", "key_min", "check"):
+            # A toast covers the header (>= a touch target, it is tapped away).
+            if name in ("header_h", "button_h", "big_button_h", "key_min", "check"):
                 size = max(size, dp(TOUCH_MIN))
             setattr(self, name, size)
 

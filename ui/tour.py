@@ -9,7 +9,8 @@ configured) to each state and yields the state's name there, like a screenshot s
 
 Cards, scans and the backend going away are done through the simulated reader (the device
 path). What a person does on the screen goes through `Person`, one small method per action,
-so the tour reads as the person's steps and the way they are carried out lives in one place.
+each a real tap or key through the Window (ui.touch), so the tour reads as the person's steps
+and the way they are carried out lives in one place.
 
 Uses of the tour:
 - the layout check (tests/ui/test_layout.py) replaces each state name by checks at every
@@ -23,13 +24,17 @@ from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 from typing import Any
 
+from kivy.uix.behaviors import ButtonBehavior, ToggleButtonBehavior
+
 from pos_client.demo import DEMO_MEMBERS
-from ui.i18n import LANGUAGE_NAMES
+from ui.i18n import LANGUAGE_NAMES, category_label, decimal_separator
 from ui.script import Step
+from ui.touch import TouchError, find_widget, tap, tap_keys, type_into, walk
 
 Steps = Generator[Step, None, None]
 ANNA, OLENA = DEMO_MEMBERS[0], DEMO_MEMBERS[3]
 NEW_PHONE = "+16502530042"
+NEW_NAME = "Dana"
 STATES = (
     "idle",
     "phone-digits",
@@ -68,12 +73,9 @@ def on(app: Any, screen: str) -> Callable[[], bool]:
 
 
 class Person:
-    """What a person does on the screen.
-
-    Until the real-input harness (ui.touch) lands these call the screens' handlers; each
-    method then becomes a tap on the widget a person would touch (the text is given in
-    `app.tr(...)` form next to each call), without the tour changing.
-    """
+    """What a person does on the screen: each action a tap (or keys) through the Window, by
+    the real-input harness (ui.touch), on the widget a person would touch, found by its
+    visible text in the screen's language or by its kv id."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -81,70 +83,101 @@ class Person:
     def screen(self, name: str) -> Any:
         return self.app.sm.get_screen(name)
 
+    def tr(self, key: str) -> str:
+        return str(self.app.tr(key))
+
     def choose_language(self, language: str) -> Steps:
-        # tap LANGUAGE_NAMES[language] ("EN", "РУ", "УК", "ΕΛ") on the idle screen
-        assert LANGUAGE_NAMES[language]
-        self.app.set_language(language)
-        yield 0
+        yield from tap(text=LANGUAGE_NAMES[language])  # "EN", "РУ", "УК", "ΕΛ" on idle
+        yield lambda: bool(self.app.lang == language)
 
     def open_phone(self) -> Steps:
-        self.app.go("phone")  # tap app.tr("idle.phone")
+        yield from tap(text=self.tr("idle.phone"))
         yield on(self.app, "phone")
 
-    def keypad(self, screen: str, keys: str) -> Steps:
-        target = self.screen(screen)
-        for key in keys:  # tap each key of the on-screen keypad; "<" is backspace
-            target.key("back" if key == "<" else key)
-        yield 0
+    def keypad(self, keys: str) -> Steps:
+        """Tap each key of the on-screen keypad ("<" is backspace); "." is the decimal key,
+        whatever the language writes it as."""
+        keys = keys.replace(".", decimal_separator(str(self.app.lang)))
+        yield self._seen(keys[0])  # a screen just shown is laid out on the next frame
+        yield from tap_keys(keys)
 
     def find_phone(self) -> Steps:
-        self.screen("phone").find()  # tap app.tr("phone.find")
-        yield 0
+        yield from tap(text=self.tr("phone.find"))
 
     def open_from_member(self, screen: str) -> Steps:
-        # tap app.tr("member.earn" / "member.redeem" / "member.give")
-        self.app.go(screen)
+        yield from tap(text=self.tr(f"member.{screen}"))  # member.earn / .redeem / .give
         yield on(self.app, screen)
 
     def back_to_member(self) -> Steps:
-        self.app.go("member")  # tap app.tr("common.back")
+        yield from tap(text=self.tr("common.back"))
         yield on(self.app, "member")
 
     def done(self) -> Steps:
-        self.app.go_idle()  # tap app.tr("common.done") / app.tr("common.back")
+        """Done (or Back) until the idle screen is shown, as a person leaves."""
+        for _step in range(4):
+            if self.app.sm.current == "idle":
+                return
+            before = self.app.sm.current
+            try:
+                target = find_widget(text=self.tr("common.done"), kind=ButtonBehavior)
+            except TouchError:
+                target = find_widget(text=self.tr("common.back"), kind=ButtonBehavior)
+            yield from tap(target)
+            yield self._left(before)
         yield on(self.app, "idle")
 
-    def category(self, category: str) -> Steps:
-        self.screen("earn").pick_category(category)  # tap the category's toggle
-        yield 0
+    def _seen(self, text: str) -> Callable[[], bool]:
+        def seen() -> bool:
+            try:
+                find_widget(text=text, kind=ButtonBehavior)
+            except TouchError:
+                return False
+            return True
 
-    def add_line(self) -> Steps:
-        self.screen("earn").add_line()  # tap app.tr("earn.add_line")
-        yield 0
+        seen.__name__ = f"a visible {text!r} button"
+        return seen
+
+    def _left(self, screen: str) -> Callable[[], bool]:
+        def left() -> bool:
+            return bool(self.app.sm.current != screen)
+
+        left.__name__ = f"leaving screen {screen}"
+        return left
+
+    def category(self, category: str) -> Steps:
+        program = self.app.running.terminal.program
+        label = category_label(str(self.app.lang), program, category)
+        yield from tap(text=label, kind=ToggleButtonBehavior)
+
+    def next_line(self) -> Steps:
+        yield from tap(text=self.tr("earn.add_line"))
 
     def confirm_purchase(self) -> Steps:
-        self.screen("earn").confirm()  # tap app.tr("earn.confirm")
+        yield from tap(text=self.tr("earn.confirm"))
         yield on(self.app, "receipt")
 
     def type_name(self, name: str) -> Steps:
-        self.screen("enroll").ids.first_name.text = name  # tap the field, type on a keyboard
-        yield 0
+        yield from type_into(id="first_name", text=name, gap_s=0.02)
 
     def accept_terms(self) -> Steps:
-        self.screen("enroll").ids.consent.active = True  # tap the consent box
-        yield 0
+        yield from tap(id="consent")
 
-    def join(self) -> Steps:
-        self.screen("enroll").join()  # tap app.tr("enroll.join")
-        yield 0
+    def sign_up(self) -> Steps:
+        yield from tap(text=self.tr("enroll.join"))
+
+    def dismiss_message(self) -> Steps:
+        from ui.widgets import MessageBar
+
+        if self.app.message:  # unless it went by itself meanwhile (after a few seconds)
+            yield from tap(next(w for w in walk() if isinstance(w, MessageBar)))
+        yield lambda: not self.app.message
 
     def open_staff(self) -> Steps:
-        self.app.go("admin")  # tap app.tr("admin.title") on idle
+        yield from tap(text=self.tr("admin.title"))  # on idle
         yield on(self.app, "admin")
 
     def submit_pin(self) -> Steps:
-        self.screen("admin").submit()  # tap "OK"
-        yield 0
+        yield from tap(text=self.tr("admin.unlock"))
 
 
 def tour(app: Any, language: str = "en", person: Person | None = None) -> Steps:
@@ -156,9 +189,9 @@ def tour(app: Any, language: str = "en", person: Person | None = None) -> Steps:
     yield "idle"
 
     yield from person.open_phone()
-    yield from person.keypad("phone", "+7912")
+    yield from person.keypad("+7912")
     yield "phone-digits"
-    yield from person.keypad("phone", "<<<<<123")
+    yield from person.keypad("<<<<<123")
     yield from person.find_phone()
     yield lambda: bool(person.screen("phone").error)
     yield "phone-error"
@@ -170,10 +203,10 @@ def tour(app: Any, language: str = "en", person: Person | None = None) -> Steps:
     yield "rewards"
     yield from person.back_to_member()
     yield from person.open_from_member("earn")
-    yield from person.keypad("earn", "40.00")
+    yield from person.keypad("40.00")
     yield from person.category("cosmetics")
-    yield from person.add_line()
-    yield from person.keypad("earn", "25")
+    yield from person.next_line()
+    yield from person.keypad("25")
     yield from person.category("")
     yield "purchase-lines"
     yield from person.confirm_purchase()
@@ -190,13 +223,13 @@ def tour(app: Any, language: str = "en", person: Person | None = None) -> Steps:
     yield from person.done()
 
     yield from person.open_phone()
-    yield from person.keypad("phone", NEW_PHONE)
+    yield from person.keypad(NEW_PHONE)
     yield from person.find_phone()
     yield on(app, "enroll")
-    yield from person.type_name("Dana")
+    yield from person.type_name(NEW_NAME)
     yield "enroll"
     yield from person.accept_terms()
-    yield from person.join()
+    yield from person.sign_up()
     enroll = person.screen("enroll")
     yield lambda: bool(enroll.card_number)
     yield 0.2
@@ -206,11 +239,11 @@ def tour(app: Any, language: str = "en", person: Person | None = None) -> Steps:
     sim.inject({"cmd": "offline"})
     yield lambda: not app.status_online and bool(app.message)
     yield "message"  # "the loyalty server cannot be reached"
-    yield lambda: not app.message
+    yield from person.dismiss_message()
     sim.inject({"cmd": "tap", "value": ANNA.card_uid})
     yield on(app, "member")
     yield from person.open_from_member("earn")
-    yield from person.keypad("earn", "12.50")
+    yield from person.keypad("12.50")
     yield from person.confirm_purchase()
     yield "receipt-pending"
     yield from person.done()
@@ -224,17 +257,17 @@ def tour(app: Any, language: str = "en", person: Person | None = None) -> Steps:
     admin = person.screen("admin")
     yield from person.open_staff()
     yield "staff-locked"
-    yield from person.keypad("admin", "0000")
+    yield from person.keypad("0000")
     yield from person.submit_pin()
     yield "staff-wrong-pin"
-    yield from person.keypad("admin", app.settings.admin.pin)
+    yield from person.keypad(app.settings.admin.pin)
     yield from person.submit_pin()
     yield lambda: bool(admin.unlocked)
     yield "staff-unlocked"
     yield from person.done()
     yield from person.open_staff()
     for _attempt in range(3):
-        yield from person.keypad("admin", "0000")
+        yield from person.keypad("0000")
         yield from person.submit_pin()
     yield "staff-lockout"
     yield from person.done()
@@ -283,6 +316,63 @@ def gallery(
     def shots(name: str) -> Steps:
         for size in sizes:
             yield from resize(size)
-            Pixels.read(side=max(size)).save(folder / f"{name}-{language}-{size[0]}x{size[1]}.png")
+            Pixels.read(side=max(size)).save(folder / picture_name(name, language, size))
 
     yield from at_each_state(tour(app, language, person), shots)
+
+
+GALLERY_SIZES = ((1024, 600), (1080, 1920))  # a common landscape panel, a portrait kiosk
+GALLERY_LANGUAGES = ("en", "ru", "uk", "el")
+
+
+def picture_name(state: str, language: str, size: tuple[int, int]) -> str:
+    return f"{state}-{language}-{size[0]}x{size[1]}.png"
+
+
+def write_gallery_index(
+    folder: Path,
+    languages: Iterable[str] = GALLERY_LANGUAGES,
+    sizes: Iterable[tuple[int, int]] = GALLERY_SIZES,
+) -> Path:
+    """`<folder>/index.html`: one row per state, one picture per language and size (only
+    the pictures that exist)."""
+    from html import escape
+
+    languages, sizes = list(languages), list(sizes)
+    head = "".join(
+        f"<th>{escape(LANGUAGE_NAMES[lang])} {w}x{h}</th>" for lang in languages for w, h in sizes
+    )
+    rows = []
+    for state in STATES:
+        cells = []
+        for language in languages:
+            for size in sizes:
+                name = picture_name(state, language, size)
+                if (folder / name).exists():
+                    cells.append(
+                        f'<td><a href="{name}"><img src="{name}" loading="lazy" '
+                        f'alt="{escape(state)} {language} {size[0]}x{size[1]}"></a></td>'
+                    )
+                else:
+                    cells.append("<td>-</td>")
+        rows.append(f"<tr><th>{escape(state)}</th>{''.join(cells)}</tr>")
+    body = "\n".join(rows)
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Terminal screens: gallery</title>
+<style>
+body {{ font-family: sans-serif; background: #12141c; color: #f5f7fa; }}
+table {{ border-collapse: collapse; }}
+th, td {{ padding: 4px; vertical-align: top; }}
+img {{ max-width: 240px; max-height: 240px; border: 1px solid #3b4252; }}
+a {{ color: #6fb1ff; }}
+</style></head><body>
+<h1>Every screen, four languages, {len(sizes)} sizes</h1>
+<p>Written by <code>make demo</code> (no display): the screen tour (ui/tour.py) played by
+real taps, a picture of each state. Click a picture for full size.</p>
+<table><tr><th>state</th>{head}</tr>
+{body}
+</table></body></html>
+"""
+    index = folder / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from pos_client.domain import MemberView
 from pos_client.ports import Backend, BackendUnavailable, OpResult
 
+MAX_LATENCY_S = 30.0
+
 
 class NetworkSwitch:
     def __init__(self, inner: Backend, online: bool = True) -> None:
         self.inner = inner
+        self.latency_s = 0.0  # field tests: every call waits this long, like a slow link
         self._online = threading.Event()
         if online:
             self._online.set()
@@ -27,7 +31,14 @@ class NetworkSwitch:
         else:
             self._online.clear()
 
+    def set_latency(self, seconds: float) -> None:
+        if not 0 <= seconds <= MAX_LATENCY_S:
+            raise ValueError(f"latency between 0 and {MAX_LATENCY_S:.0f} seconds")
+        self.latency_s = seconds
+
     def _check(self) -> None:
+        if self.latency_s:
+            time.sleep(self.latency_s)
         if not self._online.is_set():
             raise BackendUnavailable("backend unreachable (network switched off)")
 

@@ -152,6 +152,20 @@ def test_enroll_records_consent_and_works_offline_then_syncs(seeded: Terminal) -
     assert "6502530001" not in str(enrolment.body)  # only the keyed HMAC is kept
 
 
+def test_an_online_enrollment_is_online_and_knows_the_next_level_and_reward(
+    seeded: Terminal,
+) -> None:
+    """Issue 16: the member screen said "Offline: last known balance" and "Top level reached"
+    right after joining online: the new session was always offline, its view had no next."""
+    online = seeded.checkout.enroll("+1 650 253 0002", "Dana", consent=True)
+    assert online.online
+    assert online.view.next_tier_name == "Platinum" and online.view.next_tier_remaining
+    assert online.view.next_reward_name and online.view.next_reward_remaining
+    seeded.network.set_online(False)
+    offline = seeded.checkout.enroll("+1 650 253 0003", "Eve", consent=True)
+    assert not offline.online
+
+
 def test_logs_never_show_phones_or_uids(seeded: Terminal, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     checkout = seeded.checkout

@@ -58,6 +58,20 @@ def test_socket_commands_become_scan_events() -> None:
             assert "bad command" in json.loads(raw.makefile().readline())["error"]
 
 
+def test_latency_and_wait_take_bounded_numbers_and_bad_ones_get_a_reply() -> None:
+    sink = Collect()
+    with SimulatedReader("sim", {"port": 0}, sink) as reader:
+        assert send_command(reader.port, {"cmd": "latency", "seconds": 1.5}) == {"ok": True}
+        command = sink.take(NetworkCommand)
+        assert (command.online, command.latency_s) == (None, 1.5)
+        for bad in (None, "nan", "soon", True, [1], -1, 31, 1e308):
+            reply = send_command(reader.port, {"cmd": "latency", "seconds": bad})
+            assert not reply["ok"] and "from 0 to 30" in reply["error"], bad
+        reply = send_command(reader.port, {"cmd": "wait", "seconds": None})
+        assert not reply["ok"] and "from 0 to 600" in reply["error"]
+        assert send_command(reader.port, {"cmd": "status"})["ok"]  # the connection stays
+
+
 def test_the_simulated_reader_listens_on_loopback_only() -> None:
     with pytest.raises(ConfigError, match="loopback only"):
         SimulatedReader("sim", {"host": "0.0.0.0"}, lambda _e: None)

@@ -1,4 +1,5 @@
-"""The running app, driven by simulated readers, key events and screen actions."""
+"""The running app, driven only as a person and the devices would: taps through the Window,
+keys through the Window, cards and scans through the simulated reader driver."""
 
 from __future__ import annotations
 
@@ -14,21 +15,9 @@ from pos_client.settings import Mode
 from tests.ui.conftest import run_ui, ui_settings
 from ui import i18n
 from ui.demo import on, simulated
+from ui.touch import press_key, tap, tap_keys, type_into, type_keys
 
 ANNA, BOB = DEMO_MEMBERS[0], DEMO_MEMBERS[1]
-
-
-def type_keys(text: str, gap_s: float) -> None:
-    """Key events at the Window level, with real gaps, like a wedge scanner or a person."""
-    from kivy.core.window import Window
-
-    for char in text:
-        Window.dispatch("on_key_down", ord(char), 0, char, [])
-        Window.dispatch("on_textinput", char)
-        Window.dispatch("on_key_up", ord(char), 0)
-        time.sleep(gap_s)
-    Window.dispatch("on_key_down", 13, 40, None, [])
-    Window.dispatch("on_key_up", 13, 40)
 
 
 def test_a_simulated_tap_shows_the_member_masked(tmp_path: Path) -> None:
@@ -66,38 +55,37 @@ def test_phone_entry_finds_a_member_and_enrolls_an_unknown_number(tmp_path: Path
     seen: dict[str, Any] = {}
 
     def script(app: Any) -> Generator[Any, None, None]:
-        app.go("phone")
+        yield from tap(text=app.tr("idle.phone"))
         phone = app.sm.get_screen("phone")
-        for key in "123":
-            phone.key(key)
-        phone.find()
+        yield from tap_keys("123")
+        yield from tap(text=app.tr("phone.find"))
         seen["invalid"] = phone.error
-        phone.refresh()
-        for key in "+16502530000":
-            phone.key(key)
+        yield from tap_keys("<<<")
+        yield from tap_keys("+16502530000")
         seen["formatted"] = phone.display
-        phone.find()
+        yield from tap(text=app.tr("phone.find"))
         yield on(app, "member")
         seen["found"] = app.sm.get_screen("member").name_text
-        app.go_idle()
-        app.go("phone")
-        for key in "+306900000077":
-            phone.key(key)
-        phone.find()
+        yield from tap(text=app.tr("common.done"))
+        yield from tap(text=app.tr("idle.phone"))
+        yield from tap_keys("+306900000077")
+        yield from tap(text=app.tr("phone.find"))
         yield on(app, "enroll")
         enroll = app.sm.get_screen("enroll")
-        enroll.ids.first_name.text = "Nikos"
-        enroll.join()
+        yield from type_into(id="first_name", text="Nikos")
+        seen["typed"] = enroll.ids.first_name.text
+        yield from tap(text=app.tr("enroll.join"))
         seen["no_consent"] = enroll.error
-        enroll.ids.consent.active = True
-        enroll.join()
+        yield from tap(id="consent")
+        yield from tap(text=app.tr("enroll.join"))
         yield lambda: bool(enroll.card_number)
         seen["card"] = enroll.card_number
         seen["image"] = enroll.card_image
 
     run_ui(ui_settings(tmp_path), script)
-    assert seen["invalid"].startswith("Please check the number")
+    assert seen["invalid"].startswith("Not a valid number for United States")
     assert seen["formatted"] == "+1 650-253-0000"
+    assert seen["typed"] == "Nikos"
     assert seen["found"].startswith("Bob S.")
     assert seen["no_consent"] == "I accept the programme terms"
     assert len(seen["card"]) == 13 and seen["card"].startswith("2")
@@ -116,12 +104,11 @@ def test_an_earn_is_pending_while_the_backend_is_down_and_synced_after(tmp_path:
         yield on(app, "member")
         sim.inject({"cmd": "offline"})
         yield lambda: not app.status_online
-        app.go("earn")
+        yield from tap(text=app.tr("member.earn"))
         earn = app.sm.get_screen("earn")
-        for key in "10.00":
-            earn.key(key)
+        yield from tap_keys("10.00")
         seen["preview"] = earn.preview_text
-        earn.confirm()
+        yield from tap(text=app.tr("earn.confirm"))
         yield on(app, "receipt")
         receipt = app.sm.get_screen("receipt")
         yield 0.5
@@ -141,23 +128,20 @@ def test_admin_pin_locks_out_after_repeated_failures(tmp_path: Path) -> None:
     seen: dict[str, Any] = {}
 
     def script(app: Any) -> Generator[Any, None, None]:
-        app.go("admin")
+        yield from tap(text=app.tr("admin.title"))
         admin = app.sm.get_screen("admin")
         errors = []
         for _ in range(3):
-            for key in "0000":
-                admin.key(key)
-            admin.submit()
+            yield from tap_keys("0000")
+            yield from tap(text=app.tr("admin.unlock"))
             errors.append(admin.error)
-        for key in app.settings.admin.pin:  # the right PIN, but locked out now
-            admin.key(key)
-        admin.submit()
+        yield from tap_keys(app.settings.admin.pin)  # the right PIN, but locked out now
+        yield from tap(text=app.tr("admin.unlock"))
         errors.append(admin.error)
         seen["errors"], seen["unlocked"] = errors, admin.unlocked
-        yield 0.1
 
     run_ui(ui_settings(tmp_path), script)
-    assert seen["errors"][:2] == ["Wrong PIN (2 tries left)", "Wrong PIN (1 tries left)"]
+    assert seen["errors"][:2] == ["Wrong PIN: 2 tries left", "Wrong PIN: 1 try left"]
     assert seen["errors"][2].startswith("Locked: try again in 60 s")
     assert seen["errors"][3].startswith("Locked") and not seen["unlocked"]
 
@@ -166,16 +150,14 @@ def test_admin_unlocks_with_the_right_pin(tmp_path: Path) -> None:
     seen: dict[str, Any] = {}
 
     def script(app: Any) -> Generator[Any, None, None]:
-        app.go("admin")
+        yield from tap(text=app.tr("admin.title"))
         admin = app.sm.get_screen("admin")
-        for key in app.settings.admin.pin:
-            admin.key(key)
-        admin.submit()
+        yield from tap_keys(app.settings.admin.pin)
+        yield from tap(text=app.tr("admin.unlock"))
         seen["unlocked"], seen["outbox"] = admin.unlocked, admin.outbox_text
-        yield 0.1
 
     run_ui(ui_settings(tmp_path), script)
-    assert seen["unlocked"] and seen["outbox"].startswith("pending 0, dead 0")
+    assert seen["unlocked"] and seen["outbox"].startswith("Unsent: 0 · Failed: 0")
 
 
 def test_inactivity_timeout_returns_to_idle_and_forgets_the_member(tmp_path: Path) -> None:
@@ -184,9 +166,9 @@ def test_inactivity_timeout_returns_to_idle_and_forgets_the_member(tmp_path: Pat
     def script(app: Any) -> Generator[Any, None, None]:
         simulated(app).inject({"cmd": "tap", "value": ANNA.card_uid})
         yield on(app, "member")
-        seen["before"] = app.session is not None
+        seen["before"] = app.customer.session is not None
         yield on(app, "idle")
-        seen["after"] = app.session
+        seen["after"] = app.customer.session
 
     run_ui(ui_settings(tmp_path, mode=Mode.KIOSK, inactivity_s=1.0), script)
     assert seen["before"] and seen["after"] is None
@@ -197,13 +179,12 @@ def test_kiosk_hides_the_cashier_earn_button_and_ignores_escape(tmp_path: Path) 
 
     def script(app: Any) -> Generator[Any, None, None]:
         from kivy.config import Config
-        from kivy.core.window import Window
 
         simulated(app).inject({"cmd": "tap", "value": ANNA.card_uid})
         yield on(app, "member")
         seen["mode"] = app.mode
         seen["escape_exits"] = Config.get("kivy", "exit_on_escape")
-        Window.dispatch("on_keyboard", 27, 41, None, [])
+        press_key(27, 41)  # Escape, as SDL delivers it
         yield 0.3
         seen["still_running"] = app.sm.current == "member"
 
@@ -215,13 +196,17 @@ def test_each_language_renders_its_strings(tmp_path: Path) -> None:
     seen: dict[str, str] = {}
 
     def script(app: Any) -> Generator[Any, None, None]:
+        buttons = {"en": "EN", "ru": "РУ", "uk": "УК", "el": "ΕΛ"}
         for language in ("en", "ru", "uk", "el"):
-            app.set_language(language)
+            yield from tap(text=buttons[language])
             yield 0.1
+            seen[f"{language}-lang"] = app.lang
             labels = [w.text for w in app.sm.get_screen("idle").walk() if hasattr(w, "text")]
             seen[language] = " | ".join(labels)
 
     run_ui(ui_settings(tmp_path), script)
+    for language in ("en", "ru", "uk", "el"):
+        assert seen.pop(f"{language}-lang") == language
     for language in ("en", "ru", "uk", "el"):
         assert i18n.translate(language, "idle.title") in seen[language]
         assert i18n.translate(language, "idle.phone") in seen[language]
@@ -248,8 +233,8 @@ def test_unknown_card_and_reader_errors_are_shown(tmp_path: Path) -> None:
     run_ui(ui_settings(tmp_path), script)
     assert seen == [
         "We don't know this card or phone",
-        "Card problem: the card did not answer",
-        "That did not read correctly, please try again",
+        "The card could not be read, please tap it again",
+        "The code did not scan correctly, please scan again",
         "idle",
     ]
 
@@ -260,13 +245,15 @@ def test_key_screens_are_drawn_and_differ(tmp_path: Path, shots_dir: Path) -> No
         simulated(app).inject({"cmd": "tap", "value": ANNA.card_uid})
         yield on(app, "member")
         yield "member"
-        app.go("earn")
-        for key in "42":
-            app.sm.get_screen("earn").key(key)
+        yield from tap(text=app.tr("member.earn"))
+        yield from tap_keys("42")
         yield "earn"
-        app.go("redeem")
+        yield from tap(text=app.tr("common.back"))
+        yield from tap(text=app.tr("member.redeem"))
         yield "redeem"
-        app.go("phone")
+        yield from tap(text=app.tr("common.back"))
+        yield from tap(text=app.tr("common.done"))
+        yield from tap(text=app.tr("idle.phone"))
         yield "phone"
 
     runner = run_ui(ui_settings(tmp_path), script, shots_dir)
@@ -288,22 +275,24 @@ def test_a_spinner_shows_past_one_second_and_the_link_dropping_is_said(tmp_path:
     def script(app: Any) -> Generator[Any, None, None]:
         changes: list[tuple[float, bool]] = []
         app.bind(busy=lambda _app, value: changes.append((time.monotonic(), bool(value))))
-        finished: list[float] = []
+        sim = simulated(app)
+        assert sim.inject({"cmd": "latency", "seconds": 1.6})["ok"]  # a slow link
         started = time.monotonic()
-        app.run_async(lambda: time.sleep(1.6), lambda _r, _e: finished.append(time.monotonic()))
-        yield lambda: bool(finished)
+        sim.inject({"cmd": "tap", "value": ANNA.card_uid})
+        yield on(app, "member")
+        seen["shown"] = time.monotonic() - started
         yield 0.1
         seen["changes"] = [(at - started, value) for at, value in changes]
-        seen["finished"] = finished[0] - started
-        simulated(app).inject({"cmd": "offline"})
+        sim.inject({"cmd": "latency", "seconds": 0})
+        sim.inject({"cmd": "offline"})
         yield lambda: not app.status_online
         seen["message"] = app.message
 
     run_ui(ui_settings(tmp_path), script)
     changes = seen["changes"]
     # The clock never fires early: the spinner appears no sooner than 1 s into the wait,
-    # and goes away when the work is done.
+    # and goes away when the member is shown.
     assert [value for _at, value in changes] == [True, False]
-    assert changes[0][0] >= 1.0
-    assert changes[1][0] >= seen["finished"] - 0.01
+    assert changes[0][0] >= 1.0 and seen["shown"] >= 1.6
+    assert changes[1][0] >= seen["shown"] - 0.1
     assert seen["message"] == "The loyalty server cannot be reached"

@@ -3,19 +3,51 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from kivy.lang import Builder
 
 SCREEN_NAMES = ("idle", "phone", "member", "earn", "redeem", "enroll", "give", "receipt", "admin")
 
 
+def layout_paths() -> list[Path]:
+    here = Path(__file__).parent
+    return [here.parent / "widgets.kv", *(here / f"{name}.kv" for name in SCREEN_NAMES)]
+
+
 def load_layouts() -> None:
+    """Load every layout, once: a second app in the same process (tests, the benchmark,
+    the gallery) must not apply each rule twice, which would build every screen's content
+    twice. Each file is unloaded first, so a reload replaces its rules instead of adding."""
     from ui.themed import register
 
     register()
-    here = Path(__file__).parent
-    paths = [here.parent / "widgets.kv", *(here / f"{name}.kv" for name in SCREEN_NAMES)]
-    for path in paths:
-        # Several app runs share a process (tests): a rule loaded twice applies twice.
+    for path in layout_paths():
         Builder.unload_file(str(path))
         Builder.load_file(str(path))
+
+
+def make_screens() -> list[Any]:
+    """One of each screen, named as SCREEN_NAMES (after load_layouts)."""
+    from ui.screens.admin import AdminScreen
+    from ui.screens.earn import EarnScreen
+    from ui.screens.enroll import EnrollScreen
+    from ui.screens.give import GiveScreen
+    from ui.screens.idle import IdleScreen
+    from ui.screens.member import MemberScreen
+    from ui.screens.phone import PhoneScreen
+    from ui.screens.receipt import ReceiptScreen
+    from ui.screens.redeem import RedeemScreen
+
+    classes = (
+        IdleScreen,
+        PhoneScreen,
+        MemberScreen,
+        EarnScreen,
+        RedeemScreen,
+        EnrollScreen,
+        GiveScreen,
+        ReceiptScreen,
+        AdminScreen,
+    )
+    return [cls(name=name) for name, cls in zip(SCREEN_NAMES, classes, strict=True)]

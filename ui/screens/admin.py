@@ -20,6 +20,13 @@ class AdminScreen(PosScreen):
         self.pin_display = ""
         self.error = ""
 
+    def language_changed(self) -> None:
+        """Staff switch the language from this screen: it stays unlocked, the report is said
+        again in the new language."""
+        self.error = ""
+        if self.unlocked:
+            self.update()
+
     def key(self, key: str) -> None:
         if key == "back":
             self.pin = self.pin[:-1]
@@ -28,11 +35,22 @@ class AdminScreen(PosScreen):
         self.pin_display = "•" * len(self.pin)
 
     def submit(self) -> None:
-        self.error = self.pos_app.unlock_admin(self.pin) or ""
+        problem = self.pos_app.staff.unlock(self.pin)
+        if problem is None:
+            self.unlocked = True
+        self.error = problem or ""
         self.pin = ""
         self.pin_display = ""
         if self.unlocked:
             self.update()
 
     def update(self) -> None:
-        self.readers_text, self.outbox_text = self.pos_app.admin_report()
+        self.readers_text, self.outbox_text = self.pos_app.staff.report()
+
+    def retry(self) -> None:
+        self.pos_app.staff.retry()
+        self.update()
+
+    def sync_now(self) -> None:
+        self.pos_app.staff.sync_now()
+        self.update()

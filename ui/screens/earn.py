@@ -6,11 +6,15 @@ from typing import Any
 from kivy.factory import Factory
 from kivy.properties import ListProperty, StringProperty
 
+from ui import i18n
 from ui.screens.base import PosScreen
 
 
 class EarnScreen(PosScreen):
-    """Cashier: amount keypad or lines with categories, live points preview, confirm."""
+    """Cashier: amount keypad or lines with categories, live points preview, confirm.
+
+    The amount is kept as typed with "." inside (`amount_text`); the keypad's decimal key and
+    what is shown follow the language ("12,5" in ru, uk, el)."""
 
     amount_text = StringProperty("")
     category = StringProperty("")
@@ -26,20 +30,31 @@ class EarnScreen(PosScreen):
     def refresh(self) -> None:
         self.lines = []
         self.amount_text = ""
-        self.categories = self.pos_app.program_categories()
+        self.categories = self.pos_app.sale.program_categories()
         self.category = ""
+        self._category_buttons()
+        self.update_preview()
+
+    def language_changed(self) -> None:
+        """Same purchase, said in the new language: nothing typed is lost."""
+        self._category_buttons()
+        self.update_preview()
+
+    def category_label(self, category: str) -> str:
+        return i18n.category_label(self.pos_app.lang, self.pos_app.texts.program, category)
+
+    def _category_buttons(self) -> None:
         box = self.ids.category_buttons
         box.clear_widgets()
         for category in self.categories:
             button = Factory.CategoryToggle(
-                text=category or "-",
+                text=self.category_label(category),
                 group="category",
-                state="down" if not category else "normal",
+                state="down" if category == self.category else "normal",
                 allow_no_selection=False,
             )
             button.bind(on_release=partial(self._picked, category))
             box.add_widget(button)
-        self.update_preview()
 
     def _picked(self, category: str, *_args: Any) -> None:
         self.pick_category(category)
@@ -47,8 +62,9 @@ class EarnScreen(PosScreen):
     def key(self, key: str) -> None:
         if key == "back":
             self.amount_text = self.amount_text[:-1]
-        elif key == "." and "." not in self.amount_text:
-            self.amount_text += "."
+        elif key in (".", i18n.decimal_separator(self.pos_app.lang)):
+            if "." not in self.amount_text:
+                self.amount_text += "."
         elif key.isdigit():
             whole, _dot, cents = self.amount_text.partition(".")
             if len(cents) < 2 and len(whole) < 7:
@@ -69,11 +85,14 @@ class EarnScreen(PosScreen):
         pending = [(self.amount_text, self.category)] if self.amount_text else []
         return self.lines + pending
 
+    def _line_text(self, amount: str, category: str) -> str:
+        value = i18n.parse_amount(amount, "en")
+        shown = self.pos_app.texts.money(value) if value is not None else amount
+        return f"{shown}  {self.category_label(category)}"
+
     def update_preview(self) -> None:
-        self.lines_text = "\n".join(
-            f"{amount}  {category or '-'}" for amount, category in self.lines
-        )
-        self.preview_text, self.breakdown_text = self.pos_app.preview_lines(self.all_lines())
+        self.lines_text = "\n".join(self._line_text(a, c) for a, c in self.lines)
+        self.preview_text, self.breakdown_text = self.pos_app.sale.preview_lines(self.all_lines())
 
     def confirm(self) -> None:
-        self.pos_app.confirm_earn(self.all_lines())
+        self.pos_app.sale.confirm_earn(self.all_lines())

@@ -23,8 +23,15 @@ class EnrollScreen(PosScreen):
 
     def join(self) -> None:
         self.error = (
-            self.pos_app.enroll(
+            self.pos_app.sale.enroll(
                 self.ids.first_name.text, self.ids.consent.active, self.ids.marketing.active
             )
             or ""
         )
+
+    def leave(self) -> None:
+        """Done (to the new member) once joined, else back to idle."""
+        if self.card_number:
+            self.pos_app.nav.go("member")
+        else:
+            self.pos_app.nav.go_idle()

@@ -23,7 +23,7 @@ class GiveScreen(PosScreen):
     def refresh(self) -> None:
         box = self.ids.targets
         box.clear_widgets()
-        targets = self.pos_app.give_targets()
+        targets = self.pos_app.sale.give_targets()
         for target in targets:
             button = Factory.QuietButton(text=target["label"])
             button.bind(on_release=partial(self.choose, target))
@@ -44,4 +44,6 @@ class GiveScreen(PosScreen):
 
     def confirm(self) -> None:
         if self.target is not None:
-            self.info_text = self.pos_app.confirm_give(self.target["id"], int(self.points)) or ""
+            self.info_text = (
+                self.pos_app.sale.confirm_give(self.target["id"], int(self.points)) or ""
+            )

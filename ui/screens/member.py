@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 
 from ui.screens.base import PosScreen
@@ -14,11 +16,16 @@ class MemberScreen(PosScreen):
     pending_text = StringProperty("")
     reward_progress_text = StringProperty("")
     reward_progress = NumericProperty(0)
+    reward_bar = BooleanProperty(False)
     tier_progress_text = StringProperty("")
     tier_progress = NumericProperty(0)
+    tier_bar = BooleanProperty(False)
     rewards_text = StringProperty("")
     offline = BooleanProperty(False)
     birthday = BooleanProperty(False)
 
     def refresh(self) -> None:
-        self.pos_app.fill_member_screen(self)
+        lines = self.pos_app.member.present()
+        if lines is not None:
+            for name, value in asdict(lines).items():
+                setattr(self, name, value)

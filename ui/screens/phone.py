@@ -30,8 +30,8 @@ class PhoneScreen(PosScreen):
         elif key.isdigit() and len(self.digits) < 16:
             self.digits += key
         self.error = ""
-        self.display = self.pos_app.format_phone_as_typed(self.digits)
+        self.display = self.pos_app.member.format_phone_as_typed(self.digits)
 
     def find(self) -> None:
-        problem = self.pos_app.lookup_phone(self.digits)
+        problem = self.pos_app.member.lookup_phone(self.digits)
         self.error = problem or ""

@@ -17,11 +17,11 @@ class RedeemScreen(PosScreen):
     def refresh(self) -> None:
         box = self.ids.rewards
         box.clear_widgets()
-        for option in self.pos_app.redemption_options():
+        for option in self.pos_app.sale.redemption_options():
             button = Factory.BigButton(text=option["label"], disabled=not option["enabled"])
             button.bind(on_release=partial(self._choose, option))
             box.add_widget(button)
         self.info_text = ""
 
     def _choose(self, option: dict[str, Any], *_args: Any) -> None:
-        self.info_text = self.pos_app.confirm_redemption(option) or ""
+        self.info_text = self.pos_app.sale.confirm_redemption(option) or ""

@@ -1,0 +1,19 @@
+"""Errors that carry a machine-readable code and parameters beside their English detail.
+
+`str(error)` stays the English detail for logs and the CLI; screens turn `code` and `params`
+into a sentence in the customer's language (ui.i18n.describe_error). Parameters are plain
+values: ids (reward_id, target_id, tier_id), whole numbers of points, counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class CodedError(Exception):
+    default_code: ClassVar[str] = "generic"
+
+    def __init__(self, message: str = "", code: str | None = None, **params: Any) -> None:
+        super().__init__(message)
+        self.code: str = code or self.default_code
+        self.params: dict[str, Any] = params

@@ -1,0 +1,121 @@
+"""Staff actions behind the PIN: the readers and queue report, retry, sync now, mode."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from pos_client.domain import utcnow
+from pos_client.ports import ReaderPort
+from pos_client.queue_service import QueueReport, QueueService
+from pos_client.staff import PinGuard
+from ui import i18n
+from ui.controllers.texts import Texts
+
+log = logging.getLogger(__name__)
+
+
+class ModeShell(Protocol):
+    mode: str
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """A QueueReport as i18n.outbox_report reads queue counts."""
+
+    report: QueueReport
+
+    @property
+    def unsent(self) -> int:
+        return self.report.unsent
+
+    @property
+    def dead(self) -> int:
+        return self.report.dead
+
+    @property
+    def acked(self) -> int:
+        return self.report.acked
+
+    def oldest_pending_age(self, _now: datetime) -> float | None:
+        return self.report.oldest_unsent_age_s
+
+
+@dataclass(frozen=True)
+class _Failed:
+    key: str
+    error_code: str | None
+
+
+def queue_text(report: QueueReport, language: str = "en") -> str:
+    """The outbox lines of the staff screen, in `language`; the English details go to the log."""
+    if report.problem is not None:
+        log.warning("the sales queue cannot be read: %s", report.problem)
+        return i18n.translate(language, "report.unreadable")
+    for entry in report.dead_entries:
+        log.info("failed sale %s: %s: %s", entry.key[-8:], entry.code, entry.error)
+    failed = [_Failed(entry.key, entry.code) for entry in report.dead_entries]
+    return i18n.outbox_report(language, _Counts(report), utcnow(), failed)
+
+
+def readers_text(readers: Sequence[ReaderPort], states: Mapping[str, str], language: str) -> str:
+    """One line a reader: its name and its state in words ("sim: готовы")."""
+    rows = []
+    for reader in readers:
+        state = states.get(reader.name) or ("ok" if reader.problem() is None else "error")
+        rows.append(
+            i18n.translate(
+                language,
+                "admin.reader",
+                name=reader.name,
+                state=i18n.readers_state(language, {reader.name: state}),
+            )
+        )
+    return "\n".join(rows) or i18n.translate(language, "readers.none")
+
+
+class StaffController:
+    def __init__(
+        self,
+        shell: ModeShell,
+        pin_guard: PinGuard,
+        queue: QueueService,
+        readers: Sequence[ReaderPort],
+        texts: Texts,
+        reader_states: Mapping[str, str] | None = None,
+    ) -> None:
+        self._shell = shell
+        self._pin_guard = pin_guard
+        self._queue = queue
+        self._readers = readers
+        self._texts = texts
+        self._reader_states: Mapping[str, str] = reader_states if reader_states is not None else {}
+
+    def unlock(self, pin: str) -> str | None:
+        """None when the PIN opens the staff screen, else what to say (wrong, locked)."""
+        result = self._pin_guard.check(pin)
+        if result.ok:
+            return None
+        if result.locked_for_s:
+            return self._texts.tr("admin.locked", seconds=int(result.locked_for_s + 0.999))
+        return self._texts.tr("admin.wrong_pin", left=result.attempts_left)
+
+    def report(self) -> tuple[str, str]:
+        """The readers' and the queue's state, one text each, in the current language."""
+        language = self._texts.language
+        return (
+            readers_text(self._readers, self._reader_states, language),
+            queue_text(self._queue.report(), language),
+        )
+
+    def retry(self) -> None:
+        self._queue.retry_dead()
+
+    def sync_now(self) -> None:
+        self._queue.sync_now()
+
+    def toggle_mode(self) -> None:
+        self._shell.mode = "kiosk" if self._shell.mode == "cashier" else "cashier"
