@@ -6,22 +6,41 @@ import time
 from collections import defaultdict, deque
 from datetime import UTC, datetime, timedelta
 from datetime import time as day_time
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+)
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from loyalty_server import partners as partner_store
 from loyalty_server import terminals
+from loyalty_server.limits import BodyLimit, clean_text
 from loyalty_server.schema import flags
 from loyalty_server.settings import ServerSettings
 from pos_client.domain import member_view_to_json, utcnow
 from pos_client.ledger import Ledger, make_engine
-from pos_client.ledger.schema import transactions
-from pos_client.operations import OP_ENROLL, OpRejected
+from pos_client.ledger.ledger import Limits
+from pos_client.ledger.schema import operations, transactions
+from pos_client.operations import (
+    OP_ACTION,
+    OP_ENROLL,
+    OP_GIVE,
+    OP_SALE,
+    OpConflict,
+    OpRejected,
+)
 from pos_client.ports import op_result
 from pos_client.program import load_program, program_to_json
 
@@ -41,8 +60,17 @@ class Health(BaseModel):
     program: str
 
 
+def no_surrogates(value: str) -> str:
+    if any(0xD800 <= ord(char) <= 0xDFFF for char in value):
+        raise ValueError("text that is not valid UTF-8")
+    return value
+
+
+SafeStr = Annotated[str, AfterValidator(no_surrogates)]
+
+
 class PairIn(BaseModel):
-    code: str = Field(min_length=4, max_length=32)
+    code: SafeStr = Field(min_length=4, max_length=32, pattern=r"^[A-Za-z0-9]+$")
 
 
 class PairOut(BaseModel):
@@ -53,7 +81,7 @@ class PairOut(BaseModel):
 
 class LookupIn(BaseModel):
     kind: Literal["card_uid", "card_number", "member_number", "phone"]
-    value: str = Field(
+    value: SafeStr = Field(
         min_length=1,
         max_length=128,
         pattern=r"^[^\x00-\x1f\x7f]+$",
@@ -105,18 +133,30 @@ class HistoryItem(BaseModel):
 class Operation(BaseModel):
     """One operation body as terminals record it (sale, enroll, action, give)."""
 
+    # Documented as strings, checked per operation by the ledger: a malformed key or type
+    # (a number, an unpaired surrogate) refuses that operation alone, not the whole batch.
     model_config = ConfigDict(extra="allow")
-    type: str = Field(max_length=16)
-    key: str = Field(min_length=1, max_length=64)
+    type: Annotated[Any, WithJsonSchema({"type": "string", "maxLength": 16})]
+    key: Annotated[Any, WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 64})]
 
 
-class BatchIn(BaseModel):
-    operations: list[Operation] = Field(min_length=1, max_length=500)
+def batch_model(max_batch: int) -> type[BaseModel]:
+    """The batch body, bounded by the configured batch limit."""
+    return create_model(
+        "BatchIn",
+        operations=(list[Operation], Field(min_length=1, max_length=max_batch)),
+    )
 
 
 class OpResultOut(BaseModel):
     key: str
     outcome: Literal["applied", "duplicate", "rejected", "conflict", "retry"]
+    status: int = Field(
+        200,
+        description="this operation's own HTTP-style status: 200 applied or duplicate, 400 "
+        "malformed, 403 not allowed from a terminal, 404 unknown member, 409 conflict, 422 "
+        "refused by a rule or limit, 429 over a rate (retry later), 503 retry later",
+    )
     result: dict[str, Any] | None = None
     code: str | None = None
     error: str | None = None
@@ -128,6 +168,53 @@ class BatchOut(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+class PartnerTransferIn(BaseModel):
+    """One inbound transfer: the partner's units for a member, credited as points."""
+
+    model_config = ConfigDict(extra="forbid")
+    reference: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="the partner's own transfer id; applied once, a replay returns the first "
+        "result",
+    )
+    card_number: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="the member's card"
+    )
+    units: int = Field(ge=1, le=10**9, description="the partner's units (miles, ...)")
+
+
+class PartnerTransferOut(BaseModel):
+    status: Literal["applied", "duplicate"]
+    partner_id: str
+    reference: str
+    units: int
+    points: int
+
+
+# Operations a terminal may send; inbound partner transfers come from partners only.
+TERMINAL_KINDS = frozenset({OP_SALE, OP_ENROLL, OP_ACTION, OP_GIVE})
+
+STATUS_BY_CODE = {
+    "bad_request": 400,
+    "not_allowed": 403,
+    "unknown_member": 404,
+    "conflict": 409,
+    "key_taken": 409,
+    "rate_limited": 429,
+    "storage": 503,
+}
+
+
+def op_status(outcome: str, code: str | None) -> int:
+    if outcome in ("applied", "duplicate"):
+        return 200
+    if outcome == "retry":
+        return STATUS_BY_CODE.get(code or "", 503)
+    return STATUS_BY_CODE.get(code or "", 409 if outcome == "conflict" else 422)
 
 
 # ------------------------------------------------------------------ app
@@ -158,7 +245,16 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     program = load_program(settings.program, settings.config_dir)
     engine = make_engine(settings.database_url)
-    ledger = Ledger(engine, program)
+    ledger = Ledger(
+        engine,
+        program,
+        Limits(
+            max_sale_amount=Decimal(settings.max_sale_amount),
+            max_lines_per_sale=settings.max_lines_per_sale,
+            max_points_per_operation=settings.max_points_per_operation,
+            max_points_per_member_per_day=settings.max_points_per_member_per_day,
+        ),
+    )
     phone_key = load_or_create_key(settings.phone_key_file).hex()
     phone_limiter = RateLimiter(settings.phone_lookups_per_minute)
 
@@ -170,12 +266,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     app.state.ledger = ledger
     app.state.settings = settings
+    app.add_middleware(
+        BodyLimit,
+        default=settings.max_body_bytes,
+        per_path={"/v1/terminals/pair": 1024, "/v1/partner/transfers": 4096},
+    )
+    BatchIn = batch_model(settings.max_batch)
 
     unauthorized: dict[int | str, dict[str, Any]] = {
         401: {"model": Problem, "description": "missing, wrong or revoked token"}
     }
     unparsable: dict[int | str, dict[str, Any]] = {
-        400: {"model": Problem, "description": "the body is not JSON, or not a valid operation"}
+        400: {"model": Problem, "description": "the body is not JSON, or not a valid operation"},
+        413: {"model": Problem, "description": "the body is over the size limit"},
     }
 
     bearer = HTTPBearer(auto_error=False, description="the terminal's token from pairing")
@@ -195,6 +298,42 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return found
 
     Auth = Annotated[terminals.Terminal, Depends(terminal)]
+
+    partner_bearer = HTTPBearer(
+        auto_error=False,
+        scheme_name="PartnerToken",
+        description="a partner's token from `loyalty-server partner add`",
+    )
+
+    def partner(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(partner_bearer)],
+    ) -> str:
+        found = None
+        if credentials is not None and 0 < len(credentials.credentials) <= 256:
+            found = partner_store.authenticate(engine, credentials.credentials)
+        if found is None:
+            raise HTTPException(
+                401,
+                "missing, wrong or revoked partner token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return found
+
+    PartnerAuth = Annotated[str, Depends(partner)]
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A short reason and the field path only: never the input back (it may be huge,
+        # or not even encodable).
+        errors = [
+            {
+                "loc": [item if isinstance(item, int) else clean_text(item) for item in e["loc"]],
+                "msg": clean_text(e.get("msg", "invalid"), 120),
+                "type": clean_text(e.get("type", "invalid")),
+            }
+            for e in exc.errors()[:5]
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(_request: Request, _exc: OperationalError) -> JSONResponse:
@@ -301,20 +440,36 @@ def create_app(settings: ServerSettings) -> FastAPI:
         response_model=BatchOut,
         responses={**unauthorized, **unparsable},
     )
-    def batch(body: BatchIn, who: Auth) -> BatchOut:
+    def batch(body: BatchIn, who: Auth) -> BatchOut:  # type: ignore[valid-type]
         """Apply sales (earnings and redemptions), enrollments, actions and transfers one by
         one, each exactly once by its key; one bad operation never blocks the others."""
-        bodies = [op.model_dump() for op in body.operations]
+        bodies = [op.model_dump() for op in body.operations]  # type: ignore[attr-defined]
         try:
-            outcomes = ledger.apply_many(bodies)
+            room = operations_room(who.id)
+            outcomes = ledger.apply_many(
+                bodies[:room], allowed_kinds=TERMINAL_KINDS, terminal_id=who.id
+            )
         except (OperationalError, DBAPIError) as exc:
             log.warning("batch not applied now: %s", type(exc).__name__)
             raise HTTPException(503, "database unavailable, retry later") from None
-        results = [as_result(body, outcome) for body, outcome in zip(bodies, outcomes, strict=True)]
+        results = [
+            as_result(body, outcome) for body, outcome in zip(bodies, outcomes, strict=False)
+        ]
+        results += [
+            OpResultOut(
+                key=clean_text(body.get("key", ""), 64),
+                outcome="retry",
+                status=429,
+                code="rate_limited",
+                error=f"over {settings.operations_per_terminal_per_minute} operations per "
+                "minute from this terminal; retry later",
+            )
+            for body in bodies[room:]
+        ]
         for member_id in {
             str(r.result.get("member_id"))
             for r in results
-            if r.outcome == "applied" and r.result and r.result.get("type") == "sale"
+            if r.outcome == "applied" and r.result and r.result.get("points_earned")
         }:
             flag_if_frequent(member_id)
         return BatchOut(results=results)
@@ -329,11 +484,48 @@ def create_app(settings: ServerSettings) -> FastAPI:
         """Partner programmes and charities with their conversion rates."""
         return list(program_to_json(program)["give_targets"])
 
+    @app.post(
+        "/v1/partner/transfers",
+        response_model=PartnerTransferOut,
+        responses={
+            **unparsable,
+            401: {"model": Problem, "description": "missing, wrong or revoked partner token"},
+            404: {"model": Problem, "description": "no member with this card number"},
+            409: {"model": Problem, "description": "this reference was used with another body"},
+            422: {"description": "malformed, or refused by the programme's rules"},
+            429: {"model": Problem, "description": "over this partner's daily cap"},
+        },
+    )
+    def partner_transfer(body: PartnerTransferIn, partner_id: PartnerAuth) -> PartnerTransferOut:
+        """A partner's inbound transfer (its units in, credited as points), applied once per
+        reference, within the partner's daily cap. Only partners may post these."""
+        try:
+            result = ledger.apply_partner_transfer(
+                partner_id,
+                body.reference,
+                body.card_number,
+                body.units,
+                settings.partner_cap(partner_id),
+            )
+        except OpConflict:
+            raise HTTPException(
+                409, "this reference was already used for another transfer"
+            ) from None
+        except OpRejected as exc:
+            status = {"unknown_member": 404, "partner_daily_cap": 429}.get(exc.code, 422)
+            raise HTTPException(status, exc.message) from None
+        except (OperationalError, DBAPIError) as exc:
+            log.warning("partner transfer not applied now: %s", type(exc).__name__)
+            raise HTTPException(503, "database unavailable, retry later") from None
+        log.info("partner %s transfer %s: %s", partner_id, body.reference, result["status"])
+        return PartnerTransferOut(**{k: result[k] for k in PartnerTransferOut.model_fields})
+
     def as_result(body: dict[str, Any], outcome: dict[str, Any] | OpRejected) -> OpResultOut:
         result = op_result(body, outcome)
         return OpResultOut(
-            key=result.key,
+            key=clean_text(result.key, 64),
             outcome=result.outcome.value,
+            status=op_status(result.outcome.value, result.code),
             result=result.result,
             code=result.code,
             error=result.error,
@@ -342,11 +534,24 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def apply_one(data: dict[str, Any], who: terminals.Terminal) -> OpResultOut:
         key = str(data.get("key", ""))
         try:
-            outcome = ledger.apply_many([data])[0]
+            outcome = ledger.apply_many([data], allowed_kinds=TERMINAL_KINDS, terminal_id=who.id)[0]
         except (OperationalError, DBAPIError) as exc:
             log.warning("operation %s not applied now: %s", key, type(exc).__name__)
-            return OpResultOut(key=key, outcome="retry", code="storage", error="retry later")
+            return OpResultOut(
+                key=key, outcome="retry", status=503, code="storage", error="retry later"
+            )
         return as_result(data, outcome)
+
+    def operations_room(terminal_id: str) -> int:
+        """How many more operations this terminal may apply in the current minute."""
+        since = utcnow() - timedelta(seconds=60)
+        with engine.connect() as conn:
+            recent = conn.execute(
+                select(func.count()).where(
+                    operations.c.terminal_id == terminal_id, operations.c.applied_at >= since
+                )
+            ).scalar_one()
+        return max(settings.operations_per_terminal_per_minute - int(recent), 0)
 
     def flag_if_frequent(member_id: str) -> None:
         today = utcnow().date()
@@ -356,7 +561,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 conn.execute(
                     select(func.count()).where(
                         transactions.c.member_id == member_id,
-                        transactions.c.kind == "earn",
+                        transactions.c.kind.in_(("earn", "action", "transfer_in")),
                         transactions.c.recorded_at >= start,
                         transactions.c.recorded_at < start + timedelta(days=1),
                     )

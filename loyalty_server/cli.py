@@ -1,4 +1,5 @@
-"""`loyalty-server`: serve, migrate, terminal add/revoke, member import, openapi."""
+"""`loyalty-server`: serve, migrate, terminal add/revoke, partner add/revoke, member import,
+openapi."""
 
 from __future__ import annotations
 
@@ -80,6 +81,45 @@ def cmd_terminal_revoke(args: argparse.Namespace) -> int:
         print(f"no terminal {args.terminal_id}", file=sys.stderr)
         return 1
     print(f"terminal {args.terminal_id} revoked: its token no longer works")
+    return 0
+
+
+def cmd_partner_add(args: argparse.Namespace) -> int:
+    from loyalty_server.partners import add_partner
+    from pos_client.program import load_program
+    from pos_client.rules import RulesError
+
+    settings = settings_from(args)
+    program = load_program(settings.program, settings.config_dir)
+    try:
+        target = program.give_target(args.name)
+    except RulesError:
+        target = None
+    if target is None or target.kind != "partner" or not target.inbound_points_per_unit:
+        inbound = [
+            t.id for t in program.give_targets if t.kind == "partner" and t.inbound_points_per_unit
+        ]
+        print(
+            f"{args.name!r} is not a partner that transfers into programme {program.id}"
+            f" (partners: {', '.join(inbound) or 'none'})",
+            file=sys.stderr,
+        )
+        return 1
+    token = add_partner(engine_for(args), target.id)
+    print(f"partner {target.id}; token (shown once, give it to the partner): {token}")
+    print(
+        f"daily cap: {settings.partner_cap(target.id)} points; revoke: partner revoke {target.id}"
+    )
+    return 0
+
+
+def cmd_partner_revoke(args: argparse.Namespace) -> int:
+    from loyalty_server.partners import revoke
+
+    if not revoke(engine_for(args), args.name):
+        print(f"no active partner {args.name}", file=sys.stderr)
+        return 1
+    print(f"partner {args.name} revoked: its token no longer works")
     return 0
 
 
@@ -192,6 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
     common(sub)
     sub.add_argument("terminal_id")
     sub.set_defaults(handler=cmd_terminal_revoke)
+
+    partner = commands.add_parser("partner", help="partner programmes").add_subparsers(
+        dest="partner_command", required=True
+    )
+    sub = partner.add_parser("add", help="give a partner a token for inbound transfers")
+    common(sub)
+    sub.add_argument("name", help="the partner's id in the programme (e.g. sky-miles)")
+    sub.set_defaults(handler=cmd_partner_add)
+    sub = partner.add_parser("revoke", help="revoke a partner's token")
+    common(sub)
+    sub.add_argument("name")
+    sub.set_defaults(handler=cmd_partner_revoke)
 
     member = commands.add_parser("member", help="members").add_subparsers(
         dest="member_command", required=True

@@ -35,3 +35,13 @@ flags = Table(
     Column("earnings", Integer, nullable=False),
     Column("flagged_at", UTCDateTime, nullable=False),
 )
+
+# Partner programmes posting inbound transfers: one token each, stored hashed, revocable.
+partners = Table(
+    "partners",
+    server_metadata,
+    Column("id", String(64), primary_key=True),  # the programme's partner id (give target)
+    Column("token_hash", String(64), nullable=True, unique=True),  # sha256; never the token
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)

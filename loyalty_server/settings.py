@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from pos_client.settings import default_config_dir
@@ -20,6 +20,31 @@ class ServerSettings:
     key_retention_days: int = 90
     pairing_code_ttl_s: int = 600
     max_batch: int = 500
+    # Abuse limits, enforced for every operation kind (see pos_client.ledger.Limits).
+    max_sale_amount: int = 100_000  # whole currency units
+    max_lines_per_sale: int = 500
+    max_points_per_operation: int = 1_000_000
+    max_points_per_member_per_day: int = 5_000_000
+    operations_per_terminal_per_minute: int = 3_000
+    max_body_bytes: int = 2 * 1024 * 1024  # pairing 1 KiB, partner transfers 4 KiB
+    # Inbound partner transfers: points credited per partner per UTC day, unless the
+    # partner has its own cap in partner_daily_caps ("sky-miles=50000,other=1000").
+    partner_daily_points: int = 1_000_000
+    partner_daily_caps: tuple[tuple[str, int], ...] = ()
+
+    def partner_cap(self, partner_id: str) -> int:
+        return dict(self.partner_daily_caps).get(partner_id, self.partner_daily_points)
+
+
+def parse_caps(text: str) -> tuple[tuple[str, int], ...]:
+    """'a=1,b=2' -> (('a', 1), ('b', 2)); a clear error on anything else."""
+    caps = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip().isdigit():
+            raise ValueError(f"partner daily caps: expected NAME=POINTS, got {item!r}")
+        caps.append((name.strip(), int(value)))
+    return tuple(caps)
 
 
 def from_environment(**overrides: object) -> ServerSettings:
@@ -30,12 +55,13 @@ def from_environment(**overrides: object) -> ServerSettings:
         "config_dir": Path(env.get("LOYALTY_SERVER_CONFIG_DIR", str(default_config_dir()))),
         "phone_key_file": Path(env.get("LOYALTY_SERVER_PHONE_KEY_FILE", "store-phone.key")),
     }
-    for name, default in (
-        ("phone_lookups_per_minute", 30),
-        ("flag_earnings_per_day", 20),
-        ("key_retention_days", 90),
-    ):
-        raw = env.get(f"LOYALTY_SERVER_{name.upper()}")
-        values[name] = int(raw) if raw else default
+    for spec in fields(ServerSettings):
+        if spec.type != "int":
+            continue
+        raw = env.get(f"LOYALTY_SERVER_{spec.name.upper()}", "").strip()
+        if raw and not raw.isdigit():
+            raise ValueError(f"LOYALTY_SERVER_{spec.name.upper()}: expected a whole number")
+        values[spec.name] = int(raw) if raw else spec.default
+    values["partner_daily_caps"] = parse_caps(env.get("LOYALTY_SERVER_PARTNER_DAILY_CAPS", ""))
     values.update({k: v for k, v in overrides.items() if v is not None})
     return ServerSettings(**values)  # type: ignore[arg-type]

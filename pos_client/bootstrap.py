@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pos_client.backends.switch import NetworkSwitch
 from pos_client.checkout import Checkout, CheckoutPolicy
 from pos_client.configfile import ConfigError
 from pos_client.events import EventBus
-from pos_client.ledger import Ledger, make_engine, sqlite_url
 from pos_client.outbox import Outbox
 from pos_client.ports import Backend
 from pos_client.privacy import PhoneHasher, load_or_create_key
@@ -23,6 +22,9 @@ from pos_client.queue_service import QueueService
 from pos_client.rules import Program
 from pos_client.settings import BackendKind, Settings
 from pos_client.sync import SyncPolicy, SyncWorker
+
+if TYPE_CHECKING:
+    from pos_client.ledger import Ledger
 
 
 @dataclass
@@ -57,6 +59,10 @@ class Terminal:
 
 
 def build_ledger(settings: Settings, program: Program) -> Ledger:
+    # Imported here: SQLAlchemy costs ~26 MB and ~0.5 s, and a terminal on the store
+    # server's HTTP backend never needs it.
+    from pos_client.ledger import Ledger, make_engine, sqlite_url
+
     url = settings.storage.ledger_url or sqlite_url(settings.storage.ledger_path)
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(make_engine(url), program)

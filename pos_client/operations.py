@@ -39,6 +39,13 @@ class OpConflict(OpRejected):
         super().__init__("conflict", f"key {key} was already used for a different operation")
 
 
+class OpKeyTaken(OpConflict):
+    """The key was applied for another terminal: refused, revealing nothing of it."""
+
+    def __init__(self, key: str) -> None:
+        OpRejected.__init__(self, "key_taken", f"key {key} belongs to another terminal")
+
+
 def canonical_json(body: dict[str, Any]) -> str:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -51,16 +58,40 @@ def iso(moment: datetime) -> str:
     return require_aware(moment).isoformat()
 
 
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2999  # any time outside is malformed, not merely late
+
+
 def parse_time(value: Any, field: str) -> datetime:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 40:
         raise OpRejected("bad_request", f"{field}: expected an ISO 8601 time")
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise OpRejected("bad_request", f"{field}: not an ISO 8601 time: {value!r}") from None
-    if moment.tzinfo is None:
-        raise OpRejected("bad_request", f"{field}: time needs a UTC offset")
-    return moment.astimezone(UTC)
+        if moment.tzinfo is None:
+            raise OpRejected("bad_request", f"{field}: time needs a UTC offset")
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise OpRejected("bad_request", f"{field}: not an ISO 8601 time in range") from None
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise OpRejected(
+            "bad_request", f"{field}: a time from {EARLIEST_YEAR} to {LATEST_YEAR} (UTC)"
+        )
+    return moment
+
+
+def has_surrogates(value: Any, depth: int = 0) -> bool:
+    """True if any string in a JSON value (keys included) holds an unpaired surrogate: it
+    cannot be stored, hashed or echoed as UTF-8. Absurd nesting counts as malformed too."""
+    if depth > 32:
+        return True
+    if isinstance(value, str):
+        return any(0xD800 <= ord(char) <= 0xDFFF for char in value)
+    if isinstance(value, dict):
+        return any(
+            has_surrogates(k, depth + 1) or has_surrogates(v, depth + 1) for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return any(has_surrogates(v, depth + 1) for v in value)
+    return False
 
 
 MAX_AMOUNT = Decimal("10000000")  # no single line of a sale is ten million or more
@@ -251,8 +282,10 @@ class EnrollOp:
         birthday_text = body.get("birthday")
         try:
             birthday = date.fromisoformat(birthday_text) if birthday_text else None
-        except ValueError:
+        except (TypeError, ValueError):
             raise OpRejected("bad_request", "birthday: expected YYYY-MM-DD") from None
+        if birthday is not None and not 1900 <= birthday.year <= LATEST_YEAR:
+            raise OpRejected("bad_request", "birthday: out of range")
         return cls(
             key=require(body, "key", str),
             member_id=require(body, "member_id", str),
@@ -392,12 +425,14 @@ OP_PARSERS: dict[str, Any] = {
 def parse_operation(body: Any) -> Operation:
     if not isinstance(body, dict):
         raise OpRejected("bad_request", "an operation must be a JSON object")
+    if has_surrogates(body):
+        raise OpRejected("bad_request", "text that is not valid UTF-8 (an unpaired surrogate)")
     kind = body.get("type")
     parser = OP_PARSERS.get(kind) if isinstance(kind, str) else None
     if parser is None:
-        raise OpRejected("bad_request", f"unknown operation type {body.get('type')!r}")
+        raise OpRejected("bad_request", "unknown operation type")
     try:
         op: Operation = parser(body)
-    except (TypeError, ValueError) as exc:
-        raise OpRejected("bad_request", f"malformed {body.get('type')}: {exc}") from None
+    except (TypeError, ValueError, ArithmeticError):
+        raise OpRejected("bad_request", f"malformed {kind} operation") from None
     return op

@@ -47,6 +47,11 @@ def configure_kivy(fullscreen: bool, kiosk: bool) -> None:
     Config.set("kivy", "exit_on_escape", "0" if kiosk else "1")
     Config.set("graphics", "fullscreen", "auto" if fullscreen else "0")
     Config.set("input", "mouse", "mouse,disable_multitouch")
+    # No multisampled framebuffer: every shape is an axis-aligned rectangle and text comes as
+    # textures, so 2x MSAA (Kivy's default) changes no pixel that matters, yet it doubles
+    # the window's buffers — 14 MB at 800x600 under Mesa llvmpipe, ~60 MB at 1920x1080 —
+    # and the fill work of every frame (benchmarks/ui_latency.py).
+    Config.set("graphics", "multisamples", "0")
 
 
 class Root(BoxLayout):
@@ -191,12 +196,17 @@ class PosApp(App):
             unsubscribe()
         self._unsubscribe.clear()
 
-    @staticmethod
-    def _on_clock(handler: Callable[[Any], None]) -> Callable[[Any], None]:
-        """Background threads post; the handler runs on the Kivy clock (main thread)."""
+    def _on_clock(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+        """Background threads post; the handler runs on the Kivy clock (main thread), and
+        only while this app runs: an event posted just before it stopped must not reach
+        widgets and a closed outbox after it (nor the next app in the same process)."""
 
         def post(event: Any) -> None:
-            Clock.schedule_once(lambda _dt: handler(event), 0)
+            def deliver(_dt: float) -> None:
+                if App.get_running_app() is self:
+                    handler(event)
+
+            Clock.schedule_once(deliver, 0)
 
         return post
 

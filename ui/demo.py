@@ -12,8 +12,9 @@ from collections.abc import Generator
 from typing import Any
 
 from pos_client.demo import DEMO_MEMBERS
+from ui.dialogs import ConfirmDialog, shown_dialog
 from ui.script import Step
-from ui.touch import find_widget, tap, tap_keys, type_into
+from ui.touch import find_widget, tap, tap_keys, tappable, type_into
 
 ANNA, BOB = DEMO_MEMBERS[0], DEMO_MEMBERS[1]
 
@@ -65,8 +66,11 @@ def field_test(app: Any) -> Generator[Step, None, None]:
     yield on(app, "member")
     yield from tap(text=tr("member.redeem"))
     yield "07-redeem"
-    options = [b for b in reversed(find_widget(id="rewards").children) if not b.disabled]
+    options = [b for b in reversed(find_widget(id="rewards").children) if tappable(b)]
     yield from tap(options[0])  # the first reward this member can have
+    yield lambda: shown_dialog(ConfirmDialog) is not None
+    yield "07b-redeem-confirm"
+    yield from tap(text=tr("confirm.ok"))
     yield on(app, "receipt")
     yield "08-receipt-redeemed"
     sim.inject({"cmd": "offline"})
@@ -87,6 +91,7 @@ def field_test(app: Any) -> Generator[Step, None, None]:
     yield on(app, "enroll")
     enroll = app.sm.get_screen("enroll")
     yield from type_into(id="first_name", text="Dana")
+    yield from tap(text=tr("enroll.next"))
     yield from tap(id="consent")
     yield "11-enroll"
     yield from tap(text=tr("enroll.join"))

@@ -61,6 +61,16 @@ def attached(root: Any) -> Iterator[tuple[Any, float]]:
         stack.extend((child, opacity) for child in widget.children)
 
 
+def window_roots() -> list[Any]:
+    """What a person sees and can touch on the window: the topmost modal dialog alone while
+    one is open (it takes every touch and dims what is under it), else every window child."""
+    from kivy.core.window import Window
+    from kivy.uix.modalview import ModalView
+
+    modals = [w for w in Window.children if isinstance(w, ModalView)]
+    return modals[:1] if modals else list(Window.children)
+
+
 def window_rect(widget: Any) -> Rect:
     x, y = widget.to_window(widget.x, widget.y)
     right, top = widget.to_window(widget.right, widget.top)
@@ -250,7 +260,7 @@ def check_window(where: str, pixels: Pixels | None = None) -> list[Problem]:
     def add(widget: Any, what: str) -> None:
         problems.append(Problem(where, describe(widget), what, ancestors(widget)))
 
-    seen = [(w, o) for root in Window.children for w, o in attached(root)]
+    seen = [(w, o) for root in window_roots() for w, o in attached(root)]
     managers = [w for w, _o in seen if isinstance(w, ScreenManager)]
     screen_areas = {id(sm.current_screen): window_rect(sm) for sm in managers if sm.current_screen}
     pixels = pixels if pixels is not None else Pixels.read()
@@ -301,10 +311,9 @@ def visible_texts() -> list[tuple[str, str]]:
     """(widget, text) for every text a person can read on the window now: labels' text
     (markup removed) and text fields' text or hint, drawn (opacity > 0, some size), not
     wholly under a toast or overlay."""
-    from kivy.core.window import Window
     from kivy.uix.textinput import TextInput
 
-    seen = [w for root in Window.children for w, _o in attached(root)]
+    seen = [w for root in window_roots() for w, _o in attached(root)]
     covers = [(w, window_rect(w)) for w in seen if getattr(w, "covers_below", False)]
     found = []
     for widget in seen:

@@ -3,9 +3,10 @@
 `tour(app, language)` brings a freshly started app (demo members seeded, a simulated reader
 configured) to each state and yields the state's name there, like a screenshot step:
 
-    idle, phone-digits, phone-error, member-rewards, rewards, purchase-lines, receipt,
-    member-birthday, give, enroll, enrolled, message, receipt-pending, member-offline,
-    staff-locked, staff-wrong-pin, staff-unlocked, staff-lockout
+    idle, phone-digits, phone-error, member-rewards, rewards, confirm, purchase-lines,
+    receipt, member-birthday, give, rewards-out-of-reach, enroll, enroll-consent, terms,
+    enrolled, message, receipt-pending, member-offline, staff-locked, staff-wrong-pin,
+    staff-unlocked, staff-lockout
 
 Cards, scans and the backend going away are done through the simulated reader (the device
 path). What a person does on the screen goes through `Person`, one small method per action,
@@ -29,23 +30,29 @@ from kivy.uix.behaviors import ButtonBehavior, ToggleButtonBehavior
 from pos_client.demo import DEMO_MEMBERS
 from ui.i18n import LANGUAGE_NAMES, category_label, decimal_separator
 from ui.script import Step
-from ui.touch import TouchError, find_widget, tap, tap_keys, type_into, walk
+from ui.touch import TouchError, find_widget, tap, tap_keys, walk
 
 Steps = Generator[Step, None, None]
-ANNA, OLENA = DEMO_MEMBERS[0], DEMO_MEMBERS[3]
+ANNA, BOB, OLENA = DEMO_MEMBERS[0], DEMO_MEMBERS[1], DEMO_MEMBERS[3]
 NEW_PHONE = "+16502530042"
 NEW_NAME = "Dana"
+# The new member types a name on the keyboard of the screen's language.
+NEW_NAMES = {"en": NEW_NAME, "ru": "Даша", "uk": "Даша", "el": "Δανάη"}
 STATES = (
     "idle",
     "phone-digits",
     "phone-error",
     "member-rewards",
     "rewards",
+    "confirm",
     "purchase-lines",
     "receipt",
     "member-birthday",
     "give",
+    "rewards-out-of-reach",
     "enroll",
+    "enroll-consent",
+    "terms",
     "enrolled",
     "message",
     "receipt-pending",
@@ -157,10 +164,42 @@ class Person:
         yield on(self.app, "receipt")
 
     def type_name(self, name: str) -> Steps:
-        yield from type_into(id="first_name", text=name, gap_s=0.02)
+        """On the on-screen keyboard (capitals come by themselves at a name's start)."""
+        yield self._seen(name[0])
+        yield from tap_keys(name)
+
+    def next_step(self) -> Steps:
+        yield from tap(text=self.tr("enroll.next"))
+
+    def read_terms(self) -> Steps:
+        from ui.dialogs import TermsDialog, shown_dialog
+
+        yield from tap(text=self.tr("enroll.terms"))
+        yield lambda: shown_dialog(TermsDialog) is not None
+
+    def close_terms(self) -> Steps:
+        from ui.dialogs import TermsDialog, shown_dialog
+
+        yield from tap(text=self.tr("common.close"))
+        yield lambda: shown_dialog(TermsDialog) is None
 
     def accept_terms(self) -> Steps:
-        yield from tap(id="consent")
+        yield from tap(text=self.tr("enroll.consent"))  # the label toggles too
+
+    def choose_reward(self) -> Steps:
+        """The first reward within reach: a confirmation is asked first."""
+        from ui.dialogs import ConfirmDialog, shown_dialog
+
+        rewards = self.screen("redeem").ids.rewards
+        button = next(w for w in reversed(rewards.children) if isinstance(w, ButtonBehavior))
+        yield from tap(button)
+        yield lambda: shown_dialog(ConfirmDialog) is not None
+
+    def cancel(self) -> Steps:
+        from ui.dialogs import ConfirmDialog, shown_dialog
+
+        yield from tap(text=self.tr("confirm.cancel"))
+        yield lambda: shown_dialog(ConfirmDialog) is None
 
     def sign_up(self) -> Steps:
         yield from tap(text=self.tr("enroll.join"))
@@ -201,6 +240,9 @@ def tour(app: Any, language: str = "en", person: Person | None = None) -> Steps:
 
     yield from person.open_from_member("redeem")
     yield "rewards"
+    yield from person.choose_reward()
+    yield "confirm"
+    yield from person.cancel()
     yield from person.back_to_member()
     yield from person.open_from_member("earn")
     yield from person.keypad("40.00")
@@ -222,13 +264,25 @@ def tour(app: Any, language: str = "en", person: Person | None = None) -> Steps:
     yield "give"
     yield from person.done()
 
+    sim.inject({"cmd": "tap", "value": BOB.card_uid})  # short of every reward
+    yield on(app, "member")
+    yield from person.open_from_member("redeem")
+    yield "rewards-out-of-reach"
+    yield from person.done()
+
     yield from person.open_phone()
     yield from person.keypad(NEW_PHONE)
     yield from person.find_phone()
     yield on(app, "enroll")
-    yield from person.type_name(NEW_NAME)
+    yield from person.type_name(NEW_NAMES.get(language, NEW_NAME))
     yield "enroll"
+    yield from person.next_step()
+    yield lambda: bool(person.screen("enroll").step == "consent")
     yield from person.accept_terms()
+    yield "enroll-consent"
+    yield from person.read_terms()
+    yield "terms"
+    yield from person.close_terms()
     yield from person.sign_up()
     enroll = person.screen("enroll")
     yield lambda: bool(enroll.card_number)

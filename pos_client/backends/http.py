@@ -17,6 +17,10 @@ from pos_client.ports import BackendUnavailable, OpResult, Outcome
 log = logging.getLogger(__name__)
 
 
+# Answers to a whole batch that will never succeed as sent (never retried as offline).
+REFUSED_BATCH = {413: "too_large", 422: "bad_request"}
+
+
 class HttpBackend:
     def __init__(
         self,
@@ -79,9 +83,9 @@ class HttpBackend:
 
     def submit(self, bodies: Sequence[dict[str, Any]]) -> list[OpResult]:
         response = self._call("POST", "/v1/operations/batch", json={"operations": list(bodies)})
-        if response.status_code == 422:
-            # The whole batch was malformed: judge each operation alone, so one bad entry
-            # goes to dead letter and the rest still go through.
+        if response.status_code in REFUSED_BATCH:
+            # The whole batch was malformed or too large: judge each operation alone, so
+            # one bad entry goes to dead letter and the rest still go through.
             if len(bodies) > 1:
                 return [result for body in bodies for result in self.submit([body])]
             key = str(bodies[0].get("key", "")) if bodies else ""
@@ -89,7 +93,7 @@ class HttpBackend:
                 OpResult(
                     key,
                     Outcome.REJECTED,
-                    code="bad_request",
+                    code=REFUSED_BATCH[response.status_code],
                     error=f"server refused the operation: {response.text[:200]}",
                 )
             ]

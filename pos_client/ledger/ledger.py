@@ -9,24 +9,33 @@ a conditional UPDATE that can never take it below zero.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, case, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from pos_client import rules
 from pos_client.domain import MemberStats, MemberView, mask_name, mask_tail, utcnow
-from pos_client.ledger.schema import identifiers, members, metadata, operations, transactions
+from pos_client.ledger.schema import (
+    identifiers,
+    members,
+    metadata,
+    operations,
+    partner_transfers,
+    transactions,
+)
 from pos_client.operations import (
     ActionOp,
     EnrollOp,
     GiveOp,
     OpConflict,
     Operation,
+    OpKeyTaken,
     OpRejected,
     ReceiveOp,
     SaleOp,
@@ -36,6 +45,7 @@ from pos_client.operations import (
 )
 from pos_client.rules import Program, RedemptionPlan, RulesError
 
+log = logging.getLogger(__name__)
 MINOR_UNIT_EXPONENT = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3}
 EARNING_KINDS = ("earn", "birthday", "action")
 
@@ -46,6 +56,27 @@ def to_minor(amount: Decimal, currency: str) -> int:
 
 def from_minor(amount: int, currency: str) -> Decimal:
     return Decimal(amount).scaleb(-MINOR_UNIT_EXPONENT.get(currency, 2))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Abuse limits a server enforces on every operation (None: no limit)."""
+
+    max_sale_amount: Decimal | None = None  # purchase total, in the programme's currency
+    max_lines_per_sale: int | None = None
+    max_points_per_operation: int | None = None  # earned or spent by one operation
+    max_points_per_member_per_day: int | None = None  # every earning kind, per UTC day
+
+
+EARNED_KINDS = ("earn", "birthday", "action", "transfer_in")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What an operation's idempotency record holds beside its result."""
+
+    digest: str  # the body's hash: the same key with another body is a conflict
+    terminal_id: str | None  # from the caller's credentials; None in-process
 
 
 @dataclass(frozen=True)
@@ -60,7 +91,8 @@ class MemberRecord:
 
 
 class Ledger:
-    def __init__(self, engine: Engine, program: Program) -> None:
+    def __init__(self, engine: Engine, program: Program, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
         self.engine = engine
         self.writer = engine.execution_options(sqlite_begin="IMMEDIATE")
         self.program = program
@@ -158,31 +190,49 @@ class Ledger:
             raise outcome
         return outcome
 
-    def apply_many(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any] | OpRejected]:
+    def apply_many(
+        self,
+        bodies: list[dict[str, Any]],
+        allowed_kinds: Collection[str] | None = None,
+        terminal_id: str | None = None,
+    ) -> list[dict[str, Any] | OpRejected]:
         """Apply a batch in one database transaction (one commit, one fsync), each operation
         inside its own savepoint: one refused operation never undoes or blocks the others.
-        Returns, per body, its result or the OpRejected/OpConflict it met."""
+        `allowed_kinds` limits the operation types this caller may send (a terminal may not
+        send partner transfers in). `terminal_id`, when the caller is authenticated, is the
+        terminal recorded for each operation (never the body's), and a key another terminal
+        applied is refused. Returns, per body, its result or the OpRejected/OpConflict it met.
+        """
         outcomes: list[dict[str, Any] | OpRejected] = []
         with self.writer.begin() as conn:
             for body in bodies:
                 try:
                     op = parse_operation(body)
-                    digest = body_hash(body)
+                    if allowed_kinds is not None and op.kind not in allowed_kinds:
+                        raise OpRejected(
+                            "not_allowed", f"a terminal may not send {op.kind} operations"
+                        )
+                    claim = Claim(body_hash(body), terminal_id)
                 except OpRejected as exc:
                     outcomes.append(exc)
                     continue
                 try:
                     with conn.begin_nested():
-                        previous = self._previous_result(conn, op.key, digest)
+                        previous = self._previous_result(conn, op.key, claim)
                         outcomes.append(
-                            previous if previous is not None else self._apply_new(conn, op, digest)
+                            previous if previous is not None else self._apply_new(conn, op, claim)
                         )
                 except OpRejected as exc:
                     outcomes.append(exc)
+                except (ValueError, ArithmeticError, DataError) as exc:
+                    # A value the database or the arithmetic cannot hold: this operation
+                    # alone is refused (its savepoint rolled back), never the whole batch.
+                    log.warning("operation refused: %s", type(exc).__name__)
+                    outcomes.append(OpRejected("bad_request", "a value is out of range"))
                 except IntegrityError:
                     # Another writer claimed the key (or an identifier) first.
                     try:
-                        previous = self._previous_result(conn, op.key, digest)
+                        previous = self._previous_result(conn, op.key, claim)
                     except OpRejected as exc:
                         outcomes.append(exc)
                         continue
@@ -195,31 +245,39 @@ class Ledger:
                     )
         return outcomes
 
-    def _previous_result(self, conn: Connection, key: str, digest: str) -> dict[str, Any] | None:
+    def _previous_result(self, conn: Connection, key: str, claim: Claim) -> dict[str, Any] | None:
         row = conn.execute(
-            select(operations.c.body_hash, operations.c.result).where(operations.c.key == key)
+            select(operations.c.body_hash, operations.c.result, operations.c.terminal_id).where(
+                operations.c.key == key
+            )
         ).first()
         if row is None:
             return None
-        if row.body_hash != digest:
+        if claim.terminal_id is not None and row.terminal_id != claim.terminal_id:
+            # Another terminal's key: refuse without saying what it did, or if bodies match.
+            raise OpKeyTaken(key)
+        if row.body_hash != claim.digest:
             raise OpConflict(key)
         result: dict[str, Any] = json.loads(row.result)
         result["status"] = "duplicate"
         return result
 
-    def _claim(self, conn: Connection, op: Operation, digest: str, result: dict[str, Any]) -> None:
+    def _claim(self, conn: Connection, op: Operation, claim: Claim, result: dict[str, Any]) -> None:
+        terminal_id = claim.terminal_id
+        if terminal_id is None:  # in-process: the terminal is the one that wrote the body
+            terminal_id = getattr(op, "terminal_id", "")
         conn.execute(
             operations.insert().values(
                 key=op.key,
                 kind=op.kind,
-                body_hash=digest,
+                body_hash=claim.digest,
                 result=canonical_json(result),
-                terminal_id=getattr(op, "terminal_id", ""),
+                terminal_id=terminal_id,
                 applied_at=utcnow(),
             )
         )
 
-    def _apply_new(self, conn: Connection, op: Operation, digest: str) -> dict[str, Any]:
+    def _apply_new(self, conn: Connection, op: Operation, claim: Claim) -> dict[str, Any]:
         appliers = {
             SaleOp: self._apply_sale,
             EnrollOp: self._apply_enroll,
@@ -227,7 +285,7 @@ class Ledger:
             GiveOp: self._apply_give,
             ReceiveOp: self._apply_receive,
         }
-        result: dict[str, Any] = appliers[type(op)](conn, op, digest)  # type: ignore[operator]
+        result: dict[str, Any] = appliers[type(op)](conn, op, claim)  # type: ignore[operator]
         return result
 
     def _require_member(self, conn: Connection, member_id: str) -> MemberRecord:
@@ -305,7 +363,15 @@ class Ledger:
             raise OpRejected("redemption_refused", str(exc)) from None
         raise OpRejected("bad_request", "redemption names neither a reward nor blocks")
 
-    def _apply_sale(self, conn: Connection, op: SaleOp, digest: str) -> dict[str, Any]:
+    def _apply_sale(self, conn: Connection, op: SaleOp, claim: Claim) -> dict[str, Any]:
+        limits = self.limits
+        if (
+            limits.max_lines_per_sale is not None
+            and len(op.purchase.lines) > limits.max_lines_per_sale
+        ):
+            raise OpRejected("limit_lines", f"a sale has at most {limits.max_lines_per_sale} lines")
+        if limits.max_sale_amount is not None and op.purchase.total > limits.max_sale_amount:
+            raise OpRejected("limit_amount", f"a sale totals at most {limits.max_sale_amount}")
         record = self._require_member(conn, op.member_id)
         today = op.occurred_at.date()
         stats = self.stats(conn, op.member_id, today)
@@ -324,6 +390,8 @@ class Ledger:
         except RulesError as exc:
             raise OpRejected("bad_request", str(exc)) from None
         redeemed = plan.points if plan else 0
+        self._check_points(breakdown.points, redeemed)
+        self._check_member_day(conn, op.member_id, breakdown.points, utcnow())
         result: dict[str, Any] = {
             "status": "applied",
             "key": op.key,
@@ -357,10 +425,10 @@ class Ledger:
         result["balance"] = self._move_balance(
             conn, op.member_id, breakdown.points - redeemed, spend=redeemed
         )
-        self._claim(conn, op, digest, result)
+        self._claim(conn, op, claim, result)
         return result
 
-    def _apply_enroll(self, conn: Connection, op: EnrollOp, digest: str) -> dict[str, Any]:
+    def _apply_enroll(self, conn: Connection, op: EnrollOp, claim: Claim) -> dict[str, Any]:
         if self.member(op.member_id, conn) is not None:
             raise OpRejected("member_exists", f"member {op.member_id} already exists")
         result = {
@@ -371,7 +439,7 @@ class Ledger:
             "card_number": op.card_number,
             "balance": 0,
         }
-        self._claim(conn, op, digest, result)
+        self._claim(conn, op, claim, result)
         conn.execute(
             members.insert().values(
                 id=op.member_id,
@@ -397,7 +465,7 @@ class Ledger:
         )
         return result
 
-    def _apply_action(self, conn: Connection, op: ActionOp, digest: str) -> dict[str, Any]:
+    def _apply_action(self, conn: Connection, op: ActionOp, claim: Claim) -> dict[str, Any]:
         self._require_member(conn, op.member_id)
         day_start = datetime.combine(op.occurred_at.date(), time(), UTC)
         done_today = conn.execute(
@@ -413,6 +481,8 @@ class Ledger:
             points = rules.action_points(self.program, op.action, int(done_today))
         except RulesError as exc:
             raise OpRejected("action_refused", str(exc)) from None
+        self._check_points(points)
+        self._check_member_day(conn, op.member_id, points, utcnow())
         result: dict[str, Any] = {
             "status": "applied",
             "key": op.key,
@@ -425,15 +495,16 @@ class Ledger:
             conn, op.key, op.member_id, "action", points, op.occurred_at, reward_id=op.action
         )
         result["balance"] = self._move_balance(conn, op.member_id, points)
-        self._claim(conn, op, digest, result)
+        self._claim(conn, op, claim, result)
         return result
 
-    def _apply_give(self, conn: Connection, op: GiveOp, digest: str) -> dict[str, Any]:
+    def _apply_give(self, conn: Connection, op: GiveOp, claim: Claim) -> dict[str, Any]:
         record = self._require_member(conn, op.member_id)
         try:
             plan = rules.plan_give(self.program, op.target_id, op.points, record.balance)
         except RulesError as exc:
             raise OpRejected("give_refused", str(exc)) from None
+        self._check_points(0, plan.points)
         result: dict[str, Any] = {
             "status": "applied",
             "key": op.key,
@@ -450,10 +521,10 @@ class Ledger:
             conn, op.key, op.member_id, kind, -plan.points, op.occurred_at, reward_id=plan.target.id
         )
         result["balance"] = self._move_balance(conn, op.member_id, -plan.points)
-        self._claim(conn, op, digest, result)
+        self._claim(conn, op, claim, result)
         return result
 
-    def _apply_receive(self, conn: Connection, op: ReceiveOp, digest: str) -> dict[str, Any]:
+    def _apply_receive(self, conn: Connection, op: ReceiveOp, claim: Claim) -> dict[str, Any]:
         self._require_member(conn, op.member_id)
         try:
             points = rules.plan_receive(self.program, op.partner_id, op.units)
@@ -479,8 +550,122 @@ class Ledger:
             "units": op.units,
             "balance": self._move_balance(conn, op.member_id, points),
         }
-        self._claim(conn, op, digest, result)
+        self._claim(conn, op, claim, result)
         return result
+
+    # ------------------------------------------------------------ partner transfers
+
+    def apply_partner_transfer(
+        self,
+        partner_id: str,
+        reference: str,
+        card_number: str,
+        units: int,
+        daily_cap_points: int,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Credit a partner's inbound transfer, once per (partner, reference): a replay with
+        the same body returns the first result (status duplicate), a different body is an
+        OpConflict. Refuses past the partner's daily cap (points credited since midnight UTC).
+        """
+        now = now or utcnow()
+        digest = body_hash({"card_number": card_number, "units": units})
+        with self.writer.begin() as conn:
+            if conn.dialect.name == "postgresql":  # the daily cap is per partner, not per row
+                conn.exec_driver_sql(
+                    "SELECT pg_advisory_xact_lock(hashtext(%(partner)s))", {"partner": partner_id}
+                )
+            row = conn.execute(
+                select(partner_transfers.c.body_hash, partner_transfers.c.result).where(
+                    partner_transfers.c.partner_id == partner_id,
+                    partner_transfers.c.reference == reference,
+                )
+            ).first()
+            if row is not None:
+                if row.body_hash != digest:
+                    raise OpConflict(reference)
+                previous: dict[str, Any] = json.loads(row.result)
+                previous["status"] = "duplicate"
+                return previous
+            member_id = self._identifier(conn, "card_number", card_number)
+            if member_id is None:
+                raise OpRejected("unknown_member", "no member with this card number")
+            self._require_member(conn, member_id)
+            try:
+                points = rules.plan_receive(self.program, partner_id, units)
+            except RulesError as exc:
+                raise OpRejected("receive_refused", str(exc)) from None
+            day_start = datetime.combine(now.date(), time(), UTC)
+            today = conn.execute(
+                select(func.coalesce(func.sum(partner_transfers.c.points), 0)).where(
+                    partner_transfers.c.partner_id == partner_id,
+                    partner_transfers.c.received_at >= day_start,
+                )
+            ).scalar_one()
+            if int(today) + points > daily_cap_points:
+                raise OpRejected(
+                    "partner_daily_cap",
+                    f"over this partner's daily cap of {daily_cap_points} points"
+                    f" ({int(today)} credited today)",
+                )
+            self._check_points(points)
+            self._check_member_day(conn, member_id, points, now)
+            self._post(conn, None, member_id, "transfer_in", points, now, reward_id=partner_id)
+            self._move_balance(conn, member_id, points)
+            result: dict[str, Any] = {
+                "status": "applied",
+                "partner_id": partner_id,
+                "reference": reference,
+                "units": units,
+                "points": points,
+            }
+            conn.execute(
+                partner_transfers.insert().values(
+                    partner_id=partner_id,
+                    reference=reference,
+                    body_hash=digest,
+                    member_id=member_id,
+                    points=points,
+                    result=canonical_json(result),
+                    received_at=now,
+                )
+            )
+        return result
+
+    def _identifier(self, conn: Connection, kind: str, value: str) -> str | None:
+        row = conn.execute(
+            select(identifiers.c.member_id).where(
+                identifiers.c.kind == kind, identifiers.c.value == value
+            )
+        ).first()
+        return row[0] if row else None
+
+    def _check_points(self, earned: int, spent: int = 0) -> None:
+        cap = self.limits.max_points_per_operation
+        if cap is not None and max(earned, spent) > cap:
+            raise OpRejected("limit_points", f"at most {cap} points per operation")
+
+    def _check_member_day(
+        self, conn: Connection, member_id: str, points: int, now: datetime
+    ) -> None:
+        """Every earning kind counts toward the member's points of the (server's) day,
+        whatever date the operation carries."""
+        cap = self.limits.max_points_per_member_per_day
+        if cap is None or points <= 0:
+            return
+        day_start = datetime.combine(now.date(), time(), UTC)
+        today = conn.execute(
+            select(func.coalesce(func.sum(transactions.c.points), 0)).where(
+                transactions.c.member_id == member_id,
+                transactions.c.kind.in_(EARNED_KINDS),
+                transactions.c.points > 0,
+                transactions.c.recorded_at >= day_start,
+            )
+        ).scalar_one()
+        if int(today) + points > cap:
+            raise OpRejected(
+                "limit_member_day", f"at most {cap} points per member per day ({int(today)} today)"
+            )
 
     # ------------------------------------------------------------ administration
 

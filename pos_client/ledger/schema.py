@@ -100,3 +100,17 @@ transactions = Table(
     Column("recorded_at", UTCDateTime, nullable=False),
 )
 Index("ix_transactions_member_time", transactions.c.member_id, transactions.c.occurred_at)
+
+# Inbound transfers posted by partners through the partner API: each partner's own
+# reference is applied once (the primary key), a replay returns the stored first result.
+partner_transfers = Table(
+    "partner_transfers",
+    metadata,
+    Column("partner_id", String(64), primary_key=True),
+    Column("reference", String(64), primary_key=True),
+    Column("body_hash", String(64), nullable=False),
+    Column("member_id", String(64), ForeignKey("members.id"), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("result", Text, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False, index=True),
+)

@@ -74,6 +74,7 @@ def test_phone_entry_finds_a_member_and_enrolls_an_unknown_number(tmp_path: Path
         enroll = app.sm.get_screen("enroll")
         yield from type_into(id="first_name", text="Nikos")
         seen["typed"] = enroll.ids.first_name.text
+        yield from tap(text=app.tr("enroll.next"))
         yield from tap(text=app.tr("enroll.join"))
         seen["no_consent"] = enroll.error
         yield from tap(id="consent")
@@ -87,7 +88,7 @@ def test_phone_entry_finds_a_member_and_enrolls_an_unknown_number(tmp_path: Path
     assert seen["formatted"] == "+1 650-253-0000"
     assert seen["typed"] == "Nikos"
     assert seen["found"].startswith("Bob S.")
-    assert seen["no_consent"] == "I accept the programme terms"
+    assert seen["no_consent"] == "Please accept the programme terms to join"
     assert len(seen["card"]) == 13 and seen["card"].startswith("2")
     import zxingcpp
 
@@ -294,5 +295,5 @@ def test_a_spinner_shows_past_one_second_and_the_link_dropping_is_said(tmp_path:
     # and goes away when the member is shown.
     assert [value for _at, value in changes] == [True, False]
     assert changes[0][0] >= 1.0 and seen["shown"] >= 1.6
-    assert changes[1][0] >= seen["shown"] - 0.1
+    assert changes[1][0] >= 1.6  # not before the slow lookup answered
     assert seen["message"] == "The loyalty server cannot be reached"

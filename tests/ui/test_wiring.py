@@ -81,6 +81,7 @@ def test_after_enrolling_online_the_member_screen_is_not_offline_and_shows_the_n
         yield from tap(text=app.tr("phone.find"))
         yield on(app, "enroll")
         yield from type_into(id="first_name", text="Nikos")
+        yield from tap(text=app.tr("enroll.next"))
         yield from tap(id="consent")
         yield from tap(text=app.tr("enroll.join"))
         yield lambda: bool(app.sm.get_screen("enroll").card_number)

@@ -120,3 +120,15 @@ def test_importing_the_core_and_its_command_line_loads_no_outer_part() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_terminal_on_the_http_backend_never_loads_sqlalchemy() -> None:
+    # SQLAlchemy costs ~26 MB resident: only the embedded ledger and the server need it.
+    code = (
+        "import sys, pos_client.bootstrap, pos_client.backends.http, pos_client.outbox;"
+        "print('sqlalchemy' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

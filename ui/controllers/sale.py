@@ -1,17 +1,25 @@
-"""Recording what happens at the counter: earn, redeem, give, enroll, and the receipt."""
+"""Recording what happens at the counter: earn, redeem, give, enroll, and the receipt.
+
+Nothing that spends points is recorded on the first tap: the screen asks for a `Proposal`
+(what, how many points, the balance after), shows it in a confirmation dialog, and only
+Confirm calls the `confirm_*` method that records. Every text is in the current language.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from pos_client import rules
 from pos_client.checkout import AlreadyMember, Checkout, CheckoutError, MemberSession, Receipt
 from pos_client.domain import Purchase, PurchaseLine
 from pos_client.events import OperationSynced
 from pos_client.outbox import OutboxError
-from pos_client.rules import Program
+from pos_client.rules import Program, RulesError
+from ui import i18n
 from ui.controllers.navigation import Navigator
 from ui.controllers.state import Activity, Customer
 from ui.controllers.texts import Texts
@@ -19,12 +27,30 @@ from ui.controllers.texts import Texts
 Lines = list[tuple[str, str]]  # (amount as typed, category id)
 
 
-def purchase_of(lines: Lines) -> Purchase | None:
-    try:
-        items = tuple(PurchaseLine(Decimal(a), c) for a, c in lines if a and a != ".")
-    except (InvalidOperation, ValueError):
-        return None
-    return Purchase(items) if items else None
+@dataclass(frozen=True)
+class Proposal:
+    """What a spending choice would do, for the confirmation dialog: a question and lines
+    (points spent, cash to pay or what the target receives, the balance after)."""
+
+    title: str
+    lines: tuple[str, ...]
+
+
+def purchase_of(lines: Lines, language: str = "en") -> Purchase | None:
+    """The purchase of the lines typed on the keypad ("12,50" where "," is the decimal
+    separator, "12.50" everywhere); None when an amount is not one."""
+    items = []
+    for typed, category in lines:
+        if not typed or typed in (".", i18n.decimal_separator(language)):
+            continue
+        amount = i18n.parse_amount(typed, language)
+        if amount is None:
+            return None
+        try:
+            items.append(PurchaseLine(amount, category))
+        except ValueError:
+            return None
+    return Purchase(tuple(items)) if items else None
 
 
 class SaleController:
@@ -45,6 +71,7 @@ class SaleController:
         self._customer = customer
         self._activity = activity
         self._images = images
+        self._balance_before: int | None = None  # the spendable balance before the last receipt
 
     # ------------------------------------------------------------ earning
 
@@ -53,78 +80,152 @@ class SaleController:
 
     def preview_lines(self, lines: Lines) -> tuple[str, str]:
         """The points these lines earn, and the rules' breakdown."""
-        purchase = purchase_of(lines)
+        purchase = purchase_of(lines, self._lang)
         session = self._customer.session
         if purchase is None or session is None:
             return "", ""
         breakdown = self._checkout.preview(session, purchase)
-        total = self._texts.money(purchase.total)
+        total = self._money(purchase.total)
         return (
-            f"{total}: "
-            + self._texts.tr("earn.preview", points=self._texts.points(breakdown.points)),
-            "\n".join(breakdown.explain()),
+            f"{total}: " + self._texts.tr("earn.preview", points=self._points(breakdown.points)),
+            "\n".join(i18n.breakdown_lines(self._lang, breakdown, self._program)),
         )
 
     def confirm_earn(self, lines: Lines) -> None:
-        purchase = purchase_of(lines)
+        purchase = purchase_of(lines, self._lang)
         if purchase is None or self._customer.session is None:
-            detail = self._texts.tr("earn.amount")
-            self._nav.show_message(self._texts.tr("error.refused", detail=detail))
+            self._nav.show_message(self._texts.tr("error.amount_zero"))
             return
         self._record(lambda session: self._checkout.earn(session, purchase))
 
     # ------------------------------------------------------------ redemption and giving
 
+    @property
+    def _lang(self) -> str:
+        return self._texts.language
+
+    def _points(self, count: int) -> str:
+        return i18n.format_points(self._lang, self._program, count)
+
+    def _money(self, amount: Decimal) -> str:
+        return i18n.format_money(amount, self._program.currency, self._lang)
+
+    def _reward_name(self, reward_id: str, default: str | None = None) -> str:
+        return self._program.reward_name(reward_id, self._lang, default)
+
+    def _missing(self, count: int) -> str:
+        """ "300 more points": what a member still needs for something."""
+        word = self._program.unit_word(self._lang, count)
+        if word is None:  # the catalog's unit: "300 points" -> "points"
+            word = self._points(count).split(" ", 1)[-1]
+        number = i18n.format_number(count, self._lang)
+        return self._texts.tr("redeem.missing", count=number, unit=word)
+
+    def _error(self, exc: BaseException) -> str:
+        return i18n.describe_error(self._lang, exc, self._program)
+
     def redemption_options(self) -> list[dict[str, Any]]:
+        """The member's rewards as options: `enabled` ones can be chosen; the others say what
+        is still missing ("300 more points") in `missing`."""
         session = self._customer.session
         if session is None:
             return []
-        points, money = self._texts.points, self._texts.money
+        spendable = session.spendable
         options: list[dict[str, Any]] = []
+
+        def add(option: dict[str, Any], cost: int) -> None:
+            option["enabled"] = cost <= spendable
+            option["missing"] = "" if option["enabled"] else self._missing(cost - spendable)
+            options.append(option)
+
         for reward in session.view.rewards:
-            options.append(
+            name = self._reward_name(reward.reward_id, reward.name)
+            add(
                 {
                     "kind": "reward",
                     "reward_id": reward.reward_id,
                     "option": None,
-                    "label": f"{reward.name} — {points(reward.cost)}",
-                    "enabled": reward.cost <= session.spendable,
-                }
+                    "label": f"{name} — {self._points(reward.cost)}",
+                },
+                reward.cost,
             )
             try:
                 alternatives = self._program.reward(reward.reward_id).points_plus_cash
             except Exception:  # a reward the cached view knows but the programme no longer has
                 alternatives = ()
             for index, (cost, cash) in enumerate(alternatives):
-                options.append(
+                add(
                     {
                         "kind": "reward",
                         "reward_id": reward.reward_id,
                         "option": index,
-                        "label": f"{reward.name} — {points(cost)} + {money(cash)}",
-                        "enabled": cost <= session.spendable,
-                    }
+                        "label": f"{name} — {self._points(cost)} + {self._money(cash)}",
+                    },
+                    cost,
                 )
         pam = self._program.points_as_money
         if pam is not None:
-            blocks = session.spendable // pam.block_points
-            for count in sorted({1, blocks} - {0}):
-                options.append(
+            blocks = spendable // pam.block_points
+            for count in sorted({1, blocks} - {0}) or [1]:
+                add(
                     {
                         "kind": "blocks",
                         "blocks": count,
-                        "enabled": True,
                         "label": self._texts.tr(
                             "redeem.blocks",
                             blocks=count,
-                            value=money(pam.block_value),
-                            points=points(count * pam.block_points),
+                            value=self._money(pam.block_value),
+                            points=self._points(count * pam.block_points),
                         ),
-                    }
+                    },
+                    count * pam.block_points,
                 )
         return options
 
+    def _balance_line(self, balance: int) -> str:
+        return self._texts.tr("sale.balance_after", points=self._points(max(0, balance)))
+
+    def propose_redemption(self, option: dict[str, Any]) -> Proposal | str:
+        """What choosing this option would do, for the confirmation; or why it cannot be."""
+        session = self._customer.session
+        if session is None:
+            return self._texts.tr("error.generic")
+        tr = self._texts.tr
+        try:
+            if option["kind"] == "blocks":
+                pam = self._program.points_as_money
+                assert pam is not None
+                total = pam.block_value * option["blocks"]
+                plan = self._checkout.plan_redemption(
+                    session, blocks=option["blocks"], purchase_total=total
+                )
+                title = tr(
+                    "confirm.blocks_title",
+                    points=self._points(plan.points),
+                    value=self._money(plan.discount),
+                )
+            else:
+                total = None
+                plan = self._checkout.plan_redemption(
+                    session, reward_id=option["reward_id"], option=option["option"]
+                )
+                title = tr("confirm.reward_title", reward=self._reward_name(option["reward_id"]))
+        except CheckoutError as exc:
+            return self._error(exc)
+        # What confirm_redemption records: the plan on a purchase of the blocks' value or of
+        # the cash still due, which may earn points too.
+        purchase = Purchase.of_amount(plan.cash_due if total is None else total)
+        earned = self._checkout.preview(session, purchase, plan).points
+        lines = [tr("confirm.spend", points=self._points(plan.points))]
+        if plan.cash_due > 0:
+            lines.append(tr("confirm.cash", amount=self._money(plan.cash_due)))
+        if earned > 0:
+            lines.append(tr("confirm.earn", points=self._points(earned)))
+        lines.append(self._balance_line(session.spendable - plan.points + earned))
+        return Proposal(title, tuple(lines))
+
     def confirm_redemption(self, option: dict[str, Any]) -> str | None:
+        """Record the redemption (after the customer confirmed); a problem, or None."""
         checkout = self._checkout
         if option["kind"] == "blocks":
             pam = self._program.points_as_money
@@ -147,10 +248,36 @@ class SaleController:
             {
                 "id": t.id,
                 "step": max(t.points_per_unit, t.min_points),
-                "label": f"{t.name} ({self._texts.points(t.points_per_unit)} = 1 {t.unit_name})",
+                "label": i18n.give_target_label(self._lang, self._program, t),
             }
             for t in self._program.give_targets
         ]
+
+    def propose_give(self, target_id: str, points: int) -> Proposal | str:
+        """What sending these points would do, for the confirmation; or why it cannot be."""
+        session = self._customer.session
+        if session is None:
+            return self._texts.tr("error.generic")
+        try:
+            plan = rules.plan_give(self._program, target_id, points, session.spendable)
+        except RulesError as exc:
+            return self._error(exc)
+        tr, target = self._texts.tr, plan.target
+        name = target.display_name(self._lang)
+        units = int(plan.converted)
+        converted = i18n.format_target_units(self._lang, self._program, target, units)
+        if target.kind == "charity":
+            title = tr("confirm.donate_title", target=name)
+            result = tr("confirm.donation", converted=converted)
+        else:
+            title = tr("confirm.transfer_title", target=name)
+            result = tr("confirm.receive", converted=converted)
+        lines = (
+            tr("confirm.spend", points=self._points(plan.points)),
+            result,
+            self._balance_line(session.spendable - plan.points),
+        )
+        return Proposal(title, lines)
 
     def confirm_give(self, target_id: str, points: int) -> str | None:
         return self._record(lambda session: self._checkout.give(session, target_id, points))
@@ -163,7 +290,9 @@ class SaleController:
         if not phone:
             return self._texts.tr("phone.invalid")
         if not consent:
-            return self._texts.tr("enroll.consent")
+            return self._texts.tr("error.consent_required")
+        if not first_name.strip():
+            return self._texts.tr("error.name_required")
 
         def done(session: Any, error: BaseException | None) -> None:
             screen = self._nav.screen("enroll")
@@ -172,12 +301,13 @@ class SaleController:
                 self._nav.go("member")
                 return
             if error is not None:
-                screen.error = self._texts.tr("error.refused", detail=str(error))
+                screen.error = self._error(error)
                 return
             from pos_client.cards import render_card
 
             self._customer.session = session
             number = session.view.card_number or ""
+            screen.welcome_text = self._texts.tr("enroll.welcome", name=first_name.strip())
             screen.card_number = number
             screen.card_image = str(
                 render_card(number, "ean13", self._images / f"card-{number}.png")
@@ -198,28 +328,59 @@ class SaleController:
         try:
             receipt = action(session)
         except CheckoutError as exc:
-            return self._texts.tr("error.refused", detail=str(exc))
+            return self._error(exc)
         except OutboxError as exc:  # disk full, read-only: refuse, never lose
-            self._nav.show_message(self._texts.tr("error.refused", detail=str(exc)))
-            return str(exc)
+            text = self._error(exc)
+            self._nav.show_message(text)
+            return text
+        self._balance_before = session.spendable
         self.show_receipt(receipt)
         return None
+
+    def receipt_text(self) -> str:
+        """The last receipt in the current language: earned, spent (by name), cash to pay if
+        any, and the balance after (or that it is pending while offline)."""
+        receipt = self._customer.last_receipt
+        if receipt is None:
+            return ""
+        tr, lang = self._texts.tr, self._lang
+        rows = []
+        if receipt.expected_points:
+            rows.append(f"{tr('receipt.earned')}: +{self._points(receipt.expected_points)}")
+        if receipt.redeemed_points:
+            points = self._points(receipt.redeemed_points)
+            if receipt.kind == "give" and receipt.reward_id:
+                target = self._program.give_target(receipt.reward_id)
+                units = receipt.redeemed_points // target.points_per_unit
+                rows.append(
+                    tr(
+                        "receipt.donated" if target.kind == "charity" else "receipt.transferred",
+                        points=points,
+                        target=target.display_name(lang),
+                        converted=i18n.format_target_units(lang, self._program, target, units),
+                    )
+                )
+            elif receipt.reward_id:
+                name = self._reward_name(receipt.reward_id)
+                rows.append(tr("receipt.spent_reward", points=points, reward=name))
+            else:
+                off = tr("redeem.money_off", value=self._money(receipt.discount))
+                rows.append(tr("receipt.spent_reward", points=points, reward=off))
+        if receipt.kind == "sale" and receipt.cash_due > 0:
+            rows.append(f"{tr('receipt.cash_due')}: {self._money(receipt.cash_due)}")
+        if receipt.offline:
+            rows.append(tr("receipt.balance_pending"))
+        elif self._balance_before is not None:
+            after = self._balance_before - receipt.redeemed_points + receipt.expected_points
+            rows.append(self._balance_line(after))
+        return "\n".join(rows)
 
     def show_receipt(self, receipt: Receipt) -> None:
         from pos_client.cards import render_card
 
         self._customer.last_receipt = receipt
         screen = self._nav.screen("receipt")
-        points, tr = self._texts.points, self._texts.tr
-        rows = []
-        if receipt.expected_points:
-            rows.append(f"{tr('receipt.earned')}: +{points(receipt.expected_points)}")
-        if receipt.redeemed_points:
-            rows.append(f"{tr('receipt.redeemed')}: -{points(receipt.redeemed_points)}")
-        if receipt.kind == "sale":
-            rows.append(f"{tr('receipt.cash_due')}: {self._texts.money(receipt.cash_due)}")
-        rows.extend(receipt.breakdown if receipt.kind == "give" else ())
-        screen.summary_text = "\n".join(rows)
+        screen.summary_text = self.receipt_text()
         screen.synced = False
         screen.when_text = self._texts.moment(receipt.recorded_at)
         screen.key_text = receipt.key

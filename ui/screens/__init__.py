@@ -12,7 +12,12 @@ SCREEN_NAMES = ("idle", "phone", "member", "earn", "redeem", "enroll", "give", "
 
 def layout_paths() -> list[Path]:
     here = Path(__file__).parent
-    return [here.parent / "widgets.kv", *(here / f"{name}.kv" for name in SCREEN_NAMES)]
+    # Shared rules first: a rule loaded later wins over an earlier one for the same widget,
+    # so forms.kv's and dialogs.kv's rules (LetterKey on SecondaryButton, ...) come after
+    # widgets.kv's on every app run, not only on the first (ui.forms/ui.dialogs load them
+    # at import too, for use outside an app run).
+    shared = [here.parent / name for name in ("widgets.kv", "forms.kv", "dialogs.kv")]
+    return [*shared, *(here / f"{name}.kv" for name in SCREEN_NAMES)]
 
 
 def load_layouts() -> None:

@@ -1,25 +1,86 @@
 from __future__ import annotations
 
-from kivy.properties import StringProperty
+from typing import Any
 
+from kivy.properties import OptionProperty, StringProperty
+
+from ui import forms  # also registers NameKeyboard and ConsentToggle for enroll.kv
+from ui.dialogs import TermsDialog
 from ui.screens.base import PosScreen
 
 
 class EnrollScreen(PosScreen):
-    """Phone not found: offer to join, record consent, show the new card as a barcode."""
+    """Phone not found: join in two steps — the first name (on-screen keyboard), then the
+    terms (readable here) and consent — and the new card as a barcode with a welcome."""
 
     phone_hint = StringProperty("")
     error = StringProperty("")
     card_image = StringProperty("")
     card_number = StringProperty("")
+    welcome_text = StringProperty("")
+    step = OptionProperty("name", options=["name", "consent", "joined"])
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # The three steps are built once by enroll.kv; one of them is in `body` at a time.
+        # `ids` holds weak proxies: keep the steps themselves (`__self__`) while detached.
+        self._steps = {
+            "name": self.ids.name_step.__self__,
+            "consent": self.ids.consent_step.__self__,
+            "joined": self.ids.joined_step.__self__,
+        }
+        self._show_step()
 
     def refresh(self) -> None:
         self.error = ""
         self.card_image = ""
         self.card_number = ""
+        self.welcome_text = ""
         self.ids.first_name.text = ""
         self.ids.consent.active = False
         self.ids.marketing.active = False
+        self.step = "name"
+
+    def on_step(self, *_args: Any) -> None:
+        self._show_step()
+
+    def on_card_number(self, *_args: Any) -> None:
+        if self.card_number:
+            self.step = "joined"
+
+    def _show_step(self) -> None:
+        body = self.ids.body
+        body.clear_widgets()
+        body.add_widget(self._steps[self.step])
+
+    def typed(self, key: str) -> None:
+        """A key of the on-screen keyboard into the name field."""
+        field = self.ids.first_name
+        field.text = forms.typed(field.text, key)
+        field.cursor = (len(field.text), 0)
+        self.error = ""
+
+    def on_kv_post(self, base_widget: Any) -> None:
+        field = self.ids.first_name
+        keyboard = self.ids.keyboard
+        field.bind(text=lambda _w, text: setattr(keyboard, "capital", forms.starts_word(text)))
+
+    def next_step(self) -> None:
+        if not self.ids.first_name.text.strip():
+            self.error = self.tr("error.name_required")
+            return
+        self.error = ""
+        self.step = "consent"
+
+    def back(self) -> None:
+        if self.step == "consent":
+            self.error = ""
+            self.step = "name"
+        else:
+            self.pos_app.nav.go_idle()
+
+    def show_terms(self) -> None:
+        TermsDialog().open(animation=False)
 
     def join(self) -> None:
         self.error = (
@@ -29,9 +90,6 @@ class EnrollScreen(PosScreen):
             or ""
         )
 
-    def leave(self) -> None:
-        """Done (to the new member) once joined, else back to idle."""
-        if self.card_number:
-            self.pos_app.nav.go("member")
-        else:
-            self.pos_app.nav.go_idle()
+    def done(self) -> None:
+        """To the new member's screen."""
+        self.pos_app.nav.go("member")

@@ -13,3 +13,7 @@ class ReceiptScreen(PosScreen):
     key_image = StringProperty("")
     synced = BooleanProperty(False)
     when_text = StringProperty("")
+
+    def refresh(self) -> None:
+        """The language changed: the same receipt in the new language."""
+        self.summary_text = self.pos_app.sale.receipt_text()

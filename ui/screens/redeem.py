@@ -3,25 +3,45 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from kivy.factory import Factory
 from kivy.properties import StringProperty
 
+from ui.controllers.sale import Proposal
+from ui.dialogs import ask
+from ui.pool import Shown, WidgetPool
 from ui.screens.base import PosScreen
 
 
 class RedeemScreen(PosScreen):
-    """The catalogue for this member (affordable ones enabled), points + cash, blocks."""
+    """The member's rewards: the ones within reach are buttons; the others say what is
+    still missing ("300 more points"). Choosing one asks for confirmation first."""
 
     info_text = StringProperty("")
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._rows: WidgetPool | None = None
+
     def refresh(self) -> None:
-        box = self.ids.rewards
-        box.clear_widgets()
-        for option in self.pos_app.sale.redemption_options():
-            button = Factory.BigButton(text=option["label"], disabled=not option["enabled"])
-            button.bind(on_release=partial(self._choose, option))
-            box.add_widget(button)
-        self.info_text = ""
+        if self._rows is None:
+            self._rows = WidgetPool(self.ids.rewards)
+        options = self.pos_app.sale.redemption_options()
+        self._rows.show(
+            Shown("BigButton", {"text": option["label"]}, partial(self._choose, option))
+            if option["enabled"]
+            else Shown("OutOfReach", {"text": f"{option['label']}\n{option['missing']}"})
+            for option in options
+        )
+        self.info_text = "" if options else self.tr("redeem.none")
 
     def _choose(self, option: dict[str, Any], *_args: Any) -> None:
-        self.info_text = self.pos_app.sale.confirm_redemption(option) or ""
+        sale = self.pos_app.sale
+        proposal = sale.propose_redemption(option)
+        if not isinstance(proposal, Proposal):
+            self.info_text = proposal
+            return
+        self.info_text = ""
+
+        def confirmed() -> None:
+            self.info_text = sale.confirm_redemption(option) or ""
+
+        ask(proposal.title, proposal.lines, confirmed)

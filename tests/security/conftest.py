@@ -1,0 +1,66 @@
+"""Hostile-input suites: attacks against a live loyalty server on loopback (SQLite, and
+PostgreSQL in a throwaway cluster where it is installed), each asserting the refusal and
+that nothing already recorded changed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loyalty_server.cli import migrate
+from tests.integration.server_helpers import (
+    PostgresCluster,
+    ServerProcess,
+    postgres_unavailable_reason,
+)
+
+PG_REASON = postgres_unavailable_reason()
+
+# Limits the suites attack; the server reads them from its environment (configuration).
+SERVER_ENV = {
+    "LOYALTY_SERVER_PARTNER_DAILY_CAPS": "sky-miles=50000",
+    "LOYALTY_SERVER_MAX_BATCH": "50",
+    "LOYALTY_SERVER_MAX_SALE_AMOUNT": "5000",
+    "LOYALTY_SERVER_MAX_LINES_PER_SALE": "20",
+    "LOYALTY_SERVER_MAX_POINTS_PER_OPERATION": "100000",
+    "LOYALTY_SERVER_MAX_POINTS_PER_MEMBER_PER_DAY": "200000",
+    "LOYALTY_SERVER_OPERATIONS_PER_TERMINAL_PER_MINUTE": "120",
+}
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster | None]:
+    if PG_REASON is not None:
+        yield None
+        return
+    cluster = PostgresCluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresCluster | None
+) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite+pysqlite:///{tmp_path}/server.sqlite"
+    else:
+        if postgres is None:
+            pytest.skip(PG_REASON or "")
+        url = postgres.new_database()
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    process = ServerProcess(database_url, tmp_path, **SERVER_ENV)
+    process.seed()
+    process.start()
+    yield process
+    process.stop()
+    log = process.log_path.read_text()
+    assert "Traceback" not in log, log[-3000:]
