@@ -603,9 +603,9 @@ def english_words(text: str, language: str, allowed: Iterable[str] = ()) -> list
     words = []
     for match in _ASCII_WORD.finditer(visible):
         word = match.group(0).strip("'’")
-        if word and word not in allow and word.upper() not in allow:
-            if not _masked_or_key(visible, match):
-                words.append(word)
+        known = not word or word in allow or word.upper() in allow
+        if not known and not _masked_or_key(visible, match):
+            words.append(word)
     return words
 
 
