@@ -574,7 +574,36 @@ def cmd_demo_screens(args: argparse.Namespace, settings: Settings, data_dir: Pat
         f"{summary['pending']} pending, {summary['lost']} lost, "
         f"{summary['duplicated']} duplicated"
     )
+    index = write_gallery(settings, data_dir, shots / "gallery")
+    print(f"gallery: every screen in 4 languages at 2 sizes, {index}")
     return EXIT_OK if summary["lost"] == 0 and summary["duplicated"] == 0 else EXIT_FAILED
+
+
+def write_gallery(settings: Settings, data_dir: Path, folder: Path) -> Path:
+    """The screen tour (ui/tour.py) in each language, a picture of every state at each
+    gallery size, and an index page; one fresh demo terminal per language."""
+    from pos_client.bootstrap import build_app, run_terminal
+    from pos_client.demo import seed_demo_members
+    from ui.script import run_app_with_script
+    from ui.tour import GALLERY_LANGUAGES, GALLERY_SIZES, gallery, write_gallery_index
+
+    for language in GALLERY_LANGUAGES:
+        tour_settings = demo_settings(settings, data_dir / f"gallery-{language}")
+        tour_settings = replace(
+            tour_settings,
+            terminal=replace(tour_settings.terminal, inactivity_s=3600.0),
+            sync=replace(settings.sync, interval_s=0.5, backoff_base_s=0.2, backoff_cap_s=1.0),
+        )
+        with run_terminal(tour_settings) as running:
+            assert running.terminal.ledger is not None
+            seed_demo_members(running.terminal.ledger, running.terminal.checkout.hasher)
+            app = build_app(tour_settings, running)
+
+            def script(app: Any, language: str = language) -> Any:
+                return gallery(app, language, GALLERY_SIZES, folder)
+
+            run_app_with_script(app, script)
+    return write_gallery_index(folder)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -66,20 +66,20 @@ class NameKeyboard(BoxLayout):
         for row in LETTERS.get(self.language, LETTERS["en"]):
             line = Factory.KeyRow()
             for letter in row:
-                button = Factory.KeyButton(text=shown(letter, self.capital))
+                button = Factory.LetterKey(text=shown(letter, self.capital))
                 button.bind(on_release=partial(self._letter, letter))
                 self._letter_keys.append((button, letter))
                 line.add_widget(button)
             self.add_widget(line)
         last = Factory.KeyRow()
         for text, key in ((APOSTROPHE, APOSTROPHE), ("-", "-")):
-            button = Factory.KeyButton(text=text)
+            button = Factory.LetterKey(text=text)
             button.bind(on_release=partial(self._send, key))
             last.add_widget(button)
         space = Factory.SpaceKey()
         space.bind(on_release=partial(self._send, " "))
         last.add_widget(space)
-        back = Factory.KeyButton(text=BACKSPACE)
+        back = Factory.LetterKey(text=BACKSPACE)
         back.bind(on_release=partial(self._send, "back"))
         last.add_widget(back)
         self.add_widget(last)

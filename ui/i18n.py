@@ -603,9 +603,27 @@ def english_words(text: str, language: str, allowed: Iterable[str] = ()) -> list
     words = []
     for match in _ASCII_WORD.finditer(visible):
         word = match.group(0).strip("'’")
-        if word and word not in allow and word.upper() not in allow:
+        known = not word or word in allow or word.upper() in allow
+        if not known and not _masked_or_key(visible, match):
             words.append(word)
     return words
+
+
+_HEX_CHUNK = re.compile(r"[0-9A-F]{2,}")
+
+
+def _masked_or_key(text: str, match: re.Match[str]) -> bool:
+    """Not words of any language: a masked surname's initial ("Anna K."), a chunk of a key
+    or card number in hex ("04A1 BEEF 9C")."""
+    word, end = match.group(0), match.end()
+    if len(word) == 1 and word.isupper() and text[end : end + 1] == ".":
+        return True
+    start = match.start()
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    return bool(_HEX_CHUNK.fullmatch(text[start:end].strip(",;:()")))
 
 
 def category_label(language: str, program: Program, category_id: str) -> str:

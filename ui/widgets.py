@@ -25,6 +25,28 @@ class Keypad(GridLayout):
         pass
 
 
+class ShownBox(BoxLayout):
+    """A part of a screen shown or hidden by `shown` (e.g. staff's PIN pad or their report):
+    hidden, it has no height, is not drawn and takes no touch, though a child may still
+    reach outside its zero height. (Not `disabled`: a disabled Kivy widget swallows every
+    touch over its area, and its children's.)"""
+
+    shown = BooleanProperty(True)
+
+    def on_shown(self, _box: Any, shown: bool) -> None:
+        if not shown:  # the height a layout gave it while shown would stay
+            self.height = 0
+
+    def on_touch_down(self, touch: Any) -> bool:
+        return bool(self.shown and super().on_touch_down(touch))
+
+    def on_touch_move(self, touch: Any) -> bool:
+        return bool(self.shown and super().on_touch_move(touch))
+
+    def on_touch_up(self, touch: Any) -> bool:
+        return bool(self.shown and super().on_touch_up(touch))
+
+
 class StatusBar(BoxLayout):
     pass
 
@@ -35,6 +57,11 @@ class BusyOverlay(FloatLayout):
     still swallows every touch over its area.)"""
 
     active = BooleanProperty(False)
+
+    @property
+    def covers_below(self) -> bool:
+        """Whether it hides what is under it now (for the layout check)."""
+        return bool(self.active)
 
     def on_touch_down(self, touch: Any) -> bool:
         return bool(self.active and self.collide_point(*touch.pos))
@@ -50,6 +77,11 @@ class MessageBar(ButtonBehavior, BoxLayout):
     """The message toast: a tap dismisses it; it takes no touch while there is no message."""
 
     shown = BooleanProperty(False)
+
+    @property
+    def covers_below(self) -> bool:
+        """Whether it hides what is under it now (for the layout check)."""
+        return bool(self.shown)
 
     def on_touch_down(self, touch: Any) -> bool:
         if not self.shown:

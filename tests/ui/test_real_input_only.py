@@ -1,4 +1,5 @@
-"""UI tests and the demo drive the app only through real input: a grep over their source.
+"""UI tests, the demo and the screen tour drive the app only through real input: a grep over
+their source.
 
 They may read state to assert (`app.sm.current`, a label's text) and inject cards and scans
 through the simulated reader driver; they may not call a screen's handlers or the app's
@@ -12,7 +13,7 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-HARNESS = [REPO / "ui" / name for name in ("demo.py", "script.py", "touch.py")]
+HARNESS = [REPO / "ui" / name for name in ("demo.py", "script.py", "touch.py", "tour.py")]
 CHECKED = [*sorted((REPO / "tests" / "ui").glob("*.py")), *HARNESS]
 THIS = Path(__file__).resolve()
 

@@ -46,11 +46,13 @@ def english_left(language: str, allowed: tuple[str, ...] = ()) -> list[str]:
 
 
 def drawn_bars() -> list[Any]:
+    """The progress bars drawn now (the theme's Meter, or a Kivy ProgressBar)."""
     from kivy.uix.progressbar import ProgressBar
 
+    from ui.themed import Meter
     from ui.touch import hidden_because
 
-    return [w for w in walk() if isinstance(w, ProgressBar) and hidden_because(w) is None]
+    return [w for w in walk() if isinstance(w, Meter | ProgressBar) and hidden_because(w) is None]
 
 
 def shows(text: str) -> bool:

@@ -285,6 +285,11 @@ def test_english_left_over_detector() -> None:
     assert i18n.english_words("PIN-код персонала", "ru") == []
     assert i18n.english_words("[color=8a8f98]Δωροκάρτα 25 $[/color] QR", "el") == []
     assert i18n.english_words("Sky Miles (100 баллов = 1 миля)", "ru") == ["Sky", "Miles"]
+    # A masked surname's initial and hex key chunks are not English words.
+    assert i18n.english_words("Anna K.   ••••89", "ru", ["Anna Kowalski"]) == []
+    assert i18n.english_words("Ключ: 04A1 BEEF 9C0D", "ru") == []
+    assert i18n.english_words("K ok", "ru") == ["K", "ok"]
+    assert i18n.english_words("Beef", "ru") == ["Beef"]
     assert i18n.english_words("Sky Miles", "ru", allowed=["Sky Miles"]) == []
     assert i18n.english_words("Welcome", "en") == []
     assert i18n.english_words("OK", "uk") == ["OK"]

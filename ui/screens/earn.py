@@ -4,9 +4,9 @@ from functools import partial
 from typing import Any
 
 from kivy.properties import ListProperty, StringProperty
-from kivy.uix.togglebutton import ToggleButton
 
 from ui import i18n
+from ui.pool import Shown, WidgetPool
 from ui.screens.base import PosScreen
 
 
@@ -26,6 +26,7 @@ class EarnScreen(PosScreen):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.lines: list[tuple[str, str]] = []  # (amount, category) already added
+        self._category_rows: WidgetPool | None = None
 
     def refresh(self) -> None:
         self.lines = []
@@ -44,19 +45,22 @@ class EarnScreen(PosScreen):
         return i18n.category_label(self.pos_app.lang, self.pos_app.texts.program, category)
 
     def _category_buttons(self) -> None:
-        box = self.ids.category_buttons
-        box.clear_widgets()
-        for category in self.categories:
-            button = ToggleButton(
-                text=self.category_label(category),
-                group="category",
-                size_hint=(None, None),
-                size=("140dp", "48dp"),
-                state="down" if category == self.category else "normal",
-                allow_no_selection=False,
+        # Made once and reused on every visit (a pool): Kivy widgets are costly to make.
+        if self._category_rows is None:
+            self._category_rows = WidgetPool(self.ids.category_buttons)
+        self._category_rows.show(
+            Shown(
+                "CategoryToggle",
+                {
+                    "text": self.category_label(category),
+                    "group": "category",
+                    "state": "down" if category == self.category else "normal",
+                    "allow_no_selection": False,
+                },
+                partial(self._picked, category),
             )
-            button.bind(on_release=partial(self._picked, category))
-            box.add_widget(button)
+            for category in self.categories
+        )
 
     def _picked(self, category: str, *_args: Any) -> None:
         self.pick_category(category)
