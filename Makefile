@@ -41,12 +41,16 @@ i18n: $(STAMP)
 demo: $(STAMP) $(MO)
 	$(BIN)/pos-client demo
 
+# The layout walk (every screen x 4 languages x 5 window sizes) runs in a process of its
+# own: after dozens of other apps in one process it was seen to loop on layout (see README).
 test: $(STAMP) $(MO)
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q tests --ignore=tests/ui/test_layout.py
+	$(BIN)/pytest -q tests/ui/test_layout.py
 
 # Long soak modes (many more crash cycles); not part of `make test`.
 test-soak: $(STAMP) $(MO)
-	POS_CLIENT_SOAK=1 $(BIN)/pytest -q tests
+	POS_CLIENT_SOAK=1 $(BIN)/pytest -q tests --ignore=tests/ui/test_layout.py
+	$(BIN)/pytest -q tests/ui/test_layout.py
 
 check: $(STAMP)
 	$(BIN)/ruff check .

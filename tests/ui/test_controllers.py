@@ -52,16 +52,23 @@ def test_the_queue_report_reads_as_before() -> None:
 
 def test_staff_unlock_says_wrong_then_locked(terminal: Terminal) -> None:
     now = [0.0]
-    guard = PinGuard("2468", 2, 60, clock=lambda: now[0])
+    guard = PinGuard("7391", 2, 60, clock=lambda: now[0])
     staff = StaffController(Shell(), guard, terminal.queue, [], texts(terminal))
     assert staff.unlock("1111") == "Wrong PIN: 1 try left"
     assert (staff.unlock("1111") or "").startswith("Locked")
     now[0] = 61
-    assert staff.unlock("2468") is None
+    assert staff.unlock("7391") is None
     assert staff.report() == ("none", "Unsent: 0 · Failed: 0 · Delivered: 0")
     shell = Shell()
     StaffController(shell, guard, terminal.queue, [], texts(terminal)).toggle_mode()
     assert shell.mode == "kiosk"
+    default = PinGuard("2468", 2, 60, clock=lambda: now[0])
+    said: list[str] = []
+    refused = Shell()
+    StaffController(
+        refused, default, terminal.queue, [], texts(terminal), say=said.append
+    ).toggle_mode()
+    assert refused.mode == "cashier" and said  # never a kiosk on the default PIN
 
 
 def test_typed_lines_become_a_purchase_or_nothing() -> None:
