@@ -37,6 +37,9 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         LOYALTY_SERVER_FLAG_EARNINGS_PER_DAY="100000000",
         # hundreds of random sales for one member in a minute: far past a real day's limit
         LOYALTY_SERVER_MAX_POINTS_PER_MEMBER_PER_DAY="1000000000",
+        # and far more operations a minute than a real counter (the final drain sends
+        # hundreds at once): the per-minute limit would hold them back as "retry"
+        LOYALTY_SERVER_OPERATIONS_PER_TERMINAL_PER_MINUTE="1000000",
     )
     process.seed()
     process.start()
