@@ -14,22 +14,25 @@ from pos_client.doctor import Check
 
 def probe_pcsc(required: bool) -> list[Check]:
     """PC/SC readers and cards; a missing service is a problem only if a pcsc reader is set."""
+    unused = "" if required else " (not used: no pcsc reader in the config)"
     try:
         from smartcard import scard
     except ImportError:
-        return [Check("pc/sc", not required, "pyscard not installed: PC/SC readers not checked")]
+        return [Check("pc/sc", not required, f"pyscard not installed: readers not checked{unused}")]
     hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
     if hresult != 0:
         message = scard.SCardGetErrorMessage(hresult)
         return [
             Check(
-                "pc/sc", not required, f"PC/SC service unavailable: {message} (is pcscd running?)"
+                "pc/sc",
+                not required,
+                f"PC/SC service unavailable: {message} (is pcscd running?)" + unused,
             )
         ]
     try:
         hresult, readers = scard.SCardListReaders(context, [])
         if hresult != 0 or not readers:
-            return [Check("pc/sc", not required, "pcscd running, no reader connected")]
+            return [Check("pc/sc", not required, "pcscd running, no reader connected" + unused)]
         rows = []
         hresult, states = scard.SCardGetStatusChange(
             context, 0, [(reader, scard.SCARD_STATE_UNAWARE) for reader in readers]

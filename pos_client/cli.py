@@ -347,9 +347,11 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
         if terminal.ledger is None:
             raise UsageError("demo members are seeded into the embedded ledger only")
         members = seed_demo_members(terminal.ledger, terminal.checkout.hasher)
+        # Demo members are fictional: their numbers are printed so a person can type them.
         for member in members:
             print(
-                f"{member.first_name} {member.last_name[:1]}.: card {member.card_number}"
+                f"{member.first_name} {member.last_name[:1]}.: card {member.card_number},"
+                f" phone {member.phone} (demo)"
                 + (f", tag {member.card_uid}" if member.card_uid else "")
             )
     return EXIT_OK
@@ -554,7 +556,7 @@ def cmd_demo_screens(args: argparse.Namespace, settings: Settings, data_dir: Pat
         app = build_app(settings, running)
         if has_display() and not args.offscreen:
             print(
-                "demo window open; drive it with `pos-client --data-dir "
+                f"demo window open; drive it with `{own_command()} --data-dir "
                 f"{data_dir} sim tap 04A224C25E6C80` (and scan, phone, offline, online)"
             )
             with contextlib.suppress(KeyboardInterrupt):
@@ -622,6 +624,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, default=str))
     ok = summary["lost"] == 0 and summary["duplicated"] == 0 and summary["balances_consistent"]
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def own_command() -> str:
+    """How this command was started, so a printed hint can be pasted as is."""
+    started = Path(sys.argv[0])
+    if started.name == "pos-client" and started.is_file():
+        return os.path.relpath(started) if not started.is_absolute() else str(started)
+    return "pos-client"
 
 
 # ------------------------------------------------------------------ parser

@@ -223,3 +223,17 @@ def test_a_kiosk_with_the_default_pin_refuses_to_start_and_doctor_says_bad(
     assert not staff_pin_bad(
         pos_client("doctor", env={**no_pin, "POS_CLIENT__ADMIN__PIN": "97531"})
     )
+
+
+def test_seed_demo_prints_the_demo_phones_a_person_can_type(tmp_path: Path) -> None:
+    shown = run(tmp_path, "seed-demo").stdout
+    for member in DEMO_MEMBERS:
+        assert member.phone in shown and member.card_number in shown
+
+
+def test_doctor_says_pcsc_is_not_used_when_no_reader_needs_it(tmp_path: Path) -> None:
+    result = run(tmp_path, "doctor", check=False)
+    pcsc = [line for line in result.stdout.splitlines() if " pc/sc:" in line]
+    assert len(pcsc) == 1 and pcsc[0].startswith("ok")
+    if "unavailable" in pcsc[0] or "no reader" in pcsc[0] or "not installed" in pcsc[0]:
+        assert "not used" in pcsc[0]
