@@ -123,6 +123,10 @@ class Checkout:
         self.wake_sync = wake_sync
         self.clock = clock
 
+    def set_channel(self, channel: str) -> None:
+        """Staff switched the terminal between cashier and kiosk."""
+        self.policy = replace(self.policy, channel=channel)
+
     # ------------------------------------------------------------ identify
 
     def parse(self, raw: str, hint: str | None = None) -> Identity:

@@ -41,6 +41,8 @@ DOMAIN = "pos"
 # Plural messages: key -> the parameter whose number picks the form.
 PLURALS: dict[str, str] = {
     "admin.wrong_pin": "left",
+    "admin.retried": "count",
+    "admin.syncing": "count",
     "status.pending": "count",
     "status.dead": "count",
     "unit.points": "count",
