@@ -279,6 +279,7 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
             consent_text_id=settings.consent_text_id,
             offline_redeem_cap=settings.offline.redeem_cap_points,
             redeem_on_uid=settings.offline.redeem_on_uid,
+            kiosk_spend_by_phone=settings.kiosk.spend_by_phone,
         ),
         bus,
         wake_sync=sync.wake,

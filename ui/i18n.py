@@ -340,6 +340,7 @@ ERROR_KEYS: dict[str, str] = {
     "member_not_found": N_("error.unknown"),
     "already_member": N_("error.already_member"),
     "uid_cannot_spend": N_("error.uid_cannot_spend"),
+    "phone_cannot_spend": N_("error.phone_cannot_spend"),
     "choose_reward": N_("error.choose_reward"),
     "offline_cap": N_("error.offline_cap"),
     "amount_zero": N_("error.amount_zero"),

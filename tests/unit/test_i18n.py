@@ -119,6 +119,20 @@ def test_wording_defects_are_gone() -> None:
     assert i18n.translate("uk", "enroll.first_name") == "Ім’я"
     assert not i18n.translate("el", "admin.locked", seconds=5).endswith(" δ")
     assert i18n.translate("el", "admin.locked", seconds=5).endswith("5 δευτ.")
+    # English quotes with “ ”, never «» (Russian and Ukrainian do; Greek uses «» too).
+    assert "«" not in texts["en"] and "»" not in texts["en"]
+    # The receipt says what is done: past or perfective, never a future tense.
+    done = {lang: i18n.translate(lang, "receipt.balance_after", points="7") for lang in LANGUAGES}
+    assert done == {
+        "en": "Balance after: 7",
+        "ru": "Осталось на счёте: 7",
+        "uk": "Залишилося на рахунку: 7",
+        "el": "Νέο υπόλοιπο: 7",
+    }
+    # The terminal never asks for an e-mail address: the terms do not promise e-mail.
+    for lang, mail in (("en", "mail"), ("ru", "почт"), ("uk", "пошт"), ("el", "ταχυδρομ")):
+        terms = i18n.translate(lang, "enroll.terms_text").lower()
+        assert mail not in terms and "sms" in terms, lang
 
 
 # ---------------------------------------------------------------- points, names
