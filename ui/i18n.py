@@ -613,6 +613,8 @@ def english_words(text: str, language: str, allowed: Iterable[str] = ()) -> list
 
 
 _HEX_CHUNK = re.compile(r"[0-9A-F]{2,}")
+# A sale's key as the receipt shows it (a UUID): "01a21468-bbca-73c1-…" has letter-only parts.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
 def _masked_or_key(text: str, match: re.Match[str]) -> bool:
@@ -626,7 +628,8 @@ def _masked_or_key(text: str, match: re.Match[str]) -> bool:
         start -= 1
     while end < len(text) and not text[end].isspace():
         end += 1
-    return bool(_HEX_CHUNK.fullmatch(text[start:end].strip(",;:()")))
+    chunk = text[start:end].strip(",;:()")
+    return bool(_HEX_CHUNK.fullmatch(chunk) or _UUID.fullmatch(chunk))
 
 
 def category_label(language: str, program: Program, category_id: str) -> str:

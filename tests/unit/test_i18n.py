@@ -302,6 +302,9 @@ def test_english_left_over_detector() -> None:
     # A masked surname's initial and hex key chunks are not English words.
     assert i18n.english_words("Anna K.   ••••89", "ru", ["Anna Kowalski"]) == []
     assert i18n.english_words("Ключ: 04A1 BEEF 9C0D", "ru") == []
+    # A receipt's sale key, whose parts may be letters only (the layout walk failed on it).
+    assert i18n.english_words("01a21468-bbca-73c1-abd5-7b44b2d67ec7", "el") == []
+    assert i18n.english_words("bbca-73c1", "el") == ["bbca"]
     assert i18n.english_words("K ok", "ru") == ["K", "ok"]
     assert i18n.english_words("Beef", "ru") == ["Beef"]
     assert i18n.english_words("Sky Miles", "ru", allowed=["Sky Miles"]) == []
