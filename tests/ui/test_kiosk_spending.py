@@ -141,3 +141,63 @@ def test_a_stars_kiosk_shows_the_locked_reward_and_how_far_it_is(tmp_path: Path)
     assert "This programme has no rewards yet" not in seen["texts"], seen["texts"]
     assert "28 more stars to “Free drink”" in seen["texts"], seen["texts"]
     assert seen["bars"] == [round(2 / 30, 3)]
+
+
+def test_the_new_kiosk_texts_fit_in_every_language_and_size(tmp_path: Path) -> None:
+    """The layout walk's checks on the two kiosk states the tour (a cashier's) never shows:
+    the member screen found by phone (the "tap or scan" note) and a stars member's locked
+    reward with its progress."""
+    from tests.ui.test_layout import SIZES
+    from ui.i18n import english_words
+    from ui.layout_check import check_window
+    from ui.layout_check import visible_texts as layout_texts
+    from ui.tour import resize
+
+    problems: list[str] = []
+
+    def checks(where: str, language: str, allowed: tuple[str, ...]) -> Generator[Any, None, None]:
+        from kivy.core.window import Window
+
+        for size in SIZES:
+            yield from resize(size)
+            problems.extend(str(p) for p in check_window(f"{where} {language} {size}"))
+        problems.extend(
+            f"{where} {language}: {words}"
+            for _widget, text in layout_texts()
+            if (words := english_words(text, language, allowed))
+        )
+        Window.size = (1024, 600)
+        yield 0.2
+
+    def by_phone_script(app: Any) -> Generator[Any, None, None]:
+        for language, button in (("en", "EN"), ("ru", "РУ"), ("uk", "УК"), ("el", "ΕΛ")):
+            if language != "en":
+                yield from tap(text=button)
+            yield from by_phone(app, ANNA.phone)
+            yield from checks("member by phone", language, ("Anna K.", app.settings.store.name))
+            yield from tap(text=app.tr("common.done"))
+            yield on(app, "idle")
+
+    def stars_script(app: Any) -> Generator[Any, None, None]:
+        for language, button in (("en", "EN"), ("ru", "РУ"), ("uk", "УК"), ("el", "ΕΛ")):
+            if language != "en":
+                yield from tap(text=button)
+            simulated(app).inject({"cmd": "tap", "value": BOB.card_uid})
+            yield on(app, "member")
+            yield from tap(text=app.tr("member.redeem"))
+            yield on(app, "redeem")
+            yield from checks("stars locked reward", language, (app.settings.store.name,))
+            yield from tap(text=app.tr("common.back"))
+            yield on(app, "member")
+            yield from tap(text=app.tr("common.done"))
+            yield on(app, "idle")
+
+    run_ui(ui_settings(tmp_path / "phone", mode=Mode.KIOSK), by_phone_script)
+    settings = make_settings(tmp_path / "stars", program="stars")
+    settings = replace(
+        settings,
+        terminal=replace(settings.terminal, mode=Mode.KIOSK),
+        admin=replace(settings.admin, pin="97531"),
+    )
+    run_ui(settings, stars_script)
+    assert problems == [], "\n".join(problems[:40])
