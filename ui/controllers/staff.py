@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pos_client.domain import utcnow
+from pos_client.outbox import OutboxError
 from pos_client.ports import ReaderPort
 from pos_client.queue_service import QueueReport, QueueService
 from pos_client.staff import ModeStore, PinGuard
@@ -121,7 +122,10 @@ class StaffController:
 
     def retry(self) -> str:
         """Failed sales go back to the queue; says how many (or that there were none)."""
-        count = self._queue.retry_dead()
+        try:
+            count = self._queue.retry_dead()
+        except OutboxError as exc:
+            return self._queue_problem(exc)
         text = (
             self._texts.tr("admin.retried", count=count)
             if count
@@ -132,12 +136,21 @@ class StaffController:
 
     def sync_now(self) -> str:
         """Every unsent sale is sent now; says how many (or that nothing was waiting)."""
-        count = self._queue.sync_now()
+        try:
+            count = self._queue.sync_now()
+        except OutboxError as exc:
+            return self._queue_problem(exc)
         text = (
             self._texts.tr("admin.syncing", count=count)
             if count
             else self._texts.tr("admin.sync_none")
         )
+        self._say(text)
+        return text
+
+    def _queue_problem(self, exc: OutboxError) -> str:
+        log.warning("staff action on the sales queue failed: %s", exc)
+        text = self._texts.tr("report.unreadable")
         self._say(text)
         return text
 
