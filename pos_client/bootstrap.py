@@ -6,8 +6,9 @@ lazily inside the functions that need them, so the core never depends on them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pos_client.backends.switch import NetworkSwitch
@@ -25,6 +26,8 @@ from pos_client.sync import SyncPolicy, SyncWorker
 
 if TYPE_CHECKING:
     from pos_client.ledger import Ledger
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -171,10 +174,11 @@ class RunningTerminal:
 def run_terminal(
     settings: Settings, report: Callable[[str, str], None] = lambda _name, _problem: None
 ) -> RunningTerminal:
-    """Everything a terminal runs: core, sync, readers, and the scan router."""
+    """Everything a terminal runs: core, sync, readers, and the scan router; in the mode
+    staff last switched it to (`terminal.settings` says which)."""
     from pos_client.scanning import ScanRouter
 
-    terminal = build_terminal(settings, start_sync=True)
+    terminal = build_terminal(with_saved_mode(settings), start_sync=True)
     try:
         router = ScanRouter(terminal.checkout, terminal.bus, terminal.network)
         router.start()
@@ -185,6 +189,20 @@ def run_terminal(
     return RunningTerminal(terminal, readers, router)
 
 
+def with_saved_mode(settings: Settings) -> Settings:
+    """The settings with the mode staff switched this terminal to on its staff screen (kept
+    in the data folder), else as configured."""
+    from pos_client.settings import Mode
+    from pos_client.staff import mode_store
+
+    configured = settings.terminal.mode.value
+    mode = mode_store(settings.storage.data_dir).load(configured)
+    if mode == configured:
+        return settings
+    log.info("terminal mode %s (switched by staff; configured: %s)", mode, configured)
+    return replace(settings, terminal=replace(settings.terminal, mode=Mode(mode)))
+
+
 def doctor_checks(settings: Settings) -> list[Any]:
     """Every check `pos-client doctor` prints: core and hardware."""
     from drivers import probes
@@ -192,7 +210,8 @@ def doctor_checks(settings: Settings) -> list[Any]:
 
     rows = [*doctor.check_clock(), *doctor.check_disk(settings.storage.data_dir)]
     rows += doctor.check_outbox(settings.storage.outbox_path)
-    rows += doctor.check_staff_pin(settings.terminal.mode.value, settings.admin.pin)
+    mode = with_saved_mode(settings).terminal.mode.value
+    rows += doctor.check_staff_pin(mode, settings.admin.pin)
     try:
         program = load_program(settings.program, settings.config_dir)
         backend, _ledger = BACKEND_BUILDERS[settings.backend.kind](settings, program)
@@ -208,10 +227,12 @@ def doctor_checks(settings: Settings) -> list[Any]:
 
 
 def build_app(settings: Settings, running: RunningTerminal) -> Any:
-    """The Kivy app over a running terminal (window options set before any window)."""
+    """The Kivy app over a running terminal (window options set before any window), in the
+    terminal's mode: the configured one or the one staff switched it to."""
     from pos_client.staff import kiosk_pin_problem
     from ui.app import PosApp, configure_kivy
 
+    settings = running.terminal.settings
     problem = kiosk_pin_problem(settings.terminal.mode.value, settings.admin.pin)
     if problem is not None:
         raise ConfigError(problem)
@@ -258,6 +279,7 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
             consent_text_id=settings.consent_text_id,
             offline_redeem_cap=settings.offline.redeem_cap_points,
             redeem_on_uid=settings.offline.redeem_on_uid,
+            kiosk_spend_by_phone=settings.kiosk.spend_by_phone,
         ),
         bus,
         wake_sync=sync.wake,

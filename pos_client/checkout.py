@@ -60,6 +60,9 @@ class CheckoutPolicy:
     consent_text_id: str
     offline_redeem_cap: int
     redeem_on_uid: bool
+    # At a kiosk no one checks who typed a phone number, and a number is not a secret:
+    # spending on a number alone needs this switch (a cashier may, staff are present).
+    kiosk_spend_by_phone: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,10 @@ class Checkout:
         self.bus = bus or EventBus()
         self.wake_sync = wake_sync
         self.clock = clock
+
+    def set_channel(self, channel: str) -> None:
+        """Staff switched the terminal between cashier and kiosk."""
+        self.policy = replace(self.policy, channel=channel)
 
     # ------------------------------------------------------------ identify
 
@@ -197,6 +204,33 @@ class Checkout:
         except KeyError:
             return self.program.tiers.tiers[0]
 
+    # ------------------------------------------------------------ who may spend
+
+    def spend_refusal(self, session: MemberSession) -> CheckoutError | None:
+        """Why points may not be spent (rewards, transfers, donations) for the member as they
+        were identified here, or None. Earning is never refused on these grounds."""
+        kind = session.identity.kind
+        if kind is IdentityKind.CARD_UID and not self.policy.redeem_on_uid:
+            return CheckoutError(
+                "spending needs a phone number or a member card, not a bare tag",
+                "uid_cannot_spend",
+            )
+        if (
+            kind is IdentityKind.PHONE
+            and self.policy.channel == "kiosk"
+            and not self.policy.kiosk_spend_by_phone
+        ):
+            return CheckoutError(
+                "at a kiosk a phone number alone cannot spend points: tap or scan the card",
+                "phone_cannot_spend",
+            )
+        return None
+
+    def check_can_spend(self, session: MemberSession) -> None:
+        refusal = self.spend_refusal(session)
+        if refusal is not None:
+            raise refusal
+
     # ------------------------------------------------------------ preview and plans
 
     def preview(
@@ -221,11 +255,7 @@ class Checkout:
         purchase_total: Decimal = Decimal(0),
     ) -> RedemptionPlan:
         """Check a redemption against the program and this terminal's offline policy."""
-        if session.identity.kind is IdentityKind.CARD_UID and not self.policy.redeem_on_uid:
-            raise CheckoutError(
-                "redeeming needs a phone number or a member card, not a bare tag",
-                "uid_cannot_spend",
-            )
+        self.check_can_spend(session)
         try:
             if reward_id is not None:
                 plan = rules.plan_reward(
@@ -309,11 +339,7 @@ class Checkout:
 
     def give(self, session: MemberSession, target_id: str, points: int) -> Receipt:
         """Transfer points to a partner programme or donate them to a charity."""
-        if session.identity.kind is IdentityKind.CARD_UID and not self.policy.redeem_on_uid:
-            raise CheckoutError(
-                "spending needs a phone number or a member card, not a bare tag",
-                "uid_cannot_spend",
-            )
+        self.check_can_spend(session)
         try:
             plan = rules.plan_give(self.program, target_id, points, session.spendable)
         except RulesError as exc:

@@ -597,6 +597,37 @@ def next_reward(program: Program, balance: int, tier: Tier) -> tuple[str, int] |
     return min(candidates, key=lambda candidate: candidate[1])
 
 
+@dataclass(frozen=True)
+class LockedReward:
+    """The nearest reward behind a higher level, when earning points is what opens it."""
+
+    reward: Reward
+    tier: Tier  # the level that opens it
+    remaining: int  # points still to earn: to reach the level and to afford the reward
+    progress: float  # 0..1, how far along the member is
+
+
+def locked_reward(program: Program, balance: int, stats: MemberStats) -> LockedReward | None:
+    """The reward a member cannot redeem yet because of their level, with how many points
+    they still need ("28 more stars to Free drink"), or None. Only where levels are reached
+    by earning points (each point earned counts for the level and for the balance); for a
+    level reached by spend or visits the screen says which level opens the reward instead."""
+    policy = program.tiers
+    if policy.basis is not TierBasis.POINTS:
+        return None
+    tier = tier_for(policy, stats)
+    earned = stats.points_in_period
+    found: list[LockedReward] = []
+    for reward in program.catalog:
+        if reward.min_tier is None or reward_allowed(program, reward, tier):
+            continue
+        level = policy.by_id(reward.min_tier)
+        remaining = max(int(level.threshold) - earned, reward.cost - balance, 1)
+        done = max(0, earned)
+        found.append(LockedReward(reward, level, remaining, done / (done + remaining)))
+    return min(found, key=lambda locked: locked.remaining, default=None)
+
+
 def plan_give(program: Program, target_id: str, points: int, balance: int) -> GivePlan:
     """Transfer points to a partner programme or donate them, in whole units."""
     target = program.give_target(target_id)

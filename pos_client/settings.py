@@ -94,6 +94,13 @@ class OfflineSettings:
 
 
 @dataclass(frozen=True)
+class KioskSettings:
+    # A phone number is not a secret: at a kiosk (no staff watching) a member found by a
+    # typed number alone may earn but not spend, unless this is set.
+    spend_by_phone: bool = False
+
+
+@dataclass(frozen=True)
 class WedgeSettings:
     min_length: int
     max_gap_ms: Decimal
@@ -123,6 +130,7 @@ class Settings:
     readers: tuple[ReaderSettings, ...] = ()
     wedge: WedgeSettings = WedgeSettings(4, Decimal(50), 128)
     admin: AdminSettings = AdminSettings("2468", 3, 60.0)
+    kiosk: KioskSettings = KioskSettings()
 
 
 def default_config_dir() -> Path:
@@ -253,6 +261,7 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
             redeem_cap_points=offline.integer("redeem_cap_points", minimum=0),
             redeem_on_uid=offline.flag("redeem_on_uid"),
         ),
+        kiosk=KioskSettings(spend_by_phone=root.table("kiosk").flag("spend_by_phone")),
         consent_text_id=root.table("enrollment").text("consent_text_id"),
         phone_key_file=Path(key_file).expanduser() if key_file else data_dir / "phone.key",
         config_dir=config_dir,

@@ -139,3 +139,53 @@ def kiosk_pin_problem(mode: str, pin: str) -> str | None:
             "(one digit repeated, or digits in a run like 1234); choose another"
         )
     return None
+
+
+MODE_FILE = "terminal-mode.json"
+MODES = ("cashier", "kiosk")
+
+
+class ModeStore:
+    """The mode staff last switched this terminal to, kept in its data folder so that a
+    restart does not undo it. A missing file means "as configured"; a damaged one is
+    logged and ignored (the configured mode is used), never a reason not to start."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self, configured: str) -> str:
+        try:
+            state = json.loads(self.path.read_text(encoding="utf-8"))
+            mode = state["mode"]
+            if mode not in MODES:
+                raise ValueError(f"unknown mode {mode!r}")
+        except FileNotFoundError:
+            return configured
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning(
+                "the saved terminal mode (%s) is unreadable (%s); using the configured mode %s",
+                self.path.name,
+                exc,
+                configured,
+            )
+            return configured
+        return str(mode)
+
+    def save(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}")
+        temporary = self.path.with_suffix(".tmp")
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                json.dump({"mode": mode}, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temporary, 0o600)
+            os.replace(temporary, self.path)
+        except OSError as exc:  # a full disk must not crash the staff screen
+            log.warning("could not save the terminal mode: %s", exc)
+
+
+def mode_store(data_dir: Path) -> ModeStore:
+    return ModeStore(data_dir / MODE_FILE)

@@ -27,7 +27,7 @@ from drivers.wedge import WedgeClassifier, WedgeThresholds
 from pos_client.events import OperationDead, OperationSynced, ReaderStatus, ScanEvent, SyncStatus
 from pos_client.ports import RunningTerminalPort
 from pos_client.scanning import CardRemoved, IdentificationFailed, MemberIdentified
-from pos_client.staff import pin_guard
+from pos_client.staff import mode_store, pin_guard
 from ui.controllers.input import InputController
 from ui.controllers.member import MemberController, ScreenDrawn
 from ui.controllers.navigation import Navigator
@@ -36,6 +36,7 @@ from ui.controllers.staff import StaffController
 from ui.controllers.state import Activity, Customer
 from ui.controllers.status import StatusController
 from ui.controllers.texts import Texts
+from ui.dialogs import ask
 from ui.screens import load_layouts, make_screens
 from ui.widgets import BusyOverlay, MessageBar, StatusBar
 
@@ -144,6 +145,8 @@ class PosApp(App):
             self.texts,
             self.status.reader_states,
             say=self.nav.show_message,
+            modes=mode_store(settings.storage.data_dir),
+            ask=ask,
         )
 
     def build(self) -> Root:
@@ -194,7 +197,9 @@ class PosApp(App):
         if hasattr(self, "status"):
             self.status.show_readers()
 
-    def on_mode(self, _app: Any, _mode: str) -> None:
+    def on_mode(self, _app: Any, mode: str) -> None:
+        # The core's rules follow the mode too (a kiosk does not spend on a typed phone).
+        self.running.terminal.checkout.set_channel(mode)
         self.follow_mode()
 
     def follow_mode(self) -> None:

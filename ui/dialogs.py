@@ -43,7 +43,7 @@ class ScreenBoundDialog(ModalView):
 
 
 class ConfirmDialog(ScreenBoundDialog):
-    """ "Redeem «$25 gift card»?" — what, how many points, the balance after — with large
+    """ "Redeem “$25 gift card”?" — what, how many points, the balance after — with large
     Cancel and Confirm buttons. `on_confirm` runs only on Confirm (after the dialog closed)."""
 
     title = StringProperty("")

@@ -41,6 +41,8 @@ DOMAIN = "pos"
 # Plural messages: key -> the parameter whose number picks the form.
 PLURALS: dict[str, str] = {
     "admin.wrong_pin": "left",
+    "admin.retried": "count",
+    "admin.syncing": "count",
     "status.pending": "count",
     "status.dead": "count",
     "unit.points": "count",
@@ -338,6 +340,7 @@ ERROR_KEYS: dict[str, str] = {
     "member_not_found": N_("error.unknown"),
     "already_member": N_("error.already_member"),
     "uid_cannot_spend": N_("error.uid_cannot_spend"),
+    "phone_cannot_spend": N_("error.phone_cannot_spend"),
     "choose_reward": N_("error.choose_reward"),
     "offline_cap": N_("error.offline_cap"),
     "amount_zero": N_("error.amount_zero"),
@@ -610,6 +613,8 @@ def english_words(text: str, language: str, allowed: Iterable[str] = ()) -> list
 
 
 _HEX_CHUNK = re.compile(r"[0-9A-F]{2,}")
+# A sale's key as the receipt shows it (a UUID): "01a21468-bbca-73c1-…" has letter-only parts.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
 def _masked_or_key(text: str, match: re.Match[str]) -> bool:
@@ -623,7 +628,8 @@ def _masked_or_key(text: str, match: re.Match[str]) -> bool:
         start -= 1
     while end < len(text) and not text[end].isspace():
         end += 1
-    return bool(_HEX_CHUNK.fullmatch(text[start:end].strip(",;:()")))
+    chunk = text[start:end].strip(",;:()")
+    return bool(_HEX_CHUNK.fullmatch(chunk) or _UUID.fullmatch(chunk))
 
 
 def category_label(language: str, program: Program, category_id: str) -> str:

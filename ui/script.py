@@ -28,6 +28,9 @@ class ScriptRunner:
         self.screenshots: list[Path] = []
         self.error: BaseException | None = None
         self.done = False
+        # The app stopped by itself (staff confirmed Exit): the script's next step, already
+        # on the clock, must never run (nor stop the next app run in this process).
+        self.stopped = False
 
     def start(self) -> None:
         # Start half a second after the first frame is on screen, not after on_start: a slow
@@ -39,8 +42,14 @@ class ScriptRunner:
             Clock.schedule_once(lambda _dt: self._advance(), 0.5)
 
         Window.bind(on_flip=first_frame)
+        self.app.bind(on_stop=self._on_stop)
+
+    def _on_stop(self, *_args: Any) -> None:
+        self.stopped = True
 
     def _advance(self) -> None:
+        if self.stopped:
+            return
         try:
             step = next(self.steps)
         except StopIteration:
@@ -58,6 +67,8 @@ class ScriptRunner:
             Clock.schedule_once(lambda _dt: self._advance(), float(step))
 
     def _wait_for(self, predicate: Callable[[], bool], deadline: float) -> None:
+        if self.stopped:
+            return
         try:
             ready = predicate()
         except BaseException as exc:
@@ -91,7 +102,8 @@ class ScriptRunner:
 
     def _finish(self) -> None:
         self.done = True
-        self.app.stop()
+        if not self.stopped:
+            self.app.stop()
 
 
 def run_app_with_script(app: Any, script: Script, shots: Path | None = None) -> ScriptRunner:

@@ -6,7 +6,7 @@ configured) to each state and yields the state's name there, like a screenshot s
     idle, phone-digits, phone-error, member-rewards, rewards, confirm, purchase-lines,
     receipt, member-birthday, give, rewards-out-of-reach, enroll, enroll-consent, terms,
     enrolled, message, receipt-pending, member-offline, staff-locked, staff-wrong-pin,
-    staff-unlocked, staff-lockout
+    staff-unlocked, staff-message, staff-exit, staff-lockout
 
 Cards, scans and the backend going away are done through the simulated reader (the device
 path). What a person does on the screen goes through `Person`, one small method per action,
@@ -60,6 +60,8 @@ STATES = (
     "staff-locked",
     "staff-wrong-pin",
     "staff-unlocked",
+    "staff-message",
+    "staff-exit",
     "staff-lockout",
 )
 
@@ -195,6 +197,12 @@ class Person:
         yield from tap(button)
         yield lambda: shown_dialog(ConfirmDialog) is not None
 
+    @staticmethod
+    def dialog_shown() -> bool:
+        from ui.dialogs import ConfirmDialog, shown_dialog
+
+        return shown_dialog(ConfirmDialog) is not None
+
     def cancel(self) -> Steps:
         from ui.dialogs import ConfirmDialog, shown_dialog
 
@@ -214,6 +222,9 @@ class Person:
     def open_staff(self) -> Steps:
         yield from tap(text=self.tr("admin.title"))  # on idle
         yield on(self.app, "admin")
+
+    def staff_action(self, key: str) -> Steps:
+        yield from tap(text=self.tr(key))  # admin.sync, admin.retry, admin.exit…
 
     def submit_pin(self) -> Steps:
         yield from tap(text=self.tr("admin.unlock"))
@@ -318,6 +329,14 @@ def tour(app: Any, language: str = "en", person: Person | None = None) -> Steps:
     yield from person.submit_pin()
     yield lambda: bool(admin.unlocked)
     yield "staff-unlocked"
+    yield from person.staff_action("admin.sync")
+    yield lambda: bool(app.message)
+    yield "staff-message"  # "Nothing pending: every sale is sent"
+    yield from person.dismiss_message()
+    yield from person.staff_action("admin.exit")
+    yield person.dialog_shown
+    yield "staff-exit"  # "Close the terminal app?" (cancelled: the tour goes on)
+    yield from person.cancel()
     yield from person.done()
     yield from person.open_staff()
     for _attempt in range(3):

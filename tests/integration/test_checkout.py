@@ -15,6 +15,7 @@ from pos_client.checkout import AlreadyMember, CheckoutError, MemberNotFound
 from pos_client.demo import DEMO_MEMBERS, seed_demo_members
 from pos_client.domain import Purchase, PurchaseLine
 from pos_client.outbox import EntryState
+from pos_client.settings import Mode
 from tests.conftest import make_settings
 
 ANNA, BOB = DEMO_MEMBERS[0], DEMO_MEMBERS[1]
@@ -127,6 +128,39 @@ def test_redemption_on_a_bare_uid_follows_the_policy(tmp_path: Path) -> None:
             terminal.checkout.plan_redemption(session, reward_id="gift-card-25")
         by_card = terminal.checkout.identify(ANNA.card_number)
         assert terminal.checkout.plan_redemption(by_card, reward_id="gift-card-25").points == 5000
+
+
+def test_a_kiosk_does_not_spend_on_a_typed_phone_number_alone(tmp_path: Path) -> None:
+    """A phone number is not a secret: at a kiosk it earns but does not spend (rewards,
+    transfers, donations) unless `kiosk.spend_by_phone`; a cashier may spend by phone."""
+    settings = make_settings(tmp_path)
+    kiosk = replace(settings, terminal=replace(settings.terminal, mode=Mode.KIOSK))
+    with build_terminal(kiosk) as terminal:
+        assert terminal.ledger is not None
+        seed_demo_members(terminal.ledger, terminal.checkout.hasher)
+        checkout = terminal.checkout
+        by_phone = checkout.identify(ANNA.phone, hint="phone")
+        for spend in (
+            lambda: checkout.plan_redemption(by_phone, reward_id="gift-card-25"),
+            lambda: checkout.redeem(by_phone, "gift-card-25"),
+            lambda: checkout.give(by_phone, "skin-cancer-fund", 1000),
+        ):
+            with pytest.raises(CheckoutError) as refused:
+                spend()
+            assert refused.value.code == "phone_cannot_spend"
+        assert checkout.spend_refusal(by_phone) is not None
+        before = len(terminal.outbox.entries(limit=1000))
+        checkout.earn(by_phone, Purchase.of_amount(Decimal("10.00")))  # earning still works
+        assert len(terminal.outbox.entries(limit=1000)) == before + 1
+        by_card = checkout.identify(ANNA.card_number)  # the card scanned: it may spend
+        assert checkout.spend_refusal(by_card) is None
+        assert checkout.plan_redemption(by_card, reward_id="gift-card-25").points == 5000
+        checkout.set_channel("cashier")  # staff switched the terminal to a cashier desk
+        assert checkout.spend_refusal(by_phone) is None
+    allowed = replace(kiosk, kiosk=replace(kiosk.kiosk, spend_by_phone=True))
+    with build_terminal(allowed) as terminal:
+        session = terminal.checkout.identify(ANNA.phone, hint="phone")
+        assert terminal.checkout.spend_refusal(session) is None
 
 
 def test_enroll_records_consent_and_works_offline_then_syncs(seeded: Terminal) -> None:

@@ -71,6 +71,17 @@ def test_staff_unlock_says_wrong_then_locked(terminal: Terminal) -> None:
     assert refused.mode == "cashier" and said  # never a kiosk on the default PIN
 
 
+def test_staff_queue_actions_say_when_the_queue_cannot_be_used(terminal: Terminal) -> None:
+    said: list[str] = []
+    guard = PinGuard("7391", 2, 60)
+    staff = StaffController(Shell(), guard, terminal.queue, [], texts(terminal), say=said.append)
+    assert staff.sync_now() == "Nothing pending: every sale is sent"
+    terminal.outbox.close()  # the queue's file went away under the terminal
+    assert staff.sync_now() == "The sales queue cannot be read now"
+    assert staff.retry() == "The sales queue cannot be read now"
+    assert said[-2:] == ["The sales queue cannot be read now"] * 2
+
+
 def test_typed_lines_become_a_purchase_or_nothing() -> None:
     purchase = purchase_of([("10.50", ""), (".", "x"), ("", "y"), ("2", "cosmetics")])
     assert purchase is not None and str(purchase.total) == "12.50"

@@ -267,7 +267,7 @@ def test_confirmation_and_receipt_in_russian(tmp_path: Path) -> None:
     assert (seen["cancelled"], seen["recorded"]) == (0, 1)
     assert seen["receipt"].splitlines() == [
         "Списано 5\xa0000 баллов: «Подарочная карта на 25 $»",
-        "Останется на счёте: 700 баллов",
+        "Осталось на счёте: 700 баллов",  # done: not "Останется" (will remain)
     ]
 
 
@@ -294,7 +294,7 @@ def test_an_offline_receipt_says_the_balance_is_pending(tmp_path: Path) -> None:
     run_ui(ui_settings(tmp_path), script)
     assert seen["receipt"].splitlines() == [
         "Earned: +50 points",
-        "Spent 2,500 points on «$25 gift card»",
+        "Spent 2,500 points on “$25 gift card”",
         "To pay: $12.50",
         "Balance after: pending until the terminal is back online",
     ]

@@ -105,7 +105,7 @@ def test_a_reward_is_confirmed_first_cancel_records_nothing(tmp_path: Path) -> N
     run_ui(ui_settings(tmp_path), script)
     assert seen["balance"] == 5700
     assert seen["question"].splitlines() == [
-        "Get «$25 gift card»?",
+        "Get “$25 gift card”?",
         "Points spent: 5,000 points",
         "Balance after: 700 points",
     ]
@@ -115,7 +115,7 @@ def test_a_reward_is_confirmed_first_cancel_records_nothing(tmp_path: Path) -> N
     assert seen["after_confirm"] == (1, 700)
     # A reward alone: its name and the balance after; no "To pay: $0.00".
     assert seen["receipt"].splitlines() == [
-        "Spent 5,000 points on «$25 gift card»",
+        "Spent 5,000 points on “$25 gift card”",
         "Balance after: 700 points",
     ]
 
@@ -137,7 +137,7 @@ def test_points_plus_cash_says_what_is_left_to_pay(tmp_path: Path) -> None:
 
     run_ui(ui_settings(tmp_path), script)
     assert seen["question"].splitlines() == [
-        "Get «$25 gift card»?",
+        "Get “$25 gift card”?",
         "Points spent: 2,500 points",
         "You pay: $12.50",
         "You earn: 50 points",  # Platinum: 4 points a dollar on the $12.50 paid
@@ -145,7 +145,7 @@ def test_points_plus_cash_says_what_is_left_to_pay(tmp_path: Path) -> None:
     ]
     assert seen["receipt"].splitlines() == [
         "Earned: +50 points",
-        "Spent 2,500 points on «$25 gift card»",
+        "Spent 2,500 points on “$25 gift card”",
         "To pay: $12.50",
         "Balance after: 3,250 points",
     ]
@@ -188,7 +188,7 @@ def test_points_as_money_blocks_are_confirmed_first(tmp_path: Path) -> None:
     assert seen["after_cancel"] == (0, 0)
     assert seen["after_confirm"] == (1, -5000)
     assert seen["receipt"].splitlines() == [
-        "Spent 5,000 points on «$5.00 off»",
+        "Spent 5,000 points on “$5.00 off”",
         f"Balance after: {after}",
     ]
 
@@ -204,9 +204,9 @@ def test_points_as_money_blocks_are_confirmed_first(tmp_path: Path) -> None:
         ),
         (
             "skin-cancer-fund",
-            "Donate to «Skin cancer research»?",
+            "Donate to “Skin cancer research”?",
             "Donation: $10.00",
-            "Donated 1,000 points to «Skin cancer research»: $10.00",
+            "Donated 1,000 points to “Skin cancer research”: $10.00",
         ),
     ],
 )

@@ -140,9 +140,9 @@ def test_a_reward_behind_a_higher_level_is_said_not_drawn_as_a_full_bar(tmp_path
         seen["bars"] = [bar.value for bar in drawn_bars()]
 
     run_ui(with_program(ui_settings(tmp_path), "stars"), script)
-    assert "Next reward «Free drink» unlocks at level «Gold»" in seen["texts"], seen["texts"]
+    assert "Next reward “Free drink” unlocks at level “Gold”" in seen["texts"], seen["texts"]
     assert 1 not in seen["bars"] and len(seen["bars"]) == 1  # only the level bar is drawn
-    assert any(t.endswith("to «Green»") or t.endswith("to Green") for t in seen["texts"])
+    assert any(t.endswith("to “Green”") or t.endswith("to Green") for t in seen["texts"])
 
 
 def test_the_member_screen_reads_fully_in_each_language(tmp_path: Path) -> None:

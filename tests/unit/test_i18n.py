@@ -119,6 +119,20 @@ def test_wording_defects_are_gone() -> None:
     assert i18n.translate("uk", "enroll.first_name") == "Ім’я"
     assert not i18n.translate("el", "admin.locked", seconds=5).endswith(" δ")
     assert i18n.translate("el", "admin.locked", seconds=5).endswith("5 δευτ.")
+    # English quotes with “ ”, never «» (Russian and Ukrainian do; Greek uses «» too).
+    assert "«" not in texts["en"] and "»" not in texts["en"]
+    # The receipt says what is done: past or perfective, never a future tense.
+    done = {lang: i18n.translate(lang, "receipt.balance_after", points="7") for lang in LANGUAGES}
+    assert done == {
+        "en": "Balance after: 7",
+        "ru": "Осталось на счёте: 7",
+        "uk": "Залишилося на рахунку: 7",
+        "el": "Νέο υπόλοιπο: 7",
+    }
+    # The terminal never asks for an e-mail address: the terms do not promise e-mail.
+    for lang, mail in (("en", "mail"), ("ru", "почт"), ("uk", "пошт"), ("el", "ταχυδρομ")):
+        terms = i18n.translate(lang, "enroll.terms_text").lower()
+        assert mail not in terms and "sms" in terms, lang
 
 
 # ---------------------------------------------------------------- points, names
@@ -288,6 +302,9 @@ def test_english_left_over_detector() -> None:
     # A masked surname's initial and hex key chunks are not English words.
     assert i18n.english_words("Anna K.   ••••89", "ru", ["Anna Kowalski"]) == []
     assert i18n.english_words("Ключ: 04A1 BEEF 9C0D", "ru") == []
+    # A receipt's sale key, whose parts may be letters only (the layout walk failed on it).
+    assert i18n.english_words("01a21468-bbca-73c1-abd5-7b44b2d67ec7", "el") == []
+    assert i18n.english_words("bbca-73c1", "el") == ["bbca"]
     assert i18n.english_words("K ok", "ru") == ["K", "ok"]
     assert i18n.english_words("Beef", "ru") == ["Beef"]
     assert i18n.english_words("Sky Miles", "ru", allowed=["Sky Miles"]) == []

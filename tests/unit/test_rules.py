@@ -175,3 +175,17 @@ def test_tiers_by_visits_with_their_own_multiplier() -> None:
     result = rules.earn_points(program, Purchase.of_amount(D("10.00")), friend)
     assert result.points == 30  # 2 per euro x 1.5
     assert rules.period_start(policy.period, date(2026, 11, 25)) == date(2025, 11, 25)
+
+
+def test_a_reward_behind_a_level_says_how_many_points_still_open_it() -> None:
+    stars = preset("stars")  # free drink: 15 stars, at Gold (30 stars earned in 12 months)
+    welcome = rules.locked_reward(stars, 2, MemberStats(points_in_period=2))
+    assert welcome is not None
+    assert (welcome.reward.id, welcome.tier.id, welcome.remaining) == ("free-drink", "gold", 28)
+    assert welcome.progress == pytest.approx(2 / 30)
+    # Earned 29 but spent down to 3: one star opens Gold, twelve more buy the drink.
+    spent = rules.locked_reward(stars, 3, MemberStats(points_in_period=29))
+    assert spent is not None and spent.remaining == 12
+    assert rules.locked_reward(stars, 40, MemberStats(points_in_period=40)) is None  # at Gold
+    # Levels reached by spend: points do not open them; the screen names the level instead.
+    assert rules.locked_reward(preset("category_tiers"), 0, MemberStats()) is None

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import stat
 from pathlib import Path
 
-from pos_client.staff import DEFAULT_PIN, PinGuard, kiosk_pin_problem, pin_guard
+import pytest
+
+from pos_client.staff import (
+    DEFAULT_PIN,
+    MODE_FILE,
+    PinGuard,
+    kiosk_pin_problem,
+    mode_store,
+    pin_guard,
+)
 
 
 class FakeClock:
@@ -87,3 +97,21 @@ def test_a_kiosk_refuses_pins_a_passer_by_tries_first() -> None:
         assert problem is not None and "try first" in problem, pin
     for pin in ("7391", "97531", "1357", "2580"):
         assert kiosk_pin_problem("kiosk", pin) is None, pin
+
+
+def test_the_mode_store_keeps_the_switched_mode_0600_and_ignores_a_damaged_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = mode_store(tmp_path)
+    assert store.load("cashier") == "cashier"  # nothing saved: as configured
+    store.save("kiosk")
+    assert store.load("cashier") == "kiosk"
+    assert stat.S_IMODE((tmp_path / MODE_FILE).stat().st_mode) == 0o600
+    with pytest.raises(ValueError):
+        store.save("admin")
+    for damaged in ('{"mode": "kio', '{"mode": "superuser"}', "[]", ""):
+        (tmp_path / MODE_FILE).write_text(damaged, encoding="utf-8")
+        with caplog.at_level(logging.WARNING, logger="pos_client.staff"):
+            caplog.clear()
+            assert store.load("cashier") == "cashier"
+        assert "using the configured mode cashier" in caplog.text

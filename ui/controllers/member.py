@@ -42,6 +42,7 @@ class MemberLines:
     tier_progress: float
     tier_bar: bool
     rewards_text: str
+    spend_note: str = ""  # why points cannot be spent here as identified ("tap your card")
 
 
 def _reward_progress(
@@ -96,7 +97,9 @@ def _tier_progress(
     return "", 0.0, False  # a view without its next level: say nothing rather than "top"
 
 
-def member_lines(session: MemberSession, program: Program, texts: Texts) -> MemberLines:
+def member_lines(
+    session: MemberSession, program: Program, texts: Texts, spend_note: str = ""
+) -> MemberLines:
     view, language = session.view, texts.language
     try:
         tier = program.tiers.by_id(view.tier_id)
@@ -130,6 +133,7 @@ def member_lines(session: MemberSession, program: Program, texts: Texts) -> Memb
         tier_progress=tier_progress,
         tier_bar=tier_bar,
         rewards_text=rewards or "-",
+        spend_note=spend_note,
     )
 
 
@@ -161,7 +165,12 @@ class MemberController:
 
     def present(self) -> MemberLines | None:
         session = self._customer.session
-        return None if session is None else member_lines(session, self._program, self._texts)
+        if session is None:
+            return None
+        # The core decides who may spend (a kiosk: not on a typed phone number alone).
+        refusal = self._checkout.spend_refusal(session)
+        note = "" if refusal is None else i18n.describe_error(self._texts.language, refusal)
+        return member_lines(session, self._program, self._texts, note)
 
     def refresh_session(self) -> None:
         """Fetch the member again (off the clock) and redraw the member screen if shown."""

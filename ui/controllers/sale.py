@@ -121,6 +121,28 @@ class SaleController:
         number = i18n.format_number(count, self._lang)
         return self._texts.tr("redeem.missing", count=number, unit=word)
 
+    def locked_progress(self) -> tuple[str, float] | None:
+        """The nearest reward a higher level opens, as "28 more stars to “Free drink”" and
+        how far along the member is; None when no reward waits for a level (or the level is
+        not reached by earning points)."""
+        session = self._customer.session
+        if session is None:
+            return None
+        locked = rules.locked_reward(self._program, session.spendable, session.view.stats)
+        if locked is None:
+            return None
+        count = locked.remaining
+        word = self._program.unit_word(self._lang, count)
+        if word is None:
+            word = self._points(count).split(" ", 1)[-1]
+        text = self._texts.tr(
+            "redeem.locked_progress",
+            count=i18n.format_number(count, self._lang),
+            unit=word,
+            reward=self._reward_name(locked.reward.id, locked.reward.name),
+        )
+        return text, locked.progress
+
     def _error(self, exc: BaseException) -> str:
         return i18n.describe_error(self._lang, exc, self._program)
 
@@ -182,8 +204,13 @@ class SaleController:
                 )
         return options
 
-    def _balance_line(self, balance: int) -> str:
-        return self._texts.tr("sale.balance_after", points=self._points(max(0, balance)))
+    def _balance_line(self, balance: int, done: bool = False) -> str:
+        """The balance after: before confirming it is to come ("will remain"), on the
+        receipt it is done ("remains") — the languages say those differently."""
+        points = self._points(max(0, balance))
+        if done:
+            return self._texts.tr("receipt.balance_after", points=points)
+        return self._texts.tr("sale.balance_after", points=points)
 
     def propose_redemption(self, option: dict[str, Any]) -> Proposal | str:
         """What choosing this option would do, for the confirmation; or why it cannot be."""
@@ -259,8 +286,9 @@ class SaleController:
         if session is None:
             return self._texts.tr("error.generic")
         try:
+            self._checkout.check_can_spend(session)
             plan = rules.plan_give(self._program, target_id, points, session.spendable)
-        except RulesError as exc:
+        except (CheckoutError, RulesError) as exc:
             return self._error(exc)
         tr, target = self._texts.tr, plan.target
         name = target.display_name(self._lang)
@@ -372,7 +400,7 @@ class SaleController:
             rows.append(tr("receipt.balance_pending"))
         elif self._balance_before is not None:
             after = self._balance_before - receipt.redeemed_points + receipt.expected_points
-            rows.append(self._balance_line(after))
+            rows.append(self._balance_line(after, done=True))
         return "\n".join(rows)
 
     def show_receipt(self, receipt: Receipt) -> None:

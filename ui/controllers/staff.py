@@ -6,12 +6,13 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pos_client.domain import utcnow
+from pos_client.outbox import OutboxError
 from pos_client.ports import ReaderPort
 from pos_client.queue_service import QueueReport, QueueService
-from pos_client.staff import PinGuard
+from pos_client.staff import ModeStore, PinGuard
 from ui import i18n
 from ui.controllers.texts import Texts
 
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 
 class ModeShell(Protocol):
     mode: str
+
+    def stop(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,12 @@ class StaffController:
         texts: Texts,
         reader_states: Mapping[str, str] | None = None,
         say: Callable[[str], None] = lambda _text: None,
+        modes: ModeStore | None = None,
+        ask: Callable[[str, Sequence[str], Callable[[], None]], Any] | None = None,
     ) -> None:
         self._shell = shell
+        self._modes = modes
+        self._ask = ask
         self._say = say
         self._pin_guard = pin_guard
         self._queue = queue
@@ -113,11 +120,50 @@ class StaffController:
             queue_text(self._queue.report(), language),
         )
 
-    def retry(self) -> None:
-        self._queue.retry_dead()
+    def retry(self) -> str:
+        """Failed sales go back to the queue; says how many (or that there were none)."""
+        try:
+            count = self._queue.retry_dead()
+        except OutboxError as exc:
+            return self._queue_problem(exc)
+        text = (
+            self._texts.tr("admin.retried", count=count)
+            if count
+            else self._texts.tr("admin.retry_none")
+        )
+        self._say(text)
+        return text
 
-    def sync_now(self) -> None:
-        self._queue.sync_now()
+    def sync_now(self) -> str:
+        """Every unsent sale is sent now; says how many (or that nothing was waiting)."""
+        try:
+            count = self._queue.sync_now()
+        except OutboxError as exc:
+            return self._queue_problem(exc)
+        text = (
+            self._texts.tr("admin.syncing", count=count)
+            if count
+            else self._texts.tr("admin.sync_none")
+        )
+        self._say(text)
+        return text
+
+    def _queue_problem(self, exc: OutboxError) -> str:
+        log.warning("staff action on the sales queue failed: %s", exc)
+        text = self._texts.tr("report.unreadable")
+        self._say(text)
+        return text
+
+    def exit(self) -> None:
+        """Quitting the terminal app is asked first: a stray tap must not close it."""
+        if self._ask is None:
+            self._shell.stop()
+            return
+        self._ask(
+            self._texts.tr("admin.exit_title"),
+            [self._texts.tr("admin.exit_detail")],
+            self._shell.stop,
+        )
 
     def toggle_mode(self) -> None:
         target = "kiosk" if self._shell.mode == "cashier" else "cashier"
@@ -126,3 +172,6 @@ class StaffController:
             self._say(self._texts.tr("admin.kiosk_pin"))
             return
         self._shell.mode = target
+        if self._modes is not None:
+            self._modes.save(target)  # a restart keeps the mode staff chose
+        self._say(self._texts.tr("admin.mode_now", name=self._texts.tr(f"mode.{target}")))

@@ -54,3 +54,9 @@ class AdminScreen(PosScreen):
     def sync_now(self) -> None:
         self.pos_app.staff.sync_now()
         self.update()
+
+    def toggle_mode(self) -> None:
+        self.pos_app.staff.toggle_mode()
+
+    def exit(self) -> None:
+        self.pos_app.staff.exit()

@@ -23,6 +23,7 @@ class MemberScreen(PosScreen):
     rewards_text = StringProperty("")
     offline = BooleanProperty(False)
     birthday = BooleanProperty(False)
+    spend_note = StringProperty("")
 
     def refresh(self) -> None:
         lines = self.pos_app.member.present()

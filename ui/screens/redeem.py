@@ -3,7 +3,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from kivy.properties import StringProperty
+from kivy.properties import NumericProperty, StringProperty
 
 from ui.controllers.sale import Proposal
 from ui.dialogs import ask
@@ -16,6 +16,8 @@ class RedeemScreen(PosScreen):
     still missing ("300 more points"). Choosing one asks for confirmation first."""
 
     info_text = StringProperty("")
+    locked_text = StringProperty("")  # "28 more stars to “Free drink”": a level opens it
+    locked_progress = NumericProperty(0.0)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -31,7 +33,11 @@ class RedeemScreen(PosScreen):
             else Shown("OutOfReach", {"text": f"{option['label']}\n{option['missing']}"})
             for option in options
         )
-        self.info_text = "" if options else self.tr("redeem.none")
+        # Nothing to choose yet, but a reward waits behind a higher level: say how far it is
+        # (never "no rewards" while the programme has one).
+        locked = None if any(o["enabled"] for o in options) else self.pos_app.sale.locked_progress()
+        self.locked_text, self.locked_progress = locked or ("", 0.0)
+        self.info_text = "" if options or locked else self.tr("redeem.none")
 
     def _choose(self, option: dict[str, Any], *_args: Any) -> None:
         sale = self.pos_app.sale
