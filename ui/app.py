@@ -162,6 +162,7 @@ class PosApp(App):
         layers.add_widget(BusyOverlay())
         root.add_widget(layers)
         self.input.bind(Window)
+        self.sm.bind(current=self.input.guard.arm)  # a new screen: no stray second tap
         Window.bind(on_flip=self.member.frame_drawn)
         return root
 

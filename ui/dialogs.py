@@ -29,7 +29,11 @@ class ScreenBoundDialog(ModalView):
         self._sm: Any = None
 
     def on_open(self) -> None:
-        self._sm = getattr(App.get_running_app(), "sm", None)
+        app = App.get_running_app()
+        guard = getattr(getattr(app, "input", None), "guard", None)
+        if guard is not None:  # the second tap of a double tap must not answer the dialog
+            guard.arm()
+        self._sm = getattr(app, "sm", None)
         if self._sm is not None:
             self._sm.bind(current=self._screen_changed)
 
