@@ -133,6 +133,7 @@ class PosApp(App):
             self.customer,
             self.activity,
             self.images,
+            settings.terminal.confirm_amount_over,
         )
         admin = settings.admin
         guard = pin_guard(admin.pin, admin.max_attempts, admin.lockout_s, settings.storage.data_dir)

@@ -63,8 +63,10 @@ class SaleController:
         customer: Customer,
         activity: Activity,
         images: Path,
+        confirm_amount_over: Decimal = Decimal("1000.00"),
     ) -> None:
         self._checkout = checkout
+        self._confirm_amount_over = confirm_amount_over
         self._program = program
         self._nav = nav
         self._texts = texts
@@ -90,6 +92,29 @@ class SaleController:
             f"{total}: " + self._texts.tr("earn.preview", points=self._points(breakdown.points)),
             "\n".join(i18n.breakdown_lines(self._lang, breakdown, self._program)),
         )
+
+    def line_problem(self, typed: str) -> str | None:
+        """Why this amount cannot be a line (empty, zero, not an amount), or None."""
+        amount = purchase_of([(typed, "")], self._lang)
+        if amount is None or amount.total <= 0:
+            return self._texts.tr("error.amount_zero")
+        return None
+
+    def propose_large_earn(self, lines: Lines) -> Proposal | None:
+        """A question before recording a purchase above the terminal's limit (a slip on the
+        keypad: 700 for 7.00), or None when it needs none."""
+        purchase = purchase_of(lines, self._lang)
+        session = self._customer.session
+        if purchase is None or session is None or purchase.total <= self._confirm_amount_over:
+            return None
+        tr = self._texts.tr
+        points = self._checkout.preview(session, purchase).points
+        title = tr("confirm.large_title", amount=self._money(purchase.total))
+        body = (
+            tr("confirm.large_limit", amount=self._money(self._confirm_amount_over)),
+            tr("confirm.earn", points=self._points(points)),
+        )
+        return Proposal(title, body)
 
     def confirm_earn(self, lines: Lines) -> None:
         purchase = purchase_of(lines, self._lang)
