@@ -74,6 +74,7 @@ class SaleController:
         self._activity = activity
         self._images = images
         self._balance_before: int | None = None  # the spendable balance before the last receipt
+        self._synced_balance: int | None = None  # the ledger's balance once that sale synced
 
     # ------------------------------------------------------------ earning
 
@@ -393,7 +394,9 @@ class SaleController:
                 rows.append(tr("receipt.spent_reward", points=points, reward=off))
         if receipt.kind == "sale" and receipt.cash_due > 0:
             rows.append(f"{tr('receipt.cash_due')}: {self._money(receipt.cash_due)}")
-        if receipt.offline:
+        if self._synced_balance is not None:  # synced: the ledger's word, never "pending"
+            rows.append(self._balance_line(self._synced_balance))
+        elif receipt.offline:
             rows.append(tr("receipt.balance_pending"))
         elif self._balance_before is not None:
             after = self._balance_before - receipt.redeemed_points + receipt.expected_points
@@ -404,6 +407,7 @@ class SaleController:
         from pos_client.cards import render_card
 
         self._customer.last_receipt = receipt
+        self._synced_balance = None
         screen = self._nav.screen("receipt")
         screen.summary_text = self.receipt_text()
         screen.synced = False
@@ -417,6 +421,14 @@ class SaleController:
         self._activity.touch()
 
     def on_synced(self, event: OperationSynced) -> None:
+        """The sale on the receipt reached the backend (on the clock): the receipt says
+        synced, and an offline receipt's pending balance becomes the ledger's balance."""
         receipt = self._customer.last_receipt
-        if receipt is not None and event.key == receipt.key:
-            self._nav.screen("receipt").synced = True
+        if receipt is None or event.key != receipt.key:
+            return
+        balance = event.result.get("balance")
+        if isinstance(balance, int) and not isinstance(balance, bool):
+            self._synced_balance = balance
+        screen = self._nav.screen("receipt")
+        screen.synced = True
+        screen.summary_text = self.receipt_text()
