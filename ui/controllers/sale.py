@@ -17,6 +17,7 @@ from pos_client import rules
 from pos_client.checkout import AlreadyMember, Checkout, CheckoutError, MemberSession, Receipt
 from pos_client.domain import Purchase, PurchaseLine
 from pos_client.events import OperationSynced
+from pos_client.operations import PARTNER_ACCOUNT_MAX, partner_account_problem
 from pos_client.outbox import OutboxError
 from pos_client.rules import Program, RulesError
 from ui import i18n
@@ -273,14 +274,27 @@ class SaleController:
         return [
             {
                 "id": t.id,
+                "kind": t.kind,
+                "name": t.display_name(self._lang),
                 "step": max(t.points_per_unit, t.min_points),
                 "label": i18n.give_target_label(self._lang, self._program, t),
             }
             for t in self._program.give_targets
         ]
 
-    def propose_give(self, target_id: str, points: int) -> Proposal | str:
-        """What sending these points would do, for the confirmation; or why it cannot be."""
+    def account_problem(self, target_id: str, account: str) -> str | None:
+        """Why this is not an account number at the partner, in words; or None."""
+        code = partner_account_problem(account)
+        if code is None:
+            return None
+        params = {"target_id": target_id, "count": PARTNER_ACCOUNT_MAX}
+        return i18n.error_text(self._lang, code, params, self._program)
+
+    def propose_give(
+        self, target_id: str, points: int, partner_account: str | None = None
+    ) -> Proposal | str:
+        """What sending these points would do, for the confirmation; or why it cannot be.
+        A transfer to a partner needs the member's account number there."""
         session = self._customer.session
         if session is None:
             return self._texts.tr("error.generic")
@@ -289,6 +303,12 @@ class SaleController:
         except RulesError as exc:
             return self._error(exc)
         tr, target = self._texts.tr, plan.target
+        account_line: tuple[str, ...] = ()
+        if target.kind == "partner":
+            problem = self.account_problem(target.id, partner_account or "")
+            if problem is not None:
+                return problem
+            account_line = (tr("confirm.account", value=partner_account),)
         name = target.display_name(self._lang)
         units = int(plan.converted)
         converted = i18n.format_target_units(self._lang, self._program, target, units)
@@ -301,12 +321,17 @@ class SaleController:
         lines = (
             tr("confirm.spend", points=self._points(plan.points)),
             result,
+            *account_line,
             self._balance_line(session.spendable - plan.points),
         )
         return Proposal(title, lines)
 
-    def confirm_give(self, target_id: str, points: int) -> str | None:
-        return self._record(lambda session: self._checkout.give(session, target_id, points))
+    def confirm_give(
+        self, target_id: str, points: int, partner_account: str | None = None
+    ) -> str | None:
+        return self._record(
+            lambda session: self._checkout.give(session, target_id, points, partner_account)
+        )
 
     # ------------------------------------------------------------ enrollment
 
