@@ -108,6 +108,7 @@ class AccountKeyboard(BoxLayout):
             line = Factory.KeyRow()
             for char in row:
                 button = Factory.LetterKey(text=char)
+                button.latin_on_purpose = True  # ASCII in every language (layout check)
                 button.bind(on_release=partial(self._send, char))
                 line.add_widget(button)
             if index == len(self.ROWS) - 1:
