@@ -612,6 +612,7 @@ def english_words(text: str, language: str, allowed: Iterable[str] = ()) -> list
 
 
 _HEX_CHUNK = re.compile(r"[0-9A-F]{2,}")
+_UUID = re.compile(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}")  # a sale's key
 
 
 def _masked_or_key(text: str, match: re.Match[str]) -> bool:
@@ -625,7 +626,8 @@ def _masked_or_key(text: str, match: re.Match[str]) -> bool:
         start -= 1
     while end < len(text) and not text[end].isspace():
         end += 1
-    return bool(_HEX_CHUNK.fullmatch(text[start:end].strip(",;:()")))
+    chunk = text[start:end].strip(",;:()")
+    return bool(_HEX_CHUNK.fullmatch(chunk) or _UUID.fullmatch(chunk))
 
 
 def category_label(language: str, program: Program, category_id: str) -> str:
