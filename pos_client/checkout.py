@@ -27,7 +27,15 @@ from pos_client.domain import (
 from pos_client.errors import CodedError
 from pos_client.events import EventBus, SaleRecorded
 from pos_client.identify import IdentifyError, gs1_check_digit, identify, parse_phone
-from pos_client.operations import ActionOp, EnrollOp, GiveOp, RedemptionRequest, SaleOp
+from pos_client.operations import (
+    PARTNER_ACCOUNT_MAX,
+    ActionOp,
+    EnrollOp,
+    GiveOp,
+    RedemptionRequest,
+    SaleOp,
+    partner_account_problem,
+)
 from pos_client.outbox import Outbox
 from pos_client.ports import Backend, BackendUnavailable
 from pos_client.privacy import PhoneHasher
@@ -299,6 +307,7 @@ class Checkout:
         if plan is not None and redemption is None:
             redemption = RedemptionRequest(
                 reward_id=plan.reward_id,
+                option=plan.option,  # else the backend charges the reward's full points
                 blocks=plan.blocks or None,
                 points=plan.points,
             )
@@ -337,8 +346,15 @@ class Checkout:
         purchase = Purchase.of_amount(plan.cash_due)
         return self.earn(session, purchase, plan)
 
-    def give(self, session: MemberSession, target_id: str, points: int) -> Receipt:
-        """Transfer points to a partner programme or donate them to a charity."""
+    def give(
+        self,
+        session: MemberSession,
+        target_id: str,
+        points: int,
+        partner_account: str | None = None,
+    ) -> Receipt:
+        """Transfer points to a partner programme (to the member's account number there,
+        required) or donate them to a charity (no account)."""
         self.check_can_spend(session)
         try:
             plan = rules.plan_give(self.program, target_id, points, session.spendable)
@@ -351,6 +367,18 @@ class Checkout:
                 "offline_cap",
                 points=self.policy.offline_redeem_cap,
             )
+        account = None
+        if plan.target.kind == "partner":
+            problem = partner_account_problem(partner_account)
+            if problem is not None:
+                raise CheckoutError(
+                    f"a transfer to {plan.target.name} needs the member's account number there"
+                    f" (1 to {PARTNER_ACCOUNT_MAX} ASCII letters and digits)",
+                    problem,
+                    target_id=plan.target.id,
+                    count=PARTNER_ACCOUNT_MAX,
+                )
+            account = partner_account
         op = GiveOp(
             key=uuid7(),
             member_id=session.view.member_id,
@@ -358,6 +386,7 @@ class Checkout:
             points=plan.points,
             terminal_id=self.policy.terminal_id,
             occurred_at=self.clock(),
+            partner_account=account,
         )
         self.outbox.add(op.to_body(), now=op.occurred_at)
         self.wake_sync()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -339,9 +340,25 @@ class ActionOp:
         )
 
 
+# The member's account number at a partner programme (where transferred points arrive):
+# ASCII letters and digits only (str.isalnum() would take any script), bounded.
+PARTNER_ACCOUNT_MAX = 32
+PARTNER_ACCOUNT = re.compile(r"[A-Za-z0-9]+")
+
+
+def partner_account_problem(account: str | None) -> str | None:
+    """Why this cannot be an account number at a partner (an error code), or None."""
+    if not account:
+        return "partner_account_required"
+    if len(account) > PARTNER_ACCOUNT_MAX or not PARTNER_ACCOUNT.fullmatch(account):
+        return "partner_account_invalid"
+    return None
+
+
 @dataclass(frozen=True)
 class GiveOp:
-    """Points transferred to a partner programme or donated to a charity."""
+    """Points transferred to a partner programme (to the member's account there) or donated
+    to a charity."""
 
     key: str
     member_id: str
@@ -349,11 +366,12 @@ class GiveOp:
     points: int
     terminal_id: str
     occurred_at: datetime
+    partner_account: str | None = None  # a transfer's account number at the partner
 
     kind = OP_GIVE
 
     def to_body(self) -> dict[str, Any]:
-        return {
+        body = {
             "type": OP_GIVE,
             "key": self.key,
             "member_id": self.member_id,
@@ -363,9 +381,20 @@ class GiveOp:
             "occurred_at": iso(self.occurred_at),
             "redemption": {"points": self.points},  # counts as spent while unsynced
         }
+        if self.partner_account is not None:
+            body["partner_account"] = self.partner_account
+        return body
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> GiveOp:
+        account = body.get("partner_account")
+        if account is not None and (
+            not isinstance(account, str) or partner_account_problem(account) is not None
+        ):
+            raise OpRejected(
+                "bad_request",
+                f"partner_account: 1 to {PARTNER_ACCOUNT_MAX} ASCII letters and digits",
+            )
         return cls(
             key=require(body, "key", str),
             member_id=require(body, "member_id", str),
@@ -373,6 +402,7 @@ class GiveOp:
             points=require(body, "points", int),
             terminal_id=text(body, "terminal_id"),
             occurred_at=parse_time(body.get("occurred_at"), "occurred_at"),
+            partner_account=account,
         )
 
 

@@ -471,6 +471,7 @@ class RedemptionPlan:
     reward_id: str | None = None
     cash_due: Decimal = ZERO  # the customer still pays this
     blocks: int = 0
+    option: int | None = None  # the reward's points + cash alternative chosen, if any
 
 
 def reward_allowed(program: Program, reward: Reward, tier: Tier) -> bool:
@@ -511,7 +512,7 @@ def plan_reward(
             )
         points, cash = reward.points_plus_cash[option]
     check_spend(program, points, balance)
-    return RedemptionPlan(points=points, reward_id=reward.id, cash_due=cash)
+    return RedemptionPlan(points=points, reward_id=reward.id, cash_due=cash, option=option)
 
 
 def plan_money_blocks(

@@ -40,6 +40,9 @@ class TerminalSettings:
     language: str
     fullscreen: bool = False
     inactivity_s: float = 45.0
+    # A purchase above this amount (in the programme's currency) is confirmed before it is
+    # recorded: a slip on the keypad (700 for 7.00) must not earn a fortune.
+    confirm_amount_over: Decimal = Decimal("1000.00")
 
 
 @dataclass(frozen=True)
@@ -237,6 +240,9 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
             language=language,
             fullscreen=terminal.flag("fullscreen"),
             inactivity_s=float(terminal.decimal("inactivity_s", minimum=Decimal(5))),
+            confirm_amount_over=terminal.decimal(
+                "confirm_amount_over", Decimal("1000.00"), minimum=Decimal(0)
+            ),
         ),
         admin=parse_admin(root.table("admin")),
         store=StoreSettings(

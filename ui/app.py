@@ -134,6 +134,7 @@ class PosApp(App):
             self.customer,
             self.activity,
             self.images,
+            settings.terminal.confirm_amount_over,
         )
         admin = settings.admin
         guard = pin_guard(admin.pin, admin.max_attempts, admin.lockout_s, settings.storage.data_dir)
@@ -165,6 +166,7 @@ class PosApp(App):
         layers.add_widget(BusyOverlay())
         root.add_widget(layers)
         self.input.bind(Window)
+        self.sm.bind(current=self.input.guard.arm)  # a new screen: no stray second tap
         Window.bind(on_flip=self.member.frame_drawn)
         return root
 

@@ -17,6 +17,9 @@ from kivy.lang import Builder
 from kivy.properties import StringProperty
 from kivy.uix.modalview import ModalView
 
+import ui.forms  # noqa: F401  (its AccountKeyboard is in dialogs.kv)
+from pos_client.operations import PARTNER_ACCOUNT_MAX
+
 KV = str(Path(__file__).with_name("dialogs.kv"))
 
 
@@ -29,7 +32,11 @@ class ScreenBoundDialog(ModalView):
         self._sm: Any = None
 
     def on_open(self) -> None:
-        self._sm = getattr(App.get_running_app(), "sm", None)
+        app = App.get_running_app()
+        guard = getattr(getattr(app, "input", None), "guard", None)
+        if guard is not None:  # the second tap of a double tap must not answer the dialog
+            guard.arm()
+        self._sm = getattr(app, "sm", None)
         if self._sm is not None:
             self._sm.bind(current=self._screen_changed)
 
@@ -63,6 +70,53 @@ class ConfirmDialog(ScreenBoundDialog):
     def confirm(self) -> None:
         self.dismiss(animation=False)
         self._on_confirm()
+
+
+class AccountDialog(ScreenBoundDialog):
+    """The member's account number at a partner, typed on an on-screen keyboard (digits and
+    Latin capitals); OK checks it (`check` returns a problem in words, or None) and hands it
+    to `on_done`; Cancel keeps what was there."""
+
+    title = StringProperty("")
+    value = StringProperty("")
+    error = StringProperty("")
+    limit = PARTNER_ACCOUNT_MAX
+
+    def __init__(
+        self,
+        title: str,
+        value: str,
+        check: Callable[[str], str | None],
+        on_done: Callable[[str], None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.title = title
+        self.value = value
+        self._check = check
+        self._on_done = on_done
+
+    def key(self, key: str) -> None:
+        self.value = forms_typed(self.value, key, self.limit)
+        self.error = ""
+
+    def cancel(self) -> None:
+        self.dismiss(animation=False)
+
+    def done(self) -> None:
+        problem = self._check(self.value)
+        if problem is not None:
+            self.error = problem
+            return
+        self.dismiss(animation=False)
+        self._on_done(self.value)
+
+
+def forms_typed(text: str, key: str, limit: int) -> str:
+    """The account number after one key: backspace, or a character up to the limit."""
+    if key == "back":
+        return text[:-1]
+    return text if len(text) >= limit else text + key
 
 
 class TermsDialog(ScreenBoundDialog):

@@ -95,6 +95,35 @@ class NameKeyboard(BoxLayout):
         self.dispatch("on_key", key)
 
 
+class AccountKeyboard(BoxLayout):
+    """Digits and Latin capitals (an account number at a partner programme) and backspace;
+    dispatches `on_key(text)` with the character or "back"."""
+
+    ROWS = ("1234567890", "QWERTYUIOP", "ASDFGHJKL", "ZXCVBNM")
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.register_event_type("on_key")
+        super().__init__(**kwargs)
+        for index, row in enumerate(self.ROWS):
+            line = Factory.KeyRow()
+            for char in row:
+                button = Factory.LetterKey(text=char)
+                button.latin_on_purpose = True  # ASCII in every language (layout check)
+                button.bind(on_release=partial(self._send, char))
+                line.add_widget(button)
+            if index == len(self.ROWS) - 1:
+                back = Factory.LetterKey(text=BACKSPACE)
+                back.bind(on_release=partial(self._send, "back"))
+                line.add_widget(back)
+            self.add_widget(line)
+
+    def on_key(self, key: str) -> None:
+        pass
+
+    def _send(self, key: str, *_args: Any) -> None:
+        self.dispatch("on_key", key)
+
+
 def typed(text: str, key: str, limit: int = 40) -> str:
     """The name after one key of the on-screen keyboard."""
     if key == "back":

@@ -360,6 +360,8 @@ ERROR_KEYS: dict[str, str] = {
     "min_points": N_("error.min_points"),
     "step": N_("error.step"),
     "action_done": N_("error.action_done"),
+    "partner_account_required": N_("error.partner_account_required"),
+    "partner_account_invalid": N_("error.partner_account_invalid"),
     # outbox
     "storage": N_("error.storage"),
     "storage_full": N_("error.storage_full"),

@@ -310,14 +310,15 @@ def check_window(where: str, pixels: Pixels | None = None) -> list[Problem]:
 def visible_texts() -> list[tuple[str, str]]:
     """(widget, text) for every text a person can read on the window now: labels' text
     (markup removed) and text fields' text or hint, drawn (opacity > 0, some size), not
-    wholly under a toast or overlay."""
+    wholly under a toast or overlay. Widgets marked `latin_on_purpose` (the keys of the
+    keyboard for account numbers at partners, ASCII in every language) are left out."""
     from kivy.uix.textinput import TextInput
 
     seen = [w for root in window_roots() for w, _o in attached(root)]
     covers = [(w, window_rect(w)) for w in seen if getattr(w, "covers_below", False)]
     found = []
     for widget in seen:
-        if widget.width <= 0 or widget.height <= 0:
+        if widget.width <= 0 or widget.height <= 0 or getattr(widget, "latin_on_purpose", False):
             continue
         if isinstance(widget, TextInput):
             text = str(widget.text or widget.hint_text)

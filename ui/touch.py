@@ -218,6 +218,29 @@ def _resolve(widget: Any, find: dict[str, Any]) -> Any:
     return find_widget(**find)
 
 
+def guard_remaining() -> float:
+    """Seconds the app still swallows new touches after its last screen change (or dialog):
+    the touch guard of ui.controllers.input."""
+    from kivy.app import App
+
+    guard = getattr(getattr(App.get_running_app(), "input", None), "guard", None)
+    return float(guard.remaining()) if guard is not None else 0.0
+
+
+def _guard_swallowed(touch: Any) -> bool:
+    from kivy.app import App
+
+    guard = getattr(getattr(App.get_running_app(), "input", None), "guard", None)
+    return bool(guard is not None and guard.swallowed(touch))
+
+
+def wait_out_guard() -> Generator[Step, None, None]:
+    """Wait (the app running) until a new touch is taken again, as a person's next
+    deliberate tap comes after they have seen the new screen."""
+    if guard_remaining() > 0:
+        yield lambda: guard_remaining() <= 0
+
+
 def press(widget: Any = None, **find: Any) -> Any:
     """Put a finger down on the centre of a widget: returns the touch, held by the widget.
 
@@ -246,8 +269,14 @@ def press(widget: Any = None, **find: Any) -> Any:
     holders = [ref() for ref in touch.grab_list if ref() is not None]
     if any(_is_within(holder, target) for holder in holders):
         return touch
+    swallowed = _guard_swallowed(touch)
     touch.touch_up()  # let go before failing, as a finger would
     at = f"({x:.0f}, {y:.0f}) on screen {_current_screen()!r}"
+    if swallowed:
+        raise TouchError(
+            f"tap on {describe(target)} at {at} came too soon after the screen changed:"
+            " the touch guard swallowed it"
+        )
     if not any(instance is target for instance, _hit in reached):
         on_top = [w for w, hit in reached if hit and not _is_within(target, w)]
         culprit = describe(on_top[-1]) if on_top else "something else"
@@ -269,8 +298,21 @@ def release(touch: Any) -> None:
 
 def tap(widget: Any = None, **find: Any) -> Generator[Step, None, None]:
     """Tap a widget (or the one `find_widget(**find)` returns when the step runs), then
-    let one frame pass so the app lays out whatever the tap changed."""
+    let one frame pass so the app lays out whatever the tap changed. Waits out the app's
+    touch guard first (a tap right after a screen change is swallowed, as it should be)."""
+    yield from wait_out_guard()
     release(press(widget, **find))
+    yield 0
+
+
+def tap_at(x: float, y: float) -> Generator[Step, None, None]:
+    """A finger down and up at a window point, whatever is there, right now: a person's
+    quick second tap (no lookup, no checks, no waiting out the screen-change guard)."""
+    from kivy.tests.common import UnitTestTouch
+
+    touch = UnitTestTouch(x, y)
+    touch.touch_down()
+    touch.touch_up()
     yield 0
 
 
@@ -278,6 +320,7 @@ def long_press(
     widget: Any = None, seconds: float = 1.0, **find: Any
 ) -> Generator[Step, None, None]:
     """Hold a finger on a widget for `seconds` (real time, the app running), then lift it."""
+    yield from wait_out_guard()
     touch = press(widget, **find)
     held_since = time.monotonic()
     # Real time, polled on the clock: Kivy counts timeouts from the frame's start.

@@ -49,6 +49,7 @@ STATES = (
     "receipt",
     "member-birthday",
     "give",
+    "give-account",
     "rewards-out-of-reach",
     "enroll",
     "enroll-consent",
@@ -209,6 +210,20 @@ class Person:
         yield from tap(text=self.tr("confirm.cancel"))
         yield lambda: shown_dialog(ConfirmDialog) is None
 
+    def enter_account(self, account: str) -> Steps:
+        """The account number at the partner, on the dialog's keyboard."""
+        from ui.dialogs import AccountDialog, shown_dialog
+
+        yield from tap(text=self.tr("give.enter_account"))
+        yield lambda: shown_dialog(AccountDialog) is not None
+        yield from tap_keys(account, within=shown_dialog(AccountDialog))
+
+    def close_account(self) -> Steps:
+        from ui.dialogs import AccountDialog, shown_dialog
+
+        yield from tap(text=self.tr("common.done"), within=shown_dialog(AccountDialog))
+        yield lambda: shown_dialog(AccountDialog) is None
+
     def sign_up(self) -> Steps:
         yield from tap(text=self.tr("enroll.join"))
 
@@ -273,6 +288,9 @@ def tour(app: Any, language: str = "en", person: Person | None = None) -> Steps:
     yield "member-birthday"
     yield from person.open_from_member("give")
     yield "give"
+    yield from person.enter_account("SM4417")
+    yield "give-account"
+    yield from person.close_account()
     yield from person.done()
 
     sim.inject({"cmd": "tap", "value": BOB.card_uid})  # short of every reward

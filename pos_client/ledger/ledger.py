@@ -504,6 +504,10 @@ class Ledger:
             plan = rules.plan_give(self.program, op.target_id, op.points, record.balance)
         except RulesError as exc:
             raise OpRejected("give_refused", str(exc)) from None
+        if plan.target.kind == "partner" and op.partner_account is None:
+            raise OpRejected(
+                "give_refused", "a transfer to a partner needs the member's account number there"
+            )
         self._check_points(0, plan.points)
         result: dict[str, Any] = {
             "status": "applied",
@@ -516,6 +520,8 @@ class Ledger:
             "converted": str(plan.converted),
             "unit": plan.target.unit_name,
         }
+        if plan.target.kind == "partner":  # where the partner credits the units
+            result["partner_account"] = op.partner_account
         kind = "donate" if plan.target.kind == "charity" else "transfer"
         self._post(
             conn, op.key, op.member_id, kind, -plan.points, op.occurred_at, reward_id=plan.target.id

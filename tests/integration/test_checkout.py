@@ -211,3 +211,44 @@ def test_logs_never_show_phones_or_uids(seeded: Terminal, caplog: pytest.LogCapt
     text = caplog.text
     for secret in ("9123456789", "04A224C25E6C80", "5555550100"):
         assert secret not in text
+
+
+def test_points_plus_cash_is_charged_as_chosen_once_synced(seeded: Terminal) -> None:
+    """The sale recorded for a points + cash reward used to leave out the option: the
+    backend then charged the reward's full points (5,000, not 2,500) for it."""
+    checkout = seeded.checkout
+    session = checkout.identify(ANNA.card_number)
+    before = session.view.balance
+    receipt = checkout.redeem(session, "gift-card-25", 0)
+    assert (receipt.redeemed_points, receipt.cash_due) == (2500, Decimal("12.50"))
+    seeded.sync.drain()
+    entry = seeded.outbox.get(receipt.key)
+    assert entry is not None and entry.state is EntryState.ACKED
+    assert entry.result["points_redeemed"] == 2500  # type: ignore[index]
+    after = checkout.refresh(session).view.balance
+    assert after == before - 2500 + receipt.expected_points
+
+
+def test_a_transfer_to_a_partner_needs_an_account_number_there(seeded: Terminal) -> None:
+    checkout = seeded.checkout
+    session = checkout.identify(ANNA.card_number)
+    for account, code in (
+        (None, "partner_account_required"),
+        ("", "partner_account_required"),
+        ("AB-123", "partner_account_invalid"),
+        ("ΑΒ123", "partner_account_invalid"),  # Greek capitals look Latin: not ASCII
+        ("A" * 33, "partner_account_invalid"),
+    ):
+        with pytest.raises(CheckoutError) as refused:
+            checkout.give(session, "sky-miles", 1000, account)
+        assert refused.value.code == code, account
+    receipt = checkout.give(session, "sky-miles", 1000, "SM12345678")
+    entry = seeded.outbox.get(receipt.key)
+    assert entry is not None and entry.body["partner_account"] == "SM12345678"
+    seeded.sync.drain()
+    entry = seeded.outbox.get(receipt.key)
+    assert entry is not None and entry.state is EntryState.ACKED
+    assert entry.result["partner_account"] == "SM12345678"  # type: ignore[index]
+    donation = checkout.give(session, "skin-cancer-fund", 100, "IGNORED1")
+    entry = seeded.outbox.get(donation.key)
+    assert entry is not None and "partner_account" not in entry.body

@@ -206,12 +206,19 @@ def test_transfer_and_donation_debit_points_in_whole_units(tmp_path: Path) -> No
     member = enroll(ledger)
     ledger.apply(sale_body(member, "2000.00", "cosmetics"))  # 4000 points
 
-    def give(target: str, points: int) -> dict[str, object]:
-        body = GiveOp(uuid7(), member, target, points, "T", NOW).to_body()
+    def give(target: str, points: int, account: str | None = "SM1234") -> dict[str, object]:
+        partner_account = account if target == "sky-miles" else None
+        body = GiveOp(uuid7(), member, target, points, "T", NOW, partner_account).to_body()
         return ledger.apply(body)
 
+    with pytest.raises(OpRejected, match="account number"):
+        give("sky-miles", 1500, account=None)
     miles = give("sky-miles", 1500)
     assert (miles["converted"], miles["unit"], miles["balance"]) == ("15", "miles", 2500)
+    assert miles["partner_account"] == "SM1234"
+    bad = GiveOp(uuid7(), member, "sky-miles", 1500, "T", NOW, "SM 12").to_body()
+    with pytest.raises(OpRejected, match="ASCII letters and digits"):
+        ledger.apply(bad)
     with pytest.raises(OpRejected, match="at least 1000"):
         give("sky-miles", 500)
     with pytest.raises(OpRejected, match="steps of 100"):

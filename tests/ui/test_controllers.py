@@ -127,3 +127,21 @@ def test_a_refused_sale_and_a_reader_fault_are_said_in_the_language(terminal: Te
     ]
     assert not any("balance" in text or "SCARD" in text for text in nav.said)
     assert bar.status_readers == "pcsc:front: σφάλμα"
+
+
+def test_the_touch_guard_swallows_touches_for_a_moment_after_a_screen_change() -> None:
+    from types import SimpleNamespace
+
+    from ui.controllers.input import SCREEN_CHANGE_GUARD_S, TouchGuard
+
+    now = [100.0]
+    guard = TouchGuard(clock=lambda: now[0])
+    first, second, third = (SimpleNamespace(uid=n) for n in (1, 2, 3))
+    assert not guard.down(first) and not guard.up(first)  # nothing changed yet
+    guard.arm()
+    now[0] += SCREEN_CHANGE_GUARD_S / 2
+    assert guard.down(second) and guard.swallowed(second)
+    now[0] += SCREEN_CHANGE_GUARD_S  # its move and lift are swallowed too, even after
+    assert guard.move(second) and guard.up(second) and not guard.swallowed(second)
+    assert guard.remaining() == 0
+    assert not guard.down(third) and not guard.up(third)

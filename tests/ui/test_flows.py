@@ -18,7 +18,7 @@ from tests.ui.conftest import run_ui, ui_settings
 from ui import i18n
 from ui.demo import on, simulated
 from ui.dialogs import ConfirmDialog, shown_dialog
-from ui.touch import TouchError, tap
+from ui.touch import TouchError, tap, tap_keys
 
 ANNA, BOB = DEMO_MEMBERS[0], DEMO_MEMBERS[1]
 
@@ -230,6 +230,14 @@ def test_a_transfer_or_donation_is_confirmed_first(
         if app.sm.get_screen("give").points < 1000:
             yield from tap(text="+")
         seen["points"] = app.sm.get_screen("give").points
+        if target == "sky-miles":  # a transfer goes to the member's account at the partner
+            from ui.dialogs import AccountDialog, shown_dialog
+
+            yield from tap(text=tr("give.enter_account"))
+            yield lambda: shown_dialog(AccountDialog) is not None
+            yield from tap_keys("SM77", within=shown_dialog(AccountDialog))
+            yield from tap(text=tr("common.done"), within=shown_dialog(AccountDialog))
+            yield lambda: shown_dialog(AccountDialog) is None
         yield from tap(text=tr("give.confirm"))
         yield dialog_open
         seen["question"] = dialog_text()
@@ -247,10 +255,12 @@ def test_a_transfer_or_donation_is_confirmed_first(
 
     run_ui(ui_settings(tmp_path), script)
     assert seen["points"] == 1000
+    account = ["To account: SM77"] if target == "sky-miles" else []
     assert seen["question"].splitlines() == [
         question,
         "Points spent: 1,000 points",
         result,
+        *account,
         "Balance after: 4,700 points",
     ]
     assert seen["after_cancel"] == (0, 5700, "give")

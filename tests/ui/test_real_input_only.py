@@ -29,7 +29,7 @@ FORBIDDEN = {
         r"\bapp\.(nav|status|input|member|sale|staff|customer|activity)\.\w+\("
     ),
     "screen handler": re.compile(
-        r"\.(key|find|confirm|submit|_choose|choose|change|pick_category|_picked|add_line"
+        r"\.(key|find|confirm|submit|_choose|choose|change|pick_category|_picked|add_line|remove_line"
         r"|update_preview|refresh|trigger_action)\("
     ),
     "screen handler (join)": re.compile(r"(?<![\"'])\.join\("),

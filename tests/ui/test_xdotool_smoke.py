@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from pos_client.demo import DEMO_MEMBERS
+from ui.controllers.input import SCREEN_CHANGE_GUARD_S
 
 BOB = DEMO_MEMBERS[1]
 CLI = [sys.executable, "-m", "pos_client.cli"]
@@ -90,6 +91,9 @@ class Terminal:
                 pytest.fail(f"the app exited ({self.process.returncode}) waiting for {name!r}")
             layout = self.layout()
             if layout.get("screen") == name and layout["widgets"]:
+                # A person looks at a new screen before the next click; a click sooner is
+                # swallowed by the app's touch guard (a double click must not fall through).
+                time.sleep(SCREEN_CHANGE_GUARD_S)
                 return layout
             time.sleep(0.1)
         pytest.fail(f"waited {SCREEN_WAIT_S} s for screen {name!r}; on {self.layout()['screen']!r}")

@@ -306,6 +306,9 @@ def test_english_left_over_detector() -> None:
     assert i18n.english_words("01a21468-bbca-73c1-abd5-7b44b2d67ec7", "el") == []
     assert i18n.english_words("bbca-73c1", "el") == ["bbca"]
     assert i18n.english_words("K ok", "ru") == ["K", "ok"]
+    # A receipt's key (UUIDv7) whose random hex happens to spell letters only ("fafc").
+    assert i18n.english_words("01a2146d-fafc-72a9-a704-0873b81678d2", "uk") == []
+    assert i18n.english_words("cafe-face", "uk") == ["cafe", "face"]
     assert i18n.english_words("Beef", "ru") == ["Beef"]
     assert i18n.english_words("Sky Miles", "ru", allowed=["Sky Miles"]) == []
     assert i18n.english_words("Welcome", "en") == []

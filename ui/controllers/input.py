@@ -19,6 +19,52 @@ from ui.controllers.state import Activity
 
 ENTER_KEYS = {13: "\r", 271: "\r", 9: "\t"}
 TICK_S = 0.25
+# After the screen changes (or a dialog opens), new touches are swallowed this long: the
+# quick second tap of a double tap on "Find" or "Done" must not land on whatever the next
+# screen has at the same spot.
+SCREEN_CHANGE_GUARD_S = 0.3
+
+
+class TouchGuard:
+    """Swallows touches that go down within `guard_s` of a screen change (and the rest of
+    those touches: their moves and their lift)."""
+
+    def __init__(
+        self,
+        guard_s: float = SCREEN_CHANGE_GUARD_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.guard_s = guard_s
+        self._clock = clock
+        self._changed_at = float("-inf")
+        self._swallowed: set[Any] = set()
+
+    def arm(self, *_args: Any) -> None:
+        """The screen changed (or a dialog opened): start the guard."""
+        self._changed_at = self._clock()
+
+    def remaining(self) -> float:
+        """Seconds until a new touch is taken again (0 when it is)."""
+        return max(0.0, self.guard_s - (self._clock() - self._changed_at))
+
+    def down(self, touch: Any) -> bool:
+        if self.remaining() > 0:
+            self._swallowed.add(touch.uid)
+            return True
+        return False
+
+    def move(self, touch: Any) -> bool:
+        return touch.uid in self._swallowed
+
+    def up(self, touch: Any) -> bool:
+        if touch.uid in self._swallowed:
+            self._swallowed.discard(touch.uid)
+            return True
+        return False
+
+    def swallowed(self, touch: Any) -> bool:
+        """Whether this touch (still down) was swallowed."""
+        return touch.uid in self._swallowed
 
 
 class InputController:
@@ -39,10 +85,17 @@ class InputController:
         self._inactivity_s = inactivity_s
         self._kiosk = kiosk
         self._clock = clock
+        self.guard = TouchGuard(clock=clock)
 
     def bind(self, window: Any) -> None:
+        """Bound before any widget sees an event: the Window calls its bound handlers first
+        and stops at one that returns True (the guard swallowing a touch)."""
         window.bind(
-            on_key_down=self.key_down, on_textinput=self.text_input, on_touch_down=self.touched
+            on_key_down=self.key_down,
+            on_textinput=self.text_input,
+            on_touch_down=self.touched,
+            on_touch_move=self.moved,
+            on_touch_up=self.lifted,
         )
 
     def start(self) -> None:
@@ -60,9 +113,15 @@ class InputController:
             self._feed(char)
         return False
 
-    def touched(self, *_args: Any) -> bool:
+    def touched(self, _window: Any, touch: Any) -> bool:
         self._activity.touch()
-        return False
+        return self.guard.down(touch)
+
+    def moved(self, _window: Any, touch: Any) -> bool:
+        return self.guard.move(touch)
+
+    def lifted(self, _window: Any, touch: Any) -> bool:
+        return self.guard.up(touch)
 
     def tick(self, _dt: float) -> None:
         for result in self._wedge.flush(self._clock()):

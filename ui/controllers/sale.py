@@ -17,6 +17,7 @@ from pos_client import rules
 from pos_client.checkout import AlreadyMember, Checkout, CheckoutError, MemberSession, Receipt
 from pos_client.domain import Purchase, PurchaseLine
 from pos_client.events import OperationSynced
+from pos_client.operations import PARTNER_ACCOUNT_MAX, partner_account_problem
 from pos_client.outbox import OutboxError
 from pos_client.rules import Program, RulesError
 from ui import i18n
@@ -63,8 +64,10 @@ class SaleController:
         customer: Customer,
         activity: Activity,
         images: Path,
+        confirm_amount_over: Decimal = Decimal("1000.00"),
     ) -> None:
         self._checkout = checkout
+        self._confirm_amount_over = confirm_amount_over
         self._program = program
         self._nav = nav
         self._texts = texts
@@ -72,6 +75,7 @@ class SaleController:
         self._activity = activity
         self._images = images
         self._balance_before: int | None = None  # the spendable balance before the last receipt
+        self._synced_balance: int | None = None  # the ledger's balance once that sale synced
 
     # ------------------------------------------------------------ earning
 
@@ -90,6 +94,29 @@ class SaleController:
             f"{total}: " + self._texts.tr("earn.preview", points=self._points(breakdown.points)),
             "\n".join(i18n.breakdown_lines(self._lang, breakdown, self._program)),
         )
+
+    def line_problem(self, typed: str) -> str | None:
+        """Why this amount cannot be a line (empty, zero, not an amount), or None."""
+        amount = purchase_of([(typed, "")], self._lang)
+        if amount is None or amount.total <= 0:
+            return self._texts.tr("error.amount_zero")
+        return None
+
+    def propose_large_earn(self, lines: Lines) -> Proposal | None:
+        """A question before recording a purchase above the terminal's limit (a slip on the
+        keypad: 700 for 7.00), or None when it needs none."""
+        purchase = purchase_of(lines, self._lang)
+        session = self._customer.session
+        if purchase is None or session is None or purchase.total <= self._confirm_amount_over:
+            return None
+        tr = self._texts.tr
+        points = self._checkout.preview(session, purchase).points
+        title = tr("confirm.large_title", amount=self._money(purchase.total))
+        body = (
+            tr("confirm.large_limit", amount=self._money(self._confirm_amount_over)),
+            tr("confirm.earn", points=self._points(points)),
+        )
+        return Proposal(title, body)
 
     def confirm_earn(self, lines: Lines) -> None:
         purchase = purchase_of(lines, self._lang)
@@ -274,14 +301,27 @@ class SaleController:
         return [
             {
                 "id": t.id,
+                "kind": t.kind,
+                "name": t.display_name(self._lang),
                 "step": max(t.points_per_unit, t.min_points),
                 "label": i18n.give_target_label(self._lang, self._program, t),
             }
             for t in self._program.give_targets
         ]
 
-    def propose_give(self, target_id: str, points: int) -> Proposal | str:
-        """What sending these points would do, for the confirmation; or why it cannot be."""
+    def account_problem(self, target_id: str, account: str) -> str | None:
+        """Why this is not an account number at the partner, in words; or None."""
+        code = partner_account_problem(account)
+        if code is None:
+            return None
+        params = {"target_id": target_id, "count": PARTNER_ACCOUNT_MAX}
+        return i18n.error_text(self._lang, code, params, self._program)
+
+    def propose_give(
+        self, target_id: str, points: int, partner_account: str | None = None
+    ) -> Proposal | str:
+        """What sending these points would do, for the confirmation; or why it cannot be.
+        A transfer to a partner needs the member's account number there."""
         session = self._customer.session
         if session is None:
             return self._texts.tr("error.generic")
@@ -291,6 +331,12 @@ class SaleController:
         except (CheckoutError, RulesError) as exc:
             return self._error(exc)
         tr, target = self._texts.tr, plan.target
+        account_line: tuple[str, ...] = ()
+        if target.kind == "partner":
+            problem = self.account_problem(target.id, partner_account or "")
+            if problem is not None:
+                return problem
+            account_line = (tr("confirm.account", value=partner_account),)
         name = target.display_name(self._lang)
         units = int(plan.converted)
         converted = i18n.format_target_units(self._lang, self._program, target, units)
@@ -303,12 +349,17 @@ class SaleController:
         lines = (
             tr("confirm.spend", points=self._points(plan.points)),
             result,
+            *account_line,
             self._balance_line(session.spendable - plan.points),
         )
         return Proposal(title, lines)
 
-    def confirm_give(self, target_id: str, points: int) -> str | None:
-        return self._record(lambda session: self._checkout.give(session, target_id, points))
+    def confirm_give(
+        self, target_id: str, points: int, partner_account: str | None = None
+    ) -> str | None:
+        return self._record(
+            lambda session: self._checkout.give(session, target_id, points, partner_account)
+        )
 
     # ------------------------------------------------------------ enrollment
 
@@ -396,7 +447,9 @@ class SaleController:
                 rows.append(tr("receipt.spent_reward", points=points, reward=off))
         if receipt.kind == "sale" and receipt.cash_due > 0:
             rows.append(f"{tr('receipt.cash_due')}: {self._money(receipt.cash_due)}")
-        if receipt.offline:
+        if self._synced_balance is not None:  # synced: the ledger's word, never "pending"
+            rows.append(self._balance_line(self._synced_balance))
+        elif receipt.offline:
             rows.append(tr("receipt.balance_pending"))
         elif self._balance_before is not None:
             after = self._balance_before - receipt.redeemed_points + receipt.expected_points
@@ -407,6 +460,7 @@ class SaleController:
         from pos_client.cards import render_card
 
         self._customer.last_receipt = receipt
+        self._synced_balance = None
         screen = self._nav.screen("receipt")
         screen.summary_text = self.receipt_text()
         screen.synced = False
@@ -420,6 +474,14 @@ class SaleController:
         self._activity.touch()
 
     def on_synced(self, event: OperationSynced) -> None:
+        """The sale on the receipt reached the backend (on the clock): the receipt says
+        synced, and an offline receipt's pending balance becomes the ledger's balance."""
         receipt = self._customer.last_receipt
-        if receipt is not None and event.key == receipt.key:
-            self._nav.screen("receipt").synced = True
+        if receipt is None or event.key != receipt.key:
+            return
+        balance = event.result.get("balance")
+        if isinstance(balance, int) and not isinstance(balance, bool):
+            self._synced_balance = balance
+        screen = self._nav.screen("receipt")
+        screen.synced = True
+        screen.summary_text = self.receipt_text()

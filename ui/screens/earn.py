@@ -6,6 +6,7 @@ from typing import Any
 from kivy.properties import ListProperty, StringProperty
 
 from ui import i18n
+from ui.dialogs import ask
 from ui.pool import Shown, WidgetPool
 from ui.screens.base import PosScreen
 
@@ -82,9 +83,18 @@ class EarnScreen(PosScreen):
         self.update_preview()
 
     def add_line(self) -> None:
-        if self.amount_text:
-            self.lines.append((self.amount_text, self.category))
-            self.amount_text = ""
+        problem = self.pos_app.sale.line_problem(self.amount_text)
+        if problem is not None:  # nothing typed, or zero: say so rather than do nothing
+            self.pos_app.nav.show_message(problem)
+            return
+        self.lines.append((self.amount_text, self.category))
+        self.amount_text = ""
+        self.update_preview()
+
+    def remove_line(self) -> None:
+        """Take back the last line added (a slip on the keypad)."""
+        if self.lines:
+            self.lines.pop()
         self.update_preview()
 
     def all_lines(self) -> list[tuple[str, str]]:
@@ -101,4 +111,9 @@ class EarnScreen(PosScreen):
         self.preview_text, self.breakdown_text = self.pos_app.sale.preview_lines(self.all_lines())
 
     def confirm(self) -> None:
-        self.pos_app.sale.confirm_earn(self.all_lines())
+        sale, lines = self.pos_app.sale, self.all_lines()
+        question = sale.propose_large_earn(lines)
+        if question is None:
+            sale.confirm_earn(lines)
+            return
+        ask(question.title, question.lines, lambda: sale.confirm_earn(lines))

@@ -64,6 +64,12 @@ class EnrollScreen(PosScreen):
         field = self.ids.first_name
         keyboard = self.ids.keyboard
         field.bind(text=lambda _w, text: setattr(keyboard, "capital", forms.starts_word(text)))
+        self.ids.consent.bind(active=self._consent_changed)
+
+    def _consent_changed(self, _toggle: Any, active: bool) -> None:
+        """Consent ticked: the error asking for it is no longer true."""
+        if active and self.error == self.tr("error.consent_required"):
+            self.error = ""
 
     def next_step(self) -> None:
         if not self.ids.first_name.text.strip():
