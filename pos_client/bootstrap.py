@@ -14,6 +14,7 @@ from pos_client.backends.switch import NetworkSwitch
 from pos_client.checkout import Checkout, CheckoutPolicy
 from pos_client.configfile import ConfigError
 from pos_client.events import EventBus
+from pos_client.files import private_dir, private_file
 from pos_client.outbox import Outbox
 from pos_client.ports import Backend
 from pos_client.privacy import PhoneHasher, load_or_create_key
@@ -63,8 +64,10 @@ def build_ledger(settings: Settings, program: Program) -> Ledger:
     # server's HTTP backend never needs it.
     from pos_client.ledger import Ledger, make_engine, sqlite_url
 
+    private_dir(settings.storage.data_dir)
+    if not settings.storage.ledger_url:
+        private_file(settings.storage.ledger_path)
     url = settings.storage.ledger_url or sqlite_url(settings.storage.ledger_path)
-    settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(make_engine(url), program)
     ledger.create_schema()
     return ledger

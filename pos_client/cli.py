@@ -20,6 +20,7 @@ from pos_client.bootstrap import Terminal, build_terminal
 from pos_client.checkout import AlreadyMember, CheckoutError, MemberNotFound, MemberSession
 from pos_client.configfile import ConfigError
 from pos_client.domain import Purchase, PurchaseLine, member_view_to_json
+from pos_client.files import private_dir
 from pos_client.identify import IdentifyError
 from pos_client.outbox import EntryState, OutboxError, quarantine
 from pos_client.settings import Settings, load_settings
@@ -378,7 +379,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
         print(f"pos-client: {exc}", file=sys.stderr)
         return EXIT_FAILED
     data_dir = settings.storage.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     token_path = Path(settings.backend.token_file or data_dir / "terminal.token").expanduser()
     for path, secret in (
         (token_path, answer["token"]),

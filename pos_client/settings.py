@@ -203,7 +203,16 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
     language = terminal.text("language")
     if language not in LANGUAGES:
         raise terminal.fail("language", f"expected one of {', '.join(LANGUAGES)}; got {language!r}")
+    terminal_id = terminal.text("id")
+    problem = terminal_id_problem(terminal_id)
+    if problem:
+        raise terminal.fail("id", problem)
     store = root.table("store")
+    timezone = store.text("timezone")
+    if not known_timezone(timezone):
+        raise store.fail(
+            "timezone", f"not a known time zone: {timezone!r} (an IANA name, e.g. Europe/Riga)"
+        )
     region = store.text("region").upper()
     import phonenumbers
 
@@ -224,16 +233,14 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
     wedge = root.table("wedge")
     return Settings(
         terminal=TerminalSettings(
-            id=terminal.text("id"),
+            id=terminal_id,
             mode=terminal.choice("mode", Mode),
             language=language,
             fullscreen=terminal.flag("fullscreen"),
             inactivity_s=float(terminal.decimal("inactivity_s", minimum=Decimal(5))),
         ),
         admin=parse_admin(root.table("admin")),
-        store=StoreSettings(
-            name=store.text("name"), region=region, timezone=store.text("timezone")
-        ),
+        store=StoreSettings(name=store.text("name"), region=region, timezone=timezone),
         program=root.table("program").text("preset"),
         backend=BackendSettings(
             kind=kind,
@@ -264,6 +271,32 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
             max_length=wedge.integer("max_length", minimum=4),
         ),
     )
+
+
+TERMINAL_ID_MAX = 64
+
+
+def terminal_id_problem(value: str) -> str | None:
+    """Why a terminal id would break every sale (it is sent with each), or None."""
+    if not value or not value.strip():
+        return "must not be empty"
+    if len(value) > TERMINAL_ID_MAX:
+        return f"at most {TERMINAL_ID_MAX} characters, got {len(value)}"
+    if not value.isprintable() or value != value.strip():
+        return "letters, digits and punctuation only: no control characters or edge spaces"
+    return None
+
+
+def known_timezone(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not name or not name.isascii() or "\x00" in name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 def parse_admin(admin: Section) -> AdminSettings:

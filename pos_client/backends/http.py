@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pos_client.domain import MemberView, member_view_from_json
-from pos_client.ports import BackendUnavailable, OpResult, Outcome
+from pos_client.ports import BackendServerError, BackendUnavailable, OpResult, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class HttpBackend:
         if response.status_code == 429:
             raise BackendUnavailable("the server asks to slow down")
         if response.status_code >= 500:
-            raise BackendUnavailable(f"{path}: server error {response.status_code}")
+            raise BackendServerError(f"{path}: server error {response.status_code}")
         return response
 
     def ping(self) -> None:
