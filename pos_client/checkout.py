@@ -26,7 +26,13 @@ from pos_client.domain import (
 )
 from pos_client.errors import CodedError
 from pos_client.events import EventBus, SaleRecorded
-from pos_client.identify import IdentifyError, gs1_check_digit, identify, parse_phone
+from pos_client.identify import (
+    IdentifyError,
+    gs1_check_digit,
+    identify,
+    parse_phone,
+    readings,
+)
 from pos_client.operations import ActionOp, EnrollOp, GiveOp, RedemptionRequest, SaleOp
 from pos_client.outbox import Outbox
 from pos_client.ports import Backend, BackendUnavailable
@@ -41,9 +47,28 @@ class CheckoutError(CodedError):
 
 
 class MemberNotFound(CheckoutError):
-    def __init__(self, identity: Identity) -> None:
-        super().__init__("no member with this card or phone", "member_not_found")
+    def __init__(
+        self, identity: Identity, message: str = "no member with this card or phone"
+    ) -> None:
+        super().__init__(message, "member_not_found")
         self.identity = identity
+
+
+class AmbiguousInput(IdentifyError):
+    """Input read several ways (no hint), each finding a different member."""
+
+
+def describe_reading(identity: Identity) -> str:
+    """A reading named for staff without the identifier in clear (masked)."""
+    names = {
+        IdentityKind.PHONE: "a phone number",
+        IdentityKind.CARD_UID: "a card UID",
+        IdentityKind.CARD_NUMBER: "a card number",
+        IdentityKind.MEMBER_NUMBER: "a member number",
+    }
+    name = names.get(identity.kind, identity.kind.value)
+    detail = f" ({identity.symbology})" if identity.symbology else ""
+    return f"{name}{detail} {identity.masked()}"
 
 
 class AlreadyMember(CheckoutError):
@@ -128,9 +153,35 @@ class Checkout:
     def parse(self, raw: str, hint: str | None = None) -> Identity:
         return identify(raw, self.policy.region, hint)
 
+    def readings(self, raw: str, hint: str | None = None) -> list[Identity]:
+        return readings(raw, self.policy.region, hint)
+
     def identify(self, raw: str, hint: str | None = None) -> MemberSession:
-        """Raw input -> member session; IdentifyError for bad input, MemberNotFound if unknown."""
-        return self.find(self.parse(raw, hint))
+        """Raw input -> member session; IdentifyError for bad input, MemberNotFound if unknown.
+        Input with several readings (no hint; e.g. digits that are both a card UID and a
+        phone number of the store's region) is looked up under each: resolved when exactly
+        one member matches, else a clear error naming the readings."""
+        return self.find_any(self.readings(raw, hint))
+
+    def find_any(self, identities: list[Identity]) -> MemberSession:
+        if len(identities) == 1:
+            return self.find(identities[0])
+        matches: dict[str, MemberSession] = {}
+        for identity in identities:
+            try:
+                session = self.find(identity)
+            except MemberNotFound:
+                continue
+            matches.setdefault(session.view.member_id, session)
+        named = " or ".join(describe_reading(identity) for identity in identities)
+        if len(matches) == 1:
+            return next(iter(matches.values()))
+        if not matches:
+            raise MemberNotFound(identities[0], f"no member with this input read as {named}")
+        raise AmbiguousInput(
+            f"this input matches {len(matches)} members, read as {named}: "
+            "enter it with its source (a phone number on the phone keypad, a card by tapping)"
+        )
 
     def find(self, identity: Identity) -> MemberSession:
         view, online = self._lookup(identity)
@@ -445,6 +496,7 @@ class Checkout:
 
 __all__ = [
     "AlreadyMember",
+    "AmbiguousInput",
     "Checkout",
     "CheckoutError",
     "CheckoutPolicy",
@@ -452,4 +504,5 @@ __all__ = [
     "MemberNotFound",
     "MemberSession",
     "Receipt",
+    "describe_reading",
 ]

@@ -109,7 +109,11 @@ def sync_after(terminal: Terminal, args: argparse.Namespace) -> str:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     with build_terminal(load(args)) as terminal:
-        identity = terminal.checkout.parse(args.raw, args.hint)
+        identities = terminal.checkout.readings(args.raw, args.hint)
+        if len(identities) > 1:  # several readings: the one that finds the member, if any
+            with contextlib.suppress(MemberNotFound):
+                identities = [terminal.checkout.find_any(identities).identity]
+        identity = identities[0]
         data: dict[str, Any] = {
             "kind": identity.kind.value,
             "masked": identity.masked(),
