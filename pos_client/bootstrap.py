@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pos_client.backends.switch import NetworkSwitch
@@ -228,6 +229,11 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
         hasher = PhoneHasher(load_or_create_key(settings.phone_key_file))
     except ValueError as exc:
         raise ConfigError(f"config key 'privacy.phone_key_file': {exc}") from None
+    lookup_key_file = settings.lookup_key_file or settings.storage.lookup_key_path
+    try:
+        cache_hasher = PhoneHasher(load_or_create_key(lookup_key_file))
+    except ValueError as exc:
+        raise ConfigError(f"config key 'privacy.lookup_key_file': {exc}") from None
     bus = EventBus()
     outbox = Outbox(settings.storage.outbox_path).open()
     closers: list[Callable[[], None]] = [outbox.close]
@@ -264,7 +270,10 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
         ),
         bus,
         wake_sync=sync.wake,
+        cache_hasher=cache_hasher,
+        cache_lifetime=timedelta(days=settings.offline_lookup_days),
     )
+    checkout.forget_expired()
     terminal = Terminal(settings, program, bus, outbox, network, sync, checkout, ledger, closers)
     if start_sync:
         sync.start()

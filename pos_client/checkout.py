@@ -9,7 +9,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from pos_client import rules
@@ -138,11 +138,17 @@ class Checkout:
         bus: EventBus | None = None,
         wake_sync: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
+        cache_hasher: PhoneHasher | None = None,
+        cache_lifetime: timedelta | None = None,
     ) -> None:
         self.backend = backend
         self.outbox = outbox
         self.program = program
         self.hasher = hasher
+        # The offline member cache is keyed under this terminal's own key (never the
+        # store-wide one) and forgets members not seen for `cache_lifetime`.
+        self.cache_hasher = cache_hasher or hasher
+        self.cache_lifetime = cache_lifetime
         self.policy = policy
         self.bus = bus or EventBus()
         self.wake_sync = wake_sync
@@ -193,10 +199,11 @@ class Checkout:
         """The member's view (None if unknown) and whether the backend answered (else the
         terminal's cache did)."""
         kind, value = identity.kind.value, self.hasher.lookup_value(identity)
-        lookup = cache_lookup_key(kind, value)
+        lookup = self.cache_key(identity)
         try:
             view = self.backend.lookup(kind, value)
         except BackendUnavailable:
+            self.forget_expired()
             cached = self.outbox.cached_member(lookup)
             if cached is None:
                 log.info("offline and %s not in the member cache", identity.redacted())
@@ -204,6 +211,17 @@ class Checkout:
         if view is not None:
             self.outbox.cache_member(lookup, view)
         return view, True
+
+    def cache_key(self, identity: Identity) -> str:
+        """Where the offline cache keeps a member seen under this identity: phones under
+        this terminal's own key, so the store-wide key never unlocks the cache."""
+        return cache_lookup_key(identity.kind.value, self.cache_hasher.lookup_value(identity))
+
+    def forget_expired(self) -> int:
+        """Drop cached members not seen within the configured lifetime."""
+        if self.cache_lifetime is None:
+            return 0
+        return self.outbox.forget_members_before(self.clock() - self.cache_lifetime)
 
     def refresh(self, session: MemberSession) -> MemberSession:
         try:
@@ -213,12 +231,7 @@ class Checkout:
             return self._session(view, session.identity, online=False)
         if view is None:
             return session
-        self.outbox.cache_member(
-            cache_lookup_key(
-                session.identity.kind.value, self.hasher.lookup_value(session.identity)
-            ),
-            view,
-        )
+        self.outbox.cache_member(self.cache_key(session.identity), view)
         return self._session(view, session.identity, online=True)
 
     def _session(self, view: MemberView, identity: Identity, online: bool) -> MemberSession:
@@ -486,7 +499,7 @@ class Checkout:
             card_number=card_number,
             as_of=now,
         )
-        self.outbox.cache_member(cache_lookup_key("phone", op.phone_key), view)
+        self.outbox.cache_member(self.cache_key(identity), view)
         self.outbox.cache_member(cache_lookup_key("card_number", card_number), view)
         self.wake_sync()
         # Online, the backend has just said who is (not) a member: the new view is as fresh

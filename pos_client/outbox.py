@@ -71,6 +71,12 @@ MIGRATIONS = {
     "server_errors": "ALTER TABLE entries ADD COLUMN server_errors INTEGER NOT NULL DEFAULT 0"
 }
 CORRUPT_ENTRY = "corrupt_entry"
+# An enrollment, once the backend has it, keeps only what identifies the entry: its phone
+# key, names, birthday and consent leave the terminal (a stolen outbox gives none back).
+PRUNED_ENROLL = (
+    "CASE WHEN kind = 'enroll' THEN json_object('type', 'enroll', 'key', key,"
+    " 'member_id', member_id, 'pruned', json('true')) ELSE body END"
+)
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +288,8 @@ class Outbox:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA secure_delete=ON")  # pruned data is overwritten, not freed
+            conn.execute("PRAGMA journal_size_limit=0")  # a reset log is cut, old frames go
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(check)
@@ -291,6 +299,10 @@ class Outbox:
                 if column not in columns:
                     conn.execute(ddl)
             written = self._high_water(conn)
+            conn.execute(
+                f"UPDATE entries SET body = {PRUNED_ENROLL} WHERE kind = 'enroll'"
+                " AND state = 'acked' AND body NOT LIKE '%\"pruned\":true%'"
+            )
         except sqlite3.DatabaseError as exc:
             conn.close()
             if isinstance(exc, sqlite3.OperationalError) and any(
@@ -593,11 +605,15 @@ class Outbox:
 
     def ack(self, key: str, result: dict[str, Any] | None, now: datetime | None = None) -> None:
         with self._write() as conn:
-            conn.execute(
+            cursor = conn.execute(
                 "UPDATE entries SET state = 'acked', result = ?, updated_at = ?,"
-                " error_code = NULL, last_error = NULL WHERE key = ?",
+                f" error_code = NULL, last_error = NULL, body = {PRUNED_ENROLL} WHERE key = ?"
+                " RETURNING kind",
                 (canonical_json(result) if result else None, _ts(now or utcnow()), key),
             )
+            pruned = any(row[0] == "enroll" for row in cursor.fetchall())
+        if pruned:
+            self._drop_old_frames()
 
     def ack_many(self, acks: Sequence[tuple[str, dict[str, Any] | None]]) -> None:
         """Acknowledge a whole batch in one commit."""
@@ -605,9 +621,28 @@ class Outbox:
         with self._write() as conn:
             conn.executemany(
                 "UPDATE entries SET state = 'acked', result = ?, updated_at = ?,"
-                " error_code = NULL, last_error = NULL WHERE key = ?",
+                f" error_code = NULL, last_error = NULL, body = {PRUNED_ENROLL} WHERE key = ?",
                 [(canonical_json(result) if result else None, moment, key) for key, result in acks],
             )
+            marks = ",".join("?" * len(acks))
+            pruned = (
+                acks
+                and conn.execute(
+                    f"SELECT 1 FROM entries WHERE kind = 'enroll' AND key IN ({marks}) LIMIT 1",
+                    [key for key, _result in acks],
+                ).fetchone()
+            )
+        if pruned:
+            self._drop_old_frames()
+
+    def _drop_old_frames(self) -> None:
+        """Checkpoint and cut the write-ahead log, so the frames still holding a pruned
+        body leave the disk now (best effort: a reader elsewhere may delay it)."""
+        with self._lock:
+            try:
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as exc:
+                log.info("outbox checkpoint after pruning deferred: %s", exc)
 
     def retry_later(
         self, keys: Sequence[str], error: str, next_attempt_at: datetime, code: str = "retry"
@@ -705,6 +740,16 @@ class Outbox:
                 )
         except OutboxUnavailable:
             pass
+
+    def forget_members_before(self, cutoff: datetime) -> int:
+        """Delete cached members last seen before `cutoff` (overwritten: secure_delete)."""
+        try:
+            with self._write() as conn:
+                return conn.execute(
+                    "DELETE FROM member_cache WHERE fetched_at < ?", (_ts(cutoff),)
+                ).rowcount
+        except OutboxUnavailable:
+            return 0
 
     def cached_member(self, lookup: str) -> MemberView | None:
         with self._lock:

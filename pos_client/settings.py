@@ -75,6 +75,10 @@ class StorageSettings:
         return self.data_dir / "outbox.sqlite"
 
     @property
+    def lookup_key_path(self) -> Path:
+        return self.data_dir / "lookup.key"
+
+    @property
     def ledger_path(self) -> Path:
         return self.data_dir / "ledger.sqlite"
 
@@ -121,6 +125,8 @@ class Settings:
     config_dir: Path
     sources: tuple[str, ...]
     readers: tuple[ReaderSettings, ...] = ()
+    lookup_key_file: Path | None = None  # None: lookup.key in the data folder
+    offline_lookup_days: int = 30
     wedge: WedgeSettings = WedgeSettings(4, Decimal(50), 128)
     admin: AdminSettings = AdminSettings("2468", 3, 60.0)
 
@@ -230,6 +236,7 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
     offline = root.table("offline")
     privacy = root.table("privacy")
     key_file = privacy.text("phone_key_file")
+    lookup_key = privacy.text("lookup_key_file")
     wedge = root.table("wedge")
     return Settings(
         terminal=TerminalSettings(
@@ -262,6 +269,8 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
         ),
         consent_text_id=root.table("enrollment").text("consent_text_id"),
         phone_key_file=Path(key_file).expanduser() if key_file else data_dir / "phone.key",
+        lookup_key_file=Path(lookup_key).expanduser() if lookup_key else None,
+        offline_lookup_days=privacy.integer("offline_lookup_days", minimum=1),
         config_dir=config_dir,
         sources=tuple(sources),
         readers=parse_readers(root),
