@@ -243,6 +243,7 @@ class Outbox:
         self._lock = threading.RLock()
         self._written = 0  # the manifest's high-water count as last written
         self._wal_id: tuple[int, int] | None = None
+        self.incident: str | None = None  # the last damage noticed while open, for staff
 
     # ------------------------------------------------------------ lifecycle
 
@@ -382,6 +383,7 @@ class Outbox:
             )
             log.error("%s", text)
             record_incident(self.path, text)
+            self.incident = text
             self._conn.close()
             self._conn = None
             self.open()
