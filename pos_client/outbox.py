@@ -500,8 +500,9 @@ class Outbox:
         with self._lock:
             rows = self.conn.execute(
                 "SELECT seq, CAST(key AS BLOB), CAST(kind AS BLOB), CAST(member_id AS BLOB),"
-                " CAST(body AS BLOB), state, attempts, expected_points, redeem_points,"
-                " created_at, updated_at, CAST(error_code AS BLOB), CAST(last_error AS BLOB),"
+                " CAST(body AS BLOB), CAST(state AS BLOB), attempts, expected_points,"
+                " redeem_points, CAST(created_at AS BLOB), CAST(updated_at AS BLOB),"
+                " CAST(error_code AS BLOB), CAST(last_error AS BLOB),"
                 " CAST(result AS BLOB) FROM entries " + sql,
                 params,
             ).fetchall()
@@ -518,9 +519,12 @@ class Outbox:
 
     def stats(self) -> OutboxStats:
         with self._lock:
-            counts = dict(
-                self.conn.execute("SELECT state, count(*) FROM entries GROUP BY state").fetchall()
-            )
+            counts = {
+                _text(state): count
+                for state, count in self.conn.execute(
+                    "SELECT CAST(state AS BLOB), count(*) FROM entries GROUP BY state"
+                ).fetchall()
+            }
             oldest = self.conn.execute(
                 "SELECT min(created_at) FROM entries WHERE state IN ('pending', 'sending')"
             ).fetchone()[0]
@@ -586,24 +590,24 @@ class Outbox:
 
     def _claim(self, limit: int, now: datetime | None) -> list[OutboxEntry]:
         moment = _ts(now or utcnow())
-        with self._write() as conn:
-            keys = [
+        with self._write() as conn:  # by seq: a damaged key must not stop the claim
+            seqs = [
                 row[0]
                 for row in conn.execute(
-                    "SELECT key FROM entries WHERE state = 'pending' AND next_attempt_at <= ?"
+                    "SELECT seq FROM entries WHERE state = 'pending' AND next_attempt_at <= ?"
                     " ORDER BY seq LIMIT ?",
                     (moment, limit),
                 ).fetchall()
             ]
             conn.executemany(
                 "UPDATE entries SET state = 'sending', attempts = attempts + 1, updated_at = ?"
-                " WHERE key = ?",
-                [(moment, key) for key in keys],
+                " WHERE seq = ?",
+                [(moment, seq) for seq in seqs],
             )
-        if not keys:
+        if not seqs:
             return []
-        marks = ",".join("?" * len(keys))
-        return self._rows(f"WHERE key IN ({marks}) ORDER BY seq", keys)
+        marks = ",".join("?" * len(seqs))
+        return self._rows(f"WHERE seq IN ({marks}) ORDER BY seq", seqs)
 
     def ack(self, key: str, result: dict[str, Any] | None, now: datetime | None = None) -> None:
         with self._write() as conn:
@@ -794,9 +798,14 @@ def _entry(row: Sequence[Any]) -> OutboxEntry:
         damage = damage or "the stored sale body is not a JSON object"
         body = {}
     try:
-        state = EntryState(row[5])
+        state = EntryState(_text(row[5]) or "")
     except ValueError:
-        state, damage = EntryState.DEAD, damage or f"unknown state {row[5]!r}"
+        state, damage = EntryState.DEAD, damage or "the stored state cannot be read"
+    try:
+        created_at, updated_at = _from_ts(_text(row[9]) or ""), _from_ts(_text(row[10]) or "")
+    except ValueError:
+        created_at = updated_at = datetime(2000, 1, 1, tzinfo=UTC)
+        damage = damage or "the stored times cannot be read"
     return OutboxEntry(
         seq=row[0],
         key=key,
@@ -807,8 +816,8 @@ def _entry(row: Sequence[Any]) -> OutboxEntry:
         attempts=row[6],
         expected_points=row[7],
         redeem_points=row[8],
-        created_at=_from_ts(row[9]),
-        updated_at=_from_ts(row[10]),
+        created_at=created_at,
+        updated_at=updated_at,
         error_code=_text(row[11]),
         last_error=_text(row[12]),
         result=result if isinstance(result, dict) and not result_damage else None,

@@ -46,6 +46,23 @@ def fill(path: Path, count: int) -> list[str]:
 # ------------------------------------------------------------------ a damaged entry
 
 
+def test_an_undecodable_key_goes_dead_and_the_drain_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    keys = fill(path, 3)
+    data = bytearray(path.read_bytes())
+    offset = data.find(keys[1].encode() + b"sale")  # the key column, just before the kind
+    assert offset > 0
+    data[offset : offset + 36] = b"\xff" * 36
+    path.write_bytes(bytes(data))
+    with Outbox(path) as outbox:
+        assert outbox.stats().unsent == 3
+        claimed = outbox.claim(10)
+        assert [entry.key for entry in claimed] == [keys[0], keys[2]]
+        dead = outbox.entries(EntryState.DEAD)
+        assert len(dead) == 1 and dead[0].error_code == CORRUPT_ENTRY
+        assert "cannot be read" in (dead[0].last_error or "")
+
+
 def test_an_undecodable_entry_goes_dead_and_the_drain_goes_on(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     with build_terminal(settings) as terminal:
