@@ -6,6 +6,7 @@ lazily inside the functions that need them, so the core never depends on them.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -225,8 +226,17 @@ def build_app(settings: Settings, running: RunningTerminal) -> Any:
 
 def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
     program = load_program(settings.program, settings.config_dir)
+    # A terminal paired without the store-wide phone key (the default since pairing asks
+    # the server to keep it) sends numbers for the server to key; it never makes one up.
+    server_hashes_phones = (
+        settings.backend.kind is BackendKind.HTTP and not settings.phone_key_file.exists()
+    )
     try:
-        hasher = PhoneHasher(load_or_create_key(settings.phone_key_file))
+        hasher = PhoneHasher(
+            secrets.token_bytes(32)  # unused: only the server keys phones
+            if server_hashes_phones
+            else load_or_create_key(settings.phone_key_file)
+        )
     except ValueError as exc:
         raise ConfigError(f"config key 'privacy.phone_key_file': {exc}") from None
     lookup_key_file = settings.lookup_key_file or settings.storage.lookup_key_path
@@ -272,6 +282,7 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
         wake_sync=sync.wake,
         cache_hasher=cache_hasher,
         cache_lifetime=timedelta(days=settings.offline_lookup_days),
+        server_hashes_phones=server_hashes_phones,
     )
     checkout.forget_expired()
     terminal = Terminal(settings, program, bus, outbox, network, sync, checkout, ledger, closers)

@@ -140,6 +140,7 @@ class Checkout:
         clock: Callable[[], datetime] = utcnow,
         cache_hasher: PhoneHasher | None = None,
         cache_lifetime: timedelta | None = None,
+        server_hashes_phones: bool = False,
     ) -> None:
         self.backend = backend
         self.outbox = outbox
@@ -149,6 +150,8 @@ class Checkout:
         # store-wide one) and forgets members not seen for `cache_lifetime`.
         self.cache_hasher = cache_hasher or hasher
         self.cache_lifetime = cache_lifetime
+        # Paired without the store-wide phone key: the backend keys the numbers it is sent.
+        self.server_hashes_phones = server_hashes_phones
         self.policy = policy
         self.bus = bus or EventBus()
         self.wake_sync = wake_sync
@@ -198,7 +201,7 @@ class Checkout:
     def _lookup(self, identity: Identity) -> tuple[MemberView | None, bool]:
         """The member's view (None if unknown) and whether the backend answered (else the
         terminal's cache did)."""
-        kind, value = identity.kind.value, self.hasher.lookup_value(identity)
+        kind, value = self.backend_ref(identity)
         lookup = self.cache_key(identity)
         try:
             view = self.backend.lookup(kind, value)
@@ -211,6 +214,13 @@ class Checkout:
         if view is not None:
             self.outbox.cache_member(lookup, view)
         return view, True
+
+    def backend_ref(self, identity: Identity) -> tuple[str, str]:
+        """How the backend is asked for this identity: a phone as the store's keyed HMAC,
+        or, on a terminal without the store-wide key, as the number for the server to key."""
+        if identity.kind is IdentityKind.PHONE and self.server_hashes_phones:
+            return "phone_number", identity.value
+        return identity.kind.value, self.hasher.lookup_value(identity)
 
     def cache_key(self, identity: Identity) -> str:
         """Where the offline cache keeps a member seen under this identity: phones under
@@ -472,14 +482,18 @@ class Checkout:
             member_id=uuid7(),
             first_name=first_name.strip(),
             last_name=last_name.strip(),
-            phone_key=self.hasher.phone_key(identity.value),
+            phone_key="" if self.server_hashes_phones else self.hasher.phone_key(identity.value),
             phone_last=identity.value[-2:],
             card_number=card_number,
             consent=Consent(self.policy.consent_text_id, now, self.policy.channel, marketing),
             occurred_at=now,
             birthday=birthday,
         )
-        self.outbox.add(op.to_body(), now=now)
+        body = op.to_body()
+        if self.server_hashes_phones:  # the server keys it; pruned here once it has it
+            del body["phone_key"]
+            body["phone"] = identity.value
+        self.outbox.add(body, now=now)
         first_tier = self.program.tiers.tiers[0]
         upcoming = rules.next_tier(self.program.tiers, MemberStats())
         nearest = rules.next_reward(self.program, 0, first_tier)

@@ -372,7 +372,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_pair(args: argparse.Namespace) -> int:
-    """Pair this terminal with a store server: keep its token and the store's phone key."""
+    """Pair this terminal with a store server: keep its token (the phone key stays there)."""
     from pos_client.backends.http import pair_terminal
     from pos_client.ports import BackendUnavailable
 
@@ -385,14 +385,16 @@ def cmd_pair(args: argparse.Namespace) -> int:
     data_dir = settings.storage.data_dir
     private_dir(data_dir)
     token_path = Path(settings.backend.token_file or data_dir / "terminal.token").expanduser()
-    for path, secret in (
-        (token_path, answer["token"]),
-        (settings.phone_key_file, answer["phone_key"]),
-    ):
+    secrets_kept = [(token_path, answer["token"])]
+    if answer.get("phone_key"):  # an older server still hands the store-wide key out
+        secrets_kept.append((settings.phone_key_file, answer["phone_key"]))
+    for path, secret in secrets_kept:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secret + "\n")
     print(f"paired as terminal {answer['terminal_id']}; token kept in {token_path}")
+    if not answer.get("phone_key"):
+        print("the store's phone key stays on the server: phone numbers are keyed there")
     print(f'set [backend] kind = "http" and url = "{args.url}" in this terminal\'s config')
     return EXIT_OK
 

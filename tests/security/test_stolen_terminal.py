@@ -8,17 +8,24 @@ import os
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 
 from pos_client.bootstrap import build_terminal
 from pos_client.checkout import MemberNotFound, cache_lookup_key
+from pos_client.demo import DEMO_MEMBERS
 from pos_client.domain import utcnow
 from pos_client.outbox import EntryState
 from pos_client.privacy import PhoneHasher, load_or_create_key
+from pos_client.settings import BackendKind
 from tests.conftest import REPO, make_settings
+from tests.integration.server_helpers import ServerProcess
+
+ANNA = DEMO_MEMBERS[0]
 
 PHONE = "+1 650 253 0001"
 E164 = "+16502530001"
@@ -100,3 +107,56 @@ def test_a_cached_member_is_forgotten_after_its_lifetime(tmp_path: Path) -> None
     own = PhoneHasher(load_or_create_key(tmp_path / "lookup.key"))
     forgotten = cache_lookup_key("phone", own.phone_key(E164)).encode()
     assert forgotten not in files_bytes(tmp_path)  # overwritten on disk, not just unlinked
+
+
+# ------------------------------------------------------------------ the key stays on the server
+
+
+def test_a_terminal_paired_without_the_store_key_enrolls_and_finds_members_by_phone(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    data = tmp_path / "terminal"
+    paired = subprocess.run(
+        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), "pair", server.url,
+         server.pairing_code("desk")],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert paired.returncode == 0, paired.stderr
+    assert "stays on the server" in paired.stdout
+    assert not (data / "phone.key").exists()
+    settings = make_settings(data)
+    settings = replace(
+        settings, backend=replace(settings.backend, kind=BackendKind.HTTP, url=server.url)
+    )
+    store = server.hasher()
+    with build_terminal(settings) as terminal:
+        assert terminal.checkout.server_hashes_phones
+        anna = terminal.checkout.identify(ANNA.phone, "phone")  # keyed by the server
+        assert anna.view.display_name.startswith(ANNA.first_name[0])
+        session = terminal.checkout.enroll(PHONE, "Dana", "Q", consent=True)
+        assert terminal.sync.drain().acked == 1
+        ledger = server.ledger()
+        assert ledger.find_member_id("phone", store.phone_key(E164)) == session.view.member_id
+        ledger.engine.dispose()
+        assert terminal.checkout.identify(PHONE, "phone").online
+        terminal.network.set_online(False)
+        offline = terminal.checkout.identify(PHONE, "phone")  # from its own cache
+        assert offline.view.member_id == session.view.member_id and not offline.online
+    assert not (data / "phone.key").exists()
+    stolen = b"".join(p.read_bytes() for p in data.iterdir() if p.is_file())
+    assert store.phone_key(E164).encode() not in stolen
+    assert store.phone_key(ANNA.phone).encode() not in stolen
+    assert server.key_file.read_text().strip().encode() not in stolen
+    assert E164.encode() not in stolen  # the number left with the pruned enrollment
+
+
+def test_a_lookup_by_number_must_be_e164(server: ServerProcess) -> None:
+    token = server.pair("kiosk")["token"]
+    for bad in ("12345", "+1 650 253 0001", "+999999999999", "+16502530001\u0000"):
+        response = requests.post(
+            server.url + "/v1/members/lookup",
+            json={"kind": "phone_number", "value": bad},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert response.status_code in (400, 422), (bad, response.status_code)
