@@ -124,10 +124,18 @@ def read_uid(transmit: Transmit) -> bytes:
     return bytes(data)
 
 
+PAGE_READ_BYTES = 16  # FF B0 .. 10: four 4-byte pages
+
+
 def read_pages(transmit: Transmit, page: int) -> bytes:
-    data, sw1, sw2 = transmit([0xFF, 0xB0, 0x00, page & 0xFF, 0x10])
+    data, sw1, sw2 = transmit([0xFF, 0xB0, 0x00, page & 0xFF, PAGE_READ_BYTES])
     if (sw1, sw2) != (0x90, 0x00):
         raise CardReadError(f"cannot read page {page} ({describe_status(sw1, sw2)})")
+    if len(data) != PAGE_READ_BYTES:  # "90 00" with no or short data: never trust it
+        raise CardReadError(
+            f"the card answered a read of page {page} with {len(data)} bytes instead of "
+            f"{PAGE_READ_BYTES}; tap again"
+        )
     return bytes(data)
 
 
@@ -171,7 +179,7 @@ def read_ndef(transmit: Transmit) -> bytes | None:
         return None
     memory = first[4:]
     page = NDEF_PAGE + len(memory) // 4
-    while True:
+    for _ in range(MAX_NDEF_BYTES // PAGE_READ_BYTES + 2):  # bounded, whatever the card says
         message, needed = ndef_tlv(memory)
         if needed is None:
             return message
@@ -179,6 +187,7 @@ def read_ndef(transmit: Transmit) -> bytes | None:
             raise CardReadError("NDEF message too long")
         memory += read_pages(transmit, page)
         page += 4
+    raise CardReadError("the card's NDEF message never ended; tap again")
 
 
 @dataclass(frozen=True)
@@ -454,6 +463,9 @@ class PcscReader:
             event = read_card(transmit, atr, source, self.ndef)
         except CardReadError as exc:
             event = ScanEvent(source, "error", str(exc), atr)
+        except (ValueError, IndexError, TypeError, OverflowError) as exc:  # a card's nonsense
+            log.warning("%s: unreadable card answer (%s)", source, type(exc).__name__)
+            event = ScanEvent(source, "error", "the card gave an answer that cannot be read", atr)
         finally:
             scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD)
         if event.kind == "error" or self.debounce.accept(event.value):

@@ -154,6 +154,11 @@ class SimulatedReader:
             return handler(dict(command))
         except (ValueError, ConfigError) as exc:
             return {"ok": False, "error": str(exc)}
+        except RecursionError:
+            return {"ok": False, "error": "bad command: nested too deeply"}
+        except Exception as exc:  # a field-test command must never kill its connection
+            log.warning("simulated reader: command failed (%s)", type(exc).__name__)
+            return {"ok": False, "error": f"command failed: {type(exc).__name__}"}
 
     def _value(self, command: dict[str, Any]) -> str:
         value = command.get("value")
@@ -199,6 +204,12 @@ class SimulatedReader:
 
     def _play(self, command: dict[str, Any]) -> dict[str, Any]:
         steps = load_scenario(Path(self._value(command)))
+        for index, step in enumerate(steps):
+            if step.get("cmd") == "play":  # a scenario playing itself would never end
+                return {
+                    "ok": False,
+                    "error": f"step {index + 1}: a scenario cannot play another scenario",
+                }
         for index, step in enumerate(steps):
             if self._stop.is_set():
                 return {"ok": False, "error": "stopped", "played": index}
@@ -254,8 +265,11 @@ class SimulatedReader:
                     reply = {"ok": False, "error": f"bad command: over {MAX_COMMAND_BYTES} bytes"}
                 else:
                     reply = self._run_line(line)
-                stream.write(json.dumps(reply).encode() + b"\n")
-                stream.flush()
+                try:
+                    stream.write(json.dumps(reply).encode() + b"\n")
+                    stream.flush()
+                except OSError:  # the client went away before its reply
+                    return
 
 
 def load_scenario(path: Path) -> list[dict[str, Any]]:

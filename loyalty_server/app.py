@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from loyalty_server import partners as partner_store
 from loyalty_server import terminals
 from loyalty_server.limits import BodyLimit, clean_text
+from loyalty_server.phones import e164_or_none, key_enrollment_phones
 from loyalty_server.schema import flags
 from loyalty_server.settings import ServerSettings
 from pos_client.domain import member_view_to_json, utcnow
@@ -71,21 +72,28 @@ SafeStr = Annotated[str, AfterValidator(no_surrogates)]
 
 class PairIn(BaseModel):
     code: SafeStr = Field(min_length=4, max_length=32, pattern=r"^[A-Za-z0-9]+$")
+    share_phone_key: bool = Field(
+        True,
+        description="false: the store-wide phone key stays on the server, which keys the "
+        "numbers this terminal sends (lookup kind phone_number, enroll with phone)",
+    )
 
 
 class PairOut(BaseModel):
     terminal_id: str
     token: str
-    phone_key: str = Field(description="the store-wide HMAC key for phone numbers (hex)")
+    phone_key: str | None = Field(
+        None, description="the store-wide HMAC key for phone numbers (hex), if asked for"
+    )
 
 
 class LookupIn(BaseModel):
-    kind: Literal["card_uid", "card_number", "member_number", "phone"]
+    kind: Literal["card_uid", "card_number", "member_number", "phone", "phone_number"]
     value: SafeStr = Field(
         min_length=1,
         max_length=128,
         pattern=r"^[^\x00-\x1f\x7f]+$",
-        description="HMAC hex for phones",
+        description="HMAC hex for phone; the E.164 number for phone_number (keyed here)",
     )
 
 
@@ -241,7 +249,7 @@ class RateLimiter:
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
-    from pos_client.privacy import load_or_create_key
+    from pos_client.privacy import PhoneHasher, load_or_create_key
 
     program = load_program(settings.program, settings.config_dir)
     engine = make_engine(settings.database_url)
@@ -256,6 +264,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         ),
     )
     phone_key = load_or_create_key(settings.phone_key_file).hex()
+    phone_hasher = PhoneHasher(bytes.fromhex(phone_key))
     phone_limiter = RateLimiter(settings.phone_lookups_per_minute)
 
     app = FastAPI(
@@ -356,7 +365,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         except terminals.PairingError as exc:
             raise HTTPException(403, str(exc)) from None
         log.info("terminal %s paired", terminal_id)
-        return PairOut(terminal_id=terminal_id, token=token, phone_key=phone_key)
+        shared = phone_key if body.share_phone_key else None
+        return PairOut(terminal_id=terminal_id, token=token, phone_key=shared)
 
     @app.post(
         "/v1/members/lookup",
@@ -364,9 +374,15 @@ def create_app(settings: ServerSettings) -> FastAPI:
         responses={**unauthorized, **unparsable, 404: {"model": Problem}, 429: {"model": Problem}},
     )
     def lookup(body: LookupIn, who: Auth) -> dict[str, Any]:
-        if body.kind == "phone" and not phone_limiter.allow(who.id):
+        if body.kind in ("phone", "phone_number") and not phone_limiter.allow(who.id):
             raise HTTPException(429, "too many phone lookups from this terminal; wait a minute")
-        member_id = ledger.find_member_id(body.kind, body.value)
+        kind, value = body.kind, body.value
+        if kind == "phone_number":
+            e164 = e164_or_none(value)
+            if e164 is None:
+                raise HTTPException(400, "phone_number must be a valid E.164 number")
+            kind, value = "phone", phone_hasher.phone_key(e164)
+        member_id = ledger.find_member_id(kind, value)
         view = ledger.member_view(member_id) if member_id else None
         if view is None:
             raise HTTPException(404, "no member with this identifier")
@@ -444,6 +460,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         """Apply sales (earnings and redemptions), enrollments, actions and transfers one by
         one, each exactly once by its key; one bad operation never blocks the others."""
         bodies = [op.model_dump() for op in body.operations]  # type: ignore[attr-defined]
+        key_enrollment_phones(bodies, phone_hasher)
         try:
             room = operations_room(who.id)
             outcomes = ledger.apply_many(

@@ -7,14 +7,17 @@ lazily inside the functions that need them, so the core never depends on them.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pos_client.backends.switch import NetworkSwitch
 from pos_client.checkout import Checkout, CheckoutPolicy
 from pos_client.configfile import ConfigError
 from pos_client.events import EventBus
+from pos_client.files import private_dir, private_file
 from pos_client.outbox import Outbox
 from pos_client.ports import Backend
 from pos_client.privacy import PhoneHasher, load_or_create_key
@@ -66,8 +69,10 @@ def build_ledger(settings: Settings, program: Program) -> Ledger:
     # server's HTTP backend never needs it.
     from pos_client.ledger import Ledger, make_engine, sqlite_url
 
+    private_dir(settings.storage.data_dir)
+    if not settings.storage.ledger_url:
+        private_file(settings.storage.ledger_path)
     url = settings.storage.ledger_url or sqlite_url(settings.storage.ledger_path)
-    settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(make_engine(url), program)
     ledger.create_schema()
     return ledger
@@ -242,10 +247,24 @@ def build_app(settings: Settings, running: RunningTerminal) -> Any:
 
 def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
     program = load_program(settings.program, settings.config_dir)
+    # A terminal paired without the store-wide phone key (the default since pairing asks
+    # the server to keep it) sends numbers for the server to key; it never makes one up.
+    server_hashes_phones = (
+        settings.backend.kind is BackendKind.HTTP and not settings.phone_key_file.exists()
+    )
     try:
-        hasher = PhoneHasher(load_or_create_key(settings.phone_key_file))
+        hasher = PhoneHasher(
+            secrets.token_bytes(32)  # unused: only the server keys phones
+            if server_hashes_phones
+            else load_or_create_key(settings.phone_key_file)
+        )
     except ValueError as exc:
         raise ConfigError(f"config key 'privacy.phone_key_file': {exc}") from None
+    lookup_key_file = settings.lookup_key_file or settings.storage.lookup_key_path
+    try:
+        cache_hasher = PhoneHasher(load_or_create_key(lookup_key_file))
+    except ValueError as exc:
+        raise ConfigError(f"config key 'privacy.lookup_key_file': {exc}") from None
     bus = EventBus()
     outbox = Outbox(settings.storage.outbox_path).open()
     closers: list[Callable[[], None]] = [outbox.close]
@@ -283,7 +302,11 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
         ),
         bus,
         wake_sync=sync.wake,
+        cache_hasher=cache_hasher,
+        cache_lifetime=timedelta(days=settings.offline_lookup_days),
+        server_hashes_phones=server_hashes_phones,
     )
+    checkout.forget_expired()
     terminal = Terminal(settings, program, bus, outbox, network, sync, checkout, ledger, closers)
     if start_sync:
         sync.start()

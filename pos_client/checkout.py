@@ -9,7 +9,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from pos_client import rules
@@ -26,7 +26,13 @@ from pos_client.domain import (
 )
 from pos_client.errors import CodedError
 from pos_client.events import EventBus, SaleRecorded
-from pos_client.identify import IdentifyError, gs1_check_digit, identify, parse_phone
+from pos_client.identify import (
+    IdentifyError,
+    gs1_check_digit,
+    identify,
+    parse_phone,
+    readings,
+)
 from pos_client.operations import (
     PARTNER_ACCOUNT_MAX,
     ActionOp,
@@ -49,9 +55,28 @@ class CheckoutError(CodedError):
 
 
 class MemberNotFound(CheckoutError):
-    def __init__(self, identity: Identity) -> None:
-        super().__init__("no member with this card or phone", "member_not_found")
+    def __init__(
+        self, identity: Identity, message: str = "no member with this card or phone"
+    ) -> None:
+        super().__init__(message, "member_not_found")
         self.identity = identity
+
+
+class AmbiguousInput(IdentifyError):
+    """Input read several ways (no hint), each finding a different member."""
+
+
+def describe_reading(identity: Identity) -> str:
+    """A reading named for staff without the identifier in clear (masked)."""
+    names = {
+        IdentityKind.PHONE: "a phone number",
+        IdentityKind.CARD_UID: "a card UID",
+        IdentityKind.CARD_NUMBER: "a card number",
+        IdentityKind.MEMBER_NUMBER: "a member number",
+    }
+    name = names.get(identity.kind, identity.kind.value)
+    detail = f" ({identity.symbology})" if identity.symbology else ""
+    return f"{name}{detail} {identity.masked()}"
 
 
 class AlreadyMember(CheckoutError):
@@ -124,11 +149,20 @@ class Checkout:
         bus: EventBus | None = None,
         wake_sync: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
+        cache_hasher: PhoneHasher | None = None,
+        cache_lifetime: timedelta | None = None,
+        server_hashes_phones: bool = False,
     ) -> None:
         self.backend = backend
         self.outbox = outbox
         self.program = program
         self.hasher = hasher
+        # The offline member cache is keyed under this terminal's own key (never the
+        # store-wide one) and forgets members not seen for `cache_lifetime`.
+        self.cache_hasher = cache_hasher or hasher
+        self.cache_lifetime = cache_lifetime
+        # Paired without the store-wide phone key: the backend keys the numbers it is sent.
+        self.server_hashes_phones = server_hashes_phones
         self.policy = policy
         self.bus = bus or EventBus()
         self.wake_sync = wake_sync
@@ -143,9 +177,35 @@ class Checkout:
     def parse(self, raw: str, hint: str | None = None) -> Identity:
         return identify(raw, self.policy.region, hint)
 
+    def readings(self, raw: str, hint: str | None = None) -> list[Identity]:
+        return readings(raw, self.policy.region, hint)
+
     def identify(self, raw: str, hint: str | None = None) -> MemberSession:
-        """Raw input -> member session; IdentifyError for bad input, MemberNotFound if unknown."""
-        return self.find(self.parse(raw, hint))
+        """Raw input -> member session; IdentifyError for bad input, MemberNotFound if unknown.
+        Input with several readings (no hint; e.g. digits that are both a card UID and a
+        phone number of the store's region) is looked up under each: resolved when exactly
+        one member matches, else a clear error naming the readings."""
+        return self.find_any(self.readings(raw, hint))
+
+    def find_any(self, identities: list[Identity]) -> MemberSession:
+        if len(identities) == 1:
+            return self.find(identities[0])
+        matches: dict[str, MemberSession] = {}
+        for identity in identities:
+            try:
+                session = self.find(identity)
+            except MemberNotFound:
+                continue
+            matches.setdefault(session.view.member_id, session)
+        named = " or ".join(describe_reading(identity) for identity in identities)
+        if len(matches) == 1:
+            return next(iter(matches.values()))
+        if not matches:
+            raise MemberNotFound(identities[0], f"no member with this input read as {named}")
+        raise AmbiguousInput(
+            f"this input matches {len(matches)} members, read as {named}: "
+            "enter it with its source (a phone number on the phone keypad, a card by tapping)"
+        )
 
     def find(self, identity: Identity) -> MemberSession:
         view, online = self._lookup(identity)
@@ -156,11 +216,12 @@ class Checkout:
     def _lookup(self, identity: Identity) -> tuple[MemberView | None, bool]:
         """The member's view (None if unknown) and whether the backend answered (else the
         terminal's cache did)."""
-        kind, value = identity.kind.value, self.hasher.lookup_value(identity)
-        lookup = cache_lookup_key(kind, value)
+        kind, value = self.backend_ref(identity)
+        lookup = self.cache_key(identity)
         try:
             view = self.backend.lookup(kind, value)
         except BackendUnavailable:
+            self.forget_expired()
             cached = self.outbox.cached_member(lookup)
             if cached is None:
                 log.info("offline and %s not in the member cache", identity.redacted())
@@ -168,6 +229,24 @@ class Checkout:
         if view is not None:
             self.outbox.cache_member(lookup, view)
         return view, True
+
+    def backend_ref(self, identity: Identity) -> tuple[str, str]:
+        """How the backend is asked for this identity: a phone as the store's keyed HMAC,
+        or, on a terminal without the store-wide key, as the number for the server to key."""
+        if identity.kind is IdentityKind.PHONE and self.server_hashes_phones:
+            return "phone_number", identity.value
+        return identity.kind.value, self.hasher.lookup_value(identity)
+
+    def cache_key(self, identity: Identity) -> str:
+        """Where the offline cache keeps a member seen under this identity: phones under
+        this terminal's own key, so the store-wide key never unlocks the cache."""
+        return cache_lookup_key(identity.kind.value, self.cache_hasher.lookup_value(identity))
+
+    def forget_expired(self) -> int:
+        """Drop cached members not seen within the configured lifetime."""
+        if self.cache_lifetime is None:
+            return 0
+        return self.outbox.forget_members_before(self.clock() - self.cache_lifetime)
 
     def refresh(self, session: MemberSession) -> MemberSession:
         try:
@@ -177,12 +256,7 @@ class Checkout:
             return self._session(view, session.identity, online=False)
         if view is None:
             return session
-        self.outbox.cache_member(
-            cache_lookup_key(
-                session.identity.kind.value, self.hasher.lookup_value(session.identity)
-            ),
-            view,
-        )
+        self.outbox.cache_member(self.cache_key(session.identity), view)
         return self._session(view, session.identity, online=True)
 
     def _session(self, view: MemberView, identity: Identity, online: bool) -> MemberSession:
@@ -463,14 +537,18 @@ class Checkout:
             member_id=uuid7(),
             first_name=first_name.strip(),
             last_name=last_name.strip(),
-            phone_key=self.hasher.phone_key(identity.value),
+            phone_key="" if self.server_hashes_phones else self.hasher.phone_key(identity.value),
             phone_last=identity.value[-2:],
             card_number=card_number,
             consent=Consent(self.policy.consent_text_id, now, self.policy.channel, marketing),
             occurred_at=now,
             birthday=birthday,
         )
-        self.outbox.add(op.to_body(), now=now)
+        body = op.to_body()
+        if self.server_hashes_phones:  # the server keys it; pruned here once it has it
+            del body["phone_key"]
+            body["phone"] = identity.value
+        self.outbox.add(body, now=now)
         first_tier = self.program.tiers.tiers[0]
         upcoming = rules.next_tier(self.program.tiers, MemberStats())
         nearest = rules.next_reward(self.program, 0, first_tier)
@@ -490,7 +568,7 @@ class Checkout:
             card_number=card_number,
             as_of=now,
         )
-        self.outbox.cache_member(cache_lookup_key("phone", op.phone_key), view)
+        self.outbox.cache_member(self.cache_key(identity), view)
         self.outbox.cache_member(cache_lookup_key("card_number", card_number), view)
         self.wake_sync()
         # Online, the backend has just said who is (not) a member: the new view is as fresh
@@ -500,6 +578,7 @@ class Checkout:
 
 __all__ = [
     "AlreadyMember",
+    "AmbiguousInput",
     "Checkout",
     "CheckoutError",
     "CheckoutPolicy",
@@ -507,4 +586,5 @@ __all__ = [
     "MemberNotFound",
     "MemberSession",
     "Receipt",
+    "describe_reading",
 ]

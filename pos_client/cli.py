@@ -20,6 +20,7 @@ from pos_client.bootstrap import Terminal, build_terminal
 from pos_client.checkout import AlreadyMember, CheckoutError, MemberNotFound, MemberSession
 from pos_client.configfile import ConfigError
 from pos_client.domain import Purchase, PurchaseLine, member_view_to_json
+from pos_client.files import private_dir
 from pos_client.identify import IdentifyError
 from pos_client.outbox import EntryState, OutboxError, quarantine
 from pos_client.settings import Settings, load_settings
@@ -108,7 +109,11 @@ def sync_after(terminal: Terminal, args: argparse.Namespace) -> str:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     with build_terminal(load(args)) as terminal:
-        identity = terminal.checkout.parse(args.raw, args.hint)
+        identities = terminal.checkout.readings(args.raw, args.hint)
+        if len(identities) > 1:  # several readings: the one that finds the member, if any
+            with contextlib.suppress(MemberNotFound):
+                identities = [terminal.checkout.find_any(identities).identity]
+        identity = identities[0]
         data: dict[str, Any] = {
             "kind": identity.kind.value,
             "masked": identity.masked(),
@@ -369,7 +374,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_pair(args: argparse.Namespace) -> int:
-    """Pair this terminal with a store server: keep its token and the store's phone key."""
+    """Pair this terminal with a store server: keep its token (the phone key stays there)."""
     from pos_client.backends.http import pair_terminal
     from pos_client.ports import BackendUnavailable
 
@@ -380,16 +385,18 @@ def cmd_pair(args: argparse.Namespace) -> int:
         print(f"pos-client: {exc}", file=sys.stderr)
         return EXIT_FAILED
     data_dir = settings.storage.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     token_path = Path(settings.backend.token_file or data_dir / "terminal.token").expanduser()
-    for path, secret in (
-        (token_path, answer["token"]),
-        (settings.phone_key_file, answer["phone_key"]),
-    ):
+    secrets_kept = [(token_path, answer["token"])]
+    if answer.get("phone_key"):  # an older server still hands the store-wide key out
+        secrets_kept.append((settings.phone_key_file, answer["phone_key"]))
+    for path, secret in secrets_kept:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secret + "\n")
     print(f"paired as terminal {answer['terminal_id']}; token kept in {token_path}")
+    if not answer.get("phone_key"):
+        print("the store's phone key stays on the server: phone numbers are keyed there")
     print(f'set [backend] kind = "http" and url = "{args.url}" in this terminal\'s config')
     return EXIT_OK
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pos_client.files import private_dir
 from pos_client.outbox import Outbox, OutboxError
 from pos_client.ports import Backend, BackendUnavailable
 from pos_client.staff import DEFAULT_PIN, kiosk_pin_problem
@@ -35,7 +36,7 @@ def check_clock(now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> list
 
 
 def check_disk(path: Path) -> list[Check]:
-    path.mkdir(parents=True, exist_ok=True)
+    private_dir(path)
     usage = shutil.disk_usage(path)
     ok = usage.free >= MIN_FREE_BYTES
     detail = f"{usage.free / 1e9:.1f} GB free in {path}"
@@ -52,6 +53,18 @@ def check_outbox(path: Path) -> list[Check]:
     except OutboxError as exc:
         return [Check("outbox", False, str(exc))]
     rows = [Check("outbox integrity", integrity == "ok", f"{path}: {integrity}")]
+    incidents = path.with_name(path.name + ".incidents")
+    if incidents.exists():
+        lines = incidents.read_text(errors="replace").splitlines()
+        last = lines[-1] if lines else ""
+        rows.append(
+            Check(
+                "outbox incidents",
+                False,
+                f"{len(lines)} recorded in {incidents}, the last: {last}; check the queue, "
+                "then remove the file",
+            )
+        )
     age = stats.oldest_pending_age(datetime.now(UTC))
     pending = f"{stats.unsent} pending, {stats.dead} dead, {stats.acked} acked"
     if age is not None:

@@ -7,6 +7,7 @@ python-barcode silently fixes them, we never do.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import string
 from collections.abc import Callable
@@ -59,11 +60,22 @@ class Scanned:
 
 
 def strip_aim(raw: str) -> Scanned:
+    """Split off an AIM symbology id; an id this terminal does not know is refused (the
+    rest of such a scan is never used as if it were a loyalty code)."""
     match = AIM_PREFIX.match(raw)
     if not match:
+        if raw.startswith("]"):
+            raise IdentifyError(
+                "scan starts with ']' but has no valid AIM symbology id", "not_loyalty_code"
+            )
         return Scanned(raw, None, False)
     code, modifier = match.groups()
-    name = AIM_SYMBOLOGIES.get(code, f"AIM {code}")
+    name = AIM_SYMBOLOGIES.get(code)
+    if name is None:
+        raise IdentifyError(
+            f"unknown AIM symbology id ]{code}{modifier}: not a code loyalty cards use",
+            "not_loyalty_code",
+        )
     return Scanned(raw[match.end() :], name, (code, modifier) in GS1_AIM)
 
 
@@ -203,8 +215,9 @@ def _looks_like_phone(text: str) -> bool:
     )
 
 
-def identify(raw: str, region: str, hint: str | None = None) -> Identity:
-    """Turn raw input into an Identity. `hint`: "phone", "nfc", "barcode" or None."""
+def _checked(raw: object) -> str:
+    """The input stripped, or IdentifyError: not text, control characters, non-ASCII
+    (Arabic-Indic, full-width or superscript digits are never taken for 0-9), too long."""
     if not isinstance(raw, str):
         raise IdentifyError("input must be text")
     if any(ord(c) < 32 and c not in "\r\n\t" + GS_SEPARATOR for c in raw) or "\x7f" in raw:
@@ -214,6 +227,18 @@ def identify(raw: str, region: str, hint: str | None = None) -> Identity:
         raise IdentifyError("nothing was read")
     if len(text) > MAX_RAW_LENGTH:
         raise IdentifyError(f"input too long ({len(text)} characters, at most {MAX_RAW_LENGTH})")
+    if not text.isascii():
+        position = next(i for i, c in enumerate(text) if not c.isascii())
+        kind = "a digit of another script" if text[position].isdigit() else "a character"
+        raise IdentifyError(
+            f"input has {kind} outside ASCII at position {position + 1} (U+"
+            f"{ord(text[position]):04X}): cards, scanners and phone numbers use 0-9 and A-Z",
+            "invalid",
+        )
+    return text
+
+
+def _primary(text: str, region: str, hint: str | None) -> Identity:
     parser = HINTED_PARSERS.get(hint or "")
     if parser is not None:
         return parser(text, region)
@@ -226,6 +251,45 @@ def identify(raw: str, region: str, hint: str | None = None) -> Identity:
     if _looks_like_phone(text):
         return parse_phone(text, region)
     return parse_barcode(text)
+
+
+def _guarded(parse: Callable[[], Identity]) -> Identity:
+    """Whatever a parser trips on in hostile text becomes an IdentifyError."""
+    try:
+        return parse()
+    except IdentifyError:
+        raise
+    except (ValueError, IndexError, TypeError, OverflowError, KeyError) as exc:
+        raise IdentifyError(f"cannot read this input ({type(exc).__name__})") from None
+
+
+def identify(raw: str, region: str, hint: str | None = None) -> Identity:
+    """Turn raw input into an Identity. `hint`: "phone", "nfc", "barcode" or None.
+    Raises only IdentifyError, whatever the text."""
+    text = _checked(raw)
+    return _guarded(lambda: _primary(text, region, hint))
+
+
+def readings(raw: str, region: str, hint: str | None = None) -> list[Identity]:
+    """Every way to read the input, the preferred first. With a hint there is one; with
+    none, digits that are also a valid phone number of the store's region (LV "21 234 567",
+    EE "5123 4567", which also read as 4-byte card UIDs or EAN-8) give each reading, for the
+    caller to look up. IdentifyError when there is no reading at all."""
+    text = _checked(raw)
+    try:
+        found = [_guarded(lambda: _primary(text, region, hint))]
+        error: IdentifyError | None = None
+    except IdentifyError as exc:
+        found, error = [], exc
+    if hint is None and not text.startswith("+") and all(c in PHONE_CHARS for c in text):
+        digits = sum(c.isdigit() for c in text)
+        if digits >= 6 and not any(r.kind is IdentityKind.PHONE for r in found):
+            with contextlib.suppress(IdentifyError):
+                found.append(_guarded(lambda: parse_phone(text, region)))
+    if not found:
+        assert error is not None
+        raise error
+    return found
 
 
 HINTED_PARSERS: dict[str, Callable[[str, str], Identity]] = {

@@ -5,6 +5,13 @@ States: pending -> sending -> acked, or -> dead (permanent refusal, kept and sho
 staff until retried). Only the holder of the drain lock (an flock, released by the kernel
 if the process dies) moves entries out of pending; on taking it, entries left in `sending`
 by a crashed drainer go back to pending and are re-sent with the same key.
+
+Damage is refused, never silently absorbed: an entry whose stored body cannot be decoded
+goes to dead letter with its reason (the drain goes on with the others); a manifest beside
+the file (`outbox.sqlite.manifest`: the high-water count of entries ever written) makes an
+outbox that vanished, was emptied or replaced by an older copy an error, not a fresh start;
+a write-ahead log deleted under a running terminal is detected, saved by a checkpoint and
+written to `outbox.sqlite.incidents` for staff.
 """
 
 from __future__ import annotations
@@ -12,8 +19,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import sqlite3
+import struct
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +34,7 @@ from typing import Any
 
 from pos_client.domain import MemberView, member_view_from_json, member_view_to_json, utcnow
 from pos_client.errors import CodedError
+from pos_client.files import private_dir, private_file
 from pos_client.operations import OP_KINDS, canonical_json
 
 SCHEMA = """
@@ -43,7 +53,8 @@ CREATE TABLE IF NOT EXISTS entries (
     next_attempt_at TEXT NOT NULL,
     error_code TEXT,
     last_error TEXT,
-    result TEXT
+    result TEXT,
+    server_errors INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS ix_entries_state ON entries(state, next_attempt_at, seq);
 CREATE INDEX IF NOT EXISTS ix_entries_member ON entries(member_id, state);
@@ -55,6 +66,19 @@ CREATE TABLE IF NOT EXISTS member_cache (
 );
 CREATE INDEX IF NOT EXISTS ix_member_cache_member ON member_cache(member_id);
 """
+# Columns added after the first release, for outboxes made before them.
+MIGRATIONS = {
+    "server_errors": "ALTER TABLE entries ADD COLUMN server_errors INTEGER NOT NULL DEFAULT 0"
+}
+CORRUPT_ENTRY = "corrupt_entry"
+# An enrollment, once the backend has it, keeps only what identifies the entry: its phone
+# key, names, birthday and consent leave the terminal (a stolen outbox gives none back).
+PRUNED_ENROLL = (
+    "CASE WHEN kind = 'enroll' THEN json_object('type', 'enroll', 'key', key,"
+    " 'member_id', member_id, 'pruned', json('true')) ELSE body END"
+)
+
+log = logging.getLogger(__name__)
 
 
 class EntryState(StrEnum):
@@ -73,6 +97,11 @@ class OutboxError(CodedError):
 
 class OutboxCorrupt(OutboxError):
     pass
+
+
+class OutboxMissing(OutboxCorrupt):
+    """The outbox vanished, was emptied or replaced by an older copy while the manifest
+    says it held sales: refused, never started afresh behind staff's back."""
 
 
 class OutboxUnavailable(OutboxError):
@@ -103,6 +132,7 @@ class OutboxEntry:
     error_code: str | None
     last_error: str | None
     result: dict[str, Any] | None
+    damage: str | None = None  # why the stored body could not be read (then body is {})
 
 
 @dataclass(frozen=True)
@@ -148,16 +178,108 @@ def describe_storage_error(exc: sqlite3.Error) -> str:
     return text
 
 
+def _sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def read_manifest(path: Path) -> int:
+    """The high-water count of entries ever written to the outbox at `path` (0: none)."""
+    try:
+        data = json.loads(_sibling(path, ".manifest").read_text())
+        return max(0, int(data.get("written", 0)))
+    except FileNotFoundError:
+        return 0
+    except (OSError, ValueError, TypeError, AttributeError):
+        log.warning("outbox manifest %s is unreadable; rewritten from the outbox", path)
+        return 0
+
+
+def write_manifest(path: Path, written: int, durable: bool) -> None:
+    target = _sibling(path, ".manifest")
+    temporary = _sibling(path, ".manifest.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(json.dumps({"written": written}) + "\n")
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
+    os.replace(temporary, target)
+    if durable:
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def wal_frames_in_shm(path: Path) -> int:
+    """Frames the shared-memory index says the write-ahead log holds (0 if no index)."""
+    try:
+        with _sibling(path, "-shm").open("rb") as handle:
+            header = handle.read(48)
+    except OSError:
+        return 0
+    if len(header) < 48 or header[12] != 1:  # isInit
+        return 0
+    return int(struct.unpack_from("=I", header, 16)[0])
+
+
+def record_incident(path: Path, text: str) -> None:
+    """Append one line for staff (doctor shows it until the file is removed)."""
+    try:
+        descriptor = os.open(
+            _sibling(path, ".incidents"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+        )
+        with os.fdopen(descriptor, "a") as handle:
+            handle.write(f"{_ts(utcnow())} {text}\n")
+    except OSError as exc:
+        log.error("cannot record an outbox incident (%s): %s", exc.strerror, text)
+
+
 class Outbox:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
+        self._written = 0  # the manifest's high-water count as last written
+        self._wal_id: tuple[int, int] | None = None
+        self.incident: str | None = None  # the last damage noticed while open, for staff
 
     # ------------------------------------------------------------ lifecycle
 
+    def _refuse_damage_before_open(self) -> None:
+        """An outbox that vanished or was emptied while the manifest says it held sales, or
+        a write-ahead log deleted while its index still counts frames: refuse."""
+        written = read_manifest(self.path)
+        where = f"outbox {self.path}"
+        if written:
+            if not self.path.exists():
+                raise OutboxMissing(
+                    f"{where} is missing, but this data folder's manifest says {written} "
+                    "sale(s) were recorded in it; refusing to start a new, empty one. Restore "
+                    "the file, or run `pos-client queue quarantine` to accept the loss."
+                )
+            if self.path.stat().st_size == 0:
+                kept = quarantine(self.path, manifest=False)
+                raise OutboxMissing(
+                    f"{where} was emptied (0 bytes), but this data folder's manifest says "
+                    f"{written} sale(s) were recorded in it; kept aside as "
+                    f"{', '.join(str(p) for p in kept)}. Restore the outbox from a backup, or "
+                    "run `pos-client queue quarantine` to accept the loss and start afresh."
+                )
+        frames = wal_frames_in_shm(self.path)
+        if frames and self.path.exists() and not _sibling(self.path, "-wal").exists():
+            raise OutboxCorrupt(
+                f"{where}: its write-ahead log was deleted while its index still counts "
+                f"{frames} frame(s) (recent sales may live only in a running terminal); "
+                "refusing to use it. Stop every terminal process on this folder cleanly "
+                "(it saves the log), then run `pos-client doctor` again."
+            )
+
     def open(self) -> Outbox:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
+        self._refuse_damage_before_open()
+        private_file(self.path)
         try:
             conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
@@ -167,10 +289,21 @@ class Outbox:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA secure_delete=ON")  # pruned data is overwritten, not freed
+            conn.execute("PRAGMA journal_size_limit=0")  # a reset log is cut, old frames go
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(check)
             conn.executescript(SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
+            for column, ddl in MIGRATIONS.items():
+                if column not in columns:
+                    conn.execute(ddl)
+            written = self._high_water(conn)
+            conn.execute(
+                f"UPDATE entries SET body = {PRUNED_ENROLL} WHERE kind = 'enroll'"
+                " AND state = 'acked' AND body NOT LIKE '%\"pruned\":true%'"
+            )
         except sqlite3.DatabaseError as exc:
             conn.close()
             if isinstance(exc, sqlite3.OperationalError) and any(
@@ -183,14 +316,85 @@ class Outbox:
                 f"outbox {self.path} is damaged ({exc}); nothing was changed in it. "
                 "Run `pos-client queue quarantine` to keep it aside and start a new one."
             ) from None
+        recorded = read_manifest(self.path)
+        if written < recorded:
+            conn.close()
+            raise OutboxMissing(
+                f"outbox {self.path} holds {written} sale(s) ever written, but this data "
+                f"folder's manifest says {recorded}: it was emptied or replaced by an older "
+                "copy; refusing to use it. Restore the right file, or run `pos-client queue "
+                "quarantine` to keep it aside and start afresh."
+            )
         self._conn = conn
+        self._written = recorded
+        self._wal_id = self._wal_identity()
+        self._save_manifest(written)
+        for suffix in ("-wal", "-shm"):
+            sibling = _sibling(self.path, suffix)
+            if sibling.exists():
+                private_file(sibling)
         return self
+
+    @staticmethod
+    def _high_water(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'entries'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _save_manifest(self, written: int) -> None:
+        if written <= self._written:
+            return
+        try:
+            write_manifest(self.path, written, durable=self._written == 0)
+        except OSError as exc:  # the sale is on disk already; the marker is a safeguard
+            log.warning("cannot update the outbox manifest: %s", exc.strerror)
+            return
+        self._written = written
+
+    def _wal_identity(self) -> tuple[int, int] | None:
+        try:
+            info = _sibling(self.path, "-wal").stat()
+        except OSError:
+            return None
+        return (info.st_dev, info.st_ino)
+
+    def check_wal(self) -> str | None:
+        """Detect a write-ahead log deleted or replaced under this open outbox. If so, save
+        what it held into the main file (checkpoint through our still-open handle), reopen
+        on a fresh log, record the incident, and return its description."""
+        with self._lock:
+            if self._conn is None or self._wal_id is None:
+                return None
+            now = self._wal_identity()
+            if now == self._wal_id:
+                return None
+            what = "deleted" if now is None else "replaced"
+            try:
+                busy, frames, saved = self._conn.execute(
+                    "PRAGMA wal_checkpoint(TRUNCATE)"
+                ).fetchone()
+                outcome = f"{saved} of {frames} frame(s) saved into the main file"
+                if busy:
+                    outcome += " (checkpoint blocked by another process: some may be lost)"
+            except sqlite3.Error as exc:
+                outcome = f"checkpoint failed ({describe_storage_error(exc)})"
+            text = (
+                f"the outbox's write-ahead log {_sibling(self.path, '-wal')} was {what} under "
+                f"a running terminal (pid {os.getpid()}); {outcome}; reopened on a new log"
+            )
+            log.error("%s", text)
+            record_incident(self.path, text)
+            self.incident = text
+            self._conn.close()
+            self._conn = None
+            self.open()
+            return text
 
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            self._wal_id = None
 
     def __enter__(self) -> Outbox:
         return self.open() if self._conn is None else self
@@ -207,6 +411,7 @@ class Outbox:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            self.check_wal()
             conn = self.conn
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -215,6 +420,8 @@ class Outbox:
             try:
                 yield conn
                 conn.execute("COMMIT")
+                if self._wal_id is None:
+                    self._wal_id = self._wal_identity()
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -267,6 +474,7 @@ class Outbox:
                 raise ValueError(f"outbox key {key} already holds another operation") from None
             return existing
         stored = _from_ts(moment)
+        self._save_manifest(int(cursor.lastrowid or 0))
         return OutboxEntry(
             seq=int(cursor.lastrowid or 0),
             key=key,
@@ -287,32 +495,18 @@ class Outbox:
     # ------------------------------------------------------------ reading
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[OutboxEntry]:
+        # Bodies are read as bytes and decoded here, so one damaged entry is reported as
+        # such instead of failing the whole query ("Could not decode to UTF-8").
         with self._lock:
             rows = self.conn.execute(
-                "SELECT seq, key, kind, member_id, body, state, attempts, expected_points,"
-                " redeem_points, created_at, updated_at, error_code, last_error, result"
-                f" FROM entries {sql}",
+                "SELECT seq, CAST(key AS BLOB), CAST(kind AS BLOB), CAST(member_id AS BLOB),"
+                " CAST(body AS BLOB), CAST(state AS BLOB), attempts, expected_points,"
+                " redeem_points, CAST(created_at AS BLOB), CAST(updated_at AS BLOB),"
+                " CAST(error_code AS BLOB), CAST(last_error AS BLOB),"
+                " CAST(result AS BLOB) FROM entries " + sql,
                 params,
             ).fetchall()
-        return [
-            OutboxEntry(
-                seq=row[0],
-                key=row[1],
-                kind=row[2],
-                member_id=row[3],
-                body=json.loads(row[4]),
-                state=EntryState(row[5]),
-                attempts=row[6],
-                expected_points=row[7],
-                redeem_points=row[8],
-                created_at=_from_ts(row[9]),
-                updated_at=_from_ts(row[10]),
-                error_code=row[11],
-                last_error=row[12],
-                result=json.loads(row[13]) if row[13] else None,
-            )
-            for row in rows
-        ]
+        return [_entry(row) for row in rows]
 
     def get(self, key: str) -> OutboxEntry | None:
         rows = self._rows("WHERE key = ?", (key,))
@@ -325,9 +519,12 @@ class Outbox:
 
     def stats(self) -> OutboxStats:
         with self._lock:
-            counts = dict(
-                self.conn.execute("SELECT state, count(*) FROM entries GROUP BY state").fetchall()
-            )
+            counts = {
+                _text(state): count
+                for state, count in self.conn.execute(
+                    "SELECT CAST(state AS BLOB), count(*) FROM entries GROUP BY state"
+                ).fetchall()
+            }
             oldest = self.conn.execute(
                 "SELECT min(created_at) FROM entries WHERE state IN ('pending', 'sending')"
             ).fetchone()[0]
@@ -375,34 +572,54 @@ class Outbox:
             ).rowcount
 
     def claim(self, limit: int, now: datetime | None = None) -> list[OutboxEntry]:
-        """Move up to `limit` due pending entries to sending, oldest first. Drainer only."""
+        """Move up to `limit` due pending entries to sending, oldest first. Drainer only.
+        An entry whose stored body cannot be read goes to dead letter with the reason."""
+        while True:
+            claimed = self._claim(limit, now)
+            damaged = [entry for entry in claimed if entry.damage]
+            for entry in damaged:
+                with self._write() as conn:
+                    conn.execute(
+                        "UPDATE entries SET state = 'dead', error_code = ?, last_error = ?,"
+                        " updated_at = ? WHERE seq = ?",
+                        (CORRUPT_ENTRY, entry.damage, _ts(utcnow()), entry.seq),
+                    )
+                log.error("outbox entry seq %d is damaged: %s", entry.seq, entry.damage)
+            if not damaged or len(damaged) < len(claimed):
+                return [entry for entry in claimed if not entry.damage]
+
+    def _claim(self, limit: int, now: datetime | None) -> list[OutboxEntry]:
         moment = _ts(now or utcnow())
-        with self._write() as conn:
-            keys = [
+        with self._write() as conn:  # by seq: a damaged key must not stop the claim
+            seqs = [
                 row[0]
                 for row in conn.execute(
-                    "SELECT key FROM entries WHERE state = 'pending' AND next_attempt_at <= ?"
+                    "SELECT seq FROM entries WHERE state = 'pending' AND next_attempt_at <= ?"
                     " ORDER BY seq LIMIT ?",
                     (moment, limit),
                 ).fetchall()
             ]
             conn.executemany(
                 "UPDATE entries SET state = 'sending', attempts = attempts + 1, updated_at = ?"
-                " WHERE key = ?",
-                [(moment, key) for key in keys],
+                " WHERE seq = ?",
+                [(moment, seq) for seq in seqs],
             )
-        if not keys:
+        if not seqs:
             return []
-        marks = ",".join("?" * len(keys))
-        return self._rows(f"WHERE key IN ({marks}) ORDER BY seq", keys)
+        marks = ",".join("?" * len(seqs))
+        return self._rows(f"WHERE seq IN ({marks}) ORDER BY seq", seqs)
 
     def ack(self, key: str, result: dict[str, Any] | None, now: datetime | None = None) -> None:
         with self._write() as conn:
-            conn.execute(
+            cursor = conn.execute(
                 "UPDATE entries SET state = 'acked', result = ?, updated_at = ?,"
-                " error_code = NULL, last_error = NULL WHERE key = ?",
+                f" error_code = NULL, last_error = NULL, body = {PRUNED_ENROLL} WHERE key = ?"
+                " RETURNING kind",
                 (canonical_json(result) if result else None, _ts(now or utcnow()), key),
             )
+            pruned = any(row[0] == "enroll" for row in cursor.fetchall())
+        if pruned:
+            self._drop_old_frames()
 
     def ack_many(self, acks: Sequence[tuple[str, dict[str, Any] | None]]) -> None:
         """Acknowledge a whole batch in one commit."""
@@ -410,9 +627,28 @@ class Outbox:
         with self._write() as conn:
             conn.executemany(
                 "UPDATE entries SET state = 'acked', result = ?, updated_at = ?,"
-                " error_code = NULL, last_error = NULL WHERE key = ?",
+                f" error_code = NULL, last_error = NULL, body = {PRUNED_ENROLL} WHERE key = ?",
                 [(canonical_json(result) if result else None, moment, key) for key, result in acks],
             )
+            marks = ",".join("?" * len(acks))
+            pruned = (
+                acks
+                and conn.execute(
+                    f"SELECT 1 FROM entries WHERE kind = 'enroll' AND key IN ({marks}) LIMIT 1",
+                    [key for key, _result in acks],
+                ).fetchone()
+            )
+        if pruned:
+            self._drop_old_frames()
+
+    def _drop_old_frames(self) -> None:
+        """Checkpoint and cut the write-ahead log, so the frames still holding a pruned
+        body leave the disk now (best effort: a reader elsewhere may delay it)."""
+        with self._lock:
+            try:
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as exc:
+                log.info("outbox checkpoint after pruning deferred: %s", exc)
 
     def retry_later(
         self, keys: Sequence[str], error: str, next_attempt_at: datetime, code: str = "retry"
@@ -423,6 +659,15 @@ class Outbox:
                 " last_error = ?, updated_at = ? WHERE key = ? AND state = 'sending'",
                 [(_ts(next_attempt_at), code, error, _ts(utcnow()), key) for key in keys],
             )
+
+    def note_server_error(self, key: str) -> int:
+        """Count one more server failure (5xx) on this entry alone; the new count."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE entries SET server_errors = server_errors + 1 WHERE key = ?", (key,)
+            )
+            row = conn.execute("SELECT server_errors FROM entries WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
 
     def mark_dead(self, key: str, code: str, error: str) -> None:
         with self._write() as conn:
@@ -438,14 +683,14 @@ class Outbox:
         with self._write() as conn:
             if key is None:
                 cursor = conn.execute(
-                    "UPDATE entries SET state = 'pending', next_attempt_at = ?, updated_at = ?"
-                    " WHERE state = 'dead'",
+                    "UPDATE entries SET state = 'pending', next_attempt_at = ?, updated_at = ?,"
+                    " server_errors = 0 WHERE state = 'dead'",
                     (now, now),
                 )
             else:
                 cursor = conn.execute(
-                    "UPDATE entries SET state = 'pending', next_attempt_at = ?, updated_at = ?"
-                    " WHERE state = 'dead' AND key = ?",
+                    "UPDATE entries SET state = 'pending', next_attempt_at = ?, updated_at = ?,"
+                    " server_errors = 0 WHERE state = 'dead' AND key = ?",
                     (now, now, key),
                 )
             return cursor.rowcount
@@ -502,6 +747,16 @@ class Outbox:
         except OutboxUnavailable:
             pass
 
+    def forget_members_before(self, cutoff: datetime) -> int:
+        """Delete cached members last seen before `cutoff` (overwritten: secure_delete)."""
+        try:
+            with self._write() as conn:
+                return conn.execute(
+                    "DELETE FROM member_cache WHERE fetched_at < ?", (_ts(cutoff),)
+                ).rowcount
+        except OutboxUnavailable:
+            return 0
+
     def cached_member(self, lookup: str) -> MemberView | None:
         with self._lock:
             row = self.conn.execute(
@@ -517,11 +772,66 @@ class Outbox:
         return member_view_from_json(json.loads(row[0])) if row else None
 
 
-def quarantine(path: Path, now: datetime | None = None) -> list[Path]:
-    """Move a damaged outbox (and its WAL/SHM) aside for recovery; never deletes it."""
+def _decode(raw: bytes | str | None, what: str) -> tuple[Any, str | None]:
+    if raw is None:
+        return None, None
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return json.loads(text), None
+    except (UnicodeDecodeError, ValueError) as exc:
+        return None, f"the stored {what} cannot be read ({type(exc).__name__}: {exc})"[:300]
+
+
+def _text(raw: bytes | str | None) -> str | None:
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", errors="replace")
+    return raw
+
+
+def _entry(row: Sequence[Any]) -> OutboxEntry:
+    body, damage = _decode(row[4], "sale body")
+    key, kind, member_id = _text(row[1]) or "", _text(row[2]) or "", _text(row[3])
+    if "\ufffd" in key + kind + (member_id or ""):
+        damage = damage or "the stored key, kind or member cannot be read"
+    result, result_damage = _decode(row[13], "result")
+    if not isinstance(body, dict):
+        damage = damage or "the stored sale body is not a JSON object"
+        body = {}
+    try:
+        state = EntryState(_text(row[5]) or "")
+    except ValueError:
+        state, damage = EntryState.DEAD, damage or "the stored state cannot be read"
+    try:
+        created_at, updated_at = _from_ts(_text(row[9]) or ""), _from_ts(_text(row[10]) or "")
+    except ValueError:
+        created_at = updated_at = datetime(2000, 1, 1, tzinfo=UTC)
+        damage = damage or "the stored times cannot be read"
+    return OutboxEntry(
+        seq=row[0],
+        key=key,
+        kind=kind,
+        member_id=member_id,
+        body=body,
+        state=state,
+        attempts=row[6],
+        expected_points=row[7],
+        redeem_points=row[8],
+        created_at=created_at,
+        updated_at=updated_at,
+        error_code=_text(row[11]),
+        last_error=_text(row[12]),
+        result=result if isinstance(result, dict) and not result_damage else None,
+        damage=damage,
+    )
+
+
+def quarantine(path: Path, now: datetime | None = None, manifest: bool = True) -> list[Path]:
+    """Move a damaged outbox (and its WAL/SHM) aside for recovery; never deletes it. With
+    `manifest` (staff accepting the loss) its manifest goes too, so a new, empty outbox is
+    made on next use; without it, the emptied outbox stays refused."""
     stamp = (now or utcnow()).strftime("%Y%m%dT%H%M%SZ")
     moved = []
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", ".manifest") if manifest else ("", "-wal", "-shm"):
         source = path.with_name(path.name + suffix)
         if source.exists():
             target = path.with_name(f"{path.name}.corrupt-{stamp}{suffix}")

@@ -27,6 +27,11 @@ class BackendUnavailable(Exception):
     """The backend cannot be reached now (timeout, refused, 5xx): retry later."""
 
 
+class BackendServerError(BackendUnavailable):
+    """The backend answered a batch with a server error (5xx). It may be down, or one
+    operation in the batch may be what it fails on: the sync worker finds out which."""
+
+
 class Outcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"  # applied before; `result` is the first result

@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 from pos_client.domain import Identity, IdentityKind
+from pos_client.files import private_dir
 
 KEY_BYTES = 32
 
@@ -40,7 +41,7 @@ def load_or_create_key(path: Path) -> bytes:
     try:
         text = path.read_text().strip()
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         key = secrets.token_bytes(KEY_BYTES)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as handle:

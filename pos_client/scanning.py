@@ -108,9 +108,16 @@ class ScanRouter:
             if event is None:
                 return
             try:
-                self.bus.publish(self.route(event))
-            except Exception:  # one bad event must never stop identification
-                log.exception("scan routing failed")
+                outcome = self.route(event)
+            except Exception as exc:  # one bad event must never stop identification
+                # No traceback: its frames could hold the scanned value in clear.
+                log.error(
+                    "scan from %s could not be handled (%s)", event.source, type(exc).__name__
+                )
+                outcome = IdentificationFailed(
+                    event.source, "invalid", "this input could not be handled; try again"
+                )
+            self.bus.publish(outcome)
 
     def route(self, event: ScanEvent) -> MemberIdentified | IdentificationFailed | CardRemoved:
         if event.kind == "removed":
@@ -124,7 +131,9 @@ class ScanRouter:
             )
         try:
             identity = self.checkout.parse(event.value, hint)
-        except IdentifyError as exc:
+        except (IdentifyError, ValueError) as exc:
+            if not isinstance(exc, IdentifyError):
+                exc = IdentifyError(f"cannot read this input ({type(exc).__name__})")
             log.info("unusable input from %s: %s", event.source, exc)
             return IdentificationFailed(
                 event.source, "invalid", str(exc), code=exc.code, params=dict(exc.params)

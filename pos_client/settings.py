@@ -78,6 +78,10 @@ class StorageSettings:
         return self.data_dir / "outbox.sqlite"
 
     @property
+    def lookup_key_path(self) -> Path:
+        return self.data_dir / "lookup.key"
+
+    @property
     def ledger_path(self) -> Path:
         return self.data_dir / "ledger.sqlite"
 
@@ -131,6 +135,8 @@ class Settings:
     config_dir: Path
     sources: tuple[str, ...]
     readers: tuple[ReaderSettings, ...] = ()
+    lookup_key_file: Path | None = None  # None: lookup.key in the data folder
+    offline_lookup_days: int = 30
     wedge: WedgeSettings = WedgeSettings(4, Decimal(50), 128)
     admin: AdminSettings = AdminSettings("2468", 3, 60.0)
     kiosk: KioskSettings = KioskSettings()
@@ -214,7 +220,16 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
     language = terminal.text("language")
     if language not in LANGUAGES:
         raise terminal.fail("language", f"expected one of {', '.join(LANGUAGES)}; got {language!r}")
+    terminal_id = terminal.text("id")
+    problem = terminal_id_problem(terminal_id)
+    if problem:
+        raise terminal.fail("id", problem)
     store = root.table("store")
+    timezone = store.text("timezone")
+    if not known_timezone(timezone):
+        raise store.fail(
+            "timezone", f"not a known time zone: {timezone!r} (an IANA name, e.g. Europe/Riga)"
+        )
     region = store.text("region").upper()
     import phonenumbers
 
@@ -232,10 +247,11 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
     offline = root.table("offline")
     privacy = root.table("privacy")
     key_file = privacy.text("phone_key_file")
+    lookup_key = privacy.text("lookup_key_file")
     wedge = root.table("wedge")
     return Settings(
         terminal=TerminalSettings(
-            id=terminal.text("id"),
+            id=terminal_id,
             mode=terminal.choice("mode", Mode),
             language=language,
             fullscreen=terminal.flag("fullscreen"),
@@ -245,9 +261,7 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
             ),
         ),
         admin=parse_admin(root.table("admin")),
-        store=StoreSettings(
-            name=store.text("name"), region=region, timezone=store.text("timezone")
-        ),
+        store=StoreSettings(name=store.text("name"), region=region, timezone=timezone),
         program=root.table("program").text("preset"),
         backend=BackendSettings(
             kind=kind,
@@ -270,6 +284,8 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
         kiosk=KioskSettings(spend_by_phone=root.table("kiosk").flag("spend_by_phone")),
         consent_text_id=root.table("enrollment").text("consent_text_id"),
         phone_key_file=Path(key_file).expanduser() if key_file else data_dir / "phone.key",
+        lookup_key_file=Path(lookup_key).expanduser() if lookup_key else None,
+        offline_lookup_days=privacy.integer("offline_lookup_days", minimum=1),
         config_dir=config_dir,
         sources=tuple(sources),
         readers=parse_readers(root),
@@ -279,6 +295,32 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
             max_length=wedge.integer("max_length", minimum=4),
         ),
     )
+
+
+TERMINAL_ID_MAX = 64
+
+
+def terminal_id_problem(value: str) -> str | None:
+    """Why a terminal id would break every sale (it is sent with each), or None."""
+    if not value or not value.strip():
+        return "must not be empty"
+    if len(value) > TERMINAL_ID_MAX:
+        return f"at most {TERMINAL_ID_MAX} characters, got {len(value)}"
+    if not value.isprintable() or value != value.strip():
+        return "letters, digits and punctuation only: no control characters or edge spaces"
+    return None
+
+
+def known_timezone(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not name or not name.isascii() or "\x00" in name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 def parse_admin(admin: Section) -> AdminSettings:

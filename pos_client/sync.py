@@ -14,7 +14,7 @@ from typing import Any
 from pos_client.domain import utcnow
 from pos_client.events import EventBus, OperationDead, OperationSynced, SyncStatus
 from pos_client.outbox import DrainBusy, Outbox, OutboxEntry, OutboxError
-from pos_client.ports import Backend, BackendUnavailable, OpResult, Outcome
+from pos_client.ports import Backend, BackendServerError, BackendUnavailable, OpResult, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,24 @@ class SyncPolicy:
     interval_s: float = 5.0  # idle poll interval when everything is sent
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 300.0
+    max_server_errors: int = 5  # server errors (5xx) on one entry before it is dead
+
+
+SERVER_ERROR = "server_error"
+
+
+@dataclass
+class _Counts:
+    acked: int = 0
+    dead: int = 0
+    retried: int = 0
+    offline: bool = False
+
+    def add(self, other: _Counts) -> None:
+        self.acked += other.acked
+        self.dead += other.dead
+        self.retried += other.retried
+        self.offline = self.offline or other.offline
 
 
 @dataclass(frozen=True)
@@ -83,45 +101,12 @@ class SyncWorker:
                         break
                     batches += 1
                     sent += len(batch)
-                    try:
-                        results = self.backend.submit([entry.body for entry in batch])
-                    except BackendUnavailable as exc:
-                        self._went_offline(str(exc), [entry.key for entry in batch])
-                        retried += len(batch)
+                    counts = self._send(batch)
+                    acked += counts.acked
+                    dead += counts.dead
+                    retried += counts.retried
+                    if counts.offline:
                         break
-                    self._came_online()
-                    by_key = {result.key: result for result in results}
-                    acks: list[tuple[OutboxEntry, OpResult]] = []
-                    for entry in batch:
-                        result = by_key.get(entry.key)
-                        if result is None or result.outcome is Outcome.RETRY:
-                            error = result.error if result else "no result for this operation"
-                            self.outbox.retry_later(
-                                [entry.key], error or "retry", self._next_attempt(entry.attempts)
-                            )
-                            retried += 1
-                        elif result.outcome.done:
-                            acks.append((entry, result))
-                        else:
-                            code = result.code or result.outcome.value
-                            error = result.error or code
-                            self.outbox.mark_dead(entry.key, code, error)
-                            dead += 1
-                            log.warning("operation %s refused for good: %s", entry.key, code)
-                            self.bus.publish(OperationDead(entry.key, entry.kind, code, error))
-                    if acks:
-                        self.outbox.ack_many([(e.key, r.result) for e, r in acks])
-                        acked += len(acks)
-                        latest: dict[str, dict[str, Any]] = {}
-                        for _entry, result in acks:
-                            if result.result and result.result.get("member_id"):
-                                latest[str(result.result["member_id"])] = result.result
-                        for outcome in latest.values():
-                            self._remember_balance(outcome)
-                        for entry, result in acks:
-                            self.bus.publish(
-                                OperationSynced(entry.key, entry.kind, result.result or {})
-                            )
         except DrainBusy:
             return DrainReport(busy=True, online=self.online)
         except OutboxError as exc:
@@ -131,6 +116,91 @@ class SyncWorker:
             return DrainReport(sent, acked, dead, retried, self.online, error=str(exc))
         self.publish_status()
         return DrainReport(sent, acked, dead, retried, self.online, error=self.last_error)
+
+    def _send(self, batch: list[OutboxEntry]) -> _Counts:
+        """Submit one claimed batch. A server error (5xx) on a batch of several is judged
+        entry by entry, so an operation the server fails on is retried alone and, after
+        `max_server_errors` such failures, goes to dead letter: never the whole queue."""
+        counts = _Counts()
+        try:
+            results = self.backend.submit([entry.body for entry in batch])
+        except BackendServerError as exc:
+            if len(batch) == 1:
+                self._server_error(batch[0], str(exc), counts)
+                return counts
+            log.warning("server error on a batch of %d: sending them one by one", len(batch))
+            for index, entry in enumerate(batch):
+                single = self._send([entry])
+                counts.add(single)
+                if single.offline:
+                    rest = [e.key for e in batch[index + 1 :]]
+                    if rest:
+                        self.outbox.retry_later(rest, str(exc), self.clock(), code="offline")
+                        counts.retried += len(rest)
+                    break
+            return counts
+        except BackendUnavailable as exc:
+            self._went_offline(str(exc), [entry.key for entry in batch])
+            counts.retried += len(batch)
+            counts.offline = True
+            return counts
+        self._came_online()
+        self._apply(batch, results, counts)
+        return counts
+
+    def _server_error(self, entry: OutboxEntry, error: str, counts: _Counts) -> None:
+        try:  # the server up but failing on this one entry, or down altogether?
+            self.backend.ping()
+        except BackendUnavailable as exc:
+            self._went_offline(str(exc), [entry.key])
+            counts.retried += 1
+            counts.offline = True
+            return
+        self._came_online()
+        failures = self.outbox.note_server_error(entry.key)
+        if failures >= self.policy.max_server_errors:
+            reason = f"the server failed on this operation {failures} times ({error})"
+            self.outbox.mark_dead(entry.key, SERVER_ERROR, reason)
+            counts.dead += 1
+            log.warning("operation %s dead after %d server errors", entry.key, failures)
+            self.bus.publish(OperationDead(entry.key, entry.kind, SERVER_ERROR, reason))
+            return
+        self.outbox.retry_later(
+            [entry.key], error, self._next_attempt(entry.attempts), code=SERVER_ERROR
+        )
+        counts.retried += 1
+
+    def _apply(self, batch: list[OutboxEntry], results: list[OpResult], counts: _Counts) -> None:
+        by_key = {result.key: result for result in results}
+        acks: list[tuple[OutboxEntry, OpResult]] = []
+        for entry in batch:
+            result = by_key.get(entry.key)
+            if result is None or result.outcome is Outcome.RETRY:
+                error = result.error if result else "no result for this operation"
+                self.outbox.retry_later(
+                    [entry.key], error or "retry", self._next_attempt(entry.attempts)
+                )
+                counts.retried += 1
+            elif result.outcome.done:
+                acks.append((entry, result))
+            else:
+                code = result.code or result.outcome.value
+                error = result.error or code
+                self.outbox.mark_dead(entry.key, code, error)
+                counts.dead += 1
+                log.warning("operation %s refused for good: %s", entry.key, code)
+                self.bus.publish(OperationDead(entry.key, entry.kind, code, error))
+        if acks:
+            self.outbox.ack_many([(e.key, r.result) for e, r in acks])
+            counts.acked += len(acks)
+            latest: dict[str, dict[str, Any]] = {}
+            for _entry, result in acks:
+                if result.result and result.result.get("member_id"):
+                    latest[str(result.result["member_id"])] = result.result
+            for outcome in latest.values():
+                self._remember_balance(outcome)
+            for entry, result in acks:
+                self.bus.publish(OperationSynced(entry.key, entry.kind, result.result or {}))
 
     def _remember_balance(self, result: dict[str, Any] | None) -> None:
         if result and isinstance(result.get("balance"), int) and result.get("member_id"):

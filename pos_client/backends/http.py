@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pos_client.domain import MemberView, member_view_from_json
-from pos_client.ports import BackendUnavailable, OpResult, Outcome
+from pos_client.ports import BackendServerError, BackendUnavailable, OpResult, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class HttpBackend:
         if response.status_code == 429:
             raise BackendUnavailable("the server asks to slow down")
         if response.status_code >= 500:
-            raise BackendUnavailable(f"{path}: server error {response.status_code}")
+            raise BackendServerError(f"{path}: server error {response.status_code}")
         return response
 
     def ping(self) -> None:
@@ -114,13 +114,18 @@ class HttpBackend:
         self.session.close()
 
 
-def pair_terminal(base_url: str, code: str, timeout_s: float = 10.0) -> dict[str, str]:
-    """Trade a pairing code for this terminal's token and the store's phone key."""
+def pair_terminal(
+    base_url: str, code: str, timeout_s: float = 10.0, share_phone_key: bool = False
+) -> dict[str, str]:
+    """Trade a pairing code for this terminal's token. The store-wide phone key stays on
+    the server unless asked for (`share_phone_key`, for servers that need it)."""
     import requests
 
     try:
         response = requests.post(
-            base_url.rstrip("/") + "/v1/terminals/pair", json={"code": code}, timeout=timeout_s
+            base_url.rstrip("/") + "/v1/terminals/pair",
+            json={"code": code, "share_phone_key": share_phone_key},
+            timeout=timeout_s,
         )
     except requests.RequestException as exc:
         raise BackendUnavailable(f"cannot reach {base_url}: {type(exc).__name__}") from None

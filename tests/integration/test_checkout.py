@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from pos_client.bootstrap import Terminal, build_terminal
 from pos_client.checkout import AlreadyMember, CheckoutError, MemberNotFound
@@ -180,10 +181,16 @@ def test_enroll_records_consent_and_works_offline_then_syncs(seeded: Terminal) -
     assert (report.acked, report.dead) == (2, 0)
     fresh = checkout.identify(session.view.card_number or "")
     assert fresh.online and fresh.view.balance == 20
+    assert seeded.ledger is not None
+    with seeded.ledger.engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT consent_text_id, marketing FROM members WHERE id = :m"),
+            {"m": session.view.member_id},
+        ).one()
+    assert tuple(row) == (seeded.settings.consent_text_id, True)  # the consent is recorded
     enrolment = next(e for e in seeded.outbox.entries() if e.kind == "enroll")
-    assert enrolment.body["consent"]["text_id"] == seeded.settings.consent_text_id
-    assert enrolment.body["consent"]["marketing"] is True
-    assert "6502530001" not in str(enrolment.body)  # only the keyed HMAC is kept
+    assert enrolment.body.get("pruned") is True  # synced: no phone key, names or consent
+    assert "6502530001" not in str(enrolment.body) and "consent" not in enrolment.body
 
 
 def test_an_online_enrollment_is_online_and_knows_the_next_level_and_reward(

@@ -243,3 +243,27 @@ def test_a_card_yanked_mid_read_is_never_misread(reader: tuple[PcscReader, Event
     whole = VirtualCard(uid=bytes.fromhex("04DDDDDDDDDD01"), memory=ntag_memory(message))
     assert tap(whole, events).value == "y" * 200
     whole.remove()
+
+
+@pytest.mark.parametrize("good_reads", [0, 1])
+def test_a_card_answering_9000_with_no_data_gives_its_uid_not_a_crash_or_a_hang(
+    reader: tuple[PcscReader, Events], good_reads: int
+) -> None:
+    import ndef
+
+    _driver, events = reader
+    message = b"".join(ndef.message_encoder([ndef.TextRecord("y" * 200)]))
+    card = VirtualCard(
+        uid=bytes.fromhex("04B1B2B3B4B5B6"),
+        memory=ntag_memory(message),
+        empty_reads_after=good_reads,  # 0: even the capability container; 1: the rest
+    )
+    event = tap(card, events)  # within 5 s: no endless loop, no dead monitor thread
+    assert (event.kind, event.value) == ("nfc", "04B1B2B3B4B5B6")
+    assert sum(apdu.startswith(b"\xff\xb0") for apdu in card.apdus) <= good_reads + 1
+    card.remove()
+    assert events.next_scan().kind == "removed"
+    again = VirtualCard(uid=bytes.fromhex("04C1C2C3C4C5C6"))
+    assert tap(again, events).value == "04C1C2C3C4C5C6"  # the reader still works
+    again.remove()
+    assert events.next_scan().kind == "removed"

@@ -245,3 +245,53 @@ def test_doctor_reports_each_problem_on_its_own_line(tmp_path: Path) -> None:
     assert any("reader desk" in line and "does-not-exist" in line for line in bad)
     assert any(line.startswith("ok  reader sim") for line in result.stdout.splitlines())
     assert "2 problem(s)" in result.stdout
+
+
+def test_a_scenario_that_plays_itself_is_refused_and_the_connection_stays(
+    tmp_path: Path,
+) -> None:
+    scenario = tmp_path / "loop.toml"
+    scenario.write_text(
+        f'[[steps]]\ndo = "tap"\nvalue = "04A1"\n[[steps]]\ndo = "play"\nvalue = "{scenario}"\n'
+    )
+    sink = Collect()
+    with (
+        SimulatedReader("sim", {"port": 0}, sink) as reader,
+        socket.create_connection(("127.0.0.1", reader.port), timeout=10) as raw,
+    ):
+        replies = raw.makefile("rb")
+        raw.sendall(json.dumps({"cmd": "play", "value": str(scenario)}).encode() + b"\n")
+        reply = json.loads(replies.readline())
+        assert not reply["ok"] and "cannot play another scenario" in reply["error"]
+        for bad in (
+            b"[1]\n",
+            b'{"cmd": ["tap"]}\n',
+            b'{"cmd": "play", "value": "/"}\n',
+            b"\xff\xfe\n",
+            b'{"cmd": "wait", "seconds": null}\n',
+        ):
+            raw.sendall(bad)
+            answer = json.loads(replies.readline())
+            assert answer["ok"] is False and answer["error"], bad
+        raw.sendall(b'{"cmd": "status"}\n')  # the connection stays
+        assert json.loads(replies.readline())["ok"] is True
+    assert not any(isinstance(e, ScanEvent) for e in list(sink.items.queue))
+
+
+def test_an_autoplayed_scenario_that_plays_itself_ends(tmp_path: Path) -> None:
+    scenario = tmp_path / "self.toml"
+    scenario.write_text(f'[[steps]]\ndo = "play"\nvalue = "{scenario}"\n')
+    import threading
+
+    crashed: list[BaseException | None] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: crashed.append(args.exc_value)
+    try:
+        sink = Collect()
+        config = {"port": 0, "scenario": str(scenario), "autoplay": True}
+        with SimulatedReader("sim", config, sink):
+            time.sleep(1.0)
+    finally:
+        threading.excepthook = previous
+    assert crashed == []  # no thread died with a traceback
+    assert not any(isinstance(e, ScanEvent) for e in list(sink.items.queue))

@@ -55,6 +55,8 @@ class VirtualCard:
     uid_status: bytes = b"\x90\x00"  # e.g. b"\x6a\x81" for a reader that cannot read UIDs
     memory: bytes = b""  # pages 3.. for NTAG reads; empty = not NDEF-formatted
     answer_delay_s: float = 0.0
+    # After this many page reads, answer "90 00" with no data (a broken card); None = never.
+    empty_reads_after: int | None = None
     apdus: list[bytes] = field(default_factory=list)
     _socket: socket.socket | None = None
     _thread: threading.Thread | None = None
@@ -104,6 +106,9 @@ class VirtualCard:
         if apdu[:2] == b"\xff\xca":
             return (self.uid if self.uid_status == b"\x90\x00" else b"") + self.uid_status
         if apdu[:3] == b"\xff\xb0\x00" and len(apdu) >= 5:
+            reads = sum(a.startswith(b"\xff\xb0") for a in self.apdus)
+            if self.empty_reads_after is not None and reads > self.empty_reads_after:
+                return b"\x90\x00"
             if not self.memory:
                 return bytes(16) + b"\x90\x00"  # blank tag: no capability container
             start = (apdu[3] - 3) * 4

@@ -1,0 +1,162 @@
+"""Phones survive a stolen terminal: its files (outbox, WAL, keys) give back no phone key of
+an enrollment once synced, the offline cache is keyed under the terminal's own key (the
+store-wide key does not unlock it), and a cached member is forgotten after its lifetime."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from pos_client.bootstrap import build_terminal
+from pos_client.checkout import MemberNotFound, cache_lookup_key
+from pos_client.demo import DEMO_MEMBERS
+from pos_client.domain import utcnow
+from pos_client.outbox import EntryState
+from pos_client.privacy import PhoneHasher, load_or_create_key
+from pos_client.settings import BackendKind
+from tests.conftest import REPO, make_settings
+from tests.integration.server_helpers import ServerProcess
+
+ANNA = DEMO_MEMBERS[0]
+
+PHONE = "+1 650 253 0001"
+E164 = "+16502530001"
+
+
+def files_bytes(data: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(data.glob("outbox.sqlite*")) if p.is_file())
+
+
+def test_a_synced_enrollment_leaves_no_phone_key_or_name_in_the_outbox(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = subprocess.run(
+        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), "enroll",
+         "--phone", PHONE, "--first-name", "Dana", "--last-name", "Quixotically", "--consent",
+         "--birthday", "1990-11-20"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, env=dict(os.environ),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "synced 1" in result.stdout
+    store_key = PhoneHasher(load_or_create_key(data / "phone.key")).phone_key(E164)
+    stolen = files_bytes(data)
+    assert store_key.encode() not in stolen
+    assert b"Quixotically" not in stolen and b"1990-11-20" not in stolen
+    with sqlite3.connect(data / "outbox.sqlite") as conn:
+        (body,) = conn.execute("SELECT body FROM entries WHERE kind = 'enroll'").fetchone()
+    assert '"pruned":true' in body.replace(" ", "") and "phone_key" not in body
+
+
+def test_an_unsynced_enrollment_keeps_its_body_until_acknowledged(tmp_path: Path) -> None:
+    with build_terminal(make_settings(tmp_path)) as terminal:
+        terminal.network.set_online(False)
+        session = terminal.checkout.enroll(PHONE, "Dana", "Q", consent=True)
+        entry = terminal.outbox.entries()[0]
+        assert entry.kind == "enroll" and entry.body["phone_key"]  # needed to sync it
+        terminal.network.set_online(True)
+        assert terminal.sync.drain().acked == 1
+        synced = terminal.outbox.get(entry.key)
+        assert synced is not None and synced.state is EntryState.ACKED
+        assert synced.body == {
+            "type": "enroll",
+            "key": entry.key,
+            "member_id": session.view.member_id,
+            "pruned": True,
+        }
+
+
+def test_the_offline_cache_is_keyed_under_the_terminals_own_key(tmp_path: Path) -> None:
+    with build_terminal(make_settings(tmp_path)) as terminal:
+        terminal.checkout.enroll(PHONE, "Dana", "Q", consent=True)
+        terminal.sync.drain()
+        terminal.checkout.identify(PHONE, "phone")
+        lookups = {
+            row[0] for row in terminal.outbox.conn.execute("SELECT lookup FROM member_cache")
+        }
+    store = PhoneHasher(load_or_create_key(tmp_path / "phone.key"))
+    own = PhoneHasher(load_or_create_key(tmp_path / "lookup.key"))
+    assert cache_lookup_key("phone", store.phone_key(E164)) not in lookups
+    assert cache_lookup_key("phone", own.phone_key(E164)) in lookups
+    assert (tmp_path / "lookup.key").stat().st_mode & 0o077 == 0
+
+
+def test_a_cached_member_is_forgotten_after_its_lifetime(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, privacy__offline_lookup_days="2")
+    with build_terminal(settings) as terminal:
+        terminal.checkout.enroll(PHONE, "Dana", "Q", consent=True)
+        terminal.sync.drain()
+        member = terminal.checkout.identify(PHONE, "phone").view.member_id
+        terminal.network.set_online(False)
+        now = utcnow()
+        terminal.checkout.clock = lambda: now + timedelta(days=1)
+        offline = terminal.checkout.identify(PHONE, "phone")  # within its lifetime
+        assert offline.view.member_id == member and not offline.online
+        terminal.checkout.clock = lambda: now + timedelta(days=3)
+        with pytest.raises(MemberNotFound):
+            terminal.checkout.identify(PHONE, "phone")
+        count = terminal.outbox.conn.execute("SELECT count(*) FROM member_cache").fetchone()[0]
+        assert count == 0
+        terminal.outbox.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    own = PhoneHasher(load_or_create_key(tmp_path / "lookup.key"))
+    forgotten = cache_lookup_key("phone", own.phone_key(E164)).encode()
+    assert forgotten not in files_bytes(tmp_path)  # overwritten on disk, not just unlinked
+
+
+# ------------------------------------------------------------------ the key stays on the server
+
+
+def test_a_terminal_paired_without_the_store_key_enrolls_and_finds_members_by_phone(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    data = tmp_path / "terminal"
+    paired = subprocess.run(
+        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), "pair", server.url,
+         server.pairing_code("desk")],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert paired.returncode == 0, paired.stderr
+    assert "stays on the server" in paired.stdout
+    assert not (data / "phone.key").exists()
+    settings = make_settings(data)
+    settings = replace(
+        settings, backend=replace(settings.backend, kind=BackendKind.HTTP, url=server.url)
+    )
+    store = server.hasher()
+    with build_terminal(settings) as terminal:
+        assert terminal.checkout.server_hashes_phones
+        anna = terminal.checkout.identify(ANNA.phone, "phone")  # keyed by the server
+        assert anna.view.display_name.startswith(ANNA.first_name[0])
+        session = terminal.checkout.enroll(PHONE, "Dana", "Q", consent=True)
+        assert terminal.sync.drain().acked == 1
+        ledger = server.ledger()
+        assert ledger.find_member_id("phone", store.phone_key(E164)) == session.view.member_id
+        ledger.engine.dispose()
+        assert terminal.checkout.identify(PHONE, "phone").online
+        terminal.network.set_online(False)
+        offline = terminal.checkout.identify(PHONE, "phone")  # from its own cache
+        assert offline.view.member_id == session.view.member_id and not offline.online
+    assert not (data / "phone.key").exists()
+    stolen = b"".join(p.read_bytes() for p in data.iterdir() if p.is_file())
+    assert store.phone_key(E164).encode() not in stolen
+    assert store.phone_key(ANNA.phone).encode() not in stolen
+    assert server.key_file.read_text().strip().encode() not in stolen
+    assert E164.encode() not in stolen  # the number left with the pruned enrollment
+
+
+def test_a_lookup_by_number_must_be_e164(server: ServerProcess) -> None:
+    token = server.pair("kiosk")["token"]
+    for bad in ("12345", "+1 650 253 0001", "+999999999999", "+16502530001\u0000"):
+        response = requests.post(
+            server.url + "/v1/members/lookup",
+            json={"kind": "phone_number", "value": bad},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert response.status_code in (400, 422), (bad, response.status_code)

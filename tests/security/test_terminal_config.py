@@ -1,0 +1,56 @@
+"""Config values that would break every sale are refused at load, by the real command line,
+with one clear line naming the key (never a traceback, never a started terminal)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("POS_CLIENT__TERMINAL__ID", "T1\x01", "'terminal.id'"),
+        ("POS_CLIENT__TERMINAL__ID", "T" * 65, "at most 64 characters"),
+        ("POS_CLIENT__TERMINAL__ID", "   ", "'terminal.id'"),
+        ("POS_CLIENT__STORE__TIMEZONE", "Mars/Olympus", "not a known time zone"),
+        ("POS_CLIENT__STORE__TIMEZONE", "../../etc/passwd", "not a known time zone"),
+        ("POS_CLIENT__ADMIN__PIN", "\uff12\uff14\uff16\uff18", "'admin.pin'"),  # full-width
+        ("POS_CLIENT__ADMIN__PIN", "\u0662\u0664\u0666\u0668", "'admin.pin'"),  # Arabic-Indic
+    ],
+)
+def test_config_that_breaks_every_sale_is_refused_at_load(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(tmp_path / "d"), "doctor"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, variable: value},
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "configuration error" in lines[0] and message in lines[0]
+    assert not (tmp_path / "d" / "outbox.sqlite").exists()
+
+
+def test_a_terminal_id_with_a_nul_in_the_config_file_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "t.toml"
+    config.write_text('[terminal]\nid = "T1\\u0000"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "pos_client.cli", "--config", str(config), "doctor"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "'terminal.id'" in result.stderr
+    assert str(config) in result.stderr and "Traceback" not in result.stderr
