@@ -448,7 +448,7 @@ class SaleController:
         if receipt.kind == "sale" and receipt.cash_due > 0:
             rows.append(f"{tr('receipt.cash_due')}: {self._money(receipt.cash_due)}")
         if self._synced_balance is not None:  # synced: the ledger's word, never "pending"
-            rows.append(self._balance_line(self._synced_balance))
+            rows.append(self._balance_line(self._synced_balance, done=True))
         elif receipt.offline:
             rows.append(tr("receipt.balance_pending"))
         elif self._balance_before is not None:
