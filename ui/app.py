@@ -21,7 +21,7 @@ from kivy.clock import Clock
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.floatlayout import FloatLayout
-from kivy.uix.screenmanager import NoTransition, ScreenManager
+from kivy.uix.screenmanager import NoTransition
 
 from drivers.wedge import WedgeClassifier, WedgeThresholds
 from pos_client.events import OperationDead, OperationSynced, ReaderStatus, ScanEvent, SyncStatus
@@ -36,7 +36,7 @@ from ui.controllers.staff import StaffController
 from ui.controllers.state import Activity, Customer
 from ui.controllers.status import StatusController
 from ui.controllers.texts import Texts
-from ui.screens import load_layouts, make_screens
+from ui.screens import LazyScreens, load_layouts
 from ui.widgets import BusyOverlay, MessageBar, StatusBar
 
 
@@ -197,13 +197,12 @@ class PosApp(App):
         from kivy.core.window import Window
 
         load_layouts()
-        self.sm = ScreenManager(transition=NoTransition())
+        self.sm = LazyScreens(transition=NoTransition())
         self._make_controllers()
         root = Root(orientation="vertical")
         root.add_widget(StatusBar())
         layers = FloatLayout()
-        for screen in make_screens():
-            self.sm.add_widget(screen)
+        self.sm.get_screen("idle")  # the first screen; the others when first shown
         layers.add_widget(self.sm)
         layers.add_widget(MessageBar())  # a toast over the screens: it never moves them
         layers.add_widget(BusyOverlay())
