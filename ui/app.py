@@ -101,6 +101,29 @@ def x_screen_size() -> tuple[int, int] | None:
     return size if size[0] > 0 and size[1] > 0 else None
 
 
+def _libc_malloc_trim() -> Callable[[], None] | None:
+    """glibc's malloc_trim(0), or None elsewhere (musl, macOS)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+
+    def release() -> None:
+        trim(0)
+
+    return release
+
+
+RETURN_MEMORY_AFTER_S = 0.05  # after the idle screen is on the glass, not before
+
+
 class Root(BoxLayout):
     pass
 
@@ -203,6 +226,8 @@ class PosApp(App):
         root.add_widget(StatusBar())
         layers = FloatLayout()
         self.sm.get_screen("idle")  # the first screen; the others when first shown
+        self._malloc_trim = _libc_malloc_trim()
+        self.sm.bind(current=self._screen_shown)
         layers.add_widget(self.sm)
         layers.add_widget(MessageBar())  # a toast over the screens: it never moves them
         layers.add_widget(BusyOverlay())
@@ -268,6 +293,16 @@ class PosApp(App):
             Clock.schedule_once(deliver, 0)
 
         return post
+
+    def _screen_shown(self, _sm: Any, name: str) -> None:
+        """Back at idle (a customer served): give the memory freed since back to the system.
+        Each visit to the member's screens frees megabytes of text textures, layouts and
+        driver buffers that glibc keeps in the heap (RSS rose ~40 MB over a few hundred
+        taps and stayed, though no object outlived its visit); malloc_trim returns the
+        free pages, in a few milliseconds, once the idle screen is drawn."""
+        if name == "idle" and self._malloc_trim is not None:
+            trim = self._malloc_trim
+            Clock.schedule_once(lambda _dt: trim(), RETURN_MEMORY_AFTER_S)
 
     def _screen_drawn(self, event: MemberIdentified, at: float) -> None:
         if self.on_screen_drawn is not None:
