@@ -311,6 +311,12 @@ def child(
             if reader:
                 yield from reader_taps(app, reader, results)
             results["memory_end"] = memory_mb()
+            if taps or reader:  # then nobody at the terminal: the app returns freed memory
+                from ui.app import RETURN_MEMORY_AFTER_S
+
+                results["idle_wait_s"] = RETURN_MEMORY_AFTER_S + 1
+                yield RETURN_MEMORY_AFTER_S + 1
+                results["memory_idle"] = memory_mb()
 
         run_app_with_script(app, script)
     result_file.write_text(json.dumps(results))
@@ -486,6 +492,11 @@ def report(result: dict[str, Any]) -> list[str]:
         f" after {len(touch) + len(reader) * 2} taps (worst of {len(rss_all)} readings"
         f" {rss_worst:.0f} MB); goal <= {GOAL_RSS_MB:.0f} MB: {verdict(rss_worst <= GOAL_RSS_MB)}"
     )
+    if "memory_idle" in tapped:
+        lines.append(
+            f"  then {tapped['idle_wait_s']:.0f} s at idle (freed memory returned):"
+            f" {tapped['memory_idle']['rss']:.0f} MB"
+        )
     lines.append(
         f"  of which GL driver libraries (libLLVM, Mesa dri, GL/EGL) {start_mem['driver']:.0f} MB;"
         f" PSS {start_mem['pss']:.0f} MB; floor: a bare Kivy label app"
