@@ -87,4 +87,6 @@ def test_member_and_idle_cycles_keep_the_widget_count_and_clock_events_bounded(
     widgets = [w for w, _events in counts]
     events = [e for _widgets, e in counts]
     assert max(widgets[1:]) <= widgets[1], f"widgets alive after each cycle: {widgets}"
-    assert max(events[1:]) <= events[1] + 2, f"clock events after each cycle: {events}"
+    # Clock events come and go (triggers, a toast's timer, the wait spinner): a handful
+    # either way; one left behind per cycle would add up to eight more by the end.
+    assert max(events[-3:]) <= max(events[1:4]) + 4, f"clock events after each cycle: {events}"
