@@ -237,6 +237,7 @@ def touch_taps(app: Any, taps: int, results: dict[str, Any]) -> Generator[Any, N
             yield SETTLE_S
         checked = True
     results["touch_s"] = samples
+    results["touch_first_cycle"] = len(touch_cycle(app, phone))
     results["touch_by_step_s"] = by_step
 
 
@@ -459,6 +460,13 @@ def report(result: dict[str, Any]) -> list[str]:
             f" {p95 * 1e3:>8.1f} {len(touch):>5}  p95 <= {GOAL_TAP_P95_S * 1e3:.0f} ms:"
             f" {verdict(p95 <= GOAL_TAP_P95_S)}"
         )
+        warm = touch[tapped.get("touch_first_cycle", 0) :]
+        if warm and len(warm) < len(touch):
+            lines.append(
+                f"{'  after the first cycle (every screen built)':<48} {pct(warm, 0.5) * 1e3:>8.1f}"
+                f" {pct(warm, 0.95) * 1e3:>8.1f} {len(warm):>5}  p95 <= {GOAL_TAP_P95_S * 1e3:.0f}"
+                f" ms: {verdict(pct(warm, 0.95) <= GOAL_TAP_P95_S)}"
+            )
         for label, samples in tapped["touch_by_step_s"].items():
             lines.append(
                 f"{'  ' + label:<48} {pct(samples, 0.5) * 1e3:>8.1f}"
