@@ -21,7 +21,7 @@ from kivy.clock import Clock
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.floatlayout import FloatLayout
-from kivy.uix.screenmanager import NoTransition, ScreenManager
+from kivy.uix.screenmanager import NoTransition
 
 from drivers.wedge import WedgeClassifier, WedgeThresholds
 from pos_client.events import OperationDead, OperationSynced, ReaderStatus, ScanEvent, SyncStatus
@@ -37,7 +37,7 @@ from ui.controllers.state import Activity, Customer
 from ui.controllers.status import StatusController
 from ui.controllers.texts import Texts
 from ui.dialogs import ask
-from ui.screens import load_layouts, make_screens
+from ui.screens import LazyScreens, load_layouts
 from ui.widgets import BusyOverlay, MessageBar, StatusBar
 
 
@@ -47,12 +47,85 @@ def configure_kivy(fullscreen: bool, kiosk: bool) -> None:
 
     Config.set("kivy", "exit_on_escape", "0" if kiosk else "1")
     Config.set("graphics", "fullscreen", "auto" if fullscreen else "0")
+    screen = x_screen_size() if fullscreen else None
+    if screen is not None:
+        # SDL's "auto" fullscreen asks the window manager to make the window fill the
+        # screen. A kiosk often has no window manager: then the X window stayed 800x600
+        # while SDL (and Kivy) drew for the whole screen, parts of it off the window. Made
+        # borderless at the screen's size in its top-left corner, the window fills the
+        # screen either way (with a window manager, fullscreen still applies on top).
+        width, height = screen
+        Config.set("graphics", "borderless", "1")
+        Config.set("graphics", "position", "custom")
+        Config.set("graphics", "left", "0")
+        Config.set("graphics", "top", "0")
+        Config.set("graphics", "width", str(width))
+        Config.set("graphics", "height", str(height))
     Config.set("input", "mouse", "mouse,disable_multitouch")
     # No multisampled framebuffer: every shape is an axis-aligned rectangle and text comes as
     # textures, so 2x MSAA (Kivy's default) changes no pixel that matters, yet it doubles
     # the window's buffers — 14 MB at 800x600 under Mesa llvmpipe, ~60 MB at 1920x1080 —
     # and the fill work of every frame (benchmarks/ui_latency.py).
     Config.set("graphics", "multisamples", "0")
+
+
+def x_screen_size() -> tuple[int, int] | None:
+    """The X screen's size in pixels (libX11 through ctypes, no extra package), or None
+    without an X display (offscreen, Wayland) or libX11."""
+    import ctypes
+    import ctypes.util
+
+    display_name = os.environ.get("DISPLAY")
+    if not display_name or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    library = ctypes.util.find_library("X11")
+    if library is None:
+        return None
+    try:
+        x11 = ctypes.CDLL(library)
+    except OSError:
+        return None
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XDefaultScreen.argtypes = [ctypes.c_void_p]
+    x11.XDisplayWidth.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    x11.XDisplayHeight.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    display = x11.XOpenDisplay(display_name.encode())
+    if not display:
+        return None
+    try:
+        screen = x11.XDefaultScreen(display)
+        size = int(x11.XDisplayWidth(display, screen)), int(x11.XDisplayHeight(display, screen))
+    finally:
+        x11.XCloseDisplay(display)
+    return size if size[0] > 0 and size[1] > 0 else None
+
+
+def _libc_malloc_trim() -> Callable[[], None] | None:
+    """glibc's malloc_trim(0), or None elsewhere (musl, macOS)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+
+    def release() -> None:
+        trim(0)
+
+    return release
+
+
+# Back at idle for this long (nobody at the terminal), freed memory goes back to the system.
+# Not at once: pages returned are faulted in again by the next screens, which made taps
+# right after idle measurably slower (idle -> phone p50 ~40 -> ~100 ms on a busy machine).
+RETURN_MEMORY_AFTER_S = 5.0
 
 
 class Root(BoxLayout):
@@ -154,13 +227,15 @@ class PosApp(App):
         from kivy.core.window import Window
 
         load_layouts()
-        self.sm = ScreenManager(transition=NoTransition())
+        self.sm = LazyScreens(transition=NoTransition())
         self._make_controllers()
         root = Root(orientation="vertical")
         root.add_widget(StatusBar())
         layers = FloatLayout()
-        for screen in make_screens():
-            self.sm.add_widget(screen)
+        self.sm.get_screen("idle")  # the first screen; the others when first shown
+        self._malloc_trim = _libc_malloc_trim()
+        self._trim_event: Any = None
+        self.sm.bind(current=self._screen_shown)
         layers.add_widget(self.sm)
         layers.add_widget(MessageBar())  # a toast over the screens: it never moves them
         layers.add_widget(BusyOverlay())
@@ -212,6 +287,8 @@ class PosApp(App):
         Config.set("kivy", "exit_on_escape", "0" if self.mode == "kiosk" else "1")
 
     def on_stop(self) -> None:
+        if self._trim_event is not None:
+            self._trim_event.cancel()
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
@@ -229,6 +306,19 @@ class PosApp(App):
             Clock.schedule_once(deliver, 0)
 
         return post
+
+    def _screen_shown(self, _sm: Any, name: str) -> None:
+        """Back at idle (a customer served): give the memory freed since back to the system.
+        Each visit to the member's screens frees megabytes of text textures, layouts and
+        driver buffers that glibc keeps in the heap (~20 MB more RSS over a few hundred
+        taps, kept, though no object outlived its visit); malloc_trim returns the
+        free pages (in about a millisecond) once the terminal has stayed idle a while."""
+        if self._trim_event is not None:
+            self._trim_event.cancel()
+            self._trim_event = None
+        if name == "idle" and self._malloc_trim is not None:
+            trim = self._malloc_trim
+            self._trim_event = Clock.schedule_once(lambda _dt: trim(), RETURN_MEMORY_AFTER_S)
 
     def _screen_drawn(self, event: MemberIdentified, at: float) -> None:
         if self.on_screen_drawn is not None:

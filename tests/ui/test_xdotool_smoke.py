@@ -50,9 +50,19 @@ def stop(process: subprocess.Popen[Any]) -> None:
 @pytest.fixture
 def display() -> Iterator[str]:
     """A private X server on a free display number (Xvfb picks it: -displayfd)."""
+    yield from x_server("1024x768x24")
+
+
+@pytest.fixture
+def wide_display() -> Iterator[str]:
+    """An X server whose screen is neither SDL's default window size nor 4:3."""
+    yield from x_server("1280x720x24")
+
+
+def x_server(screen: str) -> Iterator[str]:
     read_end, write_end = os.pipe()
     server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", screen, "-nolisten", "tcp"],
         pass_fds=(write_end,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -231,3 +241,57 @@ port = 0
         for name, image in images.items():
             assert len(image.getcolors(maxcolors=1_000_000) or []) > 20, f"{name} looks blank"
         assert ImageChops.difference(images["idle"], images["receipt"]).getbbox() is not None
+
+
+def test_fullscreen_kiosk_without_window_manager_fills_the_screen(
+    tmp_path: Path, wide_display: str
+) -> None:
+    """A fullscreen kiosk under X with no window manager: its window is the screen's size at
+    the screen's corner, and the app lays out for that size (it used to draw for the screen
+    inside an 800x600 X window, parts of it off the window)."""
+    data = tmp_path / "data"
+    config = tmp_path / "kiosk.toml"
+    config.write_text(
+        (REPO / "config" / "examples" / "kiosk.toml")
+        .read_text(encoding="utf-8")
+        .split("[[readers]]")[0]
+        + f"""
+[admin]
+pin = "97531"
+[storage]
+data_dir = "{data}"
+[[readers]]
+kind = "simulated"
+name = "sim"
+port = 0
+""",
+        encoding="utf-8",
+    )
+    layout = tmp_path / "layout.json"
+    log = (tmp_path / "app.log").open("w")
+    env = {
+        **os.environ,
+        "DISPLAY": wide_display,
+        "KIVY_HOME": str(tmp_path / "kivy"),
+        "KIVY_NO_ARGS": "1",
+        "POS_UI_DEBUG_LAYOUT": str(layout),
+    }
+    app = subprocess.Popen(
+        [*CLI, "--config", str(config), "run"], env=env, stdout=log, stderr=log, cwd=REPO
+    )
+    try:
+        terminal = Terminal(wide_display, layout, app)
+        terminal.wait_screen("idle")
+        screen = [int(n) for n in terminal.xdotool("getdisplaygeometry").split()]
+        assert screen == [1280, 720]
+        windows = terminal.xdotool("search", "--onlyvisible", "--pid", str(app.pid)).split()
+        geometries = []
+        for window_id in windows:
+            shell = terminal.xdotool("getwindowgeometry", "--shell", window_id)
+            geometry = dict(line.split("=", 1) for line in shell.split())
+            geometries.append([int(geometry[k]) for k in ("X", "Y", "WIDTH", "HEIGHT")])
+        assert geometries == [[0, 0, *screen]], geometries
+        assert terminal.layout()["window"] == screen
+    finally:
+        stop(app)
+        log.close()
