@@ -253,6 +253,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
             max_lines_per_sale=settings.max_lines_per_sale,
             max_points_per_operation=settings.max_points_per_operation,
             max_points_per_member_per_day=settings.max_points_per_member_per_day,
+            clock_skew=timedelta(seconds=settings.clock_skew_s),
+            offline_window=timedelta(days=settings.offline_window_days),
         ),
     )
     phone_key = load_or_create_key(settings.phone_key_file).hex()
