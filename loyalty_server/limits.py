@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -85,3 +87,60 @@ def clean_text(value: object, limit: int = 40) -> str:
     """A short, printable, encodable rendering of something a client sent (for a field path)."""
     text = str(value)[:limit]
     return "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else "?" for c in text)
+
+
+class PairingGuard:
+    """Failed pairing attempts per client address: past `failures` in a minute, the address
+    is locked out for `lockout_s` (every attempt refused before any database work, a right
+    code too). Never sees or keeps a code."""
+
+    MAX_ADDRESSES = 10_000  # a flood of addresses prunes the oldest, never grows unbounded
+
+    def __init__(self, failures: int, lockout_s: float, clock: Callable[[], float]) -> None:
+        self.failures = failures
+        self.lockout_s = lockout_s
+        self.clock = clock
+        self._failed: dict[str, deque[float]] = {}
+        self._locked: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def locked_for(self, address: str) -> float:
+        """Seconds this address is still locked out (0: it may try)."""
+        with self._lock:
+            until = self._locked.get(address, 0.0)
+            left = until - self.clock()
+            if left <= 0 and until:
+                del self._locked[address]
+            return max(left, 0.0)
+
+    def failed(self, address: str) -> tuple[int, bool]:
+        """Count a failure; returns (failures in the last minute, whether it locked now)."""
+        now = self.clock()
+        with self._lock:
+            if address not in self._failed and len(self._failed) >= self.MAX_ADDRESSES:
+                self._prune(now)
+            hits = self._failed.setdefault(address, deque())
+            while hits and now - hits[0] > 60:
+                hits.popleft()
+            hits.append(now)
+            count = len(hits)
+            if count >= self.failures:
+                self._locked[address] = now + self.lockout_s
+                hits.clear()
+                return count, True
+            return count, False
+
+    def _prune(self, now: float) -> None:
+        for address in [a for a, hits in self._failed.items() if not hits or now - hits[-1] > 60]:
+            del self._failed[address]
+        while len(self._failed) >= self.MAX_ADDRESSES:
+            del self._failed[next(iter(self._failed))]
+        for address in [a for a, until in self._locked.items() if until <= now]:
+            del self._locked[address]
+
+
+def mask_card(number: str | None) -> str | None:
+    """A card number as lookups answer it: its last four characters only ('**** 1234')."""
+    if not number:
+        return number
+    return "**** " + number[-4:] if len(number) > 4 else "****"

@@ -101,7 +101,7 @@ class Ledger:
         engine: Engine,
         program: Program,
         limits: Limits | None = None,
-        check: Callable[[Operation], Operation] | None = None,
+        check: Callable[[Operation, dict[str, Any]], Operation] | None = None,
     ) -> None:
         """`check`, when given, sees every parsed operation first: it returns the operation
         to apply (normalised) or raises OpRejected for it alone (the server's strict input).
@@ -246,7 +246,7 @@ class Ledger:
                         )
                     claim = Claim(body_hash(body), terminal_id)
                     if self.check is not None:
-                        op = self.check(op)
+                        op = self.check(op, body)
                 except OpRejected as exc:
                     outcomes.append(exc)
                     continue

@@ -72,7 +72,7 @@ def test_enrollments_dated_out_of_bounds_are_refused(server: ServerProcess) -> N
         "last_name": "",
         "phone_key": "ab" * 32,
         "phone_last": "12",
-        "card_number": "2900000009996",
+        "card_number": "2900000009998",
         "birthday": None,
         "consent": {"text_id": "terms", "given_at": now.isoformat(), "channel": "kiosk"},
         "occurred_at": (now + timedelta(days=2)).isoformat(),
