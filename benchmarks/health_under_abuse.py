@@ -177,7 +177,8 @@ def main() -> None:
         verdict = "met" if pct(abused, 0.95) < 100 else "NOT met"
         print(f"  p95 ratio abuse/rest: {ratio:.2f}x; goal p95 < 100 ms: {verdict}")
         print(
-            f"  guesses sent: {sum(guesses.values()) / elapsed:6.0f}/s "
+            f"  guesses answered: {sum(guesses.values()) / elapsed:6.0f}/s of {args.rate:.0f}/s "
+            "offered "
             f"(answers {dict(sorted(guesses.items()))}); oversized: "
             f"{sum(bodies.values()) / elapsed:4.1f}/s (answers {dict(sorted(bodies.items()))}); "
             f"tracebacks in the server log: {result['tracebacks']}"

@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from loyalty_server import partners as partner_store
 from loyalty_server import strict, terminals
-from loyalty_server.limits import BodyLimit, PairingGuard, clean_text, mask_card
+from loyalty_server.limits import BodyLimit, LockoutGate, PairingGuard, clean_text, mask_card
 from loyalty_server.schema import flags
 from loyalty_server.settings import ServerSettings
 from pos_client.domain import MemberView, member_view_to_json, utcnow
@@ -303,6 +303,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         default=settings.max_body_bytes,
         per_path={"/v1/terminals/pair": 1024, "/v1/partner/transfers": 4096},
     )
+    # Outermost: a locked-out address is refused before anything else is done for it.
+    app.add_middleware(LockoutGate, guard=pairing_guard, path="/v1/terminals/pair", max_body=1024)
     BatchIn = batch_model(settings.max_batch)
 
     unauthorized: dict[int | str, dict[str, Any]] = {

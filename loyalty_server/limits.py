@@ -144,3 +144,45 @@ def mask_card(number: str | None) -> str | None:
     if not number:
         return number
     return "**** " + number[-4:] if len(number) > 4 else "****"
+
+
+class LockoutGate:
+    """ASGI middleware: a pairing request from a locked-out address is answered 429 before
+    routing, body parsing or any database work (the cheapest refusal there is)."""
+
+    def __init__(self, app: ASGIApp, guard: PairingGuard, path: str, max_body: int) -> None:
+        self.app = app
+        self.guard = guard
+        self.path = path
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        locked = 0.0
+        if scope["type"] == "http" and scope.get("path") == self.path:
+            locked = self.guard.locked_for(client[0] if client else "unknown")
+        if not locked:
+            await self.app(scope, receive, send)
+            return
+        # Read what was sent (small, or the connection is closed), so keep-alive stays sane.
+        size, complete = 0, False
+        while size <= self.max_body:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            size += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                complete = True
+                break
+        payload = json.dumps(
+            {"detail": "too many failed pairing attempts from this address; wait and try again"}
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"retry-after", str(int(locked) + 1).encode()),
+        ]
+        if not complete:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})

@@ -55,6 +55,14 @@ def test_pairing_guesses_are_locked_out_and_logged_without_the_code(
     locked = pair(server, real)
     assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 200
     assert "token" not in locked.text
+    # Refused before parsing: garbage from a locked-out address is a 429 too, not a 422.
+    garbage = requests.post(
+        server.url + "/v1/terminals/pair",
+        data=b"not json",
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert garbage.status_code == 429
     assert pairing_state(server) == before and snapshot(server) == recorded
     log = server.log_path.read_text()
     assert "locked out for 300 s" in log and "127.0.0.1" in log
