@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -98,7 +99,17 @@ def oversized(port: int, per_second: float, stop: threading.Event, seen: Counter
         time.sleep(max(0.0, 1.0 / per_second - (time.perf_counter() - started)))
 
 
-def run(work: Path, seconds: float, rate: float, big: float, **env: str) -> dict[str, object]:
+@dataclass(frozen=True)
+class Outcome:
+    rest: list[float]  # health latencies, ms
+    abused: list[float]
+    guesses: Counter[int]  # answers by status (0: connection error)
+    bodies: Counter[int]
+    elapsed: float  # seconds the attack ran
+    tracebacks: int  # in the server's log
+
+
+def run(work: Path, seconds: float, rate: float, big: float, **env: str) -> Outcome:
     url = f"sqlite+pysqlite:///{work}/server.sqlite"
     migrate(url)
     server = ServerProcess(url, work, **env)
@@ -129,14 +140,7 @@ def run(work: Path, seconds: float, rate: float, big: float, **env: str) -> dict
         log = server.log_path.read_text()
     finally:
         server.stop()
-    return {
-        "rest": rest,
-        "abused": abused,
-        "guesses": guesses,
-        "bodies": bodies,
-        "elapsed": elapsed,
-        "tracebacks": log.count("Traceback"),
-    }
+    return Outcome(rest, abused, guesses, bodies, elapsed, log.count("Traceback"))
 
 
 def line(name: str, samples: list[float]) -> str:
@@ -165,11 +169,8 @@ def main() -> None:
     for mode, env in modes.items():
         with tempfile.TemporaryDirectory() as scratch:
             result = run(Path(scratch), args.seconds, args.rate, args.oversized, **env)
-        rest, abused = result["rest"], result["abused"]
-        assert isinstance(rest, list) and isinstance(abused, list)
-        guesses, bodies = result["guesses"], result["bodies"]
-        assert isinstance(guesses, Counter) and isinstance(bodies, Counter)
-        elapsed = float(str(result["elapsed"]))
+        rest, abused, guesses, bodies = result.rest, result.abused, result.guesses, result.bodies
+        elapsed = result.elapsed
         print(f"\n{mode}")
         print(line("  health at rest", rest))
         print(line("  health under abuse", abused))
@@ -181,7 +182,7 @@ def main() -> None:
             "offered "
             f"(answers {dict(sorted(guesses.items()))}); oversized: "
             f"{sum(bodies.values()) / elapsed:4.1f}/s (answers {dict(sorted(bodies.items()))}); "
-            f"tracebacks in the server log: {result['tracebacks']}"
+            f"tracebacks in the server log: {result.tracebacks}"
         )
 
 
