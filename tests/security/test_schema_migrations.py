@@ -4,6 +4,7 @@ birthday rule's constraint is really in the migrated database."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,67 @@ def test_upgrade_head_on_an_empty_database_gives_the_models_schema(
     assert "birthday_grants" in migrated
     assert migrated["birthday_grants"]["primary_key"] == ["member_id", "year"]
     assert migrated == models
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_0003_carries_over_birthday_rewards_already_given(
+    backend: str, tmp_path: Path, postgres: PostgresCluster | None
+) -> None:
+    """A database at 0002 where the issue's back-dating attack already paid twice in a year:
+    the upgrade keeps one grant per member and year, and the rule holds from then on."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import insert, select
+
+    from loyalty_server.cli import MIGRATIONS
+    from pos_client.ledger.schema import birthday_grants, members, transactions
+
+    if backend == "sqlite":
+        url = f"sqlite+pysqlite:///{tmp_path}/old.sqlite"
+    else:
+        if postgres is None:
+            pytest.skip("PostgreSQL is not available here")
+        url = postgres.new_database()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    command.upgrade(config, "0002")
+    engine = create_engine(url)
+    when = datetime(2025, 11, 21, 12, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(members).values(
+                id="m1",
+                first_name="Olena",
+                last_name="S",
+                phone_last="67",
+                enrolled_at=when,
+                consent_text_id="t",
+                consent_at=when,
+                consent_channel="seed",
+                marketing=False,
+                balance=300,
+            )
+        )
+        paid = (("k1", when), ("k2", when.replace(hour=13)), ("k3", when.replace(year=2024)))
+        for key, moment in paid:
+            conn.execute(
+                insert(transactions).values(
+                    member_id="m1",
+                    op_key=key,
+                    kind="birthday",
+                    points=100,
+                    amount_minor=0,
+                    occurred_at=moment,
+                    recorded_at=when,
+                )
+            )
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        grants = conn.execute(
+            select(birthday_grants.c.year, birthday_grants.c.op_key).order_by(
+                birthday_grants.c.year
+            )
+        ).all()
+    engine.dispose()
+    assert [tuple(g) for g in grants] == [(2024, "k3"), (2025, "k1")]
