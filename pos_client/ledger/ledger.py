@@ -126,7 +126,12 @@ class Ledger:
             ).first()
         return row[0] if row else None
 
-    def member(self, member_id: str, conn: Connection | None = None) -> MemberRecord | None:
+    def member(
+        self, member_id: str, conn: Connection | None = None, lock: bool = False
+    ) -> MemberRecord | None:
+        """The member's record; `lock` (inside a writing transaction) holds the member's row
+        until it ends, so per-member rules decide one operation at a time (PostgreSQL; a
+        SQLite writer holds the whole database already)."""
         query = select(
             members.c.id,
             members.c.first_name,
@@ -136,6 +141,8 @@ class Ledger:
             members.c.birthday,
             members.c.balance,
         ).where(members.c.id == member_id)
+        if lock:
+            query = query.with_for_update()
         if conn is None:
             with self.engine.connect() as own:
                 row = own.execute(query).first()
@@ -354,7 +361,7 @@ class Ledger:
             raise OpRejected("time_before_enrollment", "occurred_at is before the member enrolled")
 
     def _require_member(self, conn: Connection, member_id: str) -> MemberRecord:
-        record = self.member(member_id, conn)
+        record = self.member(member_id, conn, lock=True)
         if record is None:
             raise OpRejected("unknown_member", f"no member {member_id}")
         return record

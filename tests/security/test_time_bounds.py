@@ -136,3 +136,23 @@ def test_the_database_refuses_a_second_birthday_grant_for_a_year(server: ServerP
         )
     ledger.engine.dispose()
     assert len(birthday_rows(server, olena)) == 1
+
+
+def test_concurrent_birthday_sales_pay_the_reward_once_and_refuse_none(
+    server: ServerProcess,
+) -> None:
+    """Eight terminals sell to the birthday member at once: each sale applies, one carries
+    the bonus (the member's row is locked while her rules are decided)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tokens = [server.pair(f"t{n}")["token"] for n in range(8)]
+    olena = member_id(server, OLENA.card_number)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda token: batch(server, token, sale(olena, "1.00"))[0], tokens))
+    assert [r["outcome"] for r in results] == ["applied"] * 8
+    bonuses = [r["result"]["points_earned"] for r in results]
+    assert sum(1 for points in bonuses if points >= 100) == 1, bonuses
+    assert len(birthday_rows(server, olena)) == 1
+    ledger = server.ledger()
+    assert ledger.balance_mismatches() == []
+    ledger.engine.dispose()
