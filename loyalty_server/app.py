@@ -20,17 +20,18 @@ from pydantic import (
     Field,
     WithJsonSchema,
     create_model,
+    model_validator,
 )
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from loyalty_server import partners as partner_store
-from loyalty_server import terminals
-from loyalty_server.limits import BodyLimit, clean_text
+from loyalty_server import strict, terminals
+from loyalty_server.limits import BodyLimit, LockoutGate, PairingGuard, clean_text, mask_card
 from loyalty_server.phones import e164_or_none, key_enrollment_phones
 from loyalty_server.schema import flags
 from loyalty_server.settings import ServerSettings
-from pos_client.domain import member_view_to_json, utcnow
+from pos_client.domain import MemberView, member_view_to_json, utcnow
 from pos_client.ledger import Ledger, make_engine
 from pos_client.ledger.ledger import Limits
 from pos_client.ledger.schema import operations, transactions
@@ -70,6 +71,13 @@ def no_surrogates(value: str) -> str:
 SafeStr = Annotated[str, AfterValidator(no_surrogates)]
 
 
+def valid_card_number(value: str) -> str:
+    problem = strict.card_number_problem(value)
+    if problem:
+        raise ValueError(f"card_number: {problem}")
+    return value
+
+
 class PairIn(BaseModel):
     code: SafeStr = Field(min_length=4, max_length=32, pattern=r"^[A-Za-z0-9]+$")
     share_phone_key: bool = Field(
@@ -95,6 +103,17 @@ class LookupIn(BaseModel):
         pattern=r"^[^\x00-\x1f\x7f]+$",
         description="HMAC hex for phone; the E.164 number for phone_number (keyed here)",
     )
+
+    @model_validator(mode="after")
+    def strict_value(self) -> "LookupIn":
+        problem = None
+        if self.kind == "phone":
+            problem = strict.phone_key_problem(self.value)
+        elif self.kind == "card_number":
+            problem = strict.card_number_problem(self.value)
+        if problem:
+            raise ValueError(f"{self.kind}: {problem}")
+        return self
 
 
 class RewardOut(BaseModel):
@@ -144,8 +163,14 @@ class Operation(BaseModel):
     # Documented as strings, checked per operation by the ledger: a malformed key or type
     # (a number, an unpaired surrogate) refuses that operation alone, not the whole batch.
     model_config = ConfigDict(extra="allow")
-    type: Annotated[Any, WithJsonSchema({"type": "string", "maxLength": 16})]
-    key: Annotated[Any, WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 64})]
+    # So the schema says any JSON value: its result (status 400) says what was wrong.
+    type: Annotated[
+        Any,
+        WithJsonSchema({"description": "sale, enroll, action or give (a string of at most 16)"}),
+    ]
+    key: Annotated[
+        Any, WithJsonSchema({"description": "the operation's idempotency key: a UUID (string)"})
+    ]
 
 
 def batch_model(max_batch: int) -> type[BaseModel]:
@@ -189,7 +214,7 @@ class PartnerTransferIn(BaseModel):
         description="the partner's own transfer id; applied once, a replay returns the first "
         "result",
     )
-    card_number: str = Field(
+    card_number: Annotated[str, AfterValidator(valid_card_number)] = Field(
         min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="the member's card"
     )
     units: int = Field(ge=1, le=10**9, description="the partner's units (miles, ...)")
@@ -261,11 +286,18 @@ def create_app(settings: ServerSettings) -> FastAPI:
             max_lines_per_sale=settings.max_lines_per_sale,
             max_points_per_operation=settings.max_points_per_operation,
             max_points_per_member_per_day=settings.max_points_per_member_per_day,
+            clock_skew=timedelta(seconds=settings.clock_skew_s),
+            offline_window=timedelta(days=settings.offline_window_days),
         ),
+        check=strict.checker(program.currency),
     )
     phone_key = load_or_create_key(settings.phone_key_file).hex()
     phone_hasher = PhoneHasher(bytes.fromhex(phone_key))
     phone_limiter = RateLimiter(settings.phone_lookups_per_minute)
+    lookup_limiter = RateLimiter(settings.lookups_per_minute)
+    pairing_guard = PairingGuard(
+        settings.pairing_failures_per_minute, settings.pairing_lockout_s, time.monotonic
+    )
 
     app = FastAPI(
         title="pos-client loyalty server",
@@ -280,6 +312,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         default=settings.max_body_bytes,
         per_path={"/v1/terminals/pair": 1024, "/v1/partner/transfers": 4096},
     )
+    # Outermost: a locked-out address is refused before anything else is done for it.
+    app.add_middleware(LockoutGate, guard=pairing_guard, path="/v1/terminals/pair", max_body=1024)
     BatchIn = batch_model(settings.max_batch)
 
     unauthorized: dict[int | str, dict[str, Any]] = {
@@ -357,12 +391,34 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.post(
         "/v1/terminals/pair",
         response_model=PairOut,
-        responses={**unparsable, 403: {"model": Problem, "description": "bad pairing code"}},
+        responses={
+            **unparsable,
+            403: {"model": Problem, "description": "bad pairing code"},
+            429: {"model": Problem, "description": "this address is locked out for a while"},
+        },
     )
-    def pair(body: PairIn) -> PairOut:
+    def pair(body: PairIn, request: Request) -> PairOut:
+        address = request.client.host if request.client else "unknown"
+        locked = pairing_guard.locked_for(address)
+        if locked:
+            raise HTTPException(
+                429,
+                "too many failed pairing attempts from this address; wait and try again",
+                headers={"Retry-After": str(int(locked) + 1)},
+            )
         try:
             terminal_id, token = terminals.pair(engine, body.code)
         except terminals.PairingError as exc:
+            count, now_locked = pairing_guard.failed(address)
+            if now_locked:
+                log.warning(
+                    "pairing: %d failed attempts from %s in a minute; locked out for %d s",
+                    count,
+                    address,
+                    settings.pairing_lockout_s,
+                )
+            else:
+                log.info("pairing refused from %s (%d failed in the last minute)", address, count)
             raise HTTPException(403, str(exc)) from None
         log.info("terminal %s paired", terminal_id)
         shared = phone_key if body.share_phone_key else None
@@ -376,6 +432,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def lookup(body: LookupIn, who: Auth) -> dict[str, Any]:
         if body.kind in ("phone", "phone_number") and not phone_limiter.allow(who.id):
             raise HTTPException(429, "too many phone lookups from this terminal; wait a minute")
+        if body.kind not in ("phone", "phone_number") and not lookup_limiter.allow(who.id):
+            raise HTTPException(429, "too many lookups from this terminal; wait a minute")
         kind, value = body.kind, body.value
         if kind == "phone_number":
             e164 = e164_or_none(value)
@@ -386,29 +444,39 @@ def create_app(settings: ServerSettings) -> FastAPI:
         view = ledger.member_view(member_id) if member_id else None
         if view is None:
             raise HTTPException(404, "no member with this identifier")
-        return member_view_to_json(view)
+        return masked(view)
 
     @app.get(
         "/v1/members/{member_id}",
         response_model=MemberOut,
-        responses={**unauthorized, 404: {"model": Problem}},
+        responses={**unauthorized, 404: {"model": Problem}, 429: {"model": Problem}},
     )
-    def member(member_id: MemberId, _who: Auth) -> dict[str, Any]:
+    def member(member_id: MemberId, who: Auth) -> dict[str, Any]:
+        if not lookup_limiter.allow(who.id):
+            raise HTTPException(429, "too many member reads from this terminal; wait a minute")
         view = ledger.member_view(member_id)
         if view is None:
             raise HTTPException(404, "no such member")
-        return member_view_to_json(view)
+        return masked(view)
+
+    def masked(view: MemberView) -> dict[str, Any]:
+        """A member as terminals see it: masked name and phone, the card's last digits."""
+        data = member_view_to_json(view)
+        data["card_number"] = mask_card(view.card_number)
+        return data
 
     @app.get(
         "/v1/members/{member_id}/history",
         response_model=list[HistoryItem],
-        responses={**unauthorized, 404: {"model": Problem}},
+        responses={**unauthorized, 404: {"model": Problem}, 429: {"model": Problem}},
     )
     def history(
         member_id: MemberId,
-        _who: Auth,
+        who: Auth,
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
     ) -> list[HistoryItem]:
+        if not lookup_limiter.allow(who.id):
+            raise HTTPException(429, "too many member reads from this terminal; wait a minute")
         if ledger.member(member_id) is None:
             raise HTTPException(404, "no such member")
         with engine.connect() as conn:

@@ -27,10 +27,28 @@ class ServerSettings:
     max_points_per_member_per_day: int = 5_000_000
     operations_per_terminal_per_minute: int = 3_000
     max_body_bytes: int = 2 * 1024 * 1024  # pairing 1 KiB, partner transfers 4 KiB
+    # Time bounds on what terminals report: occurred_at at most this far ahead of the
+    # server's clock, and no older than the offline window (shorter than key retention, so
+    # a key is remembered for as long as its operation may arrive).
+    clock_skew_s: int = 300
+    offline_window_days: int = 30
+    # Enumeration: failed pairings per client address per minute before a lockout, and
+    # card, member-number and member reads per terminal per minute (phones: above).
+    pairing_failures_per_minute: int = 10
+    pairing_lockout_s: int = 300
+    lookups_per_minute: int = 120
     # Inbound partner transfers: points credited per partner per UTC day, unless the
     # partner has its own cap in partner_daily_caps ("sky-miles=50000,other=1000").
     partner_daily_points: int = 1_000_000
     partner_daily_caps: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 < self.offline_window_days < self.key_retention_days:
+            raise ValueError(
+                f"offline window ({self.offline_window_days} days) must be at least a day and "
+                f"shorter than the key retention ({self.key_retention_days} days): an operation "
+                "older than its key's retention could be applied twice"
+            )
 
     def partner_cap(self, partner_id: str) -> int:
         return dict(self.partner_daily_caps).get(partner_id, self.partner_daily_points)

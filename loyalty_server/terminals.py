@@ -50,6 +50,15 @@ def add_terminal(engine: Engine, name: str, ttl_s: int) -> tuple[str, str]:
 def pair(engine: Engine, code: str, now: datetime | None = None) -> tuple[str, str]:
     """Trade a pairing code for a token, once. Returns (terminal id, token)."""
     now = now or utcnow()
+    # A wrong guess is answered from a read (no write lock, which every sale needs too).
+    with engine.connect() as reader:
+        known = reader.execute(
+            select(pairing_codes.c.used_at, pairing_codes.c.expires_at).where(
+                pairing_codes.c.code_hash == digest(code.upper())
+            )
+        ).first()
+    if known is None or known.used_at is not None or known.expires_at < now:
+        raise PairingError("unknown, used or expired pairing code")
     token = secrets.token_urlsafe(32)
     with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
         row = conn.execute(

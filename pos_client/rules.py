@@ -447,16 +447,22 @@ def action_points(program: Program, action_id: str, done_today: int = 0) -> int:
 
 
 def birthday_in_window(birthday: date | None, today: date, window_days: int) -> bool:
+    return birthday_year(birthday, today, window_days) is not None
+
+
+def birthday_year(birthday: date | None, today: date, window_days: int) -> int | None:
+    """The year of the birthday whose window holds `today` (None: outside every window).
+    A window that runs past New Year still celebrates the birthday of the year before."""
     if birthday is None:
-        return False
-    for year in (today.year - 1, today.year):
+        return None
+    for year in (today.year, today.year - 1):
         try:
             this_year = birthday.replace(year=year)
         except ValueError:  # 29 February in a common year: celebrate on 1 March
             this_year = date(year, 3, 1)
         if this_year <= today < this_year + timedelta(days=window_days):
-            return True
-    return False
+            return year
+    return None
 
 
 # ---------------------------------------------------------------- redemption

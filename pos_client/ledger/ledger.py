@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -22,6 +22,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from pos_client import rules
 from pos_client.domain import MemberStats, MemberView, mask_name, mask_tail, utcnow
 from pos_client.ledger.schema import (
+    birthday_grants,
     identifiers,
     members,
     metadata,
@@ -66,6 +67,10 @@ class Limits:
     max_lines_per_sale: int | None = None
     max_points_per_operation: int | None = None  # earned or spent by one operation
     max_points_per_member_per_day: int | None = None  # every earning kind, per UTC day
+    # Time bounds on `occurred_at` (and consent times): no later than now + clock_skew, no
+    # earlier than now - offline_window, never before the member's enrollment (- clock_skew).
+    clock_skew: timedelta | None = None
+    offline_window: timedelta | None = None
 
 
 EARNED_KINDS = ("earn", "birthday", "action", "transfer_in")
@@ -91,8 +96,18 @@ class MemberRecord:
 
 
 class Ledger:
-    def __init__(self, engine: Engine, program: Program, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        program: Program,
+        limits: Limits | None = None,
+        check: Callable[[Operation, dict[str, Any]], Operation] | None = None,
+    ) -> None:
+        """`check`, when given, sees every parsed operation first: it returns the operation
+        to apply (normalised) or raises OpRejected for it alone (the server's strict input).
+        """
         self.limits = limits or Limits()
+        self.check = check
         self.engine = engine
         self.writer = engine.execution_options(sqlite_begin="IMMEDIATE")
         self.program = program
@@ -111,7 +126,12 @@ class Ledger:
             ).first()
         return row[0] if row else None
 
-    def member(self, member_id: str, conn: Connection | None = None) -> MemberRecord | None:
+    def member(
+        self, member_id: str, conn: Connection | None = None, lock: bool = False
+    ) -> MemberRecord | None:
+        """The member's record; `lock` (inside a writing transaction) holds the member's row
+        until it ends, so per-member rules decide one operation at a time (PostgreSQL; a
+        SQLite writer holds the whole database already)."""
         query = select(
             members.c.id,
             members.c.first_name,
@@ -121,6 +141,8 @@ class Ledger:
             members.c.birthday,
             members.c.balance,
         ).where(members.c.id == member_id)
+        if lock:
+            query = query.with_for_update()
         if conn is None:
             with self.engine.connect() as own:
                 row = own.execute(query).first()
@@ -154,21 +176,38 @@ class Ledger:
             visits_in_period=int(visits),
         )
 
-    def birthday_used(self, conn: Connection, member_id: str, today: date) -> bool:
-        since = datetime.combine(today, time(), UTC).replace(month=1, day=1)
+    def birthday_used(self, conn: Connection, member_id: str, year: int) -> bool:
         row = conn.execute(
             select(func.count()).where(
-                transactions.c.member_id == member_id,
-                transactions.c.kind == "birthday",
-                transactions.c.occurred_at >= since,
+                birthday_grants.c.member_id == member_id, birthday_grants.c.year == year
             )
         ).scalar_one()
         return int(row) > 0
 
     def birthday_available(self, conn: Connection, record: MemberRecord, today: date) -> bool:
-        if not rules.birthday_in_window(record.birthday, today, self.program.birthday.window_days):
+        year = rules.birthday_year(record.birthday, today, self.program.birthday.window_days)
+        if year is None:
             return False  # most days: no query at all
-        return not self.birthday_used(conn, record.id, today)
+        return not self.birthday_used(conn, record.id, year)
+
+    def _grant_birthday(
+        self, conn: Connection, record: MemberRecord, op_key: str, today: date
+    ) -> None:
+        """Record this birthday year's reward as given; the primary key refuses a second."""
+        year = rules.birthday_year(record.birthday, today, self.program.birthday.window_days)
+        if year is None:  # planned inside the window, so this cannot be: refuse, never grant
+            raise OpRejected("birthday_used", "no birthday reward is due on this date")
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    birthday_grants.insert().values(
+                        member_id=record.id, year=year, op_key=op_key, granted_at=utcnow()
+                    )
+                )
+        except IntegrityError:
+            raise OpRejected(
+                "birthday_used", f"the birthday reward for {year} was already given"
+            ) from None
 
     def member_view(self, member_id: str, today: date | None = None) -> MemberView | None:
         today = today or utcnow().date()
@@ -213,6 +252,8 @@ class Ledger:
                             "not_allowed", f"a terminal may not send {op.kind} operations"
                         )
                     claim = Claim(body_hash(body), terminal_id)
+                    if self.check is not None:
+                        op = self.check(op, body)
                 except OpRejected as exc:
                     outcomes.append(exc)
                     continue
@@ -285,11 +326,42 @@ class Ledger:
             GiveOp: self._apply_give,
             ReceiveOp: self._apply_receive,
         }
+        self._check_time(conn, op)
         result: dict[str, Any] = appliers[type(op)](conn, op, claim)  # type: ignore[operator]
         return result
 
+    def _check_time(self, conn: Connection, op: Operation) -> None:
+        """The time bounds (Limits.clock_skew, offline_window): a terminal reports what
+        happened at its counter lately, never in the future or before the member joined."""
+        skew, window = self.limits.clock_skew, self.limits.offline_window
+        if skew is None and window is None:
+            return
+        now = utcnow()
+        times = [("occurred_at", op.occurred_at)]
+        if isinstance(op, EnrollOp):
+            times.append(("consent.given_at", op.consent.given_at))
+        for field, moment in times:
+            if skew is not None and moment > now + skew:
+                raise OpRejected(
+                    "time_future",
+                    f"{field} is later than the server's time plus the allowed clock skew "
+                    f"({int(skew.total_seconds())} s)",
+                )
+            if window is not None and moment < now - window:
+                raise OpRejected(
+                    "time_too_old",
+                    f"{field} is older than the offline window ({window.days} days)",
+                )
+        if isinstance(op, EnrollOp):
+            return
+        enrolled = conn.execute(
+            select(members.c.enrolled_at).where(members.c.id == op.member_id)
+        ).scalar_one_or_none()
+        if enrolled is not None and op.occurred_at < enrolled - (skew or timedelta()):
+            raise OpRejected("time_before_enrollment", "occurred_at is before the member enrolled")
+
     def _require_member(self, conn: Connection, member_id: str) -> MemberRecord:
-        record = self.member(member_id, conn)
+        record = self.member(member_id, conn, lock=True)
         if record is None:
             raise OpRejected("unknown_member", f"no member {member_id}")
         return record
@@ -406,6 +478,14 @@ class Ledger:
         amount = to_minor(op.purchase.total, self.program.currency)
         base_points = breakdown.points - breakdown.birthday_bonus
         self._post(conn, op.key, op.member_id, "earn", base_points, op.occurred_at, amount)
+        birthday_gift = (
+            plan is not None
+            and plan.reward_id is not None
+            and self.program.birthday_reward is not None
+            and plan.reward_id == self.program.birthday_reward.id
+        )
+        if breakdown.birthday_bonus or birthday_gift:
+            self._grant_birthday(conn, record, op.key, today)
         if breakdown.birthday_bonus:
             self._post(
                 conn, op.key, op.member_id, "birthday", breakdown.birthday_bonus, op.occurred_at

@@ -114,3 +114,14 @@ partner_transfers = Table(
     Column("result", Text, nullable=False),
     Column("received_at", UTCDateTime, nullable=False, index=True),
 )
+
+# One birthday reward (bonus points or the birthday gift) per member per birthday year,
+# however the sales are dated: the primary key is the constraint (migration 0003).
+birthday_grants = Table(
+    "birthday_grants",
+    metadata,
+    Column("member_id", String(64), ForeignKey("members.id"), primary_key=True),
+    Column("year", Integer, primary_key=True),  # the year of the birthday celebrated
+    Column("op_key", String(64), nullable=False),
+    Column("granted_at", UTCDateTime, nullable=False),
+)

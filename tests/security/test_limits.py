@@ -23,7 +23,7 @@ def test_uncapped_sales_are_refused_with_a_reason(server: ServerProcess) -> None
     results = batch(
         server,
         token,
-        big_sale(anna, 500, "9999999.9999"),  # the 14,999,999,999-point sale
+        big_sale(anna, 500, "9999999.99"),  # the 14,999,999,999-point sale
         big_sale(anna, 21, "1.00"),  # over 20 lines
         big_sale(anna, 2, "2600.00"),  # over 5000 a sale
     )

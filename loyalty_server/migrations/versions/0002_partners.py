@@ -1,7 +1,7 @@
 """Partners (hashed tokens) and their inbound transfers, each reference applied once.
 
-Revision 0001 creates every table the models hold at the time it runs, so on a fresh
-database these tables exist already: create only what is missing.
+Frozen DDL, as the models held these tables at this revision. Databases made while 0001
+still built every table from the models have them already: only what is missing is made.
 
 Revision ID: 0002
 Revises: 0001
@@ -9,27 +9,41 @@ Revises: 0001
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
-from sqlalchemy import inspect
-
-from loyalty_server.schema import partners
-from pos_client.ledger.schema import partner_transfers
 
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+UTC_TIME = sa.DateTime(timezone=True)
+
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    existing = set(inspect(bind).get_table_names())
-    for table in (partners, partner_transfers):
-        if table.name not in existing:
-            table.create(bind=bind)
+    existing = set(sa.inspect(op.get_bind()).get_table_names())
+    if "partners" not in existing:
+        op.create_table(
+            "partners",
+            sa.Column("id", sa.String(64), primary_key=True),
+            sa.Column("token_hash", sa.String(64), nullable=True, unique=True),
+            sa.Column("created_at", UTC_TIME, nullable=False),
+            sa.Column("revoked_at", UTC_TIME, nullable=True),
+        )
+    if "partner_transfers" not in existing:
+        op.create_table(
+            "partner_transfers",
+            sa.Column("partner_id", sa.String(64), primary_key=True),
+            sa.Column("reference", sa.String(64), primary_key=True),
+            sa.Column("body_hash", sa.String(64), nullable=False),
+            sa.Column("member_id", sa.String(64), sa.ForeignKey("members.id"), nullable=False),
+            sa.Column("points", sa.BigInteger, nullable=False),
+            sa.Column("result", sa.Text, nullable=False),
+            sa.Column("received_at", UTC_TIME, nullable=False),
+        )
+        op.create_index("ix_partner_transfers_received_at", "partner_transfers", ["received_at"])
 
 
 def downgrade() -> None:
-    bind = op.get_bind()
-    partner_transfers.drop(bind=bind, checkfirst=True)
-    partners.drop(bind=bind, checkfirst=True)
+    op.drop_table("partner_transfers")
+    op.drop_table("partners")

@@ -1,0 +1,116 @@
+"""Strict input (issue 10, item 6), checked by the server on every operation a terminal
+sends, before any rule runs: a refusal names the field and never echoes the value.
+
+- names are NFC-normalised; control, format (bidi overrides, zero-width), private-use and
+  unassigned characters are refused, and so are runs of combining marks;
+- money amounts are decimal strings of ASCII digits with at most the currency's decimals
+  (no spaces, underscores, exponents or other scripts' digits);
+- idempotency keys are UUIDs (8-4-4-4-12 hex);
+- card numbers are ASCII card characters, and GS1 numbers (8, 12, 13, 14 or 18 digits)
+  carry a right check digit;
+- `phone_key` is the HMAC-SHA256 hex of a number (64 lowercase hex digits), never a number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+from pos_client.identify import CODE128_CHARS, gs1_check_digit
+from pos_client.ledger.ledger import MINOR_UNIT_EXPONENT
+from pos_client.operations import EnrollOp, Operation, OpRejected, SaleOp
+
+UUID_PATTERN = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+PHONE_KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+GS1_LENGTHS = (8, 12, 13, 14, 18)
+MAX_COMBINING_RUN = 2  # a letter may carry two marks (Vietnamese ệ); more is an attack
+REFUSED_CATEGORIES = {"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"}
+
+
+def refuse(field: str, why: str) -> OpRejected:
+    return OpRejected("bad_request", f"{field}: {why}")
+
+
+def clean_name(value: str, field: str) -> str:
+    """The name in NFC; refused with a reason if it holds characters a name never has."""
+    text = unicodedata.normalize("NFC", value)
+    run = 0
+    for char in text:
+        category = unicodedata.category(char)
+        if category in REFUSED_CATEGORIES:
+            raise refuse(
+                field, "control, bidi-override, zero-width or unassigned characters are refused"
+            )
+        run = run + 1 if category.startswith("M") else 0
+        if run > MAX_COMBINING_RUN:
+            raise refuse(field, f"more than {MAX_COMBINING_RUN} combining marks on a letter")
+    if text != text.strip():
+        raise refuse(field, "leading or trailing spaces")
+    return text
+
+
+def amount_pattern(currency: str) -> re.Pattern[str]:
+    decimals = MINOR_UNIT_EXPONENT.get(currency, 2)
+    fraction = rf"(\.[0-9]{{1,{decimals}}})?" if decimals else ""
+    return re.compile(rf"^[0-9]{{1,7}}{fraction}$")
+
+
+def check_key(value: Any, field: str = "key") -> None:
+    if not isinstance(value, str) or not UUID_PATTERN.match(value):
+        raise refuse(field, "expected a UUID (8-4-4-4-12 hexadecimal digits)")
+
+
+def card_number_problem(value: str) -> str | None:
+    """Why this is not a card number (None: it is one)."""
+    if not 4 <= len(value) <= 64 or any(c not in CODE128_CHARS or c == " " for c in value):
+        return "4 to 64 ASCII letters, digits or - _ . /"
+    gs1 = value.isascii() and value.isdigit() and len(value) in GS1_LENGTHS
+    if gs1 and gs1_check_digit(value[:-1]) != int(value[-1]):
+        return "the check digit is wrong"
+    return None
+
+
+def phone_key_problem(value: str) -> str | None:
+    if not PHONE_KEY_PATTERN.match(value):
+        return "expected the HMAC-SHA256 of the number (64 lowercase hex digits), not a number"
+    return None
+
+
+def checker(currency: str) -> Callable[[Operation, dict[str, Any]], Operation]:
+    amounts = amount_pattern(currency)
+    decimals = MINOR_UNIT_EXPONENT.get(currency, 2)
+
+    def check(op: Operation, body: dict[str, Any]) -> Operation:
+        check_key(body.get("key"))
+        if isinstance(op, SaleOp):
+            for index, line in enumerate(body.get("lines") or []):
+                amount = line.get("amount") if isinstance(line, dict) else None
+                if not isinstance(amount, str) or not amounts.match(amount):
+                    raise refuse(
+                        f"lines[{index}].amount",
+                        f"a decimal string of ASCII digits with at most {decimals} decimals "
+                        f"({currency})",
+                    )
+        if isinstance(op, EnrollOp):
+            problem = card_number_problem(op.card_number)
+            if problem:
+                raise refuse("card_number", problem)
+            problem = phone_key_problem(op.phone_key)
+            if problem:
+                raise refuse("phone_key", problem)
+            if not re.fullmatch(r"[0-9]{0,4}", op.phone_last):
+                raise refuse("phone_last", "at most 4 ASCII digits")
+            first = clean_name(op.first_name, "first_name")
+            if not first:
+                raise refuse("first_name", "a name is needed")
+            op = dataclasses.replace(
+                op, first_name=first, last_name=clean_name(op.last_name, "last_name")
+            )
+        return op
+
+    return check

@@ -1,0 +1,160 @@
+"""Strict input (issue 10, item 6, server side): names NFC-normalised with control,
+bidi-override, zero-width characters and runs of combining marks refused; amounts ASCII
+digits with at most the currency's decimals; keys UUIDs; card numbers with right check
+digits; `phone_key` an HMAC hex, never a raw number. Each refused for its operation alone,
+with a reason naming the field, and nothing recorded changes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from pos_client.domain import uuid7
+from pos_client.ledger.schema import members
+from tests.integration.server_helpers import ServerProcess
+from tests.security.attack import ANNA, batch, headers, member_id, sale, snapshot
+
+
+def enrollment(**fields: Any) -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat()
+    body: dict[str, Any] = {
+        "type": "enroll",
+        "key": uuid7(),
+        "member_id": uuid7(),
+        "first_name": "Zoe",
+        "last_name": "Smith",
+        "phone_key": "0123456789abcdef" * 4,
+        "phone_last": "77",
+        "card_number": "2900000009998",
+        "birthday": None,
+        "consent": {"text_id": "terms", "given_at": now, "channel": "kiosk"},
+        "occurred_at": now,
+    }
+    body.update(fields)
+    return body
+
+
+BAD_NAMES = {
+    "bidi override": "\u202eevil",
+    "zero width space": "Zo\u200be",
+    "zero width joiner": "Zo\u200de",
+    "byte order mark": "\ufeffZoe",
+    "C1 control": "Zo\u0085e",
+    "line separator": "Zo\u2028e",
+    "64 combining marks": "Z" + "\u0301" * 64,
+    "private use": "Zo\ue000",
+    "blank": " ",
+}
+BAD_AMOUNTS = {
+    "spaces": " 10 ",
+    "underscore": "1_000",
+    "Arabic-Indic digits": "١٠",
+    "full-width digits": "１０",
+    "three decimals": "10.001",
+    "exponent": "1e3",
+    "sign": "+10",
+    "trailing point": "10.",
+    "leading point": ".5",
+    "a JSON number": 10,
+}
+BAD_KEYS = {
+    "not a uuid": "not-a-uuid",
+    "braces": "{" + uuid7() + "}",
+    "no hyphens": uuid7().replace("-", ""),
+    "urn": "urn:uuid:" + uuid7(),
+    "non-ASCII hex": uuid7()[:-1] + "٣",
+}
+BAD_ENROLLMENTS = {
+    "card check digit": {"card_number": "2900000009997"},
+    "card with Arabic-Indic digits": {"card_number": "290000000999٨"},
+    "card with spaces": {"card_number": "2900 0000 0999 8"},
+    "raw phone as phone_key": {"phone_key": "+79123456789"},
+    "digits as phone_key": {"phone_key": "79123456789"},
+    "upper-case hex phone_key": {"phone_key": "AB" * 32},
+    "short hex phone_key": {"phone_key": "ab" * 31},
+    "phone_last not digits": {"phone_last": "x9"},
+    **{f"first name {n}": {"first_name": v} for n, v in BAD_NAMES.items()},
+    "last name bidi": {"last_name": "Smith\u202e"},
+}
+
+
+def refused_alone(server: ServerProcess, token: str, bad: dict[str, Any]) -> dict[str, Any]:
+    """Send the bad operation with a valid sale beside it: the bad one is refused (400)
+    with a reason, the sale applied, nothing else recorded."""
+    anna = member_id(server, ANNA.card_number)
+    before = snapshot(server)
+    results = batch(server, token, bad, sale(anna))
+    assert results[0]["outcome"] == "rejected" and results[0]["status"] == 400, results[0]
+    assert results[1]["outcome"] == "applied"
+    after = snapshot(server)
+    assert len(after["operations"]) == len(before["operations"]) + 1
+    assert {k: v for k, v in after["balances"].items() if k != anna} == {
+        k: v for k, v in before["balances"].items() if k != anna
+    }
+    return results[0]
+
+
+def test_malformed_amounts_keys_and_enrollments_are_refused_each_alone(
+    server: ServerProcess,
+) -> None:
+    token = server.pair()["token"]
+    anna = member_id(server, ANNA.card_number)
+    for name, amount in BAD_AMOUNTS.items():
+        bad = sale(anna)
+        bad["lines"][0]["amount"] = amount
+        result = refused_alone(server, token, bad)
+        assert "amount" in result["error"], name
+    for name, key in BAD_KEYS.items():
+        result = refused_alone(server, token, sale(anna, key=key))
+        assert "UUID" in result["error"], name
+    for name, fields in BAD_ENROLLMENTS.items():
+        result = refused_alone(server, token, enrollment(**fields))
+        field = next(iter(fields))
+        assert result["error"].startswith(field), (name, result["error"])
+        assert len(str(fields[field])) < 3 or str(fields[field]) not in result["error"]
+    # Two decimals for EUR, a whole amount, an enrollment with a proper card and key: fine.
+    good = [sale(anna, "12.5"), sale(anna, "7"), enrollment()]
+    assert [r["outcome"] for r in batch(server, token, *good)] == ["applied"] * 3
+
+
+def test_names_are_stored_in_nfc(server: ServerProcess) -> None:
+    token = server.pair()["token"]
+    body = enrollment(first_name="Zoe\u0301", last_name="Nguye\u0302\u0303n")
+    assert batch(server, token, body)[0]["outcome"] == "applied"
+    ledger = server.ledger()
+    with ledger.engine.connect() as conn:
+        row = conn.execute(
+            select(members.c.first_name, members.c.last_name).where(
+                members.c.id == body["member_id"]
+            )
+        ).one()
+    ledger.engine.dispose()
+    assert tuple(row) == ("Zoé", "Nguyễn")
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("phone", "+79123456789"),
+        ("phone", "79123456789"),
+        ("card_number", "2900000009997"),
+        ("card_number", "290000000999٨"),
+    ],
+)
+def test_lookups_with_raw_phones_or_bad_card_numbers_are_422s(
+    server: ServerProcess, kind: str, value: str
+) -> None:
+    token = server.pair()["token"]
+    response = requests.post(
+        server.url + "/v1/members/lookup",
+        json={"kind": kind, "value": value},
+        headers=headers(token),
+        timeout=10,
+    )
+    assert response.status_code == 422
+    assert value not in response.text and kind in json.dumps(response.json()["detail"])
