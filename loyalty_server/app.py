@@ -79,6 +79,9 @@ def valid_card_number(value: str) -> str:
 
 
 class PairIn(BaseModel):
+    # Unknown fields are refused: the unauthenticated body is bounded (1 KiB) and said so.
+    model_config = ConfigDict(extra="forbid")
+
     code: SafeStr = Field(min_length=4, max_length=32, pattern=r"^[A-Za-z0-9]+$")
     share_phone_key: bool = Field(
         True,
