@@ -51,7 +51,7 @@ GOAL_TAP_P95_S = 0.100
 GOAL_COLD_START_S = 1.5
 GOAL_RSS_MB = 150.0
 SETTLE_S = 0.12  # a person's pause between taps (the app idles, frames keep coming)
-MULTISAMPLES = "0"  # as ui.app.configure_kivy sets it
+MULTISAMPLES = "0"  # as ui.window.configure_kivy sets it
 DRIVER_MAPS = ("libLLVM", "/dri/", "libGL", "libEGL", "libgbm", "libglapi", "libdrm")
 
 
@@ -341,7 +341,7 @@ def bare_child(result_file: Path, spawned: float) -> None:
     from kivy.config import Config
     from kivy.uix.label import Label
 
-    # The app's window options (ui.app.configure_kivy), without importing the app.
+    # The app's window options (ui.window.configure_kivy), without importing the app.
     Config.set("input", "mouse", "mouse,disable_multitouch")
     Config.set("graphics", "multisamples", MULTISAMPLES)
     results: dict[str, Any] = {}

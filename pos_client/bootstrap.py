@@ -235,13 +235,15 @@ def build_app(settings: Settings, running: RunningTerminal) -> Any:
     """The Kivy app over a running terminal (window options set before any window), in the
     terminal's mode: the configured one or the one staff switched it to."""
     from pos_client.staff import kiosk_pin_problem
-    from ui.app import PosApp, configure_kivy
+    from ui.window import configure_kivy
 
     settings = running.terminal.settings
     problem = kiosk_pin_problem(settings.terminal.mode.value, settings.admin.pin)
     if problem is not None:
         raise ConfigError(problem)
     configure_kivy(settings.terminal.fullscreen, settings.terminal.mode.value == "kiosk")
+    from ui.app import PosApp  # after configure_kivy: importing the app creates the window
+
     return PosApp(running)
 
 

@@ -9,6 +9,7 @@ import requests, lazily. The UI depends on the core's ports, never on the bootst
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -132,3 +133,24 @@ def test_a_terminal_on_the_http_backend_never_loads_sqlalchemy() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_the_window_options_are_set_before_anything_creates_the_window() -> None:
+    # Importing the app's widgets creates Kivy's window; options set after that (fullscreen
+    # at the screen's size, no MSAA, Escape) were silently ignored.
+    code = (
+        "import sys, ui.window;"
+        "before = 'kivy.core.window' in sys.modules;"
+        "import inspect, pos_client.bootstrap as b;"
+        "src = inspect.getsource(b.build_app);"
+        "print(before, src.index('configure_kivy(') < src.index('from ui.app import'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "KIVY_NO_ARGS": "1"},
+    )
+    assert result.stdout.strip() == "False True"
