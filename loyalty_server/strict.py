@@ -19,8 +19,8 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
+from pos_client.domain import MINOR_UNIT_EXPONENT
 from pos_client.identify import CODE128_CHARS, gs1_check_digit
-from pos_client.ledger.ledger import MINOR_UNIT_EXPONENT
 from pos_client.operations import EnrollOp, Operation, OpRejected, SaleOp
 
 UUID_PATTERN = re.compile(

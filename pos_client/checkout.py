@@ -21,6 +21,8 @@ from pos_client.domain import (
     MemberView,
     Purchase,
     mask_name,
+    money_in,
+    money_problem,
     utcnow,
     uuid7,
 )
@@ -367,6 +369,18 @@ class Checkout:
 
     # ------------------------------------------------------------ recording
 
+    def checked_purchase(self, purchase: Purchase) -> Purchase:
+        """The purchase with each amount in the currency's decimals; refused here, before it
+        is recorded, when the store server would refuse it (10.555 dollars, 1E+9)."""
+        currency = self.program.currency
+        for line in purchase.lines:
+            problem = money_problem(line.amount, currency)
+            if problem is not None:
+                raise CheckoutError(f"amount {problem}", "amount_invalid")
+        return Purchase(
+            tuple(replace(line, amount=money_in(line.amount, currency)) for line in purchase.lines)
+        )
+
     def earn(
         self,
         session: MemberSession,
@@ -375,6 +389,7 @@ class Checkout:
         redemption: RedemptionRequest | None = None,
     ) -> Receipt:
         """Record a sale (earning and any redemption) durably; sync happens after."""
+        purchase = self.checked_purchase(purchase)
         if purchase.total <= 0 and plan is None:
             raise CheckoutError("the purchase amount must be above zero", "amount_zero")
         breakdown = self.preview(session, purchase, plan)

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -29,11 +30,17 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("pos_client")
 
 
+MONEY_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
 class UsageError(Exception):
     pass
 
 
 def money(text: str) -> Decimal:
+    # Digits and one point, as a till prints them: not "1e3", " 10 ", "1_000" or "١٠".
+    if not MONEY_TEXT.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"not an amount (digits and a point): {text!r}")
     try:
         value = Decimal(text)
     except InvalidOperation:

@@ -84,6 +84,30 @@ def uuid7() -> str:
     return str(uuid.UUID(int=value))
 
 
+# Digits after the point in each currency's minor unit (ISO 4217); 2 when not listed.
+MINOR_UNIT_EXPONENT = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3}
+MAX_AMOUNT_DIGITS = 7  # whole units of one line: the store server refuses more
+
+
+def money_problem(amount: Decimal, currency: str) -> str | None:
+    """Why `amount` is not a money amount the store server accepts for `currency` (finite,
+    at most the currency's decimals, at most 7 whole digits), or None."""
+    decimals = MINOR_UNIT_EXPONENT.get(currency, 2)
+    if not amount.is_finite():
+        return "not a number"
+    exponent = amount.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -decimals:
+        return f"at most {decimals} decimals in {currency}"
+    if abs(amount) >= Decimal(10) ** MAX_AMOUNT_DIGITS:
+        return f"at most {MAX_AMOUNT_DIGITS} digits before the point"
+    return None
+
+
+def money_in(amount: Decimal, currency: str) -> Decimal:
+    """`amount` written with exactly the currency's decimals ("1E+3" -> "1000.00")."""
+    return amount.quantize(Decimal(1).scaleb(-MINOR_UNIT_EXPONENT.get(currency, 2)))
+
+
 @dataclass(frozen=True)
 class PurchaseLine:
     amount: Decimal  # line total in store currency

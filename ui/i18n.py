@@ -344,6 +344,7 @@ ERROR_KEYS: dict[str, str] = {
     "choose_reward": N_("error.choose_reward"),
     "offline_cap": N_("error.offline_cap"),
     "amount_zero": N_("error.amount_zero"),
+    "amount_invalid": N_("error.amount_invalid"),
     "consent_required": N_("error.consent_required"),
     "name_required": N_("error.name_required"),
     "unknown_reward": N_("error.unknown_reward"),

@@ -20,7 +20,14 @@ from sqlalchemy import Connection, Engine, and_, case, func, select
 from sqlalchemy.exc import DataError, IntegrityError
 
 from pos_client import rules
-from pos_client.domain import MemberStats, MemberView, mask_name, mask_tail, utcnow
+from pos_client.domain import (
+    MINOR_UNIT_EXPONENT,
+    MemberStats,
+    MemberView,
+    mask_name,
+    mask_tail,
+    utcnow,
+)
 from pos_client.ledger.schema import (
     birthday_grants,
     identifiers,
@@ -47,7 +54,6 @@ from pos_client.operations import (
 from pos_client.rules import Program, RedemptionPlan, RulesError
 
 log = logging.getLogger(__name__)
-MINOR_UNIT_EXPONENT = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3}
 EARNING_KINDS = ("earn", "birthday", "action")
 
 

@@ -237,3 +237,16 @@ def test_doctor_says_pcsc_is_not_used_when_no_reader_needs_it(tmp_path: Path) ->
     assert len(pcsc) == 1 and pcsc[0].startswith("ok")
     if "unavailable" in pcsc[0] or "no reader" in pcsc[0] or "not installed" in pcsc[0]:
         assert "not used" in pcsc[0]
+
+
+def test_an_amount_the_server_would_refuse_is_refused_before_it_is_recorded(
+    tmp_path: Path,
+) -> None:
+    run(tmp_path, "seed-demo")
+    for amount, says in (("10.555", "decimals"), ("1e3", "not an amount"), ("12345678", "digits")):
+        refused = run(
+            tmp_path, "earn", "--member", ANNA.card_number, "--amount", amount, check=False
+        )
+        assert refused.returncode != 0 and says in refused.stderr, refused.stderr
+    queue = run(tmp_path, "queue", "status").stdout
+    assert queue.startswith("pending 0,"), queue
