@@ -19,7 +19,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
-from pos_client.domain import MINOR_UNIT_EXPONENT
+from pos_client.domain import MINOR_UNIT_EXPONENT, name_problem
 from pos_client.identify import CODE128_CHARS, gs1_check_digit
 from pos_client.operations import EnrollOp, Operation, OpRejected, SaleOp
 
@@ -28,8 +28,6 @@ UUID_PATTERN = re.compile(
 )
 PHONE_KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 GS1_LENGTHS = (8, 12, 13, 14, 18)
-MAX_COMBINING_RUN = 2  # a letter may carry two marks (Vietnamese ệ); more is an attack
-REFUSED_CATEGORIES = {"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"}
 
 
 def refuse(field: str, why: str) -> OpRejected:
@@ -39,16 +37,9 @@ def refuse(field: str, why: str) -> OpRejected:
 def clean_name(value: str, field: str) -> str:
     """The name in NFC; refused with a reason if it holds characters a name never has."""
     text = unicodedata.normalize("NFC", value)
-    run = 0
-    for char in text:
-        category = unicodedata.category(char)
-        if category in REFUSED_CATEGORIES:
-            raise refuse(
-                field, "control, bidi-override, zero-width or unassigned characters are refused"
-            )
-        run = run + 1 if category.startswith("M") else 0
-        if run > MAX_COMBINING_RUN:
-            raise refuse(field, f"more than {MAX_COMBINING_RUN} combining marks on a letter")
+    problem = name_problem(text)
+    if problem is not None:
+        raise refuse(field, problem)
     if text != text.strip():
         raise refuse(field, "leading or trailing spaces")
     return text

@@ -301,6 +301,7 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
             offline_redeem_cap=settings.offline.redeem_cap_points,
             redeem_on_uid=settings.offline.redeem_on_uid,
             kiosk_spend_by_phone=settings.kiosk.spend_by_phone,
+            max_sale_amount=settings.terminal.max_sale_amount,
         ),
         bus,
         wake_sync=sync.wake,

@@ -23,6 +23,8 @@ from pos_client.domain import (
     mask_name,
     money_in,
     money_problem,
+    name_problem,
+    tidy_name,
     utcnow,
     uuid7,
 )
@@ -98,6 +100,7 @@ class CheckoutPolicy:
     # At a kiosk no one checks who typed a phone number, and a number is not a secret:
     # spending on a number alone needs this switch (a cashier may, staff are present).
     kiosk_spend_by_phone: bool = False
+    max_sale_amount: Decimal = Decimal("100000")  # as the store server's default
 
 
 @dataclass(frozen=True)
@@ -294,16 +297,22 @@ class Checkout:
         """Why points may not be spent (rewards, transfers, donations) for the member as they
         were identified here, or None. Earning is never refused on these grounds."""
         kind = session.identity.kind
-        if kind is IdentityKind.CARD_UID and not self.policy.redeem_on_uid:
+        tag_spends = self.policy.redeem_on_uid
+        phone_spends = self.policy.channel != "kiosk" or self.policy.kiosk_spend_by_phone
+        if kind is IdentityKind.CARD_UID and not tag_spends:
+            if not phone_spends:  # nor would a phone number: only the card's code is left
+                return CheckoutError(
+                    "spending needs the member card's barcode scanned", "scan_card_to_spend"
+                )
             return CheckoutError(
                 "spending needs a phone number or a member card, not a bare tag",
                 "uid_cannot_spend",
             )
-        if (
-            kind is IdentityKind.PHONE
-            and self.policy.channel == "kiosk"
-            and not self.policy.kiosk_spend_by_phone
-        ):
+        if kind is IdentityKind.PHONE and not phone_spends:
+            if not tag_spends:
+                return CheckoutError(
+                    "spending needs the member card's barcode scanned", "scan_card_to_spend"
+                )
             return CheckoutError(
                 "at a kiosk a phone number alone cannot spend points: tap or scan the card",
                 "phone_cannot_spend",
@@ -377,9 +386,16 @@ class Checkout:
             problem = money_problem(line.amount, currency)
             if problem is not None:
                 raise CheckoutError(f"amount {problem}", "amount_invalid")
-        return Purchase(
+        checked = Purchase(
             tuple(replace(line, amount=money_in(line.amount, currency)) for line in purchase.lines)
         )
+        if checked.total > self.policy.max_sale_amount:
+            raise CheckoutError(
+                f"a sale may total at most {self.policy.max_sale_amount} {currency} here",
+                "amount_over_limit",
+                amount=self.policy.max_sale_amount,
+            )
+        return checked
 
     def earn(
         self,
@@ -539,8 +555,13 @@ class Checkout:
             raise CheckoutError(
                 "the customer must accept the programme terms to join", "consent_required"
             )
-        if not first_name.strip():
+        first_name, last_name = tidy_name(first_name), tidy_name(last_name)
+        if not first_name:
             raise CheckoutError("a first name is needed", "name_required")
+        for name in (first_name, last_name):
+            problem = name_problem(name)
+            if problem is not None:
+                raise CheckoutError(f"name: {problem}", "name_invalid")
         identity = parse_phone(phone_raw, self.policy.region)
         existing, online = self._lookup(identity)
         if existing is not None:
@@ -550,8 +571,8 @@ class Checkout:
         op = EnrollOp(
             key=uuid7(),
             member_id=uuid7(),
-            first_name=first_name.strip(),
-            last_name=last_name.strip(),
+            first_name=first_name,
+            last_name=last_name,
             phone_key="" if self.server_hashes_phones else self.hasher.phone_key(identity.value),
             phone_last=identity.value[-2:],
             card_number=card_number,

@@ -6,6 +6,7 @@ import hashlib
 import os
 import threading
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -82,6 +83,36 @@ def uuid7() -> str:
     value |= 0b10 << 62
     value |= rand_b
     return str(uuid.UUID(int=value))
+
+
+NAME_MAX_COMBINING_RUN = 2  # a letter may carry two marks (Vietnamese ệ); more is an attack
+NAME_REFUSED_CATEGORIES = {"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"}
+
+
+def name_problem(text: str) -> str | None:
+    """Why `text` (in NFC) is not a person's name, or None: control, bidi-override,
+    zero-width, private-use or unassigned characters, runs of combining marks, or no letter
+    at all ("-'"). The terminal checks it before enrolling, the server again."""
+    run = 0
+    for char in text:
+        category = unicodedata.category(char)
+        if category in NAME_REFUSED_CATEGORIES:
+            return "control, bidi-override, zero-width or unassigned characters are refused"
+        run = run + 1 if category.startswith("M") else 0
+        if run > NAME_MAX_COMBINING_RUN:
+            return f"more than {NAME_MAX_COMBINING_RUN} combining marks on a letter"
+    if text and not any(char.isalpha() for char in text):
+        return "a name needs letters"
+    return None
+
+
+def tidy_name(value: str) -> str:
+    """A typed name in NFC without spaces or stray punctuation at either end ("Dana'" ->
+    "Dana", " -' " -> ""); inner punctuation stays ("O'Neil", "Anne-Marie")."""
+    text = unicodedata.normalize("NFC", value)
+    ends = "".join({c for c in text if unicodedata.category(c)[0] in "PZ" or c.isspace()} - {"."})
+    text = text.strip(ends)
+    return text.lstrip(".")
 
 
 # Digits after the point in each currency's minor unit (ISO 4217); 2 when not listed.

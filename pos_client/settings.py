@@ -43,6 +43,9 @@ class TerminalSettings:
     # A purchase above this amount (in the programme's currency) is confirmed before it is
     # recorded: a slip on the keypad (700 for 7.00) must not earn a fortune.
     confirm_amount_over: Decimal = Decimal("1000.00")
+    # The most one sale may total; the store server refuses more (LOYALTY_SERVER_MAX_SALE_
+    # AMOUNT, the same default): refused here before it is recorded, not after it syncs.
+    max_sale_amount: Decimal = Decimal("100000")
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,9 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
             inactivity_s=float(terminal.decimal("inactivity_s", minimum=Decimal(5))),
             confirm_amount_over=terminal.decimal(
                 "confirm_amount_over", Decimal("1000.00"), minimum=Decimal(0)
+            ),
+            max_sale_amount=terminal.decimal(
+                "max_sale_amount", Decimal("100000"), minimum=Decimal(1)
             ),
         ),
         admin=parse_admin(root.table("admin")),

@@ -341,12 +341,15 @@ ERROR_KEYS: dict[str, str] = {
     "already_member": N_("error.already_member"),
     "uid_cannot_spend": N_("error.uid_cannot_spend"),
     "phone_cannot_spend": N_("error.phone_cannot_spend"),
+    "scan_card_to_spend": N_("error.scan_card_to_spend"),
     "choose_reward": N_("error.choose_reward"),
     "offline_cap": N_("error.offline_cap"),
     "amount_zero": N_("error.amount_zero"),
     "amount_invalid": N_("error.amount_invalid"),
+    "amount_over_limit": N_("error.amount_over_limit"),
     "consent_required": N_("error.consent_required"),
     "name_required": N_("error.name_required"),
+    "name_invalid": N_("error.name_invalid"),
     "unknown_reward": N_("error.unknown_reward"),
     "unknown_target": N_("error.unknown_target"),
     "birthday_unavailable": N_("error.birthday_unavailable"),
@@ -391,6 +394,8 @@ def error_text(
             values[name] = format_points(language, program, value)
         elif name == "count" and isinstance(value, int):
             values[name] = value
+        elif name == "amount" and isinstance(value, Decimal) and program is not None:
+            values[name] = format_money(value, program.currency, language)
         elif name == "region":
             values["country"] = _country(str(value), language)
         elif name == "reward_id" and program is not None:

@@ -250,3 +250,35 @@ def test_an_amount_the_server_would_refuse_is_refused_before_it_is_recorded(
         assert refused.returncode != 0 and says in refused.stderr, refused.stderr
     queue = run(tmp_path, "queue", "status").stdout
     assert queue.startswith("pending 0,"), queue
+
+
+def test_a_name_without_letters_is_refused_and_stray_punctuation_trimmed(tmp_path: Path) -> None:
+    def enroll(phone: str, first_name: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(
+            tmp_path,
+            "enroll",
+            "--phone",
+            phone,
+            "--first-name",
+            first_name,
+            "--consent",
+            "--json",
+            check=check,
+        )
+
+    refused = enroll("+1 650 253 0091", "-' ", check=False)
+    assert refused.returncode == 1 and "name" in refused.stderr
+    assert run(tmp_path, "queue", "status").stdout.startswith("pending 0,")
+    joined = json.loads(enroll("+1 650 253 0092", "Dana'").stdout)
+    shown = json.loads(run(tmp_path, "identify", joined["card_number"], "--json").stdout)
+    assert shown["member"]["display_name"] == "Dana"
+
+
+def test_a_sale_above_the_limit_is_refused_before_it_is_recorded(tmp_path: Path) -> None:
+    run(tmp_path, "seed-demo")
+    lines = ["--line", "60000.00:cosmetics", "--line", "40000.01:cosmetics"]
+    refused = run(tmp_path, "earn", "--member", ANNA.card_number, *lines, check=False)
+    assert refused.returncode == 1 and "at most 100000" in refused.stderr, refused.stderr
+    assert run(tmp_path, "queue", "status").stdout.startswith("pending 0,")
+    lines[-1] = "40000.00:cosmetics"
+    run(tmp_path, "earn", "--member", ANNA.card_number, *lines)

@@ -54,3 +54,20 @@ def test_a_terminal_id_with_a_nul_in_the_config_file_is_refused(tmp_path: Path) 
     )
     assert result.returncode == 2 and "'terminal.id'" in result.stderr
     assert str(config) in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["doctor", "run"])
+def test_a_config_file_that_is_not_utf8_is_one_clear_line(tmp_path: Path, command: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_bytes(b"\xff\xfe garbage\x00")
+    result = subprocess.run(
+        [sys.executable, "-m", "pos_client.cli", "--config", str(config), command],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DISPLAY": ""},
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "configuration error" in lines[0] and "not UTF-8" in lines[0]

@@ -86,6 +86,37 @@ def test_a_kiosk_spends_only_after_the_card_not_on_a_typed_phone(tmp_path: Path)
     assert seen["by_card"] == {"asked": True, "said": "", "recorded": 0}
 
 
+SCAN_THE_CARD = "To spend, scan the barcode on your card"
+
+
+def test_a_kiosk_where_tags_do_not_spend_says_to_scan_the_card_for_tag_and_phone(
+    tmp_path: Path,
+) -> None:
+    """The kiosk example: a bare tag does not spend (redeem_on_uid = false) and neither does a
+    typed phone; the screen must not send the customer from one to the other."""
+    seen: dict[str, Any] = {}
+
+    def script(app: Any) -> Generator[Any, None, None]:
+        simulated(app).inject({"cmd": "tap", "value": ANNA.card_uid})
+        yield on(app, "member")
+        yield 0.1
+        seen["by_tag"] = [t for t in visible_texts() if t.startswith("To spend")]
+        yield from try_the_gift_card(app, seen, "tag_redeem")
+        yield from tap(text=app.tr("common.done"))
+        yield on(app, "idle")
+        yield from by_phone(app, ANNA.phone)
+        seen["by_phone"] = [t for t in visible_texts() if t.startswith("To spend")]
+        simulated(app).inject({"cmd": "scan", "value": ANNA.card_number})
+        yield lambda: not [t for t in visible_texts() if t.startswith("To spend")]
+        yield from try_the_gift_card(app, seen, "by_card")
+
+    settings = ui_settings(tmp_path, mode=Mode.KIOSK)
+    run_ui(replace(settings, offline=replace(settings.offline, redeem_on_uid=False)), script)
+    assert seen["by_tag"] == [SCAN_THE_CARD] and seen["by_phone"] == [SCAN_THE_CARD]
+    assert seen["tag_redeem"] == {"asked": False, "said": SCAN_THE_CARD, "recorded": 0}
+    assert seen["by_card"]["asked"] is True
+
+
 def test_a_kiosk_may_spend_by_phone_when_the_store_allows_it(tmp_path: Path) -> None:
     seen: dict[str, Any] = {}
 
