@@ -234,12 +234,19 @@ def doctor_checks(settings: Settings) -> list[Any]:
 def build_app(settings: Settings, running: RunningTerminal) -> Any:
     """The Kivy app over a running terminal (window options set before any window), in the
     terminal's mode: the configured one or the one staff switched it to."""
-    from pos_client.staff import kiosk_pin_problem
+    from pos_client.staff import MODE_FILE, kiosk_pin_problem
     from ui.window import configure_kivy
 
+    configured = settings.terminal.mode
     settings = running.terminal.settings
     problem = kiosk_pin_problem(settings.terminal.mode.value, settings.admin.pin)
     if problem is not None:
+        if settings.terminal.mode is not configured:  # the config file says otherwise
+            problem += (
+                f"; this terminal was switched to {settings.terminal.mode.value} mode on its"
+                f" staff screen (kept in {settings.storage.data_dir / MODE_FILE}: delete that"
+                f" file to start in the configured {configured.value} mode)"
+            )
         raise ConfigError(problem)
     configure_kivy(settings.terminal.fullscreen, settings.terminal.mode.value == "kiosk")
     from ui.app import PosApp  # after configure_kivy: importing the app creates the window

@@ -238,5 +238,26 @@ def test_a_saved_kiosk_mode_still_refuses_the_default_pin(tmp_path: Path) -> Non
     (settings.storage.data_dir / MODE_FILE).write_text('{"mode": "kiosk"}', encoding="utf-8")
     with run_terminal(settings) as running:
         assert running.terminal.settings.terminal.mode is Mode.KIOSK
-        with pytest.raises(ConfigError, match="default staff PIN"):
+        with pytest.raises(ConfigError, match="default staff PIN") as refused:
             build_app(settings, running)
+    # The config file says cashier: the message names the file that says kiosk.
+    assert MODE_FILE in str(refused.value) and "configured cashier mode" in str(refused.value)
+
+
+def test_a_message_in_one_language_does_not_stay_after_the_language_changes(
+    tmp_path: Path,
+) -> None:
+    """Switch mode to kiosk on the default PIN is refused with a message; changing the
+    language then must not leave that English sentence on a Russian screen."""
+    seen: dict[str, Any] = {}
+
+    def script(app: Any) -> Generator[Any, None, None]:
+        yield from unlock(app)
+        yield from tap(contains=app.tr("admin.mode"))
+        seen["refused"] = toast_shown(app, app.tr("admin.kiosk_pin"))
+        yield from tap(text="EN")
+        yield lambda: app.lang == "ru"
+        seen["after"] = app.message
+
+    run_ui(ui_settings(tmp_path), script)
+    assert seen["refused"] is True and seen["after"] == ""

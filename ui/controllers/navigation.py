@@ -78,6 +78,7 @@ class Navigator:
 
     def set_language(self, language: str) -> None:
         if language in self._languages:
+            self.clear_message()  # said in the previous language: stale in the new one
             self._shell.lang = language
             self._screens.current_screen.language_changed()
 
