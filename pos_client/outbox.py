@@ -539,8 +539,11 @@ class Outbox:
     def unsynced_for_member(self, member_id: str) -> tuple[int, int]:
         """(points expected to be earned, points to be redeemed) not yet acknowledged."""
         with self._lock:
+            # A dead sale's points will not arrive unless it is resent: not "pending". A dead
+            # redemption still holds its points back, so they cannot be spent twice.
             row = self.conn.execute(
-                "SELECT coalesce(sum(expected_points), 0), coalesce(sum(redeem_points), 0)"
+                "SELECT coalesce(sum(CASE WHEN state != 'dead' THEN expected_points END), 0),"
+                " coalesce(sum(redeem_points), 0)"
                 " FROM entries WHERE member_id = ? AND state IN ('pending', 'sending', 'dead')",
                 (member_id,),
             ).fetchone()
@@ -681,17 +684,20 @@ class Outbox:
         """Staff action: send dead entries again (the same keys, so never twice)."""
         now = _ts(utcnow())
         with self._write() as conn:
+            # A damaged entry cannot be read, so sending it again cannot help: it stays dead
+            # for staff to see (and `queue quarantine` to keep aside), never resent in a loop.
+            resendable = "state = 'dead' AND coalesce(error_code, '') != ?"
             if key is None:
                 cursor = conn.execute(
                     "UPDATE entries SET state = 'pending', next_attempt_at = ?, updated_at = ?,"
-                    " server_errors = 0 WHERE state = 'dead'",
-                    (now, now),
+                    f" server_errors = 0 WHERE {resendable}",
+                    (now, now, CORRUPT_ENTRY),
                 )
             else:
                 cursor = conn.execute(
                     "UPDATE entries SET state = 'pending', next_attempt_at = ?, updated_at = ?,"
-                    " server_errors = 0 WHERE state = 'dead' AND key = ?",
-                    (now, now, key),
+                    f" server_errors = 0 WHERE {resendable} AND key = ?",
+                    (now, now, CORRUPT_ENTRY, key),
                 )
             return cursor.rowcount
 

@@ -194,6 +194,7 @@ class PosApp(App):
             (OperationSynced, self.sale.on_synced),  # the receipt turns synced first
             (OperationSynced, self.status.on_synced),
             (OperationDead, self.status.on_dead),
+            (SyncStatus, self.staff_report_follows),  # the open staff report stays true
             (ScanEvent, self.member.on_scan_started),
         ]
         bus = self.running.terminal.bus
@@ -206,6 +207,11 @@ class PosApp(App):
         from ui.touch import watch_layout
 
         watch_layout()  # POS_UI_DEBUG_LAYOUT=path: what is on screen, for X-level tools
+
+    def staff_report_follows(self, _event: Any) -> None:
+        screen = self.sm.current_screen
+        if self.sm.current == "admin" and getattr(screen, "unlocked", False):
+            screen.update()
 
     def on_lang(self, _app: Any, _language: str) -> None:
         """Text the app sets itself (not kv) follows the language: title, readers' state."""

@@ -428,6 +428,8 @@ DEAD_KEYS: dict[str, str] = {
     "unknown_member": N_("dead.unknown_member"),
     "insufficient_points": N_("dead.insufficient_points"),
     "member_exists": N_("dead.member_exists"),
+    "corrupt_entry": N_("dead.corrupt_entry"),
+    "server_error": N_("dead.server_error"),
     "conflict": N_("dead.conflict"),
     "redemption_refused": N_("dead.refused"),
     "action_refused": N_("dead.refused"),

@@ -10,6 +10,7 @@ import os
 import stat
 from collections.abc import Generator
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import pytest
 
 from pos_client.bootstrap import build_app, run_terminal
 from pos_client.configfile import ConfigError
-from pos_client.demo import DEMO_MEMBERS
+from pos_client.demo import DEMO_MEMBERS, seed_demo_members
+from pos_client.domain import Purchase
 from pos_client.settings import Mode, Settings
 from pos_client.staff import MODE_FILE
 from tests.ui.conftest import run_ui, ui_settings
@@ -261,3 +263,44 @@ def test_a_message_in_one_language_does_not_stay_after_the_language_changes(
 
     run_ui(ui_settings(tmp_path), script)
     assert seen["refused"] is True and seen["after"] == ""
+
+
+def test_a_sale_damaged_on_this_terminal_is_said_so_and_not_resent_in_a_loop(
+    tmp_path: Path,
+) -> None:
+    """An entry damaged in the outbox file goes to the failed list; the staff screen says it
+    is damaged here (not "refused by the server"), and Resend says it cannot be resent."""
+    settings = ui_settings(tmp_path)
+    keys: list[str] = []
+    with run_terminal(settings) as running:
+        terminal = running.terminal
+        assert terminal.ledger is not None
+        seed_demo_members(terminal.ledger, terminal.checkout.hasher)
+        session = terminal.checkout.identify(ANNA.card_number)
+        terminal.network.set_online(False)  # kept in the outbox, not yet sent
+        for amount in ("10.00", "20.00"):
+            keys.append(terminal.checkout.earn(session, Purchase.of_amount(Decimal(amount))).key)
+        terminal.outbox.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        path = terminal.outbox.path
+    data = bytearray(path.read_bytes())
+    offset = data.find(f'"key":"{keys[0]}"'.encode())
+    assert offset > 0
+    data[offset : offset + 40] = b"\xff" * 40
+    path.write_bytes(bytes(data))
+    seen: dict[str, Any] = {}
+
+    def script(app: Any) -> Generator[Any, None, None]:
+        yield lambda: app.running.terminal.outbox.stats().dead == 1
+        yield from unlock(app)
+        seen["report"] = app.sm.get_screen("admin").outbox_text
+        yield from tap(text=app.tr("admin.retry"))
+        seen["said"] = app.message
+        yield 1.0
+        seen["after"] = app.sm.get_screen("admin").outbox_text
+        seen["dead"] = app.running.terminal.outbox.stats().dead
+
+    run_ui(settings, script)
+    assert "damaged on this terminal" in seen["report"], seen["report"]
+    assert "refused by the server" not in seen["report"]
+    assert seen["said"] == "The failed sales left are damaged on this terminal and cannot be resent"
+    assert seen["dead"] == 1 and "Failed: 1" in seen["after"], seen["after"]

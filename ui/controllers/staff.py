@@ -126,11 +126,12 @@ class StaffController:
             count = self._queue.retry_dead()
         except OutboxError as exc:
             return self._queue_problem(exc)
-        text = (
-            self._texts.tr("admin.retried", count=count)
-            if count
-            else self._texts.tr("admin.retry_none")
-        )
+        if count:
+            text = self._texts.tr("admin.retried", count=count)
+        elif self._queue.report().dead:  # only entries damaged here: resending cannot help
+            text = self._texts.tr("admin.retry_damaged")
+        else:
+            text = self._texts.tr("admin.retry_none")
         self._say(text)
         return text
 
