@@ -29,7 +29,14 @@ class PinResult:
     attempts_left: int = 0
 
 
+MAX_LOCKOUT_S = 3600.0  # the longest one lockout lasts, however many came before
+
+
 class PinGuard:
+    """Staff PIN attempts: after `max_attempts` wrong PINs, a lockout that doubles with each
+    lockout in a row (60 s, 120 s, 240 s ... at most an hour) until a right PIN: an unattended
+    kiosk's 4-digit PIN takes months to guess, not days. Kept across restarts."""
+
     def __init__(
         self,
         pin: str,
@@ -44,8 +51,13 @@ class PinGuard:
         self.clock = clock
         self.state_path = state_path
         self.failures = 0
+        self.lockouts = 0  # lockouts in a row since the last right PIN
         self.locked_until = 0.0
         self._load()
+
+    def lockout_length(self) -> float:
+        doubled = float(self.lockout_s) * float(2 ** min(self.lockouts, 32))
+        return min(doubled, max(MAX_LOCKOUT_S, float(self.lockout_s)))
 
     def locked_for(self) -> float:
         return max(0.0, self.locked_until - self.clock())
@@ -55,15 +67,17 @@ class PinGuard:
         if remaining > 0:
             return PinResult(False, remaining, 0)
         if hmac.compare_digest(attempt.encode(), self._pin.encode()):
-            self.failures = 0
+            self.failures = self.lockouts = 0
             self._save()
             return PinResult(True, 0.0, self.max_attempts)
         self.failures += 1
         if self.failures >= self.max_attempts:
+            length = self.lockout_length()
             self.failures = 0
-            self.locked_until = self.clock() + self.lockout_s
+            self.lockouts += 1
+            self.locked_until = self.clock() + length
             self._save()
-            return PinResult(False, self.lockout_s, 0)
+            return PinResult(False, length, 0)
         self._save()
         return PinResult(False, 0.0, self.max_attempts - self.failures)
 
@@ -74,6 +88,7 @@ class PinGuard:
             state = json.loads(self.state_path.read_text(encoding="utf-8"))
             failures = int(state["failures"])
             locked_until = float(state["locked_until"])
+            lockouts = int(state.get("lockouts", 0))
         except FileNotFoundError:
             return
         except (OSError, ValueError, KeyError, TypeError):
@@ -83,13 +98,18 @@ class PinGuard:
             return
         now = self.clock()
         self.failures = min(max(failures, 0), self.max_attempts - 1)
+        self.lockouts = min(max(lockouts, 0), 32)
         # Bounded: a clock set backwards or an edited file cannot lock staff out for days.
-        self.locked_until = min(locked_until, now + self.lockout_s)
+        self.locked_until = min(locked_until, now + self.lockout_length())
 
     def _save(self) -> None:
         if self.state_path is None:
             return
-        state = {"failures": self.failures, "locked_until": self.locked_until}
+        state = {
+            "failures": self.failures,
+            "lockouts": self.lockouts,
+            "locked_until": self.locked_until,
+        }
         temporary = self.state_path.with_suffix(".tmp")
         try:
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -38,6 +38,23 @@ def test_three_wrong_pins_lock_and_the_lock_ends(tmp_path: Path) -> None:
     assert guard.check("1357").ok
 
 
+def test_each_lockout_in_a_row_doubles_up_to_an_hour_even_across_restarts(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    state = tmp_path / "staff-lock.json"
+    lengths = []
+    for _ in range(8):
+        guard = PinGuard("1357", 3, 60, clock, state)  # a restart between lockouts
+        results = [guard.check("0000") for _ in range(3)]
+        lengths.append(results[-1].locked_for_s)
+        clock.now += results[-1].locked_for_s + 1
+    assert lengths == [60, 120, 240, 480, 960, 1920, 3600, 3600]
+    assert PinGuard("1357", 3, 60, clock, state).check("1357").ok  # a right PIN resets it
+    guard = PinGuard("1357", 3, 60, clock, state)
+    assert [guard.check("0000") for _ in range(3)][-1].locked_for_s == 60
+
+
 def test_the_lockout_survives_a_restart(tmp_path: Path) -> None:
     clock = FakeClock()
     state = tmp_path / "staff-lock.json"
