@@ -777,6 +777,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     os.environ.setdefault("KIVY_NO_ARGS", "1")
+    # Kivy logs through Python's logging (configured above) instead of adding a console
+    # handler of its own, which printed every line twice.
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
     try:
         code: int = args.handler(args)
         return code
