@@ -45,6 +45,8 @@ def test_a_line_added_by_mistake_is_removed(tmp_path: Path) -> None:
         yield from tap(text=tr("member.earn"))
         yield on(app, "earn")
         earn = app.sm.get_screen("earn")
+        yield from tap(text=tr("earn.remove_line"))  # nothing added yet: said so
+        seen["nothing"] = app.message
         yield from tap_keys("40")
         yield from tap(text=tr("earn.add_line"))
         yield from tap_keys("700")  # meant 7.00
@@ -58,6 +60,7 @@ def test_a_line_added_by_mistake_is_removed(tmp_path: Path) -> None:
         seen["receipt"] = app.sm.get_screen("receipt").summary_text
 
     run_ui(ui_settings(tmp_path), script)
+    assert seen["nothing"] == "No line added yet: nothing to remove"
     assert seen["added"] == "$40.00  No category\n$700.00  No category"
     assert seen["removed"][0] == "$40.00  No category"
     assert seen["removed"][1].startswith("$40.00: ")

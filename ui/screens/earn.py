@@ -93,8 +93,10 @@ class EarnScreen(PosScreen):
 
     def remove_line(self) -> None:
         """Take back the last line added (a slip on the keypad)."""
-        if self.lines:
-            self.lines.pop()
+        if not self.lines:
+            self.pos_app.nav.show_message(self.pos_app.tr("earn.no_line_to_remove"))
+            return
+        self.lines.pop()
         self.update_preview()
 
     def all_lines(self) -> list[tuple[str, str]]:
