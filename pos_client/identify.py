@@ -221,19 +221,23 @@ def _checked(raw: object) -> str:
     if not isinstance(raw, str):
         raise IdentifyError("input must be text")
     if any(ord(c) < 32 and c not in "\r\n\t" + GS_SEPARATOR for c in raw) or "\x7f" in raw:
-        raise IdentifyError("input has control characters: scanner garbage or a misread")
+        raise IdentifyError(
+            "input has control characters: scanner garbage or a misread", "scan_garbage"
+        )
     text = raw.strip()
     if not text:
         raise IdentifyError("nothing was read")
     if len(text) > MAX_RAW_LENGTH:
-        raise IdentifyError(f"input too long ({len(text)} characters, at most {MAX_RAW_LENGTH})")
+        raise IdentifyError(
+            f"input too long ({len(text)} characters, at most {MAX_RAW_LENGTH})", "too_long"
+        )
     if not text.isascii():
         position = next(i for i, c in enumerate(text) if not c.isascii())
         kind = "a digit of another script" if text[position].isdigit() else "a character"
         raise IdentifyError(
             f"input has {kind} outside ASCII at position {position + 1} (U+"
             f"{ord(text[position]):04X}): cards, scanners and phone numbers use 0-9 and A-Z",
-            "invalid",
+            "foreign_characters",
         )
     return text
 

@@ -330,6 +330,9 @@ def next_tier_text(language: str, program: Program, view: MemberView) -> str:
 ERROR_KEYS: dict[str, str] = {
     # identify
     "invalid": N_("error.invalid"),
+    "scan_garbage": N_("error.scan_garbage"),
+    "too_long": N_("error.too_long"),
+    "foreign_characters": N_("error.foreign_characters"),
     "phone_empty": N_("error.phone_empty"),
     "phone_invalid": N_("error.phone_invalid"),
     "not_loyalty_code": N_("error.not_loyalty_code"),

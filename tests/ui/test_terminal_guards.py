@@ -64,3 +64,29 @@ def test_a_cashier_mid_sale_is_not_reset_by_the_kiosk_timeout(tmp_path: Path) ->
 
     run_ui(ui_settings(tmp_path, inactivity_s=1.0), script)
     assert seen == {"screen": "earn", "amount": "25"}
+
+
+def test_a_refused_scan_says_why_on_screen(tmp_path: Path) -> None:
+    """Scanner garbage, another script's digits and an over-long code each get their own
+    sentence, not a generic "did not read correctly"."""
+    seen: dict[str, str] = {}
+    scans = {
+        "garbage": "29000\x0700018",
+        "foreign": "\u0662\u0669\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0661\u0668",
+        "long": "9" * 300,
+    }
+
+    def script(app: Any) -> Generator[Any, None, None]:
+        for name, value in scans.items():
+            app.message = ""
+            simulated(app).inject({"cmd": "scan", "value": value})
+            yield lambda: bool(app.message)
+            seen[name] = app.message
+        yield 0.1
+
+    run_ui(ui_settings(tmp_path), script)
+    assert seen == {
+        "garbage": "The scanner sent unreadable characters: please scan again",
+        "foreign": "Only digits 0–9 and letters A–Z can be read here",
+        "long": "Too long for a card or a phone number",
+    }
