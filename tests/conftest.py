@@ -34,3 +34,11 @@ def make_settings(data_dir: Path, program: str = "category_tiers", **env: str) -
 def terminal(tmp_path: Path) -> Iterator[Terminal]:
     with build_terminal(make_settings(tmp_path)) as built:
         yield built
+
+
+def damage_stored_entry(outbox_path: Path, key: str) -> None:
+    """40 bytes of 0xFF written over one stored sale in the outbox file (checkpointed)."""
+    data = bytearray(outbox_path.read_bytes())
+    offset = data.index(f'"key":"{key}"'.encode())
+    data[offset : offset + 40] = b"\xff" * 40
+    outbox_path.write_bytes(bytes(data))

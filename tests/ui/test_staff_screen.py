@@ -22,6 +22,7 @@ from pos_client.demo import DEMO_MEMBERS, seed_demo_members
 from pos_client.domain import Purchase
 from pos_client.settings import Mode, Settings
 from pos_client.staff import MODE_FILE
+from tests.conftest import damage_stored_entry
 from tests.ui.conftest import run_ui, ui_settings
 from ui.demo import on, simulated
 from ui.dialogs import ConfirmDialog, shown_dialog
@@ -282,11 +283,7 @@ def test_a_sale_damaged_on_this_terminal_is_said_so_and_not_resent_in_a_loop(
             keys.append(terminal.checkout.earn(session, Purchase.of_amount(Decimal(amount))).key)
         terminal.outbox.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         path = terminal.outbox.path
-    data = bytearray(path.read_bytes())
-    offset = data.find(f'"key":"{keys[0]}"'.encode())
-    assert offset > 0
-    data[offset : offset + 40] = b"\xff" * 40
-    path.write_bytes(bytes(data))
+    damage_stored_entry(path, keys[0])
     seen: dict[str, Any] = {}
 
     def script(app: Any) -> Generator[Any, None, None]:

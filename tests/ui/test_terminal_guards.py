@@ -78,9 +78,9 @@ def test_a_refused_scan_says_why_on_screen(tmp_path: Path) -> None:
 
     def script(app: Any) -> Generator[Any, None, None]:
         for name, value in scans.items():
-            app.message = ""
+            before = app.message  # each refusal has its own sentence: wait for the change
             simulated(app).inject({"cmd": "scan", "value": value})
-            yield lambda: bool(app.message)
+            yield lambda before=before: app.message not in ("", before)
             seen[name] = app.message
         yield 0.1
 
