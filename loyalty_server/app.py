@@ -84,9 +84,11 @@ class PairIn(BaseModel):
 
     code: SafeStr = Field(min_length=4, max_length=32, pattern=r"^[A-Za-z0-9]+$")
     share_phone_key: bool = Field(
-        True,
-        description="false: the store-wide phone key stays on the server, which keys the "
-        "numbers this terminal sends (lookup kind phone_number, enroll with phone)",
+        False,
+        description="true: an older terminal asks for the store-wide phone key; it is given "
+        "only where the store allows it (LOYALTY_SERVER_SHARE_PHONE_KEY=1). Otherwise the key "
+        "stays on the server, which keys the numbers terminals send (lookup kind "
+        "phone_number, enroll with phone)",
     )
 
 
@@ -424,7 +426,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 log.info("pairing refused from %s (%d failed in the last minute)", address, count)
             raise HTTPException(403, str(exc)) from None
         log.info("terminal %s paired", terminal_id)
-        shared = phone_key if body.share_phone_key else None
+        # Asked for by older terminals; given only where the store allows it (settings).
+        shared = phone_key if body.share_phone_key and settings.share_phone_key else None
         return PairOut(terminal_id=terminal_id, token=token, phone_key=shared)
 
     @app.post(

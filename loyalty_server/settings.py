@@ -41,6 +41,11 @@ class ServerSettings:
     # partner has its own cap in partner_daily_caps ("sky-miles=50000,other=1000").
     partner_daily_points: int = 1_000_000
     partner_daily_caps: tuple[tuple[str, int], ...] = ()
+    # The store-wide phone key stays here: terminals send numbers over TLS and the server
+    # keys them. Only for terminals from before that (which ask for the key when pairing)
+    # may a store turn this on, LOYALTY_SERVER_SHARE_PHONE_KEY=1, knowing what a stolen
+    # terminal then gives away.
+    share_phone_key: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.offline_window_days < self.key_retention_days:
@@ -81,5 +86,9 @@ def from_environment(**overrides: object) -> ServerSettings:
             raise ValueError(f"LOYALTY_SERVER_{spec.name.upper()}: expected a whole number")
         values[spec.name] = int(raw) if raw else spec.default
     values["partner_daily_caps"] = parse_caps(env.get("LOYALTY_SERVER_PARTNER_DAILY_CAPS", ""))
+    share = env.get("LOYALTY_SERVER_SHARE_PHONE_KEY", "0").strip().lower()
+    if share not in ("0", "1", "true", "false", ""):
+        raise ValueError("LOYALTY_SERVER_SHARE_PHONE_KEY: expected 0 or 1")
+    values["share_phone_key"] = share in ("1", "true")
     values.update({k: v for k, v in overrides.items() if v is not None})
     return ServerSettings(**values)  # type: ignore[arg-type]

@@ -120,7 +120,8 @@ def http_terminal(
     answer = server.pair(data_dir.name)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "terminal.token").write_text(answer["token"])
-    (data_dir / "phone.key").write_text(answer["phone_key"])
+    if answer.get("phone_key"):  # a server that still shares the store-wide key
+        (data_dir / "phone.key").write_text(answer["phone_key"])
     settings = make_settings(data_dir)
     settings = replace(
         settings,

@@ -160,3 +160,32 @@ def test_a_lookup_by_number_must_be_e164(server: ServerProcess) -> None:
             timeout=10,
         )
         assert response.status_code in (400, 422), (bad, response.status_code)
+
+
+def pair_asking_for_the_key(server: ServerProcess) -> dict[str, object]:
+    response = requests.post(
+        server.url + "/v1/terminals/pair",
+        json={"code": server.pairing_code("old-desk"), "share_phone_key": True},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    answer: dict[str, object] = response.json()
+    return answer
+
+
+def test_a_terminal_asking_for_the_store_key_does_not_get_it_by_default(
+    server: ServerProcess,
+) -> None:
+    answer = pair_asking_for_the_key(server)
+    assert answer["token"] and answer.get("phone_key") is None
+
+
+def test_a_store_may_share_the_key_with_older_terminals_on_purpose(tmp_path: Path) -> None:
+    database = f"sqlite+pysqlite:///{tmp_path / 'legacy.sqlite'}"
+    process = ServerProcess(database, tmp_path, LOYALTY_SERVER_SHARE_PHONE_KEY="1")
+    process.start()
+    try:
+        answer = pair_asking_for_the_key(process)
+        assert answer.get("phone_key") == process.key_file.read_text().strip()
+    finally:
+        process.stop()
