@@ -60,12 +60,17 @@ def database_url(
     return url
 
 
-@pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    process = ServerProcess(database_url, tmp_path, **SERVER_ENV)
+def running_server(database_url: str, tmp_path: Path, **env: str) -> Iterator[ServerProcess]:
+    """A seeded server process for one test; afterwards its log must hold no traceback."""
+    process = ServerProcess(database_url, tmp_path, **{**SERVER_ENV, **env})
     process.seed()
     process.start()
     yield process
     process.stop()
     log = process.log_path.read_text()
     assert "Traceback" not in log, log[-3000:]
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    yield from running_server(database_url, tmp_path)

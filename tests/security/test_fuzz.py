@@ -22,7 +22,7 @@ from loyalty_server.schema import pairing_codes, terminals
 from pos_client.demo import DEMO_MEMBERS
 from tests.integration.server_helpers import ServerProcess
 from tests.security.attack import headers, member_id, sale, snapshot
-from tests.security.conftest import SERVER_ENV
+from tests.security.conftest import running_server
 
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
 SOAK = bool(os.environ.get("POS_CLIENT_SOAK"))
@@ -101,14 +101,9 @@ def encode(value: Any) -> bytes:
 @pytest.fixture
 def fuzz_server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
     """The suite's server, with room for every fuzzed operation in a minute."""
-    env = {**SERVER_ENV, "LOYALTY_SERVER_OPERATIONS_PER_TERMINAL_PER_MINUTE": "1000000"}
-    process = ServerProcess(database_url, tmp_path, **env)
-    process.seed()
-    process.start()
-    yield process
-    process.stop()
-    log = process.log_path.read_text()
-    assert "Traceback" not in log, log[-3000:]
+    yield from running_server(
+        database_url, tmp_path, LOYALTY_SERVER_OPERATIONS_PER_TERMINAL_PER_MINUTE="1000000"
+    )
 
 
 def test_fuzzed_batches_never_5xx_and_move_balances_only_by_applied_operations(

@@ -16,14 +16,19 @@ from ui.touch import tap, tap_keys
 ANNA = DEMO_MEMBERS[0]
 
 
+def to_purchase(app: Any) -> Generator[Any, None, None]:
+    """Anna at the desk, her purchase screen open (by taps)."""
+    yield from to_member(app, ANNA)
+    yield from tap(text=app.tr("member.earn"))
+    yield on(app, "earn")
+
+
 def test_a_zero_or_empty_line_says_so_and_adds_nothing(tmp_path: Path) -> None:
     seen: dict[str, Any] = {}
 
     def script(app: Any) -> Generator[Any, None, None]:
         tr = app.tr
-        yield from to_member(app, ANNA)
-        yield from tap(text=tr("member.earn"))
-        yield on(app, "earn")
+        yield from to_purchase(app)
         earn = app.sm.get_screen("earn")
         yield from tap(text=tr("earn.add_line"))  # nothing typed
         seen["empty"] = (app.message, list(earn.lines))
@@ -41,9 +46,7 @@ def test_a_line_added_by_mistake_is_removed(tmp_path: Path) -> None:
 
     def script(app: Any) -> Generator[Any, None, None]:
         tr = app.tr
-        yield from to_member(app, ANNA)
-        yield from tap(text=tr("member.earn"))
-        yield on(app, "earn")
+        yield from to_purchase(app)
         earn = app.sm.get_screen("earn")
         yield from tap(text=tr("earn.remove_line"))  # nothing added yet: said so
         seen["nothing"] = app.message
@@ -90,9 +93,7 @@ def test_a_large_amount_is_confirmed_before_it_is_recorded(tmp_path: Path) -> No
         yield on(app, "receipt")
         seen["after_ok"] = recorded(app) - before
         yield from tap(text=tr("common.done"))
-        yield from to_member(app, ANNA)
-        yield from tap(text=tr("member.earn"))
-        yield on(app, "earn")
+        yield from to_purchase(app)
         yield from tap_keys("1000")  # at the limit: no question
         yield from tap(text=tr("earn.confirm"))
         yield on(app, "receipt")
