@@ -27,7 +27,14 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from loyalty_server import partners as partner_store
 from loyalty_server import strict, terminals
-from loyalty_server.limits import BodyLimit, LockoutGate, PairingGuard, clean_text, mask_card
+from loyalty_server.limits import (
+    BodyLimit,
+    KeyedLocks,
+    LockoutGate,
+    PairingGuard,
+    clean_text,
+    mask_card,
+)
 from loyalty_server.phones import e164_or_none, key_enrollment_phones
 from loyalty_server.schema import flags
 from loyalty_server.settings import ServerSettings
@@ -211,7 +218,8 @@ class Problem(BaseModel):
 class PartnerTransferIn(BaseModel):
     """One inbound transfer: the partner's units for a member, credited as points."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict: units must be a JSON integer ("25", 25.0, true are refused, not coerced).
+    model_config = ConfigDict(extra="forbid", strict=True)
     reference: str = Field(
         min_length=1,
         max_length=64,
@@ -300,6 +308,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     phone_hasher = PhoneHasher(bytes.fromhex(phone_key))
     phone_limiter = RateLimiter(settings.phone_lookups_per_minute)
     lookup_limiter = RateLimiter(settings.lookups_per_minute)
+    terminal_locks = KeyedLocks()
     pairing_guard = PairingGuard(
         settings.pairing_failures_per_minute, settings.pairing_lockout_s, time.monotonic
     )
@@ -536,10 +545,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
         bodies = [op.model_dump() for op in body.operations]  # type: ignore[attr-defined]
         key_enrollment_phones(bodies, phone_hasher)
         try:
-            room = operations_room(who.id)
-            outcomes = ledger.apply_many(
-                bodies[:room], allowed_kinds=TERMINAL_KINDS, terminal_id=who.id
-            )
+            # One batch at a time per terminal in this process: the room is counted and used
+            # under the lock, so parallel batches cannot all see the same free room. (Across
+            # several server processes the count needs the database: issue 15.)
+            with terminal_locks.lock(who.id):
+                room = operations_room(who.id)
+                outcomes = ledger.apply_many(
+                    bodies[:room], allowed_kinds=TERMINAL_KINDS, terminal_id=who.id
+                )
         except (OperationalError, DBAPIError) as exc:
             log.warning("batch not applied now: %s", type(exc).__name__)
             raise HTTPException(503, "database unavailable, retry later") from None

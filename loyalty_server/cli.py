@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,8 +50,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if not args.no_migrate:
         migrate(settings.database_url)
+    # X-Forwarded-For is believed only from the proxies the store names: uvicorn's default
+    # (trust it from 127.0.0.1) let anyone behind a same-host TCP relay pick the address the
+    # pairing lockout counts.
+    trusted = os.environ.get("LOYALTY_SERVER_TRUSTED_PROXIES", "").strip()
     uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
     )
     return 0
 

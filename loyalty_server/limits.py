@@ -186,3 +186,15 @@ class LockoutGate:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": 429, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+class KeyedLocks:
+    """A lock per key (a terminal id), made on first use; the dictionary itself is guarded."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())

@@ -32,6 +32,8 @@ def key_enrollment_phones(bodies: list[dict[str, Any]], hasher: PhoneHasher) -> 
         if body.get("type") != "enroll" or "phone" not in body:
             continue
         e164 = e164_or_none(body.pop("phone"))
-        if e164 is not None and "phone_key" not in body:
+        if "phone_key" in body:  # both: which one is the member's? refused, not guessed
+            body["phone_key"] = ""
+        elif e164 is not None:
             body["phone_key"] = hasher.phone_key(e164)
             body["phone_last"] = e164[-2:]

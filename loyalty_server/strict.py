@@ -17,9 +17,10 @@ import dataclasses
 import re
 import unicodedata
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
-from pos_client.domain import MINOR_UNIT_EXPONENT, name_problem
+from pos_client.domain import MINOR_UNIT_EXPONENT, name_problem, utcnow
 from pos_client.identify import CODE128_CHARS, gs1_check_digit
 from pos_client.operations import EnrollOp, Operation, OpRejected, SaleOp
 
@@ -67,7 +68,8 @@ def card_number_problem(value: str) -> str | None:
 
 
 def phone_key_problem(value: str) -> str | None:
-    if not PHONE_KEY_PATTERN.match(value):
+    if not PHONE_KEY_PATTERN.match(value) or value.isdigit():
+        # An HMAC's 64 hex digits are all 0-9 once in 10^13: all digits is a padded number.
         return "expected the HMAC-SHA256 of the number (64 lowercase hex digits), not a number"
     return None
 
@@ -99,6 +101,9 @@ def checker(currency: str) -> Callable[[Operation, dict[str, Any]], Operation]:
             first = clean_name(op.first_name, "first_name")
             if not first:
                 raise refuse("first_name", "a name is needed")
+            # A day of slack for the zones ahead of UTC; a later birthday is a typo or a trick.
+            if op.birthday is not None and op.birthday > utcnow().date() + timedelta(days=1):
+                raise refuse("birthday", "in the future")
             op = dataclasses.replace(
                 op, first_name=first, last_name=clean_name(op.last_name, "last_name")
             )

@@ -555,6 +555,8 @@ class Checkout:
             raise CheckoutError(
                 "the customer must accept the programme terms to join", "consent_required"
             )
+        if birthday is not None and birthday > self.clock().date() + timedelta(days=1):
+            raise CheckoutError("the birthday is in the future", "invalid")
         first_name, last_name = tidy_name(first_name), tidy_name(last_name)
         if not first_name:
             raise CheckoutError("a first name is needed", "name_required")

@@ -87,6 +87,11 @@ def uuid7() -> str:
 
 NAME_MAX_COMBINING_RUN = 2  # a letter may carry two marks (Vietnamese ệ); more is an attack
 NAME_REFUSED_CATEGORIES = {"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"}
+# Characters that draw nothing though Unicode calls them letters or marks: Hangul fillers,
+# the combining grapheme joiner, Khmer inherent vowels, the Braille blank, and the like.
+INVISIBLE_LETTERS = frozenset(
+    "\u115f\u1160\u3164\uffa0\u034f\u17b4\u17b5\u2800\u180b\u180c\u180d\u180e\u180f"
+)
 
 
 def name_problem(text: str) -> str | None:
@@ -96,8 +101,10 @@ def name_problem(text: str) -> str | None:
     run = 0
     for char in text:
         category = unicodedata.category(char)
-        if category in NAME_REFUSED_CATEGORIES:
-            return "control, bidi-override, zero-width or unassigned characters are refused"
+        if category in NAME_REFUSED_CATEGORIES or char in INVISIBLE_LETTERS:
+            return (
+                "control, invisible, bidi-override, zero-width or unassigned characters are refused"
+            )
         run = run + 1 if category.startswith("M") else 0
         if run > NAME_MAX_COMBINING_RUN:
             return f"more than {NAME_MAX_COMBINING_RUN} combining marks on a letter"

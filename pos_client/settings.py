@@ -246,6 +246,9 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
     url = backend.text("url")
     if kind is BackendKind.HTTP and not url.startswith(("http://", "https://")):
         raise backend.fail("url", "backend.kind is http, so url must start with https://")
+    if kind is BackendKind.HTTP and url.startswith("http://") and not _loopback(url):
+        # The token and phone numbers would cross the network in clear.
+        raise backend.fail("url", "plain http:// only to this machine (loopback); use https://")
     sync = root.table("sync")
     offline = root.table("offline")
     privacy = root.table("privacy")
@@ -291,7 +294,7 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
         consent_text_id=root.table("enrollment").text("consent_text_id"),
         phone_key_file=Path(key_file).expanduser() if key_file else data_dir / "phone.key",
         lookup_key_file=Path(lookup_key).expanduser() if lookup_key else None,
-        offline_lookup_days=privacy.integer("offline_lookup_days", minimum=1),
+        offline_lookup_days=bounded(privacy, "offline_lookup_days", 1, MAX_OFFLINE_LOOKUP_DAYS),
         config_dir=config_dir,
         sources=tuple(sources),
         readers=parse_readers(root),
@@ -351,3 +354,30 @@ def parse_readers(root: Section) -> tuple[ReaderSettings, ...]:
         options = {k: v for k, v in reader.data.items() if k not in ("kind", "name")}
         readers.append(ReaderSettings(reader.text("kind"), name, options))
     return tuple(readers)
+
+
+MAX_OFFLINE_LOOKUP_DAYS = 3650  # ten years: past that a date overflows, and it is no "lifetime"
+
+
+def bounded(section: Any, name: str, minimum: int, maximum: int) -> int:
+    value: int = section.integer(name, minimum=minimum)
+    if value > maximum:
+        raise section.fail(name, f"must be at most {maximum}, got {value}")
+    return value
+
+
+def _loopback(url: str) -> bool:
+    """Whether the URL's host is this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -70,6 +70,22 @@ def test_pairing_guesses_are_locked_out_and_logged_without_the_code(
     assert "Traceback" not in log
 
 
+def test_a_forged_forwarded_for_header_does_not_dodge_the_pairing_lockout(
+    server: ServerProcess,
+) -> None:
+    """Proxy headers are believed only from LOYALTY_SERVER_TRUSTED_PROXIES (none here)."""
+    statuses = [
+        requests.post(
+            server.url + "/v1/terminals/pair",
+            json={"code": f"WRONG{n:05d}"},
+            headers={"X-Forwarded-For": f"10.0.{n}.1"},
+            timeout=10,
+        ).status_code
+        for n in range(12)
+    ]
+    assert statuses == [403] * 10 + [429] * 2
+
+
 def test_card_lookups_and_member_reads_are_rate_limited_per_terminal(
     server: ServerProcess,
 ) -> None:

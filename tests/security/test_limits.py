@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -79,3 +80,19 @@ def test_operations_per_terminal_per_minute(server: ServerProcess) -> None:
     # Another terminal is not slowed down by this one.
     other = server.pair("other")["token"]
     assert batch(server, other, sale(anna, "1.00"))[0]["outcome"] == "applied"
+
+
+def test_batches_sent_in_parallel_share_the_per_minute_limit(server: ServerProcess) -> None:
+    """The room is counted under a per-terminal lock: 6 parallel batches of 50 cannot all see
+    the same free room (before the lock, all 300 were applied)."""
+    token = server.pair("parallel")["token"]
+    anna = member_id(server, ANNA.card_number)
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(
+            pool.map(
+                lambda _n: batch(server, token, *[sale(anna, "0.00") for _ in range(50)]),
+                range(6),
+            )
+        )
+    applied = sum(r["outcome"] == "applied" for results in answers for r in results)
+    assert applied == 120  # LOYALTY_SERVER_OPERATIONS_PER_TERMINAL_PER_MINUTE

@@ -145,3 +145,17 @@ def test_partner_tokens_are_stored_hashed(server: ServerProcess) -> None:
     with server.ledger().engine.connect() as conn:
         stored = conn.execute(select(partners.c.token_hash)).scalar_one()
     assert token not in stored and len(stored) == 64
+
+
+def test_partner_units_must_be_a_json_integer(server: ServerProcess) -> None:
+    token = partner_token(server)
+    before = snapshot(server)
+    for units in ("25", 25.0, " 25 ", "2_5", True):
+        response = requests.post(
+            server.url + "/v1/partner/transfers",
+            json={"reference": f"LOOSE-{units!r}", "card_number": ANNA.card_number, "units": units},
+            headers=headers(token),
+            timeout=10,
+        )
+        assert response.status_code == 422, (units, response.status_code)
+    assert snapshot(server) == before

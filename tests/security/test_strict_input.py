@@ -49,6 +49,12 @@ BAD_NAMES = {
     "64 combining marks": "Z" + "\u0301" * 64,
     "private use": "Zo\ue000",
     "blank": " ",
+    "Hangul filler": "\u3164",
+    "Hangul jungseong filler": "\u1160",
+    "combining grapheme joiner": "A\u034f",
+    "Khmer inherent vowel": "A\u17b4",
+    "Braille blank": "\u2800B",
+    "no letter": "-'",
 }
 BAD_AMOUNTS = {
     "spaces": " 10 ",
@@ -75,6 +81,9 @@ BAD_ENROLLMENTS = {
     "card with spaces": {"card_number": "2900 0000 0999 8"},
     "raw phone as phone_key": {"phone_key": "+79123456789"},
     "digits as phone_key": {"phone_key": "79123456789"},
+    "a number padded to 64 digits as phone_key": {"phone_key": "7" * 64},
+    "both a phone and a phone_key": {"phone": "+16502530077"},
+    "a birthday in the future": {"birthday": "2990-01-01"},
     "upper-case hex phone_key": {"phone_key": "AB" * 32},
     "short hex phone_key": {"phone_key": "ab" * 31},
     "phone_last not digits": {"phone_last": "x9"},

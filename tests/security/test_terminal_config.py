@@ -20,6 +20,7 @@ from tests.conftest import REPO
         ("POS_CLIENT__TERMINAL__ID", "T" * 65, "at most 64 characters"),
         ("POS_CLIENT__TERMINAL__ID", "   ", "'terminal.id'"),
         ("POS_CLIENT__STORE__TIMEZONE", "Mars/Olympus", "not a known time zone"),
+        ("POS_CLIENT__PRIVACY__OFFLINE_LOOKUP_DAYS", "800000", "at most 3650"),
         ("POS_CLIENT__STORE__TIMEZONE", "../../etc/passwd", "not a known time zone"),
         ("POS_CLIENT__ADMIN__PIN", "\uff12\uff14\uff16\uff18", "'admin.pin'"),  # full-width
         ("POS_CLIENT__ADMIN__PIN", "\u0662\u0664\u0666\u0668", "'admin.pin'"),  # Arabic-Indic
@@ -71,3 +72,29 @@ def test_a_config_file_that_is_not_utf8_is_one_clear_line(tmp_path: Path, comman
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert "configuration error" in lines[0] and "not UTF-8" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("http://192.0.2.2:18181", True),
+        ("http://store.example:8080", True),
+        ("http://127.0.0.1:18080", False),
+        ("http://localhost:18080", False),
+        ("https://store.example:8443", False),
+    ],
+)
+def test_plain_http_goes_only_to_this_machine(tmp_path: Path, url: str, refused: bool) -> None:
+    """The token and phone numbers never cross the network in clear."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(tmp_path / "d"), "doctor"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "POS_CLIENT__BACKEND__KIND": "http", "POS_CLIENT__BACKEND__URL": url},
+    )
+    said = "plain http:// only to this machine" in result.stderr
+    assert said == refused, result.stderr
+    if refused:
+        assert result.returncode == 2 and "'backend.url'" in result.stderr
