@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pos_client.bootstrap import build_app, run_terminal
+from pos_client.bootstrap import build_app, build_terminal, run_terminal
 from pos_client.configfile import ConfigError
 from pos_client.demo import DEMO_MEMBERS, seed_demo_members
 from pos_client.domain import Purchase
@@ -273,12 +273,10 @@ def test_a_sale_damaged_on_this_terminal_is_said_so_and_not_resent_in_a_loop(
     is damaged here (not "refused by the server"), and Resend says it cannot be resent."""
     settings = ui_settings(tmp_path)
     keys: list[str] = []
-    with run_terminal(settings) as running:
-        terminal = running.terminal
+    with build_terminal(settings) as terminal:  # no sync thread: the sales stay pending
         assert terminal.ledger is not None
         seed_demo_members(terminal.ledger, terminal.checkout.hasher)
         session = terminal.checkout.identify(ANNA.card_number)
-        terminal.network.set_online(False)  # kept in the outbox, not yet sent
         for amount in ("10.00", "20.00"):
             keys.append(terminal.checkout.earn(session, Purchase.of_amount(Decimal(amount))).key)
         terminal.outbox.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
