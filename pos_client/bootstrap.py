@@ -21,7 +21,13 @@ from pos_client.files import private_dir, private_file
 from pos_client.outbox import Outbox
 from pos_client.ports import Backend
 from pos_client.privacy import PhoneHasher, load_or_create_key
-from pos_client.program import load_program
+from pos_client.program import load_program, load_program_document, resolve_program_path
+from pos_client.program_updates import (
+    PROGRAM_CACHE_FILE,
+    ProgramCache,
+    ProgramChanged,
+    ProgramUpdater,
+)
 from pos_client.queue_service import QueueService
 from pos_client.rules import Program
 from pos_client.settings import BackendKind, Settings
@@ -50,6 +56,14 @@ class Terminal:
 
     def __post_init__(self) -> None:
         self.queue = QueueService(self.outbox, self.sync)
+
+    def adopt_program(self, program: Program, version: str) -> None:
+        """Preview with the store server's programme from now on (the sync thread calls
+        this; the UI hears ProgramChanged and follows on its own clock)."""
+        self.program = program
+        self.checkout.program = program
+        self.checkout.program_version = version
+        self.bus.publish(ProgramChanged(program.id, version))
 
     def close(self) -> None:
         self.sync.stop()
@@ -254,8 +268,24 @@ def build_app(settings: Settings, running: RunningTerminal) -> Any:
     return PosApp(running)
 
 
+def terminal_program(settings: Settings) -> tuple[Program, str, ProgramCache | None]:
+    """The programme a terminal starts with and its version: on the store server's backend,
+    the server's programme as last cached (the local preset until the server answered once);
+    on the embedded ledger, the local preset it applies."""
+    document = load_program_document(settings.program, settings.config_dir)
+    origin = str(resolve_program_path(settings.program, settings.config_dir))
+    if settings.backend.kind is not BackendKind.HTTP:
+        return document.parse(origin), document.version, None
+    cache = ProgramCache(settings.storage.data_dir / PROGRAM_CACHE_FILE)
+    cached = cache.load()
+    if cached is not None:
+        log.info("previewing with the store programme version %s (cached)", cached[0].version)
+        return cached[1], cached[0].version, cache
+    return document.parse(origin), document.version, cache
+
+
 def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
-    program = load_program(settings.program, settings.config_dir)
+    program, version, program_cache = terminal_program(settings)
     # A terminal paired without the store-wide phone key (the default since pairing asks
     # the server to keep it) sends numbers for the server to key; it never makes one up.
     server_hashes_phones = (
@@ -316,8 +346,18 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
         cache_lifetime=timedelta(days=settings.offline_lookup_days),
         server_hashes_phones=server_hashes_phones,
     )
+    checkout.program_version = version
     checkout.forget_expired()
     terminal = Terminal(settings, program, bus, outbox, network, sync, checkout, ledger, closers)
+    if program_cache is not None:
+        sync.program_updater = ProgramUpdater(
+            network.fetch_program,
+            program_cache,
+            terminal.adopt_program,
+            version,
+            program.currency,
+            settings.sync.interval_s,
+        )
     if start_sync:
         sync.start()
     return terminal

@@ -161,6 +161,7 @@ class Checkout:
         self.backend = backend
         self.outbox = outbox
         self.program = program
+        self.program_version: str | None = None  # told in each sale: the preview's rules
         self.hasher = hasher
         # The offline member cache is keyed under this terminal's own key (never the
         # store-wide one) and forgets members not seen for `cache_lifetime`.
@@ -425,6 +426,7 @@ class Checkout:
             redemption=redemption,
             expected_points=breakdown.points,
             offline=not session.online,
+            program_version=self.program_version,
         )
         self.outbox.add(op.to_body(), now=op.occurred_at)
         self.bus.publish(
