@@ -3,14 +3,12 @@ rates and its names."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 from pos_client.demo import DEMO_MEMBERS
-from pos_client.program import ProgramDocument
-from tests.conftest import CONFIG_DIR
+from tests.conftest import CONFIG_DIR, adopt_program_as_sync_does
 from tests.ui.conftest import run_ui, ui_settings
 from tests.ui.test_flows import to_member
 from ui.demo import on
@@ -33,21 +31,12 @@ def preview_of_ten_dollars(app: Any) -> Generator[Any, None, str]:
 def test_the_purchase_preview_follows_a_new_store_programme(tmp_path: Path) -> None:
     source = (CONFIG_DIR / "programs" / "category_tiers.toml").read_text()
     source = source.replace("\nrate = 1\n", "\nrate = 3\n", 1)
-    document = ProgramDocument.of(
-        source.replace('en = ["point", "points"]', 'en = ["gem", "gems"]')
-    )
+    source = source.replace('en = ["point", "points"]', 'en = ["gem", "gems"]')
     seen: dict[str, Any] = {}
 
     def script(app: Any) -> Generator[Any, None, None]:
         seen["before"] = yield from preview_of_ten_dollars(app)
-        terminal = app.running.terminal
-        # As the sync thread does when the server hands out a new version.
-        adopting = threading.Thread(
-            target=terminal.adopt_program,
-            args=(document.parse("test"), document.version),
-        )
-        adopting.start()
-        adopting.join()
+        adopt_program_as_sync_does(app.running.terminal, source)
         yield 0.2  # the UI hears ProgramChanged on its clock
         yield from tap(text=app.tr("common.done"))
         yield on(app, "idle")
