@@ -239,6 +239,11 @@ def doctor_checks(settings: Settings) -> list[Any]:
     else:
         rows += doctor.check_backend(backend, settings.backend.kind.value)
         backend.close()
+    rows += doctor.check_simulated_readers(
+        [reader.kind for reader in settings.readers],
+        settings.backend.kind.value,
+        settings.backend.url,
+    )
     pcsc_required = any(reader.kind == "pcsc" for reader in settings.readers)
     rows += probes.probe_pcsc(pcsc_required) + probes.probe_serial_ports()
     rows += probes.probe_readers(build_readers(settings, lambda _event: None))

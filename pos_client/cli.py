@@ -371,13 +371,21 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from pos_client.bootstrap import doctor_checks
+    from pos_client.doctor import Level
 
     checks = doctor_checks(load(args))
+    marks = {Level.OK: "ok ", Level.WARN: "WARN", Level.BAD: "BAD"}
     for check in checks:
-        print(f"{'ok ' if check.ok else 'BAD'} {check.name}: {check.detail}")
-    problems = [check for check in checks if not check.ok]
-    print(f"{len(problems)} problem(s)" if problems else "all checks passed")
-    return EXIT_FAILED if problems else EXIT_OK
+        print(f"{marks[check.level]} {check.name}: {check.detail}")
+    problems = sum(check.level is Level.BAD for check in checks)
+    warnings = sum(check.level is Level.WARN for check in checks)
+    if problems:
+        print(f"{problems} problem(s)" + (f", {warnings} warning(s)" if warnings else ""))
+    elif warnings:
+        print(f"no problems, {warnings} warning(s)")
+    else:
+        print("all checks passed")
+    return EXIT_FAILED if problems else EXIT_OK  # warnings alone: a working terminal
 
 
 def cmd_pair(args: argparse.Namespace) -> int:
