@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 from pos_client.backends.switch import NetworkSwitch
 from pos_client.checkout import Checkout, CheckoutPolicy
 from pos_client.configfile import ConfigError
+from pos_client.deferred import Deferred
 from pos_client.events import EventBus
 from pos_client.files import private_dir, private_file
 from pos_client.outbox import Outbox
 from pos_client.ports import Backend
-from pos_client.privacy import PhoneHasher, load_or_create_key
+from pos_client.privacy import OfflineLookupKey, PhoneHasher, load_or_create_key
 from pos_client.program import load_program, load_program_document, resolve_program_path
 from pos_client.program_updates import (
     PROGRAM_CACHE_FILE,
@@ -306,7 +307,7 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
         raise ConfigError(f"config key 'privacy.phone_key_file': {exc}") from None
     lookup_key_file = settings.lookup_key_file or settings.storage.lookup_key_path
     try:
-        cache_hasher = PhoneHasher(load_or_create_key(lookup_key_file))
+        cache_hasher = OfflineLookupKey(load_or_create_key(lookup_key_file))
     except ValueError as exc:
         raise ConfigError(f"config key 'privacy.lookup_key_file': {exc}") from None
     bus = EventBus()
@@ -319,6 +320,8 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
         raise
     network = NetworkSwitch(backend)
     closers.append(network.close)
+    cache_writer = Deferred("member-cache")  # phone KDFs off the lookup's path
+    closers.append(cache_writer.close)  # runs before the outbox closes
     sync = SyncWorker(
         outbox,
         network,
@@ -350,8 +353,10 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
         cache_hasher=cache_hasher,
         cache_lifetime=timedelta(days=settings.offline_lookup_days),
         server_hashes_phones=server_hashes_phones,
+        cache_writer=cache_writer,
     )
     checkout.program_version = version
+    checkout.upgrade_cache()
     checkout.forget_expired()
     terminal = Terminal(settings, program, bus, outbox, network, sync, checkout, ledger, closers)
     if program_cache is not None:

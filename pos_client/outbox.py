@@ -24,7 +24,7 @@ import os
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -762,6 +762,43 @@ class Outbox:
                 ).rowcount
         except OutboxUnavailable:
             return 0
+
+    def rekey_cached_members(
+        self, form: str, rekey: Callable[[str, MemberView], str | None]
+    ) -> tuple[int, int]:
+        """Cached rows whose lookup lacks `form` (written by an earlier version): `rekey`
+        gives each the lookup to keep it under, or None to delete it (overwritten, and the
+        log cut). Returns (kept, dropped)."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT lookup, view FROM member_cache WHERE substr(lookup, 1, ?) != ?",
+                (len(form), form),
+            ).fetchall()
+        if not rows:
+            return 0, 0
+        kept = dropped = 0
+        try:
+            with self._write() as conn:
+                for lookup, raw in rows:
+                    try:
+                        fresh = rekey(lookup, member_view_from_json(json.loads(raw)))
+                    except (ValueError, KeyError, TypeError, ArithmeticError):
+                        fresh = None  # an unreadable row: dropped with the rest
+                    if fresh is not None and fresh.startswith(form):
+                        conn.execute(
+                            "INSERT OR IGNORE INTO member_cache (lookup, member_id, view,"
+                            " fetched_at) SELECT ?, member_id, view, fetched_at"
+                            " FROM member_cache WHERE lookup = ?",
+                            (fresh, lookup),
+                        )
+                        kept += 1
+                    else:
+                        dropped += 1
+                    conn.execute("DELETE FROM member_cache WHERE lookup = ?", (lookup,))
+        except OutboxUnavailable:
+            return 0, 0  # tried again at the next start
+        self._drop_old_frames()
+        return kept, dropped
 
     def cached_member(self, lookup: str) -> MemberView | None:
         with self._lock:
