@@ -6,11 +6,15 @@ lazily inside the functions that need them, so the core never depends on them.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
+import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pos_client.backends.switch import NetworkSwitch
@@ -102,9 +106,6 @@ def _embedded(settings: Settings, program: Program) -> tuple[Backend, Ledger | N
 
 def read_token(settings: Settings) -> str:
     """The terminal token: POS_CLIENT_TOKEN, else backend.token_file, else token in data_dir."""
-    import os
-    from pathlib import Path
-
     token = os.environ.get("POS_CLIENT_TOKEN", "").strip()
     if token:
         return token
@@ -170,6 +171,33 @@ def open_readers(readers: list[Any], report: Callable[[str, str], None]) -> list
     return opened
 
 
+RUN_LOCK = "terminal.run.lock"
+
+
+def hold_run_lock(data_dir: Path) -> int:
+    """A shared flock on the data folder's run lock, held while a terminal has its readers
+    open (the kernel drops it if the process dies); several terminals may share it."""
+    private_dir(data_dir)
+    descriptor = os.open(data_dir / RUN_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(descriptor, fcntl.LOCK_SH)
+    return descriptor
+
+
+def terminal_running(data_dir: Path) -> bool:
+    """Whether a running terminal has readers open on this data folder (its run lock held)."""
+    try:
+        descriptor = os.open(data_dir / RUN_LOCK, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
+    finally:
+        os.close(descriptor)  # also releases the lock if it was taken
+    return False
+
+
 @dataclass
 class RunningTerminal:
     """A terminal with its readers open and scans routed to identification."""
@@ -177,12 +205,16 @@ class RunningTerminal:
     terminal: Terminal
     readers: list[Any]
     router: Any
+    run_lock: int | None = None
 
     def close(self) -> None:
         for reader in self.readers:
             reader.close()
         self.router.stop()
         self.terminal.close()
+        if self.run_lock is not None:
+            os.close(self.run_lock)
+            self.run_lock = None
 
     def __enter__(self) -> RunningTerminal:
         return self
@@ -199,14 +231,18 @@ def run_terminal(
     from pos_client.scanning import ScanRouter
 
     terminal = build_terminal(with_saved_mode(settings), start_sync=True)
+    run_lock: int | None = None
     try:
+        run_lock = hold_run_lock(settings.storage.data_dir)
         router = ScanRouter(terminal.checkout, terminal.bus, terminal.network)
         router.start()
         readers = open_readers(build_readers(settings, terminal.bus.publish), report)
     except Exception:
         terminal.close()
+        if run_lock is not None:
+            os.close(run_lock)
         raise
-    return RunningTerminal(terminal, readers, router)
+    return RunningTerminal(terminal, readers, router, run_lock)
 
 
 def with_saved_mode(settings: Settings) -> Settings:
@@ -247,7 +283,22 @@ def doctor_checks(settings: Settings) -> list[Any]:
     )
     pcsc_required = any(reader.kind == "pcsc" for reader in settings.readers)
     rows += probes.probe_pcsc(pcsc_required) + probes.probe_serial_ports()
-    rows += probes.probe_readers(build_readers(settings, lambda _event: None))
+    # Beside a running terminal, opening its readers would take its scans (a serial port
+    # read twice) or its device: only a simulated reader, which knows it is in use (an
+    # flock on its port file) and says so, is asked; the others are left alone.
+    running = terminal_running(settings.storage.data_dir)
+    for reader in build_readers(settings, lambda _event: None):
+        if running and getattr(reader, "kind", "") != "simulated":
+            rows.append(
+                doctor.Check(
+                    f"reader {reader.name}",
+                    True,
+                    f"in use by a terminal running on {settings.storage.data_dir}: not "
+                    "opened (stop the terminal to probe it)",
+                )
+            )
+        else:
+            rows += probes.probe_readers([reader])
     return rows
 
 
