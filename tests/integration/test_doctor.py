@@ -158,3 +158,34 @@ def test_doctor_beside_a_running_terminal_does_not_open_its_serial_scanner(
     assert terminal.returncode == 0
     after = doctor(data, "--config", str(config), POS_CLIENT__ADMIN__PIN="97531")
     assert "in use" not in after.stdout  # stopped: probed again
+
+
+def test_sales_waiting_over_an_hour_are_a_warning_and_dead_ones_a_problem(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from pos_client.bootstrap import build_terminal
+    from pos_client.demo import DEMO_MEMBERS, seed_demo_members
+    from pos_client.domain import Purchase, PurchaseLine, utcnow
+    from tests.conftest import make_settings
+
+    data = tmp_path / "data"
+    with build_terminal(make_settings(data)) as terminal:
+        assert terminal.ledger is not None
+        seed_demo_members(terminal.ledger, terminal.checkout.hasher)
+        session = terminal.checkout.identify(DEMO_MEMBERS[0].card_number, "barcode")
+        two_hours_ago = utcnow() - timedelta(hours=2)
+        terminal.checkout.clock = lambda: two_hours_ago
+        terminal.checkout.earn(session, Purchase((PurchaseLine(Decimal("10.00"), "grocery"),)))
+    result = doctor(data, POS_CLIENT__ADMIN__PIN="97531")
+    (queue_row,) = [line for line in result.stdout.splitlines() if " outbox queue:" in line]
+    assert queue_row.startswith("WARN") and "over an hour" in queue_row, result.stdout
+    assert result.returncode == 0 and "no problems, 1 warning(s)" in result.stdout
+    with build_terminal(make_settings(data)) as terminal:
+        (entry,) = terminal.outbox.entries()
+        terminal.outbox.mark_dead(entry.key, "refused", "refused by the backend")
+    dead = doctor(data, POS_CLIENT__ADMIN__PIN="97531")
+    assert any(line.startswith("BAD outbox queue") for line in dead.stdout.splitlines())
+    assert dead.returncode == 1
