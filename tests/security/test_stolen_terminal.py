@@ -306,3 +306,22 @@ def test_cache_entries_of_an_earlier_version_are_upgraded_or_dropped(tmp_path: P
             terminal.checkout.identify(PHONE, "phone")
     stolen = files_bytes(tmp_path)
     assert legacy_cache_lookup_key("phone", fast).encode() not in stolen  # overwritten
+
+
+def test_the_member_cache_of_the_previous_release_keeps_its_card_numbers(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(REPO / "tests" / "fixtures" / "release-2026-11-25" / "data", data)
+    with sqlite3.connect(data / "outbox.sqlite") as conn:
+        before = dict(conn.execute("SELECT lookup, member_id FROM member_cache"))
+    assert before and not any(lookup.startswith("k2:") for lookup in before)
+    with build_terminal(make_settings(data)) as terminal:
+        after = cache_rows_now(terminal)
+        assert sorted(after.values()) == sorted(before.values())  # both card numbers kept
+        assert all(lookup.startswith("k2:") for lookup in after)
+        terminal.network.set_online(False)
+        bob = terminal.checkout.identify(DEMO_MEMBERS[1].card_number, "barcode")
+        assert not bob.online and bob.view.member_id in after.values()
