@@ -75,16 +75,20 @@ def human(seconds: float) -> str:
     return f"{seconds / 3600:,.1f} core-hours"
 
 
+def measure(guesses: int) -> tuple[float, list[float]]:
+    """Seconds per HMAC guess, and seconds of each of `guesses` KDF guesses."""
+    key = secrets.token_bytes(32)
+    return per_guess_hmac(key, 20_000), per_guess_kdf(OfflineLookupKey(key), max(3, guesses))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--guesses", type=int, default=20, help="KDF guesses to time")
     parser.add_argument("--space", type=float, default=1e9, help="phone numbers to try")
     args = parser.parse_args()
-    key = secrets.token_bytes(32)
-    slow = OfflineLookupKey(key)
+    slow = OfflineLookupKey(secrets.token_bytes(32))
     cost = OFFLINE_LOOKUP_COST
-    fast_s = per_guess_hmac(key, 20_000)
-    samples = per_guess_kdf(slow, max(3, args.guesses))
+    fast_s, samples = measure(args.guesses)
     kdf_s = statistics.median(samples)
     spins, beside = main_thread_progress_during_kdf(slow)
     print(f"machine: {platform.machine()}, {os.cpu_count()} core(s), {platform.python_version()}")
