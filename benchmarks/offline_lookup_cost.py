@@ -6,7 +6,9 @@ terminal, so the cost of one guess is all that stands between the thief and the 
 the cached members. Prints, per guess on one core: the old HMAC (ms), the new KDF (ms, MiB),
 the ratio, and the core-time to try a region's whole phone space (10^9 numbers by default)
 with each. Also: the KDF's time on a background thread beside a busy main thread (the cache
-writer's case), to show the GIL is released while it runs.
+writer's case), to show the GIL is released while it runs; and an embedded terminal's online
+phone identify with the KDF on the cache writer (as it runs) beside the same with the KDF
+inline, and an offline phone identify (the only lookup that waits for a KDF).
 
 Usage: python benchmarks/offline_lookup_cost.py [--guesses N] [--space 1e9]
 """
@@ -66,6 +68,54 @@ def main_thread_progress_during_kdf(slow: OfflineLookupKey) -> tuple[int, float]
     return spins, spent[0]
 
 
+def identify_by_phone(count: int) -> tuple[float, float, float]:
+    """Median ms of an online phone identify on an embedded terminal with the KDF on the
+    cache writer (as the terminal runs) and inline (as it would without one), and of an
+    offline one (the KDF on the lookup's path: it must be)."""
+    import sys
+    import tempfile
+    from dataclasses import replace
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from pos_client.bootstrap import build_terminal
+    from pos_client.demo import DEMO_MEMBERS, seed_demo_members
+    from pos_client.settings import load_settings
+
+    config = Path(__file__).resolve().parent.parent / "config"
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = load_settings(None, env={}, config_dir=config)
+        data = Path(scratch)
+        settings = replace(
+            settings,
+            storage=replace(settings.storage, data_dir=data),
+            phone_key_file=data / "phone.key",
+        )
+        with build_terminal(settings) as terminal:
+            assert terminal.ledger is not None
+            seed_demo_members(terminal.ledger, terminal.checkout.hasher)
+            checkout = terminal.checkout
+            phone = DEMO_MEMBERS[0].phone
+
+            def timed() -> float:
+                samples = []
+                for _ in range(count):
+                    start = time.perf_counter()
+                    checkout.identify(phone, "phone")
+                    samples.append(time.perf_counter() - start)
+                    checkout.settle()  # the next one starts with the writer idle
+                return statistics.median(samples) * 1000
+
+            timed()  # warm
+            deferred = timed()
+            writer, checkout.cache_writer = checkout.cache_writer, None
+            inline = timed()
+            checkout.cache_writer = writer
+            terminal.network.set_online(False)
+            offline = timed()
+    return deferred, inline, offline
+
+
 def human(seconds: float) -> str:
     years = seconds / SECONDS_PER_YEAR
     if years >= 1:
@@ -106,6 +156,12 @@ def main() -> None:
     print(
         f"KDF on a background thread: {beside * 1000:.1f} ms, main thread looped {spins:,}"
         " times meanwhile (the GIL is released)"
+    )
+    deferred, inline, offline = identify_by_phone(10)
+    print(
+        f"online phone identify (embedded): {deferred:.1f} ms with the KDF on the cache"
+        f" writer (as run), {inline:.1f} ms were it inline; offline phone identify"
+        f" {offline:.1f} ms (the KDF on its path)"
     )
     print("target: 50-100 ms and >= 16 MiB per guess")
 
