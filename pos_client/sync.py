@@ -98,7 +98,10 @@ class SyncWorker:
             with self.outbox.drain_lock():
                 batches = 0
                 while max_batches is None or batches < max_batches:
-                    batch = self.outbox.claim(self.policy.batch_size, self.clock())
+                    batch, damaged = self.outbox.claim_counting_damage(
+                        self.policy.batch_size, self.clock()
+                    )
+                    dead += damaged  # dead-lettered as unreadable in this same pass
                     if not batch:
                         if batches == 0:
                             self._probe()  # nothing to send: still learn if we are online
