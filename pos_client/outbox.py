@@ -8,10 +8,13 @@ by a crashed drainer go back to pending and are re-sent with the same key.
 
 Damage is refused, never silently absorbed: an entry whose stored body cannot be decoded
 goes to dead letter with its reason (the drain goes on with the others); a manifest beside
-the file (`outbox.sqlite.manifest`: the high-water count of entries ever written) makes an
-outbox that vanished, was emptied or replaced by an older copy an error, not a fresh start;
-a write-ahead log deleted under a running terminal is detected, saved by a checkpoint and
-written to `outbox.sqlite.incidents` for staff.
+the file (`outbox.sqlite.manifest`: the high-water count of entries ever written), and a
+second record of it out of the outbox's glob (`sales-written.outbox.sqlite.json`), make an
+outbox that vanished, was emptied or replaced by an older copy an error, not a fresh start
+(an unreadable record is an error too); a write-ahead log or its index deleted under a
+running terminal is refused by other processes (`in-use.outbox.sqlite.lock`), detected by
+the terminal, saved by a checkpoint and written to `outbox.sqlite.incidents` for staff. A
+dead enrollment is scrubbed of the person's details.
 """
 
 from __future__ import annotations
