@@ -274,14 +274,17 @@ def read_manifest(path: Path) -> int:
 
 
 def _write_count(target: Path, written: int, durable: bool) -> None:
-    # Written whole, fsync'd and renamed into place: never a half-written record, which
-    # would be refused as unreadable after a power cut.
+    # Written whole and renamed into place: never a half-written record. The first one
+    # (and any rewrite at open) is fsync'd with its folder; later ones ride on the rename
+    # (ext4 flushes a file replaced by rename first): a record lagging after a power cut
+    # is safe, and an fsync of both per sale made a sale about 6 times slower here.
     temporary = target.with_name(target.name + ".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(json.dumps({"written": written}) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(temporary, target)
     if durable:
         directory = os.open(target.parent, os.O_RDONLY)
