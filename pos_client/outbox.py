@@ -422,6 +422,12 @@ class Outbox:
                 f"UPDATE entries SET body = {PRUNED_ENROLL} WHERE kind = 'enroll'"
                 " AND state = 'acked' AND body NOT LIKE '%\"pruned\":true%'"
             )
+            # Enrollments an older release left dead with the person's details in them.
+            conn.execute("BEGIN IMMEDIATE")
+            scrubbed = self._scrub_enrollments(
+                conn, "state = 'dead' AND body NOT LIKE '%\"scrubbed\":true%'", ()
+            )
+            conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             conn.close()
             if isinstance(exc, sqlite3.OperationalError) and any(
@@ -458,6 +464,8 @@ class Outbox:
             sibling = _sibling(self.path, suffix)
             if sibling.exists():
                 private_file(sibling)
+        if scrubbed:
+            self._drop_old_frames()
         self._hold_in_use()
         return self
 

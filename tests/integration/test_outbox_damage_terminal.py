@@ -6,6 +6,7 @@ refused enrollment's personal details left on disk."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -367,3 +368,18 @@ def test_an_acknowledged_enrollment_leaves_no_phone_or_name_on_disk(
     found = [secret for secret in PERSONAL if secret in on_disk(path)]
     assert found == [], found
     outbox.close()
+
+
+def test_an_enrollment_left_dead_by_an_older_release_is_scrubbed_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    with Outbox(path) as outbox:
+        outbox.add(enrollment())
+    with sqlite3.connect(path) as conn:  # as the previous release left a refused one
+        conn.execute("UPDATE entries SET state = 'dead', error_code = 'phone_taken'")
+    conn.close()
+    assert PERSONAL[0] in on_disk(path)
+    with Outbox(path) as outbox:
+        (dead,) = outbox.entries(EntryState.DEAD)
+        assert dead.body["scrubbed"] is True and "first_name" not in dead.body
+        found = [secret for secret in PERSONAL if secret in on_disk(path)]
+        assert found == [], found
