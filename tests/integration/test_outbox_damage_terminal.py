@@ -6,6 +6,7 @@ refused enrollment's personal details left on disk."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -92,6 +93,18 @@ def test_a_manifest_removed_alone_is_written_again_from_the_outbox(tmp_path: Pat
     with Outbox(path) as outbox:
         assert outbox.stats().pending == 3
     assert json.loads(path.with_name("outbox.sqlite.manifest").read_text()) == {"written": 3}
+
+
+def test_a_data_folder_of_the_previous_release_opens_and_gains_the_second_record(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(REPO / "tests" / "fixtures" / "release-2026-11-25" / "data", data)
+    assert not witness_path(data / "outbox.sqlite").exists()
+    status = pos_client(data, "queue", "status")
+    assert status.returncode == 0, status.stderr
+    assert "pending 3, sending 0, acked 2, dead 1" in status.stdout
+    assert json.loads(witness_path(data / "outbox.sqlite").read_text()) == {"written": 6}
 
 
 # ------------------------------------------------------------------ an unreadable manifest
