@@ -526,27 +526,53 @@ class Outbox:
             what = "deleted" if lost is None else "replaced"
             if now == self._wal_id:  # the log is in place; its index went
                 what = f"left in place but its index {_sibling(self.path, '-shm').name} was {what}"
+            before = self._summary()
             try:
                 busy, frames, saved = self._conn.execute(
                     "PRAGMA wal_checkpoint(TRUNCATE)"
                 ).fetchone()
-                outcome = f"{saved} of {frames} frame(s) saved into the main file"
+                outcome = f"checkpoint: {saved} of {frames} frame(s)"
                 if busy:
-                    outcome += " (checkpoint blocked by another process: some may be lost)"
+                    outcome += " (blocked by another process: some may be lost)"
             except sqlite3.Error as exc:
                 outcome = f"checkpoint failed ({describe_storage_error(exc)})"
             text = (
                 f"the outbox's write-ahead log {_sibling(self.path, '-wal')} was {what} under "
-                f"a running terminal (pid {os.getpid()}); {outcome}; reopened on a new log"
+                f"a running terminal (pid {os.getpid()}); {outcome}"
             )
-            log.error("%s", text)
-            record_incident(self.path, text)
-            self.incident = text
             self._release_in_use()
-            self._conn.close()
+            self._conn.close()  # the last handle saves what the log held, as it closes
             self._conn = None
-            self.open()
+            try:
+                self.open()
+            except OutboxError as exc:
+                text += f"; held before: {before}; cannot reopen: {exc}"
+                raise
+            else:
+                after = self._summary()
+                # What staff need: whether the figures survived, read back from the file.
+                text += (
+                    f"; reopened on a new log with every entry kept ({after})"
+                    if after == before
+                    else f"; reopened on a new log, but it held {before} and now {after}:"
+                    " check the queue"
+                )
+            finally:
+                log.error("%s", text)
+                record_incident(self.path, text)
+                self.incident = text
             return text
+
+    def _summary(self) -> str:
+        with self._lock:
+            counts = dict(
+                self.conn.execute(
+                    "SELECT CAST(state AS BLOB), count(*) FROM entries GROUP BY state"
+                ).fetchall()
+            )
+        return ", ".join(
+            f"{state.value} {counts.get(state.value.encode(), 0)}" for state in EntryState
+        )
 
     def close(self) -> None:
         with self._lock:

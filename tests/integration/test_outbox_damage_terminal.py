@@ -210,6 +210,7 @@ def test_queue_status_is_never_stale_after_the_log_and_index_go_under_a_running_
         assert status.returncode == 0, status.stderr
         assert "pending 1, sending 0, acked 2" in status.stdout
         assert "incident" in status.stdout and "deleted" in status.stdout
+        assert "every entry kept (pending 0, sending 0, acked 2, dead 0)" in status.stdout
         running.stdin.close()
         assert running.wait(timeout=30) == 0
     finally:
