@@ -155,9 +155,11 @@ class Opened:
 
 
 def open_schema(
-    engine: Engine, context: StepContext | None = None, steps: Sequence[Step] = STEPS
+    engine: Engine, context: StepContext | None = None, steps: Sequence[Step] | None = None
 ) -> Opened:
-    """Create, check or upgrade the ledger's schema (see the module docstring)."""
+    """Create, check or upgrade the ledger's schema (see the module docstring); `steps`
+    replaces STEPS (tests)."""
+    steps = STEPS if steps is None else steps
     _check_steps(steps)
     context = context or StepContext()
     where = _describe_location(engine)
@@ -195,6 +197,8 @@ def open_schema(
         _check_models(conn, where, target)
     if version is not None and version < target:
         log.warning("ledger schema upgraded from version %d to %d", version, target)
+    elif version is not None and not stamped:
+        log.info("ledger schema version %d recorded", target)
     return Opened(version, target)
 
 
