@@ -35,7 +35,14 @@ from pos_client.domain import Purchase
 from pos_client.errors import LedgerSchemaError
 from pos_client.ledger import Ledger, make_engine, sqlite_url, upgrade
 from pos_client.ledger.schema import metadata
-from pos_client.ledger.upgrade import BASELINE_TABLES, CURRENT, Step, StepContext, open_schema
+from pos_client.ledger.upgrade import (
+    BASELINE,
+    BASELINE_TABLES,
+    CURRENT,
+    Step,
+    StepContext,
+    open_schema,
+)
 from tests.conftest import REPO, make_settings, preset
 
 RELEASE = REPO / "tests" / "fixtures" / "release-2026-11-25" / "data"
@@ -208,18 +215,21 @@ def test_a_new_ledger_records_the_current_version(tmp_path: Path) -> None:
 # ------------------------------------------------------------ the steps
 
 
-member_sales = Table(  # a summary of old rows, as a later release might add one
+# Steps a later release might add, after the real ones: a table summarising old rows (with
+# its backfill), then a column and an index on it.
+FIRST = CURRENT + 1
+member_sales = Table(
     "member_sales",
     MetaData(),
     Column("member_id", String(64), primary_key=True),
     Column("sales", Integer, nullable=False),
     Column("spend_minor", Integer, nullable=False),
 )
-ran: list[int] = []
+ran: list[str] = []
 
 
-def _v2_member_sales(conn: Connection, context: StepContext) -> None:
-    ran.append(2)
+def _member_sales(conn: Connection, context: StepContext) -> None:
+    ran.append("member_sales")
     member_sales.create(conn)
     conn.execute(
         text(
@@ -230,27 +240,27 @@ def _v2_member_sales(conn: Connection, context: StepContext) -> None:
     )
 
 
-def _v3_sales_index(conn: Connection, context: StepContext) -> None:
-    ran.append(3)
+def _sales_index(conn: Connection, context: StepContext) -> None:
+    ran.append("sales_index")
     conn.exec_driver_sql("ALTER TABLE member_sales ADD COLUMN last_kind VARCHAR(16)")
     conn.exec_driver_sql("CREATE INDEX ix_member_sales_sales ON member_sales (sales)")
 
 
-STEPS = (
-    Step(2, "member_sales, backfilled from transactions", _v2_member_sales),
-    Step(3, "member_sales.last_kind and an index", _v3_sales_index),
-)
+SALES = Step(FIRST, "member_sales, backfilled from transactions", _member_sales)
+INDEX = Step(FIRST + 1, "member_sales.last_kind and an index", _sales_index)
+LATER = (*upgrade.STEPS, SALES, INDEX)
 
 
 def test_steps_run_in_order_once_and_backfill_a_new_table_from_the_old_rows(
     release: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ledger_file = release / "ledger.sqlite"
-    monkeypatch.setattr(upgrade, "STEPS", STEPS)
+    monkeypatch.setattr(upgrade, "STEPS", LATER)
     ran.clear()
     with build_terminal(make_settings(release)):
         pass
-    assert ran == [2, 3] and recorded_version(ledger_file) == 3
+    assert ran == ["member_sales", "sales_index"]
+    assert recorded_version(ledger_file) == FIRST + 1
     conn = read_only(ledger_file)
     try:
         backfilled = sorted(conn.execute("SELECT member_id, sales, spend_minor FROM member_sales"))
@@ -268,37 +278,39 @@ def test_steps_run_in_order_once_and_backfill_a_new_table_from_the_old_rows(
     }
     with build_terminal(make_settings(release)):
         pass
-    assert ran == [2, 3]  # not again
+    assert ran == ["member_sales", "sales_index"]  # not again
 
 
 def test_a_ledger_part_way_runs_only_the_steps_after_its_version(release: Path) -> None:
     ledger_file = release / "ledger.sqlite"
     ran.clear()
-    assert open_ledger(ledger_file, STEPS[:1]) == upgrade.Opened(1, 2)
-    assert open_ledger(ledger_file, STEPS) == upgrade.Opened(2, 3)
-    assert ran == [2, 3]
+    assert open_ledger(ledger_file, (*upgrade.STEPS, SALES)) == upgrade.Opened(BASELINE, FIRST)
+    assert open_ledger(ledger_file, LATER) == upgrade.Opened(FIRST, FIRST + 1)
+    assert ran == ["member_sales", "sales_index"]
 
 
 def test_a_failing_step_leaves_the_ledger_as_it_was_and_says_which_step(release: Path) -> None:
     ledger_file = release / "ledger.sqlite"
     before = logical_state(ledger_file)
 
-    def _v3_breaks(conn: Connection, context: StepContext) -> None:
+    def _breaks(conn: Connection, context: StepContext) -> None:
         conn.exec_driver_sql("UPDATE members SET balance = balance + 1000")
         conn.exec_driver_sql("ALTER TABLE member_sales ADD COLUMN sales INTEGER")  # exists
 
-    steps = (STEPS[0], Step(3, "a step that fails", _v3_breaks))
-    with pytest.raises(LedgerSchemaError, match=r"step 3 \(a step that fails\) failed") as error:
+    steps = (*upgrade.STEPS, SALES, Step(FIRST + 1, "a step that fails", _breaks))
+    with pytest.raises(LedgerSchemaError, match=rf"step {FIRST + 1} \(a step that fails\)"):
+        open_ledger(ledger_file, steps)
+    assert logical_state(ledger_file) == before  # no member_sales, no version, balances
+    with pytest.raises(LedgerSchemaError, match="left as it was") as error:
         open_ledger(ledger_file, steps)
     assert error.value.code == "ledger_upgrade_failed"
-    assert "left as it was" in str(error.value)
-    assert logical_state(ledger_file) == before  # no member_sales, no version, balances
-    assert open_ledger(ledger_file, STEPS) == upgrade.Opened(1, 3)  # a fixed release upgrades
+    assert logical_state(ledger_file) == before
+    assert open_ledger(ledger_file, LATER) == upgrade.Opened(BASELINE, FIRST + 1)  # fixed
 
 
 def test_upgrade_steps_must_be_numbered_in_order() -> None:
     with pytest.raises(ValueError, match="in order"):
-        open_ledger(Path("/nonexistent/never-opened.sqlite"), (STEPS[1], STEPS[0]))
+        open_ledger(Path("/nonexistent/never-opened.sqlite"), (*upgrade.STEPS, INDEX, SALES))
 
 
 # ------------------------------------------------------------ files to refuse
