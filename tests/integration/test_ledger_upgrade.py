@@ -7,6 +7,7 @@ leaves the file as it was."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -308,6 +309,40 @@ def test_a_failing_step_leaves_the_ledger_as_it_was_and_says_which_step(release:
     assert open_ledger(ledger_file, LATER) == upgrade.Opened(BASELINE, FIRST + 1)  # fixed
 
 
+def test_two_processes_opening_an_old_ledger_at_once_upgrade_it_once(release: Path) -> None:
+    """A terminal starting while doctor runs: the second waits for the first's upgrade, finds
+    the new version under the write lock and runs no step again."""
+    ledger_file = release / "ledger.sqlite"
+    script = (
+        "import sys, time\n"
+        "from pos_client.ledger import make_engine, sqlite_url\n"
+        "from pos_client.ledger.upgrade import STEPS, Step, open_schema\n"
+        "def slow(conn, context):\n"
+        "    print('ran', flush=True)\n"
+        "    time.sleep(1.0)\n"
+        "    conn.exec_driver_sql('CREATE TABLE slow_step (id INTEGER PRIMARY KEY)')\n"
+        "steps = (*STEPS, Step(STEPS[-1].version + 1 if STEPS else 2, 'slow', slow))\n"
+        "engine = make_engine(sqlite_url(sys.argv[1]))\n"
+        "print(open_schema(engine, None, steps), flush=True)\n"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(ledger_file)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    assert all(process.returncode == 0 for process in processes), outputs
+    printed = "".join(out for out, _err in outputs)
+    assert printed.count("ran") == 1, printed
+    assert printed.count(f"after={FIRST}") == 2
+    assert recorded_version(ledger_file) == FIRST
+
+
 def test_upgrade_steps_must_be_numbered_in_order() -> None:
     with pytest.raises(ValueError, match="in order"):
         open_ledger(Path("/nonexistent/never-opened.sqlite"), (*upgrade.STEPS, INDEX, SALES))
@@ -353,6 +388,24 @@ def test_the_cli_says_why_it_refuses_a_newer_ledger(release: Path) -> None:
     assert result.returncode == 1
     assert "pos-client: ledger:" in result.stderr and "newer release" in result.stderr
     assert "Traceback" not in result.stderr
+    assert sha256(ledger_file) == digest
+
+
+def test_doctor_reports_a_newer_ledger_as_bad_and_leaves_it(release: Path) -> None:
+    ledger_file = release / "ledger.sqlite"
+    stamp(ledger_file, CURRENT + 1)
+    digest = sha256(ledger_file)
+    result = subprocess.run(
+        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(release), "doctor"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "POS_CLIENT__ADMIN__PIN": "97531"},
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    bad = [line for line in result.stdout.splitlines() if line.startswith("BAD ledger:")]
+    assert len(bad) == 1 and "newer release" in bad[0], result.stdout
     assert sha256(ledger_file) == digest
 
 
