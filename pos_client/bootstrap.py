@@ -21,6 +21,7 @@ from pos_client.backends.switch import NetworkSwitch
 from pos_client.checkout import Checkout, CheckoutPolicy
 from pos_client.configfile import ConfigError
 from pos_client.deferred import Deferred
+from pos_client.errors import LedgerSchemaError
 from pos_client.events import EventBus
 from pos_client.files import private_dir, private_file
 from pos_client.outbox import Outbox
@@ -273,6 +274,8 @@ def doctor_checks(settings: Settings) -> list[Any]:
         backend, _ledger = BACKEND_BUILDERS[settings.backend.kind](settings, program)
     except ConfigError as exc:
         rows.append(doctor.Check("backend", False, str(exc)))
+    except LedgerSchemaError as exc:  # newer release, foreign, damaged: left as it was
+        rows.append(doctor.Check("ledger", False, str(exc)))
     else:
         rows += doctor.check_backend(backend, settings.backend.kind.value)
         backend.close()

@@ -21,6 +21,7 @@ from pos_client.bootstrap import Terminal, build_terminal
 from pos_client.checkout import AlreadyMember, CheckoutError, MemberNotFound, MemberSession
 from pos_client.configfile import ConfigError
 from pos_client.domain import Purchase, PurchaseLine, member_view_to_json
+from pos_client.errors import LedgerSchemaError
 from pos_client.files import private_dir
 from pos_client.identify import IdentifyError
 from pos_client.outbox import EntryState, OutboxError, quarantine, read_incidents, reseal
@@ -795,6 +796,7 @@ ERRORS: tuple[tuple[type[BaseException], str], ...] = (
     (MemberNotFound, "not found"),
     (CheckoutError, "refused"),
     (OutboxError, "outbox"),
+    (LedgerSchemaError, "ledger"),
     (UsageError, "usage"),
 )
 

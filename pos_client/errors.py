@@ -17,3 +17,10 @@ class CodedError(Exception):
         super().__init__(message)
         self.code: str = code or self.default_code
         self.params: dict[str, Any] = params
+
+
+class LedgerSchemaError(CodedError):
+    """The embedded ledger cannot be opened as it is: written by a newer release, not a
+    ledger, damaged, or an upgrade step failed (the file is left as it was)."""
+
+    default_code = "ledger_schema"

@@ -32,11 +32,11 @@ from pos_client.ledger.schema import (
     birthday_grants,
     identifiers,
     members,
-    metadata,
     operations,
     partner_transfers,
     transactions,
 )
+from pos_client.ledger.upgrade import Opened, StepContext, open_schema
 from pos_client.operations import (
     ActionOp,
     EnrollOp,
@@ -121,8 +121,10 @@ class Ledger:
         self.writer = engine.execution_options(sqlite_begin="IMMEDIATE")
         self.program = program
 
-    def create_schema(self) -> None:
-        metadata.create_all(self.engine)
+    def create_schema(self, context: StepContext | None = None) -> Opened:
+        """Create the tables, or check and upgrade an existing ledger in place (raises
+        LedgerSchemaError for one this release must not open: see ledger/upgrade.py)."""
+        return open_schema(self.engine, context)
 
     # ------------------------------------------------------------ lookups
 
