@@ -55,6 +55,7 @@ from pos_client.program import load_program, program_to_json
 
 log = logging.getLogger("loyalty_server")
 API_VERSION = "1.0.0"
+PHONE_LOOKUPS_SPENT = "too many phone lookups from this terminal; wait a minute"
 
 
 # ------------------------------------------------------------------ models
@@ -446,7 +447,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     def lookup(body: LookupIn, who: Auth) -> dict[str, Any]:
         if body.kind in ("phone", "phone_number") and not phone_limiter.allow(who.id):
-            raise HTTPException(429, "too many phone lookups from this terminal; wait a minute")
+            raise HTTPException(429, PHONE_LOOKUPS_SPENT)
         if body.kind not in ("phone", "phone_number") and not lookup_limiter.allow(who.id):
             raise HTTPException(429, "too many lookups from this terminal; wait a minute")
         kind, value = body.kind, body.value
@@ -521,13 +522,21 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.post(
         "/v1/members",
         response_model=OpResultOut,
-        responses={**unauthorized, **unparsable, 409: {"model": Problem}},
+        responses={
+            **unauthorized,
+            **unparsable,
+            409: {"model": Problem},
+            429: {"model": Problem, "description": "too many phone lookups from this terminal"},
+        },
     )
     def enroll(body: Operation, who: Auth) -> OpResultOut:
         data = body.model_dump()
         if data.get("type") != OP_ENROLL:
             raise HTTPException(400, "an enrollment has type 'enroll'")
-        result = apply_one(data, who)
+        key_enrollment_phones([data], phone_hasher)  # as in a batch: a number is keyed here
+        result = limit_taken(apply_one(data, who), who)
+        if result.code == "rate_limited":
+            raise HTTPException(429, PHONE_LOOKUPS_SPENT)
         if result.outcome == "conflict":
             raise HTTPException(409, result.error or "conflict")
         if result.outcome == "rejected":
@@ -557,7 +566,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
             log.warning("batch not applied now: %s", type(exc).__name__)
             raise HTTPException(503, "database unavailable, retry later") from None
         results = [
-            as_result(body, outcome) for body, outcome in zip(bodies, outcomes, strict=False)
+            limit_taken(as_result(body, outcome), who)
+            for body, outcome in zip(bodies, outcomes, strict=False)
         ]
         results += [
             OpResultOut(
@@ -633,6 +643,20 @@ def create_app(settings: ServerSettings) -> FastAPI:
             result=result.result,
             code=result.code,
             error=result.error,
+        )
+
+    def limit_taken(result: OpResultOut, who: terminals.Terminal) -> OpResultOut:
+        """An enrollment refused as identifier_taken says the phone (or card) is a member's:
+        it counts as a phone lookup, and past that limit is answered as lookups are (429,
+        nothing was recorded either way), so batches of enrollments test no more phones."""
+        if result.code != "identifier_taken" or phone_limiter.allow(who.id):
+            return result
+        return OpResultOut(
+            key=result.key,
+            outcome="retry",
+            status=429,
+            code="rate_limited",
+            error=PHONE_LOOKUPS_SPENT,
         )
 
     def apply_one(data: dict[str, Any], who: terminals.Terminal) -> OpResultOut:
