@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from loyalty_server import partners as partner_store
 from loyalty_server import strict, terminals
+from loyalty_server.bodies import HostileJSONRoute
 from loyalty_server.limits import (
     BodyLimit,
     KeyedLocks,
@@ -186,11 +187,16 @@ class Operation(BaseModel):
     ]
 
 
+# A batch's operations as sent: each is checked by the ledger on its own, so one with a key
+# that is no text (an unpaired surrogate), no `key`, or no object at all is refused alone.
+RawOperation = Annotated[Any, WithJsonSchema({"$ref": "#/components/schemas/Operation"})]
+
+
 def batch_model(max_batch: int) -> type[BaseModel]:
     """The batch body, bounded by the configured batch limit."""
     return create_model(
         "BatchIn",
-        operations=(list[Operation], Field(min_length=1, max_length=max_batch)),
+        operations=(list[RawOperation], Field(min_length=1, max_length=max_batch)),
     )
 
 
@@ -320,6 +326,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         description="Members, earnings and redemptions for loyalty terminals. Every call but "
         "pairing needs `Authorization: Bearer <terminal token>`.",
     )
+    app.router.route_class = HostileJSONRoute  # every route below reads JSON this way
     app.state.ledger = ledger
     app.state.settings = settings
     app.add_middleware(
@@ -551,7 +558,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def batch(body: BatchIn, who: Auth) -> BatchOut:  # type: ignore[valid-type]
         """Apply sales (earnings and redemptions), enrollments, actions and transfers one by
         one, each exactly once by its key; one bad operation never blocks the others."""
-        bodies = [op.model_dump() for op in body.operations]  # type: ignore[attr-defined]
+        bodies: list[Any] = list(body.operations)  # type: ignore[attr-defined]
         key_enrollment_phones(bodies, phone_hasher)
         try:
             # One batch at a time per terminal in this process: the room is counted and used
@@ -571,7 +578,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         ]
         results += [
             OpResultOut(
-                key=clean_text(body.get("key", ""), 64),
+                key=clean_text(body.get("key", "") if isinstance(body, dict) else "", 64),
                 outcome="retry",
                 status=429,
                 code="rate_limited",
@@ -634,8 +641,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         log.info("partner %s transfer %s: %s", partner_id, body.reference, result["status"])
         return PartnerTransferOut(**{k: result[k] for k in PartnerTransferOut.model_fields})
 
-    def as_result(body: dict[str, Any], outcome: dict[str, Any] | OpRejected) -> OpResultOut:
-        result = op_result(body, outcome)
+    def as_result(body: Any, outcome: dict[str, Any] | OpRejected) -> OpResultOut:
+        result = op_result(body if isinstance(body, dict) else {}, outcome)
         return OpResultOut(
             key=clean_text(result.key, 64),
             outcome=result.outcome.value,
