@@ -187,9 +187,23 @@ class Operation(BaseModel):
     ]
 
 
-# A batch's operations as sent: each is checked by the ledger on its own, so one with a key
-# that is no text (an unpaired surrogate), no `key`, or no object at all is refused alone.
-RawOperation = Annotated[Any, WithJsonSchema({"$ref": "#/components/schemas/Operation"})]
+# A batch's operations as sent: JSON objects, each checked by the ledger on its own, so one
+# with a key that is no text (an unpaired surrogate) or no `key` or `type` is refused alone.
+RawOperation = Annotated[
+    dict[Any, Any],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "description": "one operation body as terminals record it (sale, enroll, action, "
+            "give); a malformed one is refused alone, in its own result",
+            "properties": {
+                "type": {"description": "sale, enroll, action or give (a string of at most 16)"},
+                "key": {"description": "the operation's idempotency key: a UUID (string)"},
+            },
+            "additionalProperties": True,
+        }
+    ),
+]
 
 
 def batch_model(max_batch: int) -> type[BaseModel]:

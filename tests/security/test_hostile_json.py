@@ -73,18 +73,31 @@ def test_hostile_json_in_one_operation_refuses_that_operation_alone(
     assert results[1]["error"] == reason
 
 
-def test_operations_that_are_no_object_or_have_no_key_are_refused_alone(
+def test_an_operation_with_no_key_or_type_is_refused_alone(server: ServerProcess) -> None:
+    token = server.pair()["token"]
+    anna = member_id(server, ANNA.card_number)
+    keyless, typeless = sale(anna, "1.00"), sale(anna, "1.00")
+    del keyless["key"], typeless["type"]
+    text = json.dumps({"operations": [sale(anna, "1.00"), keyless, typeless, {}]})
+    results = post(server, token, text).json()["results"]
+    assert [r["outcome"] for r in results] == ["applied"] + ["rejected"] * 3, results
+    assert results[1]["error"] == "key: missing or of the wrong type"
+    assert results[2]["error"] == results[3]["error"] == "unknown operation type"
+
+
+def test_operations_that_are_no_objects_refuse_the_batch_as_its_schema_says(
     server: ServerProcess,
 ) -> None:
     token = server.pair()["token"]
     anna = member_id(server, ANNA.card_number)
-    keyless = sale(anna, "1.00")
-    del keyless["key"]
-    text = json.dumps({"operations": [sale(anna, "1.00"), 7, "sale", None, keyless]})
-    results = post(server, token, text).json()["results"]
-    assert [r["outcome"] for r in results] == ["applied"] + ["rejected"] * 4, results
-    assert {r["error"] for r in results[1:4]} == {"an operation must be a JSON object"}
-    assert results[4]["error"] == "key: missing or of the wrong type"
+    before = snapshot(server)
+    response = post(server, token, json.dumps({"operations": [sale(anna, "1.00"), 7, None]}))
+    assert response.status_code == 422
+    assert [e["loc"] for e in response.json()["detail"]] == [
+        ["body", "operations", 1],
+        ["body", "operations", 2],
+    ]
+    assert snapshot(server) == before
 
 
 def test_an_operation_nested_exactly_32_levels_is_applied(server: ServerProcess) -> None:
