@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from loyalty_server import partners as partner_store
 from loyalty_server import strict, terminals
+from loyalty_server.bodies import HostileJSONRoute
 from loyalty_server.limits import (
     BodyLimit,
     KeyedLocks,
@@ -55,6 +56,7 @@ from pos_client.program import load_program_document, program_to_json, resolve_p
 
 log = logging.getLogger("loyalty_server")
 API_VERSION = "1.0.0"
+PHONE_LOOKUPS_SPENT = "too many phone lookups from this terminal; wait a minute"
 
 
 # ------------------------------------------------------------------ models
@@ -185,11 +187,30 @@ class Operation(BaseModel):
     ]
 
 
+# A batch's operations as sent: JSON objects, each checked by the ledger on its own, so one
+# with a key that is no text (an unpaired surrogate) or no `key` or `type` is refused alone.
+RawOperation = Annotated[
+    dict[Any, Any],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "description": "one operation body as terminals record it (sale, enroll, action, "
+            "give); a malformed one is refused alone, in its own result",
+            "properties": {
+                "type": {"description": "sale, enroll, action or give (a string of at most 16)"},
+                "key": {"description": "the operation's idempotency key: a UUID (string)"},
+            },
+            "additionalProperties": True,
+        }
+    ),
+]
+
+
 def batch_model(max_batch: int) -> type[BaseModel]:
     """The batch body, bounded by the configured batch limit."""
     return create_model(
         "BatchIn",
-        operations=(list[Operation], Field(min_length=1, max_length=max_batch)),
+        operations=(list[RawOperation], Field(min_length=1, max_length=max_batch)),
     )
 
 
@@ -323,6 +344,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         description="Members, earnings and redemptions for loyalty terminals. Every call but "
         "pairing needs `Authorization: Bearer <terminal token>`.",
     )
+    app.router.route_class = HostileJSONRoute  # every route below reads JSON this way
     app.state.ledger = ledger
     app.state.settings = settings
     app.add_middleware(
@@ -450,7 +472,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     def lookup(body: LookupIn, who: Auth) -> dict[str, Any]:
         if body.kind in ("phone", "phone_number") and not phone_limiter.allow(who.id):
-            raise HTTPException(429, "too many phone lookups from this terminal; wait a minute")
+            raise HTTPException(429, PHONE_LOOKUPS_SPENT)
         if body.kind not in ("phone", "phone_number") and not lookup_limiter.allow(who.id):
             raise HTTPException(429, "too many lookups from this terminal; wait a minute")
         kind, value = body.kind, body.value
@@ -525,13 +547,21 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.post(
         "/v1/members",
         response_model=OpResultOut,
-        responses={**unauthorized, **unparsable, 409: {"model": Problem}},
+        responses={
+            **unauthorized,
+            **unparsable,
+            409: {"model": Problem},
+            429: {"model": Problem, "description": "too many phone lookups from this terminal"},
+        },
     )
     def enroll(body: Operation, who: Auth) -> OpResultOut:
         data = body.model_dump()
         if data.get("type") != OP_ENROLL:
             raise HTTPException(400, "an enrollment has type 'enroll'")
-        result = apply_one(data, who)
+        key_enrollment_phones([data], phone_hasher)  # as in a batch: a number is keyed here
+        result = limit_taken(apply_one(data, who), who)
+        if result.code == "rate_limited":
+            raise HTTPException(429, PHONE_LOOKUPS_SPENT)
         if result.outcome == "conflict":
             raise HTTPException(409, result.error or "conflict")
         if result.outcome == "rejected":
@@ -546,7 +576,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def batch(body: BatchIn, who: Auth) -> BatchOut:  # type: ignore[valid-type]
         """Apply sales (earnings and redemptions), enrollments, actions and transfers one by
         one, each exactly once by its key; one bad operation never blocks the others."""
-        bodies = [op.model_dump() for op in body.operations]  # type: ignore[attr-defined]
+        bodies: list[Any] = list(body.operations)  # type: ignore[attr-defined]
         key_enrollment_phones(bodies, phone_hasher)
         try:
             # One batch at a time per terminal in this process: the room is counted and used
@@ -561,11 +591,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
             log.warning("batch not applied now: %s", type(exc).__name__)
             raise HTTPException(503, "database unavailable, retry later") from None
         results = [
-            as_result(body, outcome) for body, outcome in zip(bodies, outcomes, strict=False)
+            limit_taken(as_result(body, outcome), who)
+            for body, outcome in zip(bodies, outcomes, strict=False)
         ]
         results += [
             OpResultOut(
-                key=clean_text(body.get("key", ""), 64),
+                key=clean_text(body.get("key", "") if isinstance(body, dict) else "", 64),
                 outcome="retry",
                 status=429,
                 code="rate_limited",
@@ -644,8 +675,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         log.info("partner %s transfer %s: %s", partner_id, body.reference, result["status"])
         return PartnerTransferOut(**{k: result[k] for k in PartnerTransferOut.model_fields})
 
-    def as_result(body: dict[str, Any], outcome: dict[str, Any] | OpRejected) -> OpResultOut:
-        result = op_result(body, outcome)
+    def as_result(body: Any, outcome: dict[str, Any] | OpRejected) -> OpResultOut:
+        result = op_result(body if isinstance(body, dict) else {}, outcome)
         return OpResultOut(
             key=clean_text(result.key, 64),
             outcome=result.outcome.value,
@@ -653,6 +684,20 @@ def create_app(settings: ServerSettings) -> FastAPI:
             result=result.result,
             code=result.code,
             error=result.error,
+        )
+
+    def limit_taken(result: OpResultOut, who: terminals.Terminal) -> OpResultOut:
+        """An enrollment refused as identifier_taken says the phone (or card) is a member's:
+        it counts as a phone lookup, and past that limit is answered as lookups are (429,
+        nothing was recorded either way), so batches of enrollments test no more phones."""
+        if result.code != "identifier_taken" or phone_limiter.allow(who.id):
+            return result
+        return OpResultOut(
+            key=result.key,
+            outcome="retry",
+            status=429,
+            code="rate_limited",
+            error=PHONE_LOOKUPS_SPENT,
         )
 
     def apply_one(data: dict[str, Any], who: terminals.Terminal) -> OpResultOut:

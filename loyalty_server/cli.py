@@ -76,6 +76,10 @@ def cmd_terminal_add(args: argparse.Namespace) -> int:
     from loyalty_server.terminals import add_terminal
 
     settings = settings_from(args)
+    problem = schema_problem(args, settings.database_url)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     terminal_id, code = add_terminal(engine_for(args), args.name, settings.pairing_code_ttl_s)
     print(
         f"terminal {terminal_id} ({args.name}); pairing code: {code}"
@@ -134,46 +138,191 @@ def cmd_partner_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_IMPORT_BYTES = 64 * 1024 * 1024  # a members file larger than this is refused unread
+
+
 def cmd_member_import(args: argparse.Namespace) -> int:
-    """CSV columns: first_name,last_name,phone,card_number[,birthday][,consent_text_id]."""
-    from pos_client.domain import Consent, utcnow, uuid7
-    from pos_client.identify import IdentifyError, parse_phone
+    """CSV columns: first_name,last_name,phone,card_number[,birthday][,consent_text_id].
+
+    Every row is checked as the API checks an enrollment (strict names, GS1 check digits,
+    no future birthday, a valid phone); if any row is bad, nothing is imported and each bad
+    row is listed with its line and reason (never its phone). Card numbers left empty are
+    generated: in-store EAN-13s with their check digit, unique in the file and the store."""
+    from loyalty_server import strict
+    from pos_client.checkout import new_card_number
     from pos_client.ledger import Ledger
-    from pos_client.operations import EnrollOp, OpRejected
     from pos_client.privacy import PhoneHasher, load_or_create_key
     from pos_client.program import load_program
 
     settings = settings_from(args)
-    ledger = Ledger(engine_for(args), load_program(settings.program, settings.config_dir))
+    problem = schema_problem(args, settings.database_url)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    program = load_program(settings.program, settings.config_dir)
+    check = strict.checker(program.currency)
+    ledger = Ledger(engine_for(args), program, check=check)
     hasher = PhoneHasher(load_or_create_key(settings.phone_key_file))
-    imported = skipped = 0
-    with open(args.csv, newline="", encoding="utf-8") as handle:
-        for line, row in enumerate(csv.DictReader(handle), start=2):
-            try:
-                phone = parse_phone(row.get("phone", ""), args.region)
-                from datetime import date
+    try:
+        rows = read_member_rows(Path(args.csv))
+    except ImportRefused as exc:
+        print(f"{args.csv}: {exc}; nothing imported", file=sys.stderr)
+        return 1
+    bodies: list[dict[str, Any]] = []
+    lines: list[int] = []
+    bad: list[tuple[int, str]] = []
+    phones: dict[str, int] = {}
+    cards: dict[str, int] = {}
+    for line, row in rows:
+        try:
+            body, phone_key = member_body(row, args.region, hasher, check)
+        except ImportRefused as exc:
+            bad.append((line, str(exc)))
+            continue
+        card = body["card_number"]
+        if phone_key in phones:
+            bad.append((line, f"the same phone as line {phones[phone_key]}"))
+            continue
+        if card and card in cards:
+            bad.append((line, f"card_number: the same as line {cards[card]}"))
+            continue
+        phones[phone_key] = line
+        if card:
+            cards[card] = line
+        if ledger.find_member_id("phone", phone_key) is not None:
+            bad.append((line, "this phone already belongs to a member"))
+            continue
+        if card and ledger.find_member_id("card_number", card) is not None:
+            bad.append((line, "card_number: already a member's"))
+            continue
+        bodies.append(body)
+        lines.append(line)
+    for body in bodies:  # generated after every given number is known
+        while not body["card_number"]:
+            card = new_card_number()
+            if card not in cards and ledger.find_member_id("card_number", card) is None:
+                body["card_number"] = card
+                cards[card] = -1
+    if not bad:
+        outcomes = ledger.apply_many(bodies, all_or_nothing=True)
+        for line, outcome in zip(lines, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                bad.append((line, getattr(outcome, "message", "refused")))
+    if bad:
+        for line, reason in sorted(bad):
+            print(f"line {line}: {reason}", file=sys.stderr)
+        print(f"imported 0 member(s): {len(bad)} bad row(s); fix them and import the file again")
+        return 1
+    print(f"imported {len(bodies)} member(s)")
+    return 0
 
-                birthday = date.fromisoformat(row["birthday"]) if row.get("birthday") else None
-                now = utcnow()
-                op = EnrollOp(
-                    key=uuid7(),
-                    member_id=uuid7(),
-                    first_name=row["first_name"].strip(),
-                    last_name=(row.get("last_name") or "").strip(),
-                    phone_key=hasher.phone_key(phone.value),
-                    phone_last=phone.value[-2:],
-                    card_number=(row.get("card_number") or "").strip() or uuid7()[:13],
-                    consent=Consent(row.get("consent_text_id") or "import", now, "import"),
-                    occurred_at=now,
-                    birthday=birthday,
-                )
-                ledger.apply(op.to_body())
-                imported += 1
-            except (IdentifyError, OpRejected, KeyError, ValueError) as exc:
-                skipped += 1
-                print(f"line {line}: skipped: {exc}", file=sys.stderr)
-    print(f"imported {imported} member(s), skipped {skipped}")
-    return 0 if imported or not skipped else 1
+
+class ImportRefused(ValueError):
+    """A members file, or one row of it, that cannot be imported (the reason, no phone)."""
+
+
+def read_member_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """The file's rows with their line numbers; refused whole if it is no UTF-8 CSV with a
+    first_name and a phone column."""
+    try:
+        if path.stat().st_size > MAX_IMPORT_BYTES:
+            raise ImportRefused(f"larger than {MAX_IMPORT_BYTES // 2**20} MiB")
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            columns = set(reader.fieldnames or ())
+            if not {"first_name", "phone"} <= columns:
+                raise ImportRefused("the header needs first_name and phone columns")
+            return [(reader.line_num, row) for row in reader]
+    except OSError as exc:
+        raise ImportRefused(f"cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ImportRefused("not UTF-8 text") from None
+    except csv.Error as exc:
+        raise ImportRefused(f"not a CSV file ({exc})") from None
+
+
+def member_body(
+    row: dict[str, Any], region: str, hasher: Any, check: Any
+) -> tuple[dict[str, Any], str]:
+    """An enrollment body for one CSV row (card_number "" when one is to be generated) and
+    its phone key; ImportRefused with the field and reason, never the value."""
+    from datetime import date
+
+    from loyalty_server import strict
+    from pos_client.domain import Consent, utcnow, uuid7
+    from pos_client.identify import IdentifyError, parse_phone
+    from pos_client.operations import EnrollOp, OpRejected, parse_operation
+
+    if None in row or any(value is None for value in row.values()):
+        raise ImportRefused("not as many fields as the header")
+    try:
+        phone = parse_phone(row["phone"], region)
+    except IdentifyError as exc:
+        raise ImportRefused(f"phone: {exc}") from None
+    try:
+        text = (row.get("birthday") or "").strip()
+        birthday = date.fromisoformat(text) if text else None
+    except ValueError:
+        raise ImportRefused("birthday: expected a date as YYYY-MM-DD") from None
+    card = (row.get("card_number") or "").strip()
+    problem = strict.card_number_problem(card) if card else None
+    if problem:
+        raise ImportRefused(f"card_number: {problem}")
+    now = utcnow()
+    phone_key = hasher.phone_key(phone.value)
+    op = EnrollOp(
+        key=uuid7(),
+        member_id=uuid7(),
+        first_name=row["first_name"].strip(),
+        last_name=(row.get("last_name") or "").strip(),
+        phone_key=phone_key,
+        phone_last=phone.value[-2:],
+        card_number=card or "2900000000001",  # a valid stand-in while checking the rest
+        consent=Consent((row.get("consent_text_id") or "import").strip(), now, "import"),
+        occurred_at=now,
+        birthday=birthday,
+    )
+    body = op.to_body()
+    try:  # the API's checks, as the server applies them to an enrollment
+        check(parse_operation(body), body)
+    except OpRejected as exc:
+        raise ImportRefused(exc.message) from None
+    body["card_number"] = card
+    return body, phone_key
+
+
+def schema_problem(args: argparse.Namespace, database_url: str) -> str | None:
+    """Why this database cannot be written by an admin command yet (with what to run), or
+    None when its schema is at the migrations' head."""
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pos_client.ledger import make_engine
+
+    url = make_url(database_url)
+    given = url.render_as_string(hide_password=True) if args.database_url else None
+    run = "loyalty-server migrate" + (f" --database-url '{given}'" if given else "")
+    sqlite_file = url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:")
+    if sqlite_file and not Path(str(url.database)).exists():
+        return f"no database at {url.database}; to create it, run: {run}"
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    heads = set(ScriptDirectory.from_config(config).get_heads())
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+    except SQLAlchemyError as exc:
+        return f"cannot open the database ({type(exc).__name__}); check --database-url"
+    finally:
+        engine.dispose()
+    if current != heads:
+        state = "has no loyalty schema" if not current else "has an older schema"
+        return f"the database {state}; run first: {run}"
+    return None
 
 
 def cmd_purge(args: argparse.Namespace) -> int:

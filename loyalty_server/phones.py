@@ -24,12 +24,12 @@ def e164_or_none(value: object) -> str | None:
     return value if phonenumbers.is_valid_number(number) else None
 
 
-def key_enrollment_phones(bodies: list[dict[str, Any]], hasher: PhoneHasher) -> None:
+def key_enrollment_phones(bodies: list[Any], hasher: PhoneHasher) -> None:
     """An enrollment carrying `phone` (E.164) instead of `phone_key` gets its keyed HMAC
     here; the number itself is dropped before anything is stored. A bad number leaves no
     phone_key, so the ledger refuses that enrollment alone."""
     for body in bodies:
-        if body.get("type") != "enroll" or "phone" not in body:
+        if not isinstance(body, dict) or body.get("type") != "enroll" or "phone" not in body:
             continue
         e164 = e164_or_none(body.pop("phone"))
         if "phone_key" in body:  # both: which one is the member's? refused, not guessed

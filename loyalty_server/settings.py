@@ -23,8 +23,11 @@ class ServerSettings:
     # Abuse limits, enforced for every operation kind (see pos_client.ledger.Limits).
     max_sale_amount: int = 100_000  # whole currency units
     max_lines_per_sale: int = 500
+    # One sale of max_sale_amount at the best preset rate (wellness_blocks: 10 points per
+    # unit) earns 1,000,000 points: one operation may, and a member may earn two such sales'
+    # worth a day. A store with smaller tickets lowers all three together.
     max_points_per_operation: int = 1_000_000
-    max_points_per_member_per_day: int = 5_000_000
+    max_points_per_member_per_day: int = 2_000_000
     operations_per_terminal_per_minute: int = 3_000
     max_body_bytes: int = 2 * 1024 * 1024  # pairing 1 KiB, partner transfers 4 KiB
     # Time bounds on what terminals report: occurred_at at most this far ahead of the

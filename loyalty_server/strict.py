@@ -8,7 +8,8 @@ sends, before any rule runs: a refusal names the field and never echoes the valu
 - idempotency keys are UUIDs (8-4-4-4-12 hex);
 - card numbers are ASCII card characters, and GS1 numbers (8, 12, 13, 14 or 18 digits)
   carry a right check digit;
-- `phone_key` is the HMAC-SHA256 hex of a number (64 lowercase hex digits), never a number.
+- `phone_key` is the HMAC-SHA256 hex of a number (64 lowercase hex digits), never a number;
+- a sale has an amount or a redemption (a $0 sale with neither only read the balance).
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ def checker(currency: str) -> Callable[[Operation, dict[str, Any]], Operation]:
     def check(op: Operation, body: dict[str, Any]) -> Operation:
         check_key(body.get("key"))
         if isinstance(op, SaleOp):
+            if op.redemption is None and op.purchase.total == 0:
+                # It records nothing and answered any member's balance, unlimited (a balance
+                # oracle); a terminal never sends one (checkout refuses amount_zero).
+                raise refuse("lines", "a sale with no amount and no redemption records nothing")
             for index, line in enumerate(body.get("lines") or []):
                 amount = line.get("amount") if isinstance(line, dict) else None
                 if not isinstance(amount, str) or not amounts.match(amount):

@@ -79,20 +79,52 @@ def parse_time(value: Any, field: str) -> datetime:
     return moment
 
 
-def has_surrogates(value: Any, depth: int = 0) -> bool:
-    """True if any string in a JSON value (keys included) holds an unpaired surrogate: it
-    cannot be stored, hashed or echoed as UTF-8. Absurd nesting counts as malformed too."""
-    if depth > 32:
-        return True
-    if isinstance(value, str):
-        return any(0xD800 <= ord(char) <= 0xDFFF for char in value)
-    if isinstance(value, dict):
-        return any(
-            has_surrogates(k, depth + 1) or has_surrogates(v, depth + 1) for k, v in value.items()
-        )
-    if isinstance(value, list):
-        return any(has_surrogates(v, depth + 1) for v in value)
-    return False
+MAX_NESTING = 32  # levels of objects and lists in one operation (the operation is level 1)
+MAX_INT_DIGITS = 100  # no number in an operation needs more than 19
+
+
+class OversizedNumber:
+    """What a JSON parser that refuses to build huge integers (quadratic to convert; Python
+    refuses past 4300 digits) puts in their place, so the operation holding one is refused
+    alone (`json_problem`) and the rest of its batch is applied."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"<a number of {self.digits} digits>"
+
+
+def bounded_int(text: str) -> int | OversizedNumber:
+    """`parse_int` for json.loads: an integer, or an OversizedNumber past MAX_INT_DIGITS."""
+    digits = len(text.lstrip("-"))
+    return int(text) if digits <= MAX_INT_DIGITS else OversizedNumber(digits)
+
+
+def json_problem(value: Any) -> str | None:
+    """Why a parsed JSON value cannot be an operation's, or None: a string (a key too) with
+    an unpaired surrogate (it cannot be stored, hashed or echoed as UTF-8), objects and lists
+    nested deeper than MAX_NESTING, or an integer of more than MAX_INT_DIGITS digits. Walked
+    without recursion, so no depth is too deep to look at."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, str):
+            if any(0xD800 <= ord(char) <= 0xDFFF for char in item):
+                return "text that is not valid UTF-8 (an unpaired surrogate)"
+        elif isinstance(item, OversizedNumber):
+            return f"a number of more than {MAX_INT_DIGITS} digits"
+        elif isinstance(item, dict | list):
+            if level > MAX_NESTING:
+                return f"nested deeper than {MAX_NESTING} levels"
+            if isinstance(item, dict):
+                stack.extend((key, level) for key in item)
+                stack.extend((child, level + 1) for child in item.values())
+            else:
+                stack.extend((child, level + 1) for child in item)
+    return None
 
 
 MAX_AMOUNT = Decimal("10000000")  # no single line of a sale is ten million or more
@@ -471,8 +503,9 @@ OP_PARSERS: dict[str, Any] = {
 def parse_operation(body: Any) -> Operation:
     if not isinstance(body, dict):
         raise OpRejected("bad_request", "an operation must be a JSON object")
-    if has_surrogates(body):
-        raise OpRejected("bad_request", "text that is not valid UTF-8 (an unpaired surrogate)")
+    problem = json_problem(body)
+    if problem is not None:
+        raise OpRejected("bad_request", problem)
     kind = body.get("type")
     parser = OP_PARSERS.get(kind) if isinstance(kind, str) else None
     if parser is None:

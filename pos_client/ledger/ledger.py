@@ -8,6 +8,7 @@ a conditional UPDATE that can never take it below zero.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Collection, Iterator
@@ -63,6 +64,10 @@ def to_minor(amount: Decimal, currency: str) -> int:
 
 def from_minor(amount: int, currency: str) -> Decimal:
     return Decimal(amount).scaleb(-MINOR_UNIT_EXPONENT.get(currency, 2))
+
+
+class _RolledBack(Exception):
+    """Leaves an all-or-nothing batch's transaction, rolled back."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +250,7 @@ class Ledger:
         bodies: list[dict[str, Any]],
         allowed_kinds: Collection[str] | None = None,
         terminal_id: str | None = None,
+        all_or_nothing: bool = False,
     ) -> list[dict[str, Any] | OpRejected]:
         """Apply a batch in one database transaction (one commit, one fsync), each operation
         inside its own savepoint: one refused operation never undoes or blocks the others.
@@ -252,8 +258,22 @@ class Ledger:
         send partner transfers in). `terminal_id`, when the caller is authenticated, is the
         terminal recorded for each operation (never the body's), and a key another terminal
         applied is refused. Returns, per body, its result or the OpRejected/OpConflict it met.
+        `all_or_nothing` (an import): if any operation is refused, nothing is committed (the
+        others' results then say what they would have done).
         """
         outcomes: list[dict[str, Any] | OpRejected] = []
+        with contextlib.suppress(_RolledBack):  # nothing committed; outcomes say why
+            self._apply_all(bodies, outcomes, allowed_kinds, terminal_id, all_or_nothing)
+        return outcomes
+
+    def _apply_all(
+        self,
+        bodies: list[dict[str, Any]],
+        outcomes: list[dict[str, Any] | OpRejected],
+        allowed_kinds: Collection[str] | None,
+        terminal_id: str | None,
+        all_or_nothing: bool,
+    ) -> None:
         with self.writer.begin() as conn:
             for body in bodies:
                 try:
@@ -295,7 +315,8 @@ class Ledger:
                             "identifier_taken", "this phone or card already belongs to a member"
                         )
                     )
-        return outcomes
+            if all_or_nothing and any(isinstance(o, OpRejected) for o in outcomes):
+                raise _RolledBack
 
     def _previous_result(self, conn: Connection, key: str, claim: Claim) -> dict[str, Any] | None:
         row = conn.execute(

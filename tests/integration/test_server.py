@@ -345,9 +345,10 @@ def test_member_import_from_csv(database_url: str, tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert "imported 1 member(s), skipped 1" in result.stdout
-    assert "line 3: skipped" in result.stderr
-    assert server.ledger().find_member_id("card_number", "2900000000100") is not None
+    # A bad row: nothing imported, the row named (tests/security/test_member_import.py).
+    assert result.returncode == 1 and "imported 0 member(s)" in result.stdout
+    assert "line 3: phone:" in result.stderr
+    assert server.ledger().find_member_id("card_number", "2900000000100") is None
 
 
 def test_the_committed_openapi_spec_is_current() -> None:

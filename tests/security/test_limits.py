@@ -90,7 +90,7 @@ def test_batches_sent_in_parallel_share_the_per_minute_limit(server: ServerProce
     with ThreadPoolExecutor(6) as pool:
         answers = list(
             pool.map(
-                lambda _n: batch(server, token, *[sale(anna, "0.00") for _ in range(50)]),
+                lambda _n: batch(server, token, *[sale(anna, "0.01") for _ in range(50)]),
                 range(6),
             )
         )

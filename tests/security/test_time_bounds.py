@@ -108,13 +108,14 @@ def test_a_birthday_reward_is_given_once_however_the_sales_are_dated(
     token = server.pair()["token"]
     olena = member_id(server, OLENA.card_number)
     now = datetime.now(UTC)
-    # The attack: $0 sales back-dated a year apart each, then several around today.
-    back_dated = [dated(olena, now - timedelta(days=365 * years), "0") for years in range(1, 11)]
+    # The attack: sales back-dated a year apart each, then several around today
+    # (1 cent: no points of their own; a $0 sale is refused as it records nothing).
+    back_dated = [dated(olena, now - timedelta(days=365 * years), "0.01") for years in range(1, 11)]
     before = snapshot(server)
     refused = batch(server, token, *back_dated)
     assert {r["code"] for r in refused} == {"time_too_old"}
     assert snapshot(server) == before
-    around = [dated(olena, now + timedelta(seconds=s), "0") for s in (-5, 0, 5, 60)]
+    around = [dated(olena, now + timedelta(seconds=s), "0.01") for s in (-5, 0, 5, 60)]
     results = batch(server, token, *around)
     assert [r["outcome"] for r in results] == ["applied"] * 4
     assert [r["result"]["points_earned"] for r in results] == [100, 0, 0, 0]
@@ -124,7 +125,7 @@ def test_a_birthday_reward_is_given_once_however_the_sales_are_dated(
 def test_the_database_refuses_a_second_birthday_grant_for_a_year(server: ServerProcess) -> None:
     token = server.pair()["token"]
     olena = member_id(server, OLENA.card_number)
-    first = batch(server, token, sale(olena, "0"))
+    first = batch(server, token, sale(olena, "0.01"))
     assert first[0]["result"]["points_earned"] == 100
     ledger = server.ledger()
     year = datetime.now(UTC).year
