@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, Date, and_, bindparam, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pos_client.ledger.schema import member_totals, transactions
@@ -47,6 +48,38 @@ def counts(kind: str, points: int, amount_minor: int) -> tuple[int, int, int] | 
     return None
 
 
+def _upsert(dialect: Any) -> Any:
+    statement = dialect.insert(member_totals)
+    return statement.on_conflict_do_update(
+        index_elements=[member_totals.c.member_id, member_totals.c.grain, member_totals.c.start],
+        set_={
+            "points": member_totals.c.points + statement.excluded.points,
+            "spend_minor": member_totals.c.spend_minor + statement.excluded.spend_minor,
+            "visits": member_totals.c.visits + statement.excluded.visits,
+        },
+    )
+
+
+# Built once: the compiled statements are cached, a sale pays for parameters only.
+UPSERT = {"sqlite": _upsert(sqlite), "postgresql": _upsert(postgresql)}
+_SUMS = select(
+    func.coalesce(func.sum(member_totals.c.points), 0),
+    func.coalesce(func.sum(member_totals.c.spend_minor), 0),
+    func.coalesce(func.sum(member_totals.c.visits), 0),
+).where(member_totals.c.member_id == bindparam("member_id"))
+READ_ALL = _SUMS.where(member_totals.c.grain == "a", member_totals.c.start == ALL_START)
+READ_FROM = _SUMS.where(
+    or_(
+        and_(member_totals.c.grain == "m", member_totals.c.start >= bindparam("whole", type_=Date)),
+        and_(
+            member_totals.c.grain == "d",
+            member_totals.c.start >= bindparam("first", type_=Date),
+            member_totals.c.start < bindparam("whole", type_=Date),
+        ),
+    )
+)
+
+
 def bump(
     conn: Connection,
     member_id: str,
@@ -55,7 +88,7 @@ def bump(
     spend_minor: int,
     visits: int,
 ) -> None:
-    """Add to the member's day, month and lifetime rows: one upsert statement."""
+    """Add to the member's day, month and lifetime rows: one upsert, three rows."""
     rows = [
         {
             "member_id": member_id,
@@ -67,41 +100,20 @@ def bump(
         }
         for grain, start in (("d", day), ("m", _month(day)), ("a", ALL_START))
     ]
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(member_totals).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=[member_totals.c.member_id, member_totals.c.grain, member_totals.c.start],
-        set_={
-            "points": member_totals.c.points + statement.excluded.points,
-            "spend_minor": member_totals.c.spend_minor + statement.excluded.spend_minor,
-            "visits": member_totals.c.visits + statement.excluded.visits,
-        },
-    )
-    conn.execute(statement)
+    conn.execute(UPSERT[conn.dialect.name], rows)
 
 
 def read(conn: Connection, member_id: str, start: date | None) -> tuple[int, int, int]:
     """(points, spend in minor units, visits) from the store-local day `start` on (None: in
     all): whole months from their month rows, the first month's remaining days from days."""
     if start is None:
-        where = and_(member_totals.c.grain == "a", member_totals.c.start == ALL_START)
+        row = conn.execute(READ_ALL, {"member_id": member_id}).one()
     else:
         whole = start if start.day == 1 else _next_month(start)
-        where = or_(
-            and_(member_totals.c.grain == "m", member_totals.c.start >= whole),
-            and_(
-                member_totals.c.grain == "d",
-                member_totals.c.start >= start,
-                member_totals.c.start < whole,
-            ),
-        )
-    points, spend, visits = conn.execute(
-        select(
-            func.coalesce(func.sum(member_totals.c.points), 0),
-            func.coalesce(func.sum(member_totals.c.spend_minor), 0),
-            func.coalesce(func.sum(member_totals.c.visits), 0),
-        ).where(member_totals.c.member_id == member_id, where)
-    ).one()
+        row = conn.execute(
+            READ_FROM, {"member_id": member_id, "first": start, "whole": whole}
+        ).one()
+    points, spend, visits = row
     return int(points), int(spend), int(visits)
 
 
