@@ -212,7 +212,7 @@ def test_two_expiry_runs_at_once_expire_each_point_once(tmp_path: Path) -> None:
 def test_giving_points_away_moves_the_balance_never_the_tier_statistics(tmp_path: Path) -> None:
     ledger = zoned_ledger(tmp_path / "l.sqlite", "wellness_blocks")
     member = enroll(ledger)
-    ledger.apply(sale_body(member, "100.00", at=NOW - timedelta(days=3)))
+    ledger.apply(sale_body(member, "300.00", at=NOW - timedelta(days=3)))
     before = ledger.member_view(member, NOW.date())
     give = GiveOp(
         key=uuid7(),
@@ -220,11 +220,11 @@ def test_giving_points_away_moves_the_balance_never_the_tier_statistics(tmp_path
         terminal_id="T",
         occurred_at=NOW,
         target_id="childrens-hospital",
-        points=100,
+        points=1000,
     )
-    assert ledger.apply(give.to_body())["points_redeemed"] == 100
+    assert ledger.apply(give.to_body())["points_redeemed"] == 1000
     after = ledger.member_view(member, NOW.date())
     assert before is not None and after is not None
-    assert (after.balance, after.stats) == (before.balance - 100, before.stats)
+    assert (after.balance, after.stats) == (before.balance - 1000, before.stats)
     assert_totals_match_sums(ledger, member, [NOW.date()])
     assert ledger.balance_mismatches() == []
