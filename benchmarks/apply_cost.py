@@ -21,17 +21,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Appended, not prepended: PYTHONPATH=/path/to/other/checkout measures that code instead.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import inspect
 
+import pos_client
 from pos_client.domain import Consent, Purchase, PurchaseLine, utcnow, uuid7
 from pos_client.ledger import Ledger, make_engine, sqlite_url
 from pos_client.ledger.schema import members, transactions
 from pos_client.operations import EnrollOp, SaleOp
 from pos_client.program import load_program
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+CONFIG_DIR = Path(pos_client.__file__).resolve().parent.parent / "config"
 MEMBER = "0195f5d2-3c1e-7a4b-9d2e-5f6a7b8c9d0e"
 
 
@@ -80,9 +82,7 @@ def seeded_ledger(url: str, program: str, history: int) -> Ledger:
     with ledger.writer.begin() as conn:
         for first in range(0, len(rows), 2000):
             conn.execute(transactions.insert(), rows[first : first + 2000])
-        conn.execute(
-            members.update().where(members.c.id == MEMBER).values(balance=10 * history)
-        )
+        conn.execute(members.update().where(members.c.id == MEMBER).values(balance=10 * history))
         if inspect(conn).has_table("member_totals"):  # after: rebuild the member's totals
             from pos_client.ledger import totals
 
@@ -90,33 +90,46 @@ def seeded_ledger(url: str, program: str, history: int) -> Ledger:
     return ledger
 
 
-def measure(url: str, program: str, history: int, count: int) -> tuple[float, float]:
-    """(ms per sale one at a time, ms per sale in batches of 100): medians of rounds."""
-    ledger = seeded_ledger(url, program, history)
+def measure(urls: dict[int, str], program: str, count: int) -> dict[int, tuple[float, float]]:
+    """Per history length: (ms per sale one at a time, ms per sale in batches of 100),
+    medians of rounds. The histories take turns round by round, so a busy machine slows
+    them alike and the ratio stays honest."""
+    ledgers = {history: seeded_ledger(url, program, history) for history, url in urls.items()}
+    single: dict[int, list[float]] = {history: [] for history in ledgers}
+    batched: dict[int, list[float]] = {history: [] for history in ledgers}
     try:
         now = utcnow()
-        for index in range(20):  # warm the connection pool and the statement caches
-            ledger.apply(sale(now, index))
-        single = []
-        for index in range(count):
-            body = sale(now, index)
-            start = time.perf_counter()
-            ledger.apply(body)
-            single.append(time.perf_counter() - start)
-        batched = []
-        for _round in range(max(count // 100, 3)):
-            bodies = [sale(now, index) for index in range(100)]
-            start = time.perf_counter()
-            ledger.apply_many(bodies)
-            batched.append((time.perf_counter() - start) / len(bodies))
-        return statistics.median(single) * 1000, statistics.median(batched) * 1000
+        for ledger in ledgers.values():  # warm the connection pools and statement caches
+            for index in range(20):
+                ledger.apply(sale(now, index))
+        rounds = max(count // 20, 3)
+        for _round in range(rounds):
+            for history, ledger in ledgers.items():
+                for index in range(20):
+                    body = sale(now, index)
+                    start = time.perf_counter()
+                    ledger.apply(body)
+                    single[history].append(time.perf_counter() - start)
+                bodies = [sale(now, index) for index in range(100)]
+                start = time.perf_counter()
+                ledger.apply_many(bodies)
+                batched[history].append((time.perf_counter() - start) / len(bodies))
+        return {
+            history: (
+                statistics.median(single[history]) * 1000,
+                statistics.median(batched[history]) * 1000,
+            )
+            for history in ledgers
+        }
     finally:
-        ledger.engine.dispose()
+        for ledger in ledgers.values():
+            ledger.engine.dispose()
 
 
 def report(label: str, figures: dict[int, tuple[float, float]]) -> None:
     print(f"\n{label}")
-    print(f"  {'prior transactions':>20}  {'ms/sale (1 per commit)':>24}  {'ms/sale (batch 100)':>20}")
+    head = ("prior transactions", "ms/sale (1 per commit)", "ms/sale (batch 100)")
+    print(f"  {head[0]:>20}  {head[1]:>24}  {head[2]:>20}")
     for history, (single, batched) in figures.items():
         print(f"  {history:>20,}  {single:>24.3f}  {batched:>20.3f}")
     for column, name in ((0, "1 per commit"), (1, "batch 100")):
@@ -137,15 +150,11 @@ def main() -> int:
     programs = args.programs.split(",")
     with tempfile.TemporaryDirectory() as scratch:
         for program in programs:
-            figures = {
-                history: measure(
-                    sqlite_url(Path(scratch) / f"{program}-{history}.sqlite"),
-                    program,
-                    history,
-                    args.sales,
-                )
+            urls = {
+                history: sqlite_url(Path(scratch) / f"{program}-{history}.sqlite")
                 for history in histories
             }
+            figures = measure(urls, program, args.sales)
             report(f"SQLite (WAL, synchronous=FULL), programme {program}", figures)
     if args.no_postgres:
         return 0
@@ -159,10 +168,9 @@ def main() -> int:
     cluster.start()
     try:
         for program in programs:
-            figures = {
-                history: measure(cluster.new_database(), program, history, args.sales)
-                for history in histories
-            }
+            figures = measure(
+                {history: cluster.new_database() for history in histories}, program, args.sales
+            )
             report(f"PostgreSQL (loopback), programme {program}", figures)
     finally:
         cluster.stop()

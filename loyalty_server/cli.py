@@ -18,11 +18,17 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def settings_from(args: argparse.Namespace) -> ServerSettings:
-    return from_environment(
-        database_url=getattr(args, "database_url", None),
-        program=getattr(args, "program", None),
-        phone_key_file=Path(args.phone_key_file) if getattr(args, "phone_key_file", None) else None,
-    )
+    try:
+        return from_environment(
+            database_url=getattr(args, "database_url", None),
+            program=getattr(args, "program", None),
+            phone_key_file=(
+                Path(args.phone_key_file) if getattr(args, "phone_key_file", None) else None
+            ),
+        )
+    except ValueError as exc:  # a setting out of range: say which, no traceback
+        print(f"loyalty-server: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def migrate(database_url: str) -> None:
