@@ -38,7 +38,7 @@ class ServerSettings:
     pairing_failures_per_minute: int = 10
     pairing_lockout_s: int = 300
     lookups_per_minute: int = 120
-    # Inbound partner transfers: points credited per partner per UTC day, unless the
+    # Inbound partner transfers: points credited per partner per store day, unless the
     # partner has its own cap in partner_daily_caps ("sky-miles=50000,other=1000").
     partner_daily_points: int = 1_000_000
     partner_daily_caps: tuple[tuple[str, int], ...] = ()

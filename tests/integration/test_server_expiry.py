@@ -207,3 +207,69 @@ def test_the_schedule_expires_points_when_its_time_comes(tmp_path: Path) -> None
     record = ledger.member(member)
     assert record is not None and record.balance == 1
     assert ledger.balance_mismatches() == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migration_0005_backfills_the_totals_from_existing_transactions(
+    backend: str, tmp_path: Path, postgres: PostgresCluster | None
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from loyalty_server.cli import MIGRATIONS
+
+    if backend == "sqlite":
+        url = f"sqlite+pysqlite:///{tmp_path}/old.sqlite"
+    else:
+        if postgres is None:
+            pytest.skip(PG_REASON or "")
+        url = postgres.new_database()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    command.upgrade(config, "0003")  # the previous release's schema: no member_totals
+    engine = make_engine(url)
+    riga = ZoneInfo(RIGA)
+    late = datetime(2025, 12, 31, 23, 30, tzinfo=riga).astimezone(UTC)  # 2025 in Riga
+    early = datetime(2026, 1, 1, 0, 30, tzinfo=riga).astimezone(UTC)  # 2026 in Riga
+    stamp = (lambda moment: moment.replace(tzinfo=None)) if backend == "sqlite" else (lambda m: m)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO members (id, first_name, last_name, phone_last, enrolled_at,"
+                " consent_text_id, consent_at, consent_channel, marketing, balance) VALUES"
+                " ('m1', 'Anna', 'K', '89', :at, 'terms', :at, 'test', false, 600)"
+            ),
+            {"at": stamp(late - timedelta(days=30))},
+        )
+        for kind, points, amount, at in (
+            ("earn", 400, 40000, late),
+            ("earn", 100, 10000, early),
+            ("action", 200, 0, early),
+            ("redeem", -100, 0, early),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO transactions (member_id, kind, points, amount_minor,"
+                    " occurred_at, recorded_at) VALUES ('m1', :kind, :points, :amount, :at, :at)"
+                ),
+                {"kind": kind, "points": points, "amount": amount, "at": stamp(at)},
+            )
+    engine.dispose()
+    subprocess.run(
+        [*ServerProcess(url, tmp_path).command("migrate")],
+        cwd=REPO,
+        env={**ServerProcess(url, tmp_path).env, "LOYALTY_SERVER_TIMEZONE": RIGA},
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    ledger = Ledger(make_engine(url), load_program("category_tiers", CONFIG_DIR), zone=riga)
+    with ledger.engine.connect() as conn:
+        for day in (date(2025, 12, 31), date(2026, 1, 1), date(2026, 6, 1)):
+            assert ledger.stats(conn, "m1", day) == ledger.stats_from_transactions(conn, "m1", day)
+        assert ledger.stats(conn, "m1", date(2025, 12, 31)).visits_in_period == 2
+        new_year = ledger.stats(conn, "m1", date(2026, 1, 1))
+    assert (new_year.points_in_period, new_year.visits_in_period) == (300, 1)
+    ledger.engine.dispose()
