@@ -7,7 +7,8 @@
   tap-to-event       real pcscd, versus bare detection + transmit; scan-to-event (pty)
                      versus a bare read;
   app                tap -> next screen drawn (real touches), reader event -> member screen,
-                     cold start, resident memory, each beside its goal (issue 16).
+                     cold start, resident memory, each beside its goal (issue 16);
+  offline key        one guess at a cached phone's key: the old HMAC versus scrypt.
 Usage: python benchmarks/table.py [--quick]   (--quick: smaller counts, for a smoke run)
 """
 
@@ -364,6 +365,28 @@ def abuse_rows(seconds: float) -> list[Row]:
     ]
 
 
+def offline_key_rows(guesses: int) -> list[Row]:
+    """One guess at an offline-cache phone key: the old HMAC beside the scrypt KDF."""
+    from offline_lookup_cost import SECONDS_PER_YEAR, measure
+
+    from pos_client.privacy import OFFLINE_LOOKUP_COST
+
+    fast, samples = measure(guesses)
+    slow = statistics.median(samples)
+    mib = OFFLINE_LOOKUP_COST.memory_bytes / 2**20
+    return [
+        ("offline phone key guess, old HMAC", ms(fast), "", "", "the fast form replaced"),
+        (
+            f"offline phone key guess, scrypt ({mib:.0f} MiB)",
+            ms(slow),
+            ms(max(samples)) + " max",
+            f"10^9 numbers: {slow * 1e9 / SECONDS_PER_YEAR:.1f} core-years",
+            f"goal 50-100 ms; {slow / fast:,.0f}x the HMAC "
+            f"({fast * 1e9 / 3600:.1f} core-hours for 10^9)",
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -377,6 +400,7 @@ def main() -> None:
         ("readers", lambda: reader_rows(5 if quick else 100, 100 if quick else 1000)),
         ("app", lambda: app_rows(22 if quick else 200, 2 if quick else 5)),
         ("abuse", lambda: abuse_rows(3 if quick else 10)),
+        ("offline key", lambda: offline_key_rows(5 if quick else 30)),
     ]
     rows: list[Row] = []
     for name, measure in sections:

@@ -20,6 +20,10 @@ class DriverUnavailable(RuntimeError):
     """A driver's library or device is missing; the message says what to install or check."""
 
 
+class ReaderInUse(DriverUnavailable):
+    """Another process (a running terminal) has this reader open: it was left alone."""
+
+
 class Reader(Protocol):
     name: str
 

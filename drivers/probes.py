@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from drivers.base import DriverUnavailable
+from drivers.base import DriverUnavailable, ReaderInUse
 from drivers.pcsc import parse_atr
 from pos_client.doctor import Check
 
@@ -68,6 +68,9 @@ def probe_readers(readers: Sequence[Any], settle_s: float = 1.5) -> list[Check]:
     for reader in readers:
         try:
             reader.open()
+        except ReaderInUse as exc:  # a running terminal has it: not ours to open or test
+            rows.append(Check(f"reader {reader.name}", True, str(exc)))
+            continue
         except DriverUnavailable as exc:
             rows.append(Check(f"reader {reader.name}", False, str(exc)))
             continue

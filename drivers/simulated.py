@@ -8,8 +8,11 @@ Commands arrive three ways, all through `inject()`: JSON lines on a loopback TCP
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -19,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from drivers.base import DriverUnavailable, Sink
+from drivers.base import DriverUnavailable, ReaderInUse, Sink
 from pos_client.configfile import ConfigError, Section, load_toml
 from pos_client.events import NetworkCommand, ReaderStatus, ScanEvent
 
@@ -64,6 +67,7 @@ class SimulatedReader:
         self.autoplay = section.flag("autoplay", False)
         self.source = f"sim:{name}"
         self._server: socket.socket | None = None
+        self._lock_fd: int | None = None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self.commands: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -84,6 +88,7 @@ class SimulatedReader:
     # ------------------------------------------------------------ lifecycle
 
     def open(self) -> None:
+        self._claim_port_file()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         server = socket.socket(family, socket.SOCK_STREAM)
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -91,6 +96,7 @@ class SimulatedReader:
             server.bind((self.host, self.port))
         except OSError as exc:
             server.close()
+            self._release_port_file()
             raise DriverUnavailable(
                 f"simulated reader cannot listen on port {self.port}: {exc}"
             ) from None
@@ -99,8 +105,9 @@ class SimulatedReader:
         self._server = server
         self.port = server.getsockname()[1]
         if self.port_file is not None:
-            self.port_file.parent.mkdir(parents=True, exist_ok=True)
-            self.port_file.write_text(f"{self.port}\n")
+            temporary = self.port_file.with_name(f"{self.port_file.name}.{os.getpid()}.tmp")
+            temporary.write_text(f"{self.port}\n")
+            os.replace(temporary, self.port_file)  # `pos-client sim` never reads half a file
         self._stop.clear()
         self._spawn(self._accept_loop, "sim-accept")
         self.sink(ReaderStatus(self.source, "connected", f"listening on {self.host}:{self.port}"))
@@ -117,8 +124,50 @@ class SimulatedReader:
         for thread in self._threads:
             thread.join(2)
         self._threads.clear()
+        self._release_port_file()
+
+    # The port file belongs to the process holding the flock on `<port file>.lock` (the
+    # kernel releases it if that process dies): a second reader on the same port file (a
+    # `pos-client doctor` beside a running terminal) neither rewrites nor removes it.
+
+    def _claim_port_file(self) -> None:
+        if self.port_file is None or self._lock_fd is not None:
+            return
+        self.port_file.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.port_file.with_name(self.port_file.name + ".lock")
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(descriptor)
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise ReaderInUse(self._in_use_by_other()) from None
+            raise DriverUnavailable(f"simulated reader cannot lock {lock_path}: {exc}") from None
+        self._lock_fd = descriptor
+
+    def _release_port_file(self) -> None:
+        if self._lock_fd is None:
+            return  # never claimed: the file is another reader's, or none
         if self.port_file is not None:
             self.port_file.unlink(missing_ok=True)
+        os.close(self._lock_fd)  # releases the flock
+        self._lock_fd = None
+
+    def _in_use_by_other(self) -> str:
+        where = f"{self.port_file}"
+        try:
+            port = int((self.port_file or Path()).read_text().strip())
+        except (OSError, ValueError):
+            return f"simulated {self.name}: in use by another process (a running terminal; {where})"
+        try:
+            answer = send_command(port, {"cmd": "status"}, host=self.host, timeout_s=2.0)
+        except (OSError, ValueError):
+            answer = {}
+        state = "answering" if answer.get("ok") else "not answering"
+        return (
+            f"simulated {self.name}: in use by a running terminal, {state} on "
+            f"{self.host} port {port} ({where}); left alone"
+        )
 
     def __enter__(self) -> SimulatedReader:
         self.open()

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import (
     AfterValidator,
@@ -55,7 +55,7 @@ from pos_client.operations import (
     OpRejected,
 )
 from pos_client.ports import op_result
-from pos_client.program import load_program, program_to_json
+from pos_client.program import load_program_document, program_to_json, resolve_program_path
 
 log = logging.getLogger("loyalty_server")
 API_VERSION = "1.0.0"
@@ -294,7 +294,10 @@ class RateLimiter:
 def create_app(settings: ServerSettings) -> FastAPI:
     from pos_client.privacy import PhoneHasher, load_or_create_key
 
-    program = load_program(settings.program, settings.config_dir)
+    # The programme as a document: its version is told to terminals (/v1/program) and in
+    # every sale's result, so a preview under other rules is seen, never silent.
+    document = load_program_document(settings.program, settings.config_dir)
+    program = document.parse(str(resolve_program_path(settings.program, settings.config_dir)))
     engine = make_engine(settings.database_url)
     ledger = Ledger(
         engine,
@@ -308,6 +311,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             offline_window=timedelta(days=settings.offline_window_days),
         ),
         check=strict.checker(program.currency),
+        program_version=document.version,
         zone=ZoneInfo(settings.timezone),
     )
     phone_key = load_or_create_key(settings.phone_key_file).hex()
@@ -597,10 +601,26 @@ def create_app(settings: ServerSettings) -> FastAPI:
             flag_if_frequent(member_id)
         return BatchOut(results=results)
 
-    @app.get("/v1/program", responses=unauthorized)
-    def rules(_who: Auth) -> dict[str, Any]:
-        """The programme's rules, for terminals to cache for offline previews."""
-        return program_to_json(program)
+    program_etag = f'"{document.version}"'
+    program_body = {
+        **program_to_json(program),
+        "version": document.version,
+        "source": document.source,
+    }
+
+    @app.get(
+        "/v1/program",
+        responses={**unauthorized, 304: {"description": "the version in If-None-Match"}},
+    )
+    def rules(request: Request, _who: Auth) -> Any:
+        """The programme: its rules as JSON, its `version` and its TOML `source`, which a
+        terminal checks against the version, caches and previews with. With the ETag in
+        If-None-Match, an unchanged programme answers 304 and no body."""
+        headers = {"ETag": program_etag, "Cache-Control": "no-cache"}
+        asked = request.headers.get("if-none-match", "")
+        if program_etag in (tag.strip() for tag in asked[:200].split(",")):
+            return Response(status_code=304, headers=headers)
+        return JSONResponse(program_body, headers=headers)
 
     @app.get("/v1/partners", responses=unauthorized)
     def partners(_who: Auth) -> list[dict[str, Any]]:

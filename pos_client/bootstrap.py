@@ -6,22 +6,33 @@ lazily inside the functions that need them, so the core never depends on them.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
+import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pos_client.backends.switch import NetworkSwitch
 from pos_client.checkout import Checkout, CheckoutPolicy
 from pos_client.configfile import ConfigError
+from pos_client.deferred import Deferred
 from pos_client.events import EventBus
 from pos_client.files import private_dir, private_file
 from pos_client.outbox import Outbox
 from pos_client.ports import Backend
-from pos_client.privacy import PhoneHasher, load_or_create_key
-from pos_client.program import load_program
+from pos_client.privacy import OfflineLookupKey, PhoneHasher, load_or_create_key
+from pos_client.program import load_program, load_program_document, resolve_program_path
+from pos_client.program_updates import (
+    PROGRAM_CACHE_FILE,
+    ProgramCache,
+    ProgramChanged,
+    ProgramUpdater,
+)
 from pos_client.queue_service import QueueService
 from pos_client.rules import Program
 from pos_client.settings import BackendKind, Settings
@@ -51,6 +62,14 @@ class Terminal:
 
     def __post_init__(self) -> None:
         self.queue = QueueService(self.outbox, self.sync)
+
+    def adopt_program(self, program: Program, version: str) -> None:
+        """Preview with the store server's programme from now on (the sync thread calls
+        this; the UI hears ProgramChanged and follows on its own clock)."""
+        self.program = program
+        self.checkout.program = program
+        self.checkout.program_version = version
+        self.bus.publish(ProgramChanged(program.id, version))
 
     def close(self) -> None:
         self.sync.stop()
@@ -90,9 +109,6 @@ def _embedded(settings: Settings, program: Program) -> tuple[Backend, Ledger | N
 
 def read_token(settings: Settings) -> str:
     """The terminal token: POS_CLIENT_TOKEN, else backend.token_file, else token in data_dir."""
-    import os
-    from pathlib import Path
-
     token = os.environ.get("POS_CLIENT_TOKEN", "").strip()
     if token:
         return token
@@ -158,6 +174,33 @@ def open_readers(readers: list[Any], report: Callable[[str, str], None]) -> list
     return opened
 
 
+RUN_LOCK = "terminal.run.lock"
+
+
+def hold_run_lock(data_dir: Path) -> int:
+    """A shared flock on the data folder's run lock, held while a terminal has its readers
+    open (the kernel drops it if the process dies); several terminals may share it."""
+    private_dir(data_dir)
+    descriptor = os.open(data_dir / RUN_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(descriptor, fcntl.LOCK_SH)
+    return descriptor
+
+
+def terminal_running(data_dir: Path) -> bool:
+    """Whether a running terminal has readers open on this data folder (its run lock held)."""
+    try:
+        descriptor = os.open(data_dir / RUN_LOCK, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
+    finally:
+        os.close(descriptor)  # also releases the lock if it was taken
+    return False
+
+
 @dataclass
 class RunningTerminal:
     """A terminal with its readers open and scans routed to identification."""
@@ -165,12 +208,16 @@ class RunningTerminal:
     terminal: Terminal
     readers: list[Any]
     router: Any
+    run_lock: int | None = None
 
     def close(self) -> None:
         for reader in self.readers:
             reader.close()
         self.router.stop()
         self.terminal.close()
+        if self.run_lock is not None:
+            os.close(self.run_lock)
+            self.run_lock = None
 
     def __enter__(self) -> RunningTerminal:
         return self
@@ -187,14 +234,18 @@ def run_terminal(
     from pos_client.scanning import ScanRouter
 
     terminal = build_terminal(with_saved_mode(settings), start_sync=True)
+    run_lock: int | None = None
     try:
+        run_lock = hold_run_lock(settings.storage.data_dir)
         router = ScanRouter(terminal.checkout, terminal.bus, terminal.network)
         router.start()
         readers = open_readers(build_readers(settings, terminal.bus.publish), report)
     except Exception:
         terminal.close()
+        if run_lock is not None:
+            os.close(run_lock)
         raise
-    return RunningTerminal(terminal, readers, router)
+    return RunningTerminal(terminal, readers, router, run_lock)
 
 
 def with_saved_mode(settings: Settings) -> Settings:
@@ -228,9 +279,29 @@ def doctor_checks(settings: Settings) -> list[Any]:
     else:
         rows += doctor.check_backend(backend, settings.backend.kind.value)
         backend.close()
+    rows += doctor.check_simulated_readers(
+        [reader.kind for reader in settings.readers],
+        settings.backend.kind.value,
+        settings.backend.url,
+    )
     pcsc_required = any(reader.kind == "pcsc" for reader in settings.readers)
     rows += probes.probe_pcsc(pcsc_required) + probes.probe_serial_ports()
-    rows += probes.probe_readers(build_readers(settings, lambda _event: None))
+    # Beside a running terminal, opening its readers would take its scans (a serial port
+    # read twice) or its device: only a simulated reader, which knows it is in use (an
+    # flock on its port file) and says so, is asked; the others are left alone.
+    running = terminal_running(settings.storage.data_dir)
+    for reader in build_readers(settings, lambda _event: None):
+        if running and getattr(reader, "kind", "") != "simulated":
+            rows.append(
+                doctor.Check(
+                    f"reader {reader.name}",
+                    True,
+                    f"in use by a terminal running on {settings.storage.data_dir}: not "
+                    "opened (stop the terminal to probe it)",
+                )
+            )
+        else:
+            rows += probes.probe_readers([reader])
     return rows
 
 
@@ -257,8 +328,24 @@ def build_app(settings: Settings, running: RunningTerminal) -> Any:
     return PosApp(running)
 
 
+def terminal_program(settings: Settings) -> tuple[Program, str, ProgramCache | None]:
+    """The programme a terminal starts with and its version: on the store server's backend,
+    the server's programme as last cached (the local preset until the server answered once);
+    on the embedded ledger, the local preset it applies."""
+    document = load_program_document(settings.program, settings.config_dir)
+    origin = str(resolve_program_path(settings.program, settings.config_dir))
+    if settings.backend.kind is not BackendKind.HTTP:
+        return document.parse(origin), document.version, None
+    cache = ProgramCache(settings.storage.data_dir / PROGRAM_CACHE_FILE)
+    cached = cache.load()
+    if cached is not None:
+        log.info("previewing with the store programme version %s (cached)", cached[0].version)
+        return cached[1], cached[0].version, cache
+    return document.parse(origin), document.version, cache
+
+
 def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
-    program = load_program(settings.program, settings.config_dir)
+    program, version, program_cache = terminal_program(settings)
     # A terminal paired without the store-wide phone key (the default since pairing asks
     # the server to keep it) sends numbers for the server to key; it never makes one up.
     server_hashes_phones = (
@@ -274,7 +361,7 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
         raise ConfigError(f"config key 'privacy.phone_key_file': {exc}") from None
     lookup_key_file = settings.lookup_key_file or settings.storage.lookup_key_path
     try:
-        cache_hasher = PhoneHasher(load_or_create_key(lookup_key_file))
+        cache_hasher = OfflineLookupKey(load_or_create_key(lookup_key_file))
     except ValueError as exc:
         raise ConfigError(f"config key 'privacy.lookup_key_file': {exc}") from None
     bus = EventBus()
@@ -287,6 +374,8 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
         raise
     network = NetworkSwitch(backend)
     closers.append(network.close)
+    cache_writer = Deferred("member-cache")  # phone KDFs off the lookup's path
+    closers.append(cache_writer.close)  # runs before the outbox closes
     sync = SyncWorker(
         outbox,
         network,
@@ -318,9 +407,21 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
         cache_hasher=cache_hasher,
         cache_lifetime=timedelta(days=settings.offline_lookup_days),
         server_hashes_phones=server_hashes_phones,
+        cache_writer=cache_writer,
     )
+    checkout.program_version = version
+    checkout.upgrade_cache()
     checkout.forget_expired()
     terminal = Terminal(settings, program, bus, outbox, network, sync, checkout, ledger, closers)
+    if program_cache is not None:
+        sync.program_updater = ProgramUpdater(
+            network.fetch_program,
+            program_cache,
+            terminal.adopt_program,
+            version,
+            program.currency,
+            settings.sync.interval_s,
+        )
     if start_sync:
         sync.start()
         if ledger is not None and program.expiry.months is not None:

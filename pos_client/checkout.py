@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from pos_client import rules
+from pos_client.deferred import Deferred
 from pos_client.domain import (
     Consent,
     Identity,
@@ -48,7 +49,7 @@ from pos_client.operations import (
 )
 from pos_client.outbox import Outbox
 from pos_client.ports import Backend, BackendUnavailable
-from pos_client.privacy import PhoneHasher
+from pos_client.privacy import OfflineLookupKey, PhoneHasher
 from pos_client.rules import EarnBreakdown, Program, RedemptionPlan, RulesError
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,18 @@ class Receipt:
     recorded_at: datetime
 
 
+# Cache lookups written since phones are keyed with the slow KDF carry this form; rows
+# without it were written by earlier versions (phones under the fast HMAC).
+CACHE_FORM = "k2:"
+
+
 def cache_lookup_key(kind: str, value: str) -> str:
+    """Where the offline cache keeps a member: for a phone, `value` is already the KDF."""
+    return CACHE_FORM + legacy_cache_lookup_key(kind, value)
+
+
+def legacy_cache_lookup_key(kind: str, value: str) -> str:
+    """The lookup of earlier versions (phones' `value` being the fast HMAC)."""
     return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
 
 
@@ -154,17 +166,23 @@ class Checkout:
         bus: EventBus | None = None,
         wake_sync: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
-        cache_hasher: PhoneHasher | None = None,
+        cache_hasher: OfflineLookupKey | None = None,
         cache_lifetime: timedelta | None = None,
         server_hashes_phones: bool = False,
+        cache_writer: Deferred | None = None,
     ) -> None:
         self.backend = backend
         self.outbox = outbox
         self.program = program
+        self.program_version: str | None = None  # told in each sale: the preview's rules
         self.hasher = hasher
         # The offline member cache is keyed under this terminal's own key (never the
-        # store-wide one) and forgets members not seen for `cache_lifetime`.
-        self.cache_hasher = cache_hasher or hasher
+        # store-wide one), phones with a slow KDF, and forgets members not seen for
+        # `cache_lifetime`. With no key given, one for this process only.
+        self.cache_hasher = cache_hasher or OfflineLookupKey(secrets.token_bytes(32))
+        # Caching a member found online (a KDF for a phone) runs here, off the lookup's
+        # path; None: at once, on the caller's thread.
+        self.cache_writer = cache_writer
         self.cache_lifetime = cache_lifetime
         # Paired without the store-wide phone key: the backend keys the numbers it is sent.
         self.server_hashes_phones = server_hashes_phones
@@ -222,18 +240,57 @@ class Checkout:
         """The member's view (None if unknown) and whether the backend answered (else the
         terminal's cache did)."""
         kind, value = self.backend_ref(identity)
-        lookup = self.cache_key(identity)
         try:
             view = self.backend.lookup(kind, value)
         except BackendUnavailable:
             self.forget_expired()
-            cached = self.outbox.cached_member(lookup)
+            self.settle()  # a member cached a moment ago is found
+            cached = self.outbox.cached_member(self.cache_key(identity))  # the KDF: here
             if cached is None:
                 log.info("offline and %s not in the member cache", identity.redacted())
             return cached, False
         if view is not None:
-            self.outbox.cache_member(lookup, view)
+            self.remember(identity, view)
         return view, True
+
+    def remember(self, identity: Identity, view: MemberView) -> None:
+        """Cache a member for offline lookups under this identity: for a phone that costs a
+        slow KDF, so with a cache writer it runs there, after the answer is on its way."""
+
+        def write() -> None:
+            self.outbox.cache_member(self.cache_key(identity), view)
+
+        if self.cache_writer is None or identity.kind is not IdentityKind.PHONE:
+            write()
+        elif not self.cache_writer.submit(write):
+            log.info("member cache busy: %s not cached this time", identity.redacted())
+
+    def settle(self) -> None:
+        """Wait for members being cached in the background to be written."""
+        if self.cache_writer is not None:
+            self.cache_writer.flush()
+
+    def upgrade_cache(self) -> tuple[int, int]:
+        """Cache rows written by earlier versions, whose phones are keyed with the fast HMAC:
+        a card number row (provable from its view) is kept under the new form; every other
+        (a phone, or a card UID: the two cannot be told apart) is deleted and overwritten.
+        Those members are cached again the next time they are found online. (kept, dropped)"""
+
+        def rekey(lookup: str, view: MemberView) -> str | None:
+            number = view.card_number
+            if number and lookup == legacy_cache_lookup_key("card_number", number):
+                return cache_lookup_key("card_number", number)
+            return None
+
+        kept, dropped = self.outbox.rekey_cached_members(CACHE_FORM, rekey)
+        if kept or dropped:
+            log.info(
+                "offline member cache upgraded: %d card number(s) kept, %d older entries "
+                "(phones under the fast key, card UIDs) dropped until seen online again",
+                kept,
+                dropped,
+            )
+        return kept, dropped
 
     def backend_ref(self, identity: Identity) -> tuple[str, str]:
         """How the backend is asked for this identity: a phone as the store's keyed HMAC,
@@ -261,7 +318,7 @@ class Checkout:
             return self._session(view, session.identity, online=False)
         if view is None:
             return session
-        self.outbox.cache_member(self.cache_key(session.identity), view)
+        self.remember(session.identity, view)
         return self._session(view, session.identity, online=True)
 
     def _session(self, view: MemberView, identity: Identity, online: bool) -> MemberSession:
@@ -425,6 +482,7 @@ class Checkout:
             redemption=redemption,
             expected_points=breakdown.points,
             offline=not session.online,
+            program_version=self.program_version,
         )
         self.outbox.add(op.to_body(), now=op.occurred_at)
         self.bus.publish(
@@ -606,8 +664,8 @@ class Checkout:
             card_number=card_number,
             as_of=now,
         )
-        self.outbox.cache_member(self.cache_key(identity), view)
         self.outbox.cache_member(cache_lookup_key("card_number", card_number), view)
+        self.remember(identity, view)
         self.wake_sync()
         # Online, the backend has just said who is (not) a member: the new view is as fresh
         # as any it could send. Offline, it is a view the backend has not seen yet.

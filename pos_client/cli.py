@@ -23,7 +23,7 @@ from pos_client.configfile import ConfigError
 from pos_client.domain import Purchase, PurchaseLine, member_view_to_json
 from pos_client.files import private_dir
 from pos_client.identify import IdentifyError
-from pos_client.outbox import EntryState, OutboxError, quarantine
+from pos_client.outbox import EntryState, OutboxError, quarantine, read_incidents, reseal
 from pos_client.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -252,7 +252,7 @@ def cmd_queue_status(args: argparse.Namespace) -> int:
         stats = terminal.outbox.stats()
         dead = terminal.outbox.entries(EntryState.DEAD, limit=50)
         age = status.oldest_pending_age_s
-        data = {
+        data: dict[str, Any] = {
             "pending": stats.pending,
             "sending": stats.sending,
             "acked": stats.acked,
@@ -270,6 +270,13 @@ def cmd_queue_status(args: argparse.Namespace) -> int:
         if age is not None:
             rows.append(f"oldest unsent sale: {age:.0f} s old")
         rows += [f"dead {e.key} ({e.kind}): {e.error_code}: {e.last_error}" for e in dead]
+        incidents = read_incidents(terminal.outbox.path)
+        data["incidents"] = incidents
+        if incidents:
+            rows.append(
+                f"{len(incidents)} outbox incident(s) recorded, the last: {incidents[-1]}"
+                " (check the figures, then remove the .incidents file)"
+            )
         out(args, data, rows)
     return EXIT_OK
 
@@ -296,6 +303,15 @@ def cmd_queue_quarantine(args: argparse.Namespace) -> int:
     for target in moved:
         print(f"kept aside: {target}")
     print("a new, empty outbox will be made on next use; recover entries from the kept file")
+    return EXIT_OK
+
+
+def cmd_queue_reseal(args: argparse.Namespace) -> int:
+    path = load(args).storage.outbox_path
+    written, moved = reseal(path)
+    for target in moved:
+        print(f"unreadable record kept aside: {target}")
+    print(f"outbox {path} checked; its records of sales written now say {written}")
     return EXIT_OK
 
 
@@ -371,13 +387,21 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from pos_client.bootstrap import doctor_checks
+    from pos_client.doctor import Level
 
     checks = doctor_checks(load(args))
+    marks = {Level.OK: "ok ", Level.WARN: "WARN", Level.BAD: "BAD"}
     for check in checks:
-        print(f"{'ok ' if check.ok else 'BAD'} {check.name}: {check.detail}")
-    problems = [check for check in checks if not check.ok]
-    print(f"{len(problems)} problem(s)" if problems else "all checks passed")
-    return EXIT_FAILED if problems else EXIT_OK
+        print(f"{marks[check.level]} {check.name}: {check.detail}")
+    problems = sum(check.level is Level.BAD for check in checks)
+    warnings = sum(check.level is Level.WARN for check in checks)
+    if problems:
+        print(f"{problems} problem(s)" + (f", {warnings} warning(s)" if warnings else ""))
+    elif warnings:
+        print(f"no problems, {warnings} warning(s)")
+    else:
+        print("all checks passed")
+    return EXIT_FAILED if problems else EXIT_OK  # warnings alone: a working terminal
 
 
 def cmd_pair(args: argparse.Namespace) -> int:
@@ -716,6 +740,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--key")
     sub.add_argument("--all", action="store_true")
     command("quarantine", cmd_queue_quarantine, "keep a damaged outbox aside", queue)
+    command(
+        "reseal",
+        cmd_queue_reseal,
+        "after an unreadable manifest: write it again from the outbox (checked)",
+        queue,
+    )
 
     sub = command("sync", cmd_sync, "send what is pending now")
     sub.add_argument("--json", action="store_true")

@@ -1,28 +1,51 @@
 """`pos-client doctor`: checks a technician runs on a terminal. Each check is a plain
-function returning Check rows; hardware checks live with the drivers (drivers.probes)."""
+function returning Check rows; hardware checks live with the drivers (drivers.probes).
+
+Three levels: OK, WARN (works, but should be looked at: the doctor still exits 0) and BAD
+(something is broken: the doctor exits non-zero)."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from pos_client.files import private_dir
 from pos_client.outbox import Outbox, OutboxError
 from pos_client.ports import Backend, BackendUnavailable
-from pos_client.staff import DEFAULT_PIN, kiosk_pin_problem
+from pos_client.staff import DEFAULT_PIN, guessable, kiosk_pin_problem
 
 MIN_FREE_BYTES = 200 * 1024 * 1024
 OLDEST_PENDING_WARN_S = 3600.0
 
 
+class Level(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    BAD = "bad"
+
+
 @dataclass(frozen=True)
 class Check:
+    """One doctor row: `ok` False is BAD; `ok` True with `warn` set is WARN."""
+
     name: str
     ok: bool
     detail: str
+    warn: bool = False
+
+    @classmethod
+    def warning(cls, name: str, detail: str) -> Check:
+        return cls(name, True, detail, warn=True)
+
+    @property
+    def level(self) -> Level:
+        if not self.ok:
+            return Level.BAD
+        return Level.WARN if self.warn else Level.OK
 
 
 def check_clock(now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> list[Check]:
@@ -73,10 +96,11 @@ def check_outbox(path: Path) -> list[Check]:
     rows.append(
         Check(
             "outbox queue",
-            stats.dead == 0 and not stale,
+            stats.dead == 0,
             pending
             + ("; dead entries need staff: `pos-client queue status`" if stats.dead else "")
             + ("; sales wait for over an hour: check the backend" if stale else ""),
+            warn=stale,  # still recorded and retried: a warning, unless entries are dead
         )
     )
     return rows
@@ -86,8 +110,21 @@ def check_staff_pin(mode: str, pin: str) -> list[Check]:
     problem = kiosk_pin_problem(mode, pin)
     if problem is not None:
         return [Check("staff PIN", False, problem)]
-    note = "; it is the default: change it" if pin == DEFAULT_PIN else ""
-    return [Check("staff PIN", True, f"{mode} terminal, {len(pin)}-digit PIN{note}")]
+    detail = f"{mode} terminal, {len(pin)}-digit PIN"
+    if pin == DEFAULT_PIN:
+        return [
+            Check.warning(
+                "staff PIN", detail + "; it is the default: change it (config key 'admin.pin')"
+            )
+        ]
+    if guessable(pin):
+        return [
+            Check.warning(
+                "staff PIN",
+                detail + "; anyone would try it first: change it (config key 'admin.pin')",
+            )
+        ]
+    return [Check("staff PIN", True, detail)]
 
 
 def check_backend(backend: Backend, label: str) -> list[Check]:
@@ -96,3 +133,23 @@ def check_backend(backend: Backend, label: str) -> list[Check]:
     except BackendUnavailable as exc:
         return [Check("backend", False, f"{label}: unreachable: {exc}")]
     return [Check("backend", True, f"{label}: reachable")]
+
+
+def check_simulated_readers(
+    reader_kinds: Sequence[str], backend_kind: str, backend_url: str
+) -> list[Check]:
+    """A simulated reader takes taps from any local process: fine on a field-test or demo
+    terminal, not on one paired to a real store server."""
+    if backend_kind != "http":
+        return []
+    return [
+        Check.warning(
+            "simulated reader",
+            f"readers[{index}] is a simulated reader on a terminal paired to the store server "
+            f"{backend_url}: any local process can tap cards on it. A production terminal "
+            f"should not take simulated taps: remove it or set config key "
+            f"'readers[{index}].kind' to its real reader (pcsc, serial, wedge-evdev)",
+        )
+        for index, kind in enumerate(reader_kinds)
+        if kind == "simulated"
+    ]

@@ -185,6 +185,7 @@ class SaleOp:
     redemption: RedemptionRequest | None = None
     expected_points: int = 0  # the terminal's preview, shown as pending until acked
     offline: bool = False
+    program_version: str | None = None  # the programme the preview was made under
 
     kind = OP_SALE
 
@@ -207,6 +208,8 @@ class SaleOp:
             "redemption": self.redemption.to_body() if self.redemption else None,
             "expected_points": self.expected_points,
             "offline": self.offline,
+            # Only when known, so a sale recorded before versions hashes as it did.
+            **({"program_version": self.program_version} if self.program_version else {}),
         }
 
     @classmethod
@@ -235,6 +238,7 @@ class SaleOp:
             redemption=RedemptionRequest.from_body(body.get("redemption")),
             expected_points=optional(body, "expected_points", int) or 0,
             offline=body.get("offline") is True,
+            program_version=parse_program_version(body.get("program_version")),
         )
 
     @property
@@ -338,6 +342,18 @@ class ActionOp:
             occurred_at=parse_time(body.get("occurred_at"), "occurred_at"),
             expected_points=optional(body, "expected_points", int) or 0,
         )
+
+
+PROGRAM_VERSION = re.compile(r"[0-9a-f]{16}")
+
+
+def parse_program_version(value: object) -> str | None:
+    """A programme version as a sale carries it (pos_client.program.program_version)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not PROGRAM_VERSION.fullmatch(value):
+        raise OpRejected("bad_request", "program_version: 16 lowercase hex digits")
+    return value
 
 
 # The member's account number at a partner programme (where transferred points arrive):

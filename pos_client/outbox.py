@@ -8,10 +8,13 @@ by a crashed drainer go back to pending and are re-sent with the same key.
 
 Damage is refused, never silently absorbed: an entry whose stored body cannot be decoded
 goes to dead letter with its reason (the drain goes on with the others); a manifest beside
-the file (`outbox.sqlite.manifest`: the high-water count of entries ever written) makes an
-outbox that vanished, was emptied or replaced by an older copy an error, not a fresh start;
-a write-ahead log deleted under a running terminal is detected, saved by a checkpoint and
-written to `outbox.sqlite.incidents` for staff.
+the file (`outbox.sqlite.manifest`: the high-water count of entries ever written), and a
+second record of it out of the outbox's glob (`sales-written.outbox.sqlite.json`), make an
+outbox that vanished, was emptied or replaced by an older copy an error, not a fresh start
+(an unreadable record is an error too); a write-ahead log or its index deleted under a
+running terminal is refused by other processes (`in-use.outbox.sqlite.lock`), detected by
+the terminal, saved by a checkpoint and written to `outbox.sqlite.incidents` for staff. A
+dead enrollment is scrubbed of the person's details.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import os
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -182,21 +185,100 @@ def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
 
-def read_manifest(path: Path) -> int:
-    """The high-water count of entries ever written to the outbox at `path` (0: none)."""
+MANIFEST_MAX_BYTES = 4096
+
+
+class ManifestUnreadable(OutboxCorrupt):
+    """The manifest (or the second record of it) cannot be read: the outbox's own count
+    is not trusted in its place; staff decide (`queue reseal` or `queue quarantine`)."""
+
+
+def witness_path(path: Path) -> Path:
+    """The second record of the high-water count, beside the outbox under a name that a
+    glob of the outbox's own name (`outbox.sqlite*`) does not match, so removing the
+    outbox with its manifest still leaves a witness that it held sales."""
+    return path.with_name(f"sales-written.{path.name}.json")
+
+
+def in_use_path(path: Path) -> Path:
+    """Every process with the outbox open holds a shared flock on this file (named so a
+    glob of the outbox's name leaves it): another process finding it held while the
+    write-ahead log or its index is gone knows a running terminal lost them."""
+    return path.with_name(f"in-use.{path.name}.lock")
+
+
+def held_by_another(path: Path) -> bool:
+    """Whether an open outbox (in this or another process) holds the in-use lock."""
     try:
-        data = json.loads(_sibling(path, ".manifest").read_text())
-        return max(0, int(data.get("written", 0)))
+        descriptor = os.open(in_use_path(path), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False
+
+
+def _read_count(file: Path) -> int | None:
+    """The count in a manifest file: 0 if there is none, None if it cannot be read."""
+    try:
+        with file.open("rb") as handle:
+            raw = handle.read(MANIFEST_MAX_BYTES + 1)
     except FileNotFoundError:
         return 0
-    except (OSError, ValueError, TypeError, AttributeError):
-        log.warning("outbox manifest %s is unreadable; rewritten from the outbox", path)
-        return 0
+    except OSError:
+        return None
+    try:
+        data = json.loads(raw) if len(raw) <= MANIFEST_MAX_BYTES else None
+    except ValueError:
+        return None
+    written = data.get("written") if isinstance(data, dict) else None
+    if type(written) is not int or written < 0:
+        return None
+    return written
 
 
-def write_manifest(path: Path, written: int, durable: bool) -> None:
-    target = _sibling(path, ".manifest")
-    temporary = _sibling(path, ".manifest.tmp")
+def read_manifests(path: Path) -> tuple[int | None, int | None]:
+    """(manifest count, second record's count) for the outbox at `path`: 0 for a file that
+    is absent, None for one that cannot be read."""
+    return _read_count(_sibling(path, ".manifest")), _read_count(witness_path(path))
+
+
+def read_manifest(path: Path) -> int:
+    """The high-water count of entries ever written to the outbox at `path` (0: none),
+    the higher of its two records. ManifestUnreadable if either cannot be read."""
+    manifest, witness = read_manifests(path)
+    files = {_sibling(path, ".manifest"): manifest, witness_path(path): witness}
+    for file, count in files.items():
+        if count is None:
+            others = [
+                f"{other} says {value} sale(s) were written"
+                if value is not None
+                else f"{other} cannot be read either"
+                for other, value in files.items()
+                if other != file and (value is None or other.exists())
+            ]
+            raise ManifestUnreadable(
+                f"the outbox's record of sales written, {file}, cannot be read; refusing "
+                f"to trust the outbox {path} in its place (it may be an older copy). "
+                + (f"The other record, {others[0]}. " if others else "There is no other record. ")
+                + "If the outbox is the right file, run `pos-client queue reseal` to write "
+                "the records again from it (refused if it holds fewer sales than a readable "
+                "record); otherwise restore the files from a backup, or run `pos-client "
+                "queue quarantine` to keep them aside and start afresh."
+            )
+    return max(manifest or 0, witness or 0)
+
+
+def _write_count(target: Path, written: int, durable: bool) -> None:
+    # Written whole and renamed into place: never a half-written record. The first one
+    # (and any rewrite at open) is fsync'd with its folder; later ones ride on the rename
+    # (ext4 flushes a file replaced by rename first): a record lagging after a power cut
+    # is safe, and an fsync of both per sale made a sale about 6 times slower here.
+    temporary = target.with_name(target.name + ".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(json.dumps({"written": written}) + "\n")
@@ -205,11 +287,17 @@ def write_manifest(path: Path, written: int, durable: bool) -> None:
             os.fsync(handle.fileno())
     os.replace(temporary, target)
     if durable:
-        directory = os.open(path.parent, os.O_RDONLY)
+        directory = os.open(target.parent, os.O_RDONLY)
         try:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def write_manifest(path: Path, written: int, durable: bool) -> None:
+    """Record the high-water count in the manifest and in its second record."""
+    _write_count(_sibling(path, ".manifest"), written, durable)
+    _write_count(witness_path(path), written, durable)
 
 
 def wal_frames_in_shm(path: Path) -> int:
@@ -236,6 +324,20 @@ def record_incident(path: Path, text: str) -> None:
         log.error("cannot record an outbox incident (%s): %s", exc.strerror, text)
 
 
+def read_incidents(path: Path, limit: int = 65536) -> list[str]:
+    """The incident lines recorded for the outbox at `path` (the last `limit` bytes)."""
+    try:
+        with _sibling(path, ".incidents").open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            raw = handle.read(limit)
+    except OSError:
+        return []
+    lines = raw.decode("utf-8", errors="replace").splitlines()
+    return lines[1:] if size > limit and lines else lines
+
+
 class Outbox:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -243,6 +345,8 @@ class Outbox:
         self._lock = threading.RLock()
         self._written = 0  # the manifest's high-water count as last written
         self._wal_id: tuple[int, int] | None = None
+        self._shm_id: tuple[int, int] | None = None
+        self._in_use: int | None = None  # the descriptor holding the in-use flock
         self.incident: str | None = None  # the last damage noticed while open, for staff
 
     # ------------------------------------------------------------ lifecycle
@@ -255,9 +359,10 @@ class Outbox:
         if written:
             if not self.path.exists():
                 raise OutboxMissing(
-                    f"{where} is missing, but this data folder's manifest says {written} "
-                    "sale(s) were recorded in it; refusing to start a new, empty one. Restore "
-                    "the file, or run `pos-client queue quarantine` to accept the loss."
+                    f"{where} is missing, but this data folder's {_record_name(self.path)} "
+                    f"says {written} sale(s) were recorded in it; refusing to start a new, "
+                    "empty one. Restore the file, or run `pos-client queue quarantine` to "
+                    "accept the loss."
                 )
             if self.path.stat().st_size == 0:
                 kept = quarantine(self.path, manifest=False)
@@ -274,6 +379,19 @@ class Outbox:
                 f"{frames} frame(s) (recent sales may live only in a running terminal); "
                 "refusing to use it. Stop every terminal process on this folder cleanly "
                 "(it saves the log), then run `pos-client doctor` again."
+            )
+        missing = [
+            _sibling(self.path, suffix).name
+            for suffix in ("-wal", "-shm")
+            if not _sibling(self.path, suffix).exists()
+        ]
+        if missing and self.path.exists() and held_by_another(self.path):
+            raise OutboxCorrupt(
+                f"{where}: {' and '.join(missing)} deleted while a running terminal has the "
+                "outbox open; refusing to use it (its figures here would be stale, and a "
+                "sale recorded here could be lost). The running terminal saves its log on its "
+                "next write or sync (within seconds) and records the incident: run this "
+                "again then, or stop that terminal cleanly."
             )
 
     def open(self) -> Outbox:
@@ -304,6 +422,12 @@ class Outbox:
                 f"UPDATE entries SET body = {PRUNED_ENROLL} WHERE kind = 'enroll'"
                 " AND state = 'acked' AND body NOT LIKE '%\"pruned\":true%'"
             )
+            # Enrollments an older release left dead with the person's details in them.
+            conn.execute("BEGIN IMMEDIATE")
+            scrubbed = self._scrub_enrollments(
+                conn, "state = 'dead' AND body NOT LIKE '%\"scrubbed\":true%'", ()
+            )
+            conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             conn.close()
             if isinstance(exc, sqlite3.OperationalError) and any(
@@ -316,24 +440,50 @@ class Outbox:
                 f"outbox {self.path} is damaged ({exc}); nothing was changed in it. "
                 "Run `pos-client queue quarantine` to keep it aside and start a new one."
             ) from None
-        recorded = read_manifest(self.path)
+        try:
+            recorded = read_manifest(self.path)
+        except OutboxError:
+            conn.close()
+            raise
         if written < recorded:
             conn.close()
             raise OutboxMissing(
                 f"outbox {self.path} holds {written} sale(s) ever written, but this data "
-                f"folder's manifest says {recorded}: it was emptied or replaced by an older "
-                "copy; refusing to use it. Restore the right file, or run `pos-client queue "
-                "quarantine` to keep it aside and start afresh."
+                f"folder's {_record_name(self.path)} says {recorded}: it was emptied or "
+                "replaced by an older copy; refusing to use it. Restore the right file, or "
+                "run `pos-client queue quarantine` to keep it aside and start afresh."
             )
         self._conn = conn
-        self._written = recorded
+        # A record removed or behind the outbox (a manifest deleted alone, a write lost to
+        # a power cut) is written again now, both records alike.
+        self._written = 0 if read_manifests(self.path) != (written, written) else written
         self._wal_id = self._wal_identity()
+        self._shm_id = self._identity("-shm")
         self._save_manifest(written)
         for suffix in ("-wal", "-shm"):
             sibling = _sibling(self.path, suffix)
             if sibling.exists():
                 private_file(sibling)
+        if scrubbed:
+            self._drop_old_frames()
+        self._hold_in_use()
         return self
+
+    def _hold_in_use(self) -> None:
+        # Taken once the log and its index exist, released before the connection closes
+        # (which removes them): another opener never sees the lock held without them.
+        try:
+            descriptor = os.open(in_use_path(self.path), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            log.warning("cannot mark the outbox in use: %s", exc.strerror)
+            return
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+        self._in_use = descriptor
+
+    def _release_in_use(self) -> None:
+        if self._in_use is not None:
+            os.close(self._in_use)
+            self._in_use = None
 
     @staticmethod
     def _high_water(conn: sqlite3.Connection) -> int:
@@ -341,7 +491,7 @@ class Outbox:
         return int(row[0]) if row else 0
 
     def _save_manifest(self, written: int) -> None:
-        if written <= self._written:
+        if written <= self._written or written == 0:
             return
         try:
             write_manifest(self.path, written, durable=self._written == 0)
@@ -351,8 +501,11 @@ class Outbox:
         self._written = written
 
     def _wal_identity(self) -> tuple[int, int] | None:
+        return self._identity("-wal")
+
+    def _identity(self, suffix: str) -> tuple[int, int] | None:
         try:
-            info = _sibling(self.path, "-wal").stat()
+            info = _sibling(self.path, suffix).stat()
         except OSError:
             return None
         return (info.st_dev, info.st_ino)
@@ -365,36 +518,70 @@ class Outbox:
             if self._conn is None or self._wal_id is None:
                 return None
             now = self._wal_identity()
-            if now == self._wal_id:
+            shm_now = self._identity("-shm")
+            shm_changed = self._shm_id is not None and shm_now != self._shm_id
+            if now == self._wal_id and not shm_changed:
                 return None
-            what = "deleted" if now is None else "replaced"
+            lost = now if now != self._wal_id else shm_now
+            what = "deleted" if lost is None else "replaced"
+            if now == self._wal_id:  # the log is in place; its index went
+                what = f"left in place but its index {_sibling(self.path, '-shm').name} was {what}"
+            before = self._summary()
             try:
                 busy, frames, saved = self._conn.execute(
                     "PRAGMA wal_checkpoint(TRUNCATE)"
                 ).fetchone()
-                outcome = f"{saved} of {frames} frame(s) saved into the main file"
+                outcome = f"checkpoint: {saved} of {frames} frame(s)"
                 if busy:
-                    outcome += " (checkpoint blocked by another process: some may be lost)"
+                    outcome += " (blocked by another process: some may be lost)"
             except sqlite3.Error as exc:
                 outcome = f"checkpoint failed ({describe_storage_error(exc)})"
             text = (
                 f"the outbox's write-ahead log {_sibling(self.path, '-wal')} was {what} under "
-                f"a running terminal (pid {os.getpid()}); {outcome}; reopened on a new log"
+                f"a running terminal (pid {os.getpid()}); {outcome}"
             )
-            log.error("%s", text)
-            record_incident(self.path, text)
-            self.incident = text
-            self._conn.close()
+            self._release_in_use()
+            self._conn.close()  # the last handle saves what the log held, as it closes
             self._conn = None
-            self.open()
+            try:
+                self.open()
+            except OutboxError as exc:
+                text += f"; held before: {before}; cannot reopen: {exc}"
+                raise
+            else:
+                after = self._summary()
+                # What staff need: whether the figures survived, read back from the file.
+                text += (
+                    f"; reopened on a new log with every entry kept ({after})"
+                    if after == before
+                    else f"; reopened on a new log, but it held {before} and now {after}:"
+                    " check the queue"
+                )
+            finally:
+                log.error("%s", text)
+                record_incident(self.path, text)
+                self.incident = text
             return text
+
+    def _summary(self) -> str:
+        with self._lock:
+            counts = dict(
+                self.conn.execute(
+                    "SELECT CAST(state AS BLOB), count(*) FROM entries GROUP BY state"
+                ).fetchall()
+            )
+        return ", ".join(
+            f"{state.value} {counts.get(state.value.encode(), 0)}" for state in EntryState
+        )
 
     def close(self) -> None:
         with self._lock:
+            self._release_in_use()
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
             self._wal_id = None
+            self._shm_id = None
 
     def __enter__(self) -> Outbox:
         return self.open() if self._conn is None else self
@@ -422,6 +609,8 @@ class Outbox:
                 conn.execute("COMMIT")
                 if self._wal_id is None:
                     self._wal_id = self._wal_identity()
+                if self._shm_id is None:
+                    self._shm_id = self._identity("-shm")
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -577,9 +766,17 @@ class Outbox:
     def claim(self, limit: int, now: datetime | None = None) -> list[OutboxEntry]:
         """Move up to `limit` due pending entries to sending, oldest first. Drainer only.
         An entry whose stored body cannot be read goes to dead letter with the reason."""
+        return self.claim_counting_damage(limit, now)[0]
+
+    def claim_counting_damage(
+        self, limit: int, now: datetime | None = None
+    ) -> tuple[list[OutboxEntry], int]:
+        """`claim`, and how many damaged entries it sent to dead letter on the way."""
+        dead = 0
         while True:
             claimed = self._claim(limit, now)
             damaged = [entry for entry in claimed if entry.damage]
+            dead += len(damaged)
             for entry in damaged:
                 with self._write() as conn:
                     conn.execute(
@@ -587,9 +784,12 @@ class Outbox:
                         " updated_at = ? WHERE seq = ?",
                         (CORRUPT_ENTRY, entry.damage, _ts(utcnow()), entry.seq),
                     )
+                    scrubbed = self._scrub_enrollments(conn, "seq = ?", (entry.seq,))
+                if scrubbed:
+                    self._drop_old_frames()
                 log.error("outbox entry seq %d is damaged: %s", entry.seq, entry.damage)
             if not damaged or len(damaged) < len(claimed):
-                return [entry for entry in claimed if not entry.damage]
+                return [entry for entry in claimed if not entry.damage], dead
 
     def _claim(self, limit: int, now: datetime | None) -> list[OutboxEntry]:
         moment = _ts(now or utcnow())
@@ -673,12 +873,34 @@ class Outbox:
         return int(row[0]) if row else 0
 
     def mark_dead(self, key: str, code: str, error: str) -> None:
+        """Dead letter, shown to staff. A dead enrollment will not be sent again, so the
+        person's phone, names and birthday leave its stored body (see `scrubbed_enrollment`)
+        and the offline view made from it leaves the member cache."""
         with self._write() as conn:
             conn.execute(
                 "UPDATE entries SET state = 'dead', error_code = ?, last_error = ?,"
                 " updated_at = ? WHERE key = ?",
                 (code, error, _ts(utcnow()), key),
             )
+            scrubbed = self._scrub_enrollments(conn, "key = ?", (key,))
+        if scrubbed:
+            self._drop_old_frames()
+
+    @staticmethod
+    def _scrub_enrollments(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> int:
+        rows = conn.execute(
+            f"SELECT seq, CAST(key AS BLOB), CAST(member_id AS BLOB), CAST(body AS BLOB)"
+            f" FROM entries WHERE kind = 'enroll' AND {where}",
+            params,
+        ).fetchall()
+        for seq, key, member_id, body in rows:
+            conn.execute(
+                "UPDATE entries SET body = ? WHERE seq = ?",
+                (scrubbed_enrollment(_text(key) or "", _text(member_id), body), seq),
+            )
+            if member_id is not None:
+                conn.execute("DELETE FROM member_cache WHERE member_id = ?", (_text(member_id),))
+        return len(rows)
 
     def requeue_dead(self, key: str | None = None) -> int:
         """Staff action: send dead entries again (the same keys, so never twice)."""
@@ -686,7 +908,11 @@ class Outbox:
         with self._write() as conn:
             # A damaged entry cannot be read, so sending it again cannot help: it stays dead
             # for staff to see (and `queue quarantine` to keep aside), never resent in a loop.
-            resendable = "state = 'dead' AND coalesce(error_code, '') != ?"
+            # A scrubbed enrollment no longer holds the person's details: nothing to resend.
+            resendable = (
+                "state = 'dead' AND coalesce(error_code, '') != ?"
+                " AND NOT (kind = 'enroll' AND body LIKE '%\"scrubbed\":true%')"
+            )
             if key is None:
                 cursor = conn.execute(
                     "UPDATE entries SET state = 'pending', next_attempt_at = ?, updated_at = ?,"
@@ -763,6 +989,43 @@ class Outbox:
         except OutboxUnavailable:
             return 0
 
+    def rekey_cached_members(
+        self, form: str, rekey: Callable[[str, MemberView], str | None]
+    ) -> tuple[int, int]:
+        """Cached rows whose lookup lacks `form` (written by an earlier version): `rekey`
+        gives each the lookup to keep it under, or None to delete it (overwritten, and the
+        log cut). Returns (kept, dropped)."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT lookup, view FROM member_cache WHERE substr(lookup, 1, ?) != ?",
+                (len(form), form),
+            ).fetchall()
+        if not rows:
+            return 0, 0
+        kept = dropped = 0
+        try:
+            with self._write() as conn:
+                for lookup, raw in rows:
+                    try:
+                        fresh = rekey(lookup, member_view_from_json(json.loads(raw)))
+                    except (ValueError, KeyError, TypeError, ArithmeticError):
+                        fresh = None  # an unreadable row: dropped with the rest
+                    if fresh is not None and fresh.startswith(form):
+                        conn.execute(
+                            "INSERT OR IGNORE INTO member_cache (lookup, member_id, view,"
+                            " fetched_at) SELECT ?, member_id, view, fetched_at"
+                            " FROM member_cache WHERE lookup = ?",
+                            (fresh, lookup),
+                        )
+                        kept += 1
+                    else:
+                        dropped += 1
+                    conn.execute("DELETE FROM member_cache WHERE lookup = ?", (lookup,))
+        except OutboxUnavailable:
+            return 0, 0  # tried again at the next start
+        self._drop_old_frames()
+        return kept, dropped
+
     def cached_member(self, lookup: str) -> MemberView | None:
         with self._lock:
             row = self.conn.execute(
@@ -776,6 +1039,26 @@ class Outbox:
                 "SELECT view FROM member_cache WHERE member_id = ? LIMIT 1", (member_id,)
             ).fetchone()
         return member_view_from_json(json.loads(row[0])) if row else None
+
+
+def mask_phone(phone: str) -> str:
+    """+447700900789 -> +44******789: enough for staff to tell enrollments apart."""
+    return phone[:3] + "*" * 6 + phone[-3:] if len(phone) > 8 else "*" * 6
+
+
+def scrubbed_enrollment(key: str, member_id: str | None, stored: bytes | str | None) -> str:
+    """What a dead enrollment keeps: its key, member id and a masked phone; never the
+    phone, its key, names, birthday, card number or consent."""
+    body, _damage = _decode(stored, "enrollment")
+    body = body if isinstance(body, dict) else {}
+    kept: dict[str, Any] = {"type": "enroll", "key": key, "member_id": member_id}
+    kept["scrubbed"] = True
+    phone, last = body.get("phone"), body.get("phone_last")
+    if isinstance(phone, str) and phone:
+        kept["phone_masked"] = mask_phone(phone)
+    elif isinstance(last, str) and len(last) <= 4:
+        kept["phone_masked"] = "*" * 6 + last
+    return canonical_json(kept)
 
 
 def _decode(raw: bytes | str | None, what: str) -> tuple[Any, str | None]:
@@ -831,6 +1114,14 @@ def _entry(row: Sequence[Any]) -> OutboxEntry:
     )
 
 
+def _record_name(path: Path) -> str:
+    """Which record holds the higher count, for messages (the manifest when they agree)."""
+    manifest, witness = read_manifests(path)
+    if (witness or 0) > (manifest or 0):
+        return f"second record of sales written ({witness_path(path).name})"
+    return "manifest"
+
+
 def quarantine(path: Path, now: datetime | None = None, manifest: bool = True) -> list[Path]:
     """Move a damaged outbox (and its WAL/SHM) aside for recovery; never deletes it. With
     `manifest` (staff accepting the loss) its manifest goes too, so a new, empty outbox is
@@ -843,4 +1134,31 @@ def quarantine(path: Path, now: datetime | None = None, manifest: bool = True) -
             target = path.with_name(f"{path.name}.corrupt-{stamp}{suffix}")
             source.rename(target)
             moved.append(target)
+    witness = witness_path(path)
+    if manifest and witness.exists():
+        target = path.with_name(f"{path.name}.corrupt-{stamp}.sales-written.json")
+        witness.rename(target)
+        moved.append(target)
     return moved
+
+
+def reseal(path: Path, now: datetime | None = None) -> tuple[int, list[Path]]:
+    """Staff, after an unreadable manifest: keep the unreadable record(s) aside, then open
+    the outbox, which is refused if it holds fewer sales than a still-readable record and
+    otherwise writes both records again from it. (count now recorded, files kept aside)"""
+    if not path.exists():
+        raise OutboxMissing(
+            f"no outbox at {path} to reseal: restore it, or run `pos-client queue quarantine`"
+        )
+    stamp = (now or utcnow()).strftime("%Y%m%dT%H%M%SZ")
+    moved = []
+    for file, count in zip(
+        (_sibling(path, ".manifest"), witness_path(path)), read_manifests(path), strict=True
+    ):
+        if count is None:
+            target = file.with_name(f"{file.name}.unreadable-{stamp}")
+            file.rename(target)
+            moved.append(target)
+    with Outbox(path) as outbox:
+        written = outbox._written
+    return written, moved

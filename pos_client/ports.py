@@ -18,6 +18,7 @@ from pos_client.operations import OpConflict, OpRejected
 if TYPE_CHECKING:
     from pos_client.checkout import Checkout
     from pos_client.events import EventBus
+    from pos_client.program import ProgramDocument
     from pos_client.queue_service import QueueService
     from pos_client.rules import Program
     from pos_client.settings import Settings
@@ -77,6 +78,11 @@ class Backend(Protocol):
     def submit(self, bodies: Sequence[dict[str, Any]]) -> list[OpResult]:
         """Apply operations in order, each on its own; one result per body.
         Raises BackendUnavailable if the batch as a whole could not be delivered."""
+
+    def fetch_program(self, known_version: str | None) -> ProgramDocument | None:
+        """The programme the backend applies, or None when it is `known_version` or the
+        backend has none to hand out. Raises BackendUnavailable, or ValueError for an
+        answer that is not a programme document."""
 
     def ping(self) -> None:
         """Return if the backend answers; raise BackendUnavailable otherwise."""

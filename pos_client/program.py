@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import tomllib
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from pos_client.configfile import ConfigError, Section, load_toml
+from pos_client.operations import PROGRAM_VERSION
 from pos_client.plurals import LANGUAGES, plural_count
 from pos_client.rules import (
     ActionRule,
@@ -53,6 +57,62 @@ def resolve_program_path(name_or_path: str, config_dir: Path) -> Path:
 def load_program(name_or_path: str, config_dir: Path) -> Program:
     path = resolve_program_path(name_or_path, config_dir)
     return parse_program(Section(load_toml(path), str(path)))
+
+
+# A programme file is a page of TOML; a store server's answer far larger is not one.
+MAX_PROGRAM_BYTES = 256 * 1024
+VERSION_LENGTH = 16
+
+
+def program_version(source: bytes) -> str:
+    """A programme's version: the start of its file's SHA-256. Any edit is a new version,
+    and a terminal can check that the text it was sent is the version it was told."""
+    return hashlib.sha256(source).hexdigest()[:VERSION_LENGTH]
+
+
+def is_program_version(value: object) -> bool:
+    return isinstance(value, str) and PROGRAM_VERSION.fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class ProgramDocument:
+    """A programme as its TOML text with its version: what the store server hands out
+    and a terminal keeps for offline use."""
+
+    version: str
+    source: str
+
+    @classmethod
+    def of(cls, source: str) -> ProgramDocument:
+        return cls(program_version(source.encode()), source)
+
+    def parse(self, origin: str) -> Program:
+        """The rules, checked as strictly as a local file; refuses a text that is not the
+        version it claims, too large, or not a valid programme (ConfigError)."""
+        try:
+            raw = self.source.encode()
+        except UnicodeEncodeError:
+            raise ConfigError(f"{origin}: a programme text that is not valid UTF-8") from None
+        if len(raw) > MAX_PROGRAM_BYTES:
+            raise ConfigError(f"{origin}: a programme larger than {MAX_PROGRAM_BYTES} bytes")
+        if not is_program_version(self.version) or program_version(raw) != self.version:
+            raise ConfigError(f"{origin}: the programme text does not match its version")
+        try:
+            data = tomllib.loads(self.source)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
+        return parse_program(Section(data, origin))
+
+
+def load_program_document(name_or_path: str, config_dir: Path) -> ProgramDocument:
+    """The local programme file as a document (the server's source of truth)."""
+    path = resolve_program_path(name_or_path, config_dir)
+    try:
+        return ProgramDocument.of(path.read_bytes().decode())
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} cannot be read)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def _language(section: Section, name: str, code: str) -> None:

@@ -15,6 +15,7 @@ from pos_client.domain import utcnow
 from pos_client.events import EventBus, OperationDead, OperationSynced, SyncStatus
 from pos_client.outbox import DrainBusy, Outbox, OutboxEntry, OutboxError
 from pos_client.ports import Backend, BackendServerError, BackendUnavailable, OpResult, Outcome
+from pos_client.program_updates import ProgramUpdater
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,11 @@ class SyncWorker:
         policy: SyncPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
         rand: Callable[[], float] = random.random,
+        program_updater: ProgramUpdater | None = None,
     ) -> None:
         self.outbox = outbox
+        # Asked after each pass while online: a new programme within one sync interval.
+        self.program_updater = program_updater
         self.backend = backend
         self.bus = bus or EventBus()
         self.policy = policy or SyncPolicy()
@@ -94,7 +98,10 @@ class SyncWorker:
             with self.outbox.drain_lock():
                 batches = 0
                 while max_batches is None or batches < max_batches:
-                    batch = self.outbox.claim(self.policy.batch_size, self.clock())
+                    batch, damaged = self.outbox.claim_counting_damage(
+                        self.policy.batch_size, self.clock()
+                    )
+                    dead += damaged  # dead-lettered as unreadable in this same pass
                     if not batch:
                         if batches == 0:
                             self._probe()  # nothing to send: still learn if we are online
@@ -115,6 +122,8 @@ class SyncWorker:
             self.publish_status()
             return DrainReport(sent, acked, dead, retried, self.online, error=str(exc))
         self.publish_status()
+        if self.online and self.program_updater is not None:
+            self.program_updater.check()
         return DrainReport(sent, acked, dead, retried, self.online, error=self.last_error)
 
     def _send(self, batch: list[OutboxEntry]) -> _Counts:

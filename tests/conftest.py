@@ -42,3 +42,18 @@ def damage_stored_entry(outbox_path: Path, key: str) -> None:
     offset = data.index(f'"key":"{key}"'.encode())
     data[offset : offset + 40] = b"\xff" * 40
     outbox_path.write_bytes(bytes(data))
+
+
+def adopt_program_as_sync_does(terminal: Terminal, source: str) -> None:
+    """The store server's programme `source` adopted from a thread of its own, as the sync
+    worker does when the server hands out a new version (the UI follows on its clock)."""
+    import threading
+
+    from pos_client.program import ProgramDocument
+
+    document = ProgramDocument.of(source)
+    worker = threading.Thread(
+        target=terminal.adopt_program, args=(document.parse("test"), document.version)
+    )
+    worker.start()
+    worker.join()

@@ -26,6 +26,7 @@ from kivy.uix.screenmanager import NoTransition
 from drivers.wedge import WedgeClassifier, WedgeThresholds
 from pos_client.events import OperationDead, OperationSynced, ReaderStatus, ScanEvent, SyncStatus
 from pos_client.ports import RunningTerminalPort
+from pos_client.program_updates import ProgramChanged
 from pos_client.scanning import CardRemoved, IdentificationFailed, MemberIdentified
 from pos_client.staff import mode_store, pin_guard
 from ui.controllers.input import InputController
@@ -196,6 +197,7 @@ class PosApp(App):
             (OperationDead, self.status.on_dead),
             (SyncStatus, self.staff_report_follows),  # the open staff report stays true
             (ScanEvent, self.member.on_scan_started),
+            (ProgramChanged, self.on_program_changed),
         ]
         bus = self.running.terminal.bus
         for event_type, handler in subscriptions:
@@ -207,6 +209,12 @@ class PosApp(App):
         from ui.touch import watch_layout
 
         watch_layout()  # POS_UI_DEBUG_LAYOUT=path: what is on screen, for X-level tools
+
+    def on_program_changed(self, _event: ProgramChanged) -> None:
+        """The store server's programme: previews, names and units follow it."""
+        program = self.running.terminal.program
+        for holder in (self.texts, self.member, self.sale):
+            holder.use_program(program)
 
     def staff_report_follows(self, _event: Any) -> None:
         screen = self.sm.current_screen

@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 from pos_client.domain import MemberView
 from pos_client.ledger import Ledger
 from pos_client.ports import BackendUnavailable, OpResult, op_result
+from pos_client.program import ProgramDocument
 
 
 class EmbeddedBackend:
@@ -29,6 +30,10 @@ class EmbeddedBackend:
         except OperationalError as exc:  # database locked or I/O trouble: try again later
             raise BackendUnavailable(f"ledger unavailable: {exc.orig}") from None
         return [op_result(body, outcome) for body, outcome in zip(bodies, outcomes, strict=True)]
+
+    def fetch_program(self, known_version: str | None) -> ProgramDocument | None:
+        """The terminal's own ledger applies its local programme: nothing to fetch."""
+        return None
 
     def ping(self) -> None:
         try:

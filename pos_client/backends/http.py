@@ -7,18 +7,22 @@ the sync worker re-sends the same keys later, which the server applies once.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from pos_client.domain import MemberView, member_view_from_json
 from pos_client.ports import BackendServerError, BackendUnavailable, OpResult, Outcome
+from pos_client.program import MAX_PROGRAM_BYTES, ProgramDocument
 
 log = logging.getLogger(__name__)
 
 
 # Answers to a whole batch that will never succeed as sent (never retried as offline).
 REFUSED_BATCH = {413: "too_large", 422: "bad_request"}
+# The programme's JSON rules beside its TOML text, escaped: a generous bound.
+MAX_PROGRAM_ANSWER = 4 * MAX_PROGRAM_BYTES
 
 
 class HttpBackend:
@@ -109,6 +113,31 @@ class HttpBackend:
             )
             for item in response.json()["results"]
         ]
+
+    def fetch_program(self, known_version: str | None) -> ProgramDocument | None:
+        """The server's programme, or None when it is still `known_version` (304). An
+        answer too large or not of the programme's shape raises ValueError."""
+        headers = {"If-None-Match": f'"{known_version}"'} if known_version else {}
+        response = self._call("GET", "/v1/program", headers=headers, stream=True)
+        try:
+            if response.status_code == 304:
+                return None
+            if response.status_code != 200:
+                raise BackendUnavailable(f"program: HTTP {response.status_code}")
+            raw = response.raw.read(MAX_PROGRAM_ANSWER + 1, decode_content=True)
+        finally:
+            response.close()
+        if len(raw) > MAX_PROGRAM_ANSWER:
+            raise ValueError(f"the programme answer is larger than {MAX_PROGRAM_ANSWER} bytes")
+        try:
+            answer = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise ValueError("the programme answer is not JSON") from None
+        version = answer.get("version") if isinstance(answer, dict) else None
+        source = answer.get("source") if isinstance(answer, dict) else None
+        if not isinstance(version, str) or not isinstance(source, str):
+            raise ValueError("the programme answer has no version and source")
+        return ProgramDocument(version, source)
 
     def close(self) -> None:
         self.session.close()

@@ -9,6 +9,7 @@ from typing import Any
 
 from pos_client.domain import MemberView
 from pos_client.ports import Backend, BackendUnavailable, OpResult
+from pos_client.program import ProgramDocument
 
 MAX_LATENCY_S = 30.0
 
@@ -53,6 +54,10 @@ class NetworkSwitch:
     def submit(self, bodies: Sequence[dict[str, Any]]) -> list[OpResult]:
         self._check()
         return self.inner.submit(bodies)
+
+    def fetch_program(self, known_version: str | None) -> ProgramDocument | None:
+        self._check()
+        return self.inner.fetch_program(known_version)
 
     def ping(self) -> None:
         self._check()

@@ -113,12 +113,15 @@ class Ledger:
         program: Program,
         limits: Limits | None = None,
         check: Callable[[Operation, dict[str, Any]], Operation] | None = None,
+        program_version: str | None = None,
         zone: ZoneInfo | None = None,
     ) -> None:
         """`check`, when given, sees every parsed operation first: it returns the operation
         to apply (normalised) or raises OpRejected for it alone (the server's strict input).
+        `program_version` is told in each sale's result: the rules it was applied under.
         `zone` is the store's time zone: every day, year and period rule counts its days.
         """
+        self.program_version = program_version
         self.zone = zone or ZoneInfo("UTC")
         self.limits = limits or Limits()
         self.check = check
@@ -514,6 +517,8 @@ class Ledger:
             "discount": str(plan.discount) if plan else "0",
             "tier": tier.id,
         }
+        if self.program_version is not None:
+            result["program_version"] = self.program_version
         amount = to_minor(op.purchase.total, self.program.currency)
         base_points = breakdown.points - breakdown.birthday_bonus
         self._post(conn, op.key, op.member_id, "earn", base_points, op.occurred_at, amount)

@@ -295,3 +295,55 @@ def test_an_autoplayed_scenario_that_plays_itself_ends(tmp_path: Path) -> None:
         threading.excepthook = previous
     assert crashed == []  # no thread died with a traceback
     assert not any(isinstance(e, ScanEvent) for e in list(sink.items.queue))
+
+
+def test_doctor_beside_a_running_terminal_leaves_its_simulated_reader_alone(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    assert cli(data, "seed-demo").returncode == 0
+    terminal = subprocess.Popen(
+        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), "run", "--headless"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    port_file = data / "sim.port"
+    try:
+        deadline = time.monotonic() + 30
+        while not port_file.exists() and time.monotonic() < deadline:
+            assert terminal.poll() is None, terminal.stderr.read()  # type: ignore[union-attr]
+            time.sleep(0.1)
+        port = port_file.read_text()
+        doctor = cli(data, "doctor")
+        assert "Traceback" not in doctor.stderr
+        sim = [line for line in doctor.stdout.splitlines() if " reader sim:" in line]
+        assert len(sim) == 1 and sim[0].startswith("ok ") and "in use" in sim[0], doctor.stdout
+        assert f"port {port.strip()}" in sim[0]
+        assert port_file.exists() and port_file.read_text() == port  # not removed, not stolen
+        tap = cli(data, "sim", "tap", ANNA.card_uid or "")
+        assert tap.returncode == 0, tap.stderr  # the running terminal still takes taps
+    finally:
+        terminal.send_signal(signal.SIGTERM)
+        terminal.wait(20)
+    assert terminal.returncode == 0
+    assert not port_file.exists()  # its own reader tidies up when the terminal stops
+
+
+def test_a_second_simulated_reader_on_the_same_port_file_is_refused_and_takes_nothing(
+    tmp_path: Path,
+) -> None:
+    from drivers.base import ReaderInUse
+
+    options = {"port": 0, "port_file": str(tmp_path / "sim.port")}
+    with SimulatedReader("sim", options, Collect()) as first:
+        second = SimulatedReader("sim", options, Collect())
+        with pytest.raises(ReaderInUse, match=f"port {first.port}"):
+            second.open()
+        second.close()  # closing the one that never opened removes nothing
+        assert (tmp_path / "sim.port").read_text().strip() == str(first.port)
+        assert send_command(first.port, {"cmd": "status"})["ok"]
+    assert not (tmp_path / "sim.port").exists()
+    with SimulatedReader("sim", options, Collect()) as again:  # free once the first closed
+        assert (tmp_path / "sim.port").read_text().strip() == str(again.port)

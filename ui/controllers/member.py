@@ -169,6 +169,10 @@ class MemberController:
 
     # ------------------------------------------------------------ the member screen
 
+    def use_program(self, program: Program) -> None:
+        """The store server's new programme, from the next member on."""
+        self._program = program
+
     def present(self) -> MemberLines | None:
         session = self._customer.session
         if session is None:

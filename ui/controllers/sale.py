@@ -79,6 +79,9 @@ class SaleController:
 
     # ------------------------------------------------------------ earning
 
+    def use_program(self, program: Program) -> None:
+        self._program = program
+
     def program_categories(self) -> list[str]:
         return ["", *sorted(self._program.earn.category_rates)]
 

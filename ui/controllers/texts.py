@@ -25,6 +25,9 @@ class Texts:
     def program(self) -> Program:
         return self._program
 
+    def use_program(self, program: Program) -> None:
+        self._program = program
+
     def tr(self, key: str, **values: object) -> str:
         return i18n.translate(self.language, key, **values)
 
