@@ -4,10 +4,12 @@ import logging
 import threading
 import time
 from collections import defaultdict, deque
-from datetime import UTC, datetime, timedelta
-from datetime import time as day_time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,8 +43,10 @@ from loyalty_server.schema import flags
 from loyalty_server.settings import ServerSettings
 from pos_client.domain import MemberView, member_view_to_json, utcnow
 from pos_client.ledger import Ledger, make_engine
+from pos_client.ledger.expiry import ExpirySchedule, parse_time_of_day
 from pos_client.ledger.ledger import Limits
 from pos_client.ledger.schema import operations, transactions
+from pos_client.ledger.totals import day_start
 from pos_client.operations import (
     OP_ACTION,
     OP_ENROLL,
@@ -161,6 +165,7 @@ class MemberOut(BaseModel):
     birthday_reward: bool
     card_number: str | None
     as_of: str
+    points_expiring: int = Field(0, description="of the balance, expiring in the next 30 days")
 
 
 class HistoryItem(BaseModel):
@@ -328,6 +333,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         ),
         check=strict.checker(program.currency),
         program_version=document.version,
+        zone=ZoneInfo(settings.timezone),
     )
     phone_key = load_or_create_key(settings.phone_key_file).hex()
     phone_hasher = PhoneHasher(bytes.fromhex(phone_key))
@@ -338,7 +344,20 @@ def create_app(settings: ServerSettings) -> FastAPI:
         settings.pairing_failures_per_minute, settings.pairing_lockout_s, time.monotonic
     )
 
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        schedule = None
+        if settings.expiry_time and program.expiry.months is not None:
+            schedule = ExpirySchedule(ledger, parse_time_of_day(settings.expiry_time))
+            schedule.start()
+        try:
+            yield
+        finally:
+            if schedule is not None:
+                schedule.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="pos-client loyalty server",
         version=API_VERSION,
         description="Members, earnings and redemptions for loyalty terminals. Every call but "
@@ -723,8 +742,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return max(settings.operations_per_terminal_per_minute - int(recent), 0)
 
     def flag_if_frequent(member_id: str) -> None:
-        today = utcnow().date()
-        start = datetime.combine(today, day_time(), UTC)
+        today = ledger.today()
+        start = day_start(today, ledger.zone)
+        end = day_start(today + timedelta(days=1), ledger.zone)
         with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
             count = int(
                 conn.execute(
@@ -732,7 +752,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                         transactions.c.member_id == member_id,
                         transactions.c.kind.in_(("earn", "action", "transfer_in")),
                         transactions.c.recorded_at >= start,
-                        transactions.c.recorded_at < start + timedelta(days=1),
+                        transactions.c.recorded_at < end,
                     )
                 ).scalar_one()
             )

@@ -1,5 +1,5 @@
 """`loyalty-server`: serve, migrate, terminal add/revoke, partner add/revoke, member import,
-openapi."""
+purge, expire, openapi."""
 
 from __future__ import annotations
 
@@ -18,11 +18,17 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def settings_from(args: argparse.Namespace) -> ServerSettings:
-    return from_environment(
-        database_url=getattr(args, "database_url", None),
-        program=getattr(args, "program", None),
-        phone_key_file=Path(args.phone_key_file) if getattr(args, "phone_key_file", None) else None,
-    )
+    try:
+        return from_environment(
+            database_url=getattr(args, "database_url", None),
+            program=getattr(args, "program", None),
+            phone_key_file=(
+                Path(args.phone_key_file) if getattr(args, "phone_key_file", None) else None
+            ),
+        )
+    except ValueError as exc:  # a setting out of range: say which, no traceback
+        print(f"loyalty-server: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def migrate(database_url: str) -> None:
@@ -342,6 +348,42 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_expire(args: argparse.Namespace) -> int:
+    """Expire points past the programme's expiry (for cron or a systemd timer); prints each
+    member id and the points expired, never a phone or a card."""
+    from datetime import UTC, datetime, time
+    from zoneinfo import ZoneInfo
+
+    from pos_client.domain import utcnow
+    from pos_client.ledger import Ledger
+    from pos_client.program import load_program
+
+    settings = settings_from(args)
+    migrate(settings.database_url)
+    zone = ZoneInfo(settings.timezone)
+    if args.as_of:
+        try:
+            day = datetime.strptime(args.as_of, "%Y-%m-%d").date()
+        except ValueError:
+            print(f"--as-of: expected a date as YYYY-MM-DD, got {args.as_of!r}", file=sys.stderr)
+            return 2
+        # The start of the store's day: what is due on that day expires.
+        as_of = datetime.combine(day, time(), zone).astimezone(UTC)
+    else:
+        as_of = utcnow()
+    program = load_program(settings.program, settings.config_dir)
+    if program.expiry.months is None:
+        print("the programme's points do not expire")
+        return 0
+    ledger = Ledger(engine_for(args), program, zone=zone)
+    expired = ledger.expire(as_of)
+    for member_id, points in expired:
+        print(f"member {member_id}: {points} point(s) expired")
+    total = sum(points for _member, points in expired)
+    print(f"expired {total} point(s) of {len(expired)} member(s) as of {as_of.isoformat()}")
+    return 0
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -417,6 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("purge", help="forget idempotency keys past the retention window")
     common(sub)
     sub.set_defaults(handler=cmd_purge)
+
+    sub = commands.add_parser("expire", help="expire points past the programme's expiry")
+    common(sub)
+    sub.add_argument("--as-of", help="the store day to expire as of (YYYY-MM-DD; default now)")
+    sub.set_defaults(handler=cmd_expire)
 
     sub = commands.add_parser("openapi", help="print the OpenAPI spec")
     sub.add_argument("--out")

@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from pos_client.settings import default_config_dir
+from pos_client.ledger.expiry import parse_time_of_day
+from pos_client.settings import default_config_dir, known_timezone
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class ServerSettings:
     pairing_failures_per_minute: int = 10
     pairing_lockout_s: int = 300
     lookups_per_minute: int = 120
-    # Inbound partner transfers: points credited per partner per UTC day, unless the
+    # Inbound partner transfers: points credited per partner per store day, unless the
     # partner has its own cap in partner_daily_caps ("sky-miles=50000,other=1000").
     partner_daily_points: int = 1_000_000
     partner_daily_caps: tuple[tuple[str, int], ...] = ()
@@ -49,8 +50,21 @@ class ServerSettings:
     # may a store turn this on, LOYALTY_SERVER_SHARE_PHONE_KEY=1, knowing what a stolen
     # terminal then gives away.
     share_phone_key: bool = False
+    # The store's time zone (IANA name): days, years and tier periods, daily caps, birthdays
+    # and expiry dates are the store's, never UTC's. Points expire daily at expiry_time,
+    # store time, in the background ("" turns that off: run `loyalty-server expire` from
+    # cron or a systemd timer instead).
+    timezone: str = "UTC"
+    expiry_time: str = "03:30"
 
     def __post_init__(self) -> None:
+        if not known_timezone(self.timezone):
+            raise ValueError(
+                f"LOYALTY_SERVER_TIMEZONE: not a known time zone: {self.timezone!r}"
+                " (an IANA name, e.g. Europe/Riga)"
+            )
+        if self.expiry_time:
+            parse_time_of_day(self.expiry_time)
         if not 0 < self.offline_window_days < self.key_retention_days:
             raise ValueError(
                 f"offline window ({self.offline_window_days} days) must be at least a day and "
@@ -88,6 +102,10 @@ def from_environment(**overrides: object) -> ServerSettings:
         if raw and not raw.isdigit():
             raise ValueError(f"LOYALTY_SERVER_{spec.name.upper()}: expected a whole number")
         values[spec.name] = int(raw) if raw else spec.default
+    values["timezone"] = env.get("LOYALTY_SERVER_TIMEZONE", "").strip() or "UTC"
+    values["expiry_time"] = env.get(
+        "LOYALTY_SERVER_EXPIRY_TIME", ServerSettings.expiry_time
+    ).strip()
     values["partner_daily_caps"] = parse_caps(env.get("LOYALTY_SERVER_PARTNER_DAILY_CAPS", ""))
     share = env.get("LOYALTY_SERVER_SHARE_PHONE_KEY", "0").strip().lower()
     if share not in ("0", "1", "true", "false", ""):

@@ -13,7 +13,7 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from pos_client.ledger import Ledger
 
 log = logging.getLogger(__name__)
+EMBEDDED_EXPIRY_AT = time(3, 30)  # store time: the embedded ledger's daily expiry run
 
 
 @dataclass
@@ -87,13 +88,15 @@ class Terminal:
 def build_ledger(settings: Settings, program: Program) -> Ledger:
     # Imported here: SQLAlchemy costs ~26 MB and ~0.5 s, and a terminal on the store
     # server's HTTP backend never needs it.
+    from zoneinfo import ZoneInfo
+
     from pos_client.ledger import Ledger, make_engine, sqlite_url
 
     private_dir(settings.storage.data_dir)
     if not settings.storage.ledger_url:
         private_file(settings.storage.ledger_path)
     url = settings.storage.ledger_url or sqlite_url(settings.storage.ledger_path)
-    ledger = Ledger(make_engine(url), program)
+    ledger = Ledger(make_engine(url), program, zone=ZoneInfo(settings.store.timezone))
     ledger.create_schema()
     return ledger
 
@@ -424,4 +427,11 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
         )
     if start_sync:
         sync.start()
+        if ledger is not None and program.expiry.months is not None:
+            # Expiry runs on the embedded ledger at start-up (in the background) and daily.
+            from pos_client.ledger.expiry import ExpirySchedule
+
+            schedule = ExpirySchedule(ledger, EMBEDDED_EXPIRY_AT, run_at_start=True)
+            schedule.start()
+            terminal._closers.append(schedule.stop)
     return terminal

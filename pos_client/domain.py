@@ -221,6 +221,7 @@ class MemberView:
     birthday_reward: bool = False  # a birthday benefit (item or bonus) is available now
     card_number: str | None = None
     as_of: datetime = field(default_factory=utcnow)
+    points_expiring: int = 0  # of the balance, expiring within the next 30 days
 
 
 def mask_name(first_name: str, last_name: str) -> str:
@@ -267,6 +268,7 @@ def member_view_to_json(view: MemberView) -> dict[str, object]:
         "birthday_reward": view.birthday_reward,
         "card_number": view.card_number,
         "as_of": view.as_of.isoformat(),
+        "points_expiring": view.points_expiring,
     }
 
 
@@ -303,4 +305,5 @@ def member_view_from_json(data: dict[str, Any]) -> MemberView:
         birthday_reward=bool(data.get("birthday_reward")),
         card_number=data.get("card_number"),
         as_of=datetime.fromisoformat(data["as_of"]) if data.get("as_of") else utcnow(),
+        points_expiring=max(int(data.get("points_expiring") or 0), 0),
     )

@@ -693,6 +693,25 @@ def _days_in_month(year: int, month: int) -> int:
     return (following - timedelta(days=1)).day
 
 
+def expiry_date(earned: date, months: int) -> date:
+    """The store day points earned on `earned` expire (at its start): `months` later, on the
+    same day of the month or the month's last day."""
+    month_index = earned.month - 1 + months
+    year, month = earned.year + month_index // 12, month_index % 12 + 1
+    return earned.replace(year=year, month=month, day=min(earned.day, _days_in_month(year, month)))
+
+
+def expiry_cutoff(today: date, months: int) -> date:
+    """The first store day whose earnings have not expired by `today`: points earned before
+    it have (expiry_date(earned) <= today), points earned on or after it have not."""
+    back = today.month - 1 - months
+    year, month = today.year + back // 12, back % 12 + 1
+    day = date(year, month, min(today.day, _days_in_month(year, month))) - timedelta(days=3)
+    while expiry_date(day, months) <= today:
+        day += timedelta(days=1)
+    return day
+
+
 def expiring_points(
     lots: Sequence[Lot], spent: int, already_expired: int, as_of: datetime, policy: ExpiryPolicy
 ) -> int:

@@ -13,9 +13,10 @@ import json
 import logging
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, and_, case, func, select
 from sqlalchemy.exc import DataError, IntegrityError
@@ -29,6 +30,7 @@ from pos_client.domain import (
     mask_tail,
     utcnow,
 )
+from pos_client.ledger import totals
 from pos_client.ledger.schema import (
     birthday_grants,
     identifiers,
@@ -55,7 +57,9 @@ from pos_client.operations import (
 from pos_client.rules import Program, RedemptionPlan, RulesError
 
 log = logging.getLogger(__name__)
-EARNING_KINDS = ("earn", "birthday", "action")
+EARNING_KINDS = totals.EARNING_KINDS
+EXPIRING_SOON = timedelta(days=30)  # the member view shows what expires within this
+EXPIRY_LOCK = 0x6C6F79616C747901  # pg advisory lock key: one expiry run at a time
 
 
 def to_minor(amount: Decimal, currency: str) -> int:
@@ -77,7 +81,7 @@ class Limits:
     max_sale_amount: Decimal | None = None  # purchase total, in the programme's currency
     max_lines_per_sale: int | None = None
     max_points_per_operation: int | None = None  # earned or spent by one operation
-    max_points_per_member_per_day: int | None = None  # every earning kind, per UTC day
+    max_points_per_member_per_day: int | None = None  # every earning kind, per store day
     # Time bounds on `occurred_at` (and consent times): no later than now + clock_skew, no
     # earlier than now - offline_window, never before the member's enrollment (- clock_skew).
     clock_skew: timedelta | None = None
@@ -114,12 +118,15 @@ class Ledger:
         limits: Limits | None = None,
         check: Callable[[Operation, dict[str, Any]], Operation] | None = None,
         program_version: str | None = None,
+        zone: ZoneInfo | None = None,
     ) -> None:
         """`check`, when given, sees every parsed operation first: it returns the operation
         to apply (normalised) or raises OpRejected for it alone (the server's strict input).
         `program_version` is told in each sale's result: the rules it was applied under.
+        `zone` is the store's time zone: every day, year and period rule counts its days.
         """
         self.program_version = program_version
+        self.zone = zone or ZoneInfo("UTC")
         self.limits = limits or Limits()
         self.check = check
         self.engine = engine
@@ -129,7 +136,11 @@ class Ledger:
     def create_schema(self, context: StepContext | None = None) -> Opened:
         """Create the tables, or check and upgrade an existing ledger in place (raises
         LedgerSchemaError for one this release must not open: see ledger/upgrade.py)."""
-        return open_schema(self.engine, context)
+        return open_schema(self.engine, context or StepContext(zone=self.zone))
+
+    def today(self, now: datetime | None = None) -> date:
+        """The store's calendar day now (or at `now`)."""
+        return totals.local_day(now or utcnow(), self.zone)
 
     # ------------------------------------------------------------ lookups
 
@@ -167,10 +178,22 @@ class Ledger:
         return MemberRecord(*row) if row else None
 
     def stats(self, conn: Connection, member_id: str, today: date) -> MemberStats:
+        """Tier statistics for the period holding the store day `today`, from the member's
+        totals (a handful of rows, whatever the history)."""
+        start = rules.period_start(self.program.tiers.period, today)
+        earned, spend, visits = totals.read(conn, member_id, start)
+        return MemberStats(
+            points_in_period=earned,
+            spend_in_period=from_minor(spend, self.program.currency),
+            visits_in_period=visits,
+        )
+
+    def stats_from_transactions(self, conn: Connection, member_id: str, today: date) -> MemberStats:
+        """The same statistics summed over the transactions themselves (checks, doctor)."""
         start = rules.period_start(self.program.tiers.period, today)
         where = [transactions.c.member_id == member_id]
         if start is not None:
-            where.append(transactions.c.occurred_at >= datetime.combine(start, time(), UTC))
+            where.append(transactions.c.occurred_at >= totals.day_start(start, self.zone))
         is_earn = transactions.c.kind == "earn"
         earned, spend, visits = conn.execute(
             select(
@@ -226,14 +249,15 @@ class Ledger:
             ) from None
 
     def member_view(self, member_id: str, today: date | None = None) -> MemberView | None:
-        today = today or utcnow().date()
+        today = today or self.today()
         with self.engine.connect() as conn:
             record = self.member(member_id, conn)
             if record is None:
                 return None
             stats = self.stats(conn, member_id, today)
             birthday = self.birthday_available(conn, record, today)
-        return build_member_view(self.program, record, stats, birthday)
+            expiring = self.points_expiring(conn, member_id, today + EXPIRING_SOON)
+        return build_member_view(self.program, record, stats, birthday, expiring)
 
     # ------------------------------------------------------------ applying operations
 
@@ -421,6 +445,9 @@ class Ledger:
                 recorded_at=utcnow(),
             )
         )
+        added = totals.counts(kind, points, amount_minor)
+        if added is not None:
+            totals.bump(conn, member_id, totals.local_day(occurred_at, self.zone), *added)
 
     def _move_balance(self, conn: Connection, member_id: str, delta: int, spend: int = 0) -> int:
         """Add `delta` to the balance, if it holds `spend` first; returns the new balance."""
@@ -477,7 +504,7 @@ class Ledger:
         if limits.max_sale_amount is not None and op.purchase.total > limits.max_sale_amount:
             raise OpRejected("limit_amount", f"a sale totals at most {limits.max_sale_amount}")
         record = self._require_member(conn, op.member_id)
-        today = op.occurred_at.date()
+        today = totals.local_day(op.occurred_at, self.zone)
         stats = self.stats(conn, op.member_id, today)
         tier = rules.tier_for(self.program.tiers, stats)
         birthday = self.birthday_available(conn, record, today)
@@ -581,14 +608,15 @@ class Ledger:
 
     def _apply_action(self, conn: Connection, op: ActionOp, claim: Claim) -> dict[str, Any]:
         self._require_member(conn, op.member_id)
-        day_start = datetime.combine(op.occurred_at.date(), time(), UTC)
+        day = totals.local_day(op.occurred_at, self.zone)
+        day_start = totals.day_start(day, self.zone)
         done_today = conn.execute(
             select(func.count()).where(
                 transactions.c.member_id == op.member_id,
                 transactions.c.kind == "action",
                 transactions.c.reward_id == op.action,
                 transactions.c.occurred_at >= day_start,
-                transactions.c.occurred_at < day_start + timedelta(days=1),
+                transactions.c.occurred_at < totals.day_start(day + timedelta(days=1), self.zone),
             )
         ).scalar_one()
         try:
@@ -686,7 +714,8 @@ class Ledger:
     ) -> dict[str, Any]:
         """Credit a partner's inbound transfer, once per (partner, reference): a replay with
         the same body returns the first result (status duplicate), a different body is an
-        OpConflict. Refuses past the partner's daily cap (points credited since midnight UTC).
+        OpConflict. Refuses past the partner's daily cap (points credited since the store's
+        midnight).
         """
         now = now or utcnow()
         digest = body_hash({"card_number": card_number, "units": units})
@@ -715,7 +744,7 @@ class Ledger:
                 points = rules.plan_receive(self.program, partner_id, units)
             except RulesError as exc:
                 raise OpRejected("receive_refused", str(exc)) from None
-            day_start = datetime.combine(now.date(), time(), UTC)
+            day_start = totals.day_start(self.today(now), self.zone)
             today = conn.execute(
                 select(func.coalesce(func.sum(partner_transfers.c.points), 0)).where(
                     partner_transfers.c.partner_id == partner_id,
@@ -768,12 +797,12 @@ class Ledger:
     def _check_member_day(
         self, conn: Connection, member_id: str, points: int, now: datetime
     ) -> None:
-        """Every earning kind counts toward the member's points of the (server's) day,
-        whatever date the operation carries."""
+        """Every earning kind counts toward the member's points of the store's day (by the
+        server's clock), whatever date the operation carries."""
         cap = self.limits.max_points_per_member_per_day
         if cap is None or points <= 0:
             return
-        day_start = datetime.combine(now.date(), time(), UTC)
+        day_start = totals.day_start(self.today(now), self.zone)
         today = conn.execute(
             select(func.coalesce(func.sum(transactions.c.points), 0)).where(
                 transactions.c.member_id == member_id,
@@ -793,28 +822,100 @@ class Ledger:
         with self.writer.begin() as conn:
             conn.execute(identifiers.insert().values(kind=kind, value=value, member_id=member_id))
 
-    def run_expiry(self, as_of: datetime) -> int:
-        """Post 'expire' rows for points older than the program allows; returns points expired."""
-        if self.program.expiry.months is None:
+    def _expiry_boundary(self, day: date) -> datetime | None:
+        """The moment before which earned points have expired by the store day `day`."""
+        months = self.program.expiry.months
+        if months is None:
+            return None
+        return totals.day_start(rules.expiry_cutoff(day, months), self.zone)
+
+    def _expiry_sums(self, boundary: datetime) -> tuple[Any, Any]:
+        """(points earned before `boundary`, points spent or expired ever): spending and
+        earlier expiry use the oldest points first, so what is left of the old is due."""
+        old = func.coalesce(
+            func.sum(
+                case(
+                    (
+                        and_(transactions.c.points > 0, transactions.c.occurred_at < boundary),
+                        transactions.c.points,
+                    ),
+                    else_=0,
+                )
+            ),
+            0,
+        )
+        used = func.coalesce(
+            func.sum(case((transactions.c.points < 0, -transactions.c.points), else_=0)), 0
+        )
+        return old, used
+
+    def points_expiring(self, conn: Connection, member_id: str, by: date) -> int:
+        """Points of the member that will have expired by the store day `by` (with those due
+        already, if expiry has not run yet)."""
+        boundary = self._expiry_boundary(by)
+        if boundary is None:
             return 0
-        total = 0
-        with self.writer.begin() as conn:
-            member_ids = [row[0] for row in conn.execute(select(members.c.id))]
-            for member_id in member_ids:
-                rows = conn.execute(
-                    select(
-                        transactions.c.kind, transactions.c.points, transactions.c.occurred_at
-                    ).where(transactions.c.member_id == member_id)
-                ).all()
-                lots = [rules.Lot(r.occurred_at, r.points) for r in rows if r.points > 0]
-                spent = -sum(r.points for r in rows if r.points < 0 and r.kind != "expire")
-                expired = -sum(r.points for r in rows if r.kind == "expire")
-                due = rules.expiring_points(lots, spent, expired, as_of, self.program.expiry)
-                if due:
-                    self._post(conn, None, member_id, "expire", -due, as_of)
-                    self._move_balance(conn, member_id, -due)
-                    total += due
-        return total
+        old, used = self._expiry_sums(boundary)
+        earned, spent = conn.execute(
+            select(old, used).where(transactions.c.member_id == member_id)
+        ).one()
+        return max(int(earned) - int(spent), 0)
+
+    def expire(self, as_of: datetime, chunk: int = 200) -> list[tuple[str, int]]:
+        """Post an 'expire' row for each member with points past the programme's expiry at
+        `as_of` (store days); returns (member id, points expired) for each. Idempotent: each
+        member's due amount is decided again under the member's lock, so a second run, or
+        another process running at once, expires nothing more. On PostgreSQL one process at
+        a time runs it (an advisory lock; the others return at once)."""
+        boundary = self._expiry_boundary(self.today(as_of))
+        if boundary is None:
+            return []
+        old, used = self._expiry_sums(boundary)
+        expired: list[tuple[str, int]] = []
+        with self.engine.connect() as guard:
+            if guard.dialect.name == "postgresql":
+                got = guard.exec_driver_sql(
+                    "SELECT pg_try_advisory_lock(%(key)s)", {"key": EXPIRY_LOCK}
+                ).scalar_one()
+                guard.commit()
+                if not got:
+                    log.info("expiry: another process is running it")
+                    return []
+            try:
+                candidates = sorted(
+                    row[0]
+                    for row in guard.execute(
+                        select(transactions.c.member_id)
+                        .group_by(transactions.c.member_id)
+                        .having(old > used)
+                    )
+                )
+                guard.rollback()
+                for first in range(0, len(candidates), chunk):
+                    with self.writer.begin() as conn:
+                        for member_id in candidates[first : first + chunk]:
+                            if self.member(member_id, conn, lock=True) is None:
+                                continue
+                            earned, spent = conn.execute(
+                                select(old, used).where(transactions.c.member_id == member_id)
+                            ).one()
+                            due = int(earned) - int(spent)
+                            if due <= 0:
+                                continue
+                            self._post(conn, None, member_id, "expire", -due, as_of)
+                            self._move_balance(conn, member_id, -due)
+                            expired.append((member_id, due))
+            finally:
+                if guard.dialect.name == "postgresql":
+                    guard.exec_driver_sql(
+                        "SELECT pg_advisory_unlock(%(key)s)", {"key": EXPIRY_LOCK}
+                    )
+                    guard.commit()
+        return expired
+
+    def run_expiry(self, as_of: datetime) -> int:
+        """Expire what is due at `as_of` (see expire); returns the points expired."""
+        return sum(points for _member, points in self.expire(as_of))
 
     def balance_mismatches(self) -> list[tuple[str, int, int]]:
         """Members whose cached balance differs from the sum of their transactions."""
@@ -847,7 +948,11 @@ class Ledger:
 
 
 def build_member_view(
-    program: Program, record: MemberRecord, stats: MemberStats, birthday_available: bool
+    program: Program,
+    record: MemberRecord,
+    stats: MemberStats,
+    birthday_available: bool,
+    points_expiring: int = 0,
 ) -> MemberView:
     tier = rules.tier_for(program.tiers, stats)
     upcoming = rules.next_tier(program.tiers, stats)
@@ -867,6 +972,7 @@ def build_member_view(
         rewards=rules.reward_offers(program, record.balance, tier, birthday_available),
         birthday_reward=birthday_available,
         card_number=record.card_number,
+        points_expiring=min(points_expiring, record.balance),
     )
 
 

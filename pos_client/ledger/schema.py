@@ -125,3 +125,20 @@ birthday_grants = Table(
     Column("op_key", String(64), nullable=False),
     Column("granted_at", UTCDateTime, nullable=False),
 )
+
+# Per-member earning totals (what tier rules count: points of the earning kinds, spend and
+# visits of sales), kept in the same transaction as each posting so a tier read is a handful
+# of rows whatever the member's history. One row per member and store-local day, month and
+# in all (grain "d", "m", "a"; `start` is the day, the month's first day, or 0001-01-01):
+# a calendar year reads its months, a rolling period its whole months plus the first
+# month's days, lifetime one row (migration 0005_flatcost).
+member_totals = Table(
+    "member_totals",
+    metadata,
+    Column("member_id", String(64), ForeignKey("members.id"), primary_key=True),
+    Column("grain", String(1), primary_key=True),
+    Column("start", Date, primary_key=True),
+    Column("points", BigInteger, nullable=False, default=0),
+    Column("spend_minor", BigInteger, nullable=False, default=0),
+    Column("visits", BigInteger, nullable=False, default=0),
+)

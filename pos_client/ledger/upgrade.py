@@ -63,7 +63,8 @@ from sqlalchemy import Column, Connection, Engine, Integer, MetaData, Table, cre
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from pos_client.errors import LedgerSchemaError
-from pos_client.ledger.schema import metadata
+from pos_client.ledger import totals
+from pos_client.ledger.schema import member_totals, metadata
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,15 @@ class Step:
     apply: Callable[[Connection, StepContext], None]
 
 
+def _v2_member_totals(conn: Connection, context: StepContext) -> None:
+    member_totals.create(conn)
+    totals.backfill(conn, context.zone)
+
+
 # The steps after the baseline, in order (see the module docstring to add one).
-STEPS: tuple[Step, ...] = ()
+STEPS: tuple[Step, ...] = (
+    Step(2, "member_totals, backfilled from transactions", _v2_member_totals),
+)
 
 
 def current_version(steps: Sequence[Step] = STEPS) -> int:

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -461,3 +462,32 @@ def test_a_foreign_or_damaged_file_is_refused_and_not_modified(
     ledger.engine.dispose()
     assert "not modified" in str(error.value)
     assert sha256(path) == digest
+
+
+def test_the_previous_releases_members_gain_totals_equal_to_their_history(
+    release: Path,
+) -> None:
+    """Step 2 (member_totals) backfills every member's day, month and lifetime rows from the
+    transactions, in the store's time zone."""
+    with build_terminal(make_settings(release)) as terminal:
+        ledger = terminal.ledger
+        assert ledger is not None
+        with ledger.engine.connect() as conn:
+            members = [row[0] for row in conn.exec_driver_sql("SELECT id FROM members")]
+            lifetime: dict[str, int] = dict(
+                conn.exec_driver_sql(
+                    "SELECT member_id, points FROM member_totals WHERE grain = 'a'"
+                ).all()
+            )
+            earned: dict[str, int] = dict(
+                conn.exec_driver_sql(
+                    "SELECT member_id, sum(points) FROM transactions"
+                    " WHERE kind IN ('earn', 'birthday', 'action') GROUP BY member_id"
+                ).all()
+            )
+            assert lifetime == earned and len(lifetime) == 3
+            for member in members:
+                for day in (ledger.today(), date(2026, 1, 1), date(2025, 6, 30)):
+                    assert ledger.stats(conn, member, day) == ledger.stats_from_transactions(
+                        conn, member, day
+                    ), (member, day)

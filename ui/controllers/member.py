@@ -43,6 +43,7 @@ class MemberLines:
     tier_bar: bool
     rewards_text: str
     spend_note: str = ""  # why points cannot be spent here as identified ("tap your card")
+    expiring_text: str = ""  # points of the balance expiring within 30 days
 
 
 def _reward_progress(
@@ -134,6 +135,11 @@ def member_lines(
         tier_bar=tier_bar,
         rewards_text=rewards or "-",
         spend_note=spend_note,
+        expiring_text=(
+            texts.tr("member.expiring", points=texts.points(view.points_expiring))
+            if view.points_expiring > 0
+            else ""
+        ),
     )
 
 

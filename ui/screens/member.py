@@ -24,6 +24,7 @@ class MemberScreen(PosScreen):
     offline = BooleanProperty(False)
     birthday = BooleanProperty(False)
     spend_note = StringProperty("")
+    expiring_text = StringProperty("")
 
     def refresh(self) -> None:
         lines = self.pos_app.member.present()

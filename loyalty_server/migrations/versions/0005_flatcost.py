@@ -1,0 +1,41 @@
+"""Per-member earning totals by store day, month and in all (flat cost per sale).
+
+Backfilled from the transactions, in the store's time zone (LOYALTY_SERVER_TIMEZONE, UTC
+if unset).
+
+Revision ID: 0005_flatcost
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+import os
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from alembic import op
+
+from pos_client.ledger import totals
+
+revision = "0005_flatcost"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "member_totals",
+        sa.Column("member_id", sa.String(64), sa.ForeignKey("members.id"), primary_key=True),
+        sa.Column("grain", sa.String(1), primary_key=True),
+        sa.Column("start", sa.Date, primary_key=True),
+        sa.Column("points", sa.BigInteger, nullable=False),
+        sa.Column("spend_minor", sa.BigInteger, nullable=False),
+        sa.Column("visits", sa.BigInteger, nullable=False),
+    )
+    zone = ZoneInfo(os.environ.get("LOYALTY_SERVER_TIMEZONE", "").strip() or "UTC")
+    totals.backfill(op.get_bind(), zone)
+
+
+def downgrade() -> None:
+    op.drop_table("member_totals")

@@ -1,0 +1,160 @@
+"""Per-member earning totals by store-local day, month and in all (table member_totals).
+
+Tier rules count points of the earning kinds, spend and visits of sales over a period; these
+rows hold those sums, moved in the same transaction as each posting, so a read is a handful
+of rows however long the member's history is.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Date, and_, bindparam, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from pos_client.ledger.schema import member_totals, transactions
+
+EARNING_KINDS = ("earn", "birthday", "action")
+ALL_START = date(1, 1, 1)  # the start of the lifetime row (grain "a")
+
+
+def local_day(moment: datetime, zone: ZoneInfo) -> date:
+    """The store's calendar day of an aware moment."""
+    return moment.astimezone(zone).date()
+
+
+def day_start(day: date, zone: ZoneInfo) -> datetime:
+    """The UTC moment the store's `day` begins (local midnight)."""
+    return datetime.combine(day, time(), zone).astimezone(UTC)
+
+
+def _month(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+
+
+def counts(kind: str, points: int, amount_minor: int) -> tuple[int, int, int] | None:
+    """What a posting adds to the totals (points, spend, visits); None: nothing."""
+    if kind == "earn":
+        return points, amount_minor, 1
+    if kind in EARNING_KINDS and points:
+        return points, 0, 0
+    return None
+
+
+def _upsert(dialect: Any) -> Any:
+    statement = dialect.insert(member_totals)
+    return statement.on_conflict_do_update(
+        index_elements=[member_totals.c.member_id, member_totals.c.grain, member_totals.c.start],
+        set_={
+            "points": member_totals.c.points + statement.excluded.points,
+            "spend_minor": member_totals.c.spend_minor + statement.excluded.spend_minor,
+            "visits": member_totals.c.visits + statement.excluded.visits,
+        },
+    )
+
+
+# Built once: the compiled statements are cached, a sale pays for parameters only.
+UPSERT = {"sqlite": _upsert(sqlite), "postgresql": _upsert(postgresql)}
+_SUMS = select(
+    func.coalesce(func.sum(member_totals.c.points), 0),
+    func.coalesce(func.sum(member_totals.c.spend_minor), 0),
+    func.coalesce(func.sum(member_totals.c.visits), 0),
+).where(member_totals.c.member_id == bindparam("member_id"))
+READ_ALL = _SUMS.where(member_totals.c.grain == "a", member_totals.c.start == ALL_START)
+READ_FROM = _SUMS.where(
+    or_(
+        and_(member_totals.c.grain == "m", member_totals.c.start >= bindparam("whole", type_=Date)),
+        and_(
+            member_totals.c.grain == "d",
+            member_totals.c.start >= bindparam("first", type_=Date),
+            member_totals.c.start < bindparam("whole", type_=Date),
+        ),
+    )
+)
+
+
+def bump(
+    conn: Connection,
+    member_id: str,
+    day: date,
+    points: int,
+    spend_minor: int,
+    visits: int,
+) -> None:
+    """Add to the member's day, month and lifetime rows: one upsert, three rows."""
+    rows = [
+        {
+            "member_id": member_id,
+            "grain": grain,
+            "start": start,
+            "points": points,
+            "spend_minor": spend_minor,
+            "visits": visits,
+        }
+        for grain, start in (("d", day), ("m", _month(day)), ("a", ALL_START))
+    ]
+    conn.execute(UPSERT[conn.dialect.name], rows)
+
+
+def read(conn: Connection, member_id: str, start: date | None) -> tuple[int, int, int]:
+    """(points, spend in minor units, visits) from the store-local day `start` on (None: in
+    all): whole months from their month rows, the first month's remaining days from days."""
+    if start is None:
+        row = conn.execute(READ_ALL, {"member_id": member_id}).one()
+    else:
+        whole = start if start.day == 1 else _next_month(start)
+        row = conn.execute(
+            READ_FROM, {"member_id": member_id, "first": start, "whole": whole}
+        ).one()
+    points, spend, visits = row
+    return int(points), int(spend), int(visits)
+
+
+def backfill(conn: Connection, zone: ZoneInfo) -> int:
+    """Rebuild every member's totals from the transactions (the migration, an embedded ledger
+    that predates the table, or a store that changed its time zone); returns rows written."""
+    conn.execute(member_totals.delete())
+    sums: dict[tuple[str, str, date], list[int]] = defaultdict(lambda: [0, 0, 0])
+    rows = conn.execute(
+        select(
+            transactions.c.member_id,
+            transactions.c.kind,
+            transactions.c.points,
+            transactions.c.amount_minor,
+            transactions.c.occurred_at,
+        ).where(transactions.c.kind.in_(EARNING_KINDS))
+    )
+    for member_id, kind, points, amount_minor, occurred_at in rows:
+        added = counts(kind, int(points), int(amount_minor))
+        if added is None:
+            continue
+        day = local_day(occurred_at, zone)
+        for key in (
+            (member_id, "d", day),
+            (member_id, "m", _month(day)),
+            (member_id, "a", ALL_START),
+        ):
+            total = sums[key]
+            for index, value in enumerate(added):
+                total[index] += value
+    values = [
+        {
+            "member_id": member_id,
+            "grain": grain,
+            "start": start,
+            "points": total[0],
+            "spend_minor": total[1],
+            "visits": total[2],
+        }
+        for (member_id, grain, start), total in sums.items()
+    ]
+    for chunk in range(0, len(values), 1000):
+        conn.execute(member_totals.insert(), values[chunk : chunk + 1000])
+    return len(values)
