@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from time import sleep
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, case, func, select
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from pos_client import rules
 from pos_client.domain import (
@@ -55,6 +57,15 @@ from pos_client.rules import Program, RedemptionPlan, RulesError
 
 log = logging.getLogger(__name__)
 EARNING_KINDS = ("earn", "birthday", "action")
+# PostgreSQL's serialization_failure and deadlock_detected: the transaction may simply be
+# tried again.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def sqlstate(exc: DBAPIError) -> str | None:
+    """The SQLSTATE of a database error (psycopg), None where the driver has none."""
+    state = getattr(exc.orig, "sqlstate", None)
+    return state if isinstance(state, str) else None
 
 
 def to_minor(amount: Decimal, currency: str) -> int:
@@ -117,6 +128,8 @@ class Ledger:
         self.engine = engine
         self.writer = engine.execution_options(sqlite_begin="IMMEDIATE")
         self.program = program
+        self.max_retries = 8  # whole-transaction retries of a batch that met a deadlock
+        self.retries = 0  # how many there were (this process)
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine)
@@ -248,21 +261,68 @@ class Ledger:
         terminal recorded for each operation (never the body's), and a key another terminal
         applied is refused. Returns, per body, its result or the OpRejected/OpConflict it met.
         """
+        prepared: list[tuple[Operation, Claim] | OpRejected] = []
+        for body in bodies:
+            try:
+                op = parse_operation(body)
+                if allowed_kinds is not None and op.kind not in allowed_kinds:
+                    raise OpRejected("not_allowed", f"a terminal may not send {op.kind} operations")
+                claim = Claim(body_hash(body), terminal_id)
+                if self.check is not None:
+                    op = self.check(op, body)
+            except OpRejected as exc:
+                prepared.append(exc)
+                continue
+            prepared.append((op, claim))
+        # Every member an operation reads and then writes, locked in one global order (by
+        # id) before any is applied: two batches never wait for each other in a cycle.
+        member_ids = sorted(
+            {item[0].member_id for item in prepared if not isinstance(item, OpRejected)}
+        )
+        attempt = 0
+        while True:
+            try:
+                return self._apply_prepared(prepared, member_ids)
+            except DBAPIError as exc:
+                # A deadlock or serialisation failure the order above did not prevent (a
+                # unique index two batches both insert into): nothing was committed, so the
+                # whole transaction is tried again, after a short jittered pause.
+                state = sqlstate(exc)
+                if state not in RETRYABLE_SQLSTATES or attempt >= self.max_retries:
+                    raise
+                attempt += 1
+                self.retries += 1
+                log.warning(
+                    "batch transaction retried (attempt %d) after sqlstate %s", attempt, state
+                )
+                sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
+
+    def _lock_members(self, conn: Connection, member_ids: list[str]) -> None:
+        """Take the members' row locks in id order (PostgreSQL; SQLite's BEGIN IMMEDIATE
+        holds the whole database already). Members not there yet (enrolled in this batch)
+        are guarded by their primary key."""
+        if conn.dialect.name != "postgresql" or not member_ids:
+            return
+        for start in range(0, len(member_ids), 1000):
+            chunk = member_ids[start : start + 1000]
+            conn.execute(
+                select(members.c.id)
+                .where(members.c.id.in_(chunk))
+                .order_by(members.c.id)
+                .with_for_update()
+            ).all()
+
+    def _apply_prepared(
+        self, prepared: list[tuple[Operation, Claim] | OpRejected], member_ids: list[str]
+    ) -> list[dict[str, Any] | OpRejected]:
         outcomes: list[dict[str, Any] | OpRejected] = []
         with self.writer.begin() as conn:
-            for body in bodies:
-                try:
-                    op = parse_operation(body)
-                    if allowed_kinds is not None and op.kind not in allowed_kinds:
-                        raise OpRejected(
-                            "not_allowed", f"a terminal may not send {op.kind} operations"
-                        )
-                    claim = Claim(body_hash(body), terminal_id)
-                    if self.check is not None:
-                        op = self.check(op, body)
-                except OpRejected as exc:
-                    outcomes.append(exc)
+            self._lock_members(conn, member_ids)
+            for item in prepared:
+                if isinstance(item, OpRejected):
+                    outcomes.append(item)
                     continue
+                op, claim = item
                 try:
                     with conn.begin_nested():
                         previous = self._previous_result(conn, op.key, claim)
