@@ -12,7 +12,7 @@ import json
 import logging
 import random
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from time import sleep
@@ -110,6 +110,20 @@ class MemberRecord:
     card_number: str | None
     birthday: date | None
     balance: int
+    enrolled_at: datetime | None = None
+
+
+MEMBER_RECORD_COLUMNS = (
+    members.c.id,
+    members.c.first_name,
+    members.c.last_name,
+    members.c.phone_last,
+    members.c.card_number,
+    members.c.birthday,
+    members.c.balance,
+    members.c.enrolled_at,
+)
+MEMBER_CACHE = "pos_client.ledger.locked_members"  # Connection.info key, during a batch
 
 
 class Ledger:
@@ -151,15 +165,7 @@ class Ledger:
         """The member's record; `lock` (inside a writing transaction) holds the member's row
         until it ends, so per-member rules decide one operation at a time (PostgreSQL; a
         SQLite writer holds the whole database already)."""
-        query = select(
-            members.c.id,
-            members.c.first_name,
-            members.c.last_name,
-            members.c.phone_last,
-            members.c.card_number,
-            members.c.birthday,
-            members.c.balance,
-        ).where(members.c.id == member_id)
+        query = select(*MEMBER_RECORD_COLUMNS).where(members.c.id == member_id)
         if lock:
             query = query.with_for_update()
         if conn is None:
@@ -297,59 +303,100 @@ class Ledger:
                 )
                 sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
 
-    def _lock_members(self, conn: Connection, member_ids: list[str]) -> None:
+    def _lock_members(self, conn: Connection, member_ids: list[str]) -> dict[str, MemberRecord]:
         """Take the members' row locks in id order (PostgreSQL; SQLite's BEGIN IMMEDIATE
-        holds the whole database already). Members not there yet (enrolled in this batch)
-        are guarded by their primary key."""
-        if conn.dialect.name != "postgresql" or not member_ids:
-            return
+        holds the whole database already) and read their records, one statement per 1,000.
+        Members not there yet (enrolled in this batch) are guarded by their primary key."""
+        locked: dict[str, MemberRecord] = {}
         for start in range(0, len(member_ids), 1000):
-            chunk = member_ids[start : start + 1000]
-            conn.execute(
-                select(members.c.id)
-                .where(members.c.id.in_(chunk))
+            query = (
+                select(*MEMBER_RECORD_COLUMNS)
+                .where(members.c.id.in_(member_ids[start : start + 1000]))
                 .order_by(members.c.id)
-                .with_for_update()
-            ).all()
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            locked.update((row[0], MemberRecord(*row)) for row in conn.execute(query))
+        return locked
+
+    def _known_keys(self, conn: Connection, keys: list[str]) -> dict[str, Any]:
+        """The idempotency records already there for these keys, one statement per 1,000."""
+        known: dict[str, Any] = {}
+        for start in range(0, len(keys), 1000):
+            rows = conn.execute(
+                select(
+                    operations.c.key,
+                    operations.c.body_hash,
+                    operations.c.result,
+                    operations.c.terminal_id,
+                ).where(operations.c.key.in_(keys[start : start + 1000]))
+            )
+            known.update((row.key, row) for row in rows)
+        return known
 
     def _apply_prepared(
         self, prepared: list[tuple[Operation, Claim] | OpRejected], member_ids: list[str]
     ) -> list[dict[str, Any] | OpRejected]:
         outcomes: list[dict[str, Any] | OpRejected] = []
         with self.writer.begin() as conn:
-            self._lock_members(conn, member_ids)
-            for item in prepared:
-                if isinstance(item, OpRejected):
-                    outcomes.append(item)
-                    continue
-                op, claim = item
-                try:
-                    with conn.begin_nested():
-                        previous = self._previous_result(conn, op.key, claim)
-                        outcomes.append(
-                            previous if previous is not None else self._apply_new(conn, op, claim)
-                        )
-                except OpRejected as exc:
-                    outcomes.append(exc)
-                except (ValueError, ArithmeticError, DataError) as exc:
-                    # A value the database or the arithmetic cannot hold: this operation
-                    # alone is refused (its savepoint rolled back), never the whole batch.
-                    log.warning("operation refused: %s", type(exc).__name__)
-                    outcomes.append(OpRejected("bad_request", "a value is out of range"))
-                except IntegrityError:
-                    # Another writer claimed the key (or an identifier) first.
-                    try:
-                        previous = self._previous_result(conn, op.key, claim)
-                    except OpRejected as exc:
-                        outcomes.append(exc)
+            # The batch's members, read once under their locks: each operation's rules use
+            # (and its balance move updates) this copy; an operation that fails drops its
+            # member's copy, as its savepoint rolls back what it wrote.
+            cache = self._lock_members(conn, member_ids)
+            conn.info[MEMBER_CACHE] = cache
+            try:
+                known = self._known_keys(
+                    conn, [item[0].key for item in prepared if not isinstance(item, OpRejected)]
+                )
+                tried: set[str] = set()  # keys met earlier in this batch
+                for item in prepared:
+                    if isinstance(item, OpRejected):
+                        outcomes.append(item)
                         continue
-                    outcomes.append(
-                        previous
-                        if previous is not None
-                        else OpRejected(
-                            "identifier_taken", "this phone or card already belongs to a member"
+                    op, claim = item
+                    try:
+                        if op.key in known:
+                            outcomes.append(self._previous_from(known[op.key], op.key, claim))
+                            continue
+                        if op.key in tried:  # the same key twice in one batch
+                            previous = self._previous_result(conn, op.key, claim)
+                            if previous is not None:
+                                outcomes.append(previous)
+                                continue
+                        tried.add(op.key)
+                        with conn.begin_nested():
+                            outcomes.append(self._apply_new(conn, op, claim))
+                    except OpRejected as exc:
+                        cache.pop(op.member_id, None)
+                        outcomes.append(exc)
+                    except (ValueError, ArithmeticError, DataError) as exc:
+                        # A value the database or the arithmetic cannot hold: this operation
+                        # alone is refused (its savepoint rolled back), never the whole batch.
+                        cache.pop(op.member_id, None)
+                        log.warning("operation refused: %s", type(exc).__name__)
+                        outcomes.append(OpRejected("bad_request", "a value is out of range"))
+                    except IntegrityError:
+                        # Another writer (or this batch) claimed the key, or an identifier,
+                        # first.
+                        cache.pop(op.member_id, None)
+                        try:
+                            previous = self._previous_result(conn, op.key, claim)
+                        except OpRejected as exc:
+                            outcomes.append(exc)
+                            continue
+                        outcomes.append(
+                            previous
+                            if previous is not None
+                            else OpRejected(
+                                "identifier_taken",
+                                "this phone or card already belongs to a member",
+                            )
                         )
-                    )
+                    except BaseException:
+                        cache.pop(op.member_id, None)
+                        raise
+            finally:
+                conn.info.pop(MEMBER_CACHE, None)
         return outcomes
 
     def _previous_result(self, conn: Connection, key: str, claim: Claim) -> dict[str, Any] | None:
@@ -360,6 +407,9 @@ class Ledger:
         ).first()
         if row is None:
             return None
+        return self._previous_from(row, key, claim)
+
+    def _previous_from(self, row: Any, key: str, claim: Claim) -> dict[str, Any]:
         if claim.terminal_id is not None and row.terminal_id != claim.terminal_id:
             # Another terminal's key: refuse without saying what it did, or if bodies match.
             raise OpKeyTaken(key)
@@ -420,14 +470,23 @@ class Ledger:
                 )
         if isinstance(op, EnrollOp):
             return
-        enrolled = conn.execute(
-            select(members.c.enrolled_at).where(members.c.id == op.member_id)
-        ).scalar_one_or_none()
+        record = self._locked_member(conn, op.member_id)  # read (and locked) once per batch
+        enrolled = record.enrolled_at if record is not None else None
         if enrolled is not None and op.occurred_at < enrolled - (skew or timedelta()):
             raise OpRejected("time_before_enrollment", "occurred_at is before the member enrolled")
 
-    def _require_member(self, conn: Connection, member_id: str) -> MemberRecord:
+    def _locked_member(self, conn: Connection, member_id: str) -> MemberRecord | None:
+        """The member's record under its row lock: the batch's copy when there is one."""
+        cache: dict[str, MemberRecord] | None = conn.info.get(MEMBER_CACHE)
+        if cache is not None and member_id in cache:
+            return cache[member_id]
         record = self.member(member_id, conn, lock=True)
+        if cache is not None and record is not None:
+            cache[member_id] = record
+        return record
+
+    def _require_member(self, conn: Connection, member_id: str) -> MemberRecord:
+        record = self._locked_member(conn, member_id)
         if record is None:
             raise OpRejected("unknown_member", f"no member {member_id}")
         return record
@@ -470,7 +529,11 @@ class Ledger:
         ).first()
         if row is None:
             raise OpRejected("insufficient_points", "the balance cannot go below zero")
-        return int(row[0])
+        balance = int(row[0])
+        cache: dict[str, MemberRecord] | None = conn.info.get(MEMBER_CACHE)
+        if cache is not None and member_id in cache:
+            cache[member_id] = replace(cache[member_id], balance=balance)
+        return balance
 
     def _plan_redemption(
         self,

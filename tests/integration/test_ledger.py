@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pos_client.domain import uuid7
 from pos_client.operations import OpConflict, OpRejected, RedemptionRequest
 from tests.integration.ledger_helpers import (
     NOW,
@@ -129,6 +130,43 @@ def test_actions_earn_points_at_most_once_a_day(tmp_path: Path) -> None:
         ledger.apply(action_body(member, "vaccination"))
     ledger.apply(action_body(member, "vaccination", at=NOW + timedelta(days=1)))
     assert ledger.member(member).balance == 1000  # type: ignore[union-attr]
+
+
+def test_a_batch_repeating_a_key_applies_it_once_and_reads_balances_as_they_move(
+    tmp_path: Path,
+) -> None:
+    """One batch: the same action twice (the copy is a duplicate, not a refusal), a
+    donation the balance cannot cover, then one it can (each decided on the balance as the
+    batch has moved it)."""
+    ledger = new_ledger(tmp_path / "l.sqlite", "wellness_blocks")
+    member = enroll(ledger)
+    vaccination = action_body(member, "vaccination")  # 500 points
+    give = {
+        "type": "give",
+        "member_id": member,
+        "target_id": "childrens-hospital",
+        "terminal_id": "T",
+        "occurred_at": NOW.isoformat(),
+    }
+    outcomes = ledger.apply_many(
+        [
+            vaccination,
+            vaccination,
+            sale_body(member, "50.00"),  # 500 more: 1,000
+            {**give, "key": uuid7(), "points": 2000, "redemption": {"points": 2000}},
+            {**give, "key": uuid7(), "points": 1000, "redemption": {"points": 1000}},
+            {**give, "key": uuid7(), "points": 1000, "redemption": {"points": 1000}},
+        ]
+    )
+    first, copy, _sale, too_much, fits, after = outcomes
+    assert isinstance(first, dict) and first["status"] == "applied"
+    assert isinstance(copy, dict) and copy["status"] == "duplicate"
+    assert isinstance(too_much, OpRejected)
+    assert isinstance(fits, dict) and fits["balance"] == 0
+    assert isinstance(after, OpRejected)  # the batch saw the balance at 0
+    assert ledger.count_transactions(str(vaccination["key"])) == 1
+    assert ledger.member(member).balance == 0  # type: ignore[union-attr]
+    assert ledger.balance_mismatches() == []
 
 
 def test_expiry_posts_rows_that_keep_balances_exact(tmp_path: Path) -> None:
