@@ -312,6 +312,7 @@ def test_rate_limits_and_pairing_lockout_are_shared_by_server_processes(
         LOYALTY_SERVER_PHONE_LOOKUPS_PER_MINUTE="5",
         LOYALTY_SERVER_OPERATIONS_PER_TERMINAL_PER_MINUTE="120",
         LOYALTY_SERVER_PAIRING_FAILURES_PER_MINUTE="4",
+        LOYALTY_SERVER_MAX_BATCH="50",
     )
     try:
         token = servers[0].pair()["token"]
@@ -341,6 +342,10 @@ def test_rate_limits_and_pairing_lockout_are_shared_by_server_processes(
         results = [r for a in answers for r in a.json()["results"]]
         assert sum(r["outcome"] == "applied" for r in results) == 120
         assert {r["code"] for r in results if r["outcome"] != "applied"} == {"rate_limited"}
+        # LOYALTY_SERVER_MAX_BATCH is what bounds a batch, on every server.
+        for server in servers:
+            over = post_batch(server, token, [sale(member, "0.00") for _ in range(51)])
+            assert over.status_code == 422 and "operations" in over.text
 
         # Wrong pairing codes, alternating between servers: locked out after four in all,
         # on both servers, a right code too.
