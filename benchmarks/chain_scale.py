@@ -4,10 +4,11 @@ server on PostgreSQL with 2 uvicorn workers. Prints sustained sales/s, the deadl
 (PostgreSQL's log and the server's), the batch retries the terminals saw, and the same rows
 inserted bare with psycopg `executemany` as a ratio (goal >= 0.3; target 2,000 sales/s).
 
-  --profile   also profile the server's apply path in-process (cProfile, top functions)
+  --profile        also profile the server's apply path in-process (cProfile, top functions)
+  --profile-only   only that (no server, no terminals)
 
 Usage: python benchmarks/chain_scale.py [--sales 10000] [--members 2000] [--terminals 8]
-       [--workers 2] [--batch 100] [--profile]
+       [--workers 2] [--batch 100] [--profile | --profile-only]
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import event
 
 from loyalty_server.cli import migrate
 from pos_client.demo import _ean
@@ -208,6 +211,12 @@ def profile_apply(url: str, members: list[str], sales: int, batch: int) -> str:
     )
     bodies = sale_bodies(members, sales, 7)
     profiler = cProfile.Profile()
+    statements = [0]
+
+    def count(*_args: Any) -> None:
+        statements[0] += 1
+
+    event.listen(ledger.engine, "before_cursor_execute", count)
     start = time.perf_counter()
     profiler.enable()
     for first in range(0, len(bodies), batch):
@@ -218,7 +227,10 @@ def profile_apply(url: str, members: list[str], sales: int, batch: int) -> str:
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("cumulative").print_stats(25)
     ledger.engine.dispose()
-    return f"in-process apply: {sales / seconds:.0f} sales/s ({sales} sales)\n{out.getvalue()}"
+    return (
+        f"in-process apply: {sales / seconds:.0f} sales/s ({sales} sales,"
+        f" {statements[0] / sales:.2f} statements per sale, under cProfile)\n{out.getvalue()}"
+    )
 
 
 def main() -> None:
@@ -229,6 +241,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile-only", action="store_true")
     args = parser.parse_args()
     reason = postgres_unavailable_reason()
     if reason:
@@ -242,6 +255,14 @@ def main() -> None:
     )
     cluster = PostgresCluster()
     cluster.start()
+    if args.profile_only:
+        try:
+            url = cluster.new_database()
+            migrate(url)
+            print(profile_apply(url, enroll_members(url, args.members), args.sales, args.batch))
+        finally:
+            cluster.stop()
+        return
     try:
         with tempfile.TemporaryDirectory() as scratch:
             work = Path(scratch)

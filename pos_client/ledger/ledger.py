@@ -18,7 +18,7 @@ from decimal import Decimal
 from time import sleep
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, func, select
+from sqlalchemy import Connection, Engine, and_, case, event, func, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from pos_client import rules
@@ -124,6 +124,18 @@ MEMBER_RECORD_COLUMNS = (
     members.c.enrolled_at,
 )
 MEMBER_CACHE = "pos_client.ledger.locked_members"  # Connection.info key, during a batch
+WRITES = "pos_client.ledger.writes"  # Connection.info key: statements that wrote
+
+
+class _NeedSavepoints(Exception):
+    """An operation failed after it wrote: the batch is applied again, a savepoint each."""
+
+
+def _count_writes(
+    conn: Connection, _cursor: Any, statement: str, *_args: Any, **_kwargs: Any
+) -> None:
+    if statement[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+        conn.info[WRITES] = conn.info.get(WRITES, 0) + 1
 
 
 class Ledger:
@@ -140,6 +152,8 @@ class Ledger:
         self.limits = limits or Limits()
         self.check = check
         self.engine = engine
+        if not event.contains(engine, "before_cursor_execute", _count_writes):
+            event.listen(engine, "before_cursor_execute", _count_writes)
         self.writer = engine.execution_options(sqlite_begin="IMMEDIATE")
         self.program = program
         self.max_retries = 8  # whole-transaction retries of a batch that met a deadlock
@@ -260,8 +274,11 @@ class Ledger:
         allowed_kinds: Collection[str] | None = None,
         terminal_id: str | None = None,
     ) -> list[dict[str, Any] | OpRejected]:
-        """Apply a batch in one database transaction (one commit, one fsync), each operation
-        inside its own savepoint: one refused operation never undoes or blocks the others.
+        """Apply a batch in one database transaction (one commit, one fsync): one refused
+        operation never undoes or blocks the others. Operations are applied without a
+        savepoint each (two round trips fewer per operation): one refused before it wrote
+        anything leaves nothing to undo; if one fails after writing (or the database refuses
+        a statement), the batch is applied again from the start with a savepoint each.
         `allowed_kinds` limits the operation types this caller may send (a terminal may not
         send partner transfers in). `terminal_id`, when the caller is authenticated, is the
         terminal recorded for each operation (never the body's), and a key another terminal
@@ -286,10 +303,16 @@ class Ledger:
             {item[0].member_id for item in prepared if not isinstance(item, OpRejected)}
         )
         attempt = 0
+        savepoints = False
         while True:
             try:
-                return self._apply_prepared(prepared, member_ids)
+                return self._apply_prepared(prepared, member_ids, savepoints)
+            except _NeedSavepoints:
+                savepoints = True
             except DBAPIError as exc:
+                if not savepoints and isinstance(exc, (IntegrityError, DataError)):
+                    savepoints = True  # one operation's statement refused: isolate it
+                    continue
                 # A deadlock or serialisation failure the order above did not prevent (a
                 # unique index two batches both insert into): nothing was committed, so the
                 # whole transaction is tried again, after a short jittered pause.
@@ -335,7 +358,10 @@ class Ledger:
         return known
 
     def _apply_prepared(
-        self, prepared: list[tuple[Operation, Claim] | OpRejected], member_ids: list[str]
+        self,
+        prepared: list[tuple[Operation, Claim] | OpRejected],
+        member_ids: list[str],
+        savepoints: bool,
     ) -> list[dict[str, Any] | OpRejected]:
         outcomes: list[dict[str, Any] | OpRejected] = []
         with self.writer.begin() as conn:
@@ -364,6 +390,9 @@ class Ledger:
                                 outcomes.append(previous)
                                 continue
                         tried.add(op.key)
+                        if not savepoints:
+                            outcomes.append(self._apply_unguarded(conn, op, claim, cache))
+                            continue
                         with conn.begin_nested():
                             outcomes.append(self._apply_new(conn, op, claim))
                     except OpRejected as exc:
@@ -372,12 +401,16 @@ class Ledger:
                     except (ValueError, ArithmeticError, DataError) as exc:
                         # A value the database or the arithmetic cannot hold: this operation
                         # alone is refused (its savepoint rolled back), never the whole batch.
+                        if not savepoints:
+                            raise  # no savepoint to roll back to: again, with savepoints
                         cache.pop(op.member_id, None)
                         log.warning("operation refused: %s", type(exc).__name__)
                         outcomes.append(OpRejected("bad_request", "a value is out of range"))
                     except IntegrityError:
                         # Another writer (or this batch) claimed the key, or an identifier,
                         # first.
+                        if not savepoints:
+                            raise
                         cache.pop(op.member_id, None)
                         try:
                             previous = self._previous_result(conn, op.key, claim)
@@ -398,6 +431,23 @@ class Ledger:
             finally:
                 conn.info.pop(MEMBER_CACHE, None)
         return outcomes
+
+    def _apply_unguarded(
+        self, conn: Connection, op: Operation, claim: Claim, cache: dict[str, MemberRecord]
+    ) -> dict[str, Any] | OpRejected:
+        """Apply one operation with no savepoint: a refusal before it wrote anything is its
+        outcome; after a write (or any database error) the batch needs savepoints."""
+        before = conn.info.get(WRITES, 0)
+        try:
+            return self._apply_new(conn, op, claim)
+        except (OpRejected, ValueError, ArithmeticError) as exc:
+            if conn.info.get(WRITES, 0) != before:
+                raise _NeedSavepoints from None
+            cache.pop(op.member_id, None)
+            if isinstance(exc, OpRejected):
+                return exc
+            log.warning("operation refused: %s", type(exc).__name__)
+            return OpRejected("bad_request", "a value is out of range")
 
     def _previous_result(self, conn: Connection, key: str, claim: Claim) -> dict[str, Any] | None:
         row = conn.execute(
