@@ -1,9 +1,6 @@
 """The loyalty server's HTTP API (versioned under /v1), over the shared ledger."""
 
 import logging
-import threading
-import time
-from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -32,20 +29,21 @@ from loyalty_server import strict, terminals
 from loyalty_server.bodies import HostileJSONRoute
 from loyalty_server.limits import (
     BodyLimit,
-    KeyedLocks,
     LockoutGate,
     PairingGuard,
+    SharedLimits,
     clean_text,
     mask_card,
+    upsert,
 )
 from loyalty_server.phones import e164_or_none, key_enrollment_phones
 from loyalty_server.schema import flags
-from loyalty_server.settings import ServerSettings
+from loyalty_server.settings import ServerSettings, from_environment
 from pos_client.domain import MemberView, member_view_to_json, utcnow
 from pos_client.ledger import Ledger, make_engine
 from pos_client.ledger.expiry import ExpirySchedule, parse_time_of_day
 from pos_client.ledger.ledger import Limits
-from pos_client.ledger.schema import operations, transactions
+from pos_client.ledger.schema import transactions
 from pos_client.ledger.totals import day_start
 from pos_client.operations import (
     OP_ACTION,
@@ -292,26 +290,6 @@ def op_status(outcome: str, code: str | None) -> int:
 # ------------------------------------------------------------------ app
 
 
-class RateLimiter:
-    """Sliding one-minute window per terminal."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._hits: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def allow(self, who: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits[who]
-            while hits and now - hits[0] > 60:
-                hits.popleft()
-            if len(hits) >= self.per_minute:
-                return False
-            hits.append(now)
-            return True
-
-
 def create_app(settings: ServerSettings) -> FastAPI:
     from pos_client.privacy import PhoneHasher, load_or_create_key
 
@@ -337,11 +315,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     phone_key = load_or_create_key(settings.phone_key_file).hex()
     phone_hasher = PhoneHasher(bytes.fromhex(phone_key))
-    phone_limiter = RateLimiter(settings.phone_lookups_per_minute)
-    lookup_limiter = RateLimiter(settings.lookups_per_minute)
-    terminal_locks = KeyedLocks()
+    # Rate limits and the pairing lockout live in the database: N workers count as one.
+    shared = SharedLimits(engine)
     pairing_guard = PairingGuard(
-        settings.pairing_failures_per_minute, settings.pairing_lockout_s, time.monotonic
+        shared, settings.pairing_failures_per_minute, settings.pairing_lockout_s
     )
 
     @asynccontextmanager
@@ -481,8 +458,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
             raise HTTPException(403, str(exc)) from None
         log.info("terminal %s paired", terminal_id)
         # Asked for by older terminals; given only where the store allows it (settings).
-        shared = phone_key if body.share_phone_key and settings.share_phone_key else None
-        return PairOut(terminal_id=terminal_id, token=token, phone_key=shared)
+        given_key = phone_key if body.share_phone_key and settings.share_phone_key else None
+        return PairOut(terminal_id=terminal_id, token=token, phone_key=given_key)
 
     @app.post(
         "/v1/members/lookup",
@@ -490,9 +467,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         responses={**unauthorized, **unparsable, 404: {"model": Problem}, 429: {"model": Problem}},
     )
     def lookup(body: LookupIn, who: Auth) -> dict[str, Any]:
-        if body.kind in ("phone", "phone_number") and not phone_limiter.allow(who.id):
-            raise HTTPException(429, PHONE_LOOKUPS_SPENT)
-        if body.kind not in ("phone", "phone_number") and not lookup_limiter.allow(who.id):
+        if body.kind in ("phone", "phone_number"):
+            if not shared.allow("phone:" + who.id, settings.phone_lookups_per_minute):
+                raise HTTPException(429, PHONE_LOOKUPS_SPENT)
+        elif not shared.allow("lookup:" + who.id, settings.lookups_per_minute):
             raise HTTPException(429, "too many lookups from this terminal; wait a minute")
         kind, value = body.kind, body.value
         if kind == "phone_number":
@@ -512,7 +490,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         responses={**unauthorized, 404: {"model": Problem}, 429: {"model": Problem}},
     )
     def member(member_id: MemberId, who: Auth) -> dict[str, Any]:
-        if not lookup_limiter.allow(who.id):
+        if not shared.allow("lookup:" + who.id, settings.lookups_per_minute):
             raise HTTPException(429, "too many member reads from this terminal; wait a minute")
         view = ledger.member_view(member_id)
         if view is None:
@@ -535,7 +513,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         who: Auth,
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
     ) -> list[HistoryItem]:
-        if not lookup_limiter.allow(who.id):
+        if not shared.allow("lookup:" + who.id, settings.lookups_per_minute):
             raise HTTPException(429, "too many member reads from this terminal; wait a minute")
         if ledger.member(member_id) is None:
             raise HTTPException(404, "no such member")
@@ -598,14 +576,15 @@ def create_app(settings: ServerSettings) -> FastAPI:
         bodies: list[Any] = list(body.operations)  # type: ignore[attr-defined]
         key_enrollment_phones(bodies, phone_hasher)
         try:
-            # One batch at a time per terminal in this process: the room is counted and used
-            # under the lock, so parallel batches cannot all see the same free room. (Across
-            # several server processes the count needs the database: issue 15.)
-            with terminal_locks.lock(who.id):
-                room = operations_room(who.id)
-                outcomes = ledger.apply_many(
-                    bodies[:room], allowed_kinds=TERMINAL_KINDS, terminal_id=who.id
-                )
+            # The room is taken from the terminal's per-minute allowance in the database
+            # (counted and granted under a lock): parallel batches, in any server process,
+            # cannot all see the same free room.
+            room = shared.take(
+                "ops:" + who.id, len(bodies), settings.operations_per_terminal_per_minute
+            )
+            outcomes = ledger.apply_many(
+                bodies[:room], allowed_kinds=TERMINAL_KINDS, terminal_id=who.id
+            )
         except (OperationalError, DBAPIError) as exc:
             log.warning("batch not applied now: %s", type(exc).__name__)
             raise HTTPException(503, "database unavailable, retry later") from None
@@ -624,12 +603,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
             )
             for body in bodies[room:]
         ]
-        for member_id in {
-            str(r.result.get("member_id"))
-            for r in results
-            if r.outcome == "applied" and r.result and r.result.get("points_earned")
-        }:
-            flag_if_frequent(member_id)
+        flag_if_frequent(
+            {
+                str(r.result.get("member_id"))
+                for r in results
+                if r.outcome == "applied" and r.result and r.result.get("points_earned")
+            }
+        )
         return BatchOut(results=results)
 
     program_etag = f'"{document.version}"'
@@ -709,7 +689,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         """An enrollment refused as identifier_taken says the phone (or card) is a member's:
         it counts as a phone lookup, and past that limit is answered as lookups are (429,
         nothing was recorded either way), so batches of enrollments test no more phones."""
-        if result.code != "identifier_taken" or phone_limiter.allow(who.id):
+        if result.code != "identifier_taken" or shared.allow(
+            "phone:" + who.id, settings.phone_lookups_per_minute
+        ):
             return result
         return OpResultOut(
             key=result.key,
@@ -730,49 +712,57 @@ def create_app(settings: ServerSettings) -> FastAPI:
             )
         return as_result(data, outcome)
 
-    def operations_room(terminal_id: str) -> int:
-        """How many more operations this terminal may apply in the current minute."""
-        since = utcnow() - timedelta(seconds=60)
-        with engine.connect() as conn:
-            recent = conn.execute(
-                select(func.count()).where(
-                    operations.c.terminal_id == terminal_id, operations.c.applied_at >= since
-                )
-            ).scalar_one()
-        return max(settings.operations_per_terminal_per_minute - int(recent), 0)
-
-    def flag_if_frequent(member_id: str) -> None:
-        today = ledger.today()
+    def flag_if_frequent(member_ids: set[str]) -> None:
+        """Flag members with more earnings today than the store expects, for review: one
+        read for the whole batch, and an upsert per member flagged (in id order, after the
+        batch committed), so two concurrent batches never both insert the same flag."""
+        if not member_ids:
+            return
+        today = ledger.today()  # the store's day
         start = day_start(today, ledger.zone)
         end = day_start(today + timedelta(days=1), ledger.zone)
+        with engine.connect() as conn:
+            counts = conn.execute(
+                select(transactions.c.member_id, func.count())
+                .where(
+                    transactions.c.member_id.in_(sorted(member_ids)),
+                    transactions.c.kind.in_(("earn", "action", "transfer_in")),
+                    transactions.c.recorded_at >= start,
+                    transactions.c.recorded_at < end,
+                )
+                .group_by(transactions.c.member_id)
+                .having(func.count() > settings.flag_earnings_per_day)
+            ).all()
+        if not counts:
+            return
         with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
-            count = int(
-                conn.execute(
-                    select(func.count()).where(
-                        transactions.c.member_id == member_id,
-                        transactions.c.kind.in_(("earn", "action", "transfer_in")),
-                        transactions.c.recorded_at >= start,
-                        transactions.c.recorded_at < end,
+            for member_id, count in sorted(counts):
+                known = conn.execute(
+                    select(flags.c.earnings).where(
+                        flags.c.member_id == member_id, flags.c.day == today
                     )
-                ).scalar_one()
-            )
-            if count <= settings.flag_earnings_per_day:
-                return
-            exists = conn.execute(
-                select(flags.c.earnings).where(flags.c.member_id == member_id, flags.c.day == today)
-            ).first()
-            if exists is None:
+                ).first()
                 conn.execute(
-                    flags.insert().values(
-                        member_id=member_id, day=today, earnings=count, flagged_at=utcnow()
+                    upsert(
+                        conn.dialect.name,
+                        flags,
+                        {
+                            "member_id": member_id,
+                            "day": today,
+                            "earnings": int(count),
+                            "flagged_at": utcnow(),
+                        },
+                        {"earnings": int(count)},
                     )
                 )
-                log.warning("member %s: %d earnings today, flagged for review", member_id, count)
-            else:
-                conn.execute(
-                    flags.update()
-                    .where(flags.c.member_id == member_id, flags.c.day == today)
-                    .values(earnings=count)
-                )
+                if known is None:
+                    log.warning(
+                        "member %s: %d earnings today, flagged for review", member_id, count
+                    )
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app from LOYALTY_SERVER_* settings: the factory each uvicorn worker calls."""
+    return create_app(from_environment())

@@ -60,6 +60,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # (trust it from 127.0.0.1) let anyone behind a same-host TCP relay pick the address the
     # pairing lockout counts.
     trusted = os.environ.get("LOYALTY_SERVER_TRUSTED_PROXIES", "").strip()
+    raw_workers = os.environ.get("LOYALTY_SERVER_WORKERS", "").strip() or "1"
+    if not raw_workers.isdigit() or not 1 <= int(raw_workers) <= 64:
+        print("LOYALTY_SERVER_WORKERS: expected a whole number from 1 to 64", file=sys.stderr)
+        return 2
+    workers = args.workers or int(raw_workers)
+    if workers > 1:
+        # Each worker process builds its own app from the environment: hand it the
+        # settings given on the command line. Nothing that matters is kept in a worker's
+        # memory (limits and lockouts are in the database), so N workers behave as one.
+        os.environ["LOYALTY_SERVER_DATABASE_URL"] = settings.database_url
+        os.environ["LOYALTY_SERVER_PROGRAM"] = settings.program
+        os.environ["LOYALTY_SERVER_PHONE_KEY_FILE"] = str(settings.phone_key_file)
+        uvicorn.run(
+            "loyalty_server.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=bool(trusted),
+            forwarded_allow_ips=trusted or None,
+        )
+        return 0
     uvicorn.run(
         create_app(settings),
         host=args.host,
@@ -417,6 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=int, default=8443)
     sub.add_argument("--no-migrate", action="store_true")
+    sub.add_argument(
+        "--workers",
+        type=int,
+        choices=range(1, 65),
+        metavar="N",
+        help="server processes (or LOYALTY_SERVER_WORKERS; default 1)",
+    )
     sub.set_defaults(handler=cmd_serve)
 
     sub = commands.add_parser("migrate", help="create or upgrade the database schema")

@@ -1,12 +1,18 @@
-"""Request bounds enforced before a body is parsed: by Content-Length, and while streaming."""
+"""Request bounds enforced before a body is parsed (by Content-Length, and while streaming),
+and the rate limits and pairing lockout every server process shares through the database."""
 
 from __future__ import annotations
 
 import json
-import threading
-from collections import deque
+import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, func, select, text
+from starlette.concurrency import run_in_threadpool
+
+from loyalty_server.schema import lockouts, rate_counters
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -89,54 +95,133 @@ def clean_text(value: object, limit: int = 40) -> str:
     return "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else "?" for c in text)
 
 
+def upsert(dialect: str, table: Table, values: dict[str, Any], update: dict[str, Any]) -> Any:
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE: one statement on PostgreSQL and
+    SQLite, never a unique violation when two writers insert the same row at once."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        pg = pg_insert(table).values(**values)
+        return pg.on_conflict_do_update(index_elements=list(table.primary_key), set_=update)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    lite = sqlite_insert(table).values(**values)
+    return lite.on_conflict_do_update(index_elements=list(table.primary_key), set_=update)
+
+
+class SharedLimits:
+    """Sliding one-minute limits and lockouts kept in the database, so every server process
+    (uvicorn workers, servers behind one proxy) on one database counts the same hits.
+
+    A limit is counted in per-second rows (`rate_counters`): taking room locks the key
+    (an advisory transaction lock on PostgreSQL, the write lock on SQLite), sums the last
+    minute and adds what it grants, in one short transaction of its own."""
+
+    WINDOW_S = 60
+    KEEP_S = 600  # rows older than this are pruned, at most once a minute per process
+
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.writer = engine.execution_options(sqlite_begin="IMMEDIATE")
+        self.clock = clock
+        self._pruned = 0.0
+
+    def _lock_key(self, conn: Connection, key: str) -> None:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+
+    def _used(self, conn: Connection, key: str, now: int) -> int:
+        used = conn.execute(
+            select(func.coalesce(func.sum(rate_counters.c.n), 0)).where(
+                rate_counters.c.key == key, rate_counters.c.bucket > now - self.WINDOW_S
+            )
+        ).scalar_one()
+        return int(used)
+
+    def _add(self, conn: Connection, key: str, now: int, amount: int) -> None:
+        conn.execute(
+            upsert(
+                self.engine.dialect.name,
+                rate_counters,
+                {"key": key, "bucket": now, "n": amount},
+                {"n": rate_counters.c.n + amount},
+            )
+        )
+
+    def take(self, key: str, want: int, limit: int) -> int:
+        """Grant up to `want` hits of `limit` per minute for `key`; returns how many."""
+        now = int(self.clock())
+        with self.writer.begin() as conn:
+            self._lock_key(conn, key)
+            granted = max(0, min(want, limit - self._used(conn, key, now)))
+            if granted:
+                self._add(conn, key, now, granted)
+        self._prune(now)
+        return granted
+
+    def allow(self, key: str, limit: int) -> bool:
+        return self.take(key, 1, limit) == 1
+
+    def locked_for(self, key: str) -> float:
+        """Seconds this key is still locked out (0: not locked)."""
+        with self.engine.connect() as conn:
+            until = conn.execute(select(lockouts.c.until).where(lockouts.c.key == key)).scalar()
+        if until is None:
+            return 0.0
+        return max(float(until.timestamp()) - self.clock(), 0.0)
+
+    def fail(self, key: str, failures: int, lockout_s: float) -> tuple[int, bool]:
+        """Count a failure; past `failures` in a minute the key is locked out for
+        `lockout_s` (and its count starts again). Returns (count, whether it locked now)."""
+        moment = self.clock()
+        now = int(moment)
+        with self.writer.begin() as conn:
+            self._lock_key(conn, key)
+            self._add(conn, key, now, 1)
+            count = self._used(conn, key, now)
+            if count < failures:
+                return count, False
+            until = datetime.fromtimestamp(moment + lockout_s, UTC)
+            conn.execute(
+                upsert(
+                    self.engine.dialect.name,
+                    lockouts,
+                    {"key": key, "until": until},
+                    {"until": until},
+                )
+            )
+            conn.execute(rate_counters.delete().where(rate_counters.c.key == key))
+        return count, True
+
+    def _prune(self, now: int) -> None:
+        if now - self._pruned < 60:
+            return
+        self._pruned = now
+        with self.writer.begin() as conn:
+            conn.execute(rate_counters.delete().where(rate_counters.c.bucket < now - self.KEEP_S))
+            conn.execute(
+                lockouts.delete().where(lockouts.c.until < datetime.fromtimestamp(now, UTC))
+            )
+
+
 class PairingGuard:
     """Failed pairing attempts per client address: past `failures` in a minute, the address
-    is locked out for `lockout_s` (every attempt refused before any database work, a right
-    code too). Never sees or keeps a code."""
+    is locked out for `lockout_s` (every attempt refused before any database work but this
+    read, a right code too). Kept in the database (SharedLimits): every server process sees
+    the same count. Never sees or keeps a code."""
 
-    MAX_ADDRESSES = 10_000  # a flood of addresses prunes the oldest, never grows unbounded
-
-    def __init__(self, failures: int, lockout_s: float, clock: Callable[[], float]) -> None:
+    def __init__(self, shared: SharedLimits, failures: int, lockout_s: float) -> None:
+        self.shared = shared
         self.failures = failures
         self.lockout_s = lockout_s
-        self.clock = clock
-        self._failed: dict[str, deque[float]] = {}
-        self._locked: dict[str, float] = {}
-        self._lock = threading.Lock()
 
     def locked_for(self, address: str) -> float:
         """Seconds this address is still locked out (0: it may try)."""
-        with self._lock:
-            until = self._locked.get(address, 0.0)
-            left = until - self.clock()
-            if left <= 0 and until:
-                del self._locked[address]
-            return max(left, 0.0)
+        return self.shared.locked_for("pair:" + address[:128])
 
     def failed(self, address: str) -> tuple[int, bool]:
         """Count a failure; returns (failures in the last minute, whether it locked now)."""
-        now = self.clock()
-        with self._lock:
-            if address not in self._failed and len(self._failed) >= self.MAX_ADDRESSES:
-                self._prune(now)
-            hits = self._failed.setdefault(address, deque())
-            while hits and now - hits[0] > 60:
-                hits.popleft()
-            hits.append(now)
-            count = len(hits)
-            if count >= self.failures:
-                self._locked[address] = now + self.lockout_s
-                hits.clear()
-                return count, True
-            return count, False
-
-    def _prune(self, now: float) -> None:
-        for address in [a for a, hits in self._failed.items() if not hits or now - hits[-1] > 60]:
-            del self._failed[address]
-        while len(self._failed) >= self.MAX_ADDRESSES:
-            del self._failed[next(iter(self._failed))]
-        for address in [a for a, until in self._locked.items() if until <= now]:
-            del self._locked[address]
+        return self.shared.fail("pair:" + address[:128], self.failures, self.lockout_s)
 
 
 def mask_card(number: str | None) -> str | None:
@@ -160,7 +245,8 @@ class LockoutGate:
         client = scope.get("client")
         locked = 0.0
         if scope["type"] == "http" and scope.get("path") == self.path:
-            locked = self.guard.locked_for(client[0] if client else "unknown")
+            address = client[0] if client else "unknown"
+            locked = await run_in_threadpool(self.guard.locked_for, address)
         if not locked:
             await self.app(scope, receive, send)
             return
@@ -186,15 +272,3 @@ class LockoutGate:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": 429, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
-
-
-class KeyedLocks:
-    """A lock per key (a terminal id), made on first use; the dictionary itself is guarded."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
-
-    def lock(self, key: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, Integer, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, Date, Integer, MetaData, String, Table
 
 from pos_client.ledger.schema import UTCDateTime
 
@@ -44,4 +44,23 @@ partners = Table(
     Column("token_hash", String(64), nullable=True, unique=True),  # sha256; never the token
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+# Rate limits shared by every server process on one database: hits per key (a terminal's
+# lookups, its operations, a client address's failed pairings) per second; a limit sums the
+# last minute's rows. Rows older than a few minutes are pruned.
+rate_counters = Table(
+    "rate_counters",
+    server_metadata,
+    Column("key", String(160), primary_key=True),
+    Column("bucket", BigInteger, primary_key=True),  # the Unix second
+    Column("n", Integer, nullable=False),
+)
+
+# Client addresses locked out of pairing until a time (failed attempts past the limit).
+lockouts = Table(
+    "lockouts",
+    server_metadata,
+    Column("key", String(160), primary_key=True),
+    Column("until", UTCDateTime, nullable=False),
 )

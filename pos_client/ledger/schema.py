@@ -131,7 +131,7 @@ birthday_grants = Table(
 # of rows whatever the member's history. One row per member and store-local day, month and
 # in all (grain "d", "m", "a"; `start` is the day, the month's first day, or 0001-01-01):
 # a calendar year reads its months, a rolling period its whole months plus the first
-# month's days, lifetime one row (migration 0005_flatcost).
+# month's days, lifetime one row (migration 0005).
 member_totals = Table(
     "member_totals",
     metadata,

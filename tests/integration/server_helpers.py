@@ -33,6 +33,7 @@ def free_port() -> int:
 class ServerProcess:
     def __init__(self, database_url: str, workdir: Path, **env: str) -> None:
         self.database_url = database_url
+        self.workers = 1  # more: uvicorn worker processes behind one port (serve --workers)
         self.workdir = workdir
         self.key_file = workdir / "store-phone.key"
         self.port = free_port()
@@ -56,7 +57,7 @@ class ServerProcess:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            self.command("serve", "--port", str(self.port)),
+            self.command("serve", "--port", str(self.port), "--workers", str(self.workers)),
             cwd=REPO,
             env=self.env,
             stdout=log,

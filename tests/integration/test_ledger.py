@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pos_client.operations import OpConflict, OpRejected, RedemptionRequest
+from pos_client.domain import Consent, uuid7
+from pos_client.operations import EnrollOp, OpConflict, OpRejected, RedemptionRequest
 from tests.integration.ledger_helpers import (
     NOW,
     action_body,
@@ -129,6 +130,74 @@ def test_actions_earn_points_at_most_once_a_day(tmp_path: Path) -> None:
         ledger.apply(action_body(member, "vaccination"))
     ledger.apply(action_body(member, "vaccination", at=NOW + timedelta(days=1)))
     assert ledger.member(member).balance == 1000  # type: ignore[union-attr]
+
+
+def test_a_batch_repeating_a_key_applies_it_once_and_reads_balances_as_they_move(
+    tmp_path: Path,
+) -> None:
+    """One batch: the same action twice (the copy is a duplicate, not a refusal), a
+    donation the balance cannot cover, then one it can (each decided on the balance as the
+    batch has moved it)."""
+    ledger = new_ledger(tmp_path / "l.sqlite", "wellness_blocks")
+    member = enroll(ledger)
+    vaccination = action_body(member, "vaccination")  # 500 points
+    give = {
+        "type": "give",
+        "member_id": member,
+        "target_id": "childrens-hospital",
+        "terminal_id": "T",
+        "occurred_at": NOW.isoformat(),
+    }
+    outcomes = ledger.apply_many(
+        [
+            vaccination,
+            vaccination,
+            sale_body(member, "50.00"),  # 500 more: 1,000
+            {**give, "key": uuid7(), "points": 2000, "redemption": {"points": 2000}},
+            {**give, "key": uuid7(), "points": 1000, "redemption": {"points": 1000}},
+            {**give, "key": uuid7(), "points": 1000, "redemption": {"points": 1000}},
+        ]
+    )
+    first, copy, _sale, too_much, fits, after = outcomes
+    assert isinstance(first, dict) and first["status"] == "applied"
+    assert isinstance(copy, dict) and copy["status"] == "duplicate"
+    assert isinstance(too_much, OpRejected)
+    assert isinstance(fits, dict) and fits["balance"] == 0
+    assert isinstance(after, OpRejected)  # the batch saw the balance at 0
+    assert ledger.count_transactions(str(vaccination["key"])) == 1
+    assert ledger.member(member).balance == 0  # type: ignore[union-attr]
+    assert ledger.balance_mismatches() == []
+
+
+def test_an_operation_failing_after_it_wrote_undoes_only_itself_in_a_batch(
+    tmp_path: Path,
+) -> None:
+    """An enrollment whose phone is taken fails on its second insert: it alone is undone
+    (the batch is applied again with a savepoint each), the sales around it apply once."""
+    ledger = new_ledger(tmp_path / "l.sqlite")
+    member = enroll(ledger, "m1", phone_key="same")
+    taken = EnrollOp(
+        key=uuid7(),
+        member_id="m2",
+        first_name="Bob",
+        last_name="",
+        phone_key="same",
+        phone_last="00",
+        card_number="card-m2",
+        consent=Consent("terms", NOW, "test"),
+        occurred_at=NOW,
+    ).to_body()
+    before, after = sale_body(member, "10.00"), sale_body(member, "20.00")
+    outcomes = ledger.apply_many([before, taken, after])
+    assert isinstance(outcomes[1], OpRejected) and outcomes[1].code == "identifier_taken"
+    assert [o["status"] for o in (outcomes[0], outcomes[2]) if isinstance(o, dict)] == [
+        "applied",
+        "applied",
+    ]
+    assert ledger.member("m2") is None
+    assert ledger.count_transactions(str(before["key"])) == 1
+    assert ledger.count_transactions(str(after["key"])) == 1
+    assert ledger.balance_mismatches() == []
 
 
 def test_expiry_posts_rows_that_keep_balances_exact(tmp_path: Path) -> None:

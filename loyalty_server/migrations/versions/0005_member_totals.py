@@ -3,8 +3,8 @@
 Backfilled from the transactions, in the store's time zone (LOYALTY_SERVER_TIMEZONE, UTC
 if unset).
 
-Revision ID: 0005_flatcost
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from alembic import op
 
 from pos_client.ledger import totals
 
-revision = "0005_flatcost"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

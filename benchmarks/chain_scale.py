@@ -1,0 +1,338 @@
+"""A chain's store server under load (issue 15): 10,000 sales over 2,000 members from 8
+concurrent terminals, each a process draining its own outbox in batches over HTTP, to the
+server on PostgreSQL with 2 uvicorn workers. Prints sustained sales/s, the deadlocks seen
+(PostgreSQL's log and the server's), the batch retries the terminals saw, and the same rows
+inserted bare with psycopg `executemany` as a ratio (goal >= 0.3; target 2,000 sales/s).
+
+  --profile        also profile the server's apply path in-process (cProfile, top functions)
+  --profile-only   only that (no server, no terminals)
+
+Usage: python benchmarks/chain_scale.py [--sales 10000] [--members 2000] [--terminals 8]
+       [--workers 2] [--batch 100] [--profile | --profile-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import io
+import multiprocessing
+import os
+import pstats
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import event
+
+from loyalty_server.cli import migrate
+from pos_client.demo import _ean
+from pos_client.domain import Consent, Purchase, uuid7
+from pos_client.ledger import Ledger, make_engine
+from pos_client.operations import EnrollOp, SaleOp
+from pos_client.program import load_program
+from tests.conftest import CONFIG_DIR
+from tests.integration.server_helpers import (
+    PostgresCluster,
+    ServerProcess,
+    http_terminal,
+    postgres_unavailable_reason,
+)
+
+
+@dataclass(frozen=True)
+class TerminalRun:
+    name: str
+    seconds: float
+    acked: int
+    retried: int
+    dead: int
+
+
+def enroll_members(url: str, count: int) -> list[str]:
+    ledger = Ledger(make_engine(url), load_program("category_tiers", CONFIG_DIR))
+    now = datetime.now(UTC)
+    ids = [uuid7() for _ in range(count)]
+    bodies = [
+        EnrollOp(
+            key=uuid7(),
+            member_id=member_id,
+            first_name=f"Member{index}",
+            last_name="",
+            phone_key=hashlib.sha256(f"bench-phone-{index}".encode()).hexdigest(),
+            phone_last="00",
+            card_number=_ean(f"28{index:010d}"),
+            consent=Consent("terms", now, "bench"),
+            occurred_at=now,
+        ).to_body()
+        for index, member_id in enumerate(ids)
+    ]
+    for start in range(0, len(bodies), 500):
+        ledger.apply_many(bodies[start : start + 500])
+    ledger.engine.dispose()
+    return ids
+
+
+def sale_bodies(member_ids: list[str], count: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [
+        SaleOp(
+            uuid7(),
+            rng.choice(member_ids),
+            "T",
+            datetime.now(UTC),
+            Purchase.of_amount(Decimal(rng.randint(100, 20_000)) / 100),
+        ).to_body()
+        for _ in range(count)
+    ]
+
+
+def terminal_main(
+    server: ServerProcess,
+    work: Path,
+    name: str,
+    bodies: list[dict[str, Any]],
+    batch: int,
+    ready: Any,
+    go: Any,
+    answers: Any,
+) -> None:
+    terminal = http_terminal(server, work / name, read_timeout_s=120)
+    try:
+        for body in bodies:
+            terminal.outbox.add(body)
+        terminal.sync.policy = replace(
+            terminal.sync.policy, batch_size=batch, backoff_base_s=0.05, backoff_cap_s=1.0
+        )
+        ready.release()
+        go.wait()
+        start = time.perf_counter()
+        acked = retried = dead = 0
+        while terminal.outbox.stats().unsent:
+            report = terminal.sync.drain()
+            acked += report.acked
+            retried += report.retried
+            dead += report.dead
+            if report.retried and not report.acked:
+                time.sleep(0.05)
+                terminal.outbox.make_due()
+        answers.put(TerminalRun(name, time.perf_counter() - start, acked, retried, dead))
+    finally:
+        terminal.close()
+
+
+def drive(
+    server: ServerProcess, work: Path, members: list[str], sales: int, terminals: int, batch: int
+) -> tuple[float, list[TerminalRun]]:
+    context = multiprocessing.get_context("fork")
+    ready = context.Semaphore(0)
+    go = context.Event()
+    answers = context.Queue()
+    share = sales // terminals
+    children = [
+        context.Process(
+            target=terminal_main,
+            args=(
+                server,
+                work,
+                f"t{n}",
+                sale_bodies(members, share + (sales % terminals if n == 0 else 0), n),
+                batch,
+                ready,
+                go,
+                answers,
+            ),
+        )
+        for n in range(terminals)
+    ]
+    for child in children:
+        child.start()
+    for _ in children:
+        ready.acquire()
+    start = time.perf_counter()
+    go.set()
+    runs = [answers.get(timeout=3600) for _ in children]
+    wall = time.perf_counter() - start
+    for child in children:
+        child.join()
+    return wall, runs
+
+
+def bare_executemany(url: str, members: list[str], sales: int, batch: int) -> float:
+    """The rows a sale writes (an operations row, a transactions row, the member's balance),
+    inserted bare: psycopg executemany, one transaction per batch, one connection."""
+    import psycopg
+
+    bodies = sale_bodies(members, sales, 99)
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as conn:
+        start = time.perf_counter()
+        for first in range(0, len(bodies), batch):
+            chunk = bodies[first : first + batch]
+            now = datetime.now(UTC)
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO operations (key, kind, body_hash, result, terminal_id,"
+                    " applied_at) VALUES (%s, 'sale', %s, '{}', 'bare', %s)",
+                    [(b["key"], "0" * 64, now) for b in chunk],
+                )
+                cur.executemany(
+                    "INSERT INTO transactions (member_id, op_key, kind, points, amount_minor,"
+                    " occurred_at, recorded_at) VALUES (%s, %s, 'earn', 10, 1000, %s, %s)",
+                    [(b["member_id"], b["key"], now, now) for b in chunk],
+                )
+                cur.executemany(
+                    "UPDATE members SET balance = balance + 10 WHERE id = %s",
+                    [(b["member_id"],) for b in sorted(chunk, key=lambda b: b["member_id"])],
+                )
+        return time.perf_counter() - start
+
+
+def profile_apply(url: str, members: list[str], sales: int, batch: int) -> str:
+    """The server's apply path in-process (Ledger.apply_many with the server's checks)."""
+    from loyalty_server import strict
+    from pos_client.ledger.ledger import Limits
+
+    program = load_program("category_tiers", CONFIG_DIR)
+    ledger = Ledger(
+        make_engine(url),
+        program,
+        Limits(max_points_per_member_per_day=10**9),
+        check=strict.checker(program.currency),
+    )
+    plain = sale_bodies(members, sales, 8)
+    start = time.perf_counter()
+    for first in range(0, len(plain), batch):
+        ledger.apply_many(plain[first : first + batch], terminal_id="plain")
+    unprofiled = time.perf_counter() - start
+    bodies = sale_bodies(members, sales, 7)
+    profiler = cProfile.Profile()
+    statements = [0]
+
+    def count(*_args: Any) -> None:
+        statements[0] += 1
+
+    event.listen(ledger.engine, "before_cursor_execute", count)
+    start = time.perf_counter()
+    profiler.enable()
+    for first in range(0, len(bodies), batch):
+        ledger.apply_many(bodies[first : first + batch], terminal_id="profile")
+    profiler.disable()
+    seconds = time.perf_counter() - start
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(25)
+    stats.sort_stats("tottime").print_stats(12)
+    ledger.engine.dispose()
+    return (
+        f"in-process apply: {sales / unprofiled:.0f} sales/s ({sales} sales, no profiler);"
+        f" {sales / seconds:.0f} sales/s under cProfile ({sales} more,"
+        f" {statements[0] / sales:.2f} statements per sale)\n{out.getvalue()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sales", type=int, default=10_000)
+    parser.add_argument("--members", type=int, default=2_000)
+    parser.add_argument("--terminals", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile-only", action="store_true")
+    args = parser.parse_args()
+    reason = postgres_unavailable_reason()
+    if reason:
+        print(f"skipped: {reason}")
+        return
+    load = os.getloadavg()[0]
+    print(
+        f"machine: {os.cpu_count()} cores (load {load:.1f} at start: other work shares them);"
+        f" {args.sales} sales over {args.members} members, {args.terminals} terminals,"
+        f" batches of {args.batch}, server with {args.workers} workers, PostgreSQL, loopback"
+    )
+    cluster = PostgresCluster()
+    cluster.start()
+    if args.profile_only:
+        try:
+            url = cluster.new_database()
+            migrate(url)
+            print(profile_apply(url, enroll_members(url, args.members), args.sales, args.batch))
+        finally:
+            cluster.stop()
+        return
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            work = Path(scratch)
+            url = cluster.new_database()
+            migrate(url)
+            members = enroll_members(url, args.members)
+            server = ServerProcess(
+                url,
+                work,
+                LOYALTY_SERVER_FLAG_EARNINGS_PER_DAY="100000000",
+                LOYALTY_SERVER_OPERATIONS_PER_TERMINAL_PER_MINUTE="100000000",
+                LOYALTY_SERVER_MAX_POINTS_PER_MEMBER_PER_DAY="1000000000",
+            )
+            server.workers = args.workers
+            server.start()
+            try:
+                wall, runs = drive(server, work, members, args.sales, args.terminals, args.batch)
+            finally:
+                server.stop()
+            server_log = server.log_path.read_text(errors="replace")
+            pg_log = (cluster.data / "log").read_text(errors="replace")
+            ledger = Ledger(make_engine(url), load_program("category_tiers", CONFIG_DIR))
+            mismatches = ledger.balance_mismatches()
+            ledger.engine.dispose()
+            bare_url = cluster.new_database()
+            migrate(bare_url)
+            bare_members = enroll_members(bare_url, args.members)
+            bare = bare_executemany(bare_url, bare_members, args.sales, args.batch)
+            profile = (
+                profile_apply(bare_url, bare_members, min(args.sales, 3000), args.batch)
+                if args.profile
+                else ""
+            )
+    finally:
+        cluster.stop()
+    acked = sum(r.acked for r in runs)
+    ours = acked / wall
+    bare_rate = args.sales / bare
+    print(
+        f"server, {args.terminals} terminals: {acked} sales acked in {wall:6.1f} s"
+        f" = {ours:6.0f} sales/s (target 2,000)"
+    )
+    print(
+        f"  deadlocks: {pg_log.count('deadlock detected')} in PostgreSQL's log,"
+        f" {server_log.count('deadlock')} in the server's;"
+        f" transactions retried in the server: {server_log.count('batch transaction retried')}"
+    )
+    print(
+        f"  batch retries seen by the terminals: {sum(r.retried for r in runs)};"
+        f" dead letters: {sum(r.dead for r in runs)}; balance mismatches: {len(mismatches)}"
+    )
+    print(
+        "  per terminal: "
+        + ", ".join(f"{r.name} {r.acked / r.seconds:.0f}/s" for r in sorted(runs, key=str))
+    )
+    print(
+        f"bare psycopg executemany (1 connection): {args.sales} sales in {bare:6.2f} s"
+        f" = {bare_rate:6.0f} sales/s"
+    )
+    print(f"ratio server / bare: {ours / bare_rate:.2f} (goal >= 0.3)")
+    if profile:
+        print(profile)
+
+
+if __name__ == "__main__":
+    main()
