@@ -390,6 +390,7 @@ def test_an_enrollment_left_dead_by_an_older_release_is_scrubbed_on_open(tmp_pat
         outbox.add(enrollment())
     with sqlite3.connect(path) as conn:  # as the previous release left a refused one
         conn.execute("UPDATE entries SET state = 'dead', error_code = 'phone_taken'")
+        conn.execute("PRAGMA user_version = 0")  # that release's outboxes had no version
     conn.close()
     assert PERSONAL[0] in on_disk(path)
     with Outbox(path) as outbox:
