@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from pos_client.files import private_dir
-from pos_client.outbox import Outbox, OutboxError
+from pos_client.outbox import SCHEMA_VERSION, Outbox, OutboxError
 from pos_client.ports import Backend, BackendUnavailable
 from pos_client.staff import DEFAULT_PIN, guessable, kiosk_pin_problem
 
@@ -75,7 +75,13 @@ def check_outbox(path: Path) -> list[Check]:
             stats = outbox.stats()
     except OutboxError as exc:
         return [Check("outbox", False, str(exc))]
-    rows = [Check("outbox integrity", integrity == "ok", f"{path}: {integrity}")]
+    rows = [
+        Check(
+            "outbox integrity",
+            integrity == "ok",
+            f"{path}: {integrity} (full check; schema version {SCHEMA_VERSION})",
+        )
+    ]
     incidents = path.with_name(path.name + ".incidents")
     if incidents.exists():
         lines = incidents.read_text(errors="replace").splitlines()
