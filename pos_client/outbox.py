@@ -15,6 +15,14 @@ outbox that vanished, was emptied or replaced by an older copy an error, not a f
 running terminal is refused by other processes (`in-use.outbox.sqlite.lock`), detected by
 the terminal, saved by a checkpoint and written to `outbox.sqlite.incidents` for staff. A
 dead enrollment is scrubbed of the person's details.
+
+The file carries its schema version (PRAGMA user_version) and is upgraded on open by the
+steps in UPGRADES, one transaction each; a file from a newer release is refused untouched.
+Open time does not grow with age: the full check (quick_check) runs only after an unclean
+stop (a clean-stop flag the last closer sets) or before an upgrade, `doctor` runs it on
+demand, and every other statement at open reads an index. Acknowledged entries are pruned
+after a retention by `prune_acked` in short batches (the sync worker's housekeeping); the
+count of entries ever written (sqlite_sequence, the manifest) never goes down.
 """
 
 from __future__ import annotations
@@ -314,10 +322,10 @@ def _read_count(file: Path) -> int | None:
         try:
             data = json.loads(raw) if len(raw) <= MANIFEST_MAX_BYTES else None
         except ValueError:
-            data = None
+            continue  # read mid-rewrite, or damaged: read again, then give up
         written = data.get("written") if isinstance(data, dict) else None
         if type(written) is not int or written < 0:
-            return None
+            continue
         # Since records are rewritten in place, each holds its count twice: a torn read (or
         # a torn write at a power cut) shows two counts; a record of an older release, one.
         again = data.get("again", written) if isinstance(data, dict) else None
@@ -1121,8 +1129,12 @@ class Outbox:
             ).rowcount
 
     def integrity_check(self) -> str:
+        """SQLite's full check: "ok", or the first problem found."""
         with self._lock:
-            return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+            try:
+                return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+            except sqlite3.DatabaseError as exc:
+                return str(exc)
 
     # ------------------------------------------------------------ member cache
 

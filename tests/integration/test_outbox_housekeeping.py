@@ -114,3 +114,30 @@ def test_count_records_are_rewritten_in_place_and_a_torn_or_deleted_one_is_caugh
     manifest.write_text('{"written": 5}')  # as the previous release wrote it: read
     with Outbox(path) as outbox:
         assert outbox.stats().pending == 5
+
+
+def test_a_record_read_while_sales_rewrite_it_is_never_unreadable_or_wrong(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    path = tmp_path / "outbox.sqlite"
+    seen: list[int | None] = []
+    done = threading.Event()
+
+    def read_while_written() -> None:
+        while not done.is_set():
+            seen.append(read_manifests(path)[0])
+
+    with Outbox(path) as outbox:
+        outbox.add(sale_body("m1", "1.00"))
+        reader = threading.Thread(target=read_while_written)
+        reader.start()
+        try:
+            for _ in range(300):
+                outbox.add(sale_body("m1", "1.00"))
+        finally:
+            done.set()
+            reader.join()
+    assert seen and None not in seen
+    assert seen == sorted(seen) and seen[-1] <= 301  # counts only grow, never beyond truth

@@ -20,7 +20,7 @@ import pytest
 
 from pos_client.bootstrap import build_terminal
 from pos_client.domain import utcnow
-from pos_client.outbox import SCHEMA_VERSION, EntryState, Outbox, OutboxTooNew
+from pos_client.outbox import SCHEMA_VERSION, EntryState, Outbox, OutboxCorrupt, OutboxTooNew
 from tests.conftest import REPO, make_settings
 from tests.integration.ledger_helpers import sale_body
 
@@ -207,3 +207,38 @@ def test_every_statement_at_open_reads_an_index_not_the_whole_table(
     finally:
         conn.close()
     assert scans == {}
+
+
+def test_damage_after_a_clean_stop_is_found_by_doctor_and_after_a_crash_by_open(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    path = data / "outbox.sqlite"
+    with Outbox(path) as outbox:
+        for _ in range(300):
+            outbox.add(sale_body("m1", "1.00"))
+    page = 4096
+    pages = path.stat().st_size // page
+    raw = bytearray(path.read_bytes())
+    start = (pages // 2) * page
+    raw[start : start + 16] = b"\xff" * 16  # a page header in the middle of the file
+    path.write_bytes(bytes(raw))
+
+    doctor = subprocess.run(
+        [POS_CLIENT, "--data-dir", str(data), "doctor"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert doctor.returncode == 1 and "Traceback" not in doctor.stderr + doctor.stdout
+    assert "is damaged" in doctor.stdout and "queue quarantine" in doctor.stdout
+
+    conn = sqlite3.connect(path)  # as a process killed while it had the outbox open
+    conn.execute("UPDATE outbox_meta SET value = '0' WHERE name = 'clean'")
+    conn.commit()
+    conn.close()
+    damaged = path.read_bytes()
+    with pytest.raises(OutboxCorrupt, match=r"damaged.*queue quarantine"):
+        Outbox(path).open()
+    assert path.read_bytes() == damaged
