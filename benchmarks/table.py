@@ -2,6 +2,7 @@
 
   outbox commit      vs a bare fsync loop (the limit) and persist-queue's SQLiteAckQueue
                      (the library a user would pick), WAL + synchronous=FULL for both;
+  outbox age         open and add with 0 and 1,000,000 acknowledged entries (issue 15);
   drain 10,000       batched versus one request per sale (SQLite server), PostgreSQL batched;
   identify-to-member embedded ledger, and the HTTP server on loopback;
   tap-to-event       real pcscd, versus bare detection + transmit; scan-to-event (pty)
@@ -81,6 +82,26 @@ def outbox_rows(count: int) -> list[Row]:
                 "p99 " + ms(pct(peer, 0.99)),
                 f"{count / sum(peer):.0f}/s",
                 f"ours {pct(ours, 0.5) / pct(peer, 0.5):.2f}x",
+            )
+        )
+    return rows
+
+
+def outbox_age_rows(entries: int) -> list[Row]:
+    from outbox_age import measure
+
+    figures = measure(entries, 300, 20, Path("."))
+    rows: list[Row] = []
+    for what, samples in (("open", figures.opens), ("add", figures.adds)):
+        young, old = samples["0"], samples["N"]
+        rows.append((f"outbox {what}, 0 acked", ms(pct(young, 0.5)), "", "", ""))
+        rows.append(
+            (
+                f"  {what} with {entries:,} acked",
+                ms(pct(old, 0.5)),
+                "",
+                "",
+                f"{pct(old, 0.5) / pct(young, 0.5):.2f}x of 0 (goal 1.2x)",
             )
         )
     return rows
@@ -395,6 +416,7 @@ def main() -> None:
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     sections: list[tuple[str, Callable[[], list[Row]]]] = [
         ("outbox", lambda: outbox_rows(300 if quick else 2000)),
+        ("outbox age", lambda: outbox_age_rows(20_000 if quick else 1_000_000)),
         ("drain", lambda: drain_rows(300 if quick else 10_000)),
         ("identify", lambda: identify_rows(100 if quick else 500)),
         ("readers", lambda: reader_rows(5 if quick else 100, 100 if quick else 1000)),

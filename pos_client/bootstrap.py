@@ -389,6 +389,7 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
             backoff_base_s=settings.sync.backoff_base_s,
             backoff_cap_s=settings.sync.backoff_cap_s,
         ),
+        acked_retention=timedelta(days=settings.sync.acked_retention_days),
     )
     checkout = Checkout(
         network,
@@ -415,6 +416,7 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
     checkout.program_version = version
     checkout.upgrade_cache()
     checkout.forget_expired()
+    sync.housekeeping_tasks.append(checkout.forget_expired)  # daily, on the sync thread
     terminal = Terminal(settings, program, bus, outbox, network, sync, checkout, ledger, closers)
     if program_cache is not None:
         sync.program_updater = ProgramUpdater(

@@ -7,6 +7,7 @@ Three levels: OK, WARN (works, but should be looked at: the doctor still exits 0
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from pos_client.files import private_dir
-from pos_client.outbox import Outbox, OutboxError
+from pos_client.outbox import SCHEMA_VERSION, Outbox, OutboxError
 from pos_client.ports import Backend, BackendUnavailable
 from pos_client.staff import DEFAULT_PIN, guessable, kiosk_pin_problem
 
@@ -71,11 +72,28 @@ def check_disk(path: Path) -> list[Check]:
 def check_outbox(path: Path) -> list[Check]:
     try:
         with Outbox(path) as outbox:
-            integrity = outbox.integrity_check()
-            stats = outbox.stats()
+            integrity = outbox.integrity_check()  # the full check, whatever the last stop
+            stats = outbox.stats() if integrity == "ok" else None
     except OutboxError as exc:
         return [Check("outbox", False, str(exc))]
-    rows = [Check("outbox integrity", integrity == "ok", f"{path}: {integrity}")]
+    except sqlite3.DatabaseError as exc:
+        integrity, stats = str(exc), None
+    if stats is None:
+        return [
+            Check(
+                "outbox integrity",
+                False,
+                f"{path} is damaged ({integrity}); run `pos-client queue quarantine` to keep "
+                "it aside for recovery and start a new one",
+            )
+        ]
+    rows = [
+        Check(
+            "outbox integrity",
+            integrity == "ok",
+            f"{path}: {integrity} (full check; schema version {SCHEMA_VERSION})",
+        )
+    ]
     incidents = path.with_name(path.name + ".incidents")
     if incidents.exists():
         lines = incidents.read_text(errors="replace").splitlines()

@@ -15,6 +15,14 @@ outbox that vanished, was emptied or replaced by an older copy an error, not a f
 running terminal is refused by other processes (`in-use.outbox.sqlite.lock`), detected by
 the terminal, saved by a checkpoint and written to `outbox.sqlite.incidents` for staff. A
 dead enrollment is scrubbed of the person's details.
+
+The file carries its schema version (PRAGMA user_version) and is upgraded on open by the
+steps in UPGRADES, one transaction each; a file from a newer release is refused untouched.
+Open time does not grow with age: the full check (quick_check) runs only after an unclean
+stop (a clean-stop flag the last closer sets) or before an upgrade, `doctor` runs it on
+demand, and every other statement at open reads an index. Acknowledged entries are pruned
+after a retention by `prune_acked` in short batches (the sync worker's housekeeping); the
+count of entries ever written (sqlite_sequence, the manifest) never goes down.
 """
 
 from __future__ import annotations
@@ -56,8 +64,7 @@ CREATE TABLE IF NOT EXISTS entries (
     next_attempt_at TEXT NOT NULL,
     error_code TEXT,
     last_error TEXT,
-    result TEXT,
-    server_errors INTEGER NOT NULL DEFAULT 0
+    result TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_entries_state ON entries(state, next_attempt_at, seq);
 CREATE INDEX IF NOT EXISTS ix_entries_member ON entries(member_id, state);
@@ -69,11 +76,72 @@ CREATE TABLE IF NOT EXISTS member_cache (
 );
 CREATE INDEX IF NOT EXISTS ix_member_cache_member ON member_cache(member_id);
 """
-# Columns added after the first release, for outboxes made before them.
+# Columns added after the first release, for outboxes made before them (upgrade step 2).
 MIGRATIONS = {
     "server_errors": "ALTER TABLE entries ADD COLUMN server_errors INTEGER NOT NULL DEFAULT 0"
 }
+
+
+def _step_tables(conn: sqlite3.Connection) -> int:
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    return 0
+
+
+def _step_columns(conn: sqlite3.Connection) -> int:
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
+    for column, ddl in MIGRATIONS.items():
+        if column not in columns:
+            conn.execute(ddl)
+    return 0
+
+
+def _step_prune_acked_enrollments(conn: sqlite3.Connection) -> int:
+    # Since this step every acknowledgement prunes an enrollment as it is stored.
+    return conn.execute(
+        f"UPDATE entries SET body = {PRUNED_ENROLL} WHERE kind = 'enroll'"
+        " AND state = 'acked' AND body NOT LIKE '%\"pruned\":true%'"
+    ).rowcount
+
+
+def _step_scrub_dead_enrollments(conn: sqlite3.Connection) -> int:
+    # Enrollments an older release left dead with the person's details in them; since this
+    # step every way to dead letter scrubs one as it goes.
+    return Outbox._scrub_enrollments(
+        conn, "state = 'dead' AND body NOT LIKE '%\"scrubbed\":true%'", ()
+    )
+
+
+def _step_housekeeping(conn: sqlite3.Connection) -> int:
+    # Pruning acked entries by age and expiring cached members read an index, not the file;
+    # the clean-stop flag spares the full check at an open after a clean stop.
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS ix_entries_acked ON entries(updated_at) WHERE state = 'acked'"
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS ix_member_cache_fetched ON member_cache(fetched_at)")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS outbox_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+    )
+    conn.execute("INSERT OR IGNORE INTO outbox_meta (name, value) VALUES ('clean', '0')")
+    return 0
+
+
+# The outbox's schema, step by step: an outbox at version N (PRAGMA user_version; 0 for one
+# made before versions, up to release 2026-11-25) runs steps N+1.. on open, each in its own
+# transaction. Append new steps; never change or reorder one that shipped. Each returns the
+# rows it scrubbed of personal details (their old frames are then cut from the log).
+UPGRADES: tuple[tuple[str, Callable[[sqlite3.Connection], int]], ...] = (
+    ("tables and indexes", _step_tables),
+    ("server error count per entry", _step_columns),
+    ("acknowledged enrollments pruned of the person's details", _step_prune_acked_enrollments),
+    ("dead enrollments scrubbed of the person's details", _step_scrub_dead_enrollments),
+    ("indexes for housekeeping, clean-stop flag", _step_housekeeping),
+)
+SCHEMA_VERSION = len(UPGRADES)
+
 CORRUPT_ENTRY = "corrupt_entry"
+PRUNE_BATCH = 500  # acked entries deleted per transaction by housekeeping
 # An enrollment, once the backend has it, keeps only what identifies the entry: its phone
 # key, names, birthday and consent leave the terminal (a stolen outbox gives none back).
 PRUNED_ENROLL = (
@@ -105,6 +173,11 @@ class OutboxCorrupt(OutboxError):
 class OutboxMissing(OutboxCorrupt):
     """The outbox vanished, was emptied or replaced by an older copy while the manifest
     says it held sales: refused, never started afresh behind staff's back."""
+
+
+class OutboxTooNew(OutboxError):
+    """The outbox was written by a newer release (a higher schema version): refused and
+    left exactly as it is."""
 
 
 class OutboxUnavailable(OutboxError):
@@ -186,6 +259,7 @@ def _sibling(path: Path, suffix: str) -> Path:
 
 
 MANIFEST_MAX_BYTES = 4096
+RECORD_BYTES = 64
 
 
 class ManifestUnreadable(OutboxCorrupt):
@@ -222,23 +296,49 @@ def held_by_another(path: Path) -> bool:
     return False
 
 
+def _only_holder(descriptor: int, keep: bool = False) -> bool:
+    """Whether no other descriptor holds the in-use flock: an exclusive lock is tried
+    (kept with `keep`, else the descriptor is left unlocked: a failed conversion drops
+    the shared lock on Linux, so the caller takes it again)."""
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    if not keep:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+    return True
+
+
 def _read_count(file: Path) -> int | None:
     """The count in a manifest file: 0 if there is none, None if it cannot be read."""
-    try:
-        with file.open("rb") as handle:
-            raw = handle.read(MANIFEST_MAX_BYTES + 1)
-    except FileNotFoundError:
-        return 0
-    except OSError:
-        return None
-    try:
-        data = json.loads(raw) if len(raw) <= MANIFEST_MAX_BYTES else None
-    except ValueError:
-        return None
-    written = data.get("written") if isinstance(data, dict) else None
-    if type(written) is not int or written < 0:
-        return None
-    return written
+    for _attempt in range(3):  # a record read while it is rewritten in place: read again
+        try:
+            with file.open("rb") as handle:
+                raw = handle.read(MANIFEST_MAX_BYTES + 1)
+        except FileNotFoundError:
+            return 0
+        except OSError:
+            return None
+        try:
+            data = json.loads(raw) if len(raw) <= MANIFEST_MAX_BYTES else None
+        except ValueError:
+            continue  # read mid-rewrite, or damaged: read again, then give up
+        written = data.get("written") if isinstance(data, dict) else None
+        if type(written) is not int or written < 0:
+            continue
+        # Since records are rewritten in place, each holds its count twice: a torn read (or
+        # a torn write at a power cut) shows two counts; a record of an older release, one.
+        again = data.get("again", written) if isinstance(data, dict) else None
+        if again == written:
+            return written
+    return None
+
+
+def _record(written: int) -> bytes:
+    """A count record: the same length for every count, so it is rewritten in place."""
+    return (
+        json.dumps({"written": written, "again": written}).ljust(RECORD_BYTES - 1) + "\n"
+    ).encode()
 
 
 def read_manifests(path: Path) -> tuple[int | None, int | None]:
@@ -274,14 +374,15 @@ def read_manifest(path: Path) -> int:
 
 
 def _write_count(target: Path, written: int, durable: bool) -> None:
-    # Written whole and renamed into place: never a half-written record. The first one
-    # (and any rewrite at open) is fsync'd with its folder; later ones ride on the rename
-    # (ext4 flushes a file replaced by rename first): a record lagging after a power cut
-    # is safe, and an fsync of both per sale made a sale about 6 times slower here.
+    # Written whole and renamed into place, fsync'd with its folder: the first record, any
+    # rewrite at open, and a record found deleted while open. Later counts are written in
+    # place over it (Outbox._save_manifest): one small pwrite, where a rename of both per
+    # sale cost ~2 ms (~5x a bare fsync) and an fsync of both ~6x. A record lagging after a
+    # power cut is safe; a torn one reads as two different counts and is unreadable.
     temporary = target.with_name(target.name + ".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(json.dumps({"written": written}) + "\n")
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(_record(written))
         if durable:
             handle.flush()
             os.fsync(handle.fileno())
@@ -344,10 +445,17 @@ class Outbox:
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
         self._written = 0  # the manifest's high-water count as last written
+        self._records: dict[Path, int] = {}  # count files kept open to rewrite in place
+        self._records_paths: tuple[Path, ...] = (
+            _sibling(self.path, ".manifest"),
+            witness_path(self.path),
+        )
+        self._names = {suffix: str(_sibling(self.path, suffix)) for suffix in ("-wal", "-shm")}
         self._wal_id: tuple[int, int] | None = None
         self._shm_id: tuple[int, int] | None = None
         self._in_use: int | None = None  # the descriptor holding the in-use flock
         self.incident: str | None = None  # the last damage noticed while open, for staff
+        self.checked = False  # whether the last open ran the full check (an unclean stop)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -404,32 +512,38 @@ class Outbox:
             )
         except sqlite3.Error as exc:
             raise OutboxUnavailable(f"outbox {self.path}: {describe_storage_error(exc)}") from None
+        self.checked = False
         try:
+            # Read before anything is written: a file from a newer release is left as it is.
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise OutboxTooNew(
+                    f"outbox {self.path} was written by a newer release of pos-client (outbox "
+                    f"schema version {version}; this release knows up to {SCHEMA_VERSION}); "
+                    "refusing to open it, nothing was changed in it. Run the newer release "
+                    "on this data folder (its sales are all kept there)."
+                )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA secure_delete=ON")  # pruned data is overwritten, not freed
             conn.execute("PRAGMA journal_size_limit=0")  # a reset log is cut, old frames go
-            check = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(check)
-            conn.executescript(SCHEMA)
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
-            for column, ddl in MIGRATIONS.items():
-                if column not in columns:
-                    conn.execute(ddl)
+            alone = self._hold_in_use()  # the log and its index exist now
+            # The full check costs a read of the whole file: only after an unclean stop
+            # (the last process did not close it) or before an upgrade; `doctor` on demand.
+            if version < SCHEMA_VERSION or (alone and not self._closed_cleanly(conn)):
+                check = conn.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise sqlite3.DatabaseError(check)
+                self.checked = True
+            scrubbed = self._upgrade(conn, version)
+            if self._closed_cleanly(conn):
+                conn.execute("UPDATE outbox_meta SET value = '0' WHERE name = 'clean'")
             written = self._high_water(conn)
-            conn.execute(
-                f"UPDATE entries SET body = {PRUNED_ENROLL} WHERE kind = 'enroll'"
-                " AND state = 'acked' AND body NOT LIKE '%\"pruned\":true%'"
-            )
-            # Enrollments an older release left dead with the person's details in them.
-            conn.execute("BEGIN IMMEDIATE")
-            scrubbed = self._scrub_enrollments(
-                conn, "state = 'dead' AND body NOT LIKE '%\"scrubbed\":true%'", ()
-            )
-            conn.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OutboxError) as exc:
+            self._release_in_use()
             conn.close()
+            if isinstance(exc, OutboxError):
+                raise
             if isinstance(exc, sqlite3.OperationalError) and any(
                 needle in str(exc) for needle in STORAGE_ERRORS
             ):
@@ -443,9 +557,11 @@ class Outbox:
         try:
             recorded = read_manifest(self.path)
         except OutboxError:
+            self._release_in_use()
             conn.close()
             raise
         if written < recorded:
+            self._release_in_use()
             conn.close()
             raise OutboxMissing(
                 f"outbox {self.path} holds {written} sale(s) ever written, but this data "
@@ -466,19 +582,50 @@ class Outbox:
                 private_file(sibling)
         if scrubbed:
             self._drop_old_frames()
-        self._hold_in_use()
         return self
 
-    def _hold_in_use(self) -> None:
-        # Taken once the log and its index exist, released before the connection closes
-        # (which removes them): another opener never sees the lock held without them.
+    @staticmethod
+    def _closed_cleanly(conn: sqlite3.Connection) -> bool:
+        try:
+            row = conn.execute("SELECT value FROM outbox_meta WHERE name = 'clean'").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return False  # made before the flag existed
+            raise
+        return bool(row and row[0] == "1")
+
+    def _upgrade(self, conn: sqlite3.Connection, version: int) -> int:
+        """Bring an outbox made by an earlier release to this one, step by step, each step
+        in its own transaction with the version it reaches. Rows scrubbed on the way."""
+        scrubbed = 0
+        for number, (what, step) in enumerate(UPGRADES[version:], start=version + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                scrubbed += step(conn)
+                conn.execute(f"PRAGMA user_version = {number}")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            if version:
+                log.info("outbox %s upgraded to version %d: %s", self.path, number, what)
+        return scrubbed
+
+    def _hold_in_use(self) -> bool:
+        """Take the shared in-use lock; whether no other open outbox holds it (so this one
+        decides if the last stop was clean). Taken once the log and its index exist,
+        released before the connection closes (which removes them): another opener never
+        sees the lock held without them."""
         try:
             descriptor = os.open(in_use_path(self.path), os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             log.warning("cannot mark the outbox in use: %s", exc.strerror)
-            return
-        fcntl.flock(descriptor, fcntl.LOCK_SH)
+            return False  # cannot tell: the full check runs
+        alone = _only_holder(descriptor)
+        fcntl.flock(descriptor, fcntl.LOCK_SH)  # waits for a last closer marking it clean
         self._in_use = descriptor
+        return alone
 
     def _release_in_use(self) -> None:
         if self._in_use is not None:
@@ -494,18 +641,41 @@ class Outbox:
         if written <= self._written or written == 0:
             return
         try:
-            write_manifest(self.path, written, durable=self._written == 0)
+            targets = self._records_paths
+            if self._written == 0:  # the first record, or one found wrong at open
+                write_manifest(self.path, written, durable=True)
+                self._close_records()
+                for target in targets:
+                    self._records[target] = os.open(target, os.O_WRONLY)
+                targets = ()
+            record = _record(written)
+            for target in targets:
+                descriptor = self._records.get(target)
+                if descriptor is None or os.fstat(descriptor).st_nlink == 0:
+                    # Deleted or replaced while open: made again whole, then kept open.
+                    if descriptor is not None:
+                        os.close(descriptor)
+                        self._records.pop(target)
+                    _write_count(target, written, durable=True)
+                    self._records[target] = os.open(target, os.O_WRONLY)
+                else:
+                    os.pwrite(descriptor, record, 0)
         except OSError as exc:  # the sale is on disk already; the marker is a safeguard
             log.warning("cannot update the outbox manifest: %s", exc.strerror)
             return
         self._written = written
 
+    def _close_records(self) -> None:
+        for descriptor in self._records.values():
+            os.close(descriptor)
+        self._records.clear()
+
     def _wal_identity(self) -> tuple[int, int] | None:
         return self._identity("-wal")
 
     def _identity(self, suffix: str) -> tuple[int, int] | None:
-        try:
-            info = _sibling(self.path, suffix).stat()
+        try:  # by name as text: checked on every write, pathlib's cost shows per sale
+            info = os.stat(self._names[suffix])
         except OSError:
             return None
         return (info.st_dev, info.st_ino)
@@ -576,7 +746,17 @@ class Outbox:
 
     def close(self) -> None:
         with self._lock:
+            # The last process to close marks the stop clean (holding the in-use lock
+            # alone, so no opener reads the flag meanwhile); the next open skips the full
+            # check. A crash leaves it unset.
+            last = self._in_use is not None and _only_holder(self._in_use, keep=True)
+            if self._conn is not None and last:
+                try:
+                    self._conn.execute("UPDATE outbox_meta SET value = '1' WHERE name = 'clean'")
+                except sqlite3.Error as exc:
+                    log.info("outbox not marked closed cleanly: %s", exc)
             self._release_in_use()
+            self._close_records()
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -935,9 +1115,26 @@ class Outbox:
                 "UPDATE entries SET next_attempt_at = ? WHERE state = 'pending'", (now,)
             ).rowcount
 
+    def prune_acked(self, before: datetime, limit: int = PRUNE_BATCH) -> int:
+        """Delete up to `limit` entries acknowledged before `before`, oldest first, in one
+        short transaction (a sale waits for one batch at most; call again until it returns
+        less than `limit`). Deleted data is overwritten (secure_delete). The count of
+        entries ever written (sqlite_sequence, and the manifest kept from it) never goes
+        down: AUTOINCREMENT remembers the highest seq whatever is deleted."""
+        with self._write() as conn:
+            return conn.execute(
+                "DELETE FROM entries WHERE seq IN (SELECT seq FROM entries"
+                " WHERE state = 'acked' AND updated_at < ? ORDER BY updated_at LIMIT ?)",
+                (_ts(before), limit),
+            ).rowcount
+
     def integrity_check(self) -> str:
+        """SQLite's full check: "ok", or the first problem found."""
         with self._lock:
-            return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+            try:
+                return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+            except sqlite3.DatabaseError as exc:
+                return str(exc)
 
     # ------------------------------------------------------------ member cache
 
@@ -996,9 +1193,12 @@ class Outbox:
         gives each the lookup to keep it under, or None to delete it (overwritten, and the
         log cut). Returns (kept, dropped)."""
         with self._lock:
+            # Two ranges of the primary key (every lookup not starting with `form`), so a
+            # start with nothing to rekey reads no rows.
+            above = form[:-1] + chr(ord(form[-1]) + 1)
             rows = self.conn.execute(
-                "SELECT lookup, view FROM member_cache WHERE substr(lookup, 1, ?) != ?",
-                (len(form), form),
+                "SELECT lookup, view FROM member_cache WHERE lookup < ? OR lookup >= ?",
+                (form, above),
             ).fetchall()
         if not rows:
             return 0, 0

@@ -95,6 +95,8 @@ class SyncSettings:
     interval_s: float
     backoff_base_s: float
     backoff_cap_s: float
+    # Acknowledged entries are kept this long (for staff and receipts), then deleted.
+    acked_retention_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,7 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
             interval_s=float(sync.decimal("interval_s", minimum=Decimal("0.01"))),
             backoff_base_s=float(sync.decimal("backoff_base_s", minimum=Decimal("0.001"))),
             backoff_cap_s=float(sync.decimal("backoff_cap_s", minimum=Decimal("0.001"))),
+            acked_retention_days=bounded(sync, "acked_retention_days", 1, MAX_RETENTION_DAYS),
         ),
         offline=OfflineSettings(
             redeem_cap_points=offline.integer("redeem_cap_points", minimum=0),
@@ -356,6 +359,7 @@ def parse_readers(root: Section) -> tuple[ReaderSettings, ...]:
     return tuple(readers)
 
 
+MAX_RETENTION_DAYS = 3650  # as long as a lifetime may be (a date past that overflows)
 MAX_OFFLINE_LOOKUP_DAYS = 3650  # ten years: past that a date overflows, and it is no "lifetime"
 
 

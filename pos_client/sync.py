@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,7 +14,7 @@ from typing import Any
 
 from pos_client.domain import utcnow
 from pos_client.events import EventBus, OperationDead, OperationSynced, SyncStatus
-from pos_client.outbox import DrainBusy, Outbox, OutboxEntry, OutboxError
+from pos_client.outbox import PRUNE_BATCH, DrainBusy, Outbox, OutboxEntry, OutboxError
 from pos_client.ports import Backend, BackendServerError, BackendUnavailable, OpResult, Outcome
 from pos_client.program_updates import ProgramUpdater
 
@@ -30,6 +31,7 @@ class SyncPolicy:
 
 
 SERVER_ERROR = "server_error"
+HOUSEKEEPING_INTERVAL_S = 24 * 3600.0  # at start, then daily while running
 
 
 @dataclass
@@ -73,8 +75,16 @@ class SyncWorker:
         clock: Callable[[], datetime] = utcnow,
         rand: Callable[[], float] = random.random,
         program_updater: ProgramUpdater | None = None,
+        acked_retention: timedelta | None = None,
     ) -> None:
         self.outbox = outbox
+        # Housekeeping on this worker's thread (never the UI's): acknowledged entries older
+        # than `acked_retention` pruned in small batches, then each of `housekeeping_tasks`
+        # (the composition root adds the member cache's expiry).
+        self.acked_retention = acked_retention
+        self.housekeeping_tasks: list[Callable[[], object]] = []
+        self.housekeeping_interval_s = HOUSEKEEPING_INTERVAL_S
+        self._last_housekeeping: float | None = None
         # Asked after each pass while online: a new programme within one sync interval.
         self.program_updater = program_updater
         self.backend = backend
@@ -254,6 +264,31 @@ class SyncWorker:
         self.bus.publish(status)
         return status
 
+    # ------------------------------------------------------------ housekeeping
+
+    def housekeep(self) -> int:
+        """Prune acknowledged entries past their retention, one short transaction per
+        batch (a sale recorded meanwhile waits for one batch at most), then run the other
+        housekeeping tasks. Returns the entries pruned."""
+        self._last_housekeeping = time.monotonic()
+        pruned = 0
+        if self.acked_retention is not None:
+            cutoff = self.clock() - self.acked_retention
+            while not self._stop.is_set():
+                count = self.outbox.prune_acked(cutoff, PRUNE_BATCH)
+                pruned += count
+                if count < PRUNE_BATCH:
+                    break
+            if pruned:
+                log.info("outbox housekeeping: %d acknowledged entries pruned", pruned)
+        for task in self.housekeeping_tasks:
+            task()
+        return pruned
+
+    def housekeeping_due(self) -> bool:
+        last = self._last_housekeeping
+        return last is None or time.monotonic() - last >= self.housekeeping_interval_s
+
     # ------------------------------------------------------------ background loop
 
     def next_wait(self) -> float:
@@ -281,6 +316,11 @@ class SyncWorker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self.housekeeping_due():
+                try:
+                    self.housekeep()
+                except Exception:  # retried tomorrow; sales are not held up by it
+                    log.exception("outbox housekeeping failed")
             try:
                 self.drain()
             except Exception:  # keep syncing whatever one pass hit; it is logged

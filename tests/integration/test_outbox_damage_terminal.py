@@ -82,8 +82,8 @@ def test_a_brand_new_data_folder_starts_and_keeps_both_records(tmp_path: Path) -
     status = pos_client(data, "queue", "status")
     assert status.returncode == 0, status.stderr
     fill(data / "outbox.sqlite", 2)
-    assert json.loads((data / "outbox.sqlite.manifest").read_text()) == {"written": 2}
-    assert json.loads(witness_path(data / "outbox.sqlite").read_text()) == {"written": 2}
+    assert json.loads((data / "outbox.sqlite.manifest").read_text())["written"] == 2
+    assert json.loads(witness_path(data / "outbox.sqlite").read_text())["written"] == 2
 
 
 def test_a_manifest_removed_alone_is_written_again_from_the_outbox(tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_a_manifest_removed_alone_is_written_again_from_the_outbox(tmp_path: Pat
     path.with_name("outbox.sqlite.manifest").unlink()
     with Outbox(path) as outbox:
         assert outbox.stats().pending == 3
-    assert json.loads(path.with_name("outbox.sqlite.manifest").read_text()) == {"written": 3}
+    assert json.loads(path.with_name("outbox.sqlite.manifest").read_text())["written"] == 3
 
 
 def test_a_data_folder_of_the_previous_release_opens_and_gains_the_second_record(
@@ -104,7 +104,7 @@ def test_a_data_folder_of_the_previous_release_opens_and_gains_the_second_record
     status = pos_client(data, "queue", "status")
     assert status.returncode == 0, status.stderr
     assert "pending 3, sending 0, acked 2, dead 1" in status.stdout
-    assert json.loads(witness_path(data / "outbox.sqlite").read_text()) == {"written": 6}
+    assert json.loads(witness_path(data / "outbox.sqlite").read_text())["written"] == 6
 
 
 # ------------------------------------------------------------------ an unreadable manifest
@@ -130,7 +130,7 @@ def test_an_unreadable_manifest_is_refused_naming_it_and_the_other_record(tmp_pa
     assert resealed.returncode == 0, resealed.stderr
     assert "records of sales written now say 3" in resealed.stdout
     assert list(data.glob("outbox.sqlite.manifest.unreadable-*"))
-    assert json.loads(manifest.read_text()) == {"written": 3}
+    assert json.loads(manifest.read_text())["written"] == 3
     status = pos_client(data, "queue", "status")
     assert status.returncode == 0 and "pending 3" in status.stdout
 
@@ -390,6 +390,7 @@ def test_an_enrollment_left_dead_by_an_older_release_is_scrubbed_on_open(tmp_pat
         outbox.add(enrollment())
     with sqlite3.connect(path) as conn:  # as the previous release left a refused one
         conn.execute("UPDATE entries SET state = 'dead', error_code = 'phone_taken'")
+        conn.execute("PRAGMA user_version = 0")  # that release's outboxes had no version
     conn.close()
     assert PERSONAL[0] in on_disk(path)
     with Outbox(path) as outbox:

@@ -97,3 +97,13 @@ def test_shipped_example_configs_load(example: Path) -> None:
     settings = load_settings(example, env={}, config_dir=CONFIG_DIR)
     load_program(settings.program, CONFIG_DIR)
     assert settings.terminal.id != "T1"
+
+
+def test_acked_retention_defaults_to_30_days_and_is_bounded() -> None:
+    assert load_settings(None, env={}, config_dir=CONFIG_DIR).sync.acked_retention_days == 30
+    env = {"POS_CLIENT__SYNC__ACKED_RETENTION_DAYS": "90"}
+    assert load_settings(None, env=env, config_dir=CONFIG_DIR).sync.acked_retention_days == 90
+    for bad, why in (("0", "at least 1"), ("99999", "at most 3650"), ("soon", "whole number")):
+        env = {"POS_CLIENT__SYNC__ACKED_RETENTION_DAYS": bad}
+        with pytest.raises(ConfigError, match=rf"'sync.acked_retention_days'.*{why}"):
+            load_settings(None, env=env, config_dir=CONFIG_DIR)
