@@ -190,15 +190,17 @@ class Operation(BaseModel):
     ]
 
 
-# A batch's operations as sent: JSON objects, each checked by the ledger on its own, so one
-# with a key that is no text (an unpaired surrogate) or no `key` or `type` is refused alone.
+# A batch's operations as sent: any JSON value, each checked by the ledger on its own, so one
+# that is no object, or has a key that is no text (an unpaired surrogate) or no `key` or
+# `type`, is refused alone (status 400 in its own result); the rest of the batch applies.
 RawOperation = Annotated[
-    dict[Any, Any],
+    Any,
     WithJsonSchema(
         {
-            "type": "object",
             "description": "one operation body as terminals record it (sale, enroll, action, "
-            "give); a malformed one is refused alone, in its own result",
+            "give): a JSON object. Anything else, or a malformed one, is refused alone, in its "
+            "own result (status 400; its key is the item's `key` when that is a string, else "
+            "empty); results are in the order of the operations",
             "properties": {
                 "type": {"description": "sale, enroll, action or give (a string of at most 16)"},
                 "key": {"description": "the operation's idempotency key: a UUID (string)"},
@@ -218,7 +220,10 @@ def batch_model(max_batch: int) -> type[BaseModel]:
 
 
 class OpResultOut(BaseModel):
-    key: str
+    key: str = Field(
+        description="the operation's key; empty for an item that is no object or whose key is "
+        "missing or no string (results are in the order of the operations sent)"
+    )
     outcome: Literal["applied", "duplicate", "rejected", "conflict", "retry"]
     status: int = Field(
         200,
@@ -277,6 +282,13 @@ STATUS_BY_CODE = {
     "rate_limited": 429,
     "storage": 503,
 }
+
+
+def item_key(body: Any) -> str:
+    """The key a result is told by: the item's `key` when it is a string, else empty (an
+    item that is no object, or whose key is missing or no string)."""
+    key = body.get("key") if isinstance(body, dict) else None
+    return clean_text(key, 64) if isinstance(key, str) else ""
 
 
 def op_status(outcome: str, code: str | None) -> int:
@@ -594,7 +606,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         ]
         results += [
             OpResultOut(
-                key=clean_text(body.get("key", "") if isinstance(body, dict) else "", 64),
+                key=item_key(body),
                 outcome="retry",
                 status=429,
                 code="rate_limited",
@@ -677,7 +689,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def as_result(body: Any, outcome: dict[str, Any] | OpRejected) -> OpResultOut:
         result = op_result(body if isinstance(body, dict) else {}, outcome)
         return OpResultOut(
-            key=clean_text(result.key, 64),
+            key=item_key(body),
             outcome=result.outcome.value,
             status=op_status(result.outcome.value, result.code),
             result=result.result,
