@@ -560,7 +560,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
             **unauthorized,
             **unparsable,
             409: {"model": Problem},
-            429: {"model": Problem, "description": "too many phone lookups from this terminal"},
+            429: {
+                "model": Problem,
+                "description": "too many phone lookups, or operations (batches' and these "
+                "together), from this terminal",
+            },
         },
     )
     def enroll(body: Operation, who: Auth) -> OpResultOut:
@@ -568,6 +572,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if data.get("type") != OP_ENROLL:
             raise HTTPException(400, "an enrollment has type 'enroll'")
         key_enrollment_phones([data], phone_hasher)  # as in a batch: a number is keyed here
+        # One operation of the terminal's per-minute allowance, shared with its batches.
+        try:
+            room = shared.take("ops:" + who.id, 1, settings.operations_per_terminal_per_minute)
+        except (OperationalError, DBAPIError) as exc:
+            log.warning("enrollment not applied now: %s", type(exc).__name__)
+            raise HTTPException(503, "database unavailable, retry later") from None
+        if not room:
+            raise HTTPException(
+                429,
+                f"over {settings.operations_per_terminal_per_minute} operations per minute "
+                "from this terminal; retry later",
+                headers={"Retry-After": "60"},
+            )
         result = limit_taken(apply_one(data, who), who)
         if result.code == "rate_limited":
             raise HTTPException(429, PHONE_LOOKUPS_SPENT)
