@@ -701,6 +701,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
             log.warning("partner transfer not applied now: %s", type(exc).__name__)
             raise HTTPException(503, "database unavailable, retry later") from None
         log.info("partner %s transfer %s: %s", partner_id, body.reference, result["status"])
+        if result["status"] == "applied" and result["points"]:
+            # Earnings by partner count for review as a terminal's sales do.
+            member_id = ledger.find_member_id("card_number", body.card_number)
+            if member_id is not None:
+                flag_if_frequent({member_id})
         return PartnerTransferOut(**{k: result[k] for k in PartnerTransferOut.model_fields})
 
     def as_result(body: Any, outcome: dict[str, Any] | OpRejected) -> OpResultOut:
