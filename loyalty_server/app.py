@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from loyalty_server import partners as partner_store
 from loyalty_server import strict, terminals
-from loyalty_server.bodies import HostileJSONRoute
+from loyalty_server.bodies import HostileJSONRoute, max_values
 from loyalty_server.limits import (
     BodyLimit,
     LockoutGate,
@@ -353,6 +353,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         "pairing needs `Authorization: Bearer <terminal token>`.",
     )
     app.router.route_class = HostileJSONRoute  # every route below reads JSON this way
+    app.state.max_body_values = max_values(settings.max_batch, settings.max_lines_per_sale)
     app.state.ledger = ledger
     app.state.settings = settings
     app.add_middleware(
@@ -369,7 +370,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     }
     unparsable: dict[int | str, dict[str, Any]] = {
         400: {"model": Problem, "description": "the body is not JSON, or not a valid operation"},
-        413: {"model": Problem, "description": "the body is over the size limit"},
+        413: {
+            "model": Problem,
+            "description": "the body is over the size limit, or holds more JSON values than "
+            "the largest batch needs",
+        },
     }
 
     bearer = HTTPBearer(auto_error=False, description="the terminal's token from pairing")
