@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from loyalty_server import partners as partner_store
 from loyalty_server import strict, terminals
-from loyalty_server.bodies import HostileJSONRoute
+from loyalty_server.bodies import HostileJSONRoute, max_values
 from loyalty_server.limits import (
     BodyLimit,
     LockoutGate,
@@ -190,15 +190,17 @@ class Operation(BaseModel):
     ]
 
 
-# A batch's operations as sent: JSON objects, each checked by the ledger on its own, so one
-# with a key that is no text (an unpaired surrogate) or no `key` or `type` is refused alone.
+# A batch's operations as sent: any JSON value, each checked by the ledger on its own, so one
+# that is no object, or has a key that is no text (an unpaired surrogate) or no `key` or
+# `type`, is refused alone (status 400 in its own result); the rest of the batch applies.
 RawOperation = Annotated[
-    dict[Any, Any],
+    Any,
     WithJsonSchema(
         {
-            "type": "object",
             "description": "one operation body as terminals record it (sale, enroll, action, "
-            "give); a malformed one is refused alone, in its own result",
+            "give): a JSON object. Anything else, or a malformed one, is refused alone, in its "
+            "own result (status 400; its key is the item's `key` when that is a string, else "
+            "empty); results are in the order of the operations",
             "properties": {
                 "type": {"description": "sale, enroll, action or give (a string of at most 16)"},
                 "key": {"description": "the operation's idempotency key: a UUID (string)"},
@@ -218,7 +220,10 @@ def batch_model(max_batch: int) -> type[BaseModel]:
 
 
 class OpResultOut(BaseModel):
-    key: str
+    key: str = Field(
+        description="the operation's key; empty for an item that is no object or whose key is "
+        "missing or no string (results are in the order of the operations sent)"
+    )
     outcome: Literal["applied", "duplicate", "rejected", "conflict", "retry"]
     status: int = Field(
         200,
@@ -277,6 +282,13 @@ STATUS_BY_CODE = {
     "rate_limited": 429,
     "storage": 503,
 }
+
+
+def item_key(body: Any) -> str:
+    """The key a result is told by: the item's `key` when it is a string, else empty (an
+    item that is no object, or whose key is missing or no string)."""
+    key = body.get("key") if isinstance(body, dict) else None
+    return clean_text(key, 64) if isinstance(key, str) else ""
 
 
 def op_status(outcome: str, code: str | None) -> int:
@@ -341,6 +353,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         "pairing needs `Authorization: Bearer <terminal token>`.",
     )
     app.router.route_class = HostileJSONRoute  # every route below reads JSON this way
+    app.state.max_body_values = max_values(settings.max_batch, settings.max_lines_per_sale)
     app.state.ledger = ledger
     app.state.settings = settings
     app.add_middleware(
@@ -357,7 +370,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     }
     unparsable: dict[int | str, dict[str, Any]] = {
         400: {"model": Problem, "description": "the body is not JSON, or not a valid operation"},
-        413: {"model": Problem, "description": "the body is over the size limit"},
+        413: {
+            "model": Problem,
+            "description": "the body is over the size limit, or holds more JSON values than "
+            "the largest batch needs",
+        },
     }
 
     bearer = HTTPBearer(auto_error=False, description="the terminal's token from pairing")
@@ -548,7 +565,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
             **unauthorized,
             **unparsable,
             409: {"model": Problem},
-            429: {"model": Problem, "description": "too many phone lookups from this terminal"},
+            429: {
+                "model": Problem,
+                "description": "too many phone lookups, or operations (batches' and these "
+                "together), from this terminal",
+            },
         },
     )
     def enroll(body: Operation, who: Auth) -> OpResultOut:
@@ -556,6 +577,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if data.get("type") != OP_ENROLL:
             raise HTTPException(400, "an enrollment has type 'enroll'")
         key_enrollment_phones([data], phone_hasher)  # as in a batch: a number is keyed here
+        # One operation of the terminal's per-minute allowance, shared with its batches.
+        try:
+            room = shared.take("ops:" + who.id, 1, settings.operations_per_terminal_per_minute)
+        except (OperationalError, DBAPIError) as exc:
+            log.warning("enrollment not applied now: %s", type(exc).__name__)
+            raise HTTPException(503, "database unavailable, retry later") from None
+        if not room:
+            raise HTTPException(
+                429,
+                f"over {settings.operations_per_terminal_per_minute} operations per minute "
+                "from this terminal; retry later",
+                headers={"Retry-After": "60"},
+            )
         result = limit_taken(apply_one(data, who), who)
         if result.code == "rate_limited":
             raise HTTPException(429, PHONE_LOOKUPS_SPENT)
@@ -594,7 +628,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         ]
         results += [
             OpResultOut(
-                key=clean_text(body.get("key", "") if isinstance(body, dict) else "", 64),
+                key=item_key(body),
                 outcome="retry",
                 status=429,
                 code="rate_limited",
@@ -672,12 +706,17 @@ def create_app(settings: ServerSettings) -> FastAPI:
             log.warning("partner transfer not applied now: %s", type(exc).__name__)
             raise HTTPException(503, "database unavailable, retry later") from None
         log.info("partner %s transfer %s: %s", partner_id, body.reference, result["status"])
+        if result["status"] == "applied" and result["points"]:
+            # Earnings by partner count for review as a terminal's sales do.
+            member_id = ledger.find_member_id("card_number", body.card_number)
+            if member_id is not None:
+                flag_if_frequent({member_id})
         return PartnerTransferOut(**{k: result[k] for k in PartnerTransferOut.model_fields})
 
     def as_result(body: Any, outcome: dict[str, Any] | OpRejected) -> OpResultOut:
         result = op_result(body if isinstance(body, dict) else {}, outcome)
         return OpResultOut(
-            key=clean_text(result.key, 64),
+            key=item_key(body),
             outcome=result.outcome.value,
             status=op_status(result.outcome.value, result.code),
             result=result.result,

@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,35 @@ from loyalty_server.settings import ServerSettings, from_environment
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
+def shown(text: str) -> str:
+    """Something a user typed, safe to print: characters that are not printable (controls,
+    ANSI escapes, bidi overrides, bytes that were not UTF-8) as \\x.. or \\u.... escapes."""
+    return "".join(char if char.isprintable() else escaped(char) for char in text)
+
+
+def escaped(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was no UTF-8 (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def settings_from(args: argparse.Namespace) -> ServerSettings:
+    if (
+        not getattr(args, "database_url", None)
+        and not os.environ.get("LOYALTY_SERVER_DATABASE_URL")
+        and not getattr(args, "told_default", False)
+    ):
+        args.told_default = True
+        # Never silently: a command run in the wrong directory would make a new database.
+        default = ServerSettings.database_url.split("///", 1)[1]
+        print(
+            f"loyalty-server: using the default database {Path(default).resolve()} "
+            "(set LOYALTY_SERVER_DATABASE_URL or --database-url for another)",
+            file=sys.stderr,
+        )
     try:
-        return from_environment(
+        settings = from_environment(
             database_url=getattr(args, "database_url", None),
             program=getattr(args, "program", None),
             phone_key_file=(
@@ -29,6 +56,42 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
     except ValueError as exc:  # a setting out of range: say which, no traceback
         print(f"loyalty-server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    tighten_files(settings)
+    return settings
+
+
+# The database holds names, full card numbers, phone HMACs and token hashes; the key file
+# the store-wide phone key: readable by the server's user only.
+PRIVATE_MODE = 0o600
+
+
+def private_files(settings: ServerSettings) -> list[Path]:
+    """The server's files of secrets: a SQLite database with its -wal and -shm, the phone
+    key file."""
+    from sqlalchemy.engine import make_url
+
+    files = [settings.phone_key_file]
+    url = make_url(settings.database_url)
+    if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
+        database = Path(str(url.database))
+        files += [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+    return files
+
+
+def tighten_files(settings: ServerSettings) -> None:
+    """Make existing files of secrets (from before, or made under a looser umask) 0600."""
+    for path in private_files(settings):
+        try:
+            if path.stat().st_mode & 0o777 != PRIVATE_MODE:
+                path.chmod(PRIVATE_MODE)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            print(
+                f"loyalty-server: warning: cannot make {shown(str(path))} private "
+                f"({exc.strerror}); chmod 600 it",
+                file=sys.stderr,
+            )
 
 
 def migrate(database_url: str) -> None:
@@ -103,16 +166,21 @@ def engine_for(args: argparse.Namespace) -> Any:
 
 
 def cmd_terminal_add(args: argparse.Namespace) -> int:
-    from loyalty_server.terminals import add_terminal
+    from loyalty_server.terminals import add_terminal, name_problem
 
     settings = settings_from(args)
     problem = schema_problem(args, settings.database_url)
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    terminal_id, code = add_terminal(engine_for(args), args.name, settings.pairing_code_ttl_s)
+    name = unicodedata.normalize("NFC", args.name)
+    problem = name_problem(name)
+    if problem:
+        print(f"terminal name '{shown(name)}': {problem}", file=sys.stderr)
+        return 2
+    terminal_id, code = add_terminal(engine_for(args), name, settings.pairing_code_ttl_s)
     print(
-        f"terminal {terminal_id} ({args.name}); pairing code: {code}"
+        f"terminal {terminal_id} ({shown(name)}); pairing code: {code}"
         f" (valid {settings.pairing_code_ttl_s // 60} min, once)"
     )
     print(f"on the terminal: pos-client pair <server url> {code}")
@@ -120,10 +188,12 @@ def cmd_terminal_add(args: argparse.Namespace) -> int:
 
 
 def cmd_terminal_revoke(args: argparse.Namespace) -> int:
+    from loyalty_server.strict import UUID_PATTERN
     from loyalty_server.terminals import revoke
 
-    if not revoke(engine_for(args), args.terminal_id):
-        print(f"no terminal {args.terminal_id}", file=sys.stderr)
+    # Terminal ids are UUIDs: anything else (bytes that are no UTF-8 too) is no terminal.
+    if not UUID_PATTERN.match(args.terminal_id) or not revoke(engine_for(args), args.terminal_id):
+        print(f"no terminal {shown(args.terminal_id)}", file=sys.stderr)
         return 1
     print(f"terminal {args.terminal_id} revoked: its token no longer works")
     return 0
@@ -145,7 +215,7 @@ def cmd_partner_add(args: argparse.Namespace) -> int:
             t.id for t in program.give_targets if t.kind == "partner" and t.inbound_points_per_unit
         ]
         print(
-            f"{args.name!r} is not a partner that transfers into programme {program.id}"
+            f"'{shown(args.name)}' is not a partner that transfers into programme {program.id}"
             f" (partners: {', '.join(inbound) or 'none'})",
             file=sys.stderr,
         )
@@ -161,8 +231,12 @@ def cmd_partner_add(args: argparse.Namespace) -> int:
 def cmd_partner_revoke(args: argparse.Namespace) -> int:
     from loyalty_server.partners import revoke
 
-    if not revoke(engine_for(args), args.name):
-        print(f"no active partner {args.name}", file=sys.stderr)
+    if (
+        not args.name.isprintable()
+        or not args.name.isascii()
+        or not revoke(engine_for(args), args.name)
+    ):
+        print(f"no active partner {shown(args.name)}", file=sys.stderr)
         return 1
     print(f"partner {args.name} revoked: its token no longer works")
     return 0
@@ -196,7 +270,7 @@ def cmd_member_import(args: argparse.Namespace) -> int:
     try:
         rows = read_member_rows(Path(args.csv))
     except ImportRefused as exc:
-        print(f"{args.csv}: {exc}; nothing imported", file=sys.stderr)
+        print(f"{shown(args.csv)}: {exc}; nothing imported", file=sys.stderr)
         return 1
     bodies: list[dict[str, Any]] = []
     lines: list[int] = []
@@ -503,6 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Every file the server and its commands create (the database, its -wal and -shm, the
+    # key file) is the server user's alone, whatever umask it was started with.
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     code: int = args.handler(args)
     return code

@@ -3,6 +3,9 @@ sends, before any rule runs: a refusal names the field and never echoes the valu
 
 - names are NFC-normalised; control, format (bidi overrides, zero-width), private-use and
   unassigned characters are refused, and so are runs of combining marks;
+- categories and SKUs of sale lines are printable text by the same rule as names (no
+  control, format, private-use or unassigned characters, no runs of combining marks), but
+  need no letter;
 - money amounts are decimal strings of ASCII digits with at most the currency's decimals
   (no spaces, underscores, exponents or other scripts' digits);
 - idempotency keys are UUIDs (8-4-4-4-12 hex);
@@ -21,7 +24,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from pos_client.domain import MINOR_UNIT_EXPONENT, name_problem, utcnow
+from pos_client.domain import (
+    INVISIBLE_LETTERS,
+    MINOR_UNIT_EXPONENT,
+    NAME_MAX_COMBINING_RUN,
+    NAME_REFUSED_CATEGORIES,
+    name_problem,
+    utcnow,
+)
 from pos_client.identify import CODE128_CHARS, gs1_check_digit
 from pos_client.operations import EnrollOp, Operation, OpRejected, SaleOp
 
@@ -45,6 +55,21 @@ def clean_name(value: str, field: str) -> str:
     if text != text.strip():
         raise refuse(field, "leading or trailing spaces")
     return text
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` is not printable text (the rule for names, letters not needed), or None."""
+    run = 0
+    for char in value:
+        category = unicodedata.category(char)
+        if category in NAME_REFUSED_CATEGORIES or char in INVISIBLE_LETTERS:
+            return (
+                "control, invisible, bidi-override, zero-width or unassigned characters are refused"
+            )
+        run = run + 1 if category.startswith("M") else 0
+        if run > NAME_MAX_COMBINING_RUN:
+            return f"more than {NAME_MAX_COMBINING_RUN} combining marks on a letter"
+    return None
 
 
 def amount_pattern(currency: str) -> re.Pattern[str]:
@@ -94,6 +119,11 @@ def checker(currency: str) -> Callable[[Operation, dict[str, Any]], Operation]:
                         f"a decimal string of ASCII digits with at most {decimals} decimals "
                         f"({currency})",
                     )
+            for index, parsed in enumerate(op.purchase.lines):
+                for field, value in (("category", parsed.category), ("sku", parsed.sku)):
+                    problem = text_problem(value)
+                    if problem:
+                        raise refuse(f"lines[{index}].{field}", problem)
         if isinstance(op, EnrollOp):
             problem = card_number_problem(op.card_number)
             if problem:

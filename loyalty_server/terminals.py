@@ -30,8 +30,29 @@ class PairingError(Exception):
     pass
 
 
+MAX_NAME = 80  # terminals.name is VARCHAR(80)
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` (in NFC) cannot name a terminal, or None: 1 to 80 characters of printable
+    text (the rule for members' names, letters not needed), no spaces at either end."""
+    from loyalty_server.strict import text_problem
+
+    if not name:
+        return "a terminal needs a name"
+    if len(name) > MAX_NAME:
+        return f"at most {MAX_NAME} characters"
+    if name != name.strip():
+        return "leading or trailing spaces"
+    return text_problem(name)
+
+
 def add_terminal(engine: Engine, name: str, ttl_s: int) -> tuple[str, str]:
-    """Register a terminal; returns (terminal id, one-time pairing code)."""
+    """Register a terminal; returns (terminal id, one-time pairing code). A name that is no
+    printable text of 1 to 80 characters raises ValueError (with the reason)."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise ValueError(f"terminal name: {problem}")
     terminal_id = uuid7()
     code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
     now = utcnow()

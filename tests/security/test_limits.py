@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import requests
 
 from pos_client.domain import Purchase, PurchaseLine, uuid7
 from pos_client.operations import SaleOp
 from tests.integration.server_helpers import ServerProcess
-from tests.security.attack import ANNA, BOB, batch, member_id, sale, snapshot
+from tests.security.attack import ANNA, BOB, batch, headers, member_id, sale, snapshot
+from tests.security.conftest import running_server
+from tests.security.test_oracles import enrolling
 
 
 def big_sale(member: str, lines: int, amount: str) -> dict[str, object]:
@@ -96,3 +103,39 @@ def test_batches_sent_in_parallel_share_the_per_minute_limit(server: ServerProce
         )
     applied = sum(r["outcome"] == "applied" for results in answers for r in results)
     assert applied == 120  # LOYALTY_SERVER_OPERATIONS_PER_TERMINAL_PER_MINUTE
+
+
+@pytest.fixture
+def server_of_three(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server allowing 3 operations per terminal per minute."""
+    yield from running_server(
+        database_url, tmp_path, LOYALTY_SERVER_OPERATIONS_PER_TERMINAL_PER_MINUTE="3"
+    )
+
+
+def test_enrollments_by_post_members_count_in_the_per_minute_operations_limit(
+    server_of_three: ServerProcess,
+) -> None:
+    server = server_of_three
+    token = server.pair()["token"]
+    anna = member_id(server, ANNA.card_number)
+    assert [r["outcome"] for r in batch(server, token, sale(anna, "1.00"))] == ["applied"]
+    answers = [
+        requests.post(
+            server.url + "/v1/members",
+            json=enrolling(f"+44791112345{n}"),
+            headers=headers(token),
+            timeout=10,
+        )
+        for n in range(4)
+    ]
+    # The number is keyed on the server (a terminal paired without the key may enroll).
+    assert [a.status_code for a in answers] == [200, 200, 429, 429], [a.text for a in answers]
+    assert answers[0].json()["outcome"] == "applied"
+    assert "operations per minute" in answers[2].json()["detail"]
+    assert answers[2].headers["Retry-After"] == "60"
+    before = snapshot(server)
+    # And a batch sees the room the enrollments took.
+    [late] = batch(server, token, sale(anna, "1.00"))
+    assert (late["outcome"], late["status"], late["code"]) == ("retry", 429, "rate_limited")
+    assert snapshot(server) == before

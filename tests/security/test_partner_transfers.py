@@ -159,3 +159,21 @@ def test_partner_units_must_be_a_json_integer(server: ServerProcess) -> None:
         )
         assert response.status_code == 422, (units, response.status_code)
     assert snapshot(server) == before
+
+
+def test_frequent_partner_transfers_flag_the_member_for_review(server: ServerProcess) -> None:
+    from sqlalchemy import select
+
+    from loyalty_server.schema import flags
+
+    token = partner_token(server)
+    bob = member_id(server, BOB.card_number)
+    for n in range(25):  # LOYALTY_SERVER_FLAG_EARNINGS_PER_DAY: 20 by default
+        answer = transfer(server, token, f"SKY-F{n}", 10, card=BOB.card_number)
+        assert answer.status_code == 200, answer.text
+    ledger = server.ledger()
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(select(flags.c.member_id, flags.c.earnings)).all()
+    ledger.engine.dispose()
+    assert [r.member_id for r in rows] == [bob]
+    assert rows[0].earnings >= 21

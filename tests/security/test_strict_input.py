@@ -167,3 +167,36 @@ def test_lookups_with_raw_phones_or_bad_card_numbers_are_422s(
     )
     assert response.status_code == 422
     assert value not in response.text and kind in json.dumps(response.json()["detail"])
+
+
+BAD_LINE_TEXT = {
+    "bidi override": "\u202ewine",
+    "zero width space": "wi\u200bne",
+    "private use": "wine\ue000",
+    "line separator": "wi\u2028ne",
+    "combining run": "wi\u0301\u0302\u0303ne",
+}
+
+
+@pytest.mark.parametrize("field", ["category", "sku"])
+@pytest.mark.parametrize("case", BAD_LINE_TEXT)
+def test_a_sale_line_category_or_sku_of_unprintable_text_is_refused_alone(
+    server: ServerProcess, field: str, case: str
+) -> None:
+    token = server.pair()["token"]
+    anna = member_id(server, ANNA.card_number)
+    bad = sale(anna)
+    bad["lines"][0][field] = BAD_LINE_TEXT[case]
+    result = refused_alone(server, token, bad)
+    assert result["error"].startswith(f"lines[0].{field}: "), result["error"]
+    assert BAD_LINE_TEXT[case] not in result["error"]
+
+
+def test_a_sale_line_category_and_sku_of_printable_text_in_any_script_apply(
+    server: ServerProcess,
+) -> None:
+    token = server.pair()["token"]
+    anna = member_id(server, ANNA.card_number)
+    body = sale(anna)
+    body["lines"][0].update(category="vīns-Zoé 葡萄酒", sku="4006381333931")
+    assert batch(server, token, body)[0]["outcome"] == "applied"
