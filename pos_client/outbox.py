@@ -38,7 +38,7 @@ from typing import Any
 from pos_client.domain import MemberView, member_view_from_json, member_view_to_json, utcnow
 from pos_client.errors import CodedError
 from pos_client.files import private_dir, private_file
-from pos_client.operations import OP_KINDS, canonical_json
+from pos_client.operations import OP_KINDS, canonical_json, sendable_problem
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -774,7 +774,7 @@ class Outbox:
         """`claim`, and how many damaged entries it sent to dead letter on the way."""
         dead = 0
         while True:
-            claimed = self._claim(limit, now)
+            claimed = [_checked(entry) for entry in self._claim(limit, now)]
             damaged = [entry for entry in claimed if entry.damage]
             dead += len(damaged)
             for entry in damaged:
@@ -1069,6 +1069,28 @@ def _decode(raw: bytes | str | None, what: str) -> tuple[Any, str | None]:
         return json.loads(text), None
     except (UnicodeDecodeError, ValueError) as exc:
         return None, f"the stored {what} cannot be read ({type(exc).__name__}: {exc})"[:300]
+
+
+def claim_problem(entry: OutboxEntry) -> str | None:
+    """Why a claimed body must not be sent: it does not belong to its row (another key or
+    type) or lacks what its kind needs. Sent anyway, the server could apply it under the
+    body's key while the row waited for ever; it goes to dead letter instead."""
+    body = entry.body
+    if body.get("key") != entry.key:
+        return "the stored body's key is not its entry's key"
+    if body.get("type") != entry.kind:
+        return "the stored body's type is not its entry's kind"
+    refusal = sendable_problem(body)
+    if refusal is not None:
+        return f"the stored body is not a whole {entry.kind} operation ({refusal.message})"
+    return None
+
+
+def _checked(entry: OutboxEntry) -> OutboxEntry:
+    if entry.damage:
+        return entry
+    problem = claim_problem(entry)
+    return replace(entry, damage=problem) if problem else entry
 
 
 def _text(raw: bytes | str | None) -> str | None:

@@ -1,0 +1,142 @@
+"""A damaged outbox entry that is still valid JSON never reaches the server and never
+stalls the queue; a server that leaves a sent key without a result cannot keep it pending
+for ever. On a real outbox file edited with sqlite3 and a real HTTP server."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from pos_client.backends.http import HttpBackend
+from pos_client.outbox import CORRUPT_ENTRY, EntryState, Outbox
+from pos_client.sync import NO_RESULT, SyncPolicy, SyncWorker
+from tests.integration.ledger_helpers import action_body, sale_body
+
+
+class RecordingServer:
+    """Applies every operation under the key its body carries; `skip` keys get no result."""
+
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+        self.skip: set[str] = set()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def _answer(self, payload: object) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._answer({"status": "ok"})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                operations = json.loads(self.rfile.read(length))["operations"]
+                keys = [str(operation.get("key")) for operation in operations]
+                owner.applied += keys
+                results = [{"key": k, "outcome": "applied"} for k in keys if k not in owner.skip]
+                self._answer({"results": results})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[RecordingServer]:
+    running = RecordingServer()
+    yield running
+    running.close()
+
+
+def damage(path: Path, key: str, body: str) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE entries SET body = ? WHERE key = ?", (body, key))
+    conn.close()
+
+
+def worker(outbox: Outbox, url: str, max_server_errors: int = 5) -> SyncWorker:
+    return SyncWorker(
+        outbox,
+        HttpBackend(url, "token", 2.0, 5.0),
+        policy=SyncPolicy(backoff_base_s=30, backoff_cap_s=30, max_server_errors=max_server_errors),
+        rand=lambda: 1.0,
+    )
+
+
+@pytest.mark.parametrize(
+    "make_body",
+    [
+        pytest.param(lambda key, other: "{}", id="empty-object"),
+        pytest.param(lambda key, other: "[1, 2]", id="a-list"),
+        pytest.param(lambda key, other: json.dumps({**other, "key": key}), id="another-kind"),
+        pytest.param(lambda key, other: json.dumps({"type": "sale", "key": key}), id="no-fields"),
+    ],
+)
+def test_a_valid_json_but_damaged_body_goes_dead_as_corrupt_and_the_queue_moves(
+    tmp_path: Path, server: RecordingServer, make_body: object
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    with Outbox(path) as outbox:
+        keys = [outbox.add(sale_body("m1", f"{n}.00")).key for n in (1, 2, 3)]
+    damage(path, keys[1], make_body(keys[1], action_body("m1", "visit")))  # type: ignore[operator]
+    with Outbox(path) as outbox:
+        report = worker(outbox, server.url).drain()
+        assert report.acked == 2 and report.dead == 1
+        dead = outbox.get(keys[1])
+        assert dead is not None and dead.state is EntryState.DEAD
+        assert dead.error_code == CORRUPT_ENTRY
+        assert outbox.stats().unsent == 0
+    assert server.applied == [keys[0], keys[2]]  # never sent
+
+
+def test_a_body_under_another_key_is_never_applied_by_the_server(
+    tmp_path: Path, server: RecordingServer
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    with Outbox(path) as outbox:
+        keys = [outbox.add(sale_body("m1", f"{n}.00")).key for n in (1, 2)]
+    stranger = sale_body("m1", "9.00")
+    damage(path, keys[1], json.dumps(stranger))
+    with Outbox(path) as outbox:
+        report = worker(outbox, server.url).drain()
+        dead = outbox.get(keys[1])
+        assert dead is not None and dead.state is EntryState.DEAD
+        assert dead.error_code == CORRUPT_ENTRY and "key" in (dead.last_error or "")
+    assert report.acked == 1 and stranger["key"] not in server.applied
+
+
+def test_a_key_the_server_never_answers_goes_dead_after_bounded_retries(
+    tmp_path: Path, server: RecordingServer
+) -> None:
+    with Outbox(tmp_path / "outbox.sqlite") as outbox:
+        keys = [outbox.add(sale_body("m1", f"{n}.00")).key for n in (1, 2)]
+        server.skip.add(keys[0])
+        sync = worker(outbox, server.url, max_server_errors=3)
+        assert sync.drain().acked == 1
+        for _ in range(5):
+            outbox.make_due()
+            sync.drain()
+        entry = outbox.get(keys[0])
+        assert entry is not None and entry.state is EntryState.DEAD
+        assert entry.error_code == NO_RESULT and "3 times" in (entry.last_error or "")
+        later = outbox.add(sale_body("m1", "4.00")).key
+        assert sync.drain().acked == 1 and later in server.applied
