@@ -296,7 +296,16 @@ def cmd_queue_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_queue_quarantine(args: argparse.Namespace) -> int:
-    path = load(args).storage.outbox_path
+    from pos_client.bootstrap import terminal_running
+    from pos_client.outbox import held_by_another
+
+    storage = load(args).storage
+    path = storage.outbox_path
+    if terminal_running(storage.data_dir) or (path.exists() and held_by_another(path)):
+        # Its pending sales would move aside under it while it keeps recording.
+        raise UsageError(
+            f"a terminal is running on {storage.data_dir}: stop it first, then quarantine"
+        )
     moved = quarantine(path)
     if not moved:
         print(f"no outbox at {path}")

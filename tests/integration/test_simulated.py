@@ -21,6 +21,7 @@ from pos_client.bootstrap import Terminal
 from pos_client.configfile import ConfigError
 from pos_client.demo import DEMO_MEMBERS, seed_demo_members
 from pos_client.events import NetworkCommand, ScanEvent
+from pos_client.outbox import Outbox
 from pos_client.scanning import IdentificationFailed, MemberIdentified, ScanRouter
 from tests.conftest import CONFIG_DIR, REPO
 
@@ -402,3 +403,32 @@ def test_pos_client_sim_play_of_an_endless_file_is_one_clear_line(tmp_path: Path
     assert played.returncode == 1 and "Traceback" not in played.stderr, played.stderr
     assert "not a regular file" in played.stderr
     assert len(played.stderr.strip().splitlines()) == 1
+
+
+def test_queue_quarantine_is_refused_while_a_terminal_runs_on_the_folder(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert cli(data, "seed-demo").returncode == 0
+    terminal = subprocess.Popen(
+        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), "run", "--headless"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert terminal.stdout is not None
+        for line in terminal.stdout:
+            if "running" in line:
+                break
+        assert cli(data, "earn", "--member", ANNA.card_number, "--amount", "5.00").returncode == 0
+        refused = cli(data, "queue", "quarantine")
+        assert refused.returncode == 2 and "stop it first" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert not list(data.glob("outbox.sqlite.*corrupt*"))
+    finally:
+        terminal.send_signal(signal.SIGTERM)
+        terminal.wait(10)
+    with Outbox(data / "outbox.sqlite") as outbox:
+        assert len(outbox.entries()) == 1  # the sale recorded beside the terminal is kept
+    kept = cli(data, "queue", "quarantine")  # stopped: now it may
+    assert kept.returncode == 0, kept.stderr
