@@ -62,7 +62,7 @@ class SimulatedReader:
         self.host = section.text("host", "127.0.0.1")
         if self.host not in LOOPBACK:
             raise section.fail("host", "the simulated reader listens on loopback only")
-        self.port = section.integer("port", 0, minimum=0)
+        self.port = section.integer("port", 0, minimum=0, maximum=65535)
         port_file = section.text("port_file", "")
         self.port_file = Path(port_file).expanduser() if port_file else None
         scenario = section.text("scenario", "")
