@@ -81,6 +81,19 @@ PRUNED_ENROLL = (
     " 'member_id', member_id, 'pruned', json('true')) ELSE body END"
 )
 
+# An acknowledged enrollment's result keeps its card number's last 4 digits only.
+CARD_MASK = "*" * 9
+# The same for results an older release stored whole, on open: bounded, a batch per open.
+MASK_STORED_CARDS = (
+    "UPDATE entries SET result = json_set(result, '$.card_number',"
+    f" '{CARD_MASK}' || substr(json_extract(result, '$.card_number'), -4))"
+    " WHERE seq IN (SELECT seq FROM entries WHERE kind = 'enroll' AND state = 'acked'"
+    ' AND result LIKE \'%"card_number":"%\' AND CASE WHEN json_valid(result)'
+    " THEN json_type(result, '$.card_number') = 'text'"
+    f" AND json_extract(result, '$.card_number') NOT LIKE '{CARD_MASK}%' ELSE 0 END"
+    " LIMIT 10000)"
+)
+
 log = logging.getLogger(__name__)
 
 
@@ -422,6 +435,7 @@ class Outbox:
                 f"UPDATE entries SET body = {PRUNED_ENROLL} WHERE kind = 'enroll'"
                 " AND state = 'acked' AND body NOT LIKE '%\"pruned\":true%'"
             )
+            masked = conn.execute(MASK_STORED_CARDS).rowcount
             # Enrollments an older release left dead with the person's details in them.
             conn.execute("BEGIN IMMEDIATE")
             scrubbed = self._scrub_enrollments(
@@ -464,7 +478,7 @@ class Outbox:
             sibling = _sibling(self.path, suffix)
             if sibling.exists():
                 private_file(sibling)
-        if scrubbed:
+        if scrubbed or masked > 0:
             self._drop_old_frames()
         self._hold_in_use()
         return self
@@ -818,7 +832,7 @@ class Outbox:
                 "UPDATE entries SET state = 'acked', result = ?, updated_at = ?,"
                 f" error_code = NULL, last_error = NULL, body = {PRUNED_ENROLL} WHERE key = ?"
                 " RETURNING kind",
-                (canonical_json(result) if result else None, _ts(now or utcnow()), key),
+                (stored_result(result), _ts(now or utcnow()), key),
             )
             pruned = any(row[0] == "enroll" for row in cursor.fetchall())
         if pruned:
@@ -831,7 +845,7 @@ class Outbox:
             conn.executemany(
                 "UPDATE entries SET state = 'acked', result = ?, updated_at = ?,"
                 f" error_code = NULL, last_error = NULL, body = {PRUNED_ENROLL} WHERE key = ?",
-                [(canonical_json(result) if result else None, moment, key) for key, result in acks],
+                [(stored_result(result), moment, key) for key, result in acks],
             )
             marks = ",".join("?" * len(acks))
             pruned = (
@@ -1039,6 +1053,16 @@ class Outbox:
                 "SELECT view FROM member_cache WHERE member_id = ? LIMIT 1", (member_id,)
             ).fetchone()
         return member_view_from_json(json.loads(row[0])) if row else None
+
+
+def stored_result(result: dict[str, Any] | None) -> str | None:
+    """A result as kept on disk: an enrollment's card number masked to its last 4."""
+    if not result:
+        return None
+    card = result.get("card_number")
+    if isinstance(card, str) and not card.startswith(CARD_MASK):
+        result = {**result, "card_number": CARD_MASK + card[-4:]}
+    return canonical_json(result)
 
 
 def mask_phone(phone: str) -> str:

@@ -8,12 +8,15 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from pos_client.backends.http import HttpBackend
+from pos_client.domain import Consent, uuid7
+from pos_client.operations import EnrollOp
 from pos_client.outbox import CORRUPT_ENTRY, EntryState, Outbox
 from pos_client.sync import NO_RESULT, SyncPolicy, SyncWorker
 from tests.integration.ledger_helpers import action_body, sale_body
@@ -140,3 +143,64 @@ def test_a_key_the_server_never_answers_goes_dead_after_bounded_retries(
         assert entry.error_code == NO_RESULT and "3 times" in (entry.last_error or "")
         later = outbox.add(sale_body("m1", "4.00")).key
         assert sync.drain().acked == 1 and later in server.applied
+
+
+CARD = "2969632977389"
+
+
+def enrollment_body() -> dict[str, object]:
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    return EnrollOp(
+        key=uuid7(),
+        member_id=uuid7(),
+        first_name="Dana",
+        last_name="Kay",
+        phone_key="ab" * 32,
+        phone_last="89",
+        card_number=CARD,
+        consent=Consent("terms-v1", now, "pos", True),
+        occurred_at=now,
+    ).to_body()
+
+
+def on_disk(path: Path) -> bytes:
+    files = [path, path.with_name(path.name + "-wal")]
+    return b"".join(file.read_bytes() for file in files if file.exists())
+
+
+def test_an_acknowledged_enrollment_keeps_only_the_last_4_of_its_card_number(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    with Outbox(path) as outbox:
+        first, second = (str(outbox.add(enrollment_body()).key) for _ in range(2))
+        outbox.ack_many([(first, {"member_id": "m", "card_number": CARD, "balance": 0})])
+        outbox.claim(10)
+        outbox.ack(second, {"member_id": "m2", "card_number": CARD})
+        for key in (first, second):
+            entry = outbox.get(key)
+            assert entry is not None and entry.result is not None
+            assert entry.result["card_number"] == "*********7389"
+    assert CARD.encode() not in on_disk(path)
+
+
+def test_a_card_number_an_older_release_kept_whole_is_masked_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    with Outbox(path) as outbox:
+        key = str(outbox.add(enrollment_body()).key)
+        sale = outbox.add(sale_body("m1", "1.00")).key
+        outbox.ack_many([(key, {"member_id": "m"}), (sale, {"balance": 3})])
+    with sqlite3.connect(path) as conn:  # as an older release stored it
+        conn.execute(
+            "UPDATE entries SET result = ? WHERE key = ?",
+            (json.dumps({"member_id": "m", "card_number": CARD}, separators=(",", ":")), key),
+        )
+        conn.execute("UPDATE entries SET result = 'not json' WHERE key = ?", (sale,))
+    conn.close()
+    with Outbox(path) as outbox:
+        entry = outbox.get(key)
+        assert entry is not None and entry.result == {
+            "member_id": "m",
+            "card_number": "*********7389",
+        }
+    assert CARD.encode() not in on_disk(path)
