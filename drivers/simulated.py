@@ -109,7 +109,9 @@ class SimulatedReader:
         self.port = server.getsockname()[1]
         if self.port_file is not None:
             temporary = self.port_file.with_name(f"{self.port_file.name}.{os.getpid()}.tmp")
-            temporary.write_text(f"{self.port}\n")
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(f"{self.port}\n")
             os.replace(temporary, self.port_file)  # `pos-client sim` never reads half a file
         self._stop.clear()
         self._spawn(self._accept_loop, "sim-accept")

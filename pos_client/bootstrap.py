@@ -24,7 +24,7 @@ from pos_client.configfile import ConfigError
 from pos_client.deferred import Deferred
 from pos_client.errors import LedgerSchemaError
 from pos_client.events import EventBus
-from pos_client.files import private_dir, private_file
+from pos_client.files import private_dir, private_file, tighten_descriptor, tighten_folder
 from pos_client.outbox import Outbox
 from pos_client.ports import Backend
 from pos_client.privacy import OfflineLookupKey, PhoneHasher, load_or_create_key
@@ -135,6 +135,7 @@ def _read_token_file(path: Path) -> str:
     with os.fdopen(descriptor, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise ConfigError(f"{refused} is not a regular file: not read")
+        tighten_descriptor(handle.fileno())
         try:
             raw = handle.read(MAX_TOKEN_BYTES + 2)
         except OSError as exc:
@@ -389,6 +390,7 @@ def terminal_program(settings: Settings) -> tuple[Program, str, ProgramCache | N
 
 
 def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
+    tighten_folder(private_dir(settings.storage.data_dir))
     program, version, program_cache = terminal_program(settings)
     # A terminal paired without the store-wide phone key (the default since pairing asks
     # the server to keep it) sends numbers for the server to key; it never makes one up.

@@ -22,7 +22,7 @@ from pos_client.checkout import AlreadyMember, CheckoutError, MemberNotFound, Me
 from pos_client.configfile import ConfigError
 from pos_client.domain import Purchase, PurchaseLine, member_view_to_json
 from pos_client.errors import LedgerSchemaError
-from pos_client.files import private_dir
+from pos_client.files import private_dir, tighten_descriptor
 from pos_client.identify import IdentifyError
 from pos_client.outbox import EntryState, OutboxError, quarantine, read_incidents, reseal
 from pos_client.settings import Settings, load_settings
@@ -432,7 +432,10 @@ def cmd_pair(args: argparse.Namespace) -> int:
     if answer.get("phone_key"):  # an older server still hands the store-wide key out
         secrets_kept.append((settings.phone_key_file, answer["phone_key"]))
     for path, secret in secrets_kept:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        descriptor = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+        tighten_descriptor(descriptor)  # an existing file keeps its mode: made 0600
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secret + "\n")
     print(f"paired as terminal {answer['terminal_id']}; token kept in {token_path}")

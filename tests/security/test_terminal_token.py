@@ -78,3 +78,44 @@ def test_a_token_in_the_environment_with_a_newline_is_refused(
     result = sync(data, config, POS_CLIENT_TOKEN="abc\ndef")
     assert result.returncode != 0 and "POS_CLIENT_TOKEN" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def loose(data: Path) -> list[str]:
+    return sorted(
+        f"{file.name} {oct(file.stat().st_mode & 0o777)}"
+        for file in data.iterdir()
+        if file.is_file() and not file.is_symlink() and file.stat().st_mode & 0o077
+    )
+
+
+def test_the_terminals_files_are_made_0600_and_older_loose_ones_tightened_at_start(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "t1"
+    os.umask(0o022)  # the usual umask: a file made without care would be 0644
+    assert cli(data, "seed-demo").returncode == 0
+    assert cli(data, "sync").returncode == 0
+    assert loose(data) == []  # everything made by the terminal is private
+    names = [file.name for file in data.iterdir() if file.is_file()]
+    assert "lookup.key" in names and "outbox.sqlite" in names
+    for name in (*names, "terminal.token", "terminal.run.lock"):  # as an older release left them
+        (data / name).touch()
+        (data / name).chmod(0o644)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("not the terminal's\n")
+    elsewhere.chmod(0o644)
+    (data / "a-link").symlink_to(elsewhere)
+    assert len(loose(data)) == len(set(names) | {"terminal.token", "terminal.run.lock"})
+    assert cli(data, "queue", "status").returncode == 0
+    assert loose(data) == []
+    assert elsewhere.stat().st_mode & 0o777 == 0o644  # a link is not followed
