@@ -5,7 +5,10 @@ for ever. On a real outbox file edited with sqlite3 and a real HTTP server."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,6 +22,7 @@ from pos_client.domain import Consent, uuid7
 from pos_client.operations import EnrollOp
 from pos_client.outbox import CORRUPT_ENTRY, EntryState, Outbox
 from pos_client.sync import NO_RESULT, SyncPolicy, SyncWorker
+from tests.conftest import REPO
 from tests.integration.ledger_helpers import action_body, sale_body
 
 
@@ -204,3 +208,23 @@ def test_a_card_number_an_older_release_kept_whole_is_masked_on_open(tmp_path: P
             "card_number": "*********7389",
         }
     assert CARD.encode() not in on_disk(path)
+
+
+def test_doctor_names_a_damaged_unsent_entry_and_changes_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    with Outbox(data / "outbox.sqlite") as outbox:
+        keys = [outbox.add(sale_body("m1", f"{n}.00")).key for n in (1, 2, 3)]
+    damage(data / "outbox.sqlite", keys[1], "{}")
+    doctor = subprocess.run(
+        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), "doctor"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "POS_CLIENT__ADMIN__PIN": "97531"},
+    )
+    assert doctor.returncode == 1 and "Traceback" not in doctor.stderr, doctor.stdout
+    assert "BAD outbox entries: 1 unsent entry damaged (seq 2)" in doctor.stdout
+    with Outbox(data / "outbox.sqlite") as outbox:
+        assert outbox.stats().unsent == 3  # doctor only looks
