@@ -14,8 +14,10 @@ import json
 import logging
 import os
 import socket
+import stat
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from functools import partial
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.base import DriverUnavailable, ReaderInUse, Sink
-from pos_client.configfile import ConfigError, Section, load_toml
+from pos_client.configfile import ConfigError, Section
 from pos_client.events import NetworkCommand, ReaderStatus, ScanEvent
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 MAX_COMMAND_BYTES = 4096
 MAX_WAIT_S = 600.0
 MAX_LATENCY_S = 30.0  # the core's NetworkSwitch refuses more
+MAX_SCENARIO_BYTES = 256 * 1024  # a scenario is a short list of steps
 
 
 def seconds_in(command: Mapping[str, Any], limit: float) -> float:
@@ -59,7 +62,7 @@ class SimulatedReader:
         self.host = section.text("host", "127.0.0.1")
         if self.host not in LOOPBACK:
             raise section.fail("host", "the simulated reader listens on loopback only")
-        self.port = section.integer("port", 0, minimum=0)
+        self.port = section.integer("port", 0, minimum=0, maximum=65535)
         port_file = section.text("port_file", "")
         self.port_file = Path(port_file).expanduser() if port_file else None
         scenario = section.text("scenario", "")
@@ -106,7 +109,9 @@ class SimulatedReader:
         self.port = server.getsockname()[1]
         if self.port_file is not None:
             temporary = self.port_file.with_name(f"{self.port_file.name}.{os.getpid()}.tmp")
-            temporary.write_text(f"{self.port}\n")
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(f"{self.port}\n")
             os.replace(temporary, self.port_file)  # `pos-client sim` never reads half a file
         self._stop.clear()
         self._spawn(self._accept_loop, "sim-accept")
@@ -321,9 +326,43 @@ class SimulatedReader:
                     return
 
 
+def read_scenario(path: Path) -> str:
+    """A scenario file's text, read bounded: only a regular file (a FIFO, a device such as
+    /dev/zero or a directory is refused before it is read, and a FIFO never blocks the
+    open), at most MAX_SCENARIO_BYTES, UTF-8. Errors never echo the file's contents."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ConfigError(f"{path}: not a scenario (not a regular file)")
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped after the stat
+            raise ConfigError(f"{path}: not a scenario (not a regular file)")
+        try:
+            raw = handle.read(MAX_SCENARIO_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ConfigError(f"{path}: not a scenario (larger than {MAX_SCENARIO_BYTES} bytes)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a scenario (not UTF-8 text)") from None
+
+
 def load_scenario(path: Path) -> list[dict[str, Any]]:
-    """Scenario TOML -> commands, with errors naming the step and key."""
-    root = Section(load_toml(path), str(path))
+    """Scenario TOML -> commands, with errors naming the step and key. A file that is not
+    TOML is refused without its parse position (which would tell what it holds)."""
+    try:
+        data = tomllib.loads(read_scenario(path))
+    except tomllib.TOMLDecodeError:
+        raise ConfigError(f"{path}: not a scenario (not TOML)") from None
+    if not isinstance(data.get("steps"), list):
+        raise ConfigError(f"{path}: not a scenario (no [[steps]])")
+    root = Section(data, str(path))
     steps = []
     for step in root.tables("steps"):
         action = step.text("do")

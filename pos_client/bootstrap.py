@@ -11,6 +11,7 @@ import fcntl
 import logging
 import os
 import secrets
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
@@ -23,7 +24,7 @@ from pos_client.configfile import ConfigError
 from pos_client.deferred import Deferred
 from pos_client.errors import LedgerSchemaError
 from pos_client.events import EventBus
-from pos_client.files import private_dir, private_file
+from pos_client.files import private_dir, private_file, tighten_descriptor, tighten_folder
 from pos_client.outbox import Outbox
 from pos_client.ports import Backend
 from pos_client.privacy import OfflineLookupKey, PhoneHasher, load_or_create_key
@@ -108,16 +109,57 @@ def _embedded(settings: Settings, program: Program) -> tuple[Backend, Ledger | N
     return EmbeddedBackend(ledger), ledger
 
 
+MAX_TOKEN_BYTES = 512
+
+
+def _token_problem(token: str) -> str | None:
+    if len(token) > MAX_TOKEN_BYTES or not token.isascii() or not token.isprintable():
+        return f"not a token (printable ASCII of at most {MAX_TOKEN_BYTES} characters)"
+    if any(char.isspace() for char in token):
+        return "not a token (it holds spaces)"
+    return None
+
+
+def _read_token_file(path: Path) -> str:
+    """The token file's text: a regular file (never followed through a symbolic link, a
+    FIFO never blocks), read bounded, ASCII. Raises ConfigError naming what is wrong."""
+    refused = f"config key 'backend.token_file': {path}"
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{refused} is a symbolic link: not read") from None
+        raise ConfigError(f"{refused} cannot be read: {exc.strerror}") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ConfigError(f"{refused} is not a regular file: not read")
+        tighten_descriptor(handle.fileno())
+        try:
+            raw = handle.read(MAX_TOKEN_BYTES + 2)
+        except OSError as exc:
+            raise ConfigError(f"{refused} cannot be read: {exc.strerror}") from None
+    try:
+        token = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{refused} is not a token (not ASCII text)") from None
+    problem = _token_problem(token)
+    if problem:
+        raise ConfigError(f"{refused} is {problem}")
+    return token
+
+
 def read_token(settings: Settings) -> str:
     """The terminal token: POS_CLIENT_TOKEN, else backend.token_file, else token in data_dir."""
     token = os.environ.get("POS_CLIENT_TOKEN", "").strip()
     if token:
+        problem = _token_problem(token)
+        if problem:
+            raise ConfigError(f"POS_CLIENT_TOKEN is {problem}")
         return token
     path = Path(settings.backend.token_file or settings.storage.data_dir / "terminal.token")
-    try:
-        token = path.expanduser().read_text().strip()
-    except OSError:
-        token = ""
+    token = _read_token_file(path.expanduser())
     if not token:
         raise ConfigError(
             f"config key 'backend.token_file': no terminal token in {path};"
@@ -348,6 +390,7 @@ def terminal_program(settings: Settings) -> tuple[Program, str, ProgramCache | N
 
 
 def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
+    tighten_folder(private_dir(settings.storage.data_dir))
     program, version, program_cache = terminal_program(settings)
     # A terminal paired without the store-wide phone key (the default since pairing asks
     # the server to keep it) sends numbers for the server to key; it never makes one up.

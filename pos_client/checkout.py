@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from pos_client import rules
 from pos_client.deferred import Deferred
@@ -39,6 +40,7 @@ from pos_client.identify import (
     readings,
 )
 from pos_client.operations import (
+    MAX_TEXT,
     PARTNER_ACCOUNT_MAX,
     ActionOp,
     EnrollOp,
@@ -46,6 +48,7 @@ from pos_client.operations import (
     RedemptionRequest,
     SaleOp,
     partner_account_problem,
+    sendable_problem,
 )
 from pos_client.outbox import Outbox
 from pos_client.ports import Backend, BackendUnavailable
@@ -53,6 +56,10 @@ from pos_client.privacy import OfflineLookupKey, PhoneHasher
 from pos_client.rules import EarnBreakdown, Program, RedemptionPlan, RulesError
 
 log = logging.getLogger(__name__)
+
+
+# What the store server would refuse as malformed text (too long, control characters).
+TEXT_INVALID = "text_invalid"
 
 
 class CheckoutError(CodedError):
@@ -435,6 +442,15 @@ class Checkout:
 
     # ------------------------------------------------------------ recording
 
+    def _record(self, body: dict[str, Any], now: datetime) -> None:
+        """Record an operation durably, unless the store server would refuse it as it
+        stands (a category with an escape, a 300-character SKU, a 200-letter name): refused
+        here, before it is recorded, by the rules the server parses with."""
+        refusal = sendable_problem(body)
+        if refusal is not None:
+            raise CheckoutError(refusal.message, TEXT_INVALID)
+        self.outbox.add(body, now=now)
+
     def checked_purchase(self, purchase: Purchase) -> Purchase:
         """The purchase with each amount in the currency's decimals; refused here, before it
         is recorded, when the store server would refuse it (10.555 dollars, 1E+9)."""
@@ -484,7 +500,7 @@ class Checkout:
             offline=not session.online,
             program_version=self.program_version,
         )
-        self.outbox.add(op.to_body(), now=op.occurred_at)
+        self._record(op.to_body(), op.occurred_at)
         self.bus.publish(
             SaleRecorded(op.key, op.member_id, breakdown.points, op.redeem_points, op.offline)
         )
@@ -551,7 +567,7 @@ class Checkout:
             occurred_at=self.clock(),
             partner_account=account,
         )
-        self.outbox.add(op.to_body(), now=op.occurred_at)
+        self._record(op.to_body(), op.occurred_at)
         self.wake_sync()
         line = f"{plan.target.name}: {plan.points} -> {plan.converted} {plan.target.unit_name}"
         return Receipt(
@@ -581,7 +597,7 @@ class Checkout:
             occurred_at=self.clock(),
             expected_points=points,
         )
-        self.outbox.add(op.to_body(), now=op.occurred_at)
+        self._record(op.to_body(), op.occurred_at)
         self.wake_sync()
         rule = self.program.actions[action_id]
         return Receipt(
@@ -619,6 +635,8 @@ class Checkout:
         if not first_name:
             raise CheckoutError("a first name is needed", "name_required")
         for name in (first_name, last_name):
+            if len(name) > MAX_TEXT:
+                raise CheckoutError(f"name: 1 to {MAX_TEXT} characters", TEXT_INVALID)
             problem = name_problem(name)
             if problem is not None:
                 raise CheckoutError(f"name: {problem}", "name_invalid")
@@ -644,7 +662,7 @@ class Checkout:
         if self.server_hashes_phones:  # the server keys it; pruned here once it has it
             del body["phone_key"]
             body["phone"] = identity.value
-        self.outbox.add(body, now=now)
+        self._record(body, now)
         first_tier = self.program.tiers.tiers[0]
         upcoming = rules.next_tier(self.program.tiers, MemberStats())
         nearest = rules.next_reward(self.program, 0, first_tier)

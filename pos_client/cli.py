@@ -22,7 +22,7 @@ from pos_client.checkout import AlreadyMember, CheckoutError, MemberNotFound, Me
 from pos_client.configfile import ConfigError
 from pos_client.domain import Purchase, PurchaseLine, member_view_to_json
 from pos_client.errors import LedgerSchemaError
-from pos_client.files import private_dir
+from pos_client.files import private_dir, tighten_descriptor
 from pos_client.identify import IdentifyError
 from pos_client.outbox import EntryState, OutboxError, quarantine, read_incidents, reseal
 from pos_client.settings import Settings, load_settings
@@ -296,7 +296,16 @@ def cmd_queue_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_queue_quarantine(args: argparse.Namespace) -> int:
-    path = load(args).storage.outbox_path
+    from pos_client.bootstrap import terminal_running
+    from pos_client.outbox import held_by_another
+
+    storage = load(args).storage
+    path = storage.outbox_path
+    if terminal_running(storage.data_dir) or (path.exists() and held_by_another(path)):
+        # Its pending sales would move aside under it while it keeps recording.
+        raise UsageError(
+            f"a terminal is running on {storage.data_dir}: stop it first, then quarantine"
+        )
     moved = quarantine(path)
     if not moved:
         print(f"no outbox at {path}")
@@ -423,7 +432,10 @@ def cmd_pair(args: argparse.Namespace) -> int:
     if answer.get("phone_key"):  # an older server still hands the store-wide key out
         secrets_kept.append((settings.phone_key_file, answer["phone_key"]))
     for path, secret in secrets_kept:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        descriptor = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+        tighten_descriptor(descriptor)  # an existing file keeps its mode: made 0600
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secret + "\n")
     print(f"paired as terminal {answer['terminal_id']}; token kept in {token_path}")

@@ -68,7 +68,13 @@ class Section:
             raise self.fail(name, f"expected true or false, got {value!r}")
         return value
 
-    def integer(self, name: str, default: Any = _MISSING, minimum: int | None = None) -> Any:
+    def integer(
+        self,
+        name: str,
+        default: Any = _MISSING,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> Any:
         value = self._get(name, default)
         if value is None:
             return None
@@ -81,6 +87,8 @@ class Section:
             raise self.fail(name, f"expected a whole number, got {value!r}")
         if minimum is not None and value < minimum:
             raise self.fail(name, f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise self.fail(name, f"must be at most {maximum}, got {value}")
         return value
 
     def decimal(self, name: str, default: Any = _MISSING, minimum: Decimal | None = None) -> Any:

@@ -15,7 +15,14 @@ from enum import StrEnum
 from pathlib import Path
 
 from pos_client.files import private_dir
-from pos_client.outbox import SCHEMA_VERSION, Outbox, OutboxError
+from pos_client.outbox import (
+    SCHEMA_VERSION,
+    EntryState,
+    Outbox,
+    OutboxEntry,
+    OutboxError,
+    claim_problem,
+)
 from pos_client.ports import Backend, BackendUnavailable
 from pos_client.staff import DEFAULT_PIN, guessable, kiosk_pin_problem
 
@@ -69,11 +76,21 @@ def check_disk(path: Path) -> list[Check]:
     return [Check("disk", ok, detail)]
 
 
+MAX_ENTRIES_CHECKED = 10000  # unsent entries whose bodies doctor reads, per state
+
+
 def check_outbox(path: Path) -> list[Check]:
+    unsent: list[OutboxEntry] = []
     try:
         with Outbox(path) as outbox:
             integrity = outbox.integrity_check()  # the full check, whatever the last stop
             stats = outbox.stats() if integrity == "ok" else None
+            if stats is not None:
+                unsent = [
+                    entry
+                    for state in (EntryState.PENDING, EntryState.SENDING)
+                    for entry in outbox.entries(state, limit=MAX_ENTRIES_CHECKED)
+                ]
     except OutboxError as exc:
         return [Check("outbox", False, str(exc))]
     except sqlite3.DatabaseError as exc:
@@ -94,6 +111,17 @@ def check_outbox(path: Path) -> list[Check]:
             f"{path}: {integrity} (full check; schema version {SCHEMA_VERSION})",
         )
     ]
+    damaged = [entry.seq for entry in unsent if entry.damage or claim_problem(entry)]
+    if damaged:  # never sent: the next sync sends them to dead letter as corrupt_entry
+        rows.append(
+            Check(
+                "outbox entries",
+                False,
+                f"{len(damaged)} unsent entr{'y' if len(damaged) == 1 else 'ies'} damaged"
+                f" (seq {', '.join(map(str, damaged[:5]))}): the next sync keeps"
+                " them aside as dead (corrupt_entry); see `pos-client queue status`",
+            )
+        )
     incidents = path.with_name(path.name + ".incidents")
     if incidents.exists():
         lines = incidents.read_text(errors="replace").splitlines()

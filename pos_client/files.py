@@ -30,6 +30,27 @@ def private_file(path: Path) -> Path:
     return path
 
 
+def tighten_folder(path: Path) -> None:
+    """Each regular file directly in the terminal's data folder made 0600: the token, keys,
+    records and locks an older release (or a hand) left 0644. Links are not followed."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False):
+                _tighten(Path(entry.path), FILE_MODE)
+
+
+def tighten_descriptor(descriptor: int) -> None:
+    """The open file made 0600 if group or others may read it (never widened)."""
+    with contextlib.suppress(OSError):
+        current = stat.S_IMODE(os.fstat(descriptor).st_mode)
+        if current & 0o077:
+            os.fchmod(descriptor, current & FILE_MODE)
+
+
 def _tighten(path: Path, mode: int) -> None:
     """Drop group/other permissions (never widen); a file we do not own is left as it is."""
     with contextlib.suppress(OSError):

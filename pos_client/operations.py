@@ -500,6 +500,26 @@ OP_PARSERS: dict[str, Any] = {
 }
 
 
+# Stands for the keyed phone of an enrollment that carries the number for the server to key.
+PHONE_KEY_STANDIN = "0" * 64
+
+
+def sendable_problem(body: Any) -> OpRejected | None:
+    """Why the server would refuse this body as malformed (the rules it parses with), or
+    None. An enrollment carrying `phone` for the server to key is judged with a stand-in
+    key; the terminal checks before recording and again before sending."""
+    if isinstance(body, dict) and body.get("type") == OP_ENROLL and "phone" in body:
+        phone = body.get("phone")
+        if "phone_key" in body or not isinstance(phone, str) or not 0 < len(phone) <= MAX_TEXT:
+            return OpRejected("bad_request", "phone: 1 to 64 characters, without a phone_key")
+        body = {k: v for k, v in body.items() if k != "phone"} | {"phone_key": PHONE_KEY_STANDIN}
+    try:
+        parse_operation(body)
+    except OpRejected as exc:
+        return exc
+    return None
+
+
 def parse_operation(body: Any) -> Operation:
     if not isinstance(body, dict):
         raise OpRejected("bad_request", "an operation must be a JSON object")

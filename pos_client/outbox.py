@@ -46,7 +46,7 @@ from typing import Any
 from pos_client.domain import MemberView, member_view_from_json, member_view_to_json, utcnow
 from pos_client.errors import CodedError
 from pos_client.files import private_dir, private_file
-from pos_client.operations import OP_KINDS, canonical_json
+from pos_client.operations import OP_KINDS, canonical_json, sendable_problem
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -127,6 +127,12 @@ def _step_housekeeping(conn: sqlite3.Connection) -> int:
     return 0
 
 
+def _step_mask_stored_cards(conn: sqlite3.Connection) -> int:
+    # Results an older release stored with the whole card number; since this step every
+    # acknowledgement masks it as it is stored.
+    return conn.execute(MASK_STORED_CARDS).rowcount
+
+
 # The outbox's schema, step by step: an outbox at version N (PRAGMA user_version; 0 for one
 # made before versions, up to release 2026-11-25) runs steps N+1.. on open, each in its own
 # transaction. Append new steps; never change or reorder one that shipped. Each returns the
@@ -137,6 +143,7 @@ UPGRADES: tuple[tuple[str, Callable[[sqlite3.Connection], int]], ...] = (
     ("acknowledged enrollments pruned of the person's details", _step_prune_acked_enrollments),
     ("dead enrollments scrubbed of the person's details", _step_scrub_dead_enrollments),
     ("indexes for housekeeping, clean-stop flag", _step_housekeeping),
+    ("card numbers of acknowledged enrollments masked", _step_mask_stored_cards),
 )
 SCHEMA_VERSION = len(UPGRADES)
 
@@ -147,6 +154,18 @@ PRUNE_BATCH = 500  # acked entries deleted per transaction by housekeeping
 PRUNED_ENROLL = (
     "CASE WHEN kind = 'enroll' THEN json_object('type', 'enroll', 'key', key,"
     " 'member_id', member_id, 'pruned', json('true')) ELSE body END"
+)
+
+# An acknowledged enrollment's result keeps its card number's last 4 digits only.
+CARD_MASK = "*" * 9
+# The same for results an older release stored whole, on open: bounded, a batch per open.
+MASK_STORED_CARDS = (
+    "UPDATE entries SET result = json_set(result, '$.card_number',"
+    f" '{CARD_MASK}' || substr(json_extract(result, '$.card_number'), -4))"
+    " WHERE seq IN (SELECT seq FROM entries WHERE kind = 'enroll' AND state = 'acked'"
+    ' AND result LIKE \'%"card_number":"%\' AND CASE WHEN json_valid(result)'
+    " THEN json_type(result, '$.card_number') = 'text'"
+    f" AND json_extract(result, '$.card_number') NOT LIKE '{CARD_MASK}%' ELSE 0 END)"
 )
 
 log = logging.getLogger(__name__)
@@ -954,7 +973,7 @@ class Outbox:
         """`claim`, and how many damaged entries it sent to dead letter on the way."""
         dead = 0
         while True:
-            claimed = self._claim(limit, now)
+            claimed = [_checked(entry) for entry in self._claim(limit, now)]
             damaged = [entry for entry in claimed if entry.damage]
             dead += len(damaged)
             for entry in damaged:
@@ -998,7 +1017,7 @@ class Outbox:
                 "UPDATE entries SET state = 'acked', result = ?, updated_at = ?,"
                 f" error_code = NULL, last_error = NULL, body = {PRUNED_ENROLL} WHERE key = ?"
                 " RETURNING kind",
-                (canonical_json(result) if result else None, _ts(now or utcnow()), key),
+                (stored_result(result), _ts(now or utcnow()), key),
             )
             pruned = any(row[0] == "enroll" for row in cursor.fetchall())
         if pruned:
@@ -1011,7 +1030,7 @@ class Outbox:
             conn.executemany(
                 "UPDATE entries SET state = 'acked', result = ?, updated_at = ?,"
                 f" error_code = NULL, last_error = NULL, body = {PRUNED_ENROLL} WHERE key = ?",
-                [(canonical_json(result) if result else None, moment, key) for key, result in acks],
+                [(stored_result(result), moment, key) for key, result in acks],
             )
             marks = ",".join("?" * len(acks))
             pruned = (
@@ -1241,6 +1260,16 @@ class Outbox:
         return member_view_from_json(json.loads(row[0])) if row else None
 
 
+def stored_result(result: dict[str, Any] | None) -> str | None:
+    """A result as kept on disk: an enrollment's card number masked to its last 4."""
+    if not result:
+        return None
+    card = result.get("card_number")
+    if isinstance(card, str) and not card.startswith(CARD_MASK):
+        result = {**result, "card_number": CARD_MASK + card[-4:]}
+    return canonical_json(result)
+
+
 def mask_phone(phone: str) -> str:
     """+447700900789 -> +44******789: enough for staff to tell enrollments apart."""
     return phone[:3] + "*" * 6 + phone[-3:] if len(phone) > 8 else "*" * 6
@@ -1269,6 +1298,28 @@ def _decode(raw: bytes | str | None, what: str) -> tuple[Any, str | None]:
         return json.loads(text), None
     except (UnicodeDecodeError, ValueError) as exc:
         return None, f"the stored {what} cannot be read ({type(exc).__name__}: {exc})"[:300]
+
+
+def claim_problem(entry: OutboxEntry) -> str | None:
+    """Why a claimed body must not be sent: it does not belong to its row (another key or
+    type) or lacks what its kind needs. Sent anyway, the server could apply it under the
+    body's key while the row waited for ever; it goes to dead letter instead."""
+    body = entry.body
+    if body.get("key") != entry.key:
+        return "the stored body's key is not its entry's key"
+    if body.get("type") != entry.kind:
+        return "the stored body's type is not its entry's kind"
+    refusal = sendable_problem(body)
+    if refusal is not None:
+        return f"the stored body is not a whole {entry.kind} operation ({refusal.message})"
+    return None
+
+
+def _checked(entry: OutboxEntry) -> OutboxEntry:
+    if entry.damage:
+        return entry
+    problem = claim_problem(entry)
+    return replace(entry, damage=problem) if problem else entry
 
 
 def _text(raw: bytes | str | None) -> str | None:

@@ -346,6 +346,9 @@ def parse_admin(admin: Section) -> AdminSettings:
     )
 
 
+MAX_TCP_PORT = 65535  # 0: any free port, where a reader allows it
+
+
 def parse_readers(root: Section) -> tuple[ReaderSettings, ...]:
     readers = []
     names: set[str] = set()
@@ -355,6 +358,8 @@ def parse_readers(root: Section) -> tuple[ReaderSettings, ...]:
             raise reader.fail("name", f"two readers are called {name!r}")
         names.add(name)
         options = {k: v for k, v in reader.data.items() if k not in ("kind", "name")}
+        if not isinstance(options.get("port"), str | None):  # a TCP port (a serial one is a path)
+            reader.integer("port", minimum=0, maximum=MAX_TCP_PORT)
         readers.append(ReaderSettings(reader.text("kind"), name, options))
     return tuple(readers)
 

@@ -32,6 +32,7 @@ class SyncPolicy:
 
 SERVER_ERROR = "server_error"
 HOUSEKEEPING_INTERVAL_S = 24 * 3600.0  # at start, then daily while running
+NO_RESULT = "no_result"
 
 
 @dataclass
@@ -194,7 +195,9 @@ class SyncWorker:
         acks: list[tuple[OutboxEntry, OpResult]] = []
         for entry in batch:
             result = by_key.get(entry.key)
-            if result is None or result.outcome is Outcome.RETRY:
+            if result is None:
+                self._no_result(entry, counts)
+            elif result.outcome is Outcome.RETRY:
                 error = result.error if result else "no result for this operation"
                 self.outbox.retry_later(
                     [entry.key], error or "retry", self._next_attempt(entry.attempts)
@@ -220,6 +223,25 @@ class SyncWorker:
                 self._remember_balance(outcome)
             for entry, result in acks:
                 self.bus.publish(OperationSynced(entry.key, entry.kind, result.result or {}))
+
+    def _no_result(self, entry: OutboxEntry, counts: _Counts) -> None:
+        """The server answered the batch but not this operation: retried a bounded number
+        of times (counted as server failures), then dead letter, never pending for ever."""
+        failures = self.outbox.note_server_error(entry.key)
+        if failures >= self.policy.max_server_errors:
+            reason = f"the server gave no result for this operation {failures} times"
+            self.outbox.mark_dead(entry.key, NO_RESULT, reason)
+            counts.dead += 1
+            log.warning("operation %s dead: no result %d times", entry.key, failures)
+            self.bus.publish(OperationDead(entry.key, entry.kind, NO_RESULT, reason))
+            return
+        self.outbox.retry_later(
+            [entry.key],
+            "no result for this operation",
+            self._next_attempt(entry.attempts),
+            code=NO_RESULT,
+        )
+        counts.retried += 1
 
     def _remember_balance(self, result: dict[str, Any] | None) -> None:
         if result and isinstance(result.get("balance"), int) and result.get("member_id"):

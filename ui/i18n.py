@@ -353,6 +353,7 @@ ERROR_KEYS: dict[str, str] = {
     "consent_required": N_("error.consent_required"),
     "name_required": N_("error.name_required"),
     "name_invalid": N_("error.name_invalid"),
+    "text_invalid": N_("error.text_invalid"),
     "unknown_reward": N_("error.unknown_reward"),
     "unknown_target": N_("error.unknown_target"),
     "birthday_unavailable": N_("error.birthday_unavailable"),

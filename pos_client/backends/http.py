@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,63 @@ log = logging.getLogger(__name__)
 REFUSED_BATCH = {413: "too_large", 422: "bad_request"}
 # The programme's JSON rules beside its TOML text, escaped: a generous bound.
 MAX_PROGRAM_ANSWER = 4 * MAX_PROGRAM_BYTES
+# A pairing answer kept on disk: a token of printable ASCII, a phone key of 64 hex digits.
+TOKEN_PATTERN = re.compile(r"[!-~]{16,512}")
+PHONE_KEY_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
+TERMINAL_ID_PATTERN = re.compile(r"[!-~]{1,128}")
+MAX_ERROR_TEXT = 300
+
+
+class MalformedAnswer(BackendUnavailable):
+    """The server (or a proxy before it) answered with something not of the expected
+    shape: treated as the backend being unavailable, so nothing sent is lost."""
+
+
+def _json(response: Any, what: str) -> Any:
+    try:
+        return response.json()
+    except (ValueError, RecursionError):  # JSONDecodeError, bad UTF-8, nesting
+        raise MalformedAnswer(
+            f"{what}: the answer is not JSON (HTTP {response.status_code})"
+        ) from None
+
+
+def _short(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value)[:MAX_ERROR_TEXT]
+    return "".join(c if c.isprintable() else "?" for c in text[:MAX_ERROR_TEXT])
+
+
+def parse_results(answer: Any, keys: Sequence[str]) -> list[OpResult]:
+    """The batch answer's results, checked: a list of objects with a known outcome, one
+    for each key sent and for no other. Anything else raises MalformedAnswer."""
+    results = answer.get("results") if isinstance(answer, dict) else None
+    if not isinstance(results, list):
+        raise MalformedAnswer("batch: the answer has no list of results")
+    parsed: list[OpResult] = []
+    for item in results:
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise MalformedAnswer("batch: a result is not an object with a key")
+        try:
+            outcome = Outcome(str(item.get("outcome")))
+        except ValueError:
+            raise MalformedAnswer("batch: a result has an unknown outcome") from None
+        result = item.get("result")
+        if result is not None and not isinstance(result, dict):
+            raise MalformedAnswer("batch: a result's detail is not an object")
+        code = item.get("code")
+        if code is not None and not isinstance(code, str):
+            raise MalformedAnswer("batch: a result's code is not text")
+        parsed.append(
+            OpResult(item["key"], outcome, result, _short(code), _short(item.get("error")))
+        )
+    answered = [result.key for result in parsed]
+    # One result at most per key sent, none for another key; a key left without a result
+    # is the sync worker's to retry a bounded number of times, then to dead-letter.
+    if len(set(answered)) < len(answered) or set(answered) - set(keys):
+        raise MalformedAnswer("batch: the results do not match the operations sent")
+    return parsed
 
 
 class HttpBackend:
@@ -75,7 +133,7 @@ class HttpBackend:
             return None
         if response.status_code != 200:
             raise BackendUnavailable(f"lookup: HTTP {response.status_code}")
-        return member_view_from_json(response.json())
+        return _member(_json(response, "lookup"))
 
     def member(self, member_id: str) -> MemberView | None:
         response = self._call("GET", f"/v1/members/{member_id}")
@@ -83,7 +141,7 @@ class HttpBackend:
             return None
         if response.status_code != 200:
             raise BackendUnavailable(f"member: HTTP {response.status_code}")
-        return member_view_from_json(response.json())
+        return _member(_json(response, "member"))
 
     def submit(self, bodies: Sequence[dict[str, Any]]) -> list[OpResult]:
         response = self._call("POST", "/v1/operations/batch", json={"operations": list(bodies)})
@@ -103,16 +161,9 @@ class HttpBackend:
             ]
         if response.status_code != 200:
             raise BackendUnavailable(f"batch: HTTP {response.status_code}")
-        return [
-            OpResult(
-                key=item["key"],
-                outcome=Outcome(item["outcome"]),
-                result=item.get("result"),
-                code=item.get("code"),
-                error=item.get("error"),
-            )
-            for item in response.json()["results"]
-        ]
+        return parse_results(
+            _json(response, "batch"), [str(body.get("key", "")) for body in bodies]
+        )
 
     def fetch_program(self, known_version: str | None) -> ProgramDocument | None:
         """The server's programme, or None when it is still `known_version` (304). An
@@ -143,6 +194,13 @@ class HttpBackend:
         self.session.close()
 
 
+def _member(answer: Any) -> MemberView:
+    try:
+        return member_view_from_json(answer)
+    except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError):
+        raise MalformedAnswer("member: the answer is not a member") from None
+
+
 def pair_terminal(
     base_url: str, code: str, timeout_s: float = 10.0, share_phone_key: bool = False
 ) -> dict[str, str]:
@@ -159,6 +217,31 @@ def pair_terminal(
     except requests.RequestException as exc:
         raise BackendUnavailable(f"cannot reach {base_url}: {type(exc).__name__}") from None
     if response.status_code != 200:
-        raise BackendUnavailable(f"pairing refused: {response.json().get('detail', response.text)}")
-    data: dict[str, str] = response.json()
+        try:
+            answer = response.json()
+        except (ValueError, RecursionError):
+            answer = None
+        detail = answer.get("detail") if isinstance(answer, dict) else None
+        if not isinstance(detail, str):
+            detail = f"HTTP {response.status_code}"
+        raise BackendUnavailable(f"pairing refused: {_short(detail)}")
+    return pair_answer(_json(response, "pairing"))
+
+
+def pair_answer(answer: Any) -> dict[str, str]:
+    """A pairing answer checked before anything of it is stored: a token of printable
+    ASCII within bounds, a terminal id, and a phone key (if any) of 64 hex digits."""
+    if not isinstance(answer, dict):
+        raise MalformedAnswer("pairing: the answer is not an object")
+    token, terminal_id = answer.get("token"), answer.get("terminal_id")
+    if not isinstance(token, str) or not TOKEN_PATTERN.fullmatch(token):
+        raise MalformedAnswer("pairing: the answer has no valid token (16 to 512 printable ASCII)")
+    if not isinstance(terminal_id, str) or not TERMINAL_ID_PATTERN.fullmatch(terminal_id):
+        raise MalformedAnswer("pairing: the answer has no valid terminal id")
+    data = {"token": token, "terminal_id": terminal_id}
+    phone_key = answer.get("phone_key")
+    if phone_key not in (None, ""):
+        if not isinstance(phone_key, str) or not PHONE_KEY_PATTERN.fullmatch(phone_key):
+            raise MalformedAnswer("pairing: the answer's phone key is not 64 hex digits")
+        data["phone_key"] = phone_key
     return data

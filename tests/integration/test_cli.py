@@ -282,3 +282,45 @@ def test_a_sale_above_the_limit_is_refused_before_it_is_recorded(tmp_path: Path)
     assert run(tmp_path, "queue", "status").stdout.startswith("pending 0,")
     lines[-1] = "40000.00:cosmetics"
     run(tmp_path, "earn", "--member", ANNA.card_number, *lines)
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        pytest.param("10:\x1b[31m", "category: text of at most 64 printable characters", id="esc"),
+        pytest.param("10:cosmetics:" + "S" * 300, "sku: text of at most 64", id="long-sku"),
+    ],
+)
+def test_a_sale_line_the_server_would_refuse_is_refused_before_it_is_recorded(
+    tmp_path: Path, line: str, says: str
+) -> None:
+    run(tmp_path, "seed-demo")
+    refused = run(tmp_path, "earn", "--member", ANNA.card_number, "--line", line, check=False)
+    assert refused.returncode == 1 and says in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr and "\x1b" not in refused.stderr
+    assert run(tmp_path, "queue", "status").stdout.startswith("pending 0,")
+
+
+def test_an_offline_enrollment_with_a_name_too_long_is_refused_and_nothing_recorded(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "t1.toml"
+    config.write_text('[backend]\nkind = "http"\nurl = "http://127.0.0.1:9"\n')  # offline
+    (tmp_path / "data").mkdir(mode=0o700)
+    (tmp_path / "data" / "terminal.token").write_text("a-terminal-token-of-some-length\n")
+    refused = run(
+        tmp_path,
+        "--config",
+        str(config),
+        "enroll",
+        "--phone",
+        "+1 650 253 0026",
+        "--first-name",
+        "A" * 200,
+        "--consent",
+        check=False,
+    )
+    assert refused.returncode == 1 and "name: 1 to 64 characters" in refused.stderr, refused.stderr
+    assert "card" not in refused.stdout and "Traceback" not in refused.stderr
+    status = run(tmp_path, "--config", str(config), "queue", "status", check=False)
+    assert status.stdout.startswith("pending 0,"), status.stdout + status.stderr

@@ -21,6 +21,7 @@ from pos_client.bootstrap import Terminal
 from pos_client.configfile import ConfigError
 from pos_client.demo import DEMO_MEMBERS, seed_demo_members
 from pos_client.events import NetworkCommand, ScanEvent
+from pos_client.outbox import Outbox
 from pos_client.scanning import IdentificationFailed, MemberIdentified, ScanRouter
 from tests.conftest import CONFIG_DIR, REPO
 
@@ -347,3 +348,87 @@ def test_a_second_simulated_reader_on_the_same_port_file_is_refused_and_takes_no
     assert not (tmp_path / "sim.port").exists()
     with SimulatedReader("sim", options, Collect()) as again:  # free once the first closed
         assert (tmp_path / "sim.port").read_text().strip() == str(again.port)
+
+
+def test_play_refuses_what_is_not_a_small_regular_scenario_file_without_echoing_it(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "scenario.fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.toml"
+    big.write_text('[[steps]]\ndo = "offline"\n' + "# padding\n" * 30000)
+    secret = tmp_path / "terminal.token"
+    secret.write_text("s3cr3t-token-value-here\n")
+    prose = tmp_path / "passwd"
+    prose.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    cases = [
+        ("/dev/zero", "not a regular file"),
+        (str(fifo), "not a regular file"),
+        (str(tmp_path), "not a regular file"),
+        (str(big), "larger than 262144 bytes"),
+        (str(secret), "not TOML"),
+        (str(prose), "not TOML"),
+    ]
+    with SimulatedReader("sim", {"port": 0}, Collect()) as reader:
+        for path, says in cases:
+            started = time.monotonic()
+            reply = send_command(reader.port, {"cmd": "play", "value": path}, timeout_s=5.0)
+            assert time.monotonic() - started < 3.0, path  # never blocks, never reads for ever
+            assert not reply["ok"] and says in reply["error"], reply
+            assert "s3cr3t" not in reply["error"] and "root:" not in reply["error"]
+            assert "line" not in reply["error"] and "col" not in reply["error"]
+        assert send_command(reader.port, {"cmd": "status"})["ok"]  # the reader still answers
+
+
+def test_pos_client_sim_play_of_an_endless_file_is_one_clear_line(tmp_path: Path) -> None:
+    with SimulatedReader("sim", {"port": 0}, Collect()) as reader:
+        played = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pos_client.cli",
+                "--data-dir",
+                str(tmp_path / "data"),
+                "sim",
+                "play",
+                "/dev/zero",
+                "--port",
+                str(reader.port),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert played.returncode == 1 and "Traceback" not in played.stderr, played.stderr
+    assert "not a regular file" in played.stderr
+    assert len(played.stderr.strip().splitlines()) == 1
+
+
+def test_queue_quarantine_is_refused_while_a_terminal_runs_on_the_folder(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert cli(data, "seed-demo").returncode == 0
+    terminal = subprocess.Popen(
+        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), "run", "--headless"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert terminal.stdout is not None
+        for line in terminal.stdout:
+            if "running" in line:
+                break
+        assert cli(data, "earn", "--member", ANNA.card_number, "--amount", "5.00").returncode == 0
+        refused = cli(data, "queue", "quarantine")
+        assert refused.returncode == 2 and "stop it first" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert not list(data.glob("outbox.sqlite.*corrupt*"))
+    finally:
+        terminal.send_signal(signal.SIGTERM)
+        terminal.wait(10)
+    with Outbox(data / "outbox.sqlite") as outbox:
+        assert len(outbox.entries()) == 1  # the sale recorded beside the terminal is kept
+    kept = cli(data, "queue", "quarantine")  # stopped: now it may
+    assert kept.returncode == 0, kept.stderr

@@ -98,3 +98,31 @@ def test_plain_http_goes_only_to_this_machine(tmp_path: Path, url: str, refused:
     assert said == refused, result.stderr
     if refused:
         assert result.returncode == 2 and "'backend.url'" in result.stderr
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "65536"])
+@pytest.mark.parametrize("command", [["doctor"], ["run", "--headless"]])
+def test_a_reader_port_out_of_range_is_refused_at_load_naming_the_key(
+    tmp_path: Path, port: str, command: list[str]
+) -> None:
+    config = tmp_path / "t1.toml"
+    config.write_text(f'[[readers]]\nkind = "simulated"\nname = "sim"\nport = {port}\n')
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pos_client.cli",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(tmp_path / "d"),
+            *command,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "POS_CLIENT__ADMIN__PIN": "97531"},
+        timeout=60,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "'readers[0].port'" in result.stderr and len(result.stderr.strip().splitlines()) == 1

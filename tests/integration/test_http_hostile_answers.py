@@ -1,0 +1,183 @@
+"""Bad answers from a server or a proxy before it: the terminal treats them as the backend
+being unavailable (nothing lost, retried later, a clear last error), never a traceback; a
+pairing answer of the wrong shape stores nothing. A real loopback HTTP server, the real
+HttpBackend and the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from pos_client.backends.http import HttpBackend
+from pos_client.outbox import EntryState, Outbox
+from pos_client.sync import SyncPolicy, SyncWorker
+from tests.conftest import REPO
+from tests.integration.ledger_helpers import sale_body
+
+HTML = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+
+
+class ScriptedServer:
+    """Answers every POST with `status` and `body` (bytes, or a callable of the keys)."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.body: bytes | object = b"{}"
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def _send(self, status: int, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path.startswith("/v1/program"):
+                    self.send_response(304)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self._send(200, b'{"status": "ok"}')
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                keys = [op.get("key") for op in json.loads(raw).get("operations", [])]
+                body = owner.body(keys) if callable(owner.body) else owner.body
+                assert isinstance(body, bytes)
+                self._send(owner.status, body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    running = ScriptedServer()
+    yield running
+    running.close()
+
+
+def results(outcome: object) -> object:
+    return lambda keys: json.dumps(
+        {"results": [{"key": key, "outcome": outcome} for key in keys]}
+    ).encode()
+
+
+BAD_BATCH_ANSWERS = [
+    pytest.param(HTML, id="html"),
+    pytest.param(b"{}", id="no-results"),
+    pytest.param(b"[1, 2]", id="a-list"),
+    pytest.param(b'{"results": "all fine"}', id="results-not-a-list"),
+    pytest.param(b'{"results": [1, 2]}', id="results-not-objects"),
+    pytest.param(results("exploded"), id="unknown-outcome"),
+    pytest.param(results(None), id="no-outcome"),
+    pytest.param(
+        lambda keys: json.dumps(
+            {"results": [{"key": "someone-else", "outcome": "applied"}]}
+        ).encode(),
+        id="another-key",
+    ),
+    pytest.param(
+        lambda keys: json.dumps(
+            {"results": [{"key": key, "outcome": "applied"} for key in keys + keys]}
+        ).encode(),
+        id="twice",
+    ),
+]
+
+
+@pytest.mark.parametrize("answer", BAD_BATCH_ANSWERS)
+def test_a_malformed_batch_answer_is_the_backend_unavailable_and_loses_nothing(
+    tmp_path: Path, server: ScriptedServer, answer: object
+) -> None:
+    server.body = answer
+    with Outbox(tmp_path / "outbox.sqlite") as outbox:
+        keys = [outbox.add(sale_body("m1", f"{n}.00")).key for n in (1, 2)]
+        worker = SyncWorker(outbox, HttpBackend(server.url, "token", 2.0, 5.0), policy=SyncPolicy())
+        report = worker.drain()
+        assert not report.online and report.acked == 0 and report.dead == 0
+        assert worker.last_error and worker.last_error.startswith("batch: ")
+        for key in keys:
+            entry = outbox.get(key)
+            assert entry is not None and entry.state is EntryState.PENDING
+        server.body = results("applied")  # the real server back: everything goes through
+        assert worker.drain().acked == 2
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pos_client.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "POS_CLIENT__ADMIN__PIN": "97531"},
+    )
+
+
+def test_sync_against_an_html_answer_says_offline_without_a_traceback(
+    tmp_path: Path, server: ScriptedServer
+) -> None:
+    data = tmp_path / "t1"
+    data.mkdir(mode=0o700)
+    (data / "terminal.token").write_text("a-terminal-token-of-some-length\n")
+    config = tmp_path / "t1.toml"
+    config.write_text(f'[backend]\nkind = "http"\nurl = "{server.url}"\n')
+    with Outbox(data / "outbox.sqlite") as outbox:
+        key = outbox.add(sale_body("m1", "1.00")).key
+    server.body = HTML
+    synced = cli("--config", str(config), "--data-dir", str(data), "sync")
+    assert synced.returncode == 1 and "Traceback" not in synced.stderr, synced.stderr
+    assert "offline: batch: the answer is not JSON" in synced.stdout
+    with Outbox(data / "outbox.sqlite") as outbox:
+        entry = outbox.get(key)
+        assert entry is not None and entry.state is EntryState.PENDING
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "says"),
+    [
+        pytest.param(502, HTML, "pairing refused: HTTP 502", id="bad-gateway-html"),
+        pytest.param(200, HTML, "not JSON", id="html"),
+        pytest.param(200, b"[1, 2]", "not an object", id="a-list"),
+        pytest.param(
+            200, b'{"token": "a\\nb", "terminal_id": "t"}', "valid token", id="token-newline"
+        ),
+        pytest.param(
+            200,
+            b'{"token": "abcdefghijklmnopqrstuvwxyz", "terminal_id": "t", "phone_key": "zz"}',
+            "64 hex",
+            id="phone-key-not-hex",
+        ),
+        pytest.param(200, b'{"token": "abcdefghijklmnopqrstuvwxyz"}', "terminal id", id="no-id"),
+    ],
+)
+def test_a_malformed_pairing_answer_is_one_line_and_stores_nothing(
+    tmp_path: Path, server: ScriptedServer, status: int, answer: bytes, says: str
+) -> None:
+    server.status, server.body = status, answer
+    data = tmp_path / "t1"
+    paired = cli("--data-dir", str(data), "pair", server.url, "CODE-1234")
+    assert paired.returncode == 1 and "Traceback" not in paired.stderr, paired.stderr
+    assert says in paired.stderr and len(paired.stderr.strip().splitlines()) == 1
+    assert not (data / "terminal.token").exists()
+    assert not (data / "phone.key").exists()
