@@ -538,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = terminal.add_parser("revoke", help="revoke a terminal's token")
     common(sub)
     sub.add_argument("terminal_id")
-    sub.set_defaults(handler=cmd_terminal_revoke)
+    sub.set_defaults(handler=cmd_terminal_revoke, needs_schema=True)
 
     partner = commands.add_parser("partner", help="partner programmes").add_subparsers(
         dest="partner_command", required=True
@@ -546,11 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = partner.add_parser("add", help="give a partner a token for inbound transfers")
     common(sub)
     sub.add_argument("name", help="the partner's id in the programme (e.g. sky-miles)")
-    sub.set_defaults(handler=cmd_partner_add)
+    sub.set_defaults(handler=cmd_partner_add, needs_schema=True)
     sub = partner.add_parser("revoke", help="revoke a partner's token")
     common(sub)
     sub.add_argument("name")
-    sub.set_defaults(handler=cmd_partner_revoke)
+    sub.set_defaults(handler=cmd_partner_revoke, needs_schema=True)
 
     member = commands.add_parser("member", help="members").add_subparsers(
         dest="member_command", required=True
@@ -563,12 +563,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = commands.add_parser("purge", help="forget idempotency keys past the retention window")
     common(sub)
-    sub.set_defaults(handler=cmd_purge)
+    sub.set_defaults(handler=cmd_purge, needs_schema=True)
 
     sub = commands.add_parser("expire", help="expire points past the programme's expiry")
     common(sub)
     sub.add_argument("--as-of", help="the store day to expire as of (YYYY-MM-DD; default now)")
-    sub.set_defaults(handler=cmd_expire)
+    sub.set_defaults(handler=cmd_expire, needs_schema=True)
 
     sub = commands.add_parser("openapi", help="print the OpenAPI spec")
     sub.add_argument("--out")
@@ -581,6 +581,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # key file) is the server user's alone, whatever umask it was started with.
     os.umask(0o077)
     args = build_parser().parse_args(argv)
+    if getattr(args, "needs_schema", False):
+        # A command that reads or writes the ledger on a database not migrated to this
+        # release says what to run, rather than failing on a missing table.
+        problem = schema_problem(args, settings_from(args).database_url)
+        if problem:
+            print(f"loyalty-server: {problem}", file=sys.stderr)
+            return 2
     code: int = args.handler(args)
     return code
 

@@ -7,6 +7,7 @@ the umask."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -168,3 +169,35 @@ def test_the_servers_database_and_key_files_are_private_under_a_loose_umask(
     finally:
         server.stop()
     assert "Traceback" not in server.log_path.read_text()
+
+
+UNMIGRATED_COMMANDS = {
+    "terminal add": ("terminal", "add", "Desk 1"),
+    "terminal revoke": ("terminal", "revoke", "0190f3a4-0000-7000-8000-000000000000"),
+    "partner add": ("partner", "add", "sky-miles"),
+    "partner revoke": ("partner", "revoke", "sky-miles"),
+    "purge": ("purge",),
+    "expire": ("expire",),
+}
+
+
+@pytest.mark.parametrize("state", ["no file", "empty file"])
+@pytest.mark.parametrize("command", UNMIGRATED_COMMANDS)
+def test_every_command_on_an_unmigrated_database_says_what_to_run(
+    tmp_path: Path, command: str, state: str
+) -> None:
+    database = tmp_path / "store.sqlite"
+    if state == "empty file":
+        database.write_bytes(b"")
+    url = f"sqlite+pysqlite:///{database}"
+    done = server_cli(tmp_path, *UNMIGRATED_COMMANDS[command], "--database-url", url)
+    assert done.returncode == 2, done.stderr
+    assert "loyalty-server migrate" in done.stderr
+    assert "Traceback" not in done.stderr
+    # Nothing was made on the way: no file where there was none, no table where it was empty.
+    if state == "no file":
+        assert not database.exists()
+    else:
+        with sqlite3.connect(database) as conn:
+            assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+        conn.close()
