@@ -221,7 +221,8 @@ class _Unnest:
 def _insert(table: str, columns: dict[str, str], tail: str = "") -> _Unnest:
     """INSERT INTO table (columns) SELECT * FROM unnest(one array per column)."""
     names = ", ".join(f'"{name}"' for name in columns)
-    arrays = ", ".join(f"%(c{i})s::{kind}[]" for i, kind in enumerate(columns.values()))
+    # %(name)b: the arrays travel in binary (no per-element quoting to build or parse).
+    arrays = ", ".join(f"%(c{i})b::{kind}[]" for i, kind in enumerate(columns.values()))
     sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}){tail}"
     return _Unnest(sql, tuple(columns))
 
@@ -271,6 +272,6 @@ _PG_GRANTS = _insert(
 )
 _PG_MOVES = _Unnest(
     "UPDATE members SET balance = members.balance + v.delta"
-    " FROM unnest(%(c0)s::text[], %(c1)s::bigint[]) AS v(id, delta) WHERE members.id = v.id",
+    " FROM unnest(%(c0)b::text[], %(c1)b::bigint[]) AS v(id, delta) WHERE members.id = v.id",
     ("m_id", "m_delta"),
 )
