@@ -92,6 +92,8 @@ async def too_large(send: Send, limit: int) -> None:
 def clean_text(value: object, limit: int = 40) -> str:
     """A short, printable, encodable rendering of something a client sent (for a field path)."""
     text = str(value)[:limit]
+    if text.isprintable():  # the usual case, checked in C (a surrogate is never printable)
+        return text
     return "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else "?" for c in text)
 
 

@@ -103,6 +103,11 @@ def bounded_int(text: str) -> int | OversizedNumber:
     return int(text) if digits <= MAX_INT_DIGITS else OversizedNumber(digits)
 
 
+# Searched in C, not char by char in Python (the apply path's profile: a sale's strings).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def json_problem(value: Any) -> str | None:
     """Why a parsed JSON value cannot be an operation's, or None: a string (a key too) with
     an unpaired surrogate (it cannot be stored, hashed or echoed as UTF-8), objects and lists
@@ -112,7 +117,7 @@ def json_problem(value: Any) -> str | None:
     while stack:
         item, level = stack.pop()
         if isinstance(item, str):
-            if any(0xD800 <= ord(char) <= 0xDFFF for char in item):
+            if _SURROGATE.search(item):
                 return "text that is not valid UTF-8 (an unpaired surrogate)"
         elif isinstance(item, OversizedNumber):
             return f"a number of more than {MAX_INT_DIGITS} digits"
@@ -175,7 +180,7 @@ def text(body: dict[str, Any], field: str, limit: int = MAX_TEXT) -> str:
 
 def printable(value: str) -> bool:
     # NUL and other control characters: PostgreSQL refuses NUL, and no identifier has them.
-    return not any(ord(char) < 32 or ord(char) == 127 for char in value)
+    return _CONTROL.search(value) is None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, and_, case, event, func, select
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from pos_client import rules
 from pos_client.domain import (
@@ -32,6 +32,7 @@ from pos_client.domain import (
     utcnow,
 )
 from pos_client.ledger import totals
+from pos_client.ledger.pending import PENDING, BatchWrites, FlushRefused
 from pos_client.ledger.schema import (
     birthday_grants,
     identifiers,
@@ -217,7 +218,15 @@ class Ledger:
         """Tier statistics for the period holding the store day `today`, from the member's
         totals (a handful of rows, whatever the history)."""
         start = rules.period_start(self.program.tiers.period, today)
-        earned, spend, visits = totals.read(conn, member_id, start)
+        pending: BatchWrites | None = conn.info.get(PENDING)
+        if pending is None:
+            earned, spend, visits = totals.read(conn, member_id, start)
+        else:  # the database's (read once per batch) and what the batch staged
+            read = pending.stats_read.get((member_id, start))
+            if read is None:
+                read = pending.stats_read[(member_id, start)] = totals.read(conn, member_id, start)
+            staged = pending.staged_totals(member_id, start)
+            earned, spend, visits = (a + b for a, b in zip(read, staged, strict=True))
         return MemberStats(
             points_in_period=earned,
             spend_in_period=from_minor(spend, self.program.currency),
@@ -252,6 +261,19 @@ class Ledger:
         )
 
     def birthday_used(self, conn: Connection, member_id: str, year: int) -> bool:
+        pending: BatchWrites | None = conn.info.get(PENDING)
+        if pending is not None:
+            if pending.granted(member_id, year):
+                return True
+            known = pending.birthday_read.get((member_id, year))
+            if known is None:
+                known = pending.birthday_read[(member_id, year)] = self._birthday_row(
+                    conn, member_id, year
+                )
+            return known
+        return self._birthday_row(conn, member_id, year)
+
+    def _birthday_row(self, conn: Connection, member_id: str, year: int) -> bool:
         row = conn.execute(
             select(func.count()).where(
                 birthday_grants.c.member_id == member_id, birthday_grants.c.year == year
@@ -272,6 +294,16 @@ class Ledger:
         year = rules.birthday_year(record.birthday, today, self.program.birthday.window_days)
         if year is None:  # planned inside the window, so this cannot be: refuse, never grant
             raise OpRejected("birthday_used", "no birthday reward is due on this date")
+        pending: BatchWrites | None = conn.info.get(PENDING)
+        if pending is not None:  # decided here; the primary key still guards the flush
+            if self.birthday_used(conn, record.id, year):
+                raise OpRejected(
+                    "birthday_used", f"the birthday reward for {year} was already given"
+                )
+            pending.stage_grant(
+                {"member_id": record.id, "year": year, "op_key": op_key, "granted_at": utcnow()}
+            )
+            return
         try:
             with conn.begin_nested():
                 conn.execute(
@@ -349,7 +381,7 @@ class Ledger:
                 return self._apply_prepared(prepared, member_ids, savepoints, all_or_nothing)
             except _RolledBack as rolled_back:  # nothing committed; the outcomes say why
                 return rolled_back.outcomes
-            except _NeedSavepoints:
+            except (_NeedSavepoints, FlushRefused):
                 savepoints = True
             except DBAPIError as exc:
                 if not savepoints and isinstance(exc, (IntegrityError, DataError)):
@@ -413,10 +445,17 @@ class Ledger:
             # member's copy, as its savepoint rolls back what it wrote.
             cache = self._lock_members(conn, member_ids)
             conn.info[MEMBER_CACHE] = cache
+            # Without savepoints, the batch's writes are staged in memory and flushed once
+            # at the end (set-based: a few statements per batch, not several per operation).
+            pending = None if savepoints else BatchWrites()
+            if pending is not None:
+                conn.info[PENDING] = pending
             try:
                 known = self._known_keys(
                     conn, [item[0].key for item in prepared if not isinstance(item, OpRejected)]
                 )
+                if pending is not None:
+                    self._read_ahead(conn, pending, prepared, cache, known)
                 tried: set[str] = set()  # keys met earlier in this batch
                 for item in prepared:
                     if isinstance(item, OpRejected):
@@ -439,7 +478,8 @@ class Ledger:
                         with conn.begin_nested():
                             outcomes.append(self._apply_new(conn, op, claim))
                     except OpRejected as exc:
-                        cache.pop(op.member_id, None)
+                        if savepoints:  # its savepoint rolled back what it wrote
+                            cache.pop(op.member_id, None)
                         outcomes.append(exc)
                     except (ValueError, ArithmeticError, DataError) as exc:
                         # A value the database or the arithmetic cannot hold: this operation
@@ -473,9 +513,76 @@ class Ledger:
                         raise
                 if all_or_nothing and any(isinstance(o, OpRejected) for o in outcomes):
                     raise _RolledBack(outcomes)
+                if pending is not None:
+                    self._flush(conn, pending)
             finally:
                 conn.info.pop(MEMBER_CACHE, None)
+                conn.info.pop(PENDING, None)
         return outcomes
+
+    def _read_ahead(
+        self,
+        conn: Connection,
+        pending: BatchWrites,
+        prepared: list[tuple[Operation, Claim] | OpRejected],
+        cache: dict[str, MemberRecord],
+        known: dict[str, Any],
+    ) -> None:
+        """Read once for the whole batch what its operations' rules read per member: the
+        tier totals of each sale's period and the points of today (daily cap)."""
+        fresh = [
+            item[0]
+            for item in prepared
+            if not isinstance(item, OpRejected)
+            and item[0].key not in known
+            and item[0].member_id in cache
+        ]
+        by_start: dict[date | None, set[str]] = {}
+        for op in fresh:
+            if isinstance(op, SaleOp):
+                day = totals.local_day(op.occurred_at, self.zone)
+                start = rules.period_start(self.program.tiers.period, day)
+                by_start.setdefault(start, set()).add(op.member_id)
+        for start, ids in by_start.items():
+            found = totals.read_many(conn, sorted(ids), start)
+            for member_id in ids:
+                pending.stats_read[(member_id, start)] = found.get(member_id, (0, 0, 0))
+        if self.limits.max_points_per_member_per_day is None:
+            return
+        earning = sorted({op.member_id for op in fresh if not isinstance(op, (EnrollOp, GiveOp))})
+        if not earning:
+            return
+        day_start = totals.day_start(self.today(), self.zone)
+        sums: dict[str, int] = {}
+        for first in range(0, len(earning), 1000):
+            rows = conn.execute(
+                select(transactions.c.member_id, func.sum(transactions.c.points))
+                .where(
+                    transactions.c.member_id.in_(earning[first : first + 1000]),
+                    transactions.c.kind.in_(EARNED_KINDS),
+                    transactions.c.points > 0,
+                    transactions.c.recorded_at >= day_start,
+                )
+                .group_by(transactions.c.member_id)
+            )
+            sums.update((row[0], int(row[1])) for row in rows)
+        for member_id in earning:
+            pending.day_read[(member_id, day_start)] = sums.get(member_id, 0)
+
+    def _flush(self, conn: Connection, pending: BatchWrites) -> None:
+        """Write what the batch staged. A row the database refuses (a key another writer
+        took meanwhile, a value out of range) sends the batch back to be applied with a
+        savepoint per operation; a deadlock or serialisation failure is retried as is."""
+        try:
+            pending.flush(conn)
+        except DBAPIError as exc:
+            if sqlstate(exc) in RETRYABLE_SQLSTATES:
+                raise
+            log.warning("batch flush refused (%s): applied again per operation", type(exc).__name__)
+            raise FlushRefused from exc
+        except (StatementError, ValueError, ArithmeticError) as exc:
+            log.warning("batch flush refused (%s): applied again per operation", type(exc).__name__)
+            raise FlushRefused from exc
 
     def _apply_unguarded(
         self, conn: Connection, op: Operation, claim: Claim, cache: dict[str, MemberRecord]
@@ -483,18 +590,37 @@ class Ledger:
         """Apply one operation with no savepoint: a refusal before it wrote anything is its
         outcome; after a write (or any database error) the batch needs savepoints."""
         before = conn.info.get(WRITES, 0)
+        pending: BatchWrites | None = conn.info.get(PENDING)
+        if pending is not None:
+            pending.begin_op()
         try:
-            return self._apply_new(conn, op, claim)
+            result = self._apply_new(conn, op, claim)
         except (OpRejected, ValueError, ArithmeticError) as exc:
             if conn.info.get(WRITES, 0) != before:
                 raise _NeedSavepoints from None
-            cache.pop(op.member_id, None)
+            if pending is not None:  # what it staged is dropped: nothing to undo
+                pending.abort_op()
+            else:
+                cache.pop(op.member_id, None)
             if isinstance(exc, OpRejected):
                 return exc
             log.warning("operation refused: %s", type(exc).__name__)
             return OpRejected("bad_request", "a value is out of range")
+        except BaseException:
+            if pending is not None:
+                pending.abort_op()
+            raise
+        if pending is not None:
+            for member_id, balance in pending.commit_op().items():
+                if member_id in cache:
+                    cache[member_id] = replace(cache[member_id], balance=balance)
+        return result
 
     def _previous_result(self, conn: Connection, key: str, claim: Claim) -> dict[str, Any] | None:
+        pending: BatchWrites | None = conn.info.get(PENDING)
+        staged = pending.claim(key) if pending is not None else None
+        if staged is not None:
+            return self._previous_from(staged, key, claim)
         row = conn.execute(
             select(operations.c.body_hash, operations.c.result, operations.c.terminal_id).where(
                 operations.c.key == key
@@ -518,16 +644,19 @@ class Ledger:
         terminal_id = claim.terminal_id
         if terminal_id is None:  # in-process: the terminal is the one that wrote the body
             terminal_id = getattr(op, "terminal_id", "")
-        conn.execute(
-            operations.insert().values(
-                key=op.key,
-                kind=op.kind,
-                body_hash=claim.digest,
-                result=canonical_json(result),
-                terminal_id=terminal_id,
-                applied_at=utcnow(),
-            )
-        )
+        row = {
+            "key": op.key,
+            "kind": op.kind,
+            "body_hash": claim.digest,
+            "result": canonical_json(result),
+            "terminal_id": terminal_id,
+            "applied_at": utcnow(),
+        }
+        pending: BatchWrites | None = conn.info.get(PENDING)
+        if pending is not None:
+            pending.stage_claim(row)
+        else:
+            conn.execute(operations.insert(), row)
 
     def _apply_new(self, conn: Connection, op: Operation, claim: Claim) -> dict[str, Any]:
         appliers = {
@@ -597,24 +726,37 @@ class Ledger:
         amount_minor: int = 0,
         reward_id: str | None = None,
     ) -> None:
-        conn.execute(
-            transactions.insert().values(
-                member_id=member_id,
-                op_key=op_key,
-                kind=kind,
-                points=points,
-                amount_minor=amount_minor,
-                reward_id=reward_id,
-                occurred_at=occurred_at,
-                recorded_at=utcnow(),
-            )
-        )
+        row = {
+            "member_id": member_id,
+            "op_key": op_key,
+            "kind": kind,
+            "points": points,
+            "amount_minor": amount_minor,
+            "reward_id": reward_id,
+            "occurred_at": occurred_at,
+            "recorded_at": utcnow(),
+        }
         added = totals.counts(kind, points, amount_minor)
+        day = totals.local_day(occurred_at, self.zone)
+        pending: BatchWrites | None = conn.info.get(PENDING)
+        if pending is not None:
+            pending.stage_transaction(row, day, added)
+            return
+        conn.execute(transactions.insert(), row)
         if added is not None:
-            totals.bump(conn, member_id, totals.local_day(occurred_at, self.zone), *added)
+            totals.bump(conn, member_id, day, *added)
 
     def _move_balance(self, conn: Connection, member_id: str, delta: int, spend: int = 0) -> int:
         """Add `delta` to the balance, if it holds `spend` first; returns the new balance."""
+        pending: BatchWrites | None = conn.info.get(PENDING)
+        if pending is not None:  # decided on the locked member's balance as the batch moved it
+            record = self._require_member(conn, member_id)
+            staged = pending.staged_balance(member_id)
+            current = record.balance if staged is None else staged
+            if current < spend or current + delta < 0:
+                raise OpRejected("insufficient_points", "the balance cannot go below zero")
+            pending.stage_balance(member_id, delta, current + delta)
+            return current + delta
         row = conn.execute(
             members.update()
             .where(
@@ -778,15 +920,25 @@ class Ledger:
         self._require_member(conn, op.member_id)
         day = totals.local_day(op.occurred_at, self.zone)
         day_start = totals.day_start(day, self.zone)
+        day_end = totals.day_start(day + timedelta(days=1), self.zone)
         done_today = conn.execute(
             select(func.count()).where(
                 transactions.c.member_id == op.member_id,
                 transactions.c.kind == "action",
                 transactions.c.reward_id == op.action,
                 transactions.c.occurred_at >= day_start,
-                transactions.c.occurred_at < totals.day_start(day + timedelta(days=1), self.zone),
+                transactions.c.occurred_at < day_end,
             )
         ).scalar_one()
+        pending: BatchWrites | None = conn.info.get(PENDING)
+        if pending is not None:  # and the batch's own, not written yet
+            done_today += sum(
+                1
+                for row in pending.staged_rows(op.member_id)
+                if row["kind"] == "action"
+                and row["reward_id"] == op.action
+                and day_start <= row["occurred_at"] < day_end
+            )
         try:
             points = rules.action_points(self.program, op.action, int(done_today))
         except RulesError as exc:
@@ -971,18 +1123,38 @@ class Ledger:
         if cap is None or points <= 0:
             return
         day_start = totals.day_start(self.today(now), self.zone)
-        today = conn.execute(
-            select(func.coalesce(func.sum(transactions.c.points), 0)).where(
-                transactions.c.member_id == member_id,
-                transactions.c.kind.in_(EARNED_KINDS),
-                transactions.c.points > 0,
-                transactions.c.recorded_at >= day_start,
+        pending: BatchWrites | None = conn.info.get(PENDING)
+        if pending is None:
+            today = self._member_day_points(conn, member_id, day_start)
+        else:  # the database's (read once per batch) and what the batch staged
+            read = pending.day_read.get((member_id, day_start))
+            if read is None:
+                read = pending.day_read[(member_id, day_start)] = self._member_day_points(
+                    conn, member_id, day_start
+                )
+            today = read + sum(
+                row["points"]
+                for row in pending.staged_rows(member_id)
+                if row["kind"] in EARNED_KINDS
+                and row["points"] > 0
+                and row["recorded_at"] >= day_start
             )
-        ).scalar_one()
         if int(today) + points > cap:
             raise OpRejected(
                 "limit_member_day", f"at most {cap} points per member per day ({int(today)} today)"
             )
+
+    def _member_day_points(self, conn: Connection, member_id: str, day_start: datetime) -> int:
+        return int(
+            conn.execute(
+                select(func.coalesce(func.sum(transactions.c.points), 0)).where(
+                    transactions.c.member_id == member_id,
+                    transactions.c.kind.in_(EARNED_KINDS),
+                    transactions.c.points > 0,
+                    transactions.c.recorded_at >= day_start,
+                )
+            ).scalar_one()
+        )
 
     # ------------------------------------------------------------ administration
 
