@@ -25,11 +25,9 @@ from datetime import timedelta
 from typing import Any
 
 from pos_client.domain import (
-    INVISIBLE_LETTERS,
     MINOR_UNIT_EXPONENT,
-    NAME_MAX_COMBINING_RUN,
-    NAME_REFUSED_CATEGORIES,
     name_problem,
+    text_problem,
     utcnow,
 )
 from pos_client.identify import CODE128_CHARS, gs1_check_digit
@@ -55,21 +53,6 @@ def clean_name(value: str, field: str) -> str:
     if text != text.strip():
         raise refuse(field, "leading or trailing spaces")
     return text
-
-
-def text_problem(value: str) -> str | None:
-    """Why `value` is not printable text (the rule for names, letters not needed), or None."""
-    run = 0
-    for char in value:
-        category = unicodedata.category(char)
-        if category in NAME_REFUSED_CATEGORIES or char in INVISIBLE_LETTERS:
-            return (
-                "control, invisible, bidi-override, zero-width or unassigned characters are refused"
-            )
-        run = run + 1 if category.startswith("M") else 0
-        if run > NAME_MAX_COMBINING_RUN:
-            return f"more than {NAME_MAX_COMBINING_RUN} combining marks on a letter"
-    return None
 
 
 def amount_pattern(currency: str) -> re.Pattern[str]:

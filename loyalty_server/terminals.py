@@ -36,7 +36,7 @@ MAX_NAME = 80  # terminals.name is VARCHAR(80)
 def name_problem(name: str) -> str | None:
     """Why `name` (in NFC) cannot name a terminal, or None: 1 to 80 characters of printable
     text (the rule for members' names, letters not needed), no spaces at either end."""
-    from loyalty_server.strict import text_problem
+    from pos_client.domain import text_problem
 
     if not name:
         return "a terminal needs a name"

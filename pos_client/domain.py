@@ -94,10 +94,10 @@ INVISIBLE_LETTERS = frozenset(
 )
 
 
-def name_problem(text: str) -> str | None:
-    """Why `text` (in NFC) is not a person's name, or None: control, bidi-override,
-    zero-width, private-use or unassigned characters, runs of combining marks, or no letter
-    at all ("-'"). The terminal checks it before enrolling, the server again."""
+def text_problem(text: str) -> str | None:
+    """Why `text` is not printable text (a category, a SKU; names add a letter rule), or
+    None: control, bidi-override, zero-width, private-use or unassigned characters, or runs
+    of combining marks. The terminal checks before recording, the server again."""
     run = 0
     for char in text:
         category = unicodedata.category(char)
@@ -108,6 +108,16 @@ def name_problem(text: str) -> str | None:
         run = run + 1 if category.startswith("M") else 0
         if run > NAME_MAX_COMBINING_RUN:
             return f"more than {NAME_MAX_COMBINING_RUN} combining marks on a letter"
+    return None
+
+
+def name_problem(text: str) -> str | None:
+    """Why `text` (in NFC) is not a person's name, or None: not printable text (see
+    text_problem), or no letter at all ("-'"). The terminal checks it before enrolling, the
+    server again."""
+    problem = text_problem(text)
+    if problem is not None:
+        return problem
     if text and not any(char.isalpha() for char in text):
         return "a name needs letters"
     return None

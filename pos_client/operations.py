@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pos_client.domain import Consent, Purchase, PurchaseLine, require_aware
+from pos_client.domain import Consent, Purchase, PurchaseLine, require_aware, text_problem
 
 OP_SALE = "sale"
 OP_ENROLL = "enroll"
@@ -519,9 +519,15 @@ def sendable_problem(body: Any) -> OpRejected | None:
             return OpRejected("bad_request", "phone: 1 to 64 characters, without a phone_key")
         body = {k: v for k, v in body.items() if k != "phone"} | {"phone_key": PHONE_KEY_STANDIN}
     try:
-        parse_operation(body)
+        op = parse_operation(body)
     except OpRejected as exc:
         return exc
+    if isinstance(op, SaleOp):  # the server's strict rule for a line's text (strict.py)
+        for index, line in enumerate(op.purchase.lines):
+            for field, value in (("category", line.category), ("sku", line.sku)):
+                problem = text_problem(value)
+                if problem:
+                    return OpRejected("bad_request", f"lines[{index}].{field}: {problem}")
     return None
 
 

@@ -289,6 +289,8 @@ def test_a_sale_above_the_limit_is_refused_before_it_is_recorded(tmp_path: Path)
     [
         pytest.param("10:\x1b[31m", "category: text of at most 64 printable characters", id="esc"),
         pytest.param("10:cosmetics:" + "S" * 300, "sku: text of at most 64", id="long-sku"),
+        pytest.param("10:\u202ebeer", "lines[0].category: control, invisible, bidi", id="bidi"),
+        pytest.param("10:cosmetics:SK\u200bU", "lines[0].sku: control, invisible", id="zwsp"),
     ],
 )
 def test_a_sale_line_the_server_would_refuse_is_refused_before_it_is_recorded(
@@ -298,6 +300,7 @@ def test_a_sale_line_the_server_would_refuse_is_refused_before_it_is_recorded(
     refused = run(tmp_path, "earn", "--member", ANNA.card_number, "--line", line, check=False)
     assert refused.returncode == 1 and says in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr and "\x1b" not in refused.stderr
+    assert "\u202e" not in refused.stderr
     assert run(tmp_path, "queue", "status").stdout.startswith("pending 0,")
 
 
