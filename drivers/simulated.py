@@ -27,6 +27,7 @@ from typing import Any
 from drivers.base import DriverUnavailable, ReaderInUse, Sink
 from pos_client.configfile import ConfigError, Section
 from pos_client.events import NetworkCommand, ReaderStatus, ScanEvent
+from pos_client.files import write_private_atomically
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +109,9 @@ class SimulatedReader:
         self._server = server
         self.port = server.getsockname()[1]
         if self.port_file is not None:
-            temporary = self.port_file.with_name(f"{self.port_file.name}.{os.getpid()}.tmp")
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(f"{self.port}\n")
-            os.replace(temporary, self.port_file)  # `pos-client sim` never reads half a file
+            # Whole or not at all: `pos-client sim` never reads half a file (no fsync: the
+            # file names a listening socket and means nothing after a power cut).
+            write_private_atomically(self.port_file, f"{self.port}\n", durable=False)
         self._stop.clear()
         self._spawn(self._accept_loop, "sim-accept")
         self.sink(ReaderStatus(self.source, "connected", f"listening on {self.host}:{self.port}"))

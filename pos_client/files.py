@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -28,6 +30,59 @@ def private_file(path: Path) -> Path:
     else:
         os.close(descriptor)
     return path
+
+
+def write_private_atomically(
+    path: Path, data: bytes | str, mode: int = FILE_MODE, *, durable: bool = True
+) -> None:
+    """Write `data` (text as UTF-8) to `path` whole or not at all: into a new temporary file
+    beside it (created exclusively, `mode` from the start), flushed and fsync'd, renamed
+    over `path`, then the folder fsync'd. A reader sees the old file or the new one, never
+    half of one. On any failure the temporary file is removed, `path` is left as it was,
+    and the error is raised. `durable=False` skips both fsyncs (for data that is rewritten
+    anyway, e.g. a test's throwaway outbox). The folder's fsync is best effort: a file
+    system that cannot fsync a folder is not an error, an I/O error is."""
+    content = data.encode("utf-8") if isinstance(data, str) else data
+    descriptor, temporary = _create_temporary(path, mode)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)  # exactly `mode`, whatever the umask
+            handle.write(content)
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    if durable:
+        _fsync_folder(path.parent)
+
+
+def _create_temporary(path: Path, mode: int) -> tuple[int, Path]:
+    """A new file beside `path`, opened for writing, under a name no one else holds."""
+    for _attempt in range(100):
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name beside", str(path))
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError as exc:
+        if exc.errno == errno.EIO:
+            raise
+    finally:
+        os.close(descriptor)
 
 
 def tighten_folder(path: Path) -> None:

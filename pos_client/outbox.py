@@ -45,7 +45,7 @@ from typing import Any
 
 from pos_client.domain import MemberView, member_view_from_json, member_view_to_json, utcnow
 from pos_client.errors import CodedError
-from pos_client.files import private_dir, private_file
+from pos_client.files import private_dir, private_file, write_private_atomically
 from pos_client.operations import OP_KINDS, canonical_json, sendable_problem
 
 SCHEMA = """
@@ -398,20 +398,7 @@ def _write_count(target: Path, written: int, durable: bool) -> None:
     # place over it (Outbox._save_manifest): one small pwrite, where a rename of both per
     # sale cost ~2 ms (~5x a bare fsync) and an fsync of both ~6x. A record lagging after a
     # power cut is safe; a torn one reads as two different counts and is unreadable.
-    temporary = target.with_name(target.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(_record(written))
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
-    os.replace(temporary, target)
-    if durable:
-        directory = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+    write_private_atomically(target, _record(written), durable=durable)
 
 
 def write_manifest(path: Path, written: int, durable: bool) -> None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pos_client.configfile import ConfigError
+from pos_client.files import write_private_atomically
 from pos_client.program import ProgramDocument
 from pos_client.rules import Program
 
@@ -60,15 +60,9 @@ class ProgramCache:
             return None
 
     def save(self, document: ProgramDocument) -> None:
-        temporary = self.path.with_name(self.path.name + ".tmp")
+        state = {"version": document.version, "source": document.source}
         try:
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump({"version": document.version, "source": document.source}, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temporary, 0o600)
-            os.replace(temporary, self.path)
+            write_private_atomically(self.path, json.dumps(state))
         except OSError as exc:  # a full disk must not stop the new rules being used
             log.warning("could not cache the store programme: %s", exc)
 

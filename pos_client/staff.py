@@ -9,12 +9,13 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
+
+from pos_client.files import write_private_atomically
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +111,8 @@ class PinGuard:
             "lockouts": self.lockouts,
             "locked_until": self.locked_until,
         }
-        temporary = self.state_path.with_suffix(".tmp")
         try:
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump(state, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.state_path)
+            write_private_atomically(self.state_path, json.dumps(state))
         except OSError as exc:  # a full disk must not crash the staff screen
             log.warning("could not save the staff lock state: %s", exc)
 
@@ -194,15 +189,8 @@ class ModeStore:
     def save(self, mode: str) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
-        temporary = self.path.with_suffix(".tmp")
         try:
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump({"mode": mode}, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temporary, 0o600)
-            os.replace(temporary, self.path)
+            write_private_atomically(self.path, json.dumps({"mode": mode}))
         except OSError as exc:  # a full disk must not crash the staff screen
             log.warning("could not save the terminal mode: %s", exc)
 
