@@ -1,5 +1,12 @@
 from __future__ import annotations
 
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -10,6 +17,8 @@ from pos_client.bootstrap import Terminal, build_terminal
 from pos_client.program import load_program
 from pos_client.rules import Program
 from pos_client.settings import Settings, load_settings
+
+pytest_plugins = ["tests.database_fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO / "config"
@@ -57,3 +66,53 @@ def adopt_program_as_sync_does(terminal: Terminal, source: str) -> None:
     )
     worker.start()
     worker.join()
+
+
+def run_cli(data: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`pos-client --data-dir DATA ARGS…` run to its end, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class HeadlessTerminal:
+    """`pos-client ARGS… run --headless` as a child process. A thread of its own reads its
+    output; `expect(fragment)` waits for a line holding `fragment`; `stop()` sends SIGTERM
+    and waits. `env` is added to this process's environment."""
+
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, stderr: int = subprocess.PIPE
+    ) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pos_client.cli", *args, "run", "--headless"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=None if env is None else {**os.environ, **env},
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout or ():
+            self.lines.put(line)
+
+    def expect(self, fragment: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if fragment in line:
+                return line
+        raise AssertionError(f"terminal never printed {fragment!r}")
+
+    def stop(self, timeout: float) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)

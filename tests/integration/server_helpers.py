@@ -3,14 +3,18 @@ terminals talking to it over HTTP."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -22,6 +26,57 @@ from pos_client.privacy import PhoneHasher, load_or_create_key
 from pos_client.program import load_program
 from pos_client.settings import BackendKind
 from tests.conftest import CONFIG_DIR, REPO, make_settings
+
+Answer = tuple[int, bytes | None]  # a status and a JSON body (None: no body at all)
+
+
+def json_answer(payload: object, status: int = 200) -> Answer:
+    return status, json.dumps(payload).encode()
+
+
+class LoopbackServer:
+    """A stand-in store server on 127.0.0.1, served from a thread of its own: a subclass
+    answers each GET with `get(path)` and each POST with `post(its body, parsed as JSON)`.
+    Set a subclass's own fields before calling this __init__, which starts serving."""
+
+    def __init__(self) -> None:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def _send(self, answer: Answer) -> None:
+                status, body = answer
+                self.send_response(status)
+                if body is not None:
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                if body:
+                    self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._send(owner.get(self.path))
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                self._send(owner.post(json.loads(self.rfile.read(length))))
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def get(self, path: str) -> Answer:
+        return json_answer({"status": "ok"})
+
+    def post(self, payload: Any) -> Answer:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, HeadlessTerminal
 from tests.integration.server_helpers import ServerProcess
 
 
@@ -99,11 +99,6 @@ def test_a_guessable_cashier_pin_is_a_warning_and_a_guessable_kiosk_pin_is_bad(
 def test_doctor_beside_a_running_terminal_does_not_open_its_serial_scanner(
     tmp_path: Path,
 ) -> None:
-    import queue
-    import signal
-    import threading
-    import time
-
     from pos_client.demo import DEMO_MEMBERS
 
     data = tmp_path / "data"
@@ -116,32 +111,11 @@ def test_doctor_beside_a_running_terminal_does_not_open_its_serial_scanner(
     base = [sys.executable, "-m", "pos_client.cli", "--config", str(config), "--data-dir"]
     seeded = subprocess.run([*base, str(data), "seed-demo"], cwd=REPO, capture_output=True)
     assert seeded.returncode == 0
-    terminal = subprocess.Popen(
-        [*base, str(data), "run", "--headless"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "POS_CLIENT__ADMIN__PIN": "97531"},
+    terminal = HeadlessTerminal(
+        "--config", str(config), "--data-dir", str(data), env={"POS_CLIENT__ADMIN__PIN": "97531"}
     )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(
-        target=lambda: [lines.put(line) for line in terminal.stdout or ()], daemon=True
-    ).start()
-
-    def expect(fragment: str, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = lines.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if fragment in line:
-                return line
-        raise AssertionError(f"terminal never printed {fragment!r}")
-
     try:
-        expect("running")
+        terminal.expect("running", timeout=30)
         result = doctor(data, "--config", str(config), POS_CLIENT__ADMIN__PIN="97531")
         (desk,) = [line for line in result.stdout.splitlines() if " reader desk:" in line]
         assert desk.startswith("ok ") and "in use by a terminal running" in desk, result.stdout
@@ -149,13 +123,12 @@ def test_doctor_beside_a_running_terminal_does_not_open_its_serial_scanner(
         (sim,) = [line for line in result.stdout.splitlines() if " reader sim:" in line]
         assert "in use" in sim and result.returncode == 0, result.stdout
         os.write(master, f"{DEMO_MEMBERS[1].card_number}\r".encode())
-        assert "via serial:desk" in expect("member Bob S.")  # its scanner is still its own
+        assert "via serial:desk" in terminal.expect("member Bob S.", timeout=30)  # still its own
     finally:
-        terminal.send_signal(signal.SIGTERM)
-        terminal.wait(20)
+        returncode = terminal.stop(20)
         os.close(master)
         os.close(slave)
-    assert terminal.returncode == 0
+    assert returncode == 0
     after = doctor(data, "--config", str(config), POS_CLIENT__ADMIN__PIN="97531")
     assert "in use" not in after.stdout  # stopped: probed again
 

@@ -9,10 +9,9 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,52 +20,29 @@ from pos_client.outbox import EntryState, Outbox
 from pos_client.sync import SyncPolicy, SyncWorker
 from tests.conftest import REPO
 from tests.integration.ledger_helpers import sale_body
+from tests.integration.server_helpers import Answer, LoopbackServer, json_answer
 
 HTML = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """Answers every POST with `status` and `body` (bytes, or a callable of the keys)."""
 
     def __init__(self) -> None:
         self.status = 200
         self.body: bytes | object = b"{}"
-        owner = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_args: object) -> None:
-                pass
+    def get(self, path: str) -> Answer:
+        if path.startswith("/v1/program"):
+            return 304, None
+        return json_answer({"status": "ok"})
 
-            def _send(self, status: int, data: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                if self.path.startswith("/v1/program"):
-                    self.send_response(304)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self._send(200, b'{"status": "ok"}')
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                keys = [op.get("key") for op in json.loads(raw).get("operations", [])]
-                body = owner.body(keys) if callable(owner.body) else owner.body
-                assert isinstance(body, bytes)
-                self._send(owner.status, body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def post(self, payload: Any) -> Answer:
+        keys = [op.get("key") for op in payload.get("operations", [])]
+        body = self.body(keys) if callable(self.body) else self.body
+        assert isinstance(body, bytes)
+        return self.status, body
 
 
 @pytest.fixture

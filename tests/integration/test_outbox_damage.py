@@ -4,16 +4,14 @@ deleted under a running terminal; and its files are private."""
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import stat
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,18 +20,9 @@ from pos_client.bootstrap import build_terminal
 from pos_client.doctor import check_outbox
 from pos_client.outbox import CORRUPT_ENTRY, EntryState, Outbox, OutboxCorrupt, OutboxMissing
 from pos_client.sync import SERVER_ERROR, SyncPolicy, SyncWorker
-from tests.conftest import REPO, make_settings
+from tests.conftest import REPO, make_settings, run_cli
 from tests.integration.ledger_helpers import sale_body
-
-
-def pos_client(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.integration.server_helpers import Answer, LoopbackServer, json_answer
 
 
 def fill(path: Path, count: int) -> list[str]:
@@ -103,17 +92,17 @@ def test_an_undecodable_entry_goes_dead_and_the_drain_goes_on(tmp_path: Path) ->
         assert terminal.sync.drain().error is None
         assert terminal.outbox.stats().dead == 1
 
-    status = pos_client(tmp_path, "queue", "status")
+    status = run_cli(tmp_path, "queue", "status")
     assert status.returncode == 0, status.stderr
     assert f"dead {keys[1]}" in status.stdout and CORRUPT_ENTRY in status.stdout
-    doctor = pos_client(tmp_path, "doctor")
+    doctor = run_cli(tmp_path, "doctor")
     assert "BAD outbox queue" in doctor.stdout and "Traceback" not in doctor.stderr
 
 
 # ------------------------------------------------------------------ a server failing on one entry
 
 
-class FlakyServer:
+class FlakyServer(LoopbackServer):
     """A real HTTP server on loopback: 500 for any batch holding a poisoned key (or for
     everything when `down`), otherwise every operation applied."""
 
@@ -121,41 +110,17 @@ class FlakyServer:
         self.poisoned: set[str] = set()
         self.down = False
         self.applied: list[str] = []
-        owner = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_args: object) -> None:
-                pass
+    def get(self, path: str) -> Answer:
+        return json_answer({"status": "ok"}, 500 if self.down else 200)
 
-            def _answer(self, status: int, payload: object) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                self._answer(500 if owner.down else 200, {"status": "ok"})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                operations = json.loads(self.rfile.read(length))["operations"]
-                keys = [operation["key"] for operation in operations]
-                if owner.down or owner.poisoned & set(keys):
-                    self._answer(500, {"detail": "Internal Server Error"})
-                    return
-                owner.applied += keys
-                self._answer(200, {"results": [{"key": key, "outcome": "applied"} for key in keys]})
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def post(self, payload: Any) -> Answer:
+        keys = [operation["key"] for operation in payload["operations"]]
+        if self.down or self.poisoned & set(keys):
+            return json_answer({"detail": "Internal Server Error"}, 500)
+        self.applied += keys
+        return json_answer({"results": [{"key": key, "outcome": "applied"} for key in keys]})
 
 
 @pytest.fixture
@@ -224,19 +189,19 @@ def test_an_emptied_outbox_is_refused_kept_aside_and_doctor_says_bad(tmp_path: P
     fill(path, 6)
     os.truncate(path, 0)  # truncated to 0 bytes with 6 sales pending
 
-    doctor = pos_client(data, "doctor")
+    doctor = run_cli(data, "doctor")
     assert doctor.returncode == 1 and "Traceback" not in doctor.stderr
     assert "BAD outbox: " in doctor.stdout and "emptied (0 bytes)" in doctor.stdout
     assert "6 sale(s)" in doctor.stdout
     kept = list(data.glob("outbox.sqlite.corrupt-*"))
     assert kept and kept[0].stat().st_size == 0
     # It is not silently started afresh: it is now missing, and still refused.
-    status = pos_client(data, "queue", "status")
+    status = run_cli(data, "queue", "status")
     assert status.returncode == 1 and "is missing" in status.stderr
     assert "Traceback" not in status.stderr and not path.exists()
     # Staff accept the loss explicitly: then a new outbox is made.
-    assert pos_client(data, "queue", "quarantine").returncode in (0, 1)
-    assert pos_client(data, "queue", "status").returncode == 0
+    assert run_cli(data, "queue", "quarantine").returncode in (0, 1)
+    assert run_cli(data, "queue", "status").returncode == 0
 
 
 def test_a_vanished_outbox_is_refused(tmp_path: Path) -> None:

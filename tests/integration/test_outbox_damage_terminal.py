@@ -10,12 +10,11 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +27,7 @@ from pos_client.outbox import EntryState, ManifestUnreadable, Outbox, witness_pa
 from pos_client.sync import SyncWorker
 from tests.conftest import REPO, damage_stored_entry, make_settings
 from tests.integration.ledger_helpers import sale_body
+from tests.integration.server_helpers import Answer, LoopbackServer, json_answer
 
 POS_CLIENT = str(REPO / ".venv" / "bin" / "pos-client")
 
@@ -251,53 +251,19 @@ PHONE = "+447700900789"
 FIRST, LAST, BIRTHDAY = "Zebedee", "Quixotovna", date(1987, 6, 5)
 
 
-class EnrollServer:
+class EnrollServer(LoopbackServer):
     """A real HTTP server on loopback answering every operation with `outcome`."""
 
     def __init__(self, outcome: str) -> None:
-        owner = self
         self.outcome = outcome
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_args: object) -> None:
-                pass
-
-            def _answer(self, payload: object) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                self._answer({"status": "ok"})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                operations = json.loads(self.rfile.read(length))["operations"]
-                self._answer(
-                    {
-                        "results": [
-                            {
-                                "key": op["key"],
-                                "outcome": owner.outcome,
-                                "code": "phone_taken",
-                                "error": "refused",
-                            }
-                            for op in operations
-                        ]
-                    }
-                )
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def post(self, payload: Any) -> Answer:
+        results = [
+            {"key": op["key"], "outcome": self.outcome, "code": "phone_taken", "error": "refused"}
+            for op in payload["operations"]
+        ]
+        return json_answer({"results": results})
 
 
 @pytest.fixture

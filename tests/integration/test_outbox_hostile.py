@@ -9,11 +9,10 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,47 +23,22 @@ from pos_client.outbox import CORRUPT_ENTRY, SCHEMA_VERSION, EntryState, Outbox
 from pos_client.sync import NO_RESULT, SyncPolicy, SyncWorker
 from tests.conftest import REPO
 from tests.integration.ledger_helpers import action_body, sale_body
+from tests.integration.server_helpers import Answer, LoopbackServer, json_answer
 
 
-class RecordingServer:
+class RecordingServer(LoopbackServer):
     """Applies every operation under the key its body carries; `skip` keys get no result."""
 
     def __init__(self) -> None:
         self.applied: list[str] = []
         self.skip: set[str] = set()
-        owner = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_args: object) -> None:
-                pass
-
-            def _answer(self, payload: object) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                self._answer({"status": "ok"})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                operations = json.loads(self.rfile.read(length))["operations"]
-                keys = [str(operation.get("key")) for operation in operations]
-                owner.applied += keys
-                results = [{"key": k, "outcome": "applied"} for k in keys if k not in owner.skip]
-                self._answer({"results": results})
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def post(self, payload: Any) -> Answer:
+        keys = [str(operation.get("key")) for operation in payload["operations"]]
+        self.applied += keys
+        results = [{"key": k, "outcome": "applied"} for k in keys if k not in self.skip]
+        return json_answer({"results": results})
 
 
 @pytest.fixture

@@ -17,46 +17,14 @@ from typing import Any
 import pytest
 import requests
 
-from loyalty_server.cli import migrate
 from pos_client.demo import DEMO_MEMBERS
 from pos_client.domain import Purchase, uuid7
 from pos_client.operations import SaleOp
 from tests.conftest import REPO
 from tests.integration.faultproxy import FaultProxy
-from tests.integration.server_helpers import (
-    PostgresCluster,
-    ServerProcess,
-    http_terminal,
-    postgres_unavailable_reason,
-)
+from tests.integration.server_helpers import ServerProcess, http_terminal
 
 ANNA, BOB = DEMO_MEMBERS[0], DEMO_MEMBERS[1]
-PG_REASON = postgres_unavailable_reason()
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresCluster | None]:
-    if PG_REASON is not None:
-        yield None
-        return
-    cluster = PostgresCluster()
-    cluster.start()
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresCluster | None
-) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite+pysqlite:///{tmp_path}/server.sqlite"
-    else:
-        if postgres is None:
-            pytest.skip(PG_REASON or "")
-        url = postgres.new_database()
-    migrate(url)
-    return url
 
 
 @pytest.fixture

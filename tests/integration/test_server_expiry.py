@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -31,31 +30,6 @@ from tests.integration.server_helpers import (
 
 PG_REASON = postgres_unavailable_reason()
 RIGA = "Europe/Riga"
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresCluster | None]:
-    if PG_REASON is not None:
-        yield None
-        return
-    cluster = PostgresCluster()
-    cluster.start()
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresCluster | None
-) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite+pysqlite:///{tmp_path}/server.sqlite"
-    else:
-        if postgres is None:
-            pytest.skip(PG_REASON or "")
-        url = postgres.new_database()
-    migrate(url)
-    return url
 
 
 def stars_ledger(url: str) -> Ledger:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pos_client.demo import DEMO_MEMBERS, seed_demo_members
 from pos_client.events import NetworkCommand, ScanEvent
 from pos_client.outbox import Outbox
 from pos_client.scanning import IdentificationFailed, MemberIdentified, ScanRouter
-from tests.conftest import CONFIG_DIR, REPO
+from tests.conftest import CONFIG_DIR, REPO, HeadlessTerminal, run_cli
 
 ANNA = DEMO_MEMBERS[0]
 
@@ -148,70 +147,36 @@ def test_simulated_and_hardware_events_reach_the_same_member(terminal: Terminal)
     assert isinstance(stranger, IdentificationFailed) and stranger.can_enroll
 
 
-def cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_pos_client_sim_drives_a_running_terminal(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    assert cli(data, "seed-demo").returncode == 0
-    env = {**os.environ, "POS_CLIENT__SYNC__INTERVAL_S": "0.2"}
-    terminal = subprocess.Popen(
-        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), "run", "--headless"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    assert run_cli(data, "seed-demo").returncode == 0
+    terminal = HeadlessTerminal(
+        "--data-dir", str(data), env={"POS_CLIENT__SYNC__INTERVAL_S": "0.2"}
     )
-    lines: queue.Queue[str] = queue.Queue()
-    import threading
-
-    threading.Thread(
-        target=lambda: [lines.put(line) for line in terminal.stdout], daemon=True
-    ).start()  # type: ignore[union-attr]
-
-    def expect(fragment: str, timeout: float = 10.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = lines.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if fragment in line:
-                return line
-        raise AssertionError(f"terminal never printed {fragment!r}")
-
+    expect = terminal.expect
     try:
         expect("running")
-        assert cli(data, "sim", "tap", ANNA.card_uid or "").returncode == 0
+        assert run_cli(data, "sim", "tap", ANNA.card_uid or "").returncode == 0
         assert "via sim:sim" in expect("member Anna K.")
-        assert cli(data, "sim", "scan", "]E0" + DEMO_MEMBERS[1].card_number).returncode == 0
+        assert run_cli(data, "sim", "scan", "]E0" + DEMO_MEMBERS[1].card_number).returncode == 0
         expect("member Bob S.")
-        assert cli(data, "sim", "phone", "+7 912 345-67-89").returncode == 0
+        assert run_cli(data, "sim", "phone", "+7 912 345-67-89").returncode == 0
         expect("member Anna K.")
-        assert cli(data, "sim", "scan", "]E02900000000019").returncode == 0
+        assert run_cli(data, "sim", "scan", "]E02900000000019").returncode == 0
         assert "check digit" in expect("not identified (invalid)")
-        assert cli(data, "sim", "offline").returncode == 0
+        assert run_cli(data, "sim", "offline").returncode == 0
         expect("sync OFFLINE")
-        assert cli(data, "sim", "tap", ANNA.card_uid or "").returncode == 0
+        assert run_cli(data, "sim", "tap", ANNA.card_uid or "").returncode == 0
         assert "(offline)" in expect("member Anna K.")
-        assert cli(data, "sim", "online").returncode == 0
+        assert run_cli(data, "sim", "online").returncode == 0
         expect("sync online")
-        bad = cli(data, "sim", "play", str(tmp_path / "missing.toml"))
+        bad = run_cli(data, "sim", "play", str(tmp_path / "missing.toml"))
         assert bad.returncode == 1 and "file not found" in bad.stderr
     finally:
-        terminal.send_signal(signal.SIGTERM)
-        terminal.wait(10)
-    assert terminal.returncode == 0
+        returncode = terminal.stop(10)
+    assert returncode == 0
     assert not (data / "sim.port").exists()
-    stranger = cli(data, "sim", "tap", "04112233")
+    stranger = run_cli(data, "sim", "tap", "04112233")
     assert stranger.returncode == 2 and "no running terminal" in stranger.stderr
 
 
@@ -302,33 +267,26 @@ def test_doctor_beside_a_running_terminal_leaves_its_simulated_reader_alone(
     tmp_path: Path,
 ) -> None:
     data = tmp_path / "data"
-    assert cli(data, "seed-demo").returncode == 0
-    terminal = subprocess.Popen(
-        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), "run", "--headless"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    assert run_cli(data, "seed-demo").returncode == 0
+    terminal = HeadlessTerminal("--data-dir", str(data))
     port_file = data / "sim.port"
     try:
         deadline = time.monotonic() + 30
         while not port_file.exists() and time.monotonic() < deadline:
-            assert terminal.poll() is None, terminal.stderr.read()  # type: ignore[union-attr]
+            assert terminal.process.poll() is None, terminal.process.stderr.read()  # type: ignore[union-attr]
             time.sleep(0.1)
         port = port_file.read_text()
-        doctor = cli(data, "doctor")
+        doctor = run_cli(data, "doctor")
         assert "Traceback" not in doctor.stderr
         sim = [line for line in doctor.stdout.splitlines() if " reader sim:" in line]
         assert len(sim) == 1 and sim[0].startswith("ok ") and "in use" in sim[0], doctor.stdout
         assert f"port {port.strip()}" in sim[0]
         assert port_file.exists() and port_file.read_text() == port  # not removed, not stolen
-        tap = cli(data, "sim", "tap", ANNA.card_uid or "")
+        tap = run_cli(data, "sim", "tap", ANNA.card_uid or "")
         assert tap.returncode == 0, tap.stderr  # the running terminal still takes taps
     finally:
-        terminal.send_signal(signal.SIGTERM)
-        terminal.wait(20)
-    assert terminal.returncode == 0
+        returncode = terminal.stop(20)
+    assert returncode == 0
     assert not port_file.exists()  # its own reader tidies up when the terminal stops
 
 
@@ -407,28 +365,20 @@ def test_pos_client_sim_play_of_an_endless_file_is_one_clear_line(tmp_path: Path
 
 def test_queue_quarantine_is_refused_while_a_terminal_runs_on_the_folder(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    assert cli(data, "seed-demo").returncode == 0
-    terminal = subprocess.Popen(
-        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), "run", "--headless"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    assert run_cli(data, "seed-demo").returncode == 0
+    terminal = HeadlessTerminal("--data-dir", str(data), stderr=subprocess.DEVNULL)
     try:
-        assert terminal.stdout is not None
-        for line in terminal.stdout:
-            if "running" in line:
-                break
-        assert cli(data, "earn", "--member", ANNA.card_number, "--amount", "5.00").returncode == 0
-        refused = cli(data, "queue", "quarantine")
+        terminal.expect("running", timeout=60)
+        assert (
+            run_cli(data, "earn", "--member", ANNA.card_number, "--amount", "5.00").returncode == 0
+        )
+        refused = run_cli(data, "queue", "quarantine")
         assert refused.returncode == 2 and "stop it first" in refused.stderr, refused.stderr
         assert "Traceback" not in refused.stderr
         assert not list(data.glob("outbox.sqlite.*corrupt*"))
     finally:
-        terminal.send_signal(signal.SIGTERM)
-        terminal.wait(10)
+        terminal.stop(10)
     with Outbox(data / "outbox.sqlite") as outbox:
         assert len(outbox.entries()) == 1  # the sale recorded beside the terminal is kept
-    kept = cli(data, "queue", "quarantine")  # stopped: now it may
+    kept = run_cli(data, "queue", "quarantine")  # stopped: now it may
     assert kept.returncode == 0, kept.stderr

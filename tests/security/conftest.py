@@ -9,14 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from loyalty_server.cli import migrate
-from tests.integration.server_helpers import (
-    PostgresCluster,
-    ServerProcess,
-    postgres_unavailable_reason,
-)
-
-PG_REASON = postgres_unavailable_reason()
+from tests.database_fixtures import postgres_cluster
+from tests.integration.server_helpers import PostgresCluster, ServerProcess
 
 # Limits the suites attack; the server reads them from its environment (configuration).
 SERVER_ENV = {
@@ -37,27 +31,8 @@ SERVER_ENV = {
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresCluster | None]:
-    if PG_REASON is not None:
-        yield None
-        return
-    cluster = PostgresCluster()
-    cluster.start()
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresCluster | None
-) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite+pysqlite:///{tmp_path}/server.sqlite"
-    else:
-        if postgres is None:
-            pytest.skip(PG_REASON or "")
-        url = postgres.new_database()
-    migrate(url)
-    return url
+    """One cluster for the whole security run (the shared fixture starts one a module)."""
+    yield from postgres_cluster()
 
 
 def running_server(database_url: str, tmp_path: Path, **env: str) -> Iterator[ServerProcess]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 
 
 def sync(data: Path, config: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -80,16 +80,6 @@ def test_a_token_in_the_environment_with_a_newline_is_refused(
     assert "Traceback" not in result.stderr
 
 
-def cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pos_client.cli", "--data-dir", str(data), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def loose(data: Path) -> list[str]:
     return sorted(
         f"{file.name} {oct(file.stat().st_mode & 0o777)}"
@@ -103,8 +93,8 @@ def test_the_terminals_files_are_made_0600_and_older_loose_ones_tightened_at_sta
 ) -> None:
     data = tmp_path / "t1"
     os.umask(0o022)  # the usual umask: a file made without care would be 0644
-    assert cli(data, "seed-demo").returncode == 0
-    assert cli(data, "sync").returncode == 0
+    assert run_cli(data, "seed-demo").returncode == 0
+    assert run_cli(data, "sync").returncode == 0
     assert loose(data) == []  # everything made by the terminal is private
     names = [file.name for file in data.iterdir() if file.is_file()]
     assert "lookup.key" in names and "outbox.sqlite" in names
@@ -116,6 +106,6 @@ def test_the_terminals_files_are_made_0600_and_older_loose_ones_tightened_at_sta
     elsewhere.chmod(0o644)
     (data / "a-link").symlink_to(elsewhere)
     assert len(loose(data)) == len(set(names) | {"terminal.token", "terminal.run.lock"})
-    assert cli(data, "queue", "status").returncode == 0
+    assert run_cli(data, "queue", "status").returncode == 0
     assert loose(data) == []
     assert elsewhere.stat().st_mode & 0o777 == 0o644  # a link is not followed
