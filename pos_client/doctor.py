@@ -6,6 +6,7 @@ Three levels: OK, WARN (works, but should be looked at: the doctor still exits 0
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from pos_client.files import private_dir
 from pos_client.outbox import (
+    CORRUPT_ENTRY,
     SCHEMA_VERSION,
     EntryState,
     Outbox,
@@ -77,10 +79,30 @@ def check_disk(path: Path) -> list[Check]:
 
 
 MAX_ENTRIES_CHECKED = 10000  # unsent entries whose bodies doctor reads, per state
+CORRUPT_KEYS_SHOWN = 5
+_KEY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _corrupt_dead(entries: Sequence[OutboxEntry]) -> str:
+    """How many dead entries were kept aside as corrupt, and their keys: a key is a uuid,
+    shown only when it reads as one (a damaged key could hold anything); never a body."""
+    if not entries:
+        return ""
+    named = [
+        entry.key if _KEY.fullmatch(entry.key) else f"seq {entry.seq} (key unreadable)"
+        for entry in entries[:CORRUPT_KEYS_SHOWN]
+    ]
+    more = len(entries) - len(named)
+    return (
+        f"; {len(entries)} of them corrupt ({CORRUPT_ENTRY}): "
+        f"key{'s' if len(entries) > 1 else ''} {', '.join(named)}"
+        + (f" and {more} more" if more else "")
+    )
 
 
 def check_outbox(path: Path) -> list[Check]:
     unsent: list[OutboxEntry] = []
+    corrupt: list[OutboxEntry] = []
     try:
         with Outbox(path) as outbox:
             integrity = outbox.integrity_check()  # the full check, whatever the last stop
@@ -91,6 +113,12 @@ def check_outbox(path: Path) -> list[Check]:
                     for state in (EntryState.PENDING, EntryState.SENDING)
                     for entry in outbox.entries(state, limit=MAX_ENTRIES_CHECKED)
                 ]
+                if stats.dead:
+                    corrupt = [
+                        entry
+                        for entry in outbox.entries(EntryState.DEAD, limit=MAX_ENTRIES_CHECKED)
+                        if entry.error_code == CORRUPT_ENTRY
+                    ]
     except OutboxError as exc:
         return [Check("outbox", False, str(exc))]
     except sqlite3.DatabaseError as exc:
@@ -144,6 +172,7 @@ def check_outbox(path: Path) -> list[Check]:
             "outbox queue",
             stats.dead == 0,
             pending
+            + _corrupt_dead(corrupt)
             + ("; dead entries need staff: `pos-client queue status`" if stats.dead else "")
             + ("; sales wait for over an hour: check the backend" if stale else ""),
             warn=stale,  # still recorded and retried: a warning, unless entries are dead

@@ -20,7 +20,7 @@ from pos_client.bootstrap import build_terminal
 from pos_client.doctor import check_outbox
 from pos_client.outbox import CORRUPT_ENTRY, EntryState, Outbox, OutboxCorrupt, OutboxMissing
 from pos_client.sync import SERVER_ERROR, SyncPolicy, SyncWorker
-from tests.conftest import REPO, make_settings, run_cli
+from tests.conftest import REPO, damage_stored_entry, make_settings, run_cli
 from tests.integration.ledger_helpers import sale_body
 from tests.integration.server_helpers import Answer, LoopbackServer, json_answer
 
@@ -50,6 +50,22 @@ def test_an_undecodable_key_goes_dead_and_the_drain_goes_on(tmp_path: Path) -> N
         dead = outbox.entries(EntryState.DEAD)
         assert len(dead) == 1 and dead[0].error_code == CORRUPT_ENTRY
         assert "cannot be read" in (dead[0].last_error or "")
+
+
+def test_doctor_names_the_keys_of_entries_dead_as_corrupt_and_never_their_bodies(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    keys = fill(path, 4)
+    damage_stored_entry(path, keys[1])
+    damage_stored_entry(path, keys[3])
+    with Outbox(path) as outbox:
+        outbox.claim(10)  # the damaged ones go dead as corrupt_entry
+        assert len(outbox.entries(EntryState.DEAD)) == 2
+    (queue_row,) = [row for row in check_outbox(path) if row.name == "outbox queue"]
+    assert not queue_row.ok
+    assert f"2 of them corrupt (corrupt_entry): keys {keys[1]}, {keys[3]}" in queue_row.detail
+    assert "m1" not in queue_row.detail and "amount" not in queue_row.detail
 
 
 def test_an_undecodable_entry_goes_dead_and_the_drain_goes_on(tmp_path: Path) -> None:
