@@ -24,6 +24,15 @@ def shown(text: str) -> str:
     return "".join(char if char.isprintable() else escaped(char) for char in text)
 
 
+ECHOED_NAME_CHARS = 40  # a refused name is echoed cut to this many characters
+
+
+def shown_cut(text: str, limit: int = ECHOED_NAME_CHARS) -> str:
+    """`shown(text)` cut to its first `limit` characters (then "…"): a refusal quotes enough
+    to recognise what was typed, not 5,000 characters of it."""
+    return shown(text[:limit]) + ("…" if len(text) > limit else "")
+
+
 def escaped(char: str) -> str:
     code = ord(char)
     if 0xDC80 <= code <= 0xDCFF:  # a byte that was no UTF-8 (surrogateescape)
@@ -176,7 +185,7 @@ def cmd_terminal_add(args: argparse.Namespace) -> int:
     name = unicodedata.normalize("NFC", args.name)
     problem = name_problem(name)
     if problem:
-        print(f"terminal name '{shown(name)}': {problem}", file=sys.stderr)
+        print(f"terminal name '{shown_cut(name)}': {problem}", file=sys.stderr)
         return 2
     terminal_id, code = add_terminal(engine_for(args), name, settings.pairing_code_ttl_s)
     print(

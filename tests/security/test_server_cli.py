@@ -85,6 +85,15 @@ def test_terminal_add_refuses_a_name_that_is_no_printable_text_of_1_to_80(
     assert terminal_names(store["LOYALTY_SERVER_DATABASE_URL"]) == []
 
 
+def test_a_refused_long_name_is_echoed_cut_to_40_characters(
+    tmp_path: Path, store: dict[str, str]
+) -> None:
+    result = server_cli(tmp_path, "terminal", "add", "D" * 39 + "E" * 4961, env=store)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "terminal name '" + "D" * 39 + "E…': at most 80 characters" in result.stderr
+    assert "EE" not in result.stderr and len(result.stderr) < 200, result.stderr
+
+
 def test_terminal_add_takes_a_name_of_80_characters_in_any_script(
     tmp_path: Path, store: dict[str, str]
 ) -> None:
