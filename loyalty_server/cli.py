@@ -40,6 +40,11 @@ def escaped(char: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+def complain(message: str) -> None:
+    """One line on stderr, named as the CLI's errors are: `loyalty-server: MESSAGE`."""
+    print(f"loyalty-server: {message}", file=sys.stderr)
+
+
 def settings_from(args: argparse.Namespace) -> ServerSettings:
     if (
         not getattr(args, "database_url", None)
@@ -63,7 +68,7 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
             ),
         )
     except ValueError as exc:  # a setting out of range: say which, no traceback
-        print(f"loyalty-server: {exc}", file=sys.stderr)
+        complain(str(exc))
         raise SystemExit(2) from None
     tighten_files(settings)
     return settings
@@ -134,7 +139,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     trusted = os.environ.get("LOYALTY_SERVER_TRUSTED_PROXIES", "").strip()
     raw_workers = os.environ.get("LOYALTY_SERVER_WORKERS", "").strip() or "1"
     if not raw_workers.isdigit() or not 1 <= int(raw_workers) <= 64:
-        print("LOYALTY_SERVER_WORKERS: expected a whole number from 1 to 64", file=sys.stderr)
+        complain("LOYALTY_SERVER_WORKERS: expected a whole number from 1 to 64")
         return 2
     workers = args.workers or int(raw_workers)
     if workers > 1:
@@ -178,14 +183,10 @@ def cmd_terminal_add(args: argparse.Namespace) -> int:
     from loyalty_server.terminals import add_terminal, name_problem
 
     settings = settings_from(args)
-    problem = schema_problem(args, settings.database_url)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
     name = unicodedata.normalize("NFC", args.name)
     problem = name_problem(name)
     if problem:
-        print(f"terminal name '{shown_cut(name)}': {problem}", file=sys.stderr)
+        complain(f"terminal name '{shown_cut(name)}': {problem}")
         return 2
     terminal_id, code = add_terminal(engine_for(args), name, settings.pairing_code_ttl_s)
     print(
@@ -202,7 +203,7 @@ def cmd_terminal_revoke(args: argparse.Namespace) -> int:
 
     # Terminal ids are UUIDs: anything else (bytes that are no UTF-8 too) is no terminal.
     if not UUID_PATTERN.match(args.terminal_id) or not revoke(engine_for(args), args.terminal_id):
-        print(f"no terminal {shown(args.terminal_id)}", file=sys.stderr)
+        complain(f"no terminal {shown(args.terminal_id)}")
         return 1
     print(f"terminal {args.terminal_id} revoked: its token no longer works")
     return 0
@@ -223,10 +224,9 @@ def cmd_partner_add(args: argparse.Namespace) -> int:
         inbound = [
             t.id for t in program.give_targets if t.kind == "partner" and t.inbound_points_per_unit
         ]
-        print(
+        complain(
             f"'{shown(args.name)}' is not a partner that transfers into programme {program.id}"
-            f" (partners: {', '.join(inbound) or 'none'})",
-            file=sys.stderr,
+            f" (partners: {', '.join(inbound) or 'none'})"
         )
         return 1
     token = add_partner(engine_for(args), target.id)
@@ -245,7 +245,7 @@ def cmd_partner_revoke(args: argparse.Namespace) -> int:
         or not args.name.isascii()
         or not revoke(engine_for(args), args.name)
     ):
-        print(f"no active partner {shown(args.name)}", file=sys.stderr)
+        complain(f"no active partner {shown(args.name)}")
         return 1
     print(f"partner {args.name} revoked: its token no longer works")
     return 0
@@ -268,10 +268,6 @@ def cmd_member_import(args: argparse.Namespace) -> int:
     from pos_client.program import load_program
 
     settings = settings_from(args)
-    problem = schema_problem(args, settings.database_url)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
     program = load_program(settings.program, settings.config_dir)
     check = strict.checker(program.currency)
     ledger = Ledger(engine_for(args), program, check=check)
@@ -279,7 +275,7 @@ def cmd_member_import(args: argparse.Namespace) -> int:
     try:
         rows = read_member_rows(Path(args.csv))
     except ImportRefused as exc:
-        print(f"{shown(args.csv)}: {exc}; nothing imported", file=sys.stderr)
+        complain(f"{shown(args.csv)}: {exc}; nothing imported")
         return 1
     bodies: list[dict[str, Any]] = []
     lines: list[int] = []
@@ -323,7 +319,7 @@ def cmd_member_import(args: argparse.Namespace) -> int:
                 bad.append((line, getattr(outcome, "message", "refused")))
     if bad:
         for line, reason in sorted(bad):
-            print(f"line {line}: {reason}", file=sys.stderr)
+            complain(f"line {line}: {reason}")
         print(f"imported 0 member(s): {len(bad)} bad row(s); fix them and import the file again")
         return 1
     print(f"imported {len(bodies)} member(s)")
@@ -472,7 +468,7 @@ def cmd_expire(args: argparse.Namespace) -> int:
         try:
             day = datetime.strptime(args.as_of, "%Y-%m-%d").date()
         except ValueError:
-            print(f"--as-of: expected a date as YYYY-MM-DD, got {args.as_of!r}", file=sys.stderr)
+            complain(f"--as-of: expected a date as YYYY-MM-DD, got {args.as_of!r}")
             return 2
         # The start of the store's day: what is due on that day expires.
         as_of = datetime.combine(day, time(), zone).astimezone(UTC)
@@ -543,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = terminal.add_parser("add", help="register a terminal; prints a pairing code")
     common(sub)
     sub.add_argument("name")
-    sub.set_defaults(handler=cmd_terminal_add)
+    sub.set_defaults(handler=cmd_terminal_add, needs_schema=True)
     sub = terminal.add_parser("revoke", help="revoke a terminal's token")
     common(sub)
     sub.add_argument("terminal_id")
@@ -568,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(sub)
     sub.add_argument("csv")
     sub.add_argument("--region", default="US", help="region for phone numbers without +")
-    sub.set_defaults(handler=cmd_member_import)
+    sub.set_defaults(handler=cmd_member_import, needs_schema=True)
 
     sub = commands.add_parser("purge", help="forget idempotency keys past the retention window")
     common(sub)
@@ -595,7 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # release says what to run, rather than failing on a missing table.
         problem = schema_problem(args, settings_from(args).database_url)
         if problem:
-            print(f"loyalty-server: {problem}", file=sys.stderr)
+            complain(problem)
             return 2
     code: int = args.handler(args)
     return code

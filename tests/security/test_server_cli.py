@@ -202,6 +202,9 @@ def test_every_command_on_an_unmigrated_database_says_what_to_run(
     done = server_cli(tmp_path, *UNMIGRATED_COMMANDS[command], "--database-url", url)
     assert done.returncode == 2, done.stderr
     assert "loyalty-server migrate" in done.stderr
+    assert all(line.startswith("loyalty-server: ") for line in done.stderr.splitlines()), (
+        done.stderr
+    )
     assert "Traceback" not in done.stderr
     # Nothing was made on the way: no file where there was none, no table where it was empty.
     if state == "no file":
@@ -210,3 +213,30 @@ def test_every_command_on_an_unmigrated_database_says_what_to_run(
         with sqlite3.connect(database) as conn:
             assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
         conn.close()
+
+
+REFUSALS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "a bad terminal name": (("terminal", "add", " Desk"), {}),
+    "an unknown terminal": (("terminal", "revoke", "no-such-terminal"), {}),
+    "no such partner in the programme": (("partner", "add", "no-such-partner"), {}),
+    "an unknown partner": (("partner", "revoke", "no-such-partner"), {}),
+    "a bad --as-of": (("expire", "--as-of", "tomorrow"), {}),
+    "a missing members file": (("member", "import", "missing.csv"), {}),
+    "a members file with bad rows": (("member", "import", "bad.csv"), {}),
+    "a bad worker count": (("serve", "--no-migrate"), {"LOYALTY_SERVER_WORKERS": "0"}),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_every_refusal_of_the_server_cli_starts_with_its_name(
+    tmp_path: Path, store: dict[str, str], case: str
+) -> None:
+    (tmp_path / "bad.csv").write_text(
+        "first_name,last_name,phone,card_number\nAnna,K,not a phone,\nBob,S,,\n"
+    )
+    args, env = REFUSALS[case]
+    result = server_cli(tmp_path, *args, env={**store, **env})
+    assert result.returncode in (1, 2), result.stdout + result.stderr
+    lines = result.stderr.splitlines()
+    assert lines and all(line.startswith("loyalty-server: ") for line in lines), result.stderr
+    assert "Traceback" not in result.stderr
