@@ -44,8 +44,18 @@ class Section:
 
     def fail(self, name: str, problem: str) -> ConfigError:
         key = self.key(name)
-        source = (self.origins or {}).get(key, self.source)
-        return ConfigError(f"config key '{key}' ({source}): {problem}")
+        return ConfigError(f"config key '{key}' ({self.origin(key)}): {problem}")
+
+    def origin(self, key: str) -> str:
+        """The file or variable that set `key`: its own record, else that of the nearest
+        table or array it lies in (a user file's [[readers]] replaces the whole array, so
+        'readers[0].port' came from wherever 'readers' did), else this section's source."""
+        origins = self.origins or {}
+        while key:
+            if key in origins:
+                return origins[key]
+            key = key[: max(key.rfind("."), key.rfind("["), 0)]
+        return self.source
 
     def _get(self, name: str, default: Any) -> Any:
         if name in self.data:

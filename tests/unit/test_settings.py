@@ -47,6 +47,19 @@ def test_config_file_from_environment_variable(tmp_path: Path) -> None:
         ('[backend]\nkind = "http"\nurl = "ftp://x"\n', "'backend.url'"),
         ("[offline]\nredeem_on_uid = 3\n", "'offline.redeem_on_uid'.*true or false"),
         ('terminal = "x"\n', "'terminal'.*expected a table"),
+        (
+            '[[readers]]\nkind = "simulated"\nname = "sim"\nport = 70000\n',
+            r"'readers\[0\]\.port'.*at most 65535",
+        ),
+        (
+            '[[readers]]\nkind = "simulated"\nport = -1\n[[readers]]\nkind = "serial"\n',
+            r"'readers\[0\]\.port'.*at least 0",
+        ),
+        (
+            '[[readers]]\nkind = "simulated"\nname = "a"\n'
+            '[[readers]]\nkind = "serial"\nname = "a"\n',
+            r"'readers\[1\]\.name'.*two readers",
+        ),
         ("[terminal\n", "not valid TOML"),
     ],
 )
@@ -67,6 +80,13 @@ def test_a_bad_environment_override_names_the_variable_source() -> None:
         load_settings(None, env={"POS_CLIENT__SYNC__INTERVAL_S": "soon"}, config_dir=CONFIG_DIR)
     with pytest.raises(ConfigError, match="unknown section"):
         load_settings(None, env={"POS_CLIENT__NOPE__X": "1"}, config_dir=CONFIG_DIR)
+
+
+def test_a_bad_reader_port_names_the_file_given_by_the_environment(tmp_path: Path) -> None:
+    user = tmp_path / "desk.toml"
+    user.write_text('[[readers]]\nkind = "simulated"\nname = "sim"\nport = 70000\n')
+    with pytest.raises(ConfigError, match=rf"'readers\[0\]\.port' \({user}\)"):
+        load_settings(None, env={"POS_CLIENT_CONFIG": str(user)}, config_dir=CONFIG_DIR)
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
