@@ -201,3 +201,15 @@ def test_every_command_on_an_unmigrated_database_says_what_to_run(
         with sqlite3.connect(database) as conn:
             assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
         conn.close()
+
+
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_serve_refuses_a_batch_concurrency_below_one_and_says_which_setting(
+    tmp_path: Path, store: dict[str, str], value: str
+) -> None:
+    done = server_cli(
+        tmp_path, "serve", "--port", "0", env={**store, "LOYALTY_SERVER_BATCHES_AT_ONCE": value}
+    )
+    assert done.returncode != 0
+    assert "LOYALTY_SERVER_BATCHES_AT_ONCE" in done.stderr
+    assert "Traceback" not in done.stderr
