@@ -56,6 +56,31 @@ class TerminalRun:
     acked: int
     retried: int
     dead: int
+    cpu_s: float  # this terminal process's CPU time while draining
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of a process and its live descendants, from /proc."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        ticks[pid] = int(fields[11]) + int(fields[12])
+    family = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in family and pid not in family:
+                family.add(pid)
+                grew = True
+    return sum(ticks.get(pid, 0) for pid in family) / os.sysconf("SC_CLK_TCK")
 
 
 def enroll_members(url: str, count: int) -> list[str]:
@@ -78,6 +103,11 @@ def enroll_members(url: str, count: int) -> list[str]:
     ]
     for start in range(0, len(bodies), 500):
         ledger.apply_many(bodies[start : start + 500])
+    if ledger.engine.dialect.name == "postgresql":
+        # A live store's tables have planner statistics (autovacuum analyses them); a
+        # database filled a moment ago has none, and PostgreSQL would guess.
+        with ledger.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     ledger.engine.dispose()
     return ids
 
@@ -116,6 +146,7 @@ def terminal_main(
         ready.release()
         go.wait()
         start = time.perf_counter()
+        cpu_start = time.process_time()
         acked = retried = dead = 0
         while terminal.outbox.stats().unsent:
             report = terminal.sync.drain()
@@ -125,14 +156,71 @@ def terminal_main(
             if report.retried and not report.acked:
                 time.sleep(0.05)
                 terminal.outbox.make_due()
-        answers.put(TerminalRun(name, time.perf_counter() - start, acked, retried, dead))
+        answers.put(
+            TerminalRun(
+                name,
+                time.perf_counter() - start,
+                acked,
+                retried,
+                dead,
+                time.process_time() - cpu_start,
+            )
+        )
     finally:
         terminal.close()
 
 
+class WaitSampler:
+    """Samples what the database's sessions are doing, every 50 ms, while the terminals
+    drain: running, waiting for a lock, for the disk, or idle in a transaction (waiting for
+    the server's Python while holding its locks)."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        self.dsn = url.replace("postgresql+psycopg://", "postgresql://")
+        self.counts: dict[str, int] = {}
+        self.samples = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stop.wait(0.05):
+                rows = conn.execute(
+                    "SELECT state, wait_event_type, wait_event FROM pg_stat_activity"
+                    " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                    " AND state <> 'idle'"
+                ).fetchall()
+                self.samples += 1
+                for state, kind, name in rows:
+                    what = (
+                        "idle in transaction"
+                        if state.startswith("idle in transaction")
+                        else f"{kind}:{name}"
+                        if kind
+                        else "running"
+                    )
+                    self.counts[what] = self.counts.get(what, 0) + 1
+
+    def summary(self) -> str:
+        per = {what: n / max(self.samples, 1) for what, n in self.counts.items()}
+        top = sorted(per.items(), key=lambda item: -item[1])[:6]
+        return ", ".join(f"{what} {sessions:.2f}" for what, sessions in top)
+
+
 def drive(
-    server: ServerProcess, work: Path, members: list[str], sales: int, terminals: int, batch: int
-) -> tuple[float, list[TerminalRun]]:
+    server: ServerProcess,
+    work: Path,
+    members: list[str],
+    sales: int,
+    terminals: int,
+    batch: int,
+    watch: dict[str, int],
+) -> tuple[float, list[TerminalRun], dict[str, float]]:
+    """Runs the terminals; also returns the CPU seconds each watched process tree spent."""
     context = multiprocessing.get_context("fork")
     ready = context.Semaphore(0)
     go = context.Event()
@@ -158,13 +246,20 @@ def drive(
         child.start()
     for _ in children:
         ready.acquire()
+    cpu_before = {name: tree_cpu_seconds(pid) for name, pid in watch.items()}
+    sampler = WaitSampler(server.database_url)
+    sampler.thread.start()
     start = time.perf_counter()
     go.set()
     runs = [answers.get(timeout=3600) for _ in children]
     wall = time.perf_counter() - start
+    sampler.stop.set()
+    sampler.thread.join()
+    print(f"  database sessions busy, on average (sampled every 50 ms): {sampler.summary()}")
+    cpu = {name: tree_cpu_seconds(pid) - cpu_before[name] for name, pid in watch.items()}
     for child in children:
         child.join()
-    return wall, runs
+    return wall, runs, cpu
 
 
 def bare_executemany(url: str, members: list[str], sales: int, batch: int) -> float:
@@ -217,11 +312,19 @@ def profile_apply(url: str, members: list[str], sales: int, batch: int) -> str:
     bodies = sale_bodies(members, sales, 7)
     profiler = cProfile.Profile()
     statements = [0]
+    spent: dict[str, list[float]] = {}
 
-    def count(*_args: Any) -> None:
+    def count(conn: Any, *_args: Any) -> None:
         statements[0] += 1
+        conn.info["statement_started"] = time.perf_counter()
+
+    def timed(conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        entry = spent.setdefault(" ".join(sql.split())[:110], [0, 0.0])
+        entry[0] += 1
+        entry[1] += time.perf_counter() - conn.info.pop("statement_started")
 
     event.listen(ledger.engine, "before_cursor_execute", count)
+    event.listen(ledger.engine, "after_cursor_execute", timed)
     start = time.perf_counter()
     profiler.enable()
     for first in range(0, len(bodies), batch):
@@ -233,6 +336,10 @@ def profile_apply(url: str, members: list[str], sales: int, batch: int) -> str:
     stats.sort_stats("cumulative").print_stats(25)
     stats.sort_stats("tottime").print_stats(12)
     ledger.engine.dispose()
+    by_time = sorted(spent.items(), key=lambda item: -item[1][1])[:12]
+    out.write("statements by time spent (count, ms in all, SQL):\n")
+    for sql, (times, total) in by_time:
+        out.write(f"  {times:6d} {total * 1000:8.1f}  {sql}\n")
     return (
         f"in-process apply: {sales / unprofiled:.0f} sales/s ({sales} sales, no profiler);"
         f" {sales / seconds:.0f} sales/s under cProfile ({sales} more,"
@@ -286,7 +393,17 @@ def main() -> None:
             server.workers = args.workers
             server.start()
             try:
-                wall, runs = drive(server, work, members, args.sales, args.terminals, args.batch)
+                assert server.process is not None
+                postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+                wall, runs, cpu = drive(
+                    server,
+                    work,
+                    members,
+                    args.sales,
+                    args.terminals,
+                    args.batch,
+                    {"server": server.process.pid, "PostgreSQL": postmaster},
+                )
             finally:
                 server.stop()
             server_log = server.log_path.read_text(errors="replace")
@@ -324,6 +441,15 @@ def main() -> None:
     print(
         "  per terminal: "
         + ", ".join(f"{r.name} {r.acked / r.seconds:.0f}/s" for r in sorted(runs, key=str))
+    )
+    cpu["terminals"] = sum(r.cpu_s for r in runs)
+    print(
+        f"  CPU while draining ({wall:.1f} s wall x {os.cpu_count()} cores ="
+        f" {wall * (os.cpu_count() or 1):.1f} core-s): "
+        + ", ".join(
+            f"{name} {seconds:.1f} s ({seconds * 1000 / max(acked, 1):.2f} ms/sale)"
+            for name, seconds in cpu.items()
+        )
     )
     print(
         f"bare psycopg executemany (1 connection): {args.sales} sales in {bare:6.2f} s"

@@ -1,6 +1,7 @@
 """The loyalty server's HTTP API (versioned under /v1), over the shared ledger."""
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from pydantic import (
     create_model,
     model_validator,
 )
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from loyalty_server import partners as partner_store
@@ -40,11 +41,10 @@ from loyalty_server.phones import e164_or_none, key_enrollment_phones
 from loyalty_server.schema import flags
 from loyalty_server.settings import ServerSettings, from_environment
 from pos_client.domain import MemberView, member_view_to_json, utcnow
-from pos_client.ledger import Ledger, make_engine
+from pos_client.ledger import Ledger, make_engine, totals
 from pos_client.ledger.expiry import ExpirySchedule, parse_time_of_day
 from pos_client.ledger.ledger import Limits
 from pos_client.ledger.schema import transactions
-from pos_client.ledger.totals import day_start
 from pos_client.operations import (
     OP_ACTION,
     OP_ENROLL,
@@ -329,6 +329,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     phone_hasher = PhoneHasher(bytes.fromhex(phone_key))
     # Rate limits and the pairing lockout live in the database: N workers count as one.
     shared = SharedLimits(engine)
+    # One batch applied at a time in this process: batches are CPU-bound Python, so more
+    # threads would only share the GIL, and a batch holding member locks would run at a
+    # fraction of the speed, holding them longer. Others wait here, holding nothing.
+    applying = threading.BoundedSemaphore(settings.batches_at_once)
     pairing_guard = PairingGuard(
         shared, settings.pairing_failures_per_minute, settings.pairing_lockout_s
     )
@@ -609,6 +613,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         one, each exactly once by its key; one bad operation never blocks the others."""
         bodies: list[Any] = list(body.operations)  # type: ignore[attr-defined]
         key_enrollment_phones(bodies, phone_hasher)
+        with applying:
+            return apply_batch(bodies, who)
+
+    def apply_batch(bodies: list[Any], who: terminals.Terminal) -> BatchOut:
         try:
             # The room is taken from the terminal's per-minute allowance in the database
             # (counted and granted under a lock): parallel batches, in any server process,
@@ -758,20 +766,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if not member_ids:
             return
         today = ledger.today()  # the store's day
-        start = day_start(today, ledger.zone)
-        end = day_start(today + timedelta(days=1), ledger.zone)
-        with engine.connect() as conn:
-            counts = conn.execute(
-                select(transactions.c.member_id, func.count())
-                .where(
-                    transactions.c.member_id.in_(sorted(member_ids)),
-                    transactions.c.kind.in_(("earn", "action", "transfer_in")),
-                    transactions.c.recorded_at >= start,
-                    transactions.c.recorded_at < end,
-                )
-                .group_by(transactions.c.member_id)
-                .having(func.count() > settings.flag_earnings_per_day)
-            ).all()
+        with engine.connect() as conn:  # the members' recorded-day rows: earnings today
+            recorded = totals.read_recorded(conn, sorted(member_ids), today)
+        counts = [
+            (member_id, earnings)
+            for member_id, (_points, earnings) in recorded.items()
+            if earnings > settings.flag_earnings_per_day
+        ]
         if not counts:
             return
         with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:

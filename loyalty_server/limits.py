@@ -9,10 +9,11 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, func, select, text
+from sqlalchemy import Connection, Engine, Table, bindparam, func, literal_column, select, text
 from starlette.concurrency import run_in_threadpool
 
 from loyalty_server.schema import lockouts, rate_counters
+from pos_client.ledger.schema import PerDialect
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -111,6 +112,21 @@ def upsert(dialect: str, table: Table, values: dict[str, Any], update: dict[str,
     return lite.on_conflict_do_update(index_elements=list(table.primary_key), set_=update)
 
 
+# Built once (every request takes room): a call pays for its parameters only.
+_LOCK_KEY = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+_USED = select(func.coalesce(func.sum(rate_counters.c.n), 0)).where(
+    rate_counters.c.key == bindparam("key"), rate_counters.c.bucket > bindparam("since")
+)
+_ADD = PerDialect(
+    lambda dialect: upsert(
+        dialect,
+        rate_counters,
+        {"key": bindparam("key"), "bucket": bindparam("bucket"), "n": bindparam("n")},
+        {"n": rate_counters.c.n + literal_column("excluded.n")},
+    )
+)
+
+
 class SharedLimits:
     """Sliding one-minute limits and lockouts kept in the database, so every server process
     (uvicorn workers, servers behind one proxy) on one database counts the same hits.
@@ -130,25 +146,14 @@ class SharedLimits:
 
     def _lock_key(self, conn: Connection, key: str) -> None:
         if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+            conn.execute(_LOCK_KEY, {"key": key})
 
     def _used(self, conn: Connection, key: str, now: int) -> int:
-        used = conn.execute(
-            select(func.coalesce(func.sum(rate_counters.c.n), 0)).where(
-                rate_counters.c.key == key, rate_counters.c.bucket > now - self.WINDOW_S
-            )
-        ).scalar_one()
+        used = conn.execute(_USED, {"key": key, "since": now - self.WINDOW_S}).scalar_one()
         return int(used)
 
     def _add(self, conn: Connection, key: str, now: int, amount: int) -> None:
-        conn.execute(
-            upsert(
-                self.engine.dialect.name,
-                rate_counters,
-                {"key": key, "bucket": now, "n": amount},
-                {"n": rate_counters.c.n + amount},
-            )
-        )
+        conn.execute(_ADD[conn.dialect.name], {"key": key, "bucket": now, "n": amount})
 
     def take(self, key: str, want: int, limit: int) -> int:
         """Grant up to `want` hits of `limit` per minute for `key`; returns how many."""

@@ -21,6 +21,8 @@ class ServerSettings:
     key_retention_days: int = 90
     pairing_code_ttl_s: int = 600
     max_batch: int = 500
+    # Batches applied at once per server process (more processes: serve --workers).
+    batches_at_once: int = 1
     # Abuse limits, enforced for every operation kind (see pos_client.ledger.Limits).
     max_sale_amount: int = 100_000  # whole currency units
     max_lines_per_sale: int = 500
@@ -102,6 +104,8 @@ def from_environment(**overrides: object) -> ServerSettings:
         if raw and not raw.isdigit():
             raise ValueError(f"LOYALTY_SERVER_{spec.name.upper()}: expected a whole number")
         values[spec.name] = int(raw) if raw else spec.default
+    if int(values["batches_at_once"]) < 1:  # type: ignore[call-overload]
+        raise ValueError("LOYALTY_SERVER_BATCHES_AT_ONCE: expected 1 or more")
     values["timezone"] = env.get("LOYALTY_SERVER_TIMEZONE", "").strip() or "UTC"
     values["expiry_time"] = env.get(
         "LOYALTY_SERVER_EXPIRY_TIME", ServerSettings.expiry_time

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 
 from loyalty_server.schema import pairing_codes, terminals
 from pos_client.domain import utcnow, uuid7
@@ -107,13 +107,15 @@ def pair(engine: Engine, code: str, now: datetime | None = None) -> tuple[str, s
     return row.terminal_id, token
 
 
+# Built once: every request authenticates.
+_BY_TOKEN = select(terminals.c.id, terminals.c.name).where(
+    terminals.c.token_hash == bindparam("token_hash"), terminals.c.revoked_at.is_(None)
+)
+
+
 def authenticate(engine: Engine, token: str) -> Terminal | None:
     with engine.connect() as conn:
-        row = conn.execute(
-            select(terminals.c.id, terminals.c.name).where(
-                terminals.c.token_hash == digest(token), terminals.c.revoked_at.is_(None)
-            )
-        ).first()
+        row = conn.execute(_BY_TOKEN, {"token_hash": digest(token)}).first()
     return Terminal(row.id, row.name) if row else None
 
 

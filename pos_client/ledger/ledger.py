@@ -34,9 +34,11 @@ from pos_client.domain import (
 from pos_client.ledger import totals
 from pos_client.ledger.pending import PENDING, BatchWrites, FlushRefused
 from pos_client.ledger.schema import (
+    PerDialect,
     birthday_grants,
     identifiers,
     members,
+    one_of,
     operations,
     partner_transfers,
     transactions,
@@ -103,7 +105,7 @@ class Limits:
     offline_window: timedelta | None = None
 
 
-EARNED_KINDS = ("earn", "birthday", "action", "transfer_in")
+EARNED_KINDS = totals.EARNED_KINDS
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,21 @@ MEMBER_RECORD_COLUMNS = (
     members.c.birthday,
     members.c.balance,
     members.c.enrolled_at,
+)
+
+# Built once per dialect (see PerDialect): the batch's reads pay for parameters only.
+_LOCK_MEMBERS = PerDialect(
+    lambda dialect: (
+        select(*MEMBER_RECORD_COLUMNS)
+        .where(one_of(members.c.id, "ids", dialect))
+        .order_by(members.c.id)
+        .with_for_update()  # rendered on PostgreSQL; SQLite's BEGIN IMMEDIATE locks all
+    )
+)
+_KNOWN_KEYS = PerDialect(
+    lambda dialect: select(
+        operations.c.key, operations.c.body_hash, operations.c.result, operations.c.terminal_id
+    ).where(one_of(operations.c.key, "keys", dialect))
 )
 MEMBER_CACHE = "pos_client.ledger.locked_members"  # Connection.info key, during a batch
 WRITES = "pos_client.ledger.writes"  # Connection.info key: statements that wrote
@@ -405,29 +422,18 @@ class Ledger:
         holds the whole database already) and read their records, one statement per 1,000.
         Members not there yet (enrolled in this batch) are guarded by their primary key."""
         locked: dict[str, MemberRecord] = {}
+        statement = _LOCK_MEMBERS[conn.dialect.name]
         for start in range(0, len(member_ids), 1000):
-            query = (
-                select(*MEMBER_RECORD_COLUMNS)
-                .where(members.c.id.in_(member_ids[start : start + 1000]))
-                .order_by(members.c.id)
-            )
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update()
-            locked.update((row[0], MemberRecord(*row)) for row in conn.execute(query))
+            rows = conn.execute(statement, {"ids": member_ids[start : start + 1000]})
+            locked.update((row[0], MemberRecord(*row)) for row in rows)
         return locked
 
     def _known_keys(self, conn: Connection, keys: list[str]) -> dict[str, Any]:
         """The idempotency records already there for these keys, one statement per 1,000."""
         known: dict[str, Any] = {}
+        statement = _KNOWN_KEYS[conn.dialect.name]
         for start in range(0, len(keys), 1000):
-            rows = conn.execute(
-                select(
-                    operations.c.key,
-                    operations.c.body_hash,
-                    operations.c.result,
-                    operations.c.terminal_id,
-                ).where(operations.c.key.in_(keys[start : start + 1000]))
-            )
+            rows = conn.execute(statement, {"keys": keys[start : start + 1000]})
             known.update((row.key, row) for row in rows)
         return known
 
@@ -438,7 +444,6 @@ class Ledger:
         savepoints: bool,
         all_or_nothing: bool = False,
     ) -> list[dict[str, Any] | OpRejected]:
-        outcomes: list[dict[str, Any] | OpRejected] = []
         with self.writer.begin() as conn:
             # The batch's members, read once under their locks: each operation's rules use
             # (and its balance move updates) this copy; an operation that fails drops its
@@ -456,61 +461,7 @@ class Ledger:
                 )
                 if pending is not None:
                     self._read_ahead(conn, pending, prepared, cache, known)
-                tried: set[str] = set()  # keys met earlier in this batch
-                for item in prepared:
-                    if isinstance(item, OpRejected):
-                        outcomes.append(item)
-                        continue
-                    op, claim = item
-                    try:
-                        if op.key in known:
-                            outcomes.append(self._previous_from(known[op.key], op.key, claim))
-                            continue
-                        if op.key in tried:  # the same key twice in one batch
-                            previous = self._previous_result(conn, op.key, claim)
-                            if previous is not None:
-                                outcomes.append(previous)
-                                continue
-                        tried.add(op.key)
-                        if not savepoints:
-                            outcomes.append(self._apply_unguarded(conn, op, claim, cache))
-                            continue
-                        with conn.begin_nested():
-                            outcomes.append(self._apply_new(conn, op, claim))
-                    except OpRejected as exc:
-                        if savepoints:  # its savepoint rolled back what it wrote
-                            cache.pop(op.member_id, None)
-                        outcomes.append(exc)
-                    except (ValueError, ArithmeticError, DataError) as exc:
-                        # A value the database or the arithmetic cannot hold: this operation
-                        # alone is refused (its savepoint rolled back), never the whole batch.
-                        if not savepoints:
-                            raise  # no savepoint to roll back to: again, with savepoints
-                        cache.pop(op.member_id, None)
-                        log.warning("operation refused: %s", type(exc).__name__)
-                        outcomes.append(OpRejected("bad_request", "a value is out of range"))
-                    except IntegrityError:
-                        # Another writer (or this batch) claimed the key, or an identifier,
-                        # first.
-                        if not savepoints:
-                            raise
-                        cache.pop(op.member_id, None)
-                        try:
-                            previous = self._previous_result(conn, op.key, claim)
-                        except OpRejected as exc:
-                            outcomes.append(exc)
-                            continue
-                        outcomes.append(
-                            previous
-                            if previous is not None
-                            else OpRejected(
-                                "identifier_taken",
-                                "this phone or card already belongs to a member",
-                            )
-                        )
-                    except BaseException:
-                        cache.pop(op.member_id, None)
-                        raise
+                outcomes = self._apply_each(conn, prepared, known, cache, savepoints)
                 if all_or_nothing and any(isinstance(o, OpRejected) for o in outcomes):
                     raise _RolledBack(outcomes)
                 if pending is not None:
@@ -518,6 +469,73 @@ class Ledger:
             finally:
                 conn.info.pop(MEMBER_CACHE, None)
                 conn.info.pop(PENDING, None)
+        return outcomes
+
+    def _apply_each(
+        self,
+        conn: Connection,
+        prepared: list[tuple[Operation, Claim] | OpRejected],
+        known: dict[str, Any],
+        cache: dict[str, MemberRecord],
+        savepoints: bool,
+    ) -> list[dict[str, Any] | OpRejected]:
+        """Each operation's outcome, in order (see `_apply_prepared`)."""
+        outcomes: list[dict[str, Any] | OpRejected] = []
+        tried: set[str] = set()  # keys met earlier in this batch
+        for item in prepared:
+            if isinstance(item, OpRejected):
+                outcomes.append(item)
+                continue
+            op, claim = item
+            try:
+                if op.key in known:
+                    outcomes.append(self._previous_from(known[op.key], op.key, claim))
+                    continue
+                if op.key in tried:  # the same key twice in one batch
+                    previous = self._previous_result(conn, op.key, claim)
+                    if previous is not None:
+                        outcomes.append(previous)
+                        continue
+                tried.add(op.key)
+                if not savepoints:
+                    outcomes.append(self._apply_unguarded(conn, op, claim, cache))
+                    continue
+                with conn.begin_nested():
+                    outcomes.append(self._apply_new(conn, op, claim))
+            except OpRejected as exc:
+                if savepoints:  # its savepoint rolled back what it wrote
+                    cache.pop(op.member_id, None)
+                outcomes.append(exc)
+            except (ValueError, ArithmeticError, DataError) as exc:
+                # A value the database or the arithmetic cannot hold: this operation
+                # alone is refused (its savepoint rolled back), never the whole batch.
+                if not savepoints:
+                    raise  # no savepoint to roll back to: again, with savepoints
+                cache.pop(op.member_id, None)
+                log.warning("operation refused: %s", type(exc).__name__)
+                outcomes.append(OpRejected("bad_request", "a value is out of range"))
+            except IntegrityError:
+                # Another writer (or this batch) claimed the key, or an identifier,
+                # first.
+                if not savepoints:
+                    raise
+                cache.pop(op.member_id, None)
+                try:
+                    previous = self._previous_result(conn, op.key, claim)
+                except OpRejected as exc:
+                    outcomes.append(exc)
+                    continue
+                outcomes.append(
+                    previous
+                    if previous is not None
+                    else OpRejected(
+                        "identifier_taken",
+                        "this phone or card already belongs to a member",
+                    )
+                )
+            except BaseException:
+                cache.pop(op.member_id, None)
+                raise
         return outcomes
 
     def _read_ahead(
@@ -552,22 +570,10 @@ class Ledger:
         earning = sorted({op.member_id for op in fresh if not isinstance(op, (EnrollOp, GiveOp))})
         if not earning:
             return
-        day_start = totals.day_start(self.today(), self.zone)
-        sums: dict[str, int] = {}
-        for first in range(0, len(earning), 1000):
-            rows = conn.execute(
-                select(transactions.c.member_id, func.sum(transactions.c.points))
-                .where(
-                    transactions.c.member_id.in_(earning[first : first + 1000]),
-                    transactions.c.kind.in_(EARNED_KINDS),
-                    transactions.c.points > 0,
-                    transactions.c.recorded_at >= day_start,
-                )
-                .group_by(transactions.c.member_id)
-            )
-            sums.update((row[0], int(row[1])) for row in rows)
+        today = self.today()
+        credited = totals.read_recorded(conn, earning, today)
         for member_id in earning:
-            pending.day_read[(member_id, day_start)] = sums.get(member_id, 0)
+            pending.day_read[(member_id, today)] = credited.get(member_id, (0, 0))[0]
 
     def _flush(self, conn: Connection, pending: BatchWrites) -> None:
         """Write what the batch staged. A row the database refuses (a key another writer
@@ -726,6 +732,7 @@ class Ledger:
         amount_minor: int = 0,
         reward_id: str | None = None,
     ) -> None:
+        recorded_at = utcnow()
         row = {
             "member_id": member_id,
             "op_key": op_key,
@@ -734,17 +741,25 @@ class Ledger:
             "amount_minor": amount_minor,
             "reward_id": reward_id,
             "occurred_at": occurred_at,
-            "recorded_at": utcnow(),
+            "recorded_at": recorded_at,
         }
         added = totals.counts(kind, points, amount_minor)
-        day = totals.local_day(occurred_at, self.zone)
+        sums = (
+            []
+            if added is None
+            else totals.rows_for(member_id, totals.local_day(occurred_at, self.zone), *added)
+        )
+        recorded = totals.recorded_counts(kind, points)
+        if recorded is not None:
+            day = totals.local_day(recorded_at, self.zone)
+            sums.append(totals.recorded_row(member_id, day, recorded))
         pending: BatchWrites | None = conn.info.get(PENDING)
         if pending is not None:
-            pending.stage_transaction(row, day, added)
+            pending.stage_transaction(row, sums)
             return
         conn.execute(transactions.insert(), row)
-        if added is not None:
-            totals.bump(conn, member_id, day, *added)
+        if sums:
+            totals.bump(conn, sums)
 
     def _move_balance(self, conn: Connection, member_id: str, delta: int, spend: int = 0) -> int:
         """Add `delta` to the balance, if it holds `spend` first; returns the new balance."""
@@ -1122,15 +1137,16 @@ class Ledger:
         cap = self.limits.max_points_per_member_per_day
         if cap is None or points <= 0:
             return
-        day_start = totals.day_start(self.today(now), self.zone)
+        day = self.today(now)
+        day_start = totals.day_start(day, self.zone)
         pending: BatchWrites | None = conn.info.get(PENDING)
         if pending is None:
-            today = self._member_day_points(conn, member_id, day_start)
+            today = self._member_day_points(conn, member_id, day)
         else:  # the database's (read once per batch) and what the batch staged
-            read = pending.day_read.get((member_id, day_start))
+            read = pending.day_read.get((member_id, day))
             if read is None:
-                read = pending.day_read[(member_id, day_start)] = self._member_day_points(
-                    conn, member_id, day_start
+                read = pending.day_read[(member_id, day)] = self._member_day_points(
+                    conn, member_id, day
                 )
             today = read + sum(
                 row["points"]
@@ -1144,17 +1160,9 @@ class Ledger:
                 "limit_member_day", f"at most {cap} points per member per day ({int(today)} today)"
             )
 
-    def _member_day_points(self, conn: Connection, member_id: str, day_start: datetime) -> int:
-        return int(
-            conn.execute(
-                select(func.coalesce(func.sum(transactions.c.points), 0)).where(
-                    transactions.c.member_id == member_id,
-                    transactions.c.kind.in_(EARNED_KINDS),
-                    transactions.c.points > 0,
-                    transactions.c.recorded_at >= day_start,
-                )
-            ).scalar_one()
-        )
+    def _member_day_points(self, conn: Connection, member_id: str, day: date) -> int:
+        """Points credited to the member on the store day `day` (its recorded-day row)."""
+        return totals.read_recorded(conn, [member_id], day).get(member_id, (0, 0))[0]
 
     # ------------------------------------------------------------ administration
 

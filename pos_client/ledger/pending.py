@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam
@@ -73,7 +73,7 @@ class BatchWrites:
     grants: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     # Read once from the database (constant during the batch: see the module's docstring).
     stats_read: dict[tuple[str, date | None], tuple[int, int, int]] = field(default_factory=dict)
-    day_read: dict[tuple[str, datetime], int] = field(default_factory=dict)
+    day_read: dict[tuple[str, date], int] = field(default_factory=dict)  # by store day
     birthday_read: dict[tuple[str, int], bool] = field(default_factory=dict)
     op: _OpWrites = field(default_factory=_OpWrites)
 
@@ -110,10 +110,10 @@ class BatchWrites:
             self.deltas[member_id] = self.deltas.get(member_id, 0) + delta
         return {member_id: balance for member_id, (_delta, balance) in op.balances.items()}
 
-    def stage_transaction(self, row: dict[str, Any], day: date, added: Any) -> None:
+    def stage_transaction(self, row: dict[str, Any], sums: list[dict[str, Any]]) -> None:
+        """A transaction and the totals rows it adds to (`totals.rows_for`, `recorded_row`)."""
         self.op.transactions.append(row)
-        if added is not None:
-            self.op.totals.extend(totals.rows_for(row["member_id"], day, *added))
+        self.op.totals.extend(sums)
 
     def stage_balance(self, member_id: str, delta: int, balance: int) -> None:
         earlier = self.op.balances.get(member_id, (0, 0))[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -131,7 +132,8 @@ birthday_grants = Table(
 # of rows whatever the member's history. One row per member and store-local day, month and
 # in all (grain "d", "m", "a"; `start` is the day, the month's first day, or 0001-01-01):
 # a calendar year reads its months, a rolling period its whole months plus the first
-# month's days, lifetime one row (migration 0005).
+# month's days, lifetime one row (migration 0005). Grain "r": the store day an operation
+# was recorded on, its points credited and earnings (daily cap, review flag; 0006).
 member_totals = Table(
     "member_totals",
     metadata,
@@ -142,3 +144,33 @@ member_totals = Table(
     Column("spend_minor", BigInteger, nullable=False, default=0),
     Column("visits", BigInteger, nullable=False, default=0),
 )
+
+
+def one_of(column: Any, name: str, dialect: str) -> Any:
+    """`column IN :name`, a list bound at execution. On PostgreSQL `column = ANY(:name)`
+    over one array: the same statement text whatever the number of values, so it is
+    compiled once and prepared by the driver (an expanded IN is new SQL for every length).
+    Elsewhere an expanding IN."""
+    if dialect == "postgresql":
+        from sqlalchemy import any_, bindparam
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    from sqlalchemy import bindparam
+
+    return column.in_(bindparam(name, expanding=True))
+
+
+class PerDialect:
+    """A statement built once per database dialect, on first use, then reused: a reused
+    statement object skips SQLAlchemy's construction and cache-key work on every call."""
+
+    def __init__(self, build: Callable[[str], Any]) -> None:
+        self._build = build
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, dialect: str) -> Any:
+        statement = self._built.get(dialect)
+        if statement is None:
+            statement = self._built[dialect] = self._build(dialect)
+        return statement

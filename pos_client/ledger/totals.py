@@ -3,6 +3,11 @@
 Tier rules count points of the earning kinds, spend and visits of sales over a period; these
 rows hold those sums, moved in the same transaction as each posting, so a read is a handful
 of rows however long the member's history is.
+
+Grains: "d" (the store day an operation occurred), "m" (its month), "a" (in all), and "r"
+(the store day it was *recorded*, by the server's clock): points credited that day (the
+daily cap) in `points` and earnings recorded that day (the review flag) in `visits`, so
+neither rule sums the day's transactions.
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Date, and_, bindparam, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from pos_client.ledger.schema import member_totals, transactions
+from pos_client.ledger.schema import PerDialect, member_totals, one_of, transactions
 
 EARNING_KINDS = ("earn", "birthday", "action")
+EARNED_KINDS = ("earn", "birthday", "action", "transfer_in")  # count toward the daily cap
+FLAGGED_KINDS = ("earn", "action", "transfer_in")  # count toward the review flag
 ALL_START = date(1, 1, 1)  # the start of the lifetime row (grain "a")
+RECORDED = "r"  # the grain of the store day an operation was recorded on
 
 
 def local_day(moment: datetime, zone: ZoneInfo) -> date:
@@ -46,6 +54,27 @@ def counts(kind: str, points: int, amount_minor: int) -> tuple[int, int, int] | 
     if kind in EARNING_KINDS and points:
         return points, 0, 0
     return None
+
+
+def recorded_counts(kind: str, points: int) -> tuple[int, int, int] | None:
+    """What a posting adds to its recorded day's row (points credited, 0, earnings);
+    None: nothing."""
+    credited = points if kind in EARNED_KINDS and points > 0 else 0
+    earnings = 1 if kind in FLAGGED_KINDS else 0
+    if not credited and not earnings:
+        return None
+    return credited, 0, earnings
+
+
+def recorded_row(member_id: str, day: date, added: tuple[int, int, int]) -> dict[str, Any]:
+    return {
+        "member_id": member_id,
+        "grain": RECORDED,
+        "start": day,
+        "points": added[0],
+        "spend_minor": added[1],
+        "visits": added[2],
+    }
 
 
 def _upsert(dialect: Any) -> Any:
@@ -80,16 +109,58 @@ READ_FROM = _SUMS.where(
 )
 
 
-def bump(
-    conn: Connection,
-    member_id: str,
-    day: date,
-    points: int,
-    spend_minor: int,
-    visits: int,
-) -> None:
-    """Add to the member's day, month and lifetime rows: one upsert, three rows."""
-    conn.execute(UPSERT[conn.dialect.name], rows_for(member_id, day, points, spend_minor, visits))
+def _many(where: Any) -> PerDialect:
+    """`_SUMS` per member for a list of members (bound as `ids`), grouped by member."""
+    return PerDialect(
+        lambda dialect: (
+            select(
+                member_totals.c.member_id,
+                func.coalesce(func.sum(member_totals.c.points), 0),
+                func.coalesce(func.sum(member_totals.c.spend_minor), 0),
+                func.coalesce(func.sum(member_totals.c.visits), 0),
+            )
+            .where(one_of(member_totals.c.member_id, "ids", dialect), where)
+            .group_by(member_totals.c.member_id)
+        )
+    )
+
+
+_READ_MANY_ALL = _many(and_(member_totals.c.grain == "a", member_totals.c.start == ALL_START))
+_READ_MANY_FROM = _many(
+    or_(
+        and_(member_totals.c.grain == "m", member_totals.c.start >= bindparam("whole", type_=Date)),
+        and_(
+            member_totals.c.grain == "d",
+            member_totals.c.start >= bindparam("first", type_=Date),
+            member_totals.c.start < bindparam("whole", type_=Date),
+        ),
+    )
+)
+_READ_RECORDED = PerDialect(
+    lambda dialect: select(
+        member_totals.c.member_id, member_totals.c.points, member_totals.c.visits
+    ).where(
+        one_of(member_totals.c.member_id, "ids", dialect),
+        member_totals.c.grain == RECORDED,
+        member_totals.c.start == bindparam("day", type_=Date),
+    )
+)
+
+
+def bump(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Add rows (`rows_for`, `recorded_row`) to the member's totals: one upsert."""
+    conn.execute(UPSERT[conn.dialect.name], rows)
+
+
+def read_recorded(conn: Connection, member_ids: list[str], day: date) -> dict[str, tuple[int, int]]:
+    """(points credited, earnings) recorded on the store day `day`, per member, one statement
+    per 1,000 (a member with no row: not in the answer, zeros)."""
+    found: dict[str, tuple[int, int]] = {}
+    statement = _READ_RECORDED[conn.dialect.name]
+    for first in range(0, len(member_ids), 1000):
+        rows = conn.execute(statement, {"ids": member_ids[first : first + 1000], "day": day})
+        found.update((row[0], (int(row[1]), int(row[2]))) for row in rows)
+    return found
 
 
 def read(conn: Connection, member_id: str, start: date | None) -> tuple[int, int, int]:
@@ -111,30 +182,15 @@ def read_many(
 ) -> dict[str, tuple[int, int, int]]:
     """`read` for many members in one statement per 1,000 (a batch's members; a member with
     no rows yet is not in the answer: zeros)."""
-    sums = (
-        func.coalesce(func.sum(member_totals.c.points), 0),
-        func.coalesce(func.sum(member_totals.c.spend_minor), 0),
-        func.coalesce(func.sum(member_totals.c.visits), 0),
-    )
     if start is None:
-        where = and_(member_totals.c.grain == "a", member_totals.c.start == ALL_START)
+        statement = _READ_MANY_ALL[conn.dialect.name]
+        bounds: dict[str, Any] = {}
     else:
-        whole = start if start.day == 1 else _next_month(start)
-        where = or_(
-            and_(member_totals.c.grain == "m", member_totals.c.start >= whole),
-            and_(
-                member_totals.c.grain == "d",
-                member_totals.c.start >= start,
-                member_totals.c.start < whole,
-            ),
-        )
+        statement = _READ_MANY_FROM[conn.dialect.name]
+        bounds = {"first": start, "whole": start if start.day == 1 else _next_month(start)}
     found: dict[str, tuple[int, int, int]] = {}
     for first in range(0, len(member_ids), 1000):
-        rows = conn.execute(
-            select(member_totals.c.member_id, *sums)
-            .where(member_totals.c.member_id.in_(member_ids[first : first + 1000]), where)
-            .group_by(member_totals.c.member_id)
-        )
+        rows = conn.execute(statement, {"ids": member_ids[first : first + 1000], **bounds})
         found.update((row[0], (int(row[1]), int(row[2]), int(row[3]))) for row in rows)
     return found
 
@@ -178,9 +234,15 @@ def backfill(conn: Connection, zone: ZoneInfo) -> int:
             transactions.c.points,
             transactions.c.amount_minor,
             transactions.c.occurred_at,
-        ).where(transactions.c.kind.in_(EARNING_KINDS))
+            transactions.c.recorded_at,
+        ).where(transactions.c.kind.in_(EARNED_KINDS))
     )
-    for member_id, kind, points, amount_minor, occurred_at in rows:
+    for member_id, kind, points, amount_minor, occurred_at, recorded_at in rows:
+        recorded = recorded_counts(kind, int(points))
+        if recorded is not None:
+            total = sums[(member_id, RECORDED, local_day(recorded_at, zone))]
+            for index, value in enumerate(recorded):
+                total[index] += value
         added = counts(kind, int(points), int(amount_minor))
         if added is None:
             continue

@@ -42,29 +42,45 @@ How to add a step (any table, column or index added to schema.py):
 
 For example, per-member period totals kept beside each posting:
 
-    def _v2_member_totals(conn: Connection, context: StepContext) -> None:
-        member_totals.create(conn)
-        totals.backfill(conn, context.zone)
+    def _v3_recorded_days(conn: Connection, context: StepContext) -> None:
+        backfill_v3_recorded_days(conn, context.zone)  # frozen: a copy, not totals' code
 
-    STEPS = (Step(2, "member_totals, backfilled from transactions", _v2_member_totals),)
+    STEPS = (..., Step(3, "member_totals rows per recorded day", _v3_recorded_days))
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Column, Connection, Engine, Integer, MetaData, Table, create_engine, inspect
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Date,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    inspect,
+    select,
+)
+from sqlalchemy import column as column_clause
+from sqlalchemy import table as table_clause
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from pos_client.errors import LedgerSchemaError
-from pos_client.ledger import totals
-from pos_client.ledger.schema import member_totals, metadata
+from pos_client.ledger.schema import UTCDateTime, metadata
 
 log = logging.getLogger(__name__)
 
@@ -132,14 +148,121 @@ class Step:
     apply: Callable[[Connection, StepContext], None]
 
 
+# Frozen: the rows these backfills read and write as they were at their version (lightweight
+# table clauses, not the models), so a later model change never rewrites an old step. The
+# server's revisions 0005 and 0006 run the same functions.
+_TRANSACTIONS_V1 = table_clause(
+    "transactions",
+    column_clause("member_id"),
+    column_clause("kind"),
+    column_clause("points"),
+    column_clause("amount_minor"),
+    column_clause("occurred_at", UTCDateTime()),
+    column_clause("recorded_at", UTCDateTime()),
+)
+_TOTALS_V2 = table_clause(
+    "member_totals",
+    column_clause("member_id"),
+    column_clause("grain"),
+    column_clause("start", Date()),
+    column_clause("points"),
+    column_clause("spend_minor"),
+    column_clause("visits"),
+)
+
+
+def _insert_sums(conn: Connection, sums: dict[tuple[str, str, date], list[int]]) -> int:
+    values = [
+        {
+            "member_id": member_id,
+            "grain": grain,
+            "start": start,
+            "points": total[0],
+            "spend_minor": total[1],
+            "visits": total[2],
+        }
+        for (member_id, grain, start), total in sorted(sums.items())
+    ]
+    for first in range(0, len(values), 1000):
+        conn.execute(_TOTALS_V2.insert(), values[first : first + 1000])
+    return len(values)
+
+
+def backfill_v2_period_totals(conn: Connection, zone: ZoneInfo) -> int:
+    """Version 2's member_totals (grains d, m, a) from the transactions; rows written."""
+    sums: dict[tuple[str, str, date], list[int]] = defaultdict(lambda: [0, 0, 0])
+    rows = conn.execute(
+        select(
+            _TRANSACTIONS_V1.c.member_id,
+            _TRANSACTIONS_V1.c.kind,
+            _TRANSACTIONS_V1.c.points,
+            _TRANSACTIONS_V1.c.amount_minor,
+            _TRANSACTIONS_V1.c.occurred_at,
+        ).where(_TRANSACTIONS_V1.c.kind.in_(("earn", "birthday", "action")))
+    )
+    for member_id, kind, points, amount_minor, occurred_at in rows:
+        if kind == "earn":
+            added = (int(points), int(amount_minor), 1)
+        elif points:
+            added = (int(points), 0, 0)
+        else:
+            continue
+        day = occurred_at.astimezone(zone).date()
+        for grain, start in (("d", day), ("m", day.replace(day=1)), ("a", date(1, 1, 1))):
+            total = sums[(member_id, grain, start)]
+            for index, value in enumerate(added):
+                total[index] += value
+    return _insert_sums(conn, sums)
+
+
+def backfill_v3_recorded_days(conn: Connection, zone: ZoneInfo) -> int:
+    """Version 3's recorded-day rows (grain r: points credited, earnings) from the
+    transactions, replacing any there; rows written."""
+    conn.execute(_TOTALS_V2.delete().where(_TOTALS_V2.c.grain == "r"))
+    sums: dict[tuple[str, str, date], list[int]] = defaultdict(lambda: [0, 0, 0])
+    rows = conn.execute(
+        select(
+            _TRANSACTIONS_V1.c.member_id,
+            _TRANSACTIONS_V1.c.kind,
+            _TRANSACTIONS_V1.c.points,
+            _TRANSACTIONS_V1.c.recorded_at,
+        ).where(_TRANSACTIONS_V1.c.kind.in_(("earn", "birthday", "action", "transfer_in")))
+    )
+    for member_id, kind, points, recorded_at in rows:
+        credited = int(points) if int(points) > 0 else 0
+        earnings = 1 if kind in ("earn", "action", "transfer_in") else 0
+        if not credited and not earnings:
+            continue
+        total = sums[(member_id, "r", recorded_at.astimezone(zone).date())]
+        total[0] += credited
+        total[2] += earnings
+    return _insert_sums(conn, sums)
+
+
 def _v2_member_totals(conn: Connection, context: StepContext) -> None:
-    member_totals.create(conn)
-    totals.backfill(conn, context.zone)
+    frozen = MetaData()
+    Table("members", frozen, Column("id", String(64), primary_key=True))  # referenced only
+    Table(
+        "member_totals",
+        frozen,
+        Column("member_id", String(64), ForeignKey("members.id"), primary_key=True),
+        Column("grain", String(1), primary_key=True),
+        Column("start", Date, primary_key=True),
+        Column("points", BigInteger, nullable=False),
+        Column("spend_minor", BigInteger, nullable=False),
+        Column("visits", BigInteger, nullable=False),
+    ).create(conn)
+    backfill_v2_period_totals(conn, context.zone)
+
+
+def _v3_recorded_days(conn: Connection, context: StepContext) -> None:
+    backfill_v3_recorded_days(conn, context.zone)
 
 
 # The steps after the baseline, in order (see the module docstring to add one).
 STEPS: tuple[Step, ...] = (
     Step(2, "member_totals, backfilled from transactions", _v2_member_totals),
+    Step(3, "member_totals rows per recorded day (daily cap, review flags)", _v3_recorded_days),
 )
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from pos_client.domain import uuid7
 from pos_client.ledger import Ledger, make_engine, sqlite_url
+from pos_client.ledger.ledger import Limits
 from pos_client.ledger.schema import transactions
 from pos_client.operations import GiveOp, OpRejected, RedemptionRequest
 from tests.conftest import preset
@@ -92,6 +93,56 @@ def test_an_embedded_ledger_from_before_the_totals_gains_them_backfilled(tmp_pat
     view = reopened.member_view(member, NOW.date())
     assert view is not None and view.stats.visits_in_period == 11  # this calendar year's
     assert_totals_match_sums(reopened, member, [NOW.date(), NOW.date() - timedelta(days=200)])
+
+
+def capped_ledger(path: Path, cap: int) -> Ledger:
+    ledger = Ledger(
+        make_engine(sqlite_url(path)),
+        preset("category_tiers"),
+        Limits(max_points_per_member_per_day=cap),
+        zone=RIGA,
+    )
+    ledger.create_schema()
+    return ledger
+
+
+def test_the_daily_cap_reads_the_days_row_not_the_days_transactions(tmp_path: Path) -> None:
+    """However many earnings a member has today, a sale reads one recorded-day row: no
+    statement of the apply path reads the transactions table, and the cap still holds."""
+    ledger = capped_ledger(tmp_path / "l.sqlite", cap=1_000)
+    member = enroll(ledger)
+    for _ in range(40):
+        ledger.apply(sale_body(member, "10.00"))  # 10 points each: 400 today
+    ledger.apply_many([sale_body(member, "10.00") for _ in range(40)])  # 800
+    seen: list[str] = []
+    event.listen(
+        ledger.engine, "before_cursor_execute", lambda *args: seen.append(" ".join(args[2].split()))
+    )
+    ledger.apply(sale_body(member, "10.00"))
+    ledger.apply_many([sale_body(member, "10.00") for _ in range(3)])
+    reads = [sql for sql in seen if sql.startswith("SELECT") and "FROM transactions" in sql]
+    assert reads == []
+    with pytest.raises(OpRejected, match=r"\(840 today\)"):
+        ledger.apply(sale_body(member, "2000.00"))
+    [outcome] = ledger.apply_many([sale_body(member, "2000.00")])
+    assert isinstance(outcome, OpRejected) and outcome.code == "limit_member_day"
+
+
+def test_a_ledger_at_version_2_gains_todays_recorded_row_and_the_cap_counts_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "l.sqlite"
+    ledger = capped_ledger(path, cap=1_000)
+    member = enroll(ledger)
+    ledger.apply_many([sale_body(member, "100.00") for _ in range(9)])  # 900 points today
+    with ledger.writer.begin() as conn:  # the previous version: no recorded-day rows
+        conn.exec_driver_sql("DELETE FROM member_totals WHERE grain = 'r'")
+        conn.exec_driver_sql("UPDATE ledger_version SET version = 2")
+    ledger.engine.dispose()
+    reopened = capped_ledger(path, cap=1_000)
+    with pytest.raises(OpRejected, match=r"\(900 today\)"):
+        reopened.apply(sale_body(member, "200.00"))
+    reopened.apply(sale_body(member, "100.00"))  # exactly the cap
 
 
 def test_a_sale_at_23_30_local_on_31_december_counts_in_that_years_tier(tmp_path: Path) -> None:

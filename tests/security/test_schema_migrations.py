@@ -139,3 +139,85 @@ def test_0003_carries_over_birthday_rewards_already_given(
         ).all()
     engine.dispose()
     assert [tuple(g) for g in grants] == [(2024, "k3"), (2025, "k1")]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_0006_gives_each_members_recorded_days_from_the_transactions(
+    backend: str, tmp_path: Path, postgres: PostgresCluster | None
+) -> None:
+    """A database at 0005 with earnings recorded over two store days: the upgrade writes one
+    recorded-day row per member and day (points credited, earnings), in the store's zone, so
+    the daily cap and the review flag count what was credited before the upgrade."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import insert, select
+
+    from loyalty_server.cli import MIGRATIONS
+    from pos_client.ledger.schema import member_totals, members, transactions
+
+    if backend == "sqlite":
+        url = f"sqlite+pysqlite:///{tmp_path}/old.sqlite"
+    else:
+        if postgres is None:
+            pytest.skip("PostgreSQL is not available here")
+        url = postgres.new_database()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    command.upgrade(config, "0005")
+    engine = create_engine(url)
+    # 21:30 UTC on 20 November is 23:30 in Riga; 22:30 UTC is already the 21st there.
+    evening = datetime(2025, 11, 20, 21, 30, tzinfo=UTC)
+    late = datetime(2025, 11, 20, 22, 30, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(members).values(
+                id="m1",
+                first_name="Olena",
+                last_name="S",
+                phone_last="67",
+                enrolled_at=evening,
+                consent_text_id="t",
+                consent_at=evening,
+                consent_channel="seed",
+                marketing=False,
+                balance=0,
+            )
+        )
+        postings = (
+            ("k1", "earn", 40, evening),
+            ("k2", "transfer_in", 500, evening),
+            ("k3", "birthday", 100, evening),  # credited, not an earning the flag counts
+            ("k4", "redeem", -30, evening),  # neither
+            ("k5", "earn", 7, late),
+        )
+        for key, kind, points, recorded in postings:
+            conn.execute(
+                insert(transactions).values(
+                    member_id="m1",
+                    op_key=key,
+                    kind=kind,
+                    points=points,
+                    amount_minor=1000 if kind == "earn" else 0,
+                    occurred_at=evening,
+                    recorded_at=recorded,
+                )
+            )
+    import os
+
+    os.environ["LOYALTY_SERVER_TIMEZONE"] = "Europe/Riga"
+    try:
+        command.upgrade(config, "head")
+    finally:
+        del os.environ["LOYALTY_SERVER_TIMEZONE"]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(member_totals.c.start, member_totals.c.points, member_totals.c.visits)
+            .where(member_totals.c.grain == "r")
+            .order_by(member_totals.c.start)
+        ).all()
+    engine.dispose()
+    assert [tuple(row) for row in rows] == [
+        (datetime(2025, 11, 20).date(), 640, 2),
+        (datetime(2025, 11, 21).date(), 7, 1),
+    ]

@@ -224,6 +224,7 @@ REFUSALS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "a missing members file": (("member", "import", "missing.csv"), {}),
     "a members file with bad rows": (("member", "import", "bad.csv"), {}),
     "a bad worker count": (("serve", "--no-migrate"), {"LOYALTY_SERVER_WORKERS": "0"}),
+    "a bad batch concurrency": (("serve", "--no-migrate"), {"LOYALTY_SERVER_BATCHES_AT_ONCE": "0"}),
 }
 
 
@@ -240,3 +241,15 @@ def test_every_refusal_of_the_server_cli_starts_with_its_name(
     lines = result.stderr.splitlines()
     assert lines and all(line.startswith("loyalty-server: ") for line in lines), result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_serve_refuses_a_batch_concurrency_below_one_and_says_which_setting(
+    tmp_path: Path, store: dict[str, str], value: str
+) -> None:
+    done = server_cli(
+        tmp_path, "serve", "--port", "0", env={**store, "LOYALTY_SERVER_BATCHES_AT_ONCE": value}
+    )
+    assert done.returncode != 0
+    assert "LOYALTY_SERVER_BATCHES_AT_ONCE" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from alembic import op
 
-from pos_client.ledger import totals
+from pos_client.ledger.upgrade import backfill_v2_period_totals
 
 revision = "0005"
 down_revision = "0004"
@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.Column("visits", sa.BigInteger, nullable=False),
     )
     zone = ZoneInfo(os.environ.get("LOYALTY_SERVER_TIMEZONE", "").strip() or "UTC")
-    totals.backfill(op.get_bind(), zone)
+    backfill_v2_period_totals(op.get_bind(), zone)  # frozen: version 2's rows, not today's
 
 
 def downgrade() -> None:
