@@ -329,9 +329,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     phone_hasher = PhoneHasher(bytes.fromhex(phone_key))
     # Rate limits and the pairing lockout live in the database: N workers count as one.
     shared = SharedLimits(engine)
-    # One batch applied at a time in this process: batches are CPU-bound Python, so more
-    # threads would only share the GIL, and a batch holding member locks would run at a
-    # fraction of the speed, holding them longer. Others wait here, holding nothing.
+    # A bound on the batches applied at once in this process (each holds a database
+    # connection, of the pool's 15, and up to max_batch operations in memory); the rest
+    # wait here, holding nothing.
     applying = threading.BoundedSemaphore(settings.batches_at_once)
     pairing_guard = PairingGuard(
         shared, settings.pairing_failures_per_minute, settings.pairing_lockout_s

@@ -21,8 +21,8 @@ class ServerSettings:
     key_retention_days: int = 90
     pairing_code_ttl_s: int = 600
     max_batch: int = 500
-    # Batches applied at once per server process (more processes: serve --workers).
-    batches_at_once: int = 1
+    # Batches applied at once per server process (below its pool of 15 connections).
+    batches_at_once: int = 8
     # Abuse limits, enforced for every operation kind (see pos_client.ledger.Limits).
     max_sale_amount: int = 100_000  # whole currency units
     max_lines_per_sale: int = 500

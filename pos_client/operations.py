@@ -117,7 +117,7 @@ def json_problem(value: Any) -> str | None:
     while stack:
         item, level = stack.pop()
         if isinstance(item, str):
-            if _SURROGATE.search(item):
+            if not item.isascii() and _SURROGATE.search(item):  # ASCII: checked in one C call
                 return "text that is not valid UTF-8 (an unpaired surrogate)"
         elif isinstance(item, OversizedNumber):
             return f"a number of more than {MAX_INT_DIGITS} digits"

@@ -18,14 +18,13 @@ def new_ledger(path: Path, program: str = "category_tiers") -> Ledger:
     return ledger
 
 
-def enroll(
-    ledger: Ledger,
+def enroll_body(
     member_id: str = "m1",
     phone_key: str = "p1",
     birthday: date | None = None,
     card: str | None = None,
-) -> str:
-    op = EnrollOp(
+) -> dict[str, object]:
+    return EnrollOp(
         key=uuid7(),
         member_id=member_id,
         first_name="Anna",
@@ -36,8 +35,17 @@ def enroll(
         consent=Consent("terms", NOW, "test"),
         occurred_at=NOW,
         birthday=birthday,
-    )
-    ledger.apply(op.to_body())
+    ).to_body()
+
+
+def enroll(
+    ledger: Ledger,
+    member_id: str = "m1",
+    phone_key: str = "p1",
+    birthday: date | None = None,
+    card: str | None = None,
+) -> str:
+    ledger.apply(enroll_body(member_id, phone_key, birthday, card))
     return member_id
 
 

@@ -10,12 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pos_client.domain import Consent, uuid7
-from pos_client.operations import EnrollOp, OpConflict, OpRejected, RedemptionRequest
+from pos_client.domain import uuid7
+from pos_client.operations import OpConflict, OpRejected, RedemptionRequest
 from tests.integration.ledger_helpers import (
     NOW,
     action_body,
     enroll,
+    enroll_body,
     new_ledger,
     sale_body,
 )
@@ -176,17 +177,7 @@ def test_an_operation_failing_after_it_wrote_undoes_only_itself_in_a_batch(
     (the batch is applied again with a savepoint each), the sales around it apply once."""
     ledger = new_ledger(tmp_path / "l.sqlite")
     member = enroll(ledger, "m1", phone_key="same")
-    taken = EnrollOp(
-        key=uuid7(),
-        member_id="m2",
-        first_name="Bob",
-        last_name="",
-        phone_key="same",
-        phone_last="00",
-        card_number="card-m2",
-        consent=Consent("terms", NOW, "test"),
-        occurred_at=NOW,
-    ).to_body()
+    taken = enroll_body("m2", phone_key="same")
     before, after = sale_body(member, "10.00"), sale_body(member, "20.00")
     outcomes = ledger.apply_many([before, taken, after])
     assert isinstance(outcomes[1], OpRejected) and outcomes[1].code == "identifier_taken"
