@@ -148,9 +148,6 @@ _LOCK_MEMBERS = PerDialect(
         .with_for_update()  # rendered on PostgreSQL; SQLite's BEGIN IMMEDIATE locks all
     )
 )
-_READ_MEMBERS = PerDialect(
-    lambda dialect: select(*MEMBER_RECORD_COLUMNS).where(one_of(members.c.id, "ids", dialect))
-)
 _KNOWN_KEYS = PerDialect(
     lambda dialect: select(
         operations.c.key, operations.c.body_hash, operations.c.result, operations.c.terminal_id
@@ -158,10 +155,6 @@ _KNOWN_KEYS = PerDialect(
 )
 MEMBER_CACHE = "pos_client.ledger.locked_members"  # Connection.info key, during a batch
 WRITES = "pos_client.ledger.writes"  # Connection.info key: statements that wrote
-STATEMENTS = "pos_client.ledger.statements"  # Connection.info key: every statement
-# Batches of this many operations or more are applied before their members are locked
-# (_apply_then_lock): the second round of reads costs little beside the lock time it saves.
-APPLY_THEN_LOCK_FROM = 16
 
 
 class _NeedSavepoints(Exception):
@@ -171,10 +164,8 @@ class _NeedSavepoints(Exception):
 def _count_writes(
     conn: Connection, _cursor: Any, statement: str, *_args: Any, **_kwargs: Any
 ) -> None:
-    info = conn.info
-    info[STATEMENTS] = info.get(STATEMENTS, 0) + 1
     if statement[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
-        info[WRITES] = info.get(WRITES, 0) + 1
+        conn.info[WRITES] = conn.info.get(WRITES, 0) + 1
 
 
 class Ledger:
@@ -203,8 +194,6 @@ class Ledger:
         self.program = program
         self.max_retries = 8  # whole-transaction retries of a batch that met a deadlock
         self.retries = 0  # how many there were (this process)
-        self.applied_before_locks = 0  # batches applied by _apply_then_lock (this process)
-        self.applied_again_locked = 0  # members of theirs another batch moved meanwhile
 
     def create_schema(self, context: StepContext | None = None) -> Opened:
         """Create the tables, or check and upgrade an existing ledger in place (raises
@@ -429,16 +418,11 @@ class Ledger:
                 sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
 
     def _lock_members(self, conn: Connection, member_ids: list[str]) -> dict[str, MemberRecord]:
-        return self._read_members(conn, member_ids, _LOCK_MEMBERS)
-
-    def _read_members(
-        self, conn: Connection, member_ids: list[str], statements: PerDialect
-    ) -> dict[str, MemberRecord]:
         """Take the members' row locks in id order (PostgreSQL; SQLite's BEGIN IMMEDIATE
         holds the whole database already) and read their records, one statement per 1,000.
         Members not there yet (enrolled in this batch) are guarded by their primary key."""
         locked: dict[str, MemberRecord] = {}
-        statement = statements[conn.dialect.name]
+        statement = _LOCK_MEMBERS[conn.dialect.name]
         for start in range(0, len(member_ids), 1000):
             rows = conn.execute(statement, {"ids": member_ids[start : start + 1000]})
             locked.update((row[0], MemberRecord(*row)) for row in rows)
@@ -460,15 +444,6 @@ class Ledger:
         savepoints: bool,
         all_or_nothing: bool = False,
     ) -> list[dict[str, Any] | OpRejected]:
-        if (
-            not savepoints
-            and not all_or_nothing
-            and len(prepared) >= APPLY_THEN_LOCK_FROM
-            and self.engine.dialect.name == "postgresql"
-        ):
-            early = self._apply_then_lock(prepared, member_ids)
-            if early is not None:
-                return early
         with self.writer.begin() as conn:
             # The batch's members, read once under their locks: each operation's rules use
             # (and its balance move updates) this copy; an operation that fails drops its
@@ -495,91 +470,6 @@ class Ledger:
                 conn.info.pop(MEMBER_CACHE, None)
                 conn.info.pop(PENDING, None)
         return outcomes
-
-    def _apply_then_lock(
-        self, prepared: list[tuple[Operation, Claim] | OpRejected], member_ids: list[str]
-    ) -> list[dict[str, Any] | OpRejected] | None:
-        """A batch of sales applied before its members are locked, so that a batch holds
-        its members' locks for a few statements, not for all its rules (PostgreSQL).
-
-        First, with no lock and no transaction held, everything the rules read is read and
-        each member's sales are applied in memory, staged apart per member. Then, in the
-        write transaction, the members are locked (in id order) and the same reads made
-        again. A member's record, tier totals and points of the day change only under its
-        lock: a member whose reads are the same has exactly the outcomes the locked path
-        would reach; the sales of a member another batch moved meanwhile are applied again,
-        now under the lock. Everything staged is then flushed at once. A batch with anything
-        but sales, a key twice, or a sale that reads beyond the read-ahead returns None
-        having written nothing, and is applied the usual way, under its locks."""
-        items = [item for item in prepared if not isinstance(item, OpRejected)]
-        keys = [op.key for op, _claim in items]
-        if len(set(keys)) != len(keys) or not all(isinstance(op, SaleOp) for op, _ in items):
-            return None
-        by_member: dict[str, list[int]] = {}
-        for index, item in enumerate(prepared):
-            if not isinstance(item, OpRejected):
-                by_member.setdefault(item[0].member_id, []).append(index)
-        outcomes: list[dict[str, Any] | OpRejected] = [
-            item if isinstance(item, OpRejected) else {} for item in prepared
-        ]
-        with self.engine.connect() as conn:  # reads only; rolled back on return
-            observed = self._read_members(conn, member_ids, _READ_MEMBERS)
-            known = self._known_keys(conn, keys)
-            before = BatchWrites()
-            self._read_ahead(conn, before, prepared, observed, known)
-            statements = conn.info.get(STATEMENTS, 0)
-            staged = self._apply_members(
-                conn, prepared, by_member, known, observed, before, outcomes
-            )
-            if conn.info.get(STATEMENTS, 0) != statements:
-                return None  # a sale read beyond the read-ahead
-        with self.writer.begin() as conn:
-            locked = self._lock_members(conn, member_ids)
-            after = BatchWrites()
-            self._read_ahead(conn, after, prepared, locked, known)
-            moved = {m for m in by_member if observed.get(m) != locked.get(m)}
-            for name in ("stats_read", "day_read"):
-                earlier, later = getattr(before, name), getattr(after, name)
-                moved.update(
-                    k[0] for k in earlier.keys() | later.keys() if earlier.get(k) != later.get(k)
-                )
-            again = {m: by_member[m] for m in sorted(moved) if m in by_member}
-            staged.update(
-                self._apply_members(conn, prepared, again, known, locked, after, outcomes)
-            )
-            self._flush(conn, BatchWrites.merged(list(staged.values())))
-        self.applied_before_locks += 1
-        self.applied_again_locked += len(again)
-        return outcomes
-
-    def _apply_members(
-        self,
-        conn: Connection,
-        prepared: list[tuple[Operation, Claim] | OpRejected],
-        by_member: dict[str, list[int]],
-        known: dict[str, Any],
-        records: dict[str, MemberRecord],
-        reads: BatchWrites,
-        outcomes: list[dict[str, Any] | OpRejected],
-    ) -> dict[str, BatchWrites]:
-        """Each member's operations (at their indices in `prepared`) staged on their own,
-        from `records` and `reads`; their outcomes go into `outcomes` at their places."""
-        parts = reads.split_by_member()
-        cache = dict(records)
-        staged: dict[str, BatchWrites] = {}
-        conn.info[MEMBER_CACHE] = cache
-        try:
-            for member_id, indices in by_member.items():
-                pending = staged[member_id] = parts.get(member_id) or BatchWrites()
-                conn.info[PENDING] = pending
-                mine = [prepared[index] for index in indices]
-                done = self._apply_each(conn, mine, known, cache, savepoints=False)
-                for index, outcome in zip(indices, done, strict=True):
-                    outcomes[index] = outcome
-        finally:
-            conn.info.pop(MEMBER_CACHE, None)
-            conn.info.pop(PENDING, None)
-        return staged
 
     def _apply_each(
         self,

@@ -77,27 +77,6 @@ class BatchWrites:
     birthday_read: dict[tuple[str, int], bool] = field(default_factory=dict)
     op: _OpWrites = field(default_factory=_OpWrites)
 
-    def split_by_member(self) -> dict[str, BatchWrites]:
-        """Fresh staging areas, one per member, each holding this one's reads of it."""
-        parts: dict[str, BatchWrites] = defaultdict(BatchWrites)
-        for stats_key, stats in self.stats_read.items():
-            parts[stats_key[0]].stats_read[stats_key] = stats
-        for day_key, points in self.day_read.items():
-            parts[day_key[0]].day_read[day_key] = points
-        return dict(parts)
-
-    @classmethod
-    def merged(cls, parts: list[BatchWrites]) -> BatchWrites:
-        """One batch's writes from the staging areas of distinct members."""
-        whole = cls()
-        for part in parts:
-            whole.transactions.extend(part.transactions)
-            whole.totals.update(part.totals)
-            whole.deltas.update(part.deltas)
-            whole.claims.update(part.claims)
-            whole.grants.update(part.grants)
-        return whole
-
     # ------------------------------------------------------------ one operation
 
     def begin_op(self) -> None:
