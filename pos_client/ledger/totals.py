@@ -66,15 +66,21 @@ def recorded_counts(kind: str, points: int) -> tuple[int, int, int] | None:
     return credited, 0, earnings
 
 
-def recorded_row(member_id: str, day: date, added: tuple[int, int, int]) -> dict[str, Any]:
+def _row(member_id: str, grain: str, start: date, sums: Any) -> dict[str, Any]:
+    """A member_totals row: `sums` is (points, spend in minor units, visits)."""
+    points, spend_minor, visits = sums
     return {
         "member_id": member_id,
-        "grain": RECORDED,
-        "start": day,
-        "points": added[0],
-        "spend_minor": added[1],
-        "visits": added[2],
+        "grain": grain,
+        "start": start,
+        "points": points,
+        "spend_minor": spend_minor,
+        "visits": visits,
     }
+
+
+def recorded_row(member_id: str, day: date, added: tuple[int, int, int]) -> dict[str, Any]:
+    return _row(member_id, RECORDED, day, added)
 
 
 def _upsert(dialect: Any) -> Any:
@@ -91,51 +97,40 @@ def _upsert(dialect: Any) -> Any:
 
 # Built once: the compiled statements are cached, a sale pays for parameters only.
 UPSERT = {"sqlite": _upsert(sqlite), "postgresql": _upsert(postgresql)}
-_SUMS = select(
+_SUM_COLUMNS = (
     func.coalesce(func.sum(member_totals.c.points), 0),
     func.coalesce(func.sum(member_totals.c.spend_minor), 0),
     func.coalesce(func.sum(member_totals.c.visits), 0),
-).where(member_totals.c.member_id == bindparam("member_id"))
-READ_ALL = _SUMS.where(member_totals.c.grain == "a", member_totals.c.start == ALL_START)
-READ_FROM = _SUMS.where(
-    or_(
-        and_(member_totals.c.grain == "m", member_totals.c.start >= bindparam("whole", type_=Date)),
-        and_(
-            member_totals.c.grain == "d",
-            member_totals.c.start >= bindparam("first", type_=Date),
-            member_totals.c.start < bindparam("whole", type_=Date),
-        ),
-    )
 )
+# The rows `read` sums: the lifetime row, or from the day `first` on (whole months from
+# `whole` on, the first month's remaining days before it).
+_ALL_ROWS = and_(member_totals.c.grain == "a", member_totals.c.start == ALL_START)
+_ROWS_FROM = or_(
+    and_(member_totals.c.grain == "m", member_totals.c.start >= bindparam("whole", type_=Date)),
+    and_(
+        member_totals.c.grain == "d",
+        member_totals.c.start >= bindparam("first", type_=Date),
+        member_totals.c.start < bindparam("whole", type_=Date),
+    ),
+)
+_SUMS = select(*_SUM_COLUMNS).where(member_totals.c.member_id == bindparam("member_id"))
+READ_ALL = _SUMS.where(_ALL_ROWS)
+READ_FROM = _SUMS.where(_ROWS_FROM)
 
 
 def _many(where: Any) -> PerDialect:
     """`_SUMS` per member for a list of members (bound as `ids`), grouped by member."""
     return PerDialect(
         lambda dialect: (
-            select(
-                member_totals.c.member_id,
-                func.coalesce(func.sum(member_totals.c.points), 0),
-                func.coalesce(func.sum(member_totals.c.spend_minor), 0),
-                func.coalesce(func.sum(member_totals.c.visits), 0),
-            )
+            select(member_totals.c.member_id, *_SUM_COLUMNS)
             .where(one_of(member_totals.c.member_id, "ids", dialect), where)
             .group_by(member_totals.c.member_id)
         )
     )
 
 
-_READ_MANY_ALL = _many(and_(member_totals.c.grain == "a", member_totals.c.start == ALL_START))
-_READ_MANY_FROM = _many(
-    or_(
-        and_(member_totals.c.grain == "m", member_totals.c.start >= bindparam("whole", type_=Date)),
-        and_(
-            member_totals.c.grain == "d",
-            member_totals.c.start >= bindparam("first", type_=Date),
-            member_totals.c.start < bindparam("whole", type_=Date),
-        ),
-    )
-)
+_READ_MANY_ALL = _many(_ALL_ROWS)
+_READ_MANY_FROM = _many(_ROWS_FROM)
 _READ_RECORDED = PerDialect(
     lambda dialect: select(
         member_totals.c.member_id, member_totals.c.points, member_totals.c.visits
@@ -209,15 +204,9 @@ def rows_for(
     member_id: str, day: date, points: int, spend_minor: int, visits: int
 ) -> list[dict[str, Any]]:
     """The day, month and lifetime rows a posting on the store day `day` adds to."""
+    added = (points, spend_minor, visits)
     return [
-        {
-            "member_id": member_id,
-            "grain": grain,
-            "start": start,
-            "points": points,
-            "spend_minor": spend_minor,
-            "visits": visits,
-        }
+        _row(member_id, grain, start, added)
         for grain, start in (("d", day), ("m", _month(day)), ("a", ALL_START))
     ]
 
@@ -256,15 +245,7 @@ def backfill(conn: Connection, zone: ZoneInfo) -> int:
             for index, value in enumerate(added):
                 total[index] += value
     values = [
-        {
-            "member_id": member_id,
-            "grain": grain,
-            "start": start,
-            "points": total[0],
-            "spend_minor": total[1],
-            "visits": total[2],
-        }
-        for (member_id, grain, start), total in sums.items()
+        _row(member_id, grain, start, total) for (member_id, grain, start), total in sums.items()
     ]
     for chunk in range(0, len(values), 1000):
         conn.execute(member_totals.insert(), values[chunk : chunk + 1000])
