@@ -41,15 +41,21 @@ i18n: $(STAMP)
 demo: $(STAMP) $(MO)
 	$(BIN)/pos-client demo
 
+# The suite runs in TEST_WORKERS pytest-xdist processes, a test file to a worker (module
+# fixtures such as a PostgreSQL cluster or the private pcscd stay one per file); most tests
+# wait on the processes they start, so two workers keep two cores busy.
 # The layout walk (every screen x 4 languages x 5 window sizes) runs in a process of its
 # own: after dozens of other apps in one process it was seen to loop on layout (see README).
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: $(STAMP) $(MO)
-	$(BIN)/pytest -q tests --ignore=tests/ui/test_layout.py
+	$(PYTEST_PARALLEL) tests --ignore=tests/ui/test_layout.py
 	$(BIN)/pytest -q tests/ui/test_layout.py
 
 # Long soak modes (many more crash cycles); not part of `make test`.
 test-soak: $(STAMP) $(MO)
-	POS_CLIENT_SOAK=1 $(BIN)/pytest -q tests --ignore=tests/ui/test_layout.py
+	POS_CLIENT_SOAK=1 $(PYTEST_PARALLEL) tests --ignore=tests/ui/test_layout.py
 	$(BIN)/pytest -q tests/ui/test_layout.py
 
 check: $(STAMP)
