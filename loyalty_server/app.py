@@ -608,13 +608,16 @@ def create_app(settings: ServerSettings) -> FastAPI:
         response_model=BatchOut,
         responses={**unauthorized, **unparsable},
     )
-    def batch(body: BatchIn, who: Auth) -> BatchOut:  # type: ignore[valid-type]
+    def batch(body: BatchIn, who: Auth) -> Response:  # type: ignore[valid-type]
         """Apply sales (earnings and redemptions), enrollments, actions and transfers one by
         one, each exactly once by its key; one bad operation never blocks the others."""
         bodies: list[Any] = list(body.operations)  # type: ignore[attr-defined]
         key_enrollment_phones(bodies, phone_hasher)
         with applying:
-            return apply_batch(bodies, who)
+            answer = apply_batch(bodies, who)
+        # Encoded once by its model: returned as a model, FastAPI would dump it, validate
+        # the dump against BatchOut again and encode that (1.1 ms a batch of 100).
+        return Response(answer.model_dump_json(), media_type="application/json")
 
     def apply_batch(bodies: list[Any], who: terminals.Terminal) -> BatchOut:
         try:

@@ -91,6 +91,15 @@ class _RolledBack(Exception):
         self.outcomes = outcomes
 
 
+class _Deferred(OpRejected):
+    """An operation left for a batch's second pass (its member was held by another
+    transaction): passed through the first as a refusal is, replaced by its outcome after
+    the second. Never returned."""
+
+
+DEFERRED = _Deferred("deferred", "applied in the batch's second pass")
+
+
 @dataclass(frozen=True)
 class Limits:
     """Abuse limits a server enforces on every operation (None: no limit)."""
@@ -146,6 +155,16 @@ _LOCK_MEMBERS = PerDialect(
         .where(one_of(members.c.id, "ids", dialect))
         .order_by(members.c.id)
         .with_for_update()  # rendered on PostgreSQL; SQLite's BEGIN IMMEDIATE locks all
+    )
+)
+# The same, taking only the rows no other transaction holds (PostgreSQL): a batch's first
+# pass applies what it can have at once and never waits holding locks (see apply_many).
+_LOCK_FREE_MEMBERS = PerDialect(
+    lambda dialect: (
+        select(*MEMBER_RECORD_COLUMNS)
+        .where(one_of(members.c.id, "ids", dialect))
+        .order_by(members.c.id)
+        .with_for_update(skip_locked=True)
     )
 )
 _KNOWN_KEYS = PerDialect(
@@ -386,6 +405,40 @@ class Ledger:
                 prepared.append(exc)
                 continue
             prepared.append((op, claim))
+        if not self._passes_in_two(prepared, all_or_nothing):
+            return self._apply_retrying(prepared, all_or_nothing)
+        # Two transactions on PostgreSQL: the first applies the operations of the members no
+        # other batch holds now (it never waits on a member lock, so it is short and holds no
+        # one up); the second, the rest, waiting for their members in id order. Concurrent
+        # batches over the same members otherwise queue behind one another in convoys, each
+        # holding its earlier members while it waits for a later one.
+        outcomes = self._apply_retrying(prepared, all_or_nothing, free_members_only=True)
+        deferred = [index for index, outcome in enumerate(outcomes) if outcome is DEFERRED]
+        if deferred:
+            later = self._apply_retrying([prepared[i] for i in deferred], all_or_nothing)
+            for index, outcome in zip(deferred, later, strict=True):
+                outcomes[index] = outcome
+        return outcomes
+
+    def _passes_in_two(
+        self, prepared: list[tuple[Operation, Claim] | OpRejected], all_or_nothing: bool
+    ) -> bool:
+        """Whether a batch is applied in two passes (see apply_many): on PostgreSQL, for a
+        batch of several members, not all or nothing, whose keys are each sent once (so
+        that of two operations with one key the first in the batch is the one applied)."""
+        if all_or_nothing or self.writer.dialect.name != "postgresql":
+            return False
+        ops = [item[0] for item in prepared if not isinstance(item, OpRejected)]
+        return len({op.member_id for op in ops}) > 1 and len({op.key for op in ops}) == len(ops)
+
+    def _apply_retrying(
+        self,
+        prepared: list[tuple[Operation, Claim] | OpRejected],
+        all_or_nothing: bool,
+        free_members_only: bool = False,
+    ) -> list[dict[str, Any] | OpRejected]:
+        """Apply prepared operations in one transaction, again with a savepoint each if one
+        fails after writing, and again whole after a deadlock or serialisation failure."""
         # Every member an operation reads and then writes, locked in one global order (by
         # id) before any is applied: two batches never wait for each other in a cycle.
         member_ids = sorted(
@@ -395,7 +448,9 @@ class Ledger:
         savepoints = False
         while True:
             try:
-                return self._apply_prepared(prepared, member_ids, savepoints, all_or_nothing)
+                return self._apply_prepared(
+                    prepared, member_ids, savepoints, all_or_nothing, free_members_only
+                )
             except _RolledBack as rolled_back:  # nothing committed; the outcomes say why
                 return rolled_back.outcomes
             except (_NeedSavepoints, FlushRefused):
@@ -417,12 +472,15 @@ class Ledger:
                 )
                 sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
 
-    def _lock_members(self, conn: Connection, member_ids: list[str]) -> dict[str, MemberRecord]:
+    def _lock_members(
+        self, conn: Connection, member_ids: list[str], free_only: bool = False
+    ) -> dict[str, MemberRecord]:
         """Take the members' row locks in id order (PostgreSQL; SQLite's BEGIN IMMEDIATE
         holds the whole database already) and read their records, one statement per 1,000.
-        Members not there yet (enrolled in this batch) are guarded by their primary key."""
+        Members not there yet (enrolled in this batch) are guarded by their primary key.
+        `free_only`: only the members no other transaction holds, without waiting."""
         locked: dict[str, MemberRecord] = {}
-        statement = _LOCK_MEMBERS[conn.dialect.name]
+        statement = (_LOCK_FREE_MEMBERS if free_only else _LOCK_MEMBERS)[conn.dialect.name]
         for start in range(0, len(member_ids), 1000):
             rows = conn.execute(statement, {"ids": member_ids[start : start + 1000]})
             locked.update((row[0], MemberRecord(*row)) for row in rows)
@@ -443,13 +501,21 @@ class Ledger:
         member_ids: list[str],
         savepoints: bool,
         all_or_nothing: bool = False,
+        free_members_only: bool = False,
     ) -> list[dict[str, Any] | OpRejected]:
         with self.writer.begin() as conn:
             # The batch's members, read once under their locks: each operation's rules use
             # (and its balance move updates) this copy; an operation that fails drops its
             # member's copy, as its savepoint rolls back what it wrote.
-            cache = self._lock_members(conn, member_ids)
+            cache = self._lock_members(conn, member_ids, free_members_only)
             conn.info[MEMBER_CACHE] = cache
+            if free_members_only:  # the others' operations wait for the second pass
+                prepared = [
+                    DEFERRED
+                    if not isinstance(item, OpRejected) and item[0].member_id not in cache
+                    else item
+                    for item in prepared
+                ]
             # Without savepoints, the batch's writes are staged in memory and flushed once
             # at the end (set-based: a few statements per batch, not several per operation).
             pending = None if savepoints else BatchWrites()

@@ -5,7 +5,8 @@ sends the batch back to be applied with a savepoint per operation."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from pos_client.domain import uuid7
 from pos_client.ledger import Ledger, make_engine, sqlite_url
@@ -64,17 +65,12 @@ steps = st.lists(
 )
 
 
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    reason = postgres_unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    cluster = PostgresCluster()
-    cluster.start()
-    try:
-        yield cluster.new_database()
-    finally:
-        cluster.stop()
+@pytest.fixture
+def postgres_url(postgres: PostgresCluster | None) -> str:
+    """A new database of the module's cluster: each test's members and balances its own."""
+    if postgres is None:
+        pytest.skip(postgres_unavailable_reason() or "")
+    return postgres.new_database()
 
 
 def ledger_at(path: Path, program: str) -> Ledger:
@@ -252,3 +248,50 @@ def test_a_value_the_database_cannot_hold_refuses_that_operation_alone(
         assert ledger.member("m2").balance == 2**63 - 5  # type: ignore[union-attr]
     finally:
         ledger.engine.dispose()
+
+
+def test_a_batch_applies_its_free_members_at_once_and_waits_only_for_a_held_one(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL: another transaction holds one member's row. The batch's first pass
+    applies and commits the other members' sales without waiting for it; that member's two
+    sales wait for the holder, then apply in their order. Outcomes in the batch's order,
+    each sale once."""
+    ledger = Ledger(make_engine(postgres_url), preset("category_tiers"))
+    ledger.create_schema()
+    tag = uuid7()
+    first, held, third = (enroll(ledger, f"{tag}-{n}", f"{tag}-p{n}") for n in (1, 2, 3))
+    bodies = [
+        sale_body(first, "10.00"),
+        sale_body(held, "20.00"),
+        sale_body(third, "30.00"),
+        sale_body(held, "5.00"),
+    ]
+    outcomes: list[Any] = []
+    holder = ledger.engine.connect()
+    try:
+        holding = holder.begin()
+        holder.execute(select(members.c.id).where(members.c.id == held).with_for_update())
+        batch = threading.Thread(target=lambda: outcomes.extend(ledger.apply_many(bodies)))
+        batch.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (
+            ledger.count_transactions(str(bodies[0]["key"]), "earn")
+            and ledger.count_transactions(str(bodies[2]["key"]), "earn")
+        ):
+            time.sleep(0.02)
+        # The free members' sales are committed while the held member's still wait.
+        assert ledger.count_transactions(str(bodies[0]["key"]), "earn") == 1
+        assert ledger.count_transactions(str(bodies[2]["key"]), "earn") == 1
+        assert ledger.count_transactions(str(bodies[1]["key"])) == 0
+        assert batch.is_alive()
+        holding.rollback()
+        batch.join(10)
+        assert not batch.is_alive()
+    finally:
+        holder.close()
+    assert [o["balance"] for o in outcomes] == [10, 20, 30, 25]
+    for body in bodies:
+        assert ledger.count_transactions(str(body["key"]), "earn") == 1
+    assert ledger.balance_mismatches() == []
+    ledger.engine.dispose()
