@@ -627,8 +627,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
             room = shared.take(
                 "ops:" + who.id, len(bodies), settings.operations_per_terminal_per_minute
             )
+            earnings_today: dict[str, int] = {}
             outcomes = ledger.apply_many(
-                bodies[:room], allowed_kinds=TERMINAL_KINDS, terminal_id=who.id
+                bodies[:room],
+                allowed_kinds=TERMINAL_KINDS,
+                terminal_id=who.id,
+                earnings_today=earnings_today,
             )
         except (OperationalError, DBAPIError) as exc:
             log.warning("batch not applied now: %s", type(exc).__name__)
@@ -653,7 +657,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 str(r.result.get("member_id"))
                 for r in results
                 if r.outcome == "applied" and r.result and r.result.get("points_earned")
-            }
+            },
+            earnings_today,
         )
         return BatchOut(results=results)
 
@@ -762,25 +767,30 @@ def create_app(settings: ServerSettings) -> FastAPI:
             )
         return as_result(data, outcome)
 
-    def flag_if_frequent(member_ids: set[str]) -> None:
+    def flag_if_frequent(member_ids: set[str], known: dict[str, int] | None = None) -> None:
         """Flag members with more earnings today than the store expects, for review: one
-        read for the whole batch, and an upsert per member flagged (in id order, after the
-        batch committed), so two concurrent batches never both insert the same flag."""
+        read for the whole batch (of the members whose count the batch did not tell,
+        `known`), and an upsert per member flagged (in id order, after the batch
+        committed), so two concurrent batches never both insert the same flag."""
         if not member_ids:
             return
         today = ledger.today()  # the store's day
-        with engine.connect() as conn:  # the members' recorded-day rows: earnings today
-            recorded = totals.read_recorded(conn, sorted(member_ids), today)
+        earnings = {m: known[m] for m in member_ids if known and m in known}
+        unread = sorted(member_ids - earnings.keys())
+        if unread:
+            with engine.connect() as conn:  # the members' recorded-day rows: earnings today
+                recorded = totals.read_recorded(conn, unread, today)
+            earnings.update((m, count) for m, (_points, count) in recorded.items())
         counts = [
-            (member_id, earnings)
-            for member_id, (_points, earnings) in recorded.items()
-            if earnings > settings.flag_earnings_per_day
+            (member_id, count)
+            for member_id, count in earnings.items()
+            if count > settings.flag_earnings_per_day
         ]
         if not counts:
             return
         with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
             for member_id, count in sorted(counts):
-                known = conn.execute(
+                flagged = conn.execute(
                     select(flags.c.earnings).where(
                         flags.c.member_id == member_id, flags.c.day == today
                     )
@@ -798,7 +808,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                         {"earnings": int(count)},
                     )
                 )
-                if known is None:
+                if flagged is None:
                     log.warning(
                         "member %s: %d earnings today, flagged for review", member_id, count
                     )

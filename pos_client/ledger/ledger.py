@@ -379,6 +379,7 @@ class Ledger:
         allowed_kinds: Collection[str] | None = None,
         terminal_id: str | None = None,
         all_or_nothing: bool = False,
+        earnings_today: dict[str, int] | None = None,
     ) -> list[dict[str, Any] | OpRejected]:
         """Apply a batch in one database transaction (one commit, one fsync): one refused
         operation never undoes or blocks the others. Operations are applied without a
@@ -391,6 +392,9 @@ class Ledger:
         applied is refused. Returns, per body, its result or the OpRejected/OpConflict it met.
         `all_or_nothing` (an import): if any operation is refused, nothing is committed (the
         others' results then say what they would have done).
+        `earnings_today`, when given, receives the earnings recorded today (the store's day)
+        after the batch of the members it earned for, where the batch read them anyway (the
+        daily cap's read-ahead); a member missing from it was not read.
         """
         prepared: list[tuple[Operation, Claim] | OpRejected] = []
         for body in bodies:
@@ -406,16 +410,20 @@ class Ledger:
                 continue
             prepared.append((op, claim))
         if not self._passes_in_two(prepared, all_or_nothing):
-            return self._apply_retrying(prepared, all_or_nothing)
+            return self._apply_retrying(prepared, all_or_nothing, earnings_today)
         # Two transactions on PostgreSQL: the first applies the operations of the members no
         # other batch holds now (it never waits on a member lock, so it is short and holds no
         # one up); the second, the rest, waiting for their members in id order. Concurrent
         # batches over the same members otherwise queue behind one another in convoys, each
         # holding its earlier members while it waits for a later one.
-        outcomes = self._apply_retrying(prepared, all_or_nothing, free_members_only=True)
+        outcomes = self._apply_retrying(
+            prepared, all_or_nothing, earnings_today, free_members_only=True
+        )
         deferred = [index for index, outcome in enumerate(outcomes) if outcome is DEFERRED]
         if deferred:
-            later = self._apply_retrying([prepared[i] for i in deferred], all_or_nothing)
+            later = self._apply_retrying(
+                [prepared[i] for i in deferred], all_or_nothing, earnings_today
+            )
             for index, outcome in zip(deferred, later, strict=True):
                 outcomes[index] = outcome
         return outcomes
@@ -435,6 +443,7 @@ class Ledger:
         self,
         prepared: list[tuple[Operation, Claim] | OpRejected],
         all_or_nothing: bool,
+        earnings_today: dict[str, int] | None = None,
         free_members_only: bool = False,
     ) -> list[dict[str, Any] | OpRejected]:
         """Apply prepared operations in one transaction, again with a savepoint each if one
@@ -449,7 +458,12 @@ class Ledger:
         while True:
             try:
                 return self._apply_prepared(
-                    prepared, member_ids, savepoints, all_or_nothing, free_members_only
+                    prepared,
+                    member_ids,
+                    savepoints,
+                    all_or_nothing,
+                    earnings_today,
+                    free_members_only,
                 )
             except _RolledBack as rolled_back:  # nothing committed; the outcomes say why
                 return rolled_back.outcomes
@@ -501,8 +515,10 @@ class Ledger:
         member_ids: list[str],
         savepoints: bool,
         all_or_nothing: bool = False,
+        earnings_today: dict[str, int] | None = None,
         free_members_only: bool = False,
     ) -> list[dict[str, Any] | OpRejected]:
+        earned: dict[str, int] = {}
         with self.writer.begin() as conn:
             # The batch's members, read once under their locks: each operation's rules use
             # (and its balance move updates) this copy; an operation that fails drops its
@@ -532,9 +548,12 @@ class Ledger:
                     raise _RolledBack(outcomes)
                 if pending is not None:
                     self._flush(conn, pending)
+                    earned = pending.earnings_on(self.today())
             finally:
                 conn.info.pop(MEMBER_CACHE, None)
                 conn.info.pop(PENDING, None)
+        if earnings_today is not None:  # committed: told only now
+            earnings_today.update(earned)
         return outcomes
 
     def _apply_each(
@@ -639,7 +658,9 @@ class Ledger:
         today = self.today()
         credited = totals.read_recorded(conn, earning, today)
         for member_id in earning:
-            pending.day_read[(member_id, today)] = credited.get(member_id, (0, 0))[0]
+            points, earnings = credited.get(member_id, (0, 0))
+            pending.day_read[(member_id, today)] = points
+            pending.earnings_read[(member_id, today)] = earnings
 
     def _flush(self, conn: Connection, pending: BatchWrites) -> None:
         """Write what the batch staged. A row the database refuses (a key another writer

@@ -74,6 +74,8 @@ class BatchWrites:
     # Read once from the database (constant during the batch: see the module's docstring).
     stats_read: dict[tuple[str, date | None], tuple[int, int, int]] = field(default_factory=dict)
     day_read: dict[tuple[str, date], int] = field(default_factory=dict)  # by store day
+    # Earnings recorded on the day before the batch, read with day_read (the review flag).
+    earnings_read: dict[tuple[str, date], int] = field(default_factory=dict)
     birthday_read: dict[tuple[str, int], bool] = field(default_factory=dict)
     op: _OpWrites = field(default_factory=_OpWrites)
 
@@ -158,6 +160,14 @@ class BatchWrites:
     def staged_rows(self, member_id: str) -> list[dict[str, Any]]:
         """The member's transactions staged by the batch's earlier operations."""
         return self.by_member.get(member_id, [])
+
+    def earnings_on(self, day: date) -> dict[str, int]:
+        """Members' earnings recorded on `day` with the batch's (those read ahead)."""
+        return {
+            member_id: read + self.totals.get((member_id, totals.RECORDED, day), (0, 0, 0))[2]
+            for (member_id, read_day), read in self.earnings_read.items()
+            if read_day == day
+        }
 
     # ------------------------------------------------------------ the flush
 

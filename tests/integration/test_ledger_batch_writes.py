@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from pos_client.domain import uuid7
-from pos_client.ledger import Ledger, make_engine, sqlite_url
+from pos_client.ledger import Ledger, make_engine, sqlite_url, totals
 from pos_client.ledger.ledger import Limits
 from pos_client.ledger.pending import BatchWrites
 from pos_client.ledger.schema import members, operations
@@ -294,4 +294,39 @@ def test_a_batch_applies_its_free_members_at_once_and_waits_only_for_a_held_one(
     for body in bodies:
         assert ledger.count_transactions(str(body["key"]), "earn") == 1
     assert ledger.balance_mismatches() == []
+    ledger.engine.dispose()
+
+
+def earnings_told_by_a_batch(ledger: Ledger) -> None:
+    """The earnings today a batch tells its caller (for the review flag) are what the
+    members' recorded-day rows hold after it, earlier batches' included."""
+    tag = uuid7()
+    first = enroll(ledger, f"{tag}-a", f"{tag}-pa")
+    second = enroll(ledger, f"{tag}-b", f"{tag}-pb")
+    ledger.apply_many([sale_body(first, "10.00") for _ in range(3)])
+    told: dict[str, int] = {}
+    ledger.apply_many(
+        [sale_body(first, "1.00"), sale_body(second, "2.00"), sale_body(first, "3.00")],
+        earnings_today=told,
+    )
+    with ledger.engine.connect() as conn:
+        rows = totals.read_recorded(conn, [first, second], ledger.today())
+    assert told == {first: 5, second: 1}
+    assert told == {member: earnings for member, (_points, earnings) in rows.items()}
+
+
+def test_a_batch_tells_the_earnings_recorded_today_on_sqlite(tmp_path: Path) -> None:
+    ledger = ledger_at(tmp_path / "l.sqlite", "category_tiers")
+    earnings_told_by_a_batch(ledger)
+    ledger.engine.dispose()
+
+
+def test_a_batch_in_two_passes_tells_the_earnings_recorded_today(postgres_url: str) -> None:
+    ledger = Ledger(
+        make_engine(postgres_url),
+        preset("category_tiers"),
+        Limits(max_points_per_member_per_day=CAPS["category_tiers"]),
+    )
+    ledger.create_schema()
+    earnings_told_by_a_batch(ledger)
     ledger.engine.dispose()
