@@ -6,9 +6,11 @@ inserted bare with psycopg `executemany` as a ratio (goal >= 0.3; target 2,000 s
 
   --profile        also profile the server's apply path in-process (cProfile, top functions)
   --profile-only   only that (no server, no terminals)
+  --rounds N       N measurements in one run (default 3: this VM's speed drifts from
+                   minute to minute), each beside its own bare inserts, then the medians
 
 Usage: python benchmarks/chain_scale.py [--sales 10000] [--members 2000] [--terminals 8]
-       [--workers 2] [--batch 100] [--profile | --profile-only]
+       [--workers 2] [--batch 100] [--rounds 3] [--profile | --profile-only]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import multiprocessing
 import os
 import pstats
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -356,6 +359,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-only", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     reason = postgres_unavailable_reason()
     if reason:
@@ -377,51 +381,71 @@ def main() -> None:
         finally:
             cluster.stop()
         return
+    rates: list[tuple[float, float]] = []
     try:
-        with tempfile.TemporaryDirectory() as scratch:
-            work = Path(scratch)
-            url = cluster.new_database()
-            migrate(url)
-            members = enroll_members(url, args.members)
-            server = ServerProcess(
-                url,
-                work,
-                LOYALTY_SERVER_FLAG_EARNINGS_PER_DAY="100000000",
-                LOYALTY_SERVER_OPERATIONS_PER_TERMINAL_PER_MINUTE="100000000",
-                LOYALTY_SERVER_MAX_POINTS_PER_MEMBER_PER_DAY="1000000000",
-            )
-            server.workers = args.workers
-            server.start()
-            try:
-                assert server.process is not None
-                postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
-                wall, runs, cpu = drive(
-                    server,
-                    work,
-                    members,
-                    args.sales,
-                    args.terminals,
-                    args.batch,
-                    {"server": server.process.pid, "PostgreSQL": postmaster},
-                )
-            finally:
-                server.stop()
-            server_log = server.log_path.read_text(errors="replace")
-            pg_log = (cluster.data / "log").read_text(errors="replace")
-            ledger = Ledger(make_engine(url), load_program("category_tiers", CONFIG_DIR))
-            mismatches = ledger.balance_mismatches()
-            ledger.engine.dispose()
-            bare_url = cluster.new_database()
-            migrate(bare_url)
-            bare_members = enroll_members(bare_url, args.members)
-            bare = bare_executemany(bare_url, bare_members, args.sales, args.batch)
-            profile = (
-                profile_apply(bare_url, bare_members, min(args.sales, 3000), args.batch)
-                if args.profile
-                else ""
-            )
+        for round_number in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"-- round {round_number} of {args.rounds}")
+            with tempfile.TemporaryDirectory() as scratch:
+                rates.append(run_round(cluster, args, Path(scratch)))
     finally:
         cluster.stop()
+    if len(rates) > 1:
+        ours = sorted(rate for rate, _bare in rates)
+        ratios = sorted(rate / bare for rate, bare in rates)
+        print(
+            f"over {len(rates)} rounds: median {statistics.median(ours):.0f} sales/s"
+            f" (from {ours[0]:.0f} to {ours[-1]:.0f}; target 2,000), median ratio"
+            f" {statistics.median(ratios):.2f} (from {ratios[0]:.2f} to {ratios[-1]:.2f};"
+            " goal >= 0.3)"
+        )
+
+
+def run_round(
+    cluster: PostgresCluster, args: argparse.Namespace, work: Path
+) -> tuple[float, float]:
+    """One measurement: the server drained by the terminals, then the bare inserts, each
+    on a new database; prints the round's figures, returns (sales/s, bare sales/s)."""
+    url = cluster.new_database()
+    migrate(url)
+    members = enroll_members(url, args.members)
+    server = ServerProcess(
+        url,
+        work,
+        LOYALTY_SERVER_FLAG_EARNINGS_PER_DAY="100000000",
+        LOYALTY_SERVER_OPERATIONS_PER_TERMINAL_PER_MINUTE="100000000",
+        LOYALTY_SERVER_MAX_POINTS_PER_MEMBER_PER_DAY="1000000000",
+    )
+    server.workers = args.workers
+    server.start()
+    try:
+        assert server.process is not None
+        postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+        wall, runs, cpu = drive(
+            server,
+            work,
+            members,
+            args.sales,
+            args.terminals,
+            args.batch,
+            {"server": server.process.pid, "PostgreSQL": postmaster},
+        )
+    finally:
+        server.stop()
+    server_log = server.log_path.read_text(errors="replace")
+    pg_log = (cluster.data / "log").read_text(errors="replace")
+    ledger = Ledger(make_engine(url), load_program("category_tiers", CONFIG_DIR))
+    mismatches = ledger.balance_mismatches()
+    ledger.engine.dispose()
+    bare_url = cluster.new_database()
+    migrate(bare_url)
+    bare_members = enroll_members(bare_url, args.members)
+    bare = bare_executemany(bare_url, bare_members, args.sales, args.batch)
+    profile = (
+        profile_apply(bare_url, bare_members, min(args.sales, 3000), args.batch)
+        if args.profile
+        else ""
+    )
     acked = sum(r.acked for r in runs)
     ours = acked / wall
     bare_rate = args.sales / bare
@@ -458,6 +482,7 @@ def main() -> None:
     print(f"ratio server / bare: {ours / bare_rate:.2f} (goal >= 0.3)")
     if profile:
         print(profile)
+    return ours, bare_rate
 
 
 if __name__ == "__main__":
