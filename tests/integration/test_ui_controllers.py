@@ -1,4 +1,6 @@
-"""The controllers' pure parts, over a real terminal core and no window."""
+"""The UI controllers' parts that need no window, over a real terminal core (its SQLite
+ledger): what the screens show and do is tested through the window in tests/ui, by real
+input only; these check the texts and decisions the controllers hand the screens."""
 
 from __future__ import annotations
 
