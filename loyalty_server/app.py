@@ -41,7 +41,7 @@ from loyalty_server.phones import e164_or_none, key_enrollment_phones
 from loyalty_server.schema import flags
 from loyalty_server.settings import ServerSettings, from_environment
 from pos_client.domain import MemberView, member_view_to_json, utcnow
-from pos_client.ledger import Ledger, make_engine, totals
+from pos_client.ledger import Ledger, make_engine, one_statement_reads, totals
 from pos_client.ledger.expiry import ExpirySchedule, parse_time_of_day
 from pos_client.ledger.ledger import Limits
 from pos_client.ledger.schema import transactions
@@ -310,6 +310,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     document = load_program_document(settings.program, settings.config_dir)
     program = document.parse(str(resolve_program_path(settings.program, settings.config_dir)))
     engine = make_engine(settings.database_url)
+    reads = one_statement_reads(engine)  # authentication: one statement a request
     ledger = Ledger(
         engine,
         program,
@@ -388,7 +389,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     ) -> terminals.Terminal:
         found = None
         if credentials is not None and 0 < len(credentials.credentials) <= 256:
-            found = terminals.authenticate(engine, credentials.credentials)
+            found = terminals.authenticate(reads, credentials.credentials)
         if found is None:
             raise HTTPException(
                 401,
@@ -410,7 +411,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     ) -> str:
         found = None
         if credentials is not None and 0 < len(credentials.credentials) <= 256:
-            found = partner_store.authenticate(engine, credentials.credentials)
+            found = partner_store.authenticate(reads, credentials.credentials)
         if found is None:
             raise HTTPException(
                 401,

@@ -15,6 +15,7 @@ __all__ = [
     "MemberRecord",
     "build_member_view",
     "make_engine",
+    "one_statement_reads",
     "ping_when_idle",
     "sqlite_url",
     "writer",
@@ -24,6 +25,15 @@ __all__ = [
 def writer(engine: Engine) -> Engine:
     """The same engine, for transactions that write: SQLite takes the write lock at BEGIN."""
     return engine.execution_options(sqlite_begin="IMMEDIATE")
+
+
+def one_statement_reads(engine: Engine) -> Engine:
+    """The same engine (the same pool) for reads of one statement: on PostgreSQL in
+    autocommit, one round trip each instead of three (psycopg sends BEGIN on its own before
+    the statement, and the pool a ROLLBACK when the connection comes back)."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def sqlite_url(path: Path) -> str:

@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy import exc, text
 
-from pos_client.ledger import make_engine, ping_when_idle
+from pos_client.ledger import make_engine, one_statement_reads, ping_when_idle
 from tests.integration.server_helpers import PostgresCluster, postgres_unavailable_reason
 
 
@@ -55,4 +55,22 @@ def test_a_connection_in_use_a_moment_ago_is_not_pinged(postgres_url: str) -> No
     with pytest.raises(exc.OperationalError):  # ... fails its next statement once
         backend_pid(engine)
     assert backend_pid(engine) != first  # and the pool has moved on to a new connection
+    engine.dispose()
+
+
+def test_one_statement_reads_open_no_transaction_on_postgresql(postgres_url: str) -> None:
+    """Authentication's read runs in autocommit: no BEGIN before it, no ROLLBACK after."""
+    from psycopg.pq import TransactionStatus
+
+    engine = make_engine(postgres_url)
+    for source, status in (
+        (engine, TransactionStatus.INTRANS),
+        (one_statement_reads(engine), TransactionStatus.IDLE),
+    ):
+        with source.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            assert conn.connection.dbapi_connection.info.transaction_status == status  # type: ignore[union-attr]
+    with engine.connect() as conn:  # the pool's connection is back to transactions
+        conn.execute(text("SELECT 1"))
+        assert conn.connection.dbapi_connection.info.transaction_status == TransactionStatus.INTRANS  # type: ignore[union-attr]
     engine.dispose()
