@@ -45,6 +45,7 @@ from pos_client.operations import EnrollOp, SaleOp
 from pos_client.program import load_program
 from tests.conftest import CONFIG_DIR
 from tests.integration.server_helpers import (
+    LIMITS_LIFTED,
     PostgresCluster,
     ServerProcess,
     http_terminal,
@@ -409,13 +410,7 @@ def run_round(
     url = cluster.new_database()
     migrate(url)
     members = enroll_members(url, args.members)
-    server = ServerProcess(
-        url,
-        work,
-        LOYALTY_SERVER_FLAG_EARNINGS_PER_DAY="100000000",
-        LOYALTY_SERVER_OPERATIONS_PER_TERMINAL_PER_MINUTE="100000000",
-        LOYALTY_SERVER_MAX_POINTS_PER_MEMBER_PER_DAY="1000000000",
-    )
+    server = ServerProcess(url, work, **LIMITS_LIFTED)
     server.workers = args.workers
     server.start()
     try:

@@ -21,6 +21,7 @@ from pos_client.demo import DEMO_MEMBERS
 from pos_client.domain import Purchase
 from pos_client.sync import SyncPolicy
 from tests.integration.server_helpers import (
+    LIMITS_LIFTED,
     PostgresCluster,
     ServerProcess,
     http_terminal,
@@ -45,15 +46,9 @@ def drain_time(server: ServerProcess, work: Path, name: str, sales: int, batch: 
 
 def run_on(url: str, work: Path, sales: int, one_by_one: bool) -> tuple[float, float | None]:
     migrate(url)
-    # The store's abuse limits lifted: 10,000 sales from one terminal in a few seconds are
-    # over its per-minute allowance (3,000), and the daily cap of one member.
-    server = ServerProcess(
-        url,
-        work,
-        LOYALTY_SERVER_FLAG_EARNINGS_PER_DAY="100000000",
-        LOYALTY_SERVER_OPERATIONS_PER_TERMINAL_PER_MINUTE="100000000",
-        LOYALTY_SERVER_MAX_POINTS_PER_MEMBER_PER_DAY="1000000000",
-    )
+    # 10,000 sales from one terminal in a few seconds are over its per-minute allowance
+    # (3,000) and the daily cap of one member.
+    server = ServerProcess(url, work, **LIMITS_LIFTED)
     server.seed()
     server.start()
     try:
