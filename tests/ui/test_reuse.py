@@ -87,6 +87,7 @@ def test_member_and_idle_cycles_keep_the_widget_count_and_clock_events_bounded(
     widgets = [w for w, _events in counts]
     events = [e for _widgets, e in counts]
     assert max(widgets[1:]) <= widgets[1], f"widgets alive after each cycle: {widgets}"
-    # Clock events come and go (triggers, a toast's timer, the wait spinner): a handful
-    # either way; one left behind per cycle would add up to eight more by the end.
-    assert max(events[-3:]) <= max(events[1:4]) + 4, f"clock events after each cycle: {events}"
+    # Clock events come and go (triggers, a toast's timer, the wait spinner; more of them
+    # on a busy machine): a handful either way in any one sample. One left behind per cycle
+    # raises every later sample, the fewest too, by eight by the end.
+    assert min(events[-3:]) <= max(events[1:4]) + 4, f"clock events after each cycle: {events}"
