@@ -174,6 +174,10 @@ _KNOWN_KEYS = PerDialect(
 )
 MEMBER_CACHE = "pos_client.ledger.locked_members"  # Connection.info key, during a batch
 WRITES = "pos_client.ledger.writes"  # Connection.info key: statements that wrote
+# Connection.info key: a batch's one reading of the clock. Its rows are recorded at one time
+# and on one store day (as PostgreSQL's now() is one per transaction), and the clock is read
+# once per batch, not four times per operation (the apply path's profile: 5 % of it).
+BATCH_NOW = "pos_client.ledger.now"
 
 
 class _NeedSavepoints(Exception):
@@ -222,6 +226,12 @@ class Ledger:
     def today(self, now: datetime | None = None) -> date:
         """The store's calendar day now (or at `now`)."""
         return totals.local_day(now or utcnow(), self.zone)
+
+    @staticmethod
+    def _now(conn: Connection) -> datetime:
+        """The time of this write: the batch's (BATCH_NOW), or the clock's outside one."""
+        now: datetime | None = conn.info.get(BATCH_NOW)
+        return now if now is not None else utcnow()
 
     # ------------------------------------------------------------ lookups
 
@@ -337,14 +347,19 @@ class Ledger:
                     "birthday_used", f"the birthday reward for {year} was already given"
                 )
             pending.stage_grant(
-                {"member_id": record.id, "year": year, "op_key": op_key, "granted_at": utcnow()}
+                {
+                    "member_id": record.id,
+                    "year": year,
+                    "op_key": op_key,
+                    "granted_at": self._now(conn),
+                }
             )
             return
         try:
             with conn.begin_nested():
                 conn.execute(
                     birthday_grants.insert().values(
-                        member_id=record.id, year=year, op_key=op_key, granted_at=utcnow()
+                        member_id=record.id, year=year, op_key=op_key, granted_at=self._now(conn)
                     )
                 )
         except IntegrityError:
@@ -525,6 +540,7 @@ class Ledger:
             # member's copy, as its savepoint rolls back what it wrote.
             cache = self._lock_members(conn, member_ids, free_members_only)
             conn.info[MEMBER_CACHE] = cache
+            conn.info[BATCH_NOW] = now = utcnow()
             if free_members_only:  # the others' operations wait for the second pass
                 prepared = [
                     DEFERRED
@@ -548,10 +564,11 @@ class Ledger:
                     raise _RolledBack(outcomes)
                 if pending is not None:
                     self._flush(conn, pending)
-                    earned = pending.earnings_on(self.today())
+                    earned = pending.earnings_on(self.today(now))
             finally:
                 conn.info.pop(MEMBER_CACHE, None)
                 conn.info.pop(PENDING, None)
+                conn.info.pop(BATCH_NOW, None)
         if earnings_today is not None:  # committed: told only now
             earnings_today.update(earned)
         return outcomes
@@ -655,7 +672,7 @@ class Ledger:
         earning = sorted({op.member_id for op in fresh if not isinstance(op, (EnrollOp, GiveOp))})
         if not earning:
             return
-        today = self.today()
+        today = self.today(self._now(conn))
         credited = totals.read_recorded(conn, earning, today)
         for member_id in earning:
             points, earnings = credited.get(member_id, (0, 0))
@@ -743,7 +760,7 @@ class Ledger:
             "body_hash": claim.digest,
             "result": canonical_json(result),
             "terminal_id": terminal_id,
-            "applied_at": utcnow(),
+            "applied_at": self._now(conn),
         }
         pending: BatchWrites | None = conn.info.get(PENDING)
         if pending is not None:
@@ -769,7 +786,7 @@ class Ledger:
         skew, window = self.limits.clock_skew, self.limits.offline_window
         if skew is None and window is None:
             return
-        now = utcnow()
+        now = self._now(conn)
         times = [("occurred_at", op.occurred_at)]
         if isinstance(op, EnrollOp):
             times.append(("consent.given_at", op.consent.given_at))
@@ -819,7 +836,7 @@ class Ledger:
         amount_minor: int = 0,
         reward_id: str | None = None,
     ) -> None:
-        recorded_at = utcnow()
+        recorded_at = self._now(conn)
         row = {
             "member_id": member_id,
             "op_key": op_key,
@@ -934,7 +951,7 @@ class Ledger:
             raise OpRejected("bad_request", str(exc)) from None
         redeemed = plan.points if plan else 0
         self._check_points(breakdown.points, redeemed)
-        self._check_member_day(conn, op.member_id, breakdown.points, utcnow())
+        self._check_member_day(conn, op.member_id, breakdown.points, self._now(conn))
         result: dict[str, Any] = {
             "status": "applied",
             "key": op.key,
@@ -1046,7 +1063,7 @@ class Ledger:
         except RulesError as exc:
             raise OpRejected("action_refused", str(exc)) from None
         self._check_points(points)
-        self._check_member_day(conn, op.member_id, points, utcnow())
+        self._check_member_day(conn, op.member_id, points, self._now(conn))
         result: dict[str, Any] = {
             "status": "applied",
             "key": op.key,
@@ -1224,8 +1241,7 @@ class Ledger:
         cap = self.limits.max_points_per_member_per_day
         if cap is None or points <= 0:
             return
-        day = self.today(now)
-        day_start = totals.day_start(day, self.zone)
+        day, day_start = totals.day_and_start(now, self.zone)
         pending: BatchWrites | None = conn.info.get(PENDING)
         if pending is None:
             today = self._member_day_points(conn, member_id, day)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,6 +38,14 @@ def local_day(moment: datetime, zone: ZoneInfo) -> date:
 def day_start(day: date, zone: ZoneInfo) -> datetime:
     """The UTC moment the store's `day` begins (local midnight)."""
     return datetime.combine(day, time(), zone).astimezone(UTC)
+
+
+@lru_cache(maxsize=16)
+def day_and_start(moment: datetime, zone: ZoneInfo) -> tuple[date, datetime]:
+    """The store day of `moment` and the UTC moment it began. Cached: a batch asks it for
+    its one time (Ledger's BATCH_NOW) once per operation."""
+    day = local_day(moment, zone)
+    return day, day_start(day, zone)
 
 
 def _month(day: date) -> date:

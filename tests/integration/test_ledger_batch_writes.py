@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from pos_client.domain import uuid7
+from pos_client.domain import utcnow, uuid7
 from pos_client.ledger import Ledger, make_engine, sqlite_url, totals
 from pos_client.ledger.ledger import Limits
 from pos_client.ledger.pending import BatchWrites
-from pos_client.ledger.schema import members, operations
+from pos_client.ledger.schema import members, operations, transactions
 from pos_client.operations import OpRejected, RedemptionRequest
 from tests.conftest import preset
 from tests.integration.ledger_helpers import NOW, action_body, enroll, sale_body
@@ -330,3 +330,41 @@ def test_a_batch_in_two_passes_tells_the_earnings_recorded_today(postgres_url: s
     ledger.create_schema()
     earnings_told_by_a_batch(ledger)
     ledger.engine.dispose()
+
+
+def test_a_batch_records_its_rows_at_one_time_read_once(tmp_path: Path) -> None:
+    """A batch reads the clock once: its transactions and idempotency records carry one time
+    (and so one store day), between the batch's start and its end; the next batch, a later
+    one."""
+    ledger = ledger_at(tmp_path / "l.sqlite", "category_tiers")
+    try:
+        first, second = enroll(ledger, "m-a", "p-a"), enroll(ledger, "m-b", "p-b")
+        times = []
+        for _ in range(2):
+            before = utcnow()
+            bodies = [sale_body(member, "10.00") for member in (first, second, first)]
+            assert all(isinstance(each, dict) for each in ledger.apply_many(bodies))
+            after = utcnow()
+            keys = [body["key"] for body in bodies]
+            with ledger.engine.connect() as conn:
+                recorded = (
+                    conn.execute(
+                        select(transactions.c.recorded_at).where(transactions.c.op_key.in_(keys))
+                    )
+                    .scalars()
+                    .all()
+                )
+                applied = (
+                    conn.execute(select(operations.c.applied_at).where(operations.c.key.in_(keys)))
+                    .scalars()
+                    .all()
+                )
+            assert len(recorded) == 3 and len(applied) == 3
+            assert len(set(recorded) | set(applied)) == 1
+            (moment,) = set(recorded)
+            moment = moment.replace(tzinfo=moment.tzinfo or UTC)
+            assert before <= moment <= after
+            times.append(moment)
+        assert times[0] < times[1]
+    finally:
+        ledger.engine.dispose()

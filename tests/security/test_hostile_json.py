@@ -50,6 +50,12 @@ HOSTILE = {
     ),
     "a 4300-digit integer": ('"points": ' + "9" * 4300, "a number of more than 100 digits"),
     "a 4301-digit integer": ('"x": -' + "7" * 4301, "a number of more than 100 digits"),
+    # Python's parser reads these; JSON has none, and a hash would spell NaN as null.
+    "NaN": ('"x": NaN', "a number JSON cannot hold (NaN or Infinity)"),
+    "-Infinity inside a line": (
+        '"meta": {"lines": [{"weight": -Infinity}]}',
+        "a number JSON cannot hold (NaN or Infinity)",
+    ),
     # The operation is level 1: "x" holding 32 lists reaches level 33.
     "nesting of 33 levels": ('"x": ' + nested(32), "nested deeper than 32 levels"),
     "nesting of 200 levels": ('"x": ' + nested(199), "nested deeper than 32 levels"),

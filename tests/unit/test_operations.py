@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pos_client.domain import Purchase, PurchaseLine, uuid7
 from pos_client.operations import (
@@ -12,6 +15,7 @@ from pos_client.operations import (
     RedemptionRequest,
     SaleOp,
     body_hash,
+    canonical_json,
     parse_operation,
 )
 
@@ -76,3 +80,41 @@ def test_uuid7_is_version_7_and_ordered() -> None:
 def test_money_must_be_decimal() -> None:
     with pytest.raises(TypeError):
         PurchaseLine(12.5)  # type: ignore[arg-type]
+
+
+# What an operation can hold as JSON: text (any code point but surrogates), integers within
+# what a body may carry, booleans, null, and objects and lists of those (no floats: no
+# operation field takes one).
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.text(st.characters(blacklist_categories=("Cs",))),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(st.characters(blacklist_categories=("Cs",))), children, max_size=4
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=6))
+def test_canonical_json_is_the_standard_encoders_sorted_compact_spelling(body: dict) -> None:
+    # Stored hashes were made by the standard encoder: a faster spelling must be the same.
+    assert canonical_json(body) == json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+
+
+def test_canonical_json_spells_integers_past_64_bits() -> None:
+    assert canonical_json({"b": 2**64, "a": -(10**30)}) == f'{{"a":-{10**30},"b":{2**64}}}'
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_an_operation_holding_nan_or_infinity_is_refused(number: str) -> None:
+    body = json.loads(json.dumps(sale().to_body())[:-1] + f', "weight": {number}}}')
+    with pytest.raises(OpRejected, match="NaN or Infinity"):
+        parse_operation(body)
