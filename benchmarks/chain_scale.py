@@ -339,7 +339,7 @@ def profile_apply(url: str, members: list[str], sales: int, batch: int) -> str:
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("cumulative").print_stats(25)
-    stats.sort_stats("tottime").print_stats(12)
+    stats.sort_stats("tottime").print_stats(int(os.environ.get("PROFILE_TOP", "12")))
     ledger.engine.dispose()
     by_time = sorted(spent.items(), key=lambda item: -item[1][1])[:12]
     out.write("statements by time spent (count, ms in all, SQL):\n")

@@ -64,16 +64,20 @@ def too_many_values(text: str, limit: int) -> str | None:
 
 def nested_deeper(value: Any, limit: int) -> bool:
     """Whether objects and lists in a parsed JSON value nest more than `limit` levels
-    (walked without recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict | list):
-            if level > limit:
-                return True
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, level + 1) for child in children)
-    return False
+    (walked a level at a time, without recursion: a batch's values are looked at once
+    each, with no tuple per value)."""
+    level: list[Any] = [value]
+    depth = 1
+    while True:
+        containers = [item for item in level if isinstance(item, dict | list)]
+        if not containers:
+            return False
+        if depth > limit:
+            return True
+        level = []
+        for container in containers:
+            level.extend(container.values() if isinstance(container, dict) else container)
+        depth += 1
 
 
 def load_body(body: bytes, limit: int = DEFAULT_MAX_VALUES) -> Any:

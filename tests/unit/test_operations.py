@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 from pos_client.domain import Purchase, PurchaseLine, uuid7
 from pos_client.operations import (
     OpRejected,
+    OversizedNumber,
     RedemptionRequest,
     SaleOp,
     body_hash,
     canonical_json,
+    json_problem,
     parse_operation,
 )
 
@@ -118,3 +120,66 @@ def test_an_operation_holding_nan_or_infinity_is_refused(number: str) -> None:
     body = json.loads(json.dumps(sale().to_body())[:-1] + f', "weight": {number}}}')
     with pytest.raises(OpRejected, match="NaN or Infinity"):
         parse_operation(body)
+
+
+def problem_walked_value_by_value(value: object, max_nesting: int = 32) -> bool:
+    """Whether a value has a problem `json_problem` names, by the plainest walk (the
+    reference the faster level-at-a-time walk must agree with)."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, str):
+            if any(0xD800 <= ord(char) <= 0xDFFF for char in item):
+                return True
+        elif isinstance(item, OversizedNumber):
+            return True
+        elif isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                return True
+        elif isinstance(item, dict | list):
+            if level > max_nesting:
+                return True
+            if isinstance(item, dict):
+                stack.extend((key, level) for key in item)
+                stack.extend((child, level + 1) for child in item.values())
+            else:
+                stack.extend((child, level + 1) for child in item)
+    return False
+
+
+HOSTILE_TEXT = st.text(st.sampled_from(["a", "é", "\ud800", "\udfff", "😀", "\x00"]), max_size=4)
+HOSTILE_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.builds(OversizedNumber, st.integers(101, 5000))
+    | HOSTILE_TEXT
+)
+
+
+def deep(levels: int, inner: object) -> object:
+    for _ in range(levels):
+        inner = [inner]
+    return inner
+
+
+@settings(max_examples=400)
+@given(
+    st.recursive(
+        HOSTILE_LEAVES,
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(HOSTILE_TEXT, children, max_size=3)
+            | st.builds(deep, st.integers(1, 40), children)
+        ),
+        max_leaves=12,
+    )
+)
+def test_json_problem_finds_exactly_what_a_value_by_value_walk_finds(value: object) -> None:
+    assert (json_problem(value) is not None) == problem_walked_value_by_value(value)
+
+
+def test_json_problem_allows_32_levels_and_refuses_33() -> None:
+    assert json_problem({"x": deep(30, {"y": 1})}) is None  # the operation, 30 lists, {"y"}
+    assert json_problem({"x": deep(31, {"y": 1})}) == "nested deeper than 32 levels"
