@@ -12,7 +12,7 @@ import json
 import logging
 import random
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from time import sleep
@@ -136,6 +136,13 @@ class MemberRecord:
     balance: int
     enrolled_at: datetime | None = None
 
+    def with_balance(self, balance: int) -> MemberRecord:
+        """This record with another balance: every other field copied as it is (what
+        dataclasses.replace does, at a tenth of its cost: a batch does it per operation)."""
+        copy = object.__new__(MemberRecord)
+        copy.__dict__.update(self.__dict__, balance=balance)
+        return copy
+
 
 MEMBER_RECORD_COLUMNS = (
     members.c.id,
@@ -148,25 +155,24 @@ MEMBER_RECORD_COLUMNS = (
     members.c.enrolled_at,
 )
 
+
+def _lock_members_statement(skip_locked: bool) -> PerDialect:
+    """The batch's members read under their row locks, in id order (FOR UPDATE is rendered
+    on PostgreSQL; SQLite's BEGIN IMMEDIATE locks all). `skip_locked`: only the rows no
+    other transaction holds, without waiting (a batch's first pass: see apply_many)."""
+    return PerDialect(
+        lambda dialect: (
+            select(*MEMBER_RECORD_COLUMNS)
+            .where(one_of(members.c.id, "ids", dialect))
+            .order_by(members.c.id)
+            .with_for_update(skip_locked=skip_locked)
+        )
+    )
+
+
 # Built once per dialect (see PerDialect): the batch's reads pay for parameters only.
-_LOCK_MEMBERS = PerDialect(
-    lambda dialect: (
-        select(*MEMBER_RECORD_COLUMNS)
-        .where(one_of(members.c.id, "ids", dialect))
-        .order_by(members.c.id)
-        .with_for_update()  # rendered on PostgreSQL; SQLite's BEGIN IMMEDIATE locks all
-    )
-)
-# The same, taking only the rows no other transaction holds (PostgreSQL): a batch's first
-# pass applies what it can have at once and never waits holding locks (see apply_many).
-_LOCK_FREE_MEMBERS = PerDialect(
-    lambda dialect: (
-        select(*MEMBER_RECORD_COLUMNS)
-        .where(one_of(members.c.id, "ids", dialect))
-        .order_by(members.c.id)
-        .with_for_update(skip_locked=True)
-    )
-)
+_LOCK_MEMBERS = _lock_members_statement(skip_locked=False)
+_LOCK_FREE_MEMBERS = _lock_members_statement(skip_locked=True)
 _KNOWN_KEYS = PerDialect(
     lambda dialect: select(
         operations.c.key, operations.c.body_hash, operations.c.result, operations.c.terminal_id
@@ -723,7 +729,7 @@ class Ledger:
         if pending is not None:
             for member_id, balance in pending.commit_op().items():
                 if member_id in cache:
-                    cache[member_id] = replace(cache[member_id], balance=balance)
+                    cache[member_id] = cache[member_id].with_balance(balance)
         return result
 
     def _previous_result(self, conn: Connection, key: str, claim: Claim) -> dict[str, Any] | None:
@@ -891,7 +897,7 @@ class Ledger:
         balance = int(row[0])
         cache: dict[str, MemberRecord] | None = conn.info.get(MEMBER_CACHE)
         if cache is not None and member_id in cache:
-            cache[member_id] = replace(cache[member_id], balance=balance)
+            cache[member_id] = cache[member_id].with_balance(balance)
         return balance
 
     def _plan_redemption(

@@ -177,14 +177,7 @@ class BatchWrites:
         (unnest), elsewhere one executemany per table."""
         claims = [self.claims[key] for key in sorted(self.claims)]
         sums = [
-            {
-                "member_id": member_id,
-                "grain": grain,
-                "start": start,
-                "points": total[0],
-                "spend_minor": total[1],
-                "visits": total[2],
-            }
+            (member_id, grain, start, total[0], total[1], total[2])
             for (member_id, grain, start), total in sorted(self.totals.items())
         ]
         grants = [self.grants[key] for key in sorted(self.grants)]
@@ -194,20 +187,21 @@ class BatchWrites:
             if delta
         ]
         if conn.dialect.name == "postgresql":
-            for statement, rows in (
-                (_PG_CLAIMS, claims),
-                (_PG_TRANSACTIONS, self.transactions),
-                (_PG_TOTALS, sums),
-                (_PG_GRANTS, grants),
-                (_PG_MOVES, moves),
+            for statement, arrays in (
+                (_PG_CLAIMS, _PG_CLAIMS.arrays(claims)),
+                (_PG_TRANSACTIONS, _PG_TRANSACTIONS.arrays(self.transactions)),
+                (_PG_TOTALS, _PG_TOTALS.columns_of(sums)),  # straight from the tuples
+                (_PG_GRANTS, _PG_GRANTS.arrays(grants)),
+                (_PG_MOVES, _PG_MOVES.arrays(moves)),
             ):
-                if rows:
-                    conn.exec_driver_sql(statement.sql, statement.arrays(rows))
+                if arrays["c0"]:
+                    conn.exec_driver_sql(statement.sql, arrays)
             return
+        sum_rows = [totals.row_of(row[0], row[1], row[2], row[3:]) for row in sums]
         for table_statement, rows in (
             (operations.insert(), claims),
             (transactions.insert(), self.transactions),
-            (totals.UPSERT[conn.dialect.name], sums),
+            (totals.UPSERT[conn.dialect.name], sum_rows),
             (birthday_grants.insert(), grants),
             (_MOVE_BALANCE, moves),
         ):
@@ -226,6 +220,11 @@ class _Unnest:
         return {
             f"c{index}": [row[column] for row in rows] for index, column in enumerate(self.columns)
         }
+
+    def columns_of(self, rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+        """The arrays of rows given as tuples in the columns' order."""
+        columns = list(zip(*rows, strict=True)) or [()] * len(self.columns)
+        return {f"c{index}": list(column) for index, column in enumerate(columns)}
 
 
 def _insert(table: str, columns: dict[str, str], tail: str = "") -> _Unnest:

@@ -75,7 +75,7 @@ def recorded_counts(kind: str, points: int) -> tuple[int, int, int] | None:
     return credited, 0, earnings
 
 
-def _row(member_id: str, grain: str, start: date, sums: Any) -> dict[str, Any]:
+def row_of(member_id: str, grain: str, start: date, sums: Any) -> dict[str, Any]:
     """A member_totals row: `sums` is (points, spend in minor units, visits)."""
     points, spend_minor, visits = sums
     return {
@@ -89,7 +89,7 @@ def _row(member_id: str, grain: str, start: date, sums: Any) -> dict[str, Any]:
 
 
 def recorded_row(member_id: str, day: date, added: tuple[int, int, int]) -> dict[str, Any]:
-    return _row(member_id, RECORDED, day, added)
+    return row_of(member_id, RECORDED, day, added)
 
 
 def _upsert(dialect: Any) -> Any:
@@ -215,7 +215,7 @@ def rows_for(
     """The day, month and lifetime rows a posting on the store day `day` adds to."""
     added = (points, spend_minor, visits)
     return [
-        _row(member_id, grain, start, added)
+        row_of(member_id, grain, start, added)
         for grain, start in (("d", day), ("m", _month(day)), ("a", ALL_START))
     ]
 
@@ -254,7 +254,7 @@ def backfill(conn: Connection, zone: ZoneInfo) -> int:
             for index, value in enumerate(added):
                 total[index] += value
     values = [
-        _row(member_id, grain, start, total) for (member_id, grain, start), total in sums.items()
+        row_of(member_id, grain, start, total) for (member_id, grain, start), total in sums.items()
     ]
     for chunk in range(0, len(values), 1000):
         conn.execute(member_totals.insert(), values[chunk : chunk + 1000])

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -183,3 +183,16 @@ def test_json_problem_finds_exactly_what_a_value_by_value_walk_finds(value: obje
 def test_json_problem_allows_32_levels_and_refuses_33() -> None:
     assert json_problem({"x": deep(30, {"y": 1})}) is None  # the operation, 30 lists, {"y"}
     assert json_problem({"x": deep(31, {"y": 1})}) == "nested deeper than 32 levels"
+
+
+def test_a_member_record_with_another_balance_keeps_every_other_field() -> None:
+    from dataclasses import replace
+
+    from pos_client.ledger.ledger import MemberRecord
+
+    record = MemberRecord(
+        "m1", "Anna", "K", "42", "4006381333931", date(1990, 2, 3), 120, datetime.now(UTC)
+    )
+    moved = record.with_balance(95)
+    assert moved == replace(record, balance=95) and moved is not record
+    assert record.balance == 120  # the original unchanged
