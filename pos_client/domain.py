@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 
@@ -178,8 +179,9 @@ class Purchase:
     def of_amount(cls, amount: Decimal, category: str = "") -> Purchase:
         return cls((PurchaseLine(amount=amount, category=category),))
 
-    @property
+    @cached_property
     def total(self) -> Decimal:
+        # Cached (frozen: the lines never change): a sale's rules ask for it several times.
         return sum((line.amount for line in self.lines), Decimal("0"))
 
 
