@@ -31,7 +31,7 @@ from pos_client.domain import (
     mask_tail,
     utcnow,
 )
-from pos_client.ledger import totals
+from pos_client.ledger import card_counters, totals
 from pos_client.ledger.pending import PENDING, BatchWrites, FlushRefused
 from pos_client.ledger.schema import (
     PerDialect,
@@ -228,6 +228,11 @@ class Ledger:
         """Create the tables, or check and upgrade an existing ledger in place (raises
         LedgerSchemaError for one this release must not open: see ledger/upgrade.py)."""
         return open_schema(self.engine, context or StepContext(zone=self.zone))
+
+    def accept_card_counter(self, uid: bytes, counter: int) -> bool:
+        """The replay check of a verified secure-NFC tap: True (and recorded) if the read
+        counter is above the last accepted for the card (see ledger/card_counters.py)."""
+        return card_counters.accept_counter(self.writer, uid, counter, utcnow())
 
     def today(self, now: datetime | None = None) -> date:
         """The store's calendar day now (or at `now`)."""

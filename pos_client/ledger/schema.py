@@ -146,6 +146,18 @@ member_totals = Table(
 )
 
 
+# The last secure-NFC (SUN) read counter accepted per NTAG 424 DNA card (issue 12): a tap is
+# accepted only with a strictly higher counter, so a replayed or copied message is refused
+# (ledger version 4, migration 0007). `card` is the UID in upper-case hex, as identifiers.
+card_counters = Table(
+    "card_counters",
+    metadata,
+    Column("card", String(32), primary_key=True),
+    Column("counter", Integer, nullable=False),
+    Column("accepted_at", UTCDateTime, nullable=False),
+)
+
+
 def one_of(column: Any, name: str, dialect: str) -> Any:
     """`column IN :name`, a list bound at execution. On PostgreSQL `column = ANY(:name)`
     over one array: the same statement text whatever the number of values, so it is

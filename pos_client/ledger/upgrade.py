@@ -65,6 +65,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Date,
+    DateTime,
     Engine,
     ForeignKey,
     Integer,
@@ -259,10 +260,22 @@ def _v3_recorded_days(conn: Connection, context: StepContext) -> None:
     backfill_v3_recorded_days(conn, context.zone)
 
 
+def _v4_card_counters(conn: Connection, _context: StepContext) -> None:
+    frozen = MetaData()
+    Table(
+        "card_counters",
+        frozen,
+        Column("card", String(32), primary_key=True),
+        Column("counter", Integer, nullable=False),
+        Column("accepted_at", DateTime(timezone=True), nullable=False),
+    ).create(conn)
+
+
 # The steps after the baseline, in order (see the module docstring to add one).
 STEPS: tuple[Step, ...] = (
     Step(2, "member_totals, backfilled from transactions", _v2_member_totals),
     Step(3, "member_totals rows per recorded day (daily cap, review flags)", _v3_recorded_days),
+    Step(4, "card_counters: the last secure-NFC read counter accepted per card", _v4_card_counters),
 )
 
 
