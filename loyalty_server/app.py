@@ -38,10 +38,11 @@ from loyalty_server.limits import (
     upsert,
 )
 from loyalty_server.phones import e164_or_none, key_enrollment_phones
-from loyalty_server.schema import flags
+from loyalty_server.schema import flags, security_events
 from loyalty_server.settings import ServerSettings, from_environment
 from pos_client.domain import MemberView, member_view_to_json, utcnow
 from pos_client.ledger import Ledger, make_engine, one_statement_reads, totals
+from pos_client.ledger.card_counters import card_key
 from pos_client.ledger.expiry import ExpirySchedule, parse_time_of_day
 from pos_client.ledger.ledger import Limits
 from pos_client.ledger.schema import transactions
@@ -55,6 +56,7 @@ from pos_client.operations import (
 )
 from pos_client.ports import op_result
 from pos_client.program import load_program_document, program_to_json, resolve_program_path
+from pos_client.sun import SunRefused, load_sun_keys
 
 log = logging.getLogger("loyalty_server")
 API_VERSION = "1.0.0"
@@ -109,6 +111,13 @@ class PairOut(BaseModel):
     phone_key: str | None = Field(
         None, description="the store-wide HMAC key for phone numbers (hex), if asked for"
     )
+
+
+class TapIn(BaseModel):
+    """A secure card's tap: the URL the card answered with, as read (its SUN message)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    url: str = Field(min_length=1, max_length=512, description="the card's NDEF URL, as read")
 
 
 class LookupIn(BaseModel):
@@ -326,6 +335,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         program_version=document.version,
         zone=ZoneInfo(settings.timezone),
     )
+    # Loaded at start, so a bad key file stops the server with its reason, not a tap.
+    sun_keys = load_sun_keys(settings.sun_keys_file) if settings.sun_keys_file else None
     phone_key = load_or_create_key(settings.phone_key_file).hex()
     phone_hasher = PhoneHasher(bytes.fromhex(phone_key))
     # Rate limits and the pairing lockout live in the database: N workers count as one.
@@ -504,6 +515,62 @@ def create_app(settings: ServerSettings) -> FastAPI:
         view = ledger.member_view(member_id) if member_id else None
         if view is None:
             raise HTTPException(404, "no member with this identifier")
+        return masked(view)
+
+    def security_event(kind: str, terminal_id: str, card: bytes | None) -> None:
+        """Recorded for the store to review; the log line names the terminal, never the card."""
+        log.warning("secure card refused at terminal %s: %s", terminal_id, kind)
+        with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
+            conn.execute(
+                security_events.insert().values(
+                    at=utcnow(),
+                    kind=kind,
+                    terminal_id=terminal_id,
+                    card=card.hex().upper() if card else None,
+                )
+            )
+
+    tap_refusals = {
+        "malformed": (400, "not a secure card's message"),
+        "unreadable": (403, "this card's message does not decrypt under the store's card keys"),
+        "forged": (403, "this card's message does not verify: a copied or altered card"),
+    }
+
+    @app.post(
+        "/v1/cards/tap",
+        response_model=MemberOut,
+        responses={
+            **unauthorized,
+            **unparsable,
+            403: {"model": Problem, "description": "forged or unreadable: a security event"},
+            404: {"model": Problem, "description": "a genuine card linked to no member"},
+            409: {"model": Problem, "description": "a replayed message: a security event"},
+            429: {"model": Problem},
+            501: {"model": Problem, "description": "no card keys on this server"},
+        },
+    )
+    def tap(body: TapIn, who: Auth) -> dict[str, Any]:
+        """A secure card (NTAG 424 DNA) identified by the message it answered a tap with:
+        verified with the store's card keys, accepted once (its read counter must rise),
+        then the member it belongs to. A forged, unreadable or replayed message is refused
+        and recorded as a security event."""
+        if sun_keys is None:
+            raise HTTPException(501, "secure cards are not set up on this store server")
+        if not shared.allow("lookup:" + who.id, settings.lookups_per_minute):
+            raise HTTPException(429, "too many lookups from this terminal; wait a minute")
+        try:
+            verified = sun_keys.verify_url(body.url)
+        except SunRefused as refused:
+            security_event(refused.reason, who.id, None)
+            status, detail = tap_refusals.get(refused.reason, (403, "card refused"))
+            raise HTTPException(status, detail) from None
+        if not ledger.accept_card_counter(verified.uid, verified.counter):
+            security_event("replayed", who.id, verified.uid)
+            raise HTTPException(409, "this card's message was already used: a copy or a replay")
+        member_id = ledger.find_member_id("card_uid", card_key(verified.uid))
+        view = ledger.member_view(member_id) if member_id else None
+        if view is None:
+            raise HTTPException(404, "a genuine card, linked to no member")
         return masked(view)
 
     @app.get(

@@ -131,6 +131,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from loyalty_server.app import create_app
 
     settings = settings_from(args)
+    if settings.sun_keys_file is not None:
+        # Checked before serving (each worker loads them again): a bad file stops the
+        # server with its reason, never a traceback, never a key's value.
+        from pos_client.sun import load_sun_keys
+
+        try:
+            load_sun_keys(settings.sun_keys_file)
+        except ValueError as exc:
+            complain(f"LOYALTY_SERVER_SUN_KEYS_FILE: {exc}")
+            return 2
     if not args.no_migrate:
         migrate(settings.database_url)
     # X-Forwarded-For is believed only from the proxies the store names: uvicorn's default

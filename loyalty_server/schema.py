@@ -1,10 +1,10 @@
-"""Server-only tables: terminals and their tokens, pairing codes, fraud flags."""
+"""Server-only tables: terminals and their tokens, pairing codes, flags, security events."""
 
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Date, Integer, MetaData, String, Table
 
-from pos_client.ledger.schema import UTCDateTime
+from pos_client.ledger.schema import BIGID, UTCDateTime
 
 server_metadata = MetaData()
 
@@ -63,4 +63,17 @@ lockouts = Table(
     server_metadata,
     Column("key", String(160), primary_key=True),
     Column("until", UTCDateTime, nullable=False),
+)
+
+# What the store should look at (issue 12): a secure card's message refused as forged or
+# unreadable, or replayed (its read counter not above the last accepted). `card` is the
+# card's UID in hex when the message decrypted (never in a log line), else NULL.
+security_events = Table(
+    "security_events",
+    server_metadata,
+    Column("id", BIGID, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("terminal_id", String(64), nullable=False),
+    Column("card", String(32), nullable=True),
 )

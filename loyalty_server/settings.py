@@ -58,6 +58,9 @@ class ServerSettings:
     # cron or a systemd timer instead).
     timezone: str = "UTC"
     expiry_time: str = "03:30"
+    # The programme's secure-card (NTAG 424 DNA SUN) keys, a TOML file readable by its owner
+    # only (pos_client.sun.load_sun_keys); None: taps of secure cards are not verified here.
+    sun_keys_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not known_timezone(self.timezone):
@@ -110,6 +113,8 @@ def from_environment(**overrides: object) -> ServerSettings:
     values["expiry_time"] = env.get(
         "LOYALTY_SERVER_EXPIRY_TIME", ServerSettings.expiry_time
     ).strip()
+    sun_keys = env.get("LOYALTY_SERVER_SUN_KEYS_FILE", "").strip()
+    values["sun_keys_file"] = Path(sun_keys) if sun_keys else None
     values["partner_daily_caps"] = parse_caps(env.get("LOYALTY_SERVER_PARTNER_DAILY_CAPS", ""))
     share = env.get("LOYALTY_SERVER_SHARE_PHONE_KEY", "0").strip().lower()
     if share not in ("0", "1", "true", "false", ""):

@@ -22,6 +22,7 @@ import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
@@ -270,3 +271,112 @@ def _hex(text: str, length: int, name: str) -> bytes:
     if len(text) != 2 * length or not _HEX.fullmatch(text):
         raise SunRefused("malformed", f"{name} is not {length} bytes in hex")
     return bytes.fromhex(text)
+
+
+# ---------------------------------------------------------------- the card's side
+
+
+def card_url(
+    base: str,
+    meta_read_key: bytes,
+    file_read_key: bytes,
+    uid: bytes,
+    counter: int,
+    file_data: bytes | None = None,
+    padding: bytes = bytes(5),
+) -> str:
+    """The URL a card personalised by `pos-client card issue` answers a read with (what
+    its SDM computes): for the simulated reader, field tests and the demo's cards.
+    `padding` is the PICC data's random tail (the card's own; any 5 bytes)."""
+    if len(uid) != UID_BYTES or not 0 <= counter <= 0xFFFFFF or len(padding) != 5:
+        raise ValueError("a card has a 7-byte UID, a 3-byte counter and 5 bytes of padding")
+    plain = bytes([_UID_MIRRORED | _COUNTER_MIRRORED | UID_BYTES]) + uid
+    plain += counter.to_bytes(3, "little") + padding
+    encryptor = Cipher(algorithms.AES(_key(meta_read_key)), modes.CBC(bytes(BLOCK))).encryptor()
+    picc = (encryptor.update(plain) + encryptor.finalize()).hex().upper()
+    url = f"{base}?picc_data={picc}&"
+    mac_input = b""
+    if file_data is not None:
+        if not file_data or len(file_data) % BLOCK:
+            raise ValueError("file data is whole 16-byte blocks")
+        enc_key = session_enc_key(file_read_key, uid, counter)
+        iv = _ecb_encrypt_block(enc_key, counter.to_bytes(3, "little") + bytes(BLOCK - 3))
+        encryptor = Cipher(algorithms.AES(enc_key), modes.CBC(iv)).encryptor()
+        data = (encryptor.update(file_data) + encryptor.finalize()).hex().upper()
+        mac_input = f"{data}&cmac=".encode("ascii")
+        url += f"enc={data}&"
+    mac = sdm_mac(session_mac_key(file_read_key, uid, counter), mac_input)
+    return url + f"cmac={mac.hex().upper()}"
+
+
+# ---------------------------------------------------------------- a programme's keys
+
+
+@dataclass(frozen=True)
+class SunKeys:
+    """A programme's SDM keys (held by the store server, or the embedded backend): the
+    meta-read key that decrypts the PICC data, and the file-read key whose session keys MAC
+    each tap, diversified per card (AN10922, with the programme's system identifier) unless
+    `diversify` is off (all cards one key: test cards only)."""
+
+    meta_read_key: bytes = field(repr=False)
+    file_read_key: bytes = field(repr=False)
+    diversify: bool = True
+    system_identifier: bytes = b""
+
+    def file_read_key_for(self, uid: bytes) -> bytes:
+        if not self.diversify:
+            return self.file_read_key
+        return diversify_key(self.file_read_key, uid, self.system_identifier)
+
+    def verify_url(self, url: str, layout: UrlLayout = UrlLayout()) -> VerifiedTap:
+        """A tap's URL checked whole: SunRefused (malformed, unreadable, forged) if it
+        proves nothing. The replay check (a rising counter) is the ledger's."""
+        return verify(parse_url(url, layout), self.meta_read_key, self.file_read_key_for)
+
+
+KEY_FIELDS = ("meta_read_key", "file_read_key")
+
+
+def load_sun_keys(path: Path) -> SunKeys:
+    """A programme's SDM keys from a TOML file readable by its owner only:
+
+        meta_read_key = "<32 hex digits>"
+        file_read_key = "<32 hex digits>"   # the master key when diversify = true
+        diversify = true
+        system_identifier = "<hex, 1 to 21 bytes>"   # needed when diversify = true
+
+    ValueError names the file and the field, never a key's value."""
+    import tomllib
+
+    try:
+        mode = path.stat().st_mode
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the card keys ({exc.strerror})") from None
+    if mode & 0o077:
+        raise ValueError(f"{path}: card keys readable by others; chmod 600 {path}")
+    try:
+        table = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        raise ValueError(f"{path}: not a TOML file of card keys") from None
+    unknown = sorted(set(table) - {*KEY_FIELDS, "diversify", "system_identifier"})
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+    keys = {}
+    for name in KEY_FIELDS:
+        text = table.get(name)
+        if not isinstance(text, str) or len(text) != 2 * KEY_BYTES or not _HEX.fullmatch(text):
+            raise ValueError(f"{path}: {name} must be 32 hex digits (an AES-128 key)")
+        keys[name] = bytes.fromhex(text)
+    diversify = table.get("diversify", True)
+    if not isinstance(diversify, bool):
+        raise ValueError(f"{path}: diversify must be true or false")
+    identifier_text = table.get("system_identifier", "")
+    if not isinstance(identifier_text, str) or not _HEX.fullmatch(identifier_text):
+        raise ValueError(f"{path}: system_identifier must be hex")
+    identifier = bytes.fromhex(identifier_text) if len(identifier_text) % 2 == 0 else None
+    room = 31 - UID_BYTES - len(DIVERSIFICATION_AID)
+    if identifier is None or (diversify and not 1 <= len(identifier) <= room):
+        raise ValueError(f"{path}: system_identifier must be 1 to {room} bytes of hex")
+    return SunKeys(keys["meta_read_key"], keys["file_read_key"], diversify, identifier)

@@ -4,14 +4,18 @@ examples built on them. Every refusal is checked to name no key and no UID."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pos_client.sun import (
     SunMessage,
     SunRefused,
     UrlLayout,
+    card_url,
     decrypt_picc_data,
     diversify_key,
+    load_sun_keys,
     parse_url,
     sdm_mac,
     session_enc_key,
@@ -181,3 +185,85 @@ def test_a_key_of_the_wrong_size_is_refused_without_showing_it() -> None:
     with pytest.raises(ValueError, match="16 bytes") as refused:
         verify(parse_url(SUN2_URL), b"secret-key", zero_file_key)
     assert "secret" not in str(refused.value)
+
+
+def test_a_card_url_made_here_is_the_one_an12196_publishes() -> None:
+    # The card's side, inverse of verify: AN12196's message from its own inputs (the PICC
+    # data's padding is the card's random; read back from the published message).
+    padding = _padding_of(h("FD91EC264309878BE6345CBE53BADF40"))
+    url = card_url(
+        "https://sdm.nfcdeveloper.com/tag", ZERO, ZERO, h(SUN2_UID), 8, b"x" * 16, padding
+    )
+    assert url == SUN2_URL
+
+
+def _padding_of(picc: bytes) -> bytes:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    decryptor = Cipher(algorithms.AES(ZERO), modes.CBC(bytes(16))).decryptor()
+    return (decryptor.update(picc) + decryptor.finalize())[11:]
+
+
+def write_keys(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
+    path = tmp_path / "keys.toml"
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+MASTER = "00112233445566778899AABBCCDDEEFF"
+META = "0F1E2D3C4B5A69788796A5B4C3D2E1F0"
+
+
+def test_cards_with_diversified_keys_verify_and_one_cards_key_opens_no_other(
+    tmp_path: Path,
+) -> None:
+    keys = load_sun_keys(
+        write_keys(
+            tmp_path,
+            f'meta_read_key = "{META}"\nfile_read_key = "{MASTER}"\n'
+            'diversify = true\nsystem_identifier = "4E585020416275"\n',
+        )
+    )
+    first, second = h("04782E21801D80"), h("04AABBCCDDEE80")
+    url = card_url("https://l.example/c", h(META), keys.file_read_key_for(first), first, 41)
+    tap = keys.verify_url(url)
+    assert (tap.uid, tap.counter) == (first, 41)
+    assert keys.file_read_key_for(first) == h("A8DD63A3B89D54B37CA802473FDA9175")
+    # A card made with the master key itself, or with another card's key, is a forgery.
+    for wrong_key in (h(MASTER), keys.file_read_key_for(second)):
+        forged = card_url("https://l.example/c", h(META), wrong_key, first, 42)
+        with pytest.raises(SunRefused) as refused:
+            keys.verify_url(forged)
+        assert refused.value.reason == "forged"
+
+
+@pytest.mark.parametrize(
+    ("text", "mode", "reason"),
+    [
+        (f'meta_read_key = "{META}"\nfile_read_key = "{MASTER}"\n', 0o640, "chmod 600"),
+        (f'meta_read_key = "{META}"\n', 0o600, "file_read_key must be 32 hex"),
+        (f'meta_read_key = "{META[:-1]}g"\nfile_read_key = "{MASTER}"\n', 0o600, "meta_read_key"),
+        (f'meta_read_key = "{META}"\nfile_read_key = "{MASTER}"\n', 0o600, "system_identifier"),
+        (
+            f'meta_read_key = "{META}"\nfile_read_key = "{MASTER}"\nsystem_identifier = "'
+            + "AB" * 22
+            + '"\n',
+            0o600,
+            "1 to 21 bytes",
+        ),
+        (
+            f'meta_read_key = "{META}"\nfile_read_key = "{MASTER}"\ndiversify = "yes"\n',
+            0o600,
+            "true or false",
+        ),
+        (f'meta_read_key = "{META}"\nfile_read_key = "{MASTER}"\nkey2 = "x"\n', 0o600, "unknown"),
+        ("meta_read_key = [", 0o600, "not a TOML file"),
+    ],
+)
+def test_a_bad_key_file_is_refused_naming_the_field_never_the_key(
+    tmp_path: Path, text: str, mode: int, reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason) as refused:
+        load_sun_keys(write_keys(tmp_path, text, mode))
+    assert META not in str(refused.value) and MASTER not in str(refused.value)

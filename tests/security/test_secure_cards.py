@@ -1,0 +1,159 @@
+"""Secure cards (issue 12) against a live server on loopback: a genuine NTAG 424 DNA message
+identifies its member once; the same message again (a replay, or a copy of the card), an
+altered or spliced one, and one that is no card's are refused with a clear status, recorded
+as security events for the store, and change nothing recorded. The keys are AN12196's
+all-zero test keys, so the published messages are genuine ones."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from loyalty_server.schema import security_events
+from pos_client.ledger.card_counters import last_counter
+from tests.conftest import REPO
+from tests.integration.server_helpers import ServerProcess
+from tests.security.attack import ANNA, headers, member_id, snapshot
+from tests.security.conftest import running_server
+
+UID = "04958CAA5C5E80"
+GENUINE = (
+    "https://loyalty.example/c?picc_data=FD91EC264309878BE6345CBE53BADF40"
+    "&enc=CEE9A53E3E463EF1F459635736738962&cmac=ECC1E7F6C6C73BF6"
+)
+FORGED = GENUINE.replace("ECC1E7F6C6C73BF6", "ECC1E7F6C6C73BF7")
+UNREADABLE = GENUINE.replace("FD91EC26", "FD91EC27")
+MALFORMED = "https://loyalty.example/c?picc_data=FD91&cmac=ECC1E7F6C6C73BF6"
+
+
+def write_keys(folder: Path, mode: int = 0o600) -> Path:
+    path = folder / "card-keys.toml"
+    path.write_text(
+        f'meta_read_key = "{"0" * 32}"\nfile_read_key = "{"0" * 32}"\ndiversify = false\n'
+    )
+    path.chmod(mode)
+    return path
+
+
+@pytest.fixture
+def card_server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    keys = write_keys(tmp_path)
+    yield from running_server(database_url, tmp_path, LOYALTY_SERVER_SUN_KEYS_FILE=str(keys))
+
+
+def tap(server: ServerProcess, token: str, url: str) -> requests.Response:
+    return requests.post(
+        server.url + "/v1/cards/tap", json={"url": url}, headers=headers(token), timeout=30
+    )
+
+
+def events(server: ServerProcess) -> list[tuple[str, str | None]]:
+    ledger = server.ledger()
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            select(security_events.c.kind, security_events.c.card).order_by(security_events.c.id)
+        ).all()
+    ledger.engine.dispose()
+    return [(kind, card) for kind, card in rows]
+
+
+def test_a_genuine_card_identifies_its_member_once_and_its_replay_is_refused(
+    card_server: ServerProcess,
+) -> None:
+    token = card_server.pair()["token"]
+    ledger = card_server.ledger()
+    ledger.link_identifier(member_id(card_server, ANNA.card_number), "card_uid", UID)
+    ledger.engine.dispose()
+    before = snapshot(card_server)
+    answer = tap(card_server, token, GENUINE)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["member_id"] == member_id(card_server, ANNA.card_number)
+    replayed = tap(card_server, token, GENUINE)
+    assert replayed.status_code == 409
+    assert "already used" in replayed.json()["detail"]
+    assert events(card_server) == [("replayed", UID)]
+    assert last_counter(card_server.ledger().engine, bytes.fromhex(UID)) == 8
+    assert snapshot(card_server) == before  # a tap identifies; it records no sale
+    log = card_server.log_path.read_text()
+    assert UID not in log.upper() and "secure card refused" in log
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "kind"),
+    [(FORGED, 403, "forged"), (UNREADABLE, 403, "unreadable"), (MALFORMED, 400, "malformed")],
+)
+def test_an_altered_or_foreign_message_is_refused_and_recorded(
+    card_server: ServerProcess, url: str, status: int, kind: str
+) -> None:
+    token = card_server.pair()["token"]
+    before = snapshot(card_server)
+    answer = tap(card_server, token, url)
+    assert answer.status_code == status, answer.text
+    assert events(card_server) == [(kind, None)]
+    assert last_counter(card_server.ledger().engine, bytes.fromhex(UID)) is None
+    assert snapshot(card_server) == before
+    # The genuine message is still good: a refused forgery spent nothing of the card.
+    assert tap(card_server, token, GENUINE).status_code == 404  # genuine, linked to no one
+
+
+def test_a_genuine_card_linked_to_no_member_is_a_clear_404(card_server: ServerProcess) -> None:
+    token = card_server.pair()["token"]
+    answer = tap(card_server, token, GENUINE)
+    assert answer.status_code == 404
+    assert answer.json()["detail"] == "a genuine card, linked to no member"
+
+
+def test_a_server_without_card_keys_says_so(server: ServerProcess) -> None:
+    answer = tap(server, server.pair()["token"], GENUINE)
+    assert answer.status_code == 501
+    assert "not set up" in answer.json()["detail"]
+
+
+def test_a_tap_needs_a_terminal_token(card_server: ServerProcess) -> None:
+    answer = requests.post(card_server.url + "/v1/cards/tap", json={"url": GENUINE}, timeout=30)
+    assert answer.status_code == 401
+    assert events(card_server) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "mode", "reason"),
+    [
+        (None, 0o644, "readable by others; chmod 600"),
+        ('meta_read_key = "00"\nfile_read_key = "00"\n', 0o600, "meta_read_key must be 32 hex"),
+        ("not toml [", 0o600, "not a TOML file of card keys"),
+        (
+            f'meta_read_key = "{"0" * 32}"\nfile_read_key = "{"0" * 32}"\n',
+            0o600,
+            "system_identifier",
+        ),
+    ],
+)
+def test_a_bad_card_key_file_stops_the_server_with_its_reason(
+    tmp_path: Path, content: str | None, mode: int, reason: str
+) -> None:
+    keys = write_keys(tmp_path, mode)
+    if content is not None:
+        keys.write_text(content)
+        keys.chmod(mode)
+    server = ServerProcess(f"sqlite+pysqlite:///{tmp_path}/s.sqlite", tmp_path)
+    result = subprocess.run(
+        [*server.command("serve", "--port", "0"), "--workers", "1"],
+        cwd=REPO,
+        env={**os.environ, "LOYALTY_SERVER_SUN_KEYS_FILE": str(keys)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert reason in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "0" * 32 not in result.stderr  # never a key's value
+    assert sys.executable  # the server ran under this interpreter
