@@ -190,6 +190,60 @@ def read_ndef(transmit: Transmit) -> bytes | None:
     raise CardReadError("the card's NDEF message never ended; tap again")
 
 
+# NFC Forum Type 4 tags (ISO 14443-4: NTAG 424 DNA, DESFire): the NDEF application, its
+# NDEF file, and READ BINARY in chunks (issue 12).
+SELECT_NDEF_APP = [0x00, 0xA4, 0x04, 0x00, 0x07, 0xD2, 0x76, 0x00, 0x00, 0x85, 0x01, 0x01, 0x00]
+SELECT_NDEF_FILE = [0x00, 0xA4, 0x00, 0x0C, 0x02, 0xE1, 0x04]
+READ_CHUNK = 0x80
+
+
+def read_binary(transmit: Transmit, offset: int, length: int) -> bytes:
+    data, sw1, sw2 = transmit([0x00, 0xB0, offset >> 8, offset & 0xFF, length])
+    if (sw1, sw2) != (0x90, 0x00):
+        raise CardReadError(f"cannot read the card's NDEF file ({describe_status(sw1, sw2)})")
+    if len(data) != length:  # short or long: never trust it
+        raise CardReadError(
+            f"the card answered a read of {length} bytes with {len(data)}; tap again"
+        )
+    return bytes(data)
+
+
+def read_type4_ndef(transmit: Transmit) -> bytes | None:
+    """The NDEF message of a Type 4 tag (SELECT the NDEF application D2760000850101, its
+    NDEF file E104, READ BINARY: the 2-byte length, then the message), or None when the
+    card has no NDEF application."""
+    _data, sw1, sw2 = transmit(SELECT_NDEF_APP)
+    if (sw1, sw2) != (0x90, 0x00):
+        return None
+    _data, sw1, sw2 = transmit(SELECT_NDEF_FILE)
+    if (sw1, sw2) != (0x90, 0x00):
+        raise CardReadError(f"the card has no NDEF file ({describe_status(sw1, sw2)})")
+    length = int.from_bytes(read_binary(transmit, 0, 2), "big")
+    if length > MAX_NDEF_BYTES:
+        raise CardReadError("NDEF length is larger than any supported tag")
+    message = b""
+    while len(message) < length:
+        chunk = min(READ_CHUNK, length - len(message))
+        message += read_binary(transmit, 2 + len(message), chunk)
+    return message
+
+
+def sun_url_from_ndef(message: bytes) -> str | None:
+    """The secure-NFC URL of a card's NDEF message: its first URI record carrying SUN
+    parameters (picc_data and cmac, the layout pos_client.sun reads), else None."""
+    ndef = require_module("ndef", "pip install ndeflib")
+    try:
+        records = list(ndef.message_decoder(message))
+    except Exception as exc:  # ndeflib raises its own DecodeError family
+        raise CardReadError(f"the card's NDEF message is damaged ({exc})") from None
+    for record in records:
+        if isinstance(record, ndef.UriRecord):
+            uri = str(record.iri)
+            if "picc_data=" in uri and "cmac=" in uri:
+                return uri
+    return None
+
+
 @dataclass(frozen=True)
 class NdefPolicy:
     field: str = "none"  # "none", "text" or "uri": where a member number is written
@@ -215,10 +269,22 @@ def member_from_ndef(message: bytes, policy: NdefPolicy) -> str | None:
     return None
 
 
-def read_card(transmit: Transmit, atr: bytes, source: str, ndef_policy: NdefPolicy) -> ScanEvent:
-    """Turn one presented card into one event: a member number from NDEF if configured and
-    present, else the UID; a clear error event when the card cannot be read."""
+def read_card(
+    transmit: Transmit,
+    atr: bytes,
+    source: str,
+    ndef_policy: NdefPolicy,
+    secure_cards: bool = False,
+) -> ScanEvent:
+    """Turn one presented card into one event: with `secure_cards`, a Type 4 tag's secure
+    NFC URL (kind "sun": the store server verifies it); a member number from NDEF if
+    configured and present; else the UID; a clear error event when the card cannot be read."""
     info = parse_atr(atr)
+    if secure_cards and not info.storage:  # ISO 14443-4: maybe an NTAG 424 DNA
+        message = read_type4_ndef(transmit)
+        url = sun_url_from_ndef(message) if message else None
+        if url is not None:
+            return ScanEvent(source, "sun", url)
     try:
         uid = read_uid(transmit)
     except CardReadError as exc:
@@ -269,6 +335,8 @@ class PcscReader:
         )
         if self.ndef.field not in ("none", "text", "uri"):
             raise section.fail("ndef_member", "expected none, text or uri")
+        # Read NTAG 424 DNA cards' secure NFC messages (issue 12); off: their UID.
+        self.secure_cards = section.flag("secure_cards", False)
         self.poll_ms = section.integer("poll_ms", 250, minimum=10)
         self.backoff_cap_s = float(section.decimal("reconnect_max_s", "1.0"))
         self._stop = threading.Event()
@@ -460,7 +528,7 @@ class PcscReader:
             return list(response[:-2]), response[-2], response[-1]
 
         try:
-            event = read_card(transmit, atr, source, self.ndef)
+            event = read_card(transmit, atr, source, self.ndef, self.secure_cards)
         except CardReadError as exc:
             event = ScanEvent(source, "error", str(exc), atr)
         except (ValueError, IndexError, TypeError, OverflowError) as exc:  # a card's nonsense

@@ -12,13 +12,16 @@ import pytest
 
 from drivers.pcsc import PcscReader
 from pos_client.events import ReaderStatus, ScanEvent
+from pos_client.sun import SunKeys, card_url
 from tests.integration.vpcd import (
     CLASSIC_ATR,
+    ISO_DEP_ATR,
     ForeignPcscd,
     PcscDaemon,
     VirtualCard,
     ntag_memory,
     pcsc_unavailable_reason,
+    type4_ndef_file,
 )
 
 REASON = pcsc_unavailable_reason()
@@ -267,3 +270,88 @@ def test_a_card_answering_9000_with_no_data_gives_its_uid_not_a_crash_or_a_hang(
     assert tap(again, events).value == "04C1C2C3C4C5C6"  # the reader still works
     again.remove()
     assert events.next_scan().kind == "removed"
+
+
+# ---------------------------------------------------------------- secure cards (issue 12)
+
+
+def sun_ndef(url: str) -> bytes:
+    import ndef
+
+    return type4_ndef_file(b"".join(ndef.message_encoder([ndef.UriRecord(url)])))
+
+
+ZERO_KEY = bytes(16)
+SECURE_UID = bytes.fromhex("04958CAA5C5E80")
+
+
+@pytest.fixture
+def secure_reader(pcscd: PcscDaemon) -> Iterator[tuple[PcscReader, Events]]:
+    events = Events()
+    driver = PcscReader(
+        "nfc", {"reader": "Virtual PCD 00 00", "debounce_s": 0.2, "secure_cards": True}, events
+    )
+    with driver:
+        events.next_status("connected")
+        yield driver, events
+
+
+def test_an_ntag424s_secure_message_is_read_through_pcscd_and_verifies(
+    secure_reader: tuple[PcscReader, Events],
+) -> None:
+    _driver, events = secure_reader
+    url = card_url("https://loyalty.example/c", ZERO_KEY, ZERO_KEY, SECURE_UID, 12)
+    card = VirtualCard(uid=bytes.fromhex("08A1B2C3"), atr=ISO_DEP_ATR, ndef_file=sun_ndef(url))
+    event = tap(card, events)
+    assert (event.kind, event.value) == ("sun", url)
+    # What the store server does with it: the card proved its UID and counter.
+    tap_verified = SunKeys(ZERO_KEY, ZERO_KEY, diversify=False).verify_url(event.value)
+    assert (tap_verified.uid, tap_verified.counter) == (SECURE_UID, 12)
+    assert [apdu[:4].hex() for apdu in card.apdus[:3]] == ["00a40400", "00a4000c", "00b00000"]
+    card.remove()
+
+
+@pytest.mark.parametrize(
+    ("ndef_file", "expected"),
+    [
+        (None, ("nfc", "08A1B2C3")),  # no NDEF application: the UID, as before
+        (b"", ("nfc", "08A1B2C3")),  # an empty NDEF file
+        (sun_ndef("https://shop.example/"), ("nfc", "08A1B2C3")),  # a URL with no SUN
+    ],
+)
+def test_a_type4_card_without_a_secure_message_gives_its_uid(
+    secure_reader: tuple[PcscReader, Events],
+    ndef_file: bytes | None,
+    expected: tuple[str, str],
+) -> None:
+    _driver, events = secure_reader
+    if ndef_file == b"":
+        ndef_file = type4_ndef_file(b"")
+    card = VirtualCard(uid=bytes.fromhex("08A1B2C3"), atr=ISO_DEP_ATR, ndef_file=ndef_file)
+    event = tap(card, events)
+    assert (event.kind, event.value) == expected
+    card.remove()
+
+
+def test_a_secure_card_whose_ndef_file_is_cut_short_is_a_clear_error(
+    secure_reader: tuple[PcscReader, Events],
+) -> None:
+    _driver, events = secure_reader
+    url = card_url("https://loyalty.example/c", ZERO_KEY, ZERO_KEY, SECURE_UID, 13)
+    whole = sun_ndef(url)
+    card = VirtualCard(atr=ISO_DEP_ATR, ndef_file=whole[: len(whole) // 2])  # NLEN says more
+    event = tap(card, events)
+    assert event.kind == "error"
+    assert "cannot read the card's NDEF file" in event.value
+    card.remove()
+
+
+def test_with_secure_cards_off_an_ntag424_gives_its_uid(
+    reader: tuple[PcscReader, Events],
+) -> None:
+    _driver, events = reader
+    url = card_url("https://loyalty.example/c", ZERO_KEY, ZERO_KEY, SECURE_UID, 14)
+    card = VirtualCard(uid=SECURE_UID, atr=ISO_DEP_ATR, ndef_file=sun_ndef(url))
+    event = tap(card, events)
+    assert (event.kind, event.value) == ("nfc", SECURE_UID.hex().upper())
+    card.remove()

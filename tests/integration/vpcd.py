@@ -17,6 +17,8 @@ VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 VPCD_PORT = 35963
 NTAG_ATR = bytes.fromhex("3B8F8001804F0CA0000003060300030000000068")
 CLASSIC_ATR = bytes.fromhex("3B8F8001804F0CA000000306030001000000006A")
+# An ISO 14443-4 card as a PC/SC reader presents it (no storage-card RID): NTAG 424 DNA.
+ISO_DEP_ATR = bytes.fromhex("3B8180018080")
 READER_CONF = f"""FRIENDLYNAME "Virtual PCD"
 DEVICENAME   /dev/null:0x8C7B
 LIBPATH      {VPCD_DRIVER}
@@ -58,6 +60,9 @@ class VirtualCard:
     # After this many page reads, answer "90 00" with no data (a broken card); None = never.
     empty_reads_after: int | None = None
     apdus: list[bytes] = field(default_factory=list)
+    # A Type 4 tag's NDEF file (NTAG 424 DNA): 2-byte length + message; None = no NDEF app.
+    ndef_file: bytes | None = None
+    _selected: str = ""
     _socket: socket.socket | None = None
     _thread: threading.Thread | None = None
 
@@ -103,6 +108,8 @@ class VirtualCard:
             return
 
     def answer(self, apdu: bytes) -> bytes:
+        if self.ndef_file is not None and apdu[:1] == b"\x00":
+            return self._type4(apdu)
         if apdu[:2] == b"\xff\xca":
             return (self.uid if self.uid_status == b"\x90\x00" else b"") + self.uid_status
         if apdu[:3] == b"\xff\xb0\x00" and len(apdu) >= 5:
@@ -116,6 +123,27 @@ class VirtualCard:
                 return b"\x6b\x00"
             return self.memory[start : start + apdu[4]] + b"\x90\x00"
         return b"\x6d\x00"
+
+    def _type4(self, apdu: bytes) -> bytes:
+        """ISO 7816-4 as an NTAG 424 DNA answers it: SELECT by name, SELECT file, READ BINARY."""
+        assert self.ndef_file is not None
+        if apdu[:4] == b"\x00\xa4\x04\x00" and apdu[5:12] == bytes.fromhex("D2760000850101"):
+            self._selected = "app"
+            return b"\x90\x00"
+        if apdu[:4] == b"\x00\xa4\x00\x0c" and self._selected:
+            self._selected = "E104" if apdu[5:7] == b"\xe1\x04" else "other"
+            return b"\x90\x00" if self._selected == "E104" else b"\x6a\x82"
+        if apdu[:2] == b"\x00\xb0" and self._selected == "E104" and len(apdu) >= 5:
+            offset, length = int.from_bytes(apdu[2:4], "big"), apdu[4]
+            if offset + length > len(self.ndef_file):
+                return b"\x6b\x00"
+            return self.ndef_file[offset : offset + length] + b"\x90\x00"
+        return b"\x6d\x00"
+
+
+def type4_ndef_file(ndef_message: bytes) -> bytes:
+    """A Type 4 tag's NDEF file: NLEN (2 bytes, big-endian), then the message."""
+    return len(ndef_message).to_bytes(2, "big") + ndef_message
 
 
 def _recv(sock: socket.socket) -> bytes | None:
