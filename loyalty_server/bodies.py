@@ -6,7 +6,6 @@ marker that refuses the operation holding one, not the batch."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -42,7 +41,15 @@ DEFAULT_MAX_VALUES = 2 * (500 * VALUES_PER_OPERATION + 500 * 6)
 LARGE_BODY = 64 * 1024
 LARGE_PARSES = 2
 
-STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+def outside_strings(text: str) -> str:
+    """The JSON text with its strings' contents taken out, in linear time with C-speed
+    string methods: escaped backslashes, then escaped quotes are dropped, so every quote
+    left opens or closes a string (pairing from the left, as JSON reads escapes), and the
+    text between pairs of quotes is inside a string. A regular expression matching whole
+    strings took quadratic time on one that never closes (an unauthenticated body of
+    120 KB of escaped quotes held a worker for 14 s; 2 MiB, hours)."""
+    bare = text.replace("\\\\", "").replace('\\"', "")
+    return "".join(bare.split('"')[::2])
 
 
 def max_values(max_batch: int, max_lines_per_sale: int) -> int:
@@ -56,7 +63,7 @@ def too_many_values(text: str, limit: int) -> str | None:
     comma, and every container opens with a bracket (an upper bound on the values)."""
     if text.count(",") + text.count("[") + text.count("{") <= limit:
         return None  # cheap first: commas in strings only make this larger
-    bare = STRINGS.sub("", text)
+    bare = outside_strings(text)
     if bare.count(",") + bare.count("[") + bare.count("{") <= limit:
         return None
     return f"the body holds more than {limit} JSON values; send fewer or smaller operations"

@@ -7,6 +7,7 @@ traceback (the fixture reads the server's log)."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -170,6 +171,28 @@ def test_a_body_of_more_json_values_than_a_batch_needs_is_one_clear_413_before_p
     assert {r["outcome"] for r in response.json()["results"]} == {"applied"}
     after = snapshot(server)
     assert after["transactions"][: len(before["transactions"])] == before["transactions"]
+
+
+def test_a_string_that_never_closes_is_counted_in_linear_time_without_a_token(
+    server: ServerProcess,
+) -> None:
+    """Over the value limit in commas, then an unterminated string of 1 MiB of escaped
+    quotes: counted in one pass (a regular expression over whole strings took 14 s for
+    120 KB of it, hours for 2 MiB, holding a worker before any token was checked)."""
+    token = server.pair()["token"]
+    text = "[" + "," * 75_001 + '"' + '\\"' * 500_000
+    started = time.monotonic()
+    response = requests.post(
+        server.url + "/v1/operations/batch",
+        data=text.encode(),
+        headers={"Content-Type": "application/json"},
+        timeout=120,
+    )
+    answered_in = time.monotonic() - started
+    assert response.status_code in (401, 413), response.text[:300]
+    assert answered_in < 10, f"{answered_in:.1f} s"  # quadratic: over an hour
+    health = requests.get(server.url + "/v1/health", headers=headers(token), timeout=10)
+    assert health.status_code == 200
 
 
 def test_a_body_that_is_not_utf8_is_one_clear_400(server: ServerProcess) -> None:

@@ -164,7 +164,7 @@ def deep(levels: int, inner: object) -> object:
     return inner
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)  # the first call imports the server
 @given(
     st.recursive(
         HOSTILE_LEAVES,
@@ -196,3 +196,44 @@ def test_a_member_record_with_another_balance_keeps_every_other_field() -> None:
     moved = record.with_balance(95)
     assert moved == replace(record, balance=95) and moved is not record
     assert record.balance == 120  # the original unchanged
+
+
+JSON_TEXT = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(st.sampled_from('ab,[{"\\é}]')),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(st.sampled_from('k,[{"\\}]'), max_size=3), children, max_size=3)
+    ),
+    max_leaves=15,
+)
+
+
+def outside_strings_char_by_char(text: str) -> str:
+    """The reference: JSON text outside strings, read one character at a time."""
+    kept, inside, escaped = [], False, False
+    for char in text:
+        if inside:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                inside = False
+        elif char == '"':
+            inside = True
+        else:
+            kept.append(char)
+    return "".join(kept)
+
+
+@settings(max_examples=400, deadline=None)  # the first call imports the server
+@given(JSON_TEXT, st.booleans(), st.integers(0, 200))
+def test_outside_strings_agrees_with_a_char_by_char_reading(
+    value: object, cut: bool, at: int
+) -> None:
+    from loyalty_server.bodies import outside_strings
+
+    text = json.dumps(value, ensure_ascii=False)
+    if cut:  # a body that ends anywhere, inside a string or an escape too
+        text = text[:at]
+    assert outside_strings(text) == outside_strings_char_by_char(text)
