@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -100,12 +101,16 @@ class HttpBackend:
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.session.headers["User-Agent"] = "pos-client"
+        # The environment is read once, here (requests would consult it on every request,
+        # a sixth of a draining terminal's CPU): its proxies (HTTPS_PROXY, NO_PROXY), a store
+        # network may need one; and its CA bundle (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) when
+        # no CA is configured, as for pairing, so a store with a private CA stays reachable.
+        # Never ~/.netrc: an entry for the server's host replaced the terminal's token.
+        if verify is True:
+            verify = (
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            )
         self.session.verify = verify
-        # The environment is read once, here, for its proxies (HTTPS_PROXY, NO_PROXY): a store
-        # network may need one. Not for ~/.netrc or REQUESTS_CA_BUNDLE, which requests would
-        # otherwise consult on every request: a netrc entry for the server's host replaced
-        # the terminal's token, the bundle its configured CA, and the lookups cost a sixth of
-        # a draining terminal's CPU.
         self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
         self.session.trust_env = False
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pos_client.backends.http import HttpBackend
+from pos_client.ports import BackendUnavailable
 
 
 class Recorder:
@@ -95,3 +96,99 @@ def test_a_server_named_in_no_proxy_is_reached_directly(
     backend = HttpBackend(recorder.url, "terminal-token")
     backend.ping()
     assert recorder.seen == [("/v1/health", "Bearer terminal-token")]
+
+
+def private_ca_and_server_cert(folder: Path) -> tuple[Path, Path, Path]:
+    """A store's private CA and a certificate it signed for 127.0.0.1: (CA, cert, key)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Store CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+@pytest.fixture
+def tls_recorder(tmp_path: Path) -> Iterator[tuple[Recorder, Path]]:
+    import ssl
+
+    ca, cert, key = private_ca_and_server_cert(tmp_path)
+    running = Recorder()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    running.httpd.socket = context.wrap_socket(running.httpd.socket, server_side=True)
+    running.url = running.url.replace("http://", "https://")
+    yield running, ca
+    running.close()
+
+
+def test_a_store_ca_named_by_the_environment_is_trusted_as_for_pairing(
+    tls_recorder: tuple[Recorder, Path],
+    clean_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorder, ca = tls_recorder
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    with pytest.raises(BackendUnavailable, match="SSLError"):
+        HttpBackend(recorder.url, "terminal-token").ping()  # the CA is nobody's: refused
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca))
+    HttpBackend(recorder.url, "terminal-token").ping()
+    assert recorder.seen == [("/v1/health", "Bearer terminal-token")]
+
+
+def test_a_configured_ca_is_not_replaced_by_the_environment(
+    tls_recorder: tuple[Recorder, Path],
+    clean_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    recorder, ca = tls_recorder
+    (tmp_path / "other").mkdir()
+    other_ca, _cert, _key = private_ca_and_server_cert(tmp_path / "other")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca))  # would trust the server
+    with pytest.raises(BackendUnavailable, match="SSLError"):
+        HttpBackend(recorder.url, "terminal-token", verify=str(other_ca)).ping()
+    assert recorder.seen == []
