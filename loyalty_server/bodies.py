@@ -41,6 +41,7 @@ DEFAULT_MAX_VALUES = 2 * (500 * VALUES_PER_OPERATION + 500 * 6)
 LARGE_BODY = 64 * 1024
 LARGE_PARSES = 2
 
+
 def outside_strings(text: str) -> str:
     """The JSON text with its strings' contents taken out, in linear time with C-speed
     string methods: escaped backslashes, then escaped quotes are dropped, so every quote

@@ -211,11 +211,13 @@ def cmd_terminal_revoke(args: argparse.Namespace) -> int:
     from loyalty_server.strict import UUID_PATTERN
     from loyalty_server.terminals import revoke
 
-    # Terminal ids are UUIDs: anything else (bytes that are no UTF-8 too) is no terminal.
-    if not UUID_PATTERN.match(args.terminal_id) or not revoke(engine_for(args), args.terminal_id):
+    # Terminal ids are UUIDs (as `terminal add` printed them, lowercase; a copy in capitals
+    # is the same id): anything else (bytes that are no UTF-8 too) is no terminal.
+    terminal_id = args.terminal_id.lower()
+    if not UUID_PATTERN.match(terminal_id) or not revoke(engine_for(args), terminal_id):
         complain(f"no terminal {shown(args.terminal_id)}")
         return 1
-    print(f"terminal {args.terminal_id} revoked: its token no longer works")
+    print(f"terminal {terminal_id} revoked: its token no longer works")
     return 0
 
 

@@ -8,7 +8,8 @@ sends, before any rule runs: a refusal names the field and never echoes the valu
   need no letter;
 - money amounts are decimal strings of ASCII digits with at most the currency's decimals
   (no spaces, underscores, exponents or other scripts' digits);
-- idempotency keys are UUIDs (8-4-4-4-12 hex);
+- idempotency keys are UUIDs (8-4-4-4-12 lowercase hex: one key, one spelling);
+- member ids at enrollment are 1 to 64 ASCII letters, digits or - (a URL path segment);
 - card numbers are ASCII card characters, and GS1 numbers (8, 12, 13, 14 or 18 digits)
   carry a right check digit;
 - `phone_key` is the HMAC-SHA256 hex of a number (64 lowercase hex digits), never a number;
@@ -33,9 +34,10 @@ from pos_client.domain import (
 from pos_client.identify import CODE128_CHARS, gs1_check_digit
 from pos_client.operations import EnrollOp, Operation, OpRejected, SaleOp
 
-UUID_PATTERN = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-)
+# Lowercase only: one key, one spelling (an upper-case retry of a key was a second key).
+UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# A member id is a URL path segment (/v1/members/{id}): nothing a path or query reads.
+MEMBER_ID_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 PHONE_KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 GS1_LENGTHS = (8, 12, 13, 14, 18)
 
@@ -63,7 +65,7 @@ def amount_pattern(currency: str) -> re.Pattern[str]:
 
 def check_key(value: Any, field: str = "key") -> None:
     if not isinstance(value, str) or not UUID_PATTERN.match(value):
-        raise refuse(field, "expected a UUID (8-4-4-4-12 hexadecimal digits)")
+        raise refuse(field, "expected a UUID (8-4-4-4-12 lowercase hexadecimal digits)")
 
 
 def card_number_problem(value: str) -> str | None:
@@ -108,6 +110,8 @@ def checker(currency: str) -> Callable[[Operation, dict[str, Any]], Operation]:
                     if problem:
                         raise refuse(f"lines[{index}].{field}", problem)
         if isinstance(op, EnrollOp):
+            if not MEMBER_ID_PATTERN.match(op.member_id):
+                raise refuse("member_id", "1 to 64 ASCII letters, digits or -")
             problem = card_number_problem(op.card_number)
             if problem:
                 raise refuse("card_number", problem)

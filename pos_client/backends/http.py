@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 from pos_client.domain import MemberView, member_view_from_json
 from pos_client.ports import BackendServerError, BackendUnavailable, OpResult, Outcome
@@ -148,12 +149,16 @@ class HttpBackend:
         return _member(_json(response, "lookup"))
 
     def member(self, member_id: str) -> MemberView | None:
-        response = self._call("GET", f"/v1/members/{member_id}")
-        if response.status_code == 404:
+        # One path segment, quoted: an id holding "?" or "/" must not ask for another member.
+        response = self._call("GET", f"/v1/members/{quote(member_id, safe='')}")
+        if response.status_code in (404, 422):  # no such member; an id no member can have
             return None
         if response.status_code != 200:
             raise BackendUnavailable(f"member: HTTP {response.status_code}")
-        return _member(_json(response, "member"))
+        view = _member(_json(response, "member"))
+        if view.member_id != member_id:
+            raise MalformedAnswer("member: the answer is another member")
+        return view
 
     def submit(self, bodies: Sequence[dict[str, Any]]) -> list[OpResult]:
         response = self._call("POST", "/v1/operations/batch", json={"operations": list(bodies)})

@@ -5,6 +5,7 @@ CA. A real loopback HTTP server that records what reaches it, the real HttpBacke
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pos_client.backends.http import HttpBackend
+from pos_client.backends.http import HttpBackend, MalformedAnswer
+from pos_client.domain import MemberView, member_view_to_json
 from pos_client.ports import BackendUnavailable
 
 
@@ -192,3 +194,44 @@ def test_a_configured_ca_is_not_replaced_by_the_environment(
     with pytest.raises(BackendUnavailable, match="SSLError"):
         HttpBackend(recorder.url, "terminal-token", verify=str(other_ca)).ping()
     assert recorder.seen == []
+
+
+class MemberServer(Recorder):
+    """Answers GET /v1/members/... with Anna's record, whatever id was asked for (a server
+    that answers for another member than the one named)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        owner = self
+        handler = self.httpd.RequestHandlerClass
+
+        def do_get(request: BaseHTTPRequestHandler) -> None:
+            owner.seen.append((request.path, request.headers.get("Authorization")))
+            view = MemberView("anna-id", "Anna K.", "•••89", "base", "Base", 5700)
+            body = json.dumps(member_view_to_json(view)).encode()
+            request.send_response(200)
+            request.send_header("Content-Type", "application/json")
+            request.send_header("Content-Length", str(len(body)))
+            request.end_headers()
+            request.wfile.write(body)
+
+        handler.do_GET = do_get  # type: ignore[attr-defined]
+
+
+def test_a_member_id_is_one_quoted_path_segment_and_the_answer_must_be_that_member(
+    clean_environment: Path,
+) -> None:
+    server = MemberServer()
+    try:
+        backend = HttpBackend(server.url, "terminal-token")
+        assert backend.member("anna-id") is not None
+        # An id holding "?" asked for Anna's record; now it is one segment, and an answer
+        # for another member than the one asked for is refused.
+        with pytest.raises(MalformedAnswer, match="another member"):
+            backend.member("anna-id?x")
+        assert [path for path, _auth in server.seen] == [
+            "/v1/members/anna-id",
+            "/v1/members/anna-id%3Fx",
+        ]
+    finally:
+        server.close()

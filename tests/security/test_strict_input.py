@@ -74,6 +74,8 @@ BAD_KEYS = {
     "no hyphens": uuid7().replace("-", ""),
     "urn": "urn:uuid:" + uuid7(),
     "non-ASCII hex": uuid7()[:-1] + "٣",
+    # One key, one spelling: the same key in capitals was applied as a second operation.
+    "upper-case hex": uuid7().upper(),
 }
 BAD_ENROLLMENTS = {
     "card check digit": {"card_number": "2900000009997"},
@@ -89,6 +91,12 @@ BAD_ENROLLMENTS = {
     "phone_last not digits": {"phone_last": "x9"},
     **{f"first name {n}": {"first_name": v} for n, v in BAD_NAMES.items()},
     "last name bidi": {"last_name": "Smith\u202e"},
+    # A member id is a URL path segment: one with "?" made /v1/members/{id} read another.
+    "member id with a query": {"member_id": uuid7() + "?x"},
+    "member id with a slash": {"member_id": "a/b"},
+    "member id with a space": {"member_id": "a b"},
+    "member id not ASCII": {"member_id": "éé"},
+    "member id of 65 characters": {"member_id": "a" * 65},
 }
 
 
