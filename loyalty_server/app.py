@@ -542,11 +542,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
         responses={
             **unauthorized,
             **unparsable,
-            403: {"model": Problem, "description": "forged or unreadable: a security event"},
+            403: {
+                "model": Problem,
+                "description": "forged or unreadable (a security event), or this server has no "
+                "card keys",
+            },
             404: {"model": Problem, "description": "a genuine card linked to no member"},
             409: {"model": Problem, "description": "a replayed message: a security event"},
             429: {"model": Problem},
-            501: {"model": Problem, "description": "no card keys on this server"},
         },
     )
     def tap(body: TapIn, who: Auth) -> dict[str, Any]:
@@ -555,7 +558,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         then the member it belongs to. A forged, unreadable or replayed message is refused
         and recorded as a security event."""
         if sun_keys is None:
-            raise HTTPException(501, "secure cards are not set up on this store server")
+            # A 4xx, not 501: no server error, this server does not take secure cards.
+            raise HTTPException(403, "secure cards are not set up on this store server")
         if not shared.allow("lookup:" + who.id, settings.lookups_per_minute):
             raise HTTPException(429, "too many lookups from this terminal; wait a minute")
         try:
@@ -648,7 +652,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         data = body.model_dump()
         if data.get("type") != OP_ENROLL:
             raise HTTPException(400, "an enrollment has type 'enroll'")
-        key_enrollment_phones([data], phone_hasher)  # as in a batch: a number is keyed here
+        refused = key_enrollment_phones([data], phone_hasher)  # as in a batch: keyed here
+        if refused:
+            raise HTTPException(400, refused[0])
         # One operation of the terminal's per-minute allowance, shared with its batches.
         try:
             room = shared.take("ops:" + who.id, 1, settings.operations_per_terminal_per_minute)
@@ -680,14 +686,18 @@ def create_app(settings: ServerSettings) -> FastAPI:
         """Apply sales (earnings and redemptions), enrollments, actions and transfers one by
         one, each exactly once by its key; one bad operation never blocks the others."""
         bodies: list[Any] = list(body.operations)  # type: ignore[attr-defined]
-        key_enrollment_phones(bodies, phone_hasher)
+        refused = key_enrollment_phones(bodies, phone_hasher)
         with applying:
-            answer = apply_batch(bodies, who)
+            answer = apply_batch(bodies, who, refused)
         # Encoded once by its model: returned as a model, FastAPI would dump it, validate
         # the dump against BatchOut again and encode that (1.1 ms a batch of 100).
         return Response(answer.model_dump_json(), media_type="application/json")
 
-    def apply_batch(bodies: list[Any], who: terminals.Terminal) -> BatchOut:
+    def apply_batch(
+        bodies: list[Any], who: terminals.Terminal, refused: dict[int, str] | None = None
+    ) -> BatchOut:
+        """`refused`: operations refused before the ledger (by index, with the reason)."""
+        refused = refused or {}
         try:
             # The room is taken from the terminal's per-minute allowance in the database
             # (counted and granted under a lock): parallel batches, in any server process,
@@ -696,12 +706,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 "ops:" + who.id, len(bodies), settings.operations_per_terminal_per_minute
             )
             earnings_today: dict[str, int] = {}
-            outcomes = ledger.apply_many(
-                bodies[:room],
-                allowed_kinds=TERMINAL_KINDS,
-                terminal_id=who.id,
-                earnings_today=earnings_today,
+            allowed = bodies[:room]
+            applied = iter(
+                ledger.apply_many(
+                    [body for index, body in enumerate(allowed) if index not in refused],
+                    allowed_kinds=TERMINAL_KINDS,
+                    terminal_id=who.id,
+                    earnings_today=earnings_today,
+                )
             )
+            outcomes: list[dict[str, Any] | OpRejected] = [
+                OpRejected("bad_request", refused[index]) if index in refused else next(applied)
+                for index in range(len(allowed))
+            ]
         except (OperationalError, DBAPIError) as exc:
             log.warning("batch not applied now: %s", type(exc).__name__)
             raise HTTPException(503, "database unavailable, retry later") from None

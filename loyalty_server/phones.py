@@ -24,16 +24,21 @@ def e164_or_none(value: object) -> str | None:
     return value if phonenumbers.is_valid_number(number) else None
 
 
-def key_enrollment_phones(bodies: list[Any], hasher: PhoneHasher) -> None:
+def key_enrollment_phones(bodies: list[Any], hasher: PhoneHasher) -> dict[int, str]:
     """An enrollment carrying `phone` (E.164) instead of `phone_key` gets its keyed HMAC
-    here; the number itself is dropped before anything is stored. A bad number leaves no
-    phone_key, so the ledger refuses that enrollment alone."""
-    for body in bodies:
+    here; the number itself is dropped before anything is stored. Returns, by index, why
+    an enrollment's phone cannot be keyed (not a number, or sent with a phone_key too): the
+    caller refuses that enrollment alone, with this reason."""
+    refused: dict[int, str] = {}
+    for index, body in enumerate(bodies):
         if not isinstance(body, dict) or body.get("type") != "enroll" or "phone" not in body:
             continue
         e164 = e164_or_none(body.pop("phone"))
         if "phone_key" in body:  # both: which one is the member's? refused, not guessed
-            body["phone_key"] = ""
-        elif e164 is not None:
+            refused[index] = "phone: send a phone or a phone_key, not both"
+        elif e164 is None:
+            refused[index] = "phone: not a valid phone number (E.164: + and digits)"
+        else:
             body["phone_key"] = hasher.phone_key(e164)
             body["phone_last"] = e164[-2:]
+    return refused

@@ -112,7 +112,7 @@ def test_a_genuine_card_linked_to_no_member_is_a_clear_404(card_server: ServerPr
 
 def test_a_server_without_card_keys_says_so(server: ServerProcess) -> None:
     answer = tap(server, server.pair()["token"], GENUINE)
-    assert answer.status_code == 501
+    assert answer.status_code == 403
     assert "not set up" in answer.json()["detail"]
 
 

@@ -208,3 +208,35 @@ def test_a_sale_line_category_and_sku_of_printable_text_in_any_script_apply(
     body = sale(anna)
     body["lines"][0].update(category="vīns-Zoé 葡萄酒", sku="4006381333931")
     assert batch(server, token, body)[0]["outcome"] == "applied"
+
+
+def test_an_enrollments_phone_is_refused_with_what_is_wrong_with_it(server: ServerProcess) -> None:
+    """A keyless terminal sends the number for the server to key: a number that is none, or
+    one sent beside a phone_key, is refused alone naming the phone (it named phone_key, a
+    field the terminal had not sent), in a batch and by the single enrollment endpoint."""
+    from pos_client.checkout import new_card_number
+
+    token = server.pair()["token"]
+    no_key = enrollment(card_number=new_card_number())
+    del no_key["phone_key"]
+    cases = {
+        "not a number": ({**no_key, "phone": "12345"}, "phone: not a valid phone number"),
+        "a list": ({**no_key, "phone": ["+447911123456"]}, "phone: not a valid phone number"),
+        "beside a phone_key": (
+            enrollment(phone="+447911123456", card_number=new_card_number()),
+            "phone: send a phone or a phone_key, not both",
+        ),
+    }
+    for name, (body, reason) in cases.items():
+        result = refused_alone(server, token, body)
+        assert result["error"] == reason + (
+            " (E.164: + and digits)" if "valid" in reason else ""
+        ), name
+        single = requests.post(
+            server.url + "/v1/members",
+            json={**body, "key": uuid7()},
+            headers=headers(token),
+            timeout=10,
+        )
+        assert single.status_code == 400 and single.json()["detail"].startswith(reason), name
+    assert "+447911123456" not in server.log_path.read_text()
