@@ -463,6 +463,36 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_security_events(args: argparse.Namespace) -> int:
+    """The secure-card refusals of the last days, newest first, in the store's time zone:
+    what the store reviews (a replayed card is a copy in circulation; a forged one, an
+    attempt). A card is shown by the last 4 hex digits of its UID only."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import select
+
+    from loyalty_server.schema import security_events
+    from pos_client.domain import utcnow
+
+    settings = settings_from(args)
+    zone = ZoneInfo(settings.timezone)
+    since = utcnow() - timedelta(days=args.days)
+    with engine_for(args).connect() as conn:
+        rows = conn.execute(
+            select(security_events)
+            .where(security_events.c.at >= since)
+            .order_by(security_events.c.at.desc(), security_events.c.id.desc())
+            .limit(1000)
+        ).all()
+    for row in rows:
+        card = f"card ...{row.card[-4:]}" if row.card else "card unknown"
+        when = row.at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{when}  {row.kind:<10}  terminal {row.terminal_id}  {card}")
+    print(f"{len(rows)} security event(s) in the last {args.days} day(s)")
+    return 0
+
+
 def cmd_expire(args: argparse.Namespace) -> int:
     """Expire points past the programme's expiry (for cron or a systemd timer); prints each
     member id and the points expired, never a phone or a card."""
@@ -586,6 +616,13 @@ def build_parser() -> argparse.ArgumentParser:
     common(sub)
     sub.add_argument("--as-of", help="the store day to expire as of (YYYY-MM-DD; default now)")
     sub.set_defaults(handler=cmd_expire, needs_schema=True)
+
+    sub = commands.add_parser(
+        "security-events", help="secure cards refused: forged, unreadable, replayed"
+    )
+    common(sub)
+    sub.add_argument("--days", type=int, default=7, choices=range(1, 3661), metavar="DAYS")
+    sub.set_defaults(handler=cmd_security_events, needs_schema=True)
 
     sub = commands.add_parser("openapi", help="print the OpenAPI spec")
     sub.add_argument("--out")

@@ -157,3 +157,24 @@ def test_a_bad_card_key_file_stops_the_server_with_its_reason(
     assert "Traceback" not in result.stderr
     assert "0" * 32 not in result.stderr  # never a key's value
     assert sys.executable  # the server ran under this interpreter
+
+
+def test_the_store_reviews_refused_cards_from_the_command_line(card_server: ServerProcess) -> None:
+    token = card_server.pair()["token"]
+    assert tap(card_server, token, GENUINE).status_code == 404  # genuine, accepted once
+    assert tap(card_server, token, GENUINE).status_code == 409  # its copy
+    assert tap(card_server, token, FORGED).status_code == 403
+    result = subprocess.run(
+        card_server.command("security-events", "--days", "1"),
+        cwd=REPO,
+        env={**os.environ, "LOYALTY_SERVER_CONFIG_DIR": str(REPO / "config")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    assert "forged" in lines[0] and "card unknown" in lines[0]  # newest first
+    assert "replayed" in lines[1] and "card ...5E80" in lines[1]
+    assert lines[-1] == "2 security event(s) in the last 1 day(s)"
+    assert UID not in result.stdout  # the last digits only
