@@ -51,7 +51,7 @@ from pos_client.operations import (
     sendable_problem,
 )
 from pos_client.outbox import Outbox
-from pos_client.ports import Backend, BackendUnavailable
+from pos_client.ports import Backend, BackendUnavailable, CardRefused
 from pos_client.privacy import OfflineLookupKey, PhoneHasher
 from pos_client.rules import EarnBreakdown, Program, RedemptionPlan, RulesError
 
@@ -85,6 +85,7 @@ def describe_reading(identity: Identity) -> str:
         IdentityKind.CARD_UID: "a card UID",
         IdentityKind.CARD_NUMBER: "a card number",
         IdentityKind.MEMBER_NUMBER: "a member number",
+        IdentityKind.SECURE_CARD: "a secure card",
     }
     name = names.get(identity.kind, identity.kind.value)
     detail = f" ({identity.symbology})" if identity.symbology else ""
@@ -247,6 +248,8 @@ class Checkout:
         """The member's view (None if unknown) and whether the backend answered (else the
         terminal's cache did)."""
         kind, value = self.backend_ref(identity)
+        if identity.kind is IdentityKind.SECURE_CARD:
+            return self._secure_card(value), True
         try:
             view = self.backend.lookup(kind, value)
         except BackendUnavailable:
@@ -260,9 +263,26 @@ class Checkout:
             self.remember(identity, view)
         return view, True
 
+    def _secure_card(self, url: str) -> MemberView | None:
+        """A secure card's message, verified by the store server (the terminal holds no
+        card keys): the member, None for a genuine card linked to no one; CardRefused for a
+        copy, a forgery, or when it cannot be checked now. Never cached: the message changes
+        on every tap, and one accepted once is refused the next time."""
+        try:
+            return self.backend.lookup(IdentityKind.SECURE_CARD.value, url)
+        except BackendUnavailable:
+            raise CardRefused(
+                "secure cards are checked by the store server, which cannot be reached now; "
+                "scan the card's barcode or enter a phone number",
+                "secure_card_offline",
+            ) from None
+
     def remember(self, identity: Identity, view: MemberView) -> None:
         """Cache a member for offline lookups under this identity: for a phone that costs a
         slow KDF, so with a cache writer it runs there, after the answer is on its way."""
+
+        if identity.kind is IdentityKind.SECURE_CARD:
+            return  # a message that changes on every tap is no key to find a member by
 
         def write() -> None:
             self.outbox.cache_member(self.cache_key(identity), view)

@@ -21,6 +21,9 @@ class IdentityKind(StrEnum):
     CARD_NUMBER = "card_number"  # printed/encoded loyalty card number (EAN, UPC, Code128)
     MEMBER_NUMBER = "member_number"  # GS1 GSRN (AI 8018), 18 digits
     PHONE = "phone"  # E.164
+    # A secure card's (NTAG 424 DNA) message, as read: the URL the store server verifies;
+    # it changes on every tap, so it is never a cache key.
+    SECURE_CARD = "secure_card"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Identity:
 
     def masked(self) -> str:
         """A form safe for screens: only the last digits stay visible."""
+        if self.kind is IdentityKind.SECURE_CARD:
+            return "secure card"  # its message is no identifier to show
         return mask_tail(self.value, 2 if self.kind is IdentityKind.PHONE else 4)
 
     def __repr__(self) -> str:  # keeps identifiers out of tracebacks and log lines

@@ -39,6 +39,7 @@ SCAN_HINTS: dict[str, str] = {
     "ndef": "barcode",  # value: a member number read from the card's NDEF record
     "barcode": "barcode",  # value: the scanned text, AIM prefix included
     "phone": "phone",  # value: digits as typed
+    "sun": "sun",  # value: a secure card's URL (its SUN message), verified by the server
 }
 
 

@@ -215,7 +215,21 @@ def _looks_like_phone(text: str) -> bool:
     )
 
 
-def _checked(raw: object) -> str:
+def parse_secure_card(text: str) -> Identity:
+    """A secure card's message: its URL, checked for the SUN fields (the store server
+    verifies the rest)."""
+    from pos_client.sun import SunRefused, parse_url
+
+    try:
+        parse_url(text)
+    except SunRefused as exc:
+        raise IdentifyError(
+            f"the card's secure message cannot be read ({exc})", "card_reader"
+        ) from None
+    return Identity(IdentityKind.SECURE_CARD, text)
+
+
+def _checked(raw: object, max_length: int = MAX_RAW_LENGTH) -> str:
     """The input stripped, or IdentifyError: not text, control characters, non-ASCII
     (Arabic-Indic, full-width or superscript digits are never taken for 0-9), too long."""
     if not isinstance(raw, str):
@@ -227,9 +241,9 @@ def _checked(raw: object) -> str:
     text = raw.strip()
     if not text:
         raise IdentifyError("nothing was read")
-    if len(text) > MAX_RAW_LENGTH:
+    if len(text) > max_length:
         raise IdentifyError(
-            f"input too long ({len(text)} characters, at most {MAX_RAW_LENGTH})", "too_long"
+            f"input too long ({len(text)} characters, at most {max_length})", "too_long"
         )
     if not text.isascii():
         position = next(i for i, c in enumerate(text) if not c.isascii())
@@ -270,7 +284,7 @@ def _guarded(parse: Callable[[], Identity]) -> Identity:
 def identify(raw: str, region: str, hint: str | None = None) -> Identity:
     """Turn raw input into an Identity. `hint`: "phone", "nfc", "barcode" or None.
     Raises only IdentifyError, whatever the text."""
-    text = _checked(raw)
+    text = _checked(raw, MAX_LENGTH_BY_HINT.get(hint or "", MAX_RAW_LENGTH))
     return _guarded(lambda: _primary(text, region, hint))
 
 
@@ -279,7 +293,7 @@ def readings(raw: str, region: str, hint: str | None = None) -> list[Identity]:
     none, digits that are also a valid phone number of the store's region (LV "21 234 567",
     EE "5123 4567", which also read as 4-byte card UIDs or EAN-8) give each reading, for the
     caller to look up. IdentifyError when there is no reading at all."""
-    text = _checked(raw)
+    text = _checked(raw, MAX_LENGTH_BY_HINT.get(hint or "", MAX_RAW_LENGTH))
     try:
         found = [_guarded(lambda: _primary(text, region, hint))]
         error: IdentifyError | None = None
@@ -300,4 +314,7 @@ HINTED_PARSERS: dict[str, Callable[[str, str], Identity]] = {
     "phone": parse_phone,
     "nfc": lambda text, _region: parse_uid(text),
     "barcode": lambda text, _region: parse_barcode(text),
+    "sun": lambda text, _region: parse_secure_card(text),
 }
+# A secure card's URL is longer than any code typed or scanned.
+MAX_LENGTH_BY_HINT = {"sun": 512}

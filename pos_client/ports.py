@@ -28,6 +28,15 @@ class BackendUnavailable(Exception):
     """The backend cannot be reached now (timeout, refused, 5xx): retry later."""
 
 
+class CardRefused(Exception):
+    """A secure card's message the backend refused (forged, unreadable, replayed: a copy),
+    or one that cannot be checked now (offline). `code` names it for the screen."""
+
+    def __init__(self, message: str, code: str = "card_refused") -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class BackendServerError(BackendUnavailable):
     """The backend answered a batch with a server error (5xx). It may be down, or one
     operation in the batch may be what it fails on: the sync worker finds out which."""

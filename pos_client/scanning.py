@@ -19,6 +19,7 @@ from pos_client.checkout import Checkout, MemberNotFound, MemberSession
 from pos_client.domain import IdentityKind, utcnow
 from pos_client.events import SCAN_HINTS, EventBus, NetworkCommand, ScanEvent
 from pos_client.identify import IdentifyError
+from pos_client.ports import CardRefused
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,9 @@ class ScanRouter:
             )
         try:
             session = self.checkout.find(identity)
+        except CardRefused as exc:  # a copied or forged secure card, or none checkable now
+            log.warning("secure card refused from %s (%s)", event.source, exc.code)
+            return IdentificationFailed(event.source, "refused", str(exc), code=exc.code)
         except MemberNotFound:
             log.info("no member for %s from %s", identity.redacted(), event.source)
             return IdentificationFailed(

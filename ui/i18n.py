@@ -339,6 +339,9 @@ ERROR_KEYS: dict[str, str] = {
     "check_digit": N_("error.check_digit"),
     "product_code": N_("error.product_code"),
     "card_reader": N_("error.card_reader"),
+    "card_refused": N_("error.card_refused"),
+    "card_replayed": N_("error.card_replayed"),
+    "secure_card_offline": N_("error.secure_card_offline"),
     # checkout and rules
     "member_not_found": N_("error.unknown"),
     "already_member": N_("error.already_member"),

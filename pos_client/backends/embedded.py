@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from pos_client.domain import MemberView
+from pos_client.domain import IdentityKind, MemberView
 from pos_client.ledger import Ledger
-from pos_client.ports import BackendUnavailable, OpResult, op_result
+from pos_client.ports import BackendUnavailable, CardRefused, OpResult, op_result
 from pos_client.program import ProgramDocument
 
 
@@ -18,6 +18,12 @@ class EmbeddedBackend:
         self.ledger = ledger
 
     def lookup(self, kind: str, value: str) -> MemberView | None:
+        if kind == IdentityKind.SECURE_CARD.value:
+            raise CardRefused(
+                "secure cards are checked by the store server; this terminal has its own "
+                "ledger: scan the card's barcode or enter a phone number",
+                "secure_card_offline",
+            )
         member_id = self.ledger.find_member_id(kind, value)
         return self.ledger.member_view(member_id) if member_id else None
 

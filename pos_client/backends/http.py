@@ -15,8 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from pos_client.domain import MemberView, member_view_from_json
-from pos_client.ports import BackendServerError, BackendUnavailable, OpResult, Outcome
+from pos_client.domain import IdentityKind, MemberView, member_view_from_json
+from pos_client.ports import (
+    BackendServerError,
+    BackendUnavailable,
+    CardRefused,
+    OpResult,
+    Outcome,
+)
 from pos_client.program import MAX_PROGRAM_BYTES, ProgramDocument
 
 log = logging.getLogger(__name__)
@@ -45,6 +51,15 @@ def _json(response: Any, what: str) -> Any:
         raise MalformedAnswer(
             f"{what}: the answer is not JSON (HTTP {response.status_code})"
         ) from None
+
+
+def _detail(response: Any) -> Any:
+    """A refusal's `detail`, or None when the body is not a JSON object holding one."""
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):
+        return None
+    return body.get("detail") if isinstance(body, dict) else None
 
 
 def _short(value: Any) -> str | None:
@@ -140,7 +155,23 @@ class HttpBackend:
         if response.status_code != 200:
             raise BackendUnavailable(f"health: HTTP {response.status_code}")
 
+    def tap(self, url: str) -> MemberView | None:
+        """A secure card's message verified by the server: the member, None for a genuine
+        card linked to no one; CardRefused for a copy, a forgery or a message that is none."""
+        response = self._call("POST", "/v1/cards/tap", json={"url": url})
+        if response.status_code == 404:
+            return None
+        if response.status_code in (400, 403, 409, 422):
+            detail = _short(_detail(response)) or f"HTTP {response.status_code}"
+            code = "card_replayed" if response.status_code == 409 else "card_refused"
+            raise CardRefused(f"the store server refused this card: {detail}", code)
+        if response.status_code != 200:
+            raise BackendUnavailable(f"card tap: HTTP {response.status_code}")
+        return _member(_json(response, "card tap"))
+
     def lookup(self, kind: str, value: str) -> MemberView | None:
+        if kind == IdentityKind.SECURE_CARD.value:
+            return self.tap(value)
         response = self._call("POST", "/v1/members/lookup", json={"kind": kind, "value": value})
         if response.status_code == 404:
             return None

@@ -178,3 +178,50 @@ def test_the_store_reviews_refused_cards_from_the_command_line(card_server: Serv
     assert "replayed" in lines[1] and "card ...5E80" in lines[1]
     assert lines[-1] == "2 security event(s) in the last 1 day(s)"
     assert UID not in result.stdout  # the last digits only
+
+
+# ---------------------------------------------------------------- at the terminal
+
+
+def test_a_terminal_identifies_a_member_by_a_secure_card_and_refuses_its_copy(
+    card_server: ServerProcess, tmp_path: Path
+) -> None:
+    """A terminal on the store server (the real HTTP backend), a secure card's message as
+    its PC/SC driver gives it: the member is found; the same message again, a forged one,
+    and any while the server cannot be reached are refused with their codes; the offline
+    member cache never keeps a message."""
+    from pos_client.domain import IdentityKind
+    from pos_client.events import ScanEvent
+    from pos_client.scanning import IdentificationFailed, MemberIdentified, ScanRouter
+    from tests.integration.server_helpers import http_terminal
+
+    ledger = card_server.ledger()
+    anna = member_id(card_server, ANNA.card_number)
+    ledger.link_identifier(anna, "card_uid", UID)
+    ledger.engine.dispose()
+    terminal = http_terminal(card_server, tmp_path / "till")
+    try:
+        router = ScanRouter(terminal.checkout, terminal.bus)
+
+        def route(url: str) -> object:
+            return router.route(ScanEvent("pcsc:Virtual PCD", "sun", url))
+
+        found = route(GENUINE)
+        assert isinstance(found, MemberIdentified), found
+        assert found.session.view.member_id == anna and found.session.online
+        assert found.session.identity.kind is IdentityKind.SECURE_CARD
+        assert terminal.checkout.spend_refusal(found.session) is None  # a proven card spends
+        copied = route(GENUINE)
+        assert isinstance(copied, IdentificationFailed) and copied.code == "card_replayed"
+        forged = route(FORGED)
+        assert isinstance(forged, IdentificationFailed) and forged.code == "card_refused"
+        not_sun = route("https://loyalty.example/c?picc_data=00&cmac=00")
+        assert isinstance(not_sun, IdentificationFailed) and not_sun.code == "card_reader"
+        assert terminal.outbox.cached_member_by_id(anna) is None  # nothing cached under a URL
+        card_server.stop()
+        offline = route(GENUINE)
+        assert isinstance(offline, IdentificationFailed)
+        assert offline.code == "secure_card_offline"
+    finally:
+        terminal.close()
+    assert events(card_server) == [("replayed", UID), ("forged", None)]
