@@ -2,8 +2,10 @@
 
 Commands arrive three ways, all through `inject()`: JSON lines on a loopback TCP socket
 (what `pos-client sim tap 04A224C25E6C80` sends to a running terminal), scenario files
-(TOML, `[[steps]]` with `do = "tap" | "remove" | "scan" | "phone" | "ndef" | "error" |
-"offline" | "online" | "wait"`), and direct calls from tests and the UI's keyboard shortcuts.
+(TOML, `[[steps]]` with `do = "tap" | "remove" | "scan" | "phone" | "ndef" | "sun" |
+"error" | "offline" | "online" | "wait"`), and direct calls from tests and the UI's keyboard
+shortcuts. `sun` presents a secure card's message (its URL), as the PC/SC driver gives an
+NTAG 424 DNA's: a valid one, the same again (a copy), or an altered one, for field tests.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class SimulatedReader:
             "scan": self._scan,
             "phone": self._phone,
             "ndef": self._ndef,
+            "sun": self._sun,
             "error": self._error,
             "offline": lambda _c: self._network(False),
             "online": lambda _c: self._network(True),
@@ -237,6 +240,9 @@ class SimulatedReader:
 
     def _ndef(self, command: dict[str, Any]) -> dict[str, Any]:
         return self._emit("ndef", self._value(command))
+
+    def _sun(self, command: dict[str, Any]) -> dict[str, Any]:
+        return self._emit("sun", self._value(command))
 
     def _error(self, command: dict[str, Any]) -> dict[str, Any]:
         return self._emit("error", str(command.get("value") or "simulated broken card"))

@@ -451,6 +451,7 @@ SIM_COMMANDS = (
     "scan",
     "phone",
     "ndef",
+    "sun",
     "error",
     "offline",
     "online",

@@ -48,6 +48,10 @@ def test_socket_commands_become_scan_events() -> None:
         assert send_command(reader.port, {"cmd": "tap", "value": "04A224C25E6C80"}) == {"ok": True}
         event = sink.take(ScanEvent)
         assert (event.source, event.kind, event.value) == ("sim:sim", "nfc", "04A224C25E6C80")
+        url = "https://l.example/c?picc_data=EF963FF7828658A599F3041510671E88&cmac=94EED9EE65337086"
+        assert send_command(reader.port, {"cmd": "sun", "value": url}) == {"ok": True}
+        event = sink.take(ScanEvent)
+        assert (event.kind, event.value) == ("sun", url)  # a secure card's message
         send_command(reader.port, {"cmd": "offline"})
         assert sink.take(NetworkCommand).online is False
         reply = send_command(reader.port, {"cmd": "fly"})
