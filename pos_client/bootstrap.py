@@ -106,7 +106,21 @@ def _embedded(settings: Settings, program: Program) -> tuple[Backend, Ledger | N
     from pos_client.backends.embedded import EmbeddedBackend
 
     ledger = build_ledger(settings, program)
-    return EmbeddedBackend(ledger), ledger
+    return EmbeddedBackend(ledger, _card_keys(settings)), ledger
+
+
+def _card_keys(settings: Settings) -> Any:
+    """The embedded ledger's secure-card keys, or None (its terminal then refuses secure
+    cards: it cannot check them). A bad file is a ConfigError with its reason."""
+    from pos_client.sun import load_sun_keys
+
+    name = settings.backend.card_keys_file
+    if not name:
+        return None
+    try:
+        return load_sun_keys(Path(name).expanduser())
+    except ValueError as exc:
+        raise ConfigError(f"config key 'backend.card_keys_file': {exc}") from None
 
 
 MAX_TOKEN_BYTES = 512

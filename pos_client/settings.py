@@ -69,6 +69,7 @@ class BackendSettings:
     token_file: str
     connect_timeout_s: float
     read_timeout_s: float
+    card_keys_file: str = ""  # embedded: the secure cards' keys (pos_client.sun.load_sun_keys)
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,7 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
             token_file=backend.text("token_file"),
             connect_timeout_s=float(backend.decimal("connect_timeout_s", minimum=Decimal("0.1"))),
             read_timeout_s=float(backend.decimal("read_timeout_s", minimum=Decimal("0.1"))),
+            card_keys_file=backend.text("card_keys_file", ""),
         ),
         storage=StorageSettings(data_dir=data_dir, ledger_url=storage.text("ledger_url")),
         sync=SyncSettings(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,22 +10,44 @@ from sqlalchemy.exc import OperationalError
 
 from pos_client.domain import IdentityKind, MemberView
 from pos_client.ledger import Ledger
+from pos_client.ledger.card_counters import card_key
 from pos_client.ports import BackendUnavailable, CardRefused, OpResult, op_result
 from pos_client.program import ProgramDocument
+from pos_client.sun import SunKeys, SunRefused
+
+log = logging.getLogger(__name__)
 
 
 class EmbeddedBackend:
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, card_keys: SunKeys | None = None) -> None:
         self.ledger = ledger
+        self.card_keys = card_keys  # the secure cards' keys: this terminal is the store
 
     def lookup(self, kind: str, value: str) -> MemberView | None:
         if kind == IdentityKind.SECURE_CARD.value:
+            return self.tap(value)
+        member_id = self.ledger.find_member_id(kind, value)
+        return self.ledger.member_view(member_id) if member_id else None
+
+    def tap(self, url: str) -> MemberView | None:
+        """A secure card's message checked here, as the store server does: verified with
+        the card keys, its read counter accepted once, then the member (None: a genuine
+        card linked to no one). CardRefused for a copy, a forgery, or without keys."""
+        if self.card_keys is None:
             raise CardRefused(
-                "secure cards are checked by the store server; this terminal has its own "
-                "ledger: scan the card's barcode or enter a phone number",
+                "this terminal has no secure-card keys (backend.card_keys_file): scan the "
+                "card's barcode or enter a phone number",
                 "secure_card_offline",
             )
-        member_id = self.ledger.find_member_id(kind, value)
+        try:
+            tap = self.card_keys.verify_url(url)
+        except SunRefused as refused:
+            log.warning("secure card refused: %s", refused.reason)
+            raise CardRefused(f"card refused: {refused}") from None
+        if not self.ledger.accept_card_counter(tap.uid, tap.counter):
+            log.warning("secure card refused: replayed")
+            raise CardRefused("this card's message was already used: a copy", "card_replayed")
+        member_id = self.ledger.find_member_id("card_uid", card_key(tap.uid))
         return self.ledger.member_view(member_id) if member_id else None
 
     def member(self, member_id: str) -> MemberView | None:

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from drivers.simulated import SimulatedReader, load_scenario, send_command
-from pos_client.bootstrap import Terminal
+from pos_client.bootstrap import Terminal, build_terminal
 from pos_client.configfile import ConfigError
 from pos_client.demo import DEMO_MEMBERS, seed_demo_members
 from pos_client.events import NetworkCommand, ScanEvent
 from pos_client.outbox import Outbox
 from pos_client.scanning import IdentificationFailed, MemberIdentified, ScanRouter
-from tests.conftest import CONFIG_DIR, REPO, HeadlessTerminal, run_cli
+from tests.conftest import CONFIG_DIR, REPO, HeadlessTerminal, make_settings, run_cli
 
 ANNA = DEMO_MEMBERS[0]
 
@@ -386,3 +386,51 @@ def test_queue_quarantine_is_refused_while_a_terminal_runs_on_the_folder(tmp_pat
         assert len(outbox.entries()) == 1  # the sale recorded beside the terminal is kept
     kept = run_cli(data, "queue", "quarantine")  # stopped: now it may
     assert kept.returncode == 0, kept.stderr
+
+
+def write_card_keys(folder: Path, mode: int = 0o600) -> Path:
+    path = folder / "card-keys.toml"
+    path.write_text(
+        'meta_read_key = "0F1E2D3C4B5A69788796A5B4C3D2E1F0"\n'
+        'file_read_key = "00112233445566778899AABBCCDDEEFF"\n'
+        'diversify = true\nsystem_identifier = "4C4F59414C"\n'
+    )
+    path.chmod(mode)
+    return path
+
+
+def test_a_terminal_on_its_own_ledger_checks_secure_cards_with_its_keys(tmp_path: Path) -> None:
+    """The embedded ledger is the store: with its card keys it verifies a secure card's
+    message from the simulated reader, finds the member once, and refuses the copy; a
+    terminal without keys says it cannot check them."""
+    from pos_client.sun import card_url, load_sun_keys
+
+    keys_path = write_card_keys(tmp_path)
+    keys = load_sun_keys(keys_path)
+    uid = bytes.fromhex("04A224C25E6C80")  # Anna's demo card
+    url = card_url("https://l.example/c", keys.meta_read_key, keys.file_read_key_for(uid), uid, 7)
+    settings = make_settings(tmp_path / "till", BACKEND__CARD_KEYS_FILE=str(keys_path))
+    sink = Collect()
+    with build_terminal(settings) as till, SimulatedReader("sim", {"port": 0}, sink) as sim:
+        assert till.ledger is not None
+        seed_demo_members(till.ledger, till.checkout.hasher)
+        router = ScanRouter(till.checkout, till.bus)
+        outcomes = []
+        for _ in range(2):
+            assert send_command(sim.port, {"cmd": "sun", "value": url}) == {"ok": True}
+            outcomes.append(router.route(sink.take(ScanEvent)))
+        found, copied = outcomes
+        assert isinstance(found, MemberIdentified)
+        assert found.session.view.display_name.startswith(ANNA.first_name)
+        assert isinstance(copied, IdentificationFailed) and copied.code == "card_replayed"
+    with build_terminal(make_settings(tmp_path / "plain")) as plain:
+        refused = ScanRouter(plain.checkout, plain.bus).route(ScanEvent("sim:sim", "sun", url))
+        assert isinstance(refused, IdentificationFailed)
+        assert refused.code == "secure_card_offline"
+
+
+def test_a_card_keys_file_others_can_read_is_a_config_error(tmp_path: Path) -> None:
+    keys_path = write_card_keys(tmp_path, mode=0o644)
+    settings = make_settings(tmp_path / "till", BACKEND__CARD_KEYS_FILE=str(keys_path))
+    with pytest.raises(ConfigError, match=r"backend.card_keys_file.*chmod 600"):
+        build_terminal(settings)
