@@ -579,11 +579,17 @@ def run_window(settings: Settings) -> int:
 
 
 def demo_settings(settings: Settings, data_dir: Path) -> Settings:
-    """The demo's own throwaway data folder: it never touches a real store's ledger."""
+    """The demo's own throwaway data folder: it never touches a real store's ledger. Its
+    secure-card keys are made there at random (owner-only), for the demo's cards alone."""
+    from pos_client.demo import demo_card_keys
+
     return replace(
         settings,
         storage=replace(settings.storage, data_dir=data_dir, ledger_url=""),
         phone_key_file=data_dir / "phone.key",
+        backend=replace(
+            settings.backend, card_keys_file=str(demo_card_keys(data_dir / "card-keys.toml"))
+        ),
     )
 
 

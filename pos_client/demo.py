@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from pos_client.bootstrap import Terminal
 from pos_client.checkout import CheckoutError, MemberSession
 from pos_client.domain import Consent, Purchase, PurchaseLine
+from pos_client.files import write_private_atomically
 from pos_client.identify import gs1_check_digit
 from pos_client.ledger import Ledger
 from pos_client.operations import EnrollOp, SaleOp
+from pos_client.ports import CardRefused
 from pos_client.privacy import PhoneHasher
+from pos_client.sun import card_url, load_sun_keys
 
 DEMO_NAMESPACE = uuid.UUID("5b0c7e52-8d7e-4e0f-9a59-3c1d8f1a2b60")
 
@@ -84,6 +89,20 @@ DEMO_MEMBERS = (
         card_uid="A1B2C3D4",
     ),
 )
+
+
+def demo_card_keys(path: Path) -> Path:
+    """The demo's secure-card keys, made once at random (mode 0600): the demo's own cards
+    are personalised with them, no store's card opens with them."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = (
+            f'meta_read_key = "{secrets.token_hex(16)}"\n'
+            f'file_read_key = "{secrets.token_hex(16)}"\n'
+            f'diversify = true\nsystem_identifier = "{b"POS demo".hex()}"\n'
+        )
+        write_private_atomically(path, text.encode(), durable=False)
+    return path
 
 
 def seed_demo_members(
@@ -265,6 +284,29 @@ def run_headless_demo(
         [entry.body for entry in terminal.outbox.entries() if entry.key in run.recorded[:3]]
     )
     run.say("  " + ", ".join(f"{r.key[-6:]}: {r.outcome.value}" for r in resent))
+
+    run.say("7. A secure card (NTAG 424 DNA) is tapped, then a clone of it")
+    keys_file = terminal.settings.backend.card_keys_file
+    if keys_file:
+        keys = load_sun_keys(Path(keys_file))
+        uid = bytes.fromhex(anna.card_uid or "")
+        # What Anna's card answers on its 42nd read; a clone can only replay such a message.
+        url = card_url(
+            "https://loyalty.example/c", keys.meta_read_key, keys.file_read_key_for(uid), uid, 42
+        )
+        session = checkout.identify(url, hint="sun")
+        spends = checkout.spend_refusal(session) is None
+        run.say(
+            f"  genuine card: {session.view.display_name} identified"
+            + (", may spend" if spends else ", may not spend")
+        )
+        try:
+            checkout.identify(url, hint="sun")
+            run.say("  clone: ACCEPTED (this must not happen)")
+            run.steps.append({"step": "secure card clone", "refused": False})
+        except CardRefused as exc:
+            run.say(f"  clone: refused ({exc.code}): {exc}")
+            run.steps.append({"step": "secure card clone", "refused": True, "code": exc.code})
 
     summary = summarise(terminal, run)
     run.say(

@@ -46,7 +46,10 @@ def test_headless_demo_json_reports_nothing_lost_or_duplicated(tmp_path: Path) -
     assert summary["lost"] == 0 and summary["duplicated"] == 0
     assert summary["sales"] >= 7 and summary["synced"] == summary["sales"]
     assert summary["pending"] == 0 and summary["balances_consistent"] is True
-    assert any(step["offline"] for step in summary["steps"])
+    assert any(step.get("offline") for step in summary["steps"])
+    # A secure card's clone is refused (the genuine card's message, replayed).
+    clone = next(step for step in summary["steps"] if step["step"] == "secure card clone")
+    assert clone == {"step": "secure card clone", "refused": True, "code": "card_replayed"}
 
 
 def test_headless_demo_transcript_is_readable(tmp_path: Path) -> None:
@@ -54,6 +57,8 @@ def test_headless_demo_transcript_is_readable(tmp_path: Path) -> None:
     assert "The network goes down" in result.stdout
     assert "OFFLINE, pending" in result.stdout
     assert "0 lost, 0 duplicated" in result.stdout
+    assert "genuine card: Anna K. identified, may spend" in result.stdout
+    assert "clone: refused (card_replayed)" in result.stdout
     assert ANNA.phone[2:] not in result.stdout  # phones are never printed in clear
 
 
