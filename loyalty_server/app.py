@@ -42,7 +42,6 @@ from loyalty_server.schema import flags, security_events
 from loyalty_server.settings import ServerSettings, from_environment
 from pos_client.domain import MemberView, member_view_to_json, utcnow
 from pos_client.ledger import Ledger, make_engine, one_statement_reads, totals
-from pos_client.ledger.card_counters import card_key
 from pos_client.ledger.expiry import ExpirySchedule, parse_time_of_day
 from pos_client.ledger.ledger import Limits
 from pos_client.ledger.schema import transactions
@@ -534,6 +533,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         "malformed": (400, "not a secure card's message"),
         "unreadable": (403, "this card's message does not decrypt under the store's card keys"),
         "forged": (403, "this card's message does not verify: a copied or altered card"),
+        "replayed": (409, "this card's message was already used: a copy or a replay"),
     }
 
     @app.post(
@@ -563,15 +563,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if not shared.allow("lookup:" + who.id, settings.lookups_per_minute):
             raise HTTPException(429, "too many lookups from this terminal; wait a minute")
         try:
-            verified = sun_keys.verify_url(body.url)
+            member_id = ledger.member_by_secure_card(sun_keys, body.url)
         except SunRefused as refused:
-            security_event(refused.reason, who.id, None)
+            security_event(refused.reason, who.id, refused.uid)
             status, detail = tap_refusals.get(refused.reason, (403, "card refused"))
             raise HTTPException(status, detail) from None
-        if not ledger.accept_card_counter(verified.uid, verified.counter):
-            security_event("replayed", who.id, verified.uid)
-            raise HTTPException(409, "this card's message was already used: a copy or a replay")
-        member_id = ledger.find_member_id("card_uid", card_key(verified.uid))
         view = ledger.member_view(member_id) if member_id else None
         if view is None:
             raise HTTPException(404, "a genuine card, linked to no member")

@@ -46,11 +46,13 @@ _RFU_BITS = 0x30
 
 class SunRefused(ValueError):
     """A tap's message that proves nothing: `reason` is a code for the screen and the
-    security log (malformed, unreadable, forged); the text never holds a key or a UID."""
+    security log (malformed, unreadable, forged, replayed); the text never holds a key or a
+    UID. `uid`: the card's, when the message decrypted (a replay), for the store's review."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, uid: bytes | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.uid = uid
 
 
 @dataclass(frozen=True)

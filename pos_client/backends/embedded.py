@@ -10,7 +10,6 @@ from sqlalchemy.exc import OperationalError
 
 from pos_client.domain import IdentityKind, MemberView
 from pos_client.ledger import Ledger
-from pos_client.ledger.card_counters import card_key
 from pos_client.ports import BackendUnavailable, CardRefused, OpResult, op_result
 from pos_client.program import ProgramDocument
 from pos_client.sun import SunKeys, SunRefused
@@ -40,14 +39,11 @@ class EmbeddedBackend:
                 "secure_card_offline",
             )
         try:
-            tap = self.card_keys.verify_url(url)
+            member_id = self.ledger.member_by_secure_card(self.card_keys, url)
         except SunRefused as refused:
-            log.warning("secure card refused: %s", refused.reason)
-            raise CardRefused(f"card refused: {refused}") from None
-        if not self.ledger.accept_card_counter(tap.uid, tap.counter):
-            log.warning("secure card refused: replayed")
-            raise CardRefused("this card's message was already used: a copy", "card_replayed")
-        member_id = self.ledger.find_member_id("card_uid", card_key(tap.uid))
+            log.warning("secure card refused: %s", refused.reason)  # never the card's UID
+            code = "card_replayed" if refused.reason == "replayed" else "card_refused"
+            raise CardRefused(f"card refused: {refused}", code) from None
         return self.ledger.member_view(member_id) if member_id else None
 
     def member(self, member_id: str) -> MemberView | None:

@@ -59,6 +59,7 @@ from pos_client.operations import (
     parse_operation,
 )
 from pos_client.rules import Program, RedemptionPlan, RulesError
+from pos_client.sun import SunKeys, SunRefused
 
 log = logging.getLogger(__name__)
 EARNING_KINDS = totals.EARNING_KINDS
@@ -233,6 +234,18 @@ class Ledger:
         """The replay check of a verified secure-NFC tap: True (and recorded) if the read
         counter is above the last accepted for the card (see ledger/card_counters.py)."""
         return card_counters.accept_counter(self.writer, uid, counter, utcnow())
+
+    def member_by_secure_card(self, keys: SunKeys, url: str) -> str | None:
+        """A secure card's message checked whole, as the store server and a terminal on its
+        own ledger both do: verified with the programme's card keys, its read counter
+        accepted once, then the id of the member the card is linked to (None: no one).
+        SunRefused: malformed, unreadable, forged, or replayed (with the card's UID)."""
+        tap = keys.verify_url(url)
+        if not self.accept_card_counter(tap.uid, tap.counter):
+            raise SunRefused(
+                "replayed", "this card's message was already used: a copy or a replay", tap.uid
+            )
+        return self.find_member_id("card_uid", card_counters.card_key(tap.uid))
 
     def today(self, now: datetime | None = None) -> date:
         """The store's calendar day now (or at `now`)."""
