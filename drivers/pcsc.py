@@ -228,14 +228,19 @@ def read_type4_ndef(transmit: Transmit) -> bytes | None:
     return message
 
 
+def ndef_records(message: bytes) -> tuple[Any, list[Any]]:
+    """ndeflib and the message's records; CardReadError for a damaged message."""
+    ndef = require_module("ndef", "pip install ndeflib")
+    try:
+        return ndef, list(ndef.message_decoder(message))
+    except Exception as exc:  # ndeflib raises its own DecodeError family
+        raise CardReadError(f"the card's NDEF message is damaged ({exc})") from None
+
+
 def sun_url_from_ndef(message: bytes) -> str | None:
     """The secure-NFC URL of a card's NDEF message: its first URI record carrying SUN
     parameters (picc_data and cmac, the layout pos_client.sun reads), else None."""
-    ndef = require_module("ndef", "pip install ndeflib")
-    try:
-        records = list(ndef.message_decoder(message))
-    except Exception as exc:  # ndeflib raises its own DecodeError family
-        raise CardReadError(f"the card's NDEF message is damaged ({exc})") from None
+    ndef, records = ndef_records(message)
     for record in records:
         if isinstance(record, ndef.UriRecord):
             uri = str(record.iri)
@@ -254,11 +259,7 @@ def member_from_ndef(message: bytes, policy: NdefPolicy) -> str | None:
     """The member number from a text or URI record, as the config says cards carry it."""
     if policy.field == "none":
         return None
-    ndef = require_module("ndef", "pip install ndeflib")
-    try:
-        records = list(ndef.message_decoder(message))
-    except Exception as exc:  # ndeflib raises its own DecodeError family
-        raise CardReadError(f"the card's NDEF message is damaged ({exc})") from None
+    ndef, records = ndef_records(message)
     for record in records:
         if policy.field == "text" and isinstance(record, ndef.TextRecord):
             return str(record.text).strip()
