@@ -1,0 +1,81 @@
+"""NTAG 424 DNA issuing commands (issue 12) pinned by NXP AN12196's worked examples:
+AuthenticateEV2First with key 0x03 (section 6.10 / rev. 2.0 Table 19) and the MAC of a
+command in CommMode.MAC (section 5.3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pos_client.ntag424 import (
+    Ntag424Error,
+    authenticate_finish,
+    authenticate_first_command,
+    authenticate_second_command,
+    check_answer,
+    command_mac,
+    full_command,
+    session_vectors,
+)
+
+h = bytes.fromhex
+KEY = bytes(16)
+RND_A = h("B98F4C50CF1C2E084FD150E33992B048")
+FIRST_ANSWER = h("B875CEB0E66A6C5CD00898DC371F92D191AF")
+SECOND_ANSWER = h("0CC9A8094A8EEA683ECAAC5C7BF20584206D0608D477110FC6B3D5D3F65C3A6A9100")
+
+
+def test_an12196_authenticate_ev2_first_with_key_3() -> None:
+    assert authenticate_first_command(3) == h("9071000002030000")
+    apdu, rnd_b = authenticate_second_command(KEY, FIRST_ANSWER, RND_A)
+    assert rnd_b == h("91517975190DCEA6104948EFA3085C1B")
+    assert apdu == h("90AF000020FF0306E47DFBC50087C4D8A78E88E62DE1E8BE457AA477C707E2F0874916A8B100")
+    sv1, _sv2 = session_vectors(RND_A, rnd_b)
+    assert sv1 == h("A55A00010080B98FDD01B6693705CEA6104948EFA3085C1B4FD150E33992B048")
+    session = authenticate_finish(KEY, SECOND_ANSWER, RND_A, rnd_b)
+    assert session.transaction_id == h("7614281A")
+    assert session.enc_key == h("7A93D6571E4B180FCA6AC90C9A7488D4")
+    assert session.mac_key == h("FC4AF159B62E549B5812394CAB1918CC")
+    assert session.pd_cap2 == bytes(6) and session.pcd_cap2 == bytes(6)
+    assert "7A93" not in repr(session)  # keys stay out of reprs
+
+
+def test_an12196_command_mac() -> None:
+    assert command_mac(h("8248134A386E86EB7FAF54A52E536CB6"), h("F500007A21085E02")) == h(
+        "6597A457C8CD442C"
+    )
+
+
+def test_a_card_without_the_key_is_found_out() -> None:
+    _apdu, rnd_b = authenticate_second_command(KEY, FIRST_ANSWER, RND_A)
+    # The same answer checked with another key, or with another RndA: no proof of the key.
+    with pytest.raises(Ntag424Error, match="did not prove"):
+        authenticate_finish(h("00112233445566778899AABBCCDDEEFF"), SECOND_ANSWER, RND_A, rnd_b)
+    with pytest.raises(Ntag424Error, match="did not prove"):
+        authenticate_finish(KEY, SECOND_ANSWER, bytes(16), rnd_b)
+
+
+@pytest.mark.parametrize(
+    "answer", [h("91AE"), FIRST_ANSWER[:-2] + h("91AE"), FIRST_ANSWER[:10] + h("91AF")]
+)
+def test_a_refused_or_short_first_answer_is_a_clear_error(answer: bytes) -> None:
+    with pytest.raises(Ntag424Error, match="refused authentication"):
+        authenticate_second_command(KEY, answer, RND_A)
+
+
+def test_only_keys_0_to_4_exist() -> None:
+    with pytest.raises(ValueError, match="keys 0 to 4"):
+        authenticate_first_command(5)
+
+
+def test_an12196_write_data_in_full_mode_after_key_3() -> None:
+    # WriteData (8D) to file 3, offset 0, 10 bytes, in the session authenticated above.
+    _apdu, rnd_b = authenticate_second_command(KEY, FIRST_ANSWER, RND_A)
+    session = authenticate_finish(KEY, SECOND_ANSWER, RND_A, rnd_b)
+    apdu = full_command(session, 0x8D, h("030000000A0000"), h("0102030405060708090A"))
+    assert apdu == h("908D00001F030000000A00006B5E6804909962FC4E3FF5522CF0F8436C0C53315B9C73AA00")
+    data, after = check_answer(session, h("C26D236E4A7C046D9100"))
+    assert data == b"" and after.command_counter == 1
+    with pytest.raises(Ntag424Error, match="does not verify"):
+        check_answer(session, h("C26D236E4A7C046E9100"))
+    with pytest.raises(Ntag424Error, match="refused the command"):
+        check_answer(session, h("C26D236E4A7C046D919E"))
