@@ -4,7 +4,8 @@ written. A driver sends the APDUs built here and hands back the card's answers.
 
 So far: AuthenticateEV2First (the three-pass mutual authentication that starts a secure
 messaging session: session keys and transaction identifier), commands in CommMode.Full
-(encrypted and MACed, as WriteData, ChangeFileSettings and ChangeKey need) and the check of
+(encrypted and MACed, as WriteData, ChangeFileSettings and ChangeKey need), ChangeKey for
+the session's own key and for another (its old value and NXP's CRC32), and the check of
 the card's MACed answer. Random numbers come from the caller (the
 `secrets` module in use; the published ones in tests).
 """
@@ -12,6 +13,7 @@ the card's MACed answer. Random numbers come from the caller (the
 from __future__ import annotations
 
 import hmac
+import zlib
 from dataclasses import dataclass, field, replace
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -135,3 +137,26 @@ def check_answer(session: Ev2Session, answer: bytes) -> tuple[bytes, Ev2Session]
     if not hmac.compare_digest(expected, mac):
         raise Ntag424Error("the card's answer does not verify (a reader or card fault)")
     return data, replace(session, command_counter=session.command_counter + 1)
+
+
+def change_key_command(
+    session: Ev2Session,
+    key_number: int,
+    new_key: bytes,
+    version: int,
+    old_key: bytes | None = None,
+    authenticated_key: int = 0,
+) -> bytes:
+    """ChangeKey (C4) in CommMode.Full (AN12196 section 6.16). The key the session was
+    authenticated with is sent as NewKey || KeyVer; any other key as (NewKey xor OldKey) ||
+    KeyVer || CRC32(NewKey), so the old key must be given (the card checks it)."""
+    if len(new_key) != KEY_BYTES or not 0 <= version <= 0xFF:
+        raise ValueError("a new key is 16 bytes and its version 0 to 255")
+    if key_number == authenticated_key:
+        data = new_key + bytes([version])
+    else:
+        if old_key is None or len(old_key) != KEY_BYTES:
+            raise ValueError("changing another key than the session's needs its old value")
+        crc = (~zlib.crc32(new_key) & 0xFFFFFFFF).to_bytes(4, "little")  # NXP's CRC32
+        data = bytes(a ^ b for a, b in zip(new_key, old_key, strict=True)) + bytes([version]) + crc
+    return full_command(session, 0xC4, bytes([key_number]), data)

@@ -4,13 +4,17 @@ command in CommMode.MAC (section 5.3)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from pos_client.ntag424 import (
+    Ev2Session,
     Ntag424Error,
     authenticate_finish,
     authenticate_first_command,
     authenticate_second_command,
+    change_key_command,
     check_answer,
     command_mac,
     full_command,
@@ -79,3 +83,36 @@ def test_an12196_write_data_in_full_mode_after_key_3() -> None:
         check_answer(session, h("C26D236E4A7C046E9100"))
     with pytest.raises(Ntag424Error, match="refused the command"):
         check_answer(session, h("C26D236E4A7C046D919E"))
+
+
+# AN12196's ChangeKey examples run in one session (TI 7614281A, its session keys as given).
+CHANGE_SESSION = Ev2Session(
+    h("7614281A"), h("4CF3CB41A22583A61E89B158D252FC53"), h("5529860B2FC5FB6154B7F28361D30BF9")
+)
+
+
+def test_an12196_change_key_2_with_its_old_value_and_crc() -> None:
+    session = replace(CHANGE_SESSION, command_counter=2)
+    apdu = change_key_command(
+        session, 2, h("F3847D627727ED3BC9C4CC050489B966"), 1, old_key=bytes(16)
+    )
+    assert apdu == h(
+        "90C4000029022CF362B7BF4311FF3BE1DAA295E8C68DE09050560D19B9E16C2393AE9CD1FAC7"
+        "5D0CE20BCD1D06E600"
+    )
+    _data, after = check_answer(session, h("203BB55D1089D5879100"))
+    assert after.command_counter == 3
+
+
+def test_an12196_change_the_authenticated_key_0() -> None:
+    session = replace(CHANGE_SESSION, command_counter=3)
+    apdu = change_key_command(session, 0, h("5004BF991F408672B1EF00F08F9E8647"), 1)
+    assert apdu == h(
+        "90C400002900C0EB4DEEFEDDF0B513A03A95A75491818580503190D4D05053FF75668A01D6FD"
+        "A6610234BDED643200"
+    )
+
+
+def test_changing_another_key_without_its_old_value_is_refused() -> None:
+    with pytest.raises(ValueError, match="old value"):
+        change_key_command(CHANGE_SESSION, 2, bytes(16), 1)
