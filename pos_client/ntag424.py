@@ -160,3 +160,65 @@ def change_key_command(
         crc = (~zlib.crc32(new_key) & 0xFFFFFFFF).to_bytes(4, "little")  # NXP's CRC32
         data = bytes(a ^ b for a, b in zip(new_key, old_key, strict=True)) + bytes([version]) + crc
     return full_command(session, 0xC4, bytes([key_number]), data)
+
+
+# ---------------------------------------------------------------- the NDEF file and SDM
+
+NDEF_FILE = 0x02  # the NTAG 424 DNA's NDEF file (E104), the only one SDM may be enabled on
+_URI_PREFIXES = {"https://": 0x04, "http://": 0x03}
+
+
+@dataclass(frozen=True)
+class UrlTemplate:
+    """The NDEF file a card is written with: its URL with zeroed SUN fields, and where in
+    the file the card mirrors them (offsets from the file's first byte)."""
+
+    file: bytes
+    picc_offset: int
+    mac_input_offset: int
+    mac_offset: int
+
+
+def url_template(base: str) -> UrlTemplate:
+    """The file for `base` + "?picc_data=<32>&cmac=<16>": one NDEF URI record (NLEN, a
+    short record, the URI prefix code), the MAC over no input (its input offset is the
+    MAC's own), the layout pos_client.sun.parse_url reads."""
+    prefix = next((p for p in _URI_PREFIXES if base.startswith(p)), None)
+    if prefix is None or not base[len(prefix) :] or not base.isascii() or "?" in base:
+        raise ValueError("a card's base URL is https:// or http:// with no query, in ASCII")
+    url = f"{base}?picc_data={'0' * 32}&cmac={'0' * 16}"
+    payload = bytes([_URI_PREFIXES[prefix]]) + url[len(prefix) :].encode("ascii")
+    if len(payload) > 0xFF:
+        raise ValueError("a card's URL fits one short NDEF record (255 bytes)")
+    record = bytes([0xD1, 0x01, len(payload)]) + b"U" + payload
+    file = len(record).to_bytes(2, "big") + record
+    if len(file) > 256:
+        raise ValueError("a card's NDEF file holds 256 bytes")
+    picc = file.index(b"picc_data=") + len(b"picc_data=")
+    mac = file.index(b"&cmac=") + len(b"&cmac=")
+    return UrlTemplate(file, picc, mac, mac)
+
+
+def sdm_file_settings(template: UrlTemplate) -> bytes:
+    """ChangeFileSettings data enabling SDM on the NDEF file for the template: plain
+    communication, read free, everything else with key 0; the UID and read counter
+    mirrored in the PICC data (ASCII), decrypted with key 2 (meta read), the MAC with key 1
+    (file read), the counter readable with key 1 (AN12196 section 6.9)."""
+
+    def offset(value: int) -> bytes:
+        return value.to_bytes(3, "little")
+
+    return (
+        bytes([0x40])  # FileOption: SDM enabled, CommMode plain
+        + bytes([0x00, 0xE0])  # AccessRights: RW 0, Change 0, Read free (E), Write 0
+        + bytes([0xC1])  # SDMOptions: UID mirror, read counter mirror, ASCII encoding
+        + bytes([0xF1, 0x21])  # SDMAccessRights: RFU F, CtrRet 1, MetaRead 2, FileRead 1
+        + offset(template.picc_offset)
+        + offset(template.mac_input_offset)
+        + offset(template.mac_offset)
+    )
+
+
+def change_file_settings_command(session: Ev2Session, file_number: int, settings: bytes) -> bytes:
+    """ChangeFileSettings (5F) in CommMode.Full."""
+    return full_command(session, 0x5F, bytes([file_number]), settings)

@@ -11,14 +11,18 @@ import pytest
 from pos_client.ntag424 import (
     Ev2Session,
     Ntag424Error,
+    UrlTemplate,
     authenticate_finish,
     authenticate_first_command,
     authenticate_second_command,
+    change_file_settings_command,
     change_key_command,
     check_answer,
     command_mac,
     full_command,
+    sdm_file_settings,
     session_vectors,
+    url_template,
 )
 
 h = bytes.fromhex
@@ -116,3 +120,50 @@ def test_an12196_change_the_authenticated_key_0() -> None:
 def test_changing_another_key_without_its_old_value_is_refused() -> None:
     with pytest.raises(ValueError, match="old value"):
         change_key_command(CHANGE_SESSION, 2, bytes(16), 1)
+
+
+def test_an12196_change_file_settings_enabling_sdm() -> None:
+    # Section 6.9: SDM on file 2, PICC data at 0x20, the MAC (over no input) at 0x43.
+    template = UrlTemplate(b"", 0x20, 0x43, 0x43)
+    settings = sdm_file_settings(template)
+    assert settings == h("4000E0C1F121200000430000430000")
+    session = Ev2Session(
+        h("9D00C4DF"),
+        h("1309C877509E5A215007FF0ED19CA564"),
+        h("4C6626F5E72EA694202139295C7A7FC7"),
+        command_counter=1,
+    )
+    apdu = change_file_settings_command(session, 2, settings)
+    assert apdu == h("905F0000190261B6D97903566E84C3AE5274467E89EAD799B7C1A0EF7A0400")
+    _data, after = check_answer(session, h("57BFF87B1241E93D9100"))
+    assert after.command_counter == 2
+
+
+def test_what_a_card_mirrors_into_its_template_is_a_url_that_verifies() -> None:
+    """The offsets are checked by doing what the card does: its PICC data and MAC written
+    into the template file at them give a URL that parses and verifies."""
+    import ndef
+
+    from pos_client.sun import SunKeys, card_url
+
+    template = url_template("https://loyalty.example/c")
+    uid, meta, file_key = h("04958CAA5C5E80"), h("0F" * 16), h("A1" * 16)
+    genuine = card_url("https://loyalty.example/c", meta, file_key, uid, 5)
+    picc = genuine.split("picc_data=")[1][:32].encode()
+    mac = genuine.split("cmac=")[1][:16].encode()
+    written = bytearray(template.file)
+    written[template.picc_offset : template.picc_offset + 32] = picc
+    written[template.mac_offset : template.mac_offset + 16] = mac
+    length = int.from_bytes(written[:2], "big")
+    (record,) = ndef.message_decoder(bytes(written[2 : 2 + length]))
+    assert record.iri == genuine
+    tap = SunKeys(meta, file_key, diversify=False).verify_url(record.iri)
+    assert (tap.uid, tap.counter) == (uid, 5)
+
+
+@pytest.mark.parametrize(
+    "base", ["ftp://x.example/c", "https://", "https://x.example/c?m=1", "https://é.example"]
+)
+def test_a_base_url_a_card_cannot_carry_is_refused(base: str) -> None:
+    with pytest.raises(ValueError, match="base URL"):
+        url_template(base)
