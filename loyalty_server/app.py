@@ -42,6 +42,7 @@ from loyalty_server.schema import flags, security_events
 from loyalty_server.settings import ServerSettings, from_environment
 from pos_client.domain import MemberView, member_view_to_json, utcnow
 from pos_client.ledger import Ledger, make_engine, one_statement_reads, totals
+from pos_client.ledger.card_counters import card_key
 from pos_client.ledger.expiry import ExpirySchedule, parse_time_of_day
 from pos_client.ledger.ledger import Limits
 from pos_client.ledger.schema import transactions
@@ -525,7 +526,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                     at=utcnow(),
                     kind=kind,
                     terminal_id=terminal_id,
-                    card=card.hex().upper() if card else None,
+                    card=card_key(card) if card else None,
                 )
             )
 

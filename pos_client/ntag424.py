@@ -16,9 +16,15 @@ import hmac
 import zlib
 from dataclasses import dataclass, field, replace
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-from pos_client.sun import BLOCK, KEY_BYTES, aes_cmac, truncate_mac
+from pos_client.sun import (
+    BLOCK,
+    KEY_BYTES,
+    aes_cmac,
+    cbc_decrypt,
+    cbc_encrypt,
+    ecb_encrypt_block,
+    truncate_mac,
+)
 
 OK, MORE = b"\x91\x00", b"\x91\xaf"  # native command status words (ISO-wrapped: 91 xx)
 
@@ -40,12 +46,6 @@ class Ev2Session:
     command_counter: int = 0
 
 
-def _cbc(key: bytes, data: bytes, encrypt: bool) -> bytes:
-    cipher = Cipher(algorithms.AES(key), modes.CBC(bytes(BLOCK)))
-    worker = cipher.encryptor() if encrypt else cipher.decryptor()
-    return worker.update(data) + worker.finalize()
-
-
 def _rotate_left(data: bytes) -> bytes:
     return data[1:] + data[:1]
 
@@ -64,8 +64,8 @@ def authenticate_second_command(key: bytes, answer: bytes, rnd_a: bytes) -> tupl
         raise ValueError("a 16-byte key and a 16-byte RndA are needed")
     if len(answer) != BLOCK + 2 or answer[-2:] != MORE:
         raise Ntag424Error(f"the card refused authentication (status {answer[-2:].hex()})")
-    rnd_b = _cbc(key, answer[:BLOCK], encrypt=False)
-    token = _cbc(key, rnd_a + _rotate_left(rnd_b), encrypt=True)
+    rnd_b = cbc_decrypt(key, bytes(BLOCK), answer[:BLOCK])
+    token = cbc_encrypt(key, bytes(BLOCK), rnd_a + _rotate_left(rnd_b))
     return bytes([0x90, 0xAF, 0x00, 0x00, 0x20]) + token + b"\x00", rnd_b
 
 
@@ -83,7 +83,7 @@ def authenticate_finish(key: bytes, answer: bytes, rnd_a: bytes, rnd_b: bytes) -
     91 00), after checking RndA' is RndA rotated: the card holds the key."""
     if len(answer) != 2 * BLOCK + 2 or answer[-2:] != OK:
         raise Ntag424Error(f"the card refused authentication (status {answer[-2:].hex()})")
-    plain = _cbc(key, answer[: 2 * BLOCK], encrypt=False)
+    plain = cbc_decrypt(key, bytes(BLOCK), answer[: 2 * BLOCK])
     if not hmac.compare_digest(plain[4:20], _rotate_left(rnd_a)):
         raise Ntag424Error("the card did not prove it holds the key (RndA' differs)")
     sv1, sv2 = session_vectors(rnd_a, rnd_b)
@@ -101,20 +101,16 @@ def command_mac(mac_key: bytes, data: bytes) -> bytes:
     return truncate_mac(aes_cmac(mac_key, data))
 
 
-def _ecb(key: bytes, block: bytes) -> bytes:
-    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-    return encryptor.update(block) + encryptor.finalize()
-
-
 def full_command(session: Ev2Session, command: int, header: bytes, data: bytes) -> bytes:
     """A command in CommMode.Full (AN12196 section 4.4.3): the data padded (80 00..) and
     encrypted under the session ENC key with IV = E(A55A || TI || CmdCtr || 0*8), then
     MACt over Cmd || CmdCtr || TI || header || the encrypted data."""
     counter = session.command_counter.to_bytes(2, "little")
-    iv = _ecb(session.enc_key, b"\xa5\x5a" + session.transaction_id + counter + bytes(8))
+    iv = ecb_encrypt_block(
+        session.enc_key, b"\xa5\x5a" + session.transaction_id + counter + bytes(8)
+    )
     padded = data + b"\x80" + bytes(-(len(data) + 1) % BLOCK)
-    encryptor = Cipher(algorithms.AES(session.enc_key), modes.CBC(iv)).encryptor()
-    encrypted = encryptor.update(padded) + encryptor.finalize()
+    encrypted = cbc_encrypt(session.enc_key, iv, padded)
     mac = command_mac(
         session.mac_key,
         bytes([command]) + counter + session.transaction_id + header + encrypted,

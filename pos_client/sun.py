@@ -92,14 +92,25 @@ def _key(key: bytes) -> bytes:
     return key
 
 
-def _cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
+def cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
+    """AES-128-CBC without padding (the data is whole blocks): SUN and NTAG 424 commands."""
     decryptor = Cipher(algorithms.AES(_key(key)), modes.CBC(iv)).decryptor()
     return decryptor.update(data) + decryptor.finalize()
 
 
-def _ecb_encrypt_block(key: bytes, block: bytes) -> bytes:
+def cbc_encrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
+    encryptor = Cipher(algorithms.AES(_key(key)), modes.CBC(iv)).encryptor()
+    return encryptor.update(data) + encryptor.finalize()
+
+
+def ecb_encrypt_block(key: bytes, block: bytes) -> bytes:
     encryptor = Cipher(algorithms.AES(_key(key)), modes.ECB()).encryptor()
     return encryptor.update(block) + encryptor.finalize()
+
+
+def _file_data_iv(enc_key: bytes, counter: int) -> bytes:
+    """The file data's IV: the counter block (little-endian, zero-padded) encrypted."""
+    return ecb_encrypt_block(enc_key, counter.to_bytes(3, "little") + bytes(BLOCK - 3))
 
 
 def truncate_mac(full: bytes) -> bytes:
@@ -121,7 +132,7 @@ def decrypt_picc_data(meta_read_key: bytes, picc_data: bytes) -> PiccData:
     plaintext is not PICC data (another key, or not a card's)."""
     if len(picc_data) != BLOCK:
         raise SunRefused("malformed", "the PICC data is not 16 bytes")
-    plain = _cbc_decrypt(meta_read_key, bytes(BLOCK), picc_data)
+    plain = cbc_decrypt(meta_read_key, bytes(BLOCK), picc_data)
     tag = plain[0]
     uid_length = tag & 0x0F
     if tag & _RFU_BITS or not tag & (_UID_MIRRORED | _COUNTER_MIRRORED):
@@ -163,8 +174,7 @@ def decrypt_file_data(enc_key: bytes, counter: int, data: bytes) -> bytes:
     block (counter little-endian, zero-padded) encrypted under that key."""
     if not data or len(data) % BLOCK or len(data) > MAX_FILE_DATA:
         raise SunRefused("malformed", "the encrypted file data is not whole 16-byte blocks")
-    iv = _ecb_encrypt_block(enc_key, counter.to_bytes(3, "little") + bytes(BLOCK - 3))
-    return _cbc_decrypt(enc_key, iv, data)
+    return cbc_decrypt(enc_key, _file_data_iv(enc_key, counter), data)
 
 
 def diversify_key(
@@ -294,17 +304,14 @@ def card_url(
         raise ValueError("a card has a 7-byte UID, a 3-byte counter and 5 bytes of padding")
     plain = bytes([_UID_MIRRORED | _COUNTER_MIRRORED | UID_BYTES]) + uid
     plain += counter.to_bytes(3, "little") + padding
-    encryptor = Cipher(algorithms.AES(_key(meta_read_key)), modes.CBC(bytes(BLOCK))).encryptor()
-    picc = (encryptor.update(plain) + encryptor.finalize()).hex().upper()
+    picc = cbc_encrypt(meta_read_key, bytes(BLOCK), plain).hex().upper()
     url = f"{base}?picc_data={picc}&"
     mac_input = b""
     if file_data is not None:
         if not file_data or len(file_data) % BLOCK:
             raise ValueError("file data is whole 16-byte blocks")
         enc_key = session_enc_key(file_read_key, uid, counter)
-        iv = _ecb_encrypt_block(enc_key, counter.to_bytes(3, "little") + bytes(BLOCK - 3))
-        encryptor = Cipher(algorithms.AES(enc_key), modes.CBC(iv)).encryptor()
-        data = (encryptor.update(file_data) + encryptor.finalize()).hex().upper()
+        data = cbc_encrypt(enc_key, _file_data_iv(enc_key, counter), file_data).hex().upper()
         mac_input = f"{data}&cmac=".encode("ascii")
         url += f"enc={data}&"
     mac = sdm_mac(session_mac_key(file_read_key, uid, counter), mac_input)
