@@ -16,7 +16,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -543,6 +544,81 @@ class PcscReader:
 
 class _ServiceLost(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class ConnectedCard:
+    """A card held for one piece of work (issuing, a doctor's look): its reader, its ATR
+    and `transmit`, an APDU to the card's answer (data, SW1, SW2), as pos_client.ntag424
+    sends them."""
+
+    reader: str
+    atr: bytes
+    transmit: Callable[[bytes], bytes]
+
+
+@contextmanager
+def connected_card(reader_filter: str = "", wait_s: float = 0.0) -> Iterator[ConnectedCard]:
+    """Connect to the card on the first reader (whose name contains `reader_filter`) that
+    holds one, waiting up to `wait_s` for a card to be presented; exclusive, so the
+    terminal's own monitor does not read it meanwhile. CardReadError says what is missing."""
+    scard = require_module(
+        "smartcard.scard",
+        "install the 'pcsc' extra (pip install 'pos-client[pcsc]'; needs libpcsclite-dev)",
+    )
+    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if _code(hresult) != 0:
+        message = scard.SCardGetErrorMessage(hresult)
+        raise CardReadError(f"PC/SC service unavailable: {message} (is pcscd running?)")
+    try:
+        reader, atr = _wait_for_card(scard, context, reader_filter, wait_s)
+        hresult, card, protocol = scard.SCardConnect(
+            context,
+            reader,
+            scard.SCARD_SHARE_EXCLUSIVE,
+            scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
+        )
+        if _code(hresult) != 0:
+            message = scard.SCardGetErrorMessage(hresult)
+            raise CardReadError(f"cannot connect to the card on {reader}: {message}")
+
+        def transmit(apdu: bytes) -> bytes:
+            code, response = scard.SCardTransmit(card, protocol, list(apdu))
+            if _code(code) != 0:
+                message = scard.SCardGetErrorMessage(code)
+                raise CardReadError(f"the card was taken away or is unreadable ({message})")
+            if len(response) < 2:
+                raise CardReadError("the reader returned no status word")
+            return bytes(response)
+
+        try:
+            yield ConnectedCard(reader, atr, transmit)
+        finally:
+            scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD)
+    finally:
+        scard.SCardReleaseContext(context)
+
+
+def _wait_for_card(
+    scard: Any, context: Any, reader_filter: str, wait_s: float
+) -> tuple[str, bytes]:
+    deadline = time.monotonic() + wait_s
+    while True:
+        hresult, names = scard.SCardListReaders(context, [])
+        readers = [n for n in (names if _code(hresult) == 0 else []) if reader_filter in n]
+        if readers:
+            hresult, states = scard.SCardGetStatusChange(
+                context, 0, [(name, scard.SCARD_STATE_UNAWARE) for name in readers]
+            )
+            for name, state, atr in states if _code(hresult) == 0 else []:
+                if state & scard.SCARD_STATE_PRESENT:
+                    return name, bytes(atr)
+        if time.monotonic() >= deadline:
+            where = f"a reader matching '{reader_filter}'" if reader_filter else "any reader"
+            if not readers:
+                raise CardReadError(f"no PC/SC reader found ({where})")
+            raise CardReadError(f"no card on {where}: present the card and try again")
+        time.sleep(0.1)
 
 
 def _service_errors(scard: Any) -> set[int]:

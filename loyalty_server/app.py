@@ -2,11 +2,11 @@
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
@@ -41,6 +41,7 @@ from loyalty_server.phones import e164_or_none, key_enrollment_phones
 from loyalty_server.schema import flags, security_events
 from loyalty_server.settings import ServerSettings, from_environment
 from pos_client.domain import MemberView, member_view_to_json, utcnow
+from pos_client.errors import CardLinkRefused
 from pos_client.ledger import Ledger, make_engine, one_statement_reads, totals
 from pos_client.ledger.card_counters import card_key
 from pos_client.ledger.expiry import ExpirySchedule, parse_time_of_day
@@ -56,9 +57,10 @@ from pos_client.operations import (
 )
 from pos_client.ports import op_result
 from pos_client.program import load_program_document, program_to_json, resolve_program_path
-from pos_client.sun import SunRefused, load_sun_keys
+from pos_client.sun import SunKeys, SunRefused, load_sun_keys
 
 log = logging.getLogger("loyalty_server")
+T = TypeVar("T")
 API_VERSION = "1.0.0"
 PHONE_LOOKUPS_SPENT = "too many phone lookups from this terminal; wait a minute"
 
@@ -118,6 +120,20 @@ class TapIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
     url: str = Field(min_length=1, max_length=512, description="the card's NDEF URL, as read")
+
+
+class CardLinkIn(BaseModel):
+    """A secure card just issued (or presented) linked to a member: its message proves the
+    card is genuine and here."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    url: str = Field(min_length=1, max_length=512, description="the card's NDEF URL, as read")
+    member_id: str = Field(pattern=strict.MEMBER_ID_PATTERN.pattern)
+
+
+class CardLinkOut(BaseModel):
+    member_id: str
+    linked: bool = Field(description="false: the card already was this member's")
 
 
 class LookupIn(BaseModel):
@@ -537,6 +553,21 @@ def create_app(settings: ServerSettings) -> FastAPI:
         "replayed": (409, "this card's message was already used: a copy or a replay"),
     }
 
+    def secure_card(who: terminals.Terminal, check: Callable[[SunKeys], T]) -> T:
+        """A secure card's message put to `check` with the store's card keys, within the
+        terminal's lookup rate; a refusal is a security event and a clear 4xx."""
+        if sun_keys is None:
+            # A 4xx, not 501: no server error, this server does not take secure cards.
+            raise HTTPException(403, "secure cards are not set up on this store server")
+        if not shared.allow("lookup:" + who.id, settings.lookups_per_minute):
+            raise HTTPException(429, "too many lookups from this terminal; wait a minute")
+        try:
+            return check(sun_keys)
+        except SunRefused as refused:
+            security_event(refused.reason, who.id, refused.uid)
+            status, detail = tap_refusals.get(refused.reason, (403, "card refused"))
+            raise HTTPException(status, detail) from None
+
     @app.post(
         "/v1/cards/tap",
         response_model=MemberOut,
@@ -558,21 +589,38 @@ def create_app(settings: ServerSettings) -> FastAPI:
         verified with the store's card keys, accepted once (its read counter must rise),
         then the member it belongs to. A forged, unreadable or replayed message is refused
         and recorded as a security event."""
-        if sun_keys is None:
-            # A 4xx, not 501: no server error, this server does not take secure cards.
-            raise HTTPException(403, "secure cards are not set up on this store server")
-        if not shared.allow("lookup:" + who.id, settings.lookups_per_minute):
-            raise HTTPException(429, "too many lookups from this terminal; wait a minute")
-        try:
-            member_id = ledger.member_by_secure_card(sun_keys, body.url)
-        except SunRefused as refused:
-            security_event(refused.reason, who.id, refused.uid)
-            status, detail = tap_refusals.get(refused.reason, (403, "card refused"))
-            raise HTTPException(status, detail) from None
+        member_id = secure_card(who, lambda keys: ledger.member_by_secure_card(keys, body.url))
         view = ledger.member_view(member_id) if member_id else None
         if view is None:
             raise HTTPException(404, "a genuine card, linked to no member")
         return masked(view)
+
+    @app.post(
+        "/v1/cards/link",
+        response_model=CardLinkOut,
+        responses={
+            **unauthorized,
+            **unparsable,
+            403: {"model": Problem, "description": "forged or unreadable (a security event)"},
+            404: {"model": Problem, "description": "no such member"},
+            409: {"model": Problem, "description": "replayed, or the card is another member's"},
+            429: {"model": Problem},
+        },
+    )
+    def link_card(body: CardLinkIn, who: Auth) -> CardLinkOut:
+        """Link a secure card to a member (`pos-client card issue --member`): the card's
+        message is verified and accepted like a tap's; a card already another member's is
+        refused (a security event), never moved."""
+        try:
+            linked = secure_card(
+                who, lambda keys: ledger.link_secure_card(keys, body.url, body.member_id)
+            )
+        except CardLinkRefused as refused:
+            if refused.code == "card_linked":
+                security_event("link_refused", who.id, None)
+                raise HTTPException(409, "this card belongs to another member") from None
+            raise HTTPException(404, "no such member") from None
+        return CardLinkOut(member_id=body.member_id, linked=linked)
 
     @app.get(
         "/v1/members/{member_id}",

@@ -20,7 +20,7 @@ from typing import Any
 from pos_client.bootstrap import Terminal, build_terminal
 from pos_client.checkout import AlreadyMember, CheckoutError, MemberNotFound, MemberSession
 from pos_client.configfile import ConfigError
-from pos_client.domain import Purchase, PurchaseLine, member_view_to_json
+from pos_client.domain import Purchase, PurchaseLine, mask_tail, member_view_to_json
 from pos_client.errors import LedgerSchemaError
 from pos_client.files import private_dir, tighten_descriptor
 from pos_client.identify import IdentifyError
@@ -356,6 +356,59 @@ def cmd_card_render(args: argparse.Namespace) -> int:
 
     written = render_card(args.number, args.format, Path(args.out))
     print(f"wrote {written}")
+    return EXIT_OK
+
+
+def cmd_card_issue(args: argparse.Namespace) -> int:
+    """Personalise a blank NTAG 424 DNA on a PC/SC reader for the programme, read it back,
+    and (with --member) link it to the member through the backend. Presenting an issued
+    card again is safe: it is read back, not rewritten (and linked if asked)."""
+    import secrets
+
+    from drivers.pcsc import CardReadError, connected_card
+    from pos_client.ntag424 import Ntag424Error, issue_card
+    from pos_client.ports import BackendUnavailable, CardRefused
+    from pos_client.sun import load_sun_keys
+
+    settings = load(args)
+    keys_file = args.keys or settings.backend.card_keys_file
+    if not keys_file:
+        raise UsageError("give --keys FILE: the programme's card keys with card_master_key")
+    try:
+        keys = load_sun_keys(Path(keys_file).expanduser())
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    with build_terminal(settings) as terminal:
+        member = terminal.checkout.identify(args.member).view if args.member else None
+        try:
+            with connected_card(args.reader, args.wait) as card:
+                issued = issue_card(card.transmit, keys, args.url, secrets.token_bytes)
+        except (CardReadError, Ntag424Error, ValueError) as exc:
+            print(f"pos-client: card not issued: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        uid = mask_tail(issued.uid.hex().upper(), 4)
+        rows = [
+            f"card {uid}: "
+            + ("already issued here, read back" if issued.resumed else "issued")
+            + f"; its message verifies (read counter {issued.counter})"
+        ]
+        data: dict[str, Any] = {"card": uid, "resumed": issued.resumed, "linked": None}
+        if member is not None:
+            try:
+                linked = terminal.network.link_card(issued.url, member.member_id)
+            except CardRefused as exc:
+                print(f"pos-client: card issued but not linked: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+            except BackendUnavailable as exc:
+                print(
+                    f"pos-client: card issued but not linked ({exc}); present it again with "
+                    "the same command when the store server answers",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILED
+            data["linked"] = member.member_id
+            rows.append(f"{'linked to' if linked else 'already linked to'} {member.display_name}")
+        out(args, data, rows)
     return EXIT_OK
 
 
@@ -777,6 +830,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("number")
     sub.add_argument("--format", choices=("ean13", "code128"), default="ean13")
     sub.add_argument("--out", required=True)
+
+    sub = command(
+        "issue",
+        cmd_card_issue,
+        "personalise a blank NTAG 424 DNA on a PC/SC reader (secure card), link it",
+        card,
+    )
+    sub.add_argument("--url", required=True, help="the card's base URL, e.g. https://shop/c")
+    sub.add_argument("--keys", help="card keys file (default: backend.card_keys_file)")
+    sub.add_argument("--member", help="link to this member: card number, tag UID or phone")
+    sub.add_argument("--reader", default="", help="part of the PC/SC reader's name")
+    sub.add_argument("--wait", type=float, default=30.0, help="seconds to wait for a card")
+    sub.add_argument("--json", action="store_true")
 
     program = commands.add_parser("program", help="loyalty programs").add_subparsers(
         dest="program_command", required=True, metavar="ACTION"

@@ -100,6 +100,7 @@ def demo_card_keys(path: Path) -> Path:
             f'meta_read_key = "{secrets.token_hex(16)}"\n'
             f'file_read_key = "{secrets.token_hex(16)}"\n'
             f'diversify = true\nsystem_identifier = "{b"POS demo".hex()}"\n'
+            f'card_master_key = "{secrets.token_hex(16)}"\n'  # `card issue` on the demo
         )
         write_private_atomically(path, text.encode(), durable=False)
     return path

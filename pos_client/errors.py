@@ -24,3 +24,10 @@ class LedgerSchemaError(CodedError):
     ledger, damaged, or an upgrade step failed (the file is left as it was)."""
 
     default_code = "ledger_schema"
+
+
+class CardLinkRefused(CodedError):
+    """A secure card that cannot be linked to the member asked: no such member
+    (`unknown_member`), or the card is another member's (`card_linked`)."""
+
+    default_code = "card_link_refused"

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import hmac
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from pos_client.sun import (
     BLOCK,
     KEY_BYTES,
+    SunKeys,
+    SunRefused,
     aes_cmac,
     cbc_decrypt,
     cbc_encrypt,
+    diversify_key,
     ecb_encrypt_block,
     truncate_mac,
 )
@@ -218,3 +222,224 @@ def sdm_file_settings(template: UrlTemplate) -> bytes:
 def change_file_settings_command(session: Ev2Session, file_number: int, settings: bytes) -> bytes:
     """ChangeFileSettings (5F) in CommMode.Full."""
     return full_command(session, 0x5F, bytes([file_number]), settings)
+
+
+# ---------------------------------------------------------------- GetVersion
+
+GET_VERSION = bytes.fromhex("9060000000")
+ADDITIONAL_FRAME = bytes.fromhex("90AF000000")
+# GetVersion's hardware type and subtypes of the NTAG 424 DNA family (datasheet 10.5.2).
+NTAG424_SUBTYPES = {0x02: "NTAG 424 DNA", 0x08: "NTAG 424 DNA TagTamper"}
+
+CardTransmit = Callable[[bytes], bytes]  # an APDU to the card's answer (data, SW1, SW2)
+
+
+@dataclass(frozen=True)
+class CardVersion:
+    """What GetVersion tells of a card: vendor, hardware and software, and its UID."""
+
+    vendor: int
+    hw_type: int
+    hw_subtype: int
+    hw_version: tuple[int, int]
+    sw_version: tuple[int, int]
+    uid: bytes = field(repr=False)
+
+    @property
+    def name(self) -> str | None:
+        """The NXP product name, or None for any other card."""
+        if self.vendor != 0x04 or self.hw_type != 0x04:
+            return None
+        return NTAG424_SUBTYPES.get(self.hw_subtype)
+
+
+def read_version(transmit: CardTransmit) -> CardVersion:
+    """GetVersion (60, then AF twice): Ntag424Error if the card does not answer it."""
+    parts = []
+    for apdu, status in ((GET_VERSION, MORE), (ADDITIONAL_FRAME, MORE), (ADDITIONAL_FRAME, OK)):
+        answer = transmit(apdu)
+        if answer[-2:] != status or len(answer) < 9:
+            raise Ntag424Error(f"the card does not answer GetVersion (status {answer[-2:].hex()})")
+        parts.append(answer[:-2])
+    hardware, software, production = parts
+    if len(hardware) != 7 or len(software) != 7 or len(production) < 7:
+        raise Ntag424Error("the card's GetVersion answer has an unknown layout")
+    return CardVersion(
+        vendor=hardware[0],
+        hw_type=hardware[1],
+        hw_subtype=hardware[2],
+        hw_version=(hardware[3], hardware[4]),
+        sw_version=(software[3], software[4]),
+        uid=production[:7],
+    )
+
+
+# ---------------------------------------------------------------- issuing a card
+
+FACTORY_KEY = bytes(KEY_BYTES)
+ISSUED_KEY_VERSION = 0x01
+SELECT_NDEF_APPLICATION = bytes.fromhex("00A4040007D276000085010100")
+SELECT_NDEF_FILE = bytes.fromhex("00A4000C02E104")
+WRITE_CHUNK = 0x80
+ISO_OK = b"\x90\x00"
+ISO_SECURITY_NOT_SATISFIED = b"\x69\x82"
+
+
+@dataclass(frozen=True)
+class IssuedCard:
+    """A card personalised and read back: its UID and the first message it answered with
+    (verified with the programme's keys), which links it to a member."""
+
+    uid: bytes = field(repr=False)
+    url: str = field(repr=False)
+    counter: int
+    resumed: bool  # the card had been partly issued before (a card taken away mid-way)
+
+
+def card_keys(keys: SunKeys, uid: bytes) -> list[bytes]:
+    """The five keys a card is issued with: 0 (the application master key), 3 and 4
+    diversified from the programme's card master key (AN10922, the key number appended to
+    the system identifier); 1 the SDM file-read key for this card; 2 the SDM meta-read key
+    (one per programme: it is needed before the UID is known)."""
+    if keys.card_master_key is None:
+        raise ValueError("the card keys file has no card_master_key: it cannot issue cards")
+    if len(keys.system_identifier) > 20:
+        raise ValueError("issuing cards needs a system_identifier of at most 20 bytes")
+    own = {
+        n: diversify_key(keys.card_master_key, uid, keys.system_identifier + bytes([n]))
+        for n in (0, 3, 4)
+    }
+    return [own[0], keys.file_read_key_for(uid), keys.meta_read_key, own[3], own[4]]
+
+
+def mac_command(session: Ev2Session, command: int, header: bytes) -> bytes:
+    """A command in CommMode.MAC with header data only (GetKeyVersion)."""
+    counter = session.command_counter.to_bytes(2, "little")
+    mac = command_mac(session.mac_key, bytes([command]) + counter + session.transaction_id + header)
+    body = header + mac
+    return bytes([0x90, command, 0x00, 0x00, len(body)]) + body + b"\x00"
+
+
+def _authenticate(transmit: CardTransmit, key: bytes, random: Callable[[int], bytes]) -> Ev2Session:
+    rnd_a = random(BLOCK)
+    second, rnd_b = authenticate_second_command(key, transmit(authenticate_first_command(0)), rnd_a)
+    return authenticate_finish(key, transmit(second), rnd_a, rnd_b)
+
+
+def _write_file(transmit: CardTransmit, file: bytes) -> bool:
+    """The URL template into the NDEF file (ISO UPDATE BINARY, free on a blank card):
+    False when the file is write-protected already (a card issued before, or partly)."""
+    for offset in range(0, len(file), WRITE_CHUNK):
+        chunk = file[offset : offset + WRITE_CHUNK]
+        answer = transmit(bytes([0x00, 0xD6, offset >> 8, offset & 0xFF, len(chunk)]) + chunk)
+        if answer == ISO_SECURITY_NOT_SATISFIED and offset == 0:
+            return False
+        if answer != ISO_OK:
+            raise Ntag424Error(f"the card refused the URL (status {answer[-2:].hex()})")
+    return True
+
+
+def _select(transmit: CardTransmit, apdu: bytes, what: str) -> None:
+    answer = transmit(apdu)
+    if answer[-2:] != ISO_OK:
+        raise Ntag424Error(f"the card has no {what} (status {answer[-2:].hex()}): not an NTAG 424")
+
+
+def read_url(transmit: CardTransmit) -> str:
+    """The URL the card answers a read with now (its SUN message): the NDEF file holding
+    one short URI record, as `url_template` writes it."""
+    _select(transmit, SELECT_NDEF_APPLICATION, "NDEF application")
+    _select(transmit, SELECT_NDEF_FILE, "NDEF file")
+    answer = transmit(bytes.fromhex("00B0000002"))
+    if answer[-2:] != ISO_OK or len(answer) != 4:
+        raise Ntag424Error(f"the card's NDEF file cannot be read (status {answer[-2:].hex()})")
+    length = int.from_bytes(answer[:2], "big")
+    if not 5 < length <= 254:
+        raise Ntag424Error("the card's NDEF file holds no URL")
+    answer = transmit(bytes([0x00, 0xB0, 0x00, 0x02, length]))
+    record = answer[:-2]
+    codes = {code: prefix for prefix, code in _URI_PREFIXES.items()}
+    if (
+        answer[-2:] != ISO_OK
+        or len(record) != length
+        or record[:2] != b"\xd1\x01"
+        or record[2] != length - 4
+        or record[3:4] != b"U"
+        or record[4] not in codes
+    ):
+        raise Ntag424Error("the card's NDEF file is not one URL record")
+    try:
+        return codes[record[4]] + record[5:].decode("ascii")
+    except UnicodeDecodeError:
+        raise Ntag424Error("the card's URL is not ASCII") from None
+
+
+def _personalise(
+    transmit: CardTransmit, session: Ev2Session, template: UrlTemplate, own: list[bytes]
+) -> None:
+    """SDM on, then keys 1-4 (each from its factory value, or its own when a card taken
+    away mid-way already has it: its version says), then key 0, which ends the session."""
+    settings = sdm_file_settings(template)
+    answer = transmit(change_file_settings_command(session, NDEF_FILE, settings))
+    _data, session = check_answer(session, answer)
+    for number in (1, 2, 3, 4):
+        current, session = check_answer(
+            session, transmit(mac_command(session, 0x64, bytes([number])))
+        )
+        old = own[number] if current == bytes([ISSUED_KEY_VERSION]) else FACTORY_KEY
+        answer = transmit(change_key_command(session, number, own[number], ISSUED_KEY_VERSION, old))
+        _data, session = check_answer(session, answer)
+    answer = transmit(change_key_command(session, 0, own[0], ISSUED_KEY_VERSION))
+    if answer != OK:
+        raise Ntag424Error(f"the card refused its new key 0 (status {answer[-2:].hex()})")
+
+
+def issue_card(
+    transmit: CardTransmit,
+    keys: SunKeys,
+    base_url: str,
+    random: Callable[[int], bytes],
+) -> IssuedCard:
+    """Personalise a blank NTAG 424 DNA for the programme, each step on the card in order:
+    the URL template into the NDEF file; AuthenticateEV2First with the factory key 0;
+    ChangeFileSettings enabling SDM (UID and counter mirrored, encrypted under key 2, MACed
+    with key 1; the file then written with key 0 only); keys 1-4, then key 0, changed to
+    the card's own. Then the card is read back and its message verified as a store server
+    would. A card taken away mid-way can be presented again: the write-protected file, the
+    key versions and key 0 tell what was done. Ntag424Error says what failed, never a key."""
+    template = url_template(base_url)
+    _select(transmit, SELECT_NDEF_APPLICATION, "NDEF application")
+    version = read_version(transmit)
+    if version.name is None:
+        raise Ntag424Error("this card is not an NTAG 424 DNA (GetVersion)")
+    uid = version.uid
+    own = card_keys(keys, uid)
+    _select(transmit, SELECT_NDEF_FILE, "NDEF file")
+    written = _write_file(transmit, template.file)
+    try:
+        session = _authenticate(transmit, FACTORY_KEY, random)
+    except Ntag424Error:
+        session = None
+    if session is None:
+        # Issued before: by this programme (its key 0 opens it: read it back, maybe it
+        # was taken away before that), or by another (refused, nothing changed).
+        try:
+            _authenticate(transmit, own[0], random)
+        except Ntag424Error:
+            raise Ntag424Error(
+                "this card's key 0 is neither the factory key nor this programme's: it was "
+                "issued elsewhere and cannot be issued here"
+            ) from None
+        written = False
+    else:
+        _personalise(transmit, session, template, own)
+    url = read_url(transmit)
+    if url.split("?", 1)[0] != base_url:
+        raise Ntag424Error("this card was issued by this programme with another URL")
+    try:
+        tap = keys.verify_url(url)
+    except SunRefused as refused:
+        raise Ntag424Error(f"the issued card's message does not verify: {refused}") from None
+    if tap.uid != uid:
+        raise Ntag424Error("the issued card's message names another UID")
+    return IssuedCard(uid, url, tap.counter, resumed=not written)

@@ -84,6 +84,11 @@ class Backend(Protocol):
 
     def member(self, member_id: str) -> MemberView | None: ...
 
+    def link_card(self, url: str, member_id: str) -> bool:
+        """Link the secure card that answered with `url` to a member (True: linked now;
+        False: it already was). CardRefused for a copy or forgery, or a card that is
+        another member's, or no such member; BackendUnavailable offline."""
+
     def submit(self, bodies: Sequence[dict[str, Any]]) -> list[OpResult]:
         """Apply operations in order, each on its own; one result per body.
         Raises BackendUnavailable if the batch as a whole could not be delivered."""

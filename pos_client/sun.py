@@ -332,6 +332,9 @@ class SunKeys:
     file_read_key: bytes = field(repr=False)
     diversify: bool = True
     system_identifier: bytes = b""
+    # Only where cards are issued (`pos-client card issue`): keys 0, 3 and 4 of each card
+    # are diversified from it. A store server that only verifies taps does without.
+    card_master_key: bytes | None = field(default=None, repr=False)
 
     def file_read_key_for(self, uid: bytes) -> bytes:
         if not self.diversify:
@@ -345,6 +348,7 @@ class SunKeys:
 
 
 KEY_FIELDS = ("meta_read_key", "file_read_key")
+MASTER_FIELD = "card_master_key"
 
 
 def load_sun_keys(path: Path) -> SunKeys:
@@ -354,6 +358,7 @@ def load_sun_keys(path: Path) -> SunKeys:
         file_read_key = "<32 hex digits>"   # the master key when diversify = true
         diversify = true
         system_identifier = "<hex, 1 to 21 bytes>"   # needed when diversify = true
+        card_master_key = "<32 hex digits>"   # issuing cards only (identifier: 20 bytes)
 
     ValueError names the file and the field, never a key's value."""
     import tomllib
@@ -369,11 +374,13 @@ def load_sun_keys(path: Path) -> SunKeys:
         table = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError):
         raise ValueError(f"{path}: not a TOML file of card keys") from None
-    unknown = sorted(set(table) - {*KEY_FIELDS, "diversify", "system_identifier"})
+    unknown = sorted(set(table) - {*KEY_FIELDS, MASTER_FIELD, "diversify", "system_identifier"})
     if unknown:
         raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}")
     keys = {}
-    for name in KEY_FIELDS:
+    for name in (*KEY_FIELDS, MASTER_FIELD):
+        if name == MASTER_FIELD and name not in table:
+            continue
         text = table.get(name)
         if not isinstance(text, str) or len(text) != 2 * KEY_BYTES or not _HEX.fullmatch(text):
             raise ValueError(f"{path}: {name} must be 32 hex digits (an AES-128 key)")
@@ -388,4 +395,10 @@ def load_sun_keys(path: Path) -> SunKeys:
     room = 31 - UID_BYTES - len(DIVERSIFICATION_AID)
     if identifier is None or (diversify and not 1 <= len(identifier) <= room):
         raise ValueError(f"{path}: system_identifier must be 1 to {room} bytes of hex")
-    return SunKeys(keys["meta_read_key"], keys["file_read_key"], diversify, identifier)
+    return SunKeys(
+        keys["meta_read_key"],
+        keys["file_read_key"],
+        diversify,
+        identifier,
+        keys.get(MASTER_FIELD),
+    )

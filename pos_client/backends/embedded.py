@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from pos_client.domain import IdentityKind, MemberView
+from pos_client.errors import CardLinkRefused
 from pos_client.ledger import Ledger
 from pos_client.ports import BackendUnavailable, CardRefused, OpResult, op_result
 from pos_client.program import ProgramDocument
@@ -48,6 +49,20 @@ class EmbeddedBackend:
 
     def member(self, member_id: str) -> MemberView | None:
         return self.ledger.member_view(member_id)
+
+    def link_card(self, url: str, member_id: str) -> bool:
+        if self.card_keys is None:
+            raise CardRefused(
+                "this terminal has no secure-card keys (backend.card_keys_file)", "card_refused"
+            )
+        try:
+            return self.ledger.link_secure_card(self.card_keys, url, member_id)
+        except SunRefused as refused:
+            log.warning("secure card refused: %s", refused.reason)
+            code = "card_replayed" if refused.reason == "replayed" else "card_refused"
+            raise CardRefused(f"card refused: {refused}", code) from None
+        except CardLinkRefused as refused:
+            raise CardRefused(str(refused), refused.code) from None
 
     def submit(self, bodies: Sequence[dict[str, Any]]) -> list[OpResult]:
         try:

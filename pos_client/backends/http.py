@@ -169,6 +169,22 @@ class HttpBackend:
             raise BackendUnavailable(f"card tap: HTTP {response.status_code}")
         return _member(_json(response, "card tap"))
 
+    def link_card(self, url: str, member_id: str) -> bool:
+        response = self._call("POST", "/v1/cards/link", json={"url": url, "member_id": member_id})
+        if response.status_code in (400, 403, 404, 409, 422):
+            detail = _short(_detail(response)) or f"HTTP {response.status_code}"
+            raise CardRefused(f"the store server refused to link this card: {detail}")
+        if response.status_code != 200:
+            raise BackendUnavailable(f"card link: HTTP {response.status_code}")
+        answer = _json(response, "card link")
+        if (
+            not isinstance(answer, dict)
+            or answer.get("member_id") != member_id
+            or not isinstance(answer.get("linked"), bool)
+        ):
+            raise MalformedAnswer("card link: the answer is not this member's link")
+        return bool(answer["linked"])
+
     def lookup(self, kind: str, value: str) -> MemberView | None:
         if kind == IdentityKind.SECURE_CARD.value:
             return self.tap(value)

@@ -51,6 +51,10 @@ class NetworkSwitch:
         self._check()
         return self.inner.member(member_id)
 
+    def link_card(self, url: str, member_id: str) -> bool:
+        self._check()
+        return self.inner.link_card(url, member_id)
+
     def submit(self, bodies: Sequence[dict[str, Any]]) -> list[OpResult]:
         self._check()
         return self.inner.submit(bodies)

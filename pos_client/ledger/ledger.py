@@ -31,6 +31,7 @@ from pos_client.domain import (
     mask_tail,
     utcnow,
 )
+from pos_client.errors import CardLinkRefused
 from pos_client.ledger import card_counters, totals
 from pos_client.ledger.pending import PENDING, BatchWrites, FlushRefused
 from pos_client.ledger.schema import (
@@ -246,6 +247,30 @@ class Ledger:
                 "replayed", "this card's message was already used: a copy or a replay", tap.uid
             )
         return self.find_member_id("card_uid", card_counters.card_key(tap.uid))
+
+    def link_secure_card(self, keys: SunKeys, url: str, member_id: str) -> bool:
+        """Link the card that answered with `url` (a message checked and accepted like a
+        tap: proof the card is here and genuine) to a member: True if linked now, False if
+        it already was to this member. CardLinkRefused: no such member, or the card is
+        another member's; SunRefused as for a tap."""
+        tap = keys.verify_url(url)
+        if self.member(member_id) is None:  # before the counter: a refusal spends nothing
+            raise CardLinkRefused("no member has this id", "unknown_member")
+        if not self.accept_card_counter(tap.uid, tap.counter):
+            raise SunRefused(
+                "replayed", "this card's message was already used: a copy or a replay", tap.uid
+            )
+        value = card_counters.card_key(tap.uid)
+        try:
+            self.link_identifier(member_id, "card_uid", value)
+        except IntegrityError:  # linked already (or at this moment, by another terminal)
+            owner = self.find_member_id("card_uid", value)
+            if owner != member_id:
+                raise CardLinkRefused(
+                    "this card belongs to another member", "card_linked"
+                ) from None
+            return False
+        return True
 
     def today(self, now: datetime | None = None) -> date:
         """The store's calendar day now (or at `now`)."""

@@ -16,7 +16,6 @@ from pos_client.sun import SunKeys, card_url
 from tests.integration.vpcd import (
     CLASSIC_ATR,
     ISO_DEP_ATR,
-    ForeignPcscd,
     PcscDaemon,
     VirtualCard,
     ntag_memory,
@@ -26,17 +25,6 @@ from tests.integration.vpcd import (
 
 REASON = pcsc_unavailable_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
-
-
-@pytest.fixture(scope="module")
-def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PcscDaemon]:
-    daemon = PcscDaemon(tmp_path_factory.mktemp("pcscd"))
-    try:
-        daemon.start()
-    except ForeignPcscd as exc:
-        pytest.skip(str(exc))
-    yield daemon
-    daemon.stop()
 
 
 class Events:

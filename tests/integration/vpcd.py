@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.virtual_ntag424 import VirtualNtag424
+
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 VPCD_PORT = 35963
 NTAG_ATR = bytes.fromhex("3B8F8001804F0CA0000003060300030000000068")
@@ -62,6 +64,8 @@ class VirtualCard:
     apdus: list[bytes] = field(default_factory=list)
     # A Type 4 tag's NDEF file (NTAG 424 DNA): 2-byte length + message; None = no NDEF app.
     ndef_file: bytes | None = None
+    # A whole NTAG 424 DNA (keys, SDM, EV2 secure messaging) answering ISO and native APDUs.
+    ntag424: VirtualNtag424 | None = None
     _selected: str = ""
     _socket: socket.socket | None = None
     _thread: threading.Thread | None = None
@@ -108,6 +112,8 @@ class VirtualCard:
             return
 
     def answer(self, apdu: bytes) -> bytes:
+        if self.ntag424 is not None and apdu[:1] in (b"\x00", b"\x90"):
+            return self.ntag424.answer(apdu)
         if self.ndef_file is not None and apdu[:1] == b"\x00":
             return self._type4(apdu)
         if apdu[:2] == b"\xff\xca":

@@ -17,6 +17,7 @@ import requests
 from sqlalchemy import select
 
 from loyalty_server.schema import security_events
+from pos_client.demo import DEMO_MEMBERS
 from pos_client.ledger.card_counters import last_counter
 from tests.conftest import REPO
 from tests.integration.server_helpers import ServerProcess
@@ -225,3 +226,86 @@ def test_a_terminal_identifies_a_member_by_a_secure_card_and_refuses_its_copy(
     finally:
         terminal.close()
     assert events(card_server) == [("replayed", UID), ("forged", None)]
+
+
+def genuine(counter: int) -> str:
+    """A message of the test card (AN12196's zero keys) at `counter`."""
+    from pos_client.sun import card_url
+
+    return card_url("https://loyalty.example/c", bytes(16), bytes(16), bytes.fromhex(UID), counter)
+
+
+def link(server: ServerProcess, token: str, url: str, member: str) -> requests.Response:
+    return requests.post(
+        server.url + "/v1/cards/link",
+        json={"url": url, "member_id": member},
+        headers=headers(token),
+        timeout=30,
+    )
+
+
+def test_a_genuine_card_is_linked_once_and_never_moved_to_another_member(
+    card_server: ServerProcess,
+) -> None:
+    token = card_server.pair()["token"]
+    anna = member_id(card_server, ANNA.card_number)
+    other = member_id(card_server, DEMO_MEMBERS[1].card_number)
+    answer = link(card_server, token, genuine(20), anna)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"member_id": anna, "linked": True}
+    assert tap(card_server, token, genuine(21)).json()["member_id"] == anna
+    assert link(card_server, token, genuine(22), anna).json() == {
+        "member_id": anna,
+        "linked": False,
+    }
+    moved = link(card_server, token, genuine(23), other)
+    assert moved.status_code == 409 and "another member" in moved.json()["detail"]
+    assert events(card_server) == [("link_refused", None)]
+    assert tap(card_server, token, genuine(24)).json()["member_id"] == anna
+    # A message already used (by a tap) links nothing: a replay.
+    replayed = link(card_server, token, genuine(24), anna)
+    assert replayed.status_code == 409 and "already used" in replayed.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("url", "member", "status"),
+    [
+        (FORGED, "anna", 403),
+        (MALFORMED, "anna", 400),
+        (GENUINE, "no-such-member", 404),
+        (GENUINE, "../members/x", 422),
+        (GENUINE, "", 422),
+        (GENUINE + "&x=" + "A" * 600, "anna", 422),
+    ],
+)
+def test_a_link_that_proves_nothing_or_names_no_member_changes_nothing(
+    card_server: ServerProcess, url: str, member: str, status: int
+) -> None:
+    token = card_server.pair()["token"]
+    anna = member_id(card_server, ANNA.card_number)
+    before = snapshot(card_server)
+    answer = link(card_server, token, url, anna if member == "anna" else member)
+    assert answer.status_code == status, answer.text
+    assert snapshot(card_server) == before
+    assert last_counter(card_server.ledger().engine, bytes.fromhex(UID)) is None
+    assert tap(card_server, token, GENUINE).status_code == 404  # still linked to no one
+
+
+def test_the_terminals_http_backend_links_and_hears_refusals(card_server: ServerProcess) -> None:
+    from pos_client.backends.http import HttpBackend
+    from pos_client.ports import CardRefused
+
+    backend = HttpBackend(card_server.url, card_server.pair()["token"])
+    try:
+        anna = member_id(card_server, ANNA.card_number)
+        other = member_id(card_server, DEMO_MEMBERS[1].card_number)
+        assert backend.link_card(genuine(30), anna) is True
+        assert backend.link_card(genuine(31), anna) is False
+        with pytest.raises(CardRefused, match="another member"):
+            backend.link_card(genuine(32), other)
+        with pytest.raises(CardRefused, match="already used"):
+            backend.link_card(genuine(31), anna)
+        view = backend.lookup("secure_card", genuine(33))
+        assert view is not None and view.member_id == anna
+    finally:
+        backend.close()

@@ -258,6 +258,12 @@ def test_cards_with_diversified_keys_verify_and_one_cards_key_opens_no_other(
             "true or false",
         ),
         (f'meta_read_key = "{META}"\nfile_read_key = "{MASTER}"\nkey2 = "x"\n', 0o600, "unknown"),
+        (
+            f'meta_read_key = "{META}"\nfile_read_key = "{MASTER}"\ndiversify = false\n'
+            'card_master_key = "00"\n',
+            0o600,
+            "card_master_key must be 32 hex",
+        ),
         ("meta_read_key = [", 0o600, "not a TOML file"),
     ],
 )
