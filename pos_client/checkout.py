@@ -381,6 +381,18 @@ class Checkout:
         """Why points may not be spent (rewards, transfers, donations) for the member as they
         were identified here, or None. Earning is never refused on these grounds."""
         kind = session.identity.kind
+        spending = self.program.spending
+        if not spending.allows(kind.value):
+            if spending.identified_by == frozenset({IdentityKind.SECURE_CARD.value}):
+                return CheckoutError(
+                    "this programme spends points only on a tap of the member's secure card",
+                    "secure_card_to_spend",
+                )
+            return CheckoutError(
+                "this programme does not spend points on this kind of identification: "
+                "tap or scan the member card",
+                "identification_cannot_spend",
+            )
         tag_spends = self.policy.redeem_on_uid
         phone_spends = self.policy.channel != "kiosk" or self.policy.kiosk_spend_by_phone
         if kind is IdentityKind.CARD_UID and not tag_spends:

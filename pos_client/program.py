@@ -13,6 +13,7 @@ from pos_client.configfile import ConfigError, Section, load_toml
 from pos_client.operations import PROGRAM_VERSION
 from pos_client.plurals import LANGUAGES, plural_count
 from pos_client.rules import (
+    SPEND_IDENTIFICATIONS,
     ActionRule,
     BirthdayPolicy,
     Category,
@@ -25,6 +26,7 @@ from pos_client.rules import (
     Program,
     Reward,
     RewardKind,
+    SpendingPolicy,
     Tier,
     TierBasis,
     TierPeriod,
@@ -293,12 +295,29 @@ def parse_program(root: Section) -> Program:
         ),
         actions=actions,
         expiry=ExpiryPolicy(months=root.table("expiry").integer("months", None, minimum=1)),
+        spending=_spending(root.table("spending")),
         max_redeem_points_per_sale=root.integer("max_redeem_points_per_sale", None, minimum=1),
         birthday_reward=birthday_reward,
         categories=_categories(root, dict(earn_policy.category_rates)),
         unit_forms=_unit_forms(root, "units"),
         names=_names(root),
     )
+
+
+def _spending(table: Section) -> SpendingPolicy:
+    for extra in sorted(set(table.data) - {"identified_by"}):
+        raise table.fail(extra, "unknown setting (the spending table has identified_by)")
+    if "identified_by" not in table.data:
+        return SpendingPolicy()
+    kinds = table.str_list("identified_by")
+    unknown = sorted(set(kinds) - set(SPEND_IDENTIFICATIONS))
+    if unknown or not kinds:
+        raise table.fail(
+            "identified_by",
+            (f"unknown identification(s) {', '.join(unknown)}; " if unknown else "empty; ")
+            + f"list one or more of {', '.join(SPEND_IDENTIFICATIONS)}",
+        )
+    return SpendingPolicy(frozenset(kinds))
 
 
 def program_to_json(program: Program) -> dict[str, Any]:
@@ -360,6 +379,11 @@ def program_to_json(program: Program) -> dict[str, Any]:
         else {
             "block_points": program.points_as_money.block_points,
             "block_value": str(program.points_as_money.block_value),
+        },
+        "spending": {
+            "identified_by": None
+            if program.spending.identified_by is None
+            else [k for k in SPEND_IDENTIFICATIONS if k in program.spending.identified_by]
         },
         "birthday": {
             "reward_id": program.birthday.reward_id,

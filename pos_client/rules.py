@@ -207,6 +207,23 @@ class GivePlan:
     converted: Decimal  # partner units or donated money
 
 
+# The ways a member can be identified, strongest first (pos_client.domain.IdentityKind
+# values): what a programme's `[spending] identified_by` may list.
+SPEND_IDENTIFICATIONS = ("secure_card", "card_number", "member_number", "phone", "card_uid")
+
+
+@dataclass(frozen=True)
+class SpendingPolicy:
+    """Which identifications may spend points under the programme (issue 12): None lets
+    every one the terminal's own settings allow; a set restricts them all (e.g. only a
+    secure card, which a copied UID or a photographed barcode cannot pass for)."""
+
+    identified_by: frozenset[str] | None = None
+
+    def allows(self, kind: str) -> bool:
+        return self.identified_by is None or kind in self.identified_by
+
+
 @dataclass(frozen=True)
 class ExpiryPolicy:
     months: int | None = None  # earned points expire this many months after earning
@@ -225,6 +242,7 @@ class Program:
     birthday: BirthdayPolicy = field(default_factory=BirthdayPolicy)
     actions: Mapping[str, ActionRule] = field(default_factory=dict)
     expiry: ExpiryPolicy = field(default_factory=ExpiryPolicy)
+    spending: SpendingPolicy = SpendingPolicy()
     max_redeem_points_per_sale: int | None = None
     birthday_reward: Reward | None = None
     give_targets: tuple[GiveTarget, ...] = ()

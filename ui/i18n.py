@@ -348,6 +348,8 @@ ERROR_KEYS: dict[str, str] = {
     "uid_cannot_spend": N_("error.uid_cannot_spend"),
     "phone_cannot_spend": N_("error.phone_cannot_spend"),
     "scan_card_to_spend": N_("error.scan_card_to_spend"),
+    "secure_card_to_spend": N_("error.secure_card_to_spend"),
+    "identification_cannot_spend": N_("error.identification_cannot_spend"),
     "choose_reward": N_("error.choose_reward"),
     "offline_cap": N_("error.offline_cap"),
     "amount_zero": N_("error.amount_zero"),
@@ -419,6 +421,17 @@ def error_text(
         return translate(language, key, **values)
     except (KeyError, IndexError):  # a parameter the sentence needs is missing
         return translate(language, "error.generic")
+
+
+# How the member on screen was identified (the member screen says it: staff see at once
+# whether a secure card proved it, or a number anyone could type).
+IDENTIFIED_BY_KEYS: dict[str, str] = {
+    "secure_card": N_("member.identified.secure_card"),
+    "card_number": N_("member.identified.card_number"),
+    "member_number": N_("member.identified.member_number"),
+    "phone": N_("member.identified.phone"),
+    "card_uid": N_("member.identified.card_uid"),
+}
 
 
 def describe_error(language: str, error: BaseException, program: Program | None = None) -> str:

@@ -44,6 +44,7 @@ class MemberLines:
     rewards_text: str
     spend_note: str = ""  # why points cannot be spent here as identified ("tap your card")
     expiring_text: str = ""  # points of the balance expiring within 30 days
+    identified_text: str = ""  # how the member was identified here ("by secure card")
 
 
 def _reward_progress(
@@ -135,6 +136,7 @@ def member_lines(
         tier_bar=tier_bar,
         rewards_text=rewards or "-",
         spend_note=spend_note,
+        identified_text=texts.tr(i18n.IDENTIFIED_BY_KEYS[session.identity.kind.value]),
         expiring_text=(
             texts.tr("member.expiring", points=texts.points(view.points_expiring))
             if view.points_expiring > 0

@@ -25,6 +25,7 @@ class MemberScreen(PosScreen):
     birthday = BooleanProperty(False)
     spend_note = StringProperty("")
     expiring_text = StringProperty("")
+    identified_text = StringProperty("")
 
     def refresh(self) -> None:
         lines = self.pos_app.member.present()
