@@ -8,12 +8,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from drivers.base import DriverUnavailable, ReaderInUse
-from drivers.pcsc import parse_atr
+from drivers.pcsc import CardReadError, connected_card, parse_atr
 from pos_client.doctor import Check
+from pos_client.ntag424 import SELECT_NDEF_APPLICATION, Ntag424Error, read_url, read_version
+from pos_client.sun import SunKeys, SunRefused
 
 
-def probe_pcsc(required: bool) -> list[Check]:
-    """PC/SC readers and cards; a missing service is a problem only if a pcsc reader is set."""
+def probe_pcsc(required: bool, card_keys: SunKeys | None = None) -> list[Check]:
+    """PC/SC readers and cards; a missing service is a problem only if a pcsc reader is set.
+    A secure card (NTAG 424 DNA) on a reader is named, and its message verified when this
+    terminal holds the card keys."""
     unused = "" if required else " (not used: no pcsc reader in the config)"
     try:
         from smartcard import scard
@@ -43,12 +47,55 @@ def probe_pcsc(required: bool) -> list[Check]:
                 detail = f"{reader}: {info.name or 'a card'} present"
                 if info.standard:
                     detail += f" ({info.standard})"
+                if not info.storage:  # ISO 14443-4: maybe a secure card
+                    secure = probe_secure_card(reader, card_keys)
+                    if secure is not None:
+                        rows.append(secure)
+                        continue
             else:
                 detail = f"{reader}: no card"
             rows.append(Check("pc/sc reader", True, detail))
         return rows
     finally:
         scard.SCardReleaseContext(context)
+
+
+def probe_secure_card(reader: str, keys: SunKeys | None) -> Check | None:
+    """An NTAG 424 DNA on `reader`: blank, or issued and whether its message verifies with
+    the card keys (a read raises the card's counter; nothing is recorded). None: the card
+    on the reader is no NTAG 424 DNA."""
+    name = "pc/sc secure card"
+    try:
+        with connected_card(reader) as card:
+            if card.transmit(SELECT_NDEF_APPLICATION)[-2:] != b"\x90\x00":
+                return None
+            version = read_version(card.transmit)
+            if version.name is None:
+                return None
+            try:
+                url = read_url(card.transmit)
+            except Ntag424Error:
+                return Check(name, True, f"{reader}: {version.name}, blank (not issued)")
+    except (CardReadError, Ntag424Error) as exc:
+        return Check.warning(name, f"{reader}: the card could not be read: {exc}")
+    if keys is None:
+        return Check(
+            name,
+            True,
+            f"{reader}: {version.name} with a secure message (the store server verifies it "
+            "at a tap: this terminal holds no card keys)",
+        )
+    try:
+        tap = keys.verify_url(url)
+    except SunRefused as refused:
+        return Check.warning(
+            name,
+            f"{reader}: {version.name} whose message does not verify ({refused.reason}): "
+            "another programme's card, or a copy",
+        )
+    return Check(
+        name, True, f"{reader}: {version.name}, its message verifies (read counter {tap.counter})"
+    )
 
 
 def probe_serial_ports() -> list[Check]:

@@ -344,7 +344,11 @@ def doctor_checks(settings: Settings) -> list[Any]:
         settings.backend.url,
     )
     pcsc_required = any(reader.kind == "pcsc" for reader in settings.readers)
-    rows += probes.probe_pcsc(pcsc_required) + probes.probe_serial_ports()
+    try:
+        card_keys = _card_keys(settings)
+    except ConfigError:
+        card_keys = None  # the backend row above said what is wrong with the file
+    rows += probes.probe_pcsc(pcsc_required, card_keys) + probes.probe_serial_ports()
     # Beside a running terminal, opening its readers would take its scans (a serial port
     # read twice) or its device: only a simulated reader, which knows it is in use (an
     # flock on its port file) and says so, is asked; the others are left alone.

@@ -162,3 +162,27 @@ def test_with_no_card_on_the_reader_issuing_says_so(till: Till) -> None:
     result = till.cli("card", "issue", "--url", BASE, "--wait", "0.3")
     assert result.returncode == 1
     assert "no card" in result.stderr
+
+
+def test_doctor_names_a_secure_card_on_the_reader_and_whether_it_verifies(
+    till: Till, tmp_path: Path
+) -> None:
+    card, _ntag = blank_card("04517A2B3C4D83")
+    card.insert()
+    try:
+        blank = till.cli("doctor").stdout
+        assert "pc/sc secure card: Virtual PCD 00 00: NTAG 424 DNA, blank (not issued)" in blank
+        assert till.issue().returncode == 0
+        issued = till.cli("doctor").stdout
+        assert "NTAG 424 DNA, its message verifies (read counter" in issued
+        other = tmp_path / "foreign.toml"
+        other.write_text(
+            'meta_read_key = "' + "11" * 16 + '"\nfile_read_key = "' + "22" * 16 + '"\n'
+            "diversify = false\n"
+        )
+        other.chmod(0o600)
+        till.env["POS_CLIENT__BACKEND__CARD_KEYS_FILE"] = str(other)
+        foreign = till.cli("doctor").stdout
+        assert "WARN pc/sc secure card" in foreign and "does not verify" in foreign
+    finally:
+        card.remove()
