@@ -81,6 +81,9 @@ class VirtualCard:
                     raise
                 time.sleep(0.05)
         self._socket.settimeout(None)
+        # One APDU is two small writes each way: without these, Nagle and delayed ACKs add
+        # ~40 ms to every exchange, a cost no real reader has.
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._thread = threading.Thread(target=self._serve, args=(self._socket,), daemon=True)
         self._thread.start()
 
@@ -162,6 +165,9 @@ def _recv(sock: socket.socket) -> bytes | None:
 def _read_exact(sock: socket.socket, size: int) -> bytes | None:
     data = b""
     while len(data) < size:
+        # ACK at once: vpcd writes an APDU's length and its bytes apart, and its second
+        # write waits for this ACK (Nagle) while a delayed ACK would hold it ~40 ms.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         chunk = sock.recv(size - len(data))
         if not chunk:
             return None
