@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.reader_latency import Timed, pct, row
+from reader_latency import Timed, pct, row
 
 BASE = "https://loyalty.example/c"
 READER = "Virtual PCD 00 00"
@@ -171,10 +171,11 @@ def main() -> None:
         uid_whole, uid_read = results[f"uid, {where}"]
         check = pct([w - r for w, r in zip(secure_whole, secure_read, strict=True)], 0.5)
         lookup = pct([w - r for w, r in zip(uid_whole, uid_read, strict=True)], 0.5)
-        whole = pct(secure_whole, 0.5) / pct(uid_whole, 0.5)
-        read = pct(secure_read, 0.5) / pct(uid_read, 0.5)
+        whole_ratio = pct(secure_whole, 0.5) / pct(uid_whole, 0.5)
+        read_ratio = pct(secure_read, 0.5) / pct(uid_read, 0.5)
         print(
-            f"ratio secure card / uid, {where} (p50): whole {whole:.2f}x, read {read:.2f}x, "
+            f"ratio secure card / uid, {where} (p50): whole {whole_ratio:.2f}x, "
+            f"read {read_ratio:.2f}x, "
             f"event -> member {check / lookup:.2f}x"
         )
     print(

@@ -286,7 +286,7 @@ def read_card(
         message = read_type4_ndef(transmit)
         url = sun_url_from_ndef(message) if message else None
         if url is not None:
-            return ScanEvent(source, "sun", url)
+            return ScanEvent(source, "sun", url, _fixed_uid(transmit))
     try:
         uid = read_uid(transmit)
     except CardReadError as exc:
@@ -301,6 +301,17 @@ def read_card(
         if member:
             return ScanEvent(source, "ndef", member, uid)
     return ScanEvent(source, "nfc", uid.hex().upper(), uid)
+
+
+def _fixed_uid(transmit: Transmit) -> bytes:
+    """A secure card's 7-byte UID as the reader sees it, which its message must prove (so a
+    terminal may find the card by it offline); empty when unreadable, or a random ID (a
+    card personalised with Random ID answers 08 and three random bytes)."""
+    try:
+        uid = read_uid(transmit)
+    except CardReadError:
+        return b""
+    return uid if len(uid) == 7 else b""
 
 
 class Debouncer:

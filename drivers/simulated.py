@@ -15,6 +15,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import socket
 import stat
 import threading
@@ -242,7 +243,13 @@ class SimulatedReader:
         return self._emit("ndef", self._value(command))
 
     def _sun(self, command: dict[str, Any]) -> dict[str, Any]:
-        return self._emit("sun", self._value(command))
+        """A secure card's message; `uid` (optional, 14 hex digits): the UID a reader
+        would see beside it (a field test of an emulator gives another card's)."""
+        uid = command.get("uid", "")
+        if not isinstance(uid, str) or (uid and not re.fullmatch(r"[0-9A-Fa-f]{14}", uid)):
+            raise ValueError("'sun' takes a uid of 14 hex digits (a 7-byte UID), or none")
+        self.sink(ScanEvent(self.source, "sun", self._value(command), bytes.fromhex(uid)))
+        return {"ok": True}
 
     def _error(self, command: dict[str, Any]) -> dict[str, Any]:
         return self._emit("error", str(command.get("value") or "simulated broken card"))

@@ -120,6 +120,11 @@ class TapIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
     url: str = Field(min_length=1, max_length=512, description="the card's NDEF URL, as read")
+    uid: str | None = Field(
+        None,
+        pattern=r"^(?:[0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20})$",
+        description="the UID the reader saw (upper-case hex): the message must prove it",
+    )
 
 
 class CardLinkIn(BaseModel):
@@ -589,7 +594,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         verified with the store's card keys, accepted once (its read counter must rise),
         then the member it belongs to. A forged, unreadable or replayed message is refused
         and recorded as a security event."""
-        member_id = secure_card(who, lambda keys: ledger.member_by_secure_card(keys, body.url))
+        seen = bytes.fromhex(body.uid) if body.uid is not None else None
+        member_id = secure_card(
+            who, lambda keys: ledger.member_by_secure_card(keys, body.url, seen)
+        )
         view = ledger.member_view(member_id) if member_id else None
         if view is None:
             raise HTTPException(404, "a genuine card, linked to no member")

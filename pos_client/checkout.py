@@ -98,6 +98,9 @@ class AlreadyMember(CheckoutError):
         self.session = session
 
 
+SECURE_UID_BYTES = 7  # an NTAG 424 DNA's UID
+
+
 @dataclass(frozen=True)
 class CheckoutPolicy:
     terminal_id: str
@@ -238,7 +241,11 @@ class Checkout:
             "enter it with its source (a phone number on the phone keypad, a card by tapping)"
         )
 
-    def find(self, identity: Identity) -> MemberSession:
+    def find(self, identity: Identity, card_uid: bytes = b"") -> MemberSession:
+        """The member for an identity; `card_uid`: for a secure card, the UID the reader
+        saw beside its message (the backend checks the message proves it)."""
+        if identity.kind is IdentityKind.SECURE_CARD:
+            return self._secure_card(identity, card_uid)
         view, online = self._lookup(identity)
         if view is None:
             raise MemberNotFound(identity)
@@ -248,8 +255,6 @@ class Checkout:
         """The member's view (None if unknown) and whether the backend answered (else the
         terminal's cache did)."""
         kind, value = self.backend_ref(identity)
-        if identity.kind is IdentityKind.SECURE_CARD:
-            return self._secure_card(value), True
         try:
             view = self.backend.lookup(kind, value)
         except BackendUnavailable:
@@ -263,19 +268,37 @@ class Checkout:
             self.remember(identity, view)
         return view, True
 
-    def _secure_card(self, url: str) -> MemberView | None:
+    def _secure_card(self, identity: Identity, card_uid: bytes) -> MemberSession:
         """A secure card's message, verified by the store server (the terminal holds no
-        card keys): the member, None for a genuine card linked to no one; CardRefused for a
-        copy, a forgery, or when it cannot be checked now. Never cached: the message changes
-        on every tap, and one accepted once is refused the next time."""
+        card keys): the member; MemberNotFound for a genuine card linked to no one;
+        CardRefused for a copy, a forgery, or when it cannot be checked now. The message
+        is never cached (it changes on every tap), but the UID it proved is: offline, a
+        card verified here before is found by that UID alone, and counts as what it then
+        is, a tag (its spending follows `redeem_on_uid` and the programme's policy)."""
+        if len(card_uid) != SECURE_UID_BYTES:
+            card_uid = b""  # no NTAG 424 DNA UID (none read, a random ID): nothing to bind
+        uid = Identity(IdentityKind.CARD_UID, card_uid.hex().upper()) if card_uid else None
         try:
-            return self.backend.lookup(IdentityKind.SECURE_CARD.value, url)
+            view = self.backend.tap(identity.value, card_uid or None)
         except BackendUnavailable:
-            raise CardRefused(
-                "secure cards are checked by the store server, which cannot be reached now; "
-                "scan the card's barcode or enter a phone number",
-                "secure_card_offline",
-            ) from None
+            cached = None
+            if uid is not None:
+                self.forget_expired()
+                self.settle()
+                cached = self.outbox.cached_member(self.cache_key(uid))
+            if uid is None or cached is None:
+                raise CardRefused(
+                    "secure cards are checked by the store server, which cannot be reached "
+                    "now; scan the card's barcode or enter a phone number",
+                    "secure_card_offline",
+                ) from None
+            log.info("offline: a secure card verified before, found by its tag %s", uid.redacted())
+            return self._session(cached, uid, online=False)
+        if view is None:
+            raise MemberNotFound(identity)
+        if uid is not None:
+            self.remember(uid, view)  # the backend proved this UID is the message's
+        return self._session(view, identity, online=True)
 
     def remember(self, identity: Identity, view: MemberView) -> None:
         """Cache a member for offline lookups under this identity: for a phone that costs a

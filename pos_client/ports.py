@@ -84,6 +84,11 @@ class Backend(Protocol):
 
     def member(self, member_id: str) -> MemberView | None: ...
 
+    def tap(self, url: str, uid: bytes | None = None) -> MemberView | None:
+        """A secure card's message checked: the member, None for a genuine card linked to
+        no one. `uid`: the UID the reader saw, which the message must prove. CardRefused
+        for a copy, a forgery or an emulator; BackendUnavailable offline."""
+
     def link_card(self, url: str, member_id: str) -> bool:
         """Link the secure card that answered with `url` to a member (True: linked now;
         False: it already was). CardRefused for a copy or forgery, or a card that is

@@ -140,7 +140,7 @@ class ScanRouter:
                 event.source, "invalid", str(exc), code=exc.code, params=dict(exc.params)
             )
         try:
-            session = self.checkout.find(identity)
+            session = self.checkout.find(identity, event.raw if event.kind == "sun" else b"")
         except CardRefused as exc:  # a copied or forged secure card, or none checkable now
             log.warning("secure card refused from %s (%s)", event.source, exc.code)
             return IdentificationFailed(event.source, "refused", str(exc), code=exc.code)

@@ -29,7 +29,7 @@ class EmbeddedBackend:
         member_id = self.ledger.find_member_id(kind, value)
         return self.ledger.member_view(member_id) if member_id else None
 
-    def tap(self, url: str) -> MemberView | None:
+    def tap(self, url: str, uid: bytes | None = None) -> MemberView | None:
         """A secure card's message checked here, as the store server does: verified with
         the card keys, its read counter accepted once, then the member (None: a genuine
         card linked to no one). CardRefused for a copy, a forgery, or without keys."""
@@ -40,7 +40,7 @@ class EmbeddedBackend:
                 "secure_card_offline",
             )
         try:
-            member_id = self.ledger.member_by_secure_card(self.card_keys, url)
+            member_id = self.ledger.member_by_secure_card(self.card_keys, url, uid)
         except SunRefused as refused:
             log.warning("secure card refused: %s", refused.reason)  # never the card's UID
             code = "card_replayed" if refused.reason == "replayed" else "card_refused"

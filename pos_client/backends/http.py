@@ -155,10 +155,11 @@ class HttpBackend:
         if response.status_code != 200:
             raise BackendUnavailable(f"health: HTTP {response.status_code}")
 
-    def tap(self, url: str) -> MemberView | None:
+    def tap(self, url: str, uid: bytes | None = None) -> MemberView | None:
         """A secure card's message verified by the server: the member, None for a genuine
         card linked to no one; CardRefused for a copy, a forgery or a message that is none."""
-        response = self._call("POST", "/v1/cards/tap", json={"url": url})
+        body = {"url": url} if uid is None else {"url": url, "uid": uid.hex().upper()}
+        response = self._call("POST", "/v1/cards/tap", json=body)
         if response.status_code == 404:
             return None
         if response.status_code in (400, 403, 409, 422):

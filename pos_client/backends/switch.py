@@ -51,6 +51,10 @@ class NetworkSwitch:
         self._check()
         return self.inner.member(member_id)
 
+    def tap(self, url: str, uid: bytes | None = None) -> MemberView | None:
+        self._check()
+        return self.inner.tap(url, uid)
+
     def link_card(self, url: str, member_id: str) -> bool:
         self._check()
         return self.inner.link_card(url, member_id)

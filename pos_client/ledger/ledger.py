@@ -236,12 +236,20 @@ class Ledger:
         counter is above the last accepted for the card (see ledger/card_counters.py)."""
         return card_counters.accept_counter(self.writer, uid, counter, utcnow())
 
-    def member_by_secure_card(self, keys: SunKeys, url: str) -> str | None:
+    def member_by_secure_card(
+        self, keys: SunKeys, url: str, uid: bytes | None = None
+    ) -> str | None:
         """A secure card's message checked whole, as the store server and a terminal on its
         own ledger both do: verified with the programme's card keys, its read counter
         accepted once, then the id of the member the card is linked to (None: no one).
+        `uid`: the UID the reader saw; one the message does not prove is a forgery (an
+        emulator answering another card's message), refused before its counter is spent.
         SunRefused: malformed, unreadable, forged, or replayed (with the card's UID)."""
         tap = keys.verify_url(url)
+        if uid is not None and uid != tap.uid:
+            raise SunRefused(
+                "forged", "the card's UID is not the one its message proves (an emulator?)"
+            )
         if not self.accept_card_counter(tap.uid, tap.counter):
             raise SunRefused(
                 "replayed", "this card's message was already used: a copy or a replay", tap.uid

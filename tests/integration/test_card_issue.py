@@ -186,3 +186,59 @@ def test_doctor_names_a_secure_card_on_the_reader_and_whether_it_verifies(
         assert "WARN pc/sc secure card" in foreign and "does not verify" in foreign
     finally:
         card.remove()
+
+
+def test_offline_a_card_verified_here_before_is_found_by_its_tag_and_spends_as_one(
+    till: Till,
+) -> None:
+    """Online the card's message is verified and the UID it proves is remembered; offline
+    the same card is found by that UID (a tag: it earns, and spends only as a tag may),
+    while a secure card never verified here is refused as uncheckable."""
+    card, _ntag = blank_card("04517A2B3C4D84")
+    stranger, _other = blank_card("04517A2B3C4D85")
+    assert present(card, till, "--member", ANNA.card_number).returncode == 0
+    assert present(stranger, till, "--member", BORIS.card_number).returncode == 0
+
+    events = Events()
+    driver = PcscReader("nfc", {"reader": READER, "secure_cards": True, "debounce_s": 0.1}, events)
+    with build_terminal(till.settings()) as terminal, driver:
+        events.next_status("connected")
+        router = ScanRouter(terminal.checkout, terminal.bus)
+
+        def read(which: VirtualCard) -> ScanEvent:
+            which.insert()
+            event = events.next_scan()
+            which.remove()
+            assert events.next_scan().kind == "removed"
+            assert event.kind == "sun" and len(event.raw) == 7
+            return event
+
+        online = router.route(read(card))
+        assert isinstance(online, MemberIdentified) and online.session.online
+        assert online.session.identity.kind.value == "secure_card"
+        terminal.network.set_online(False)
+        offline = router.route(read(card))
+        assert isinstance(offline, MemberIdentified), offline
+        assert not offline.session.online
+        assert offline.session.identity.kind.value == "card_uid"
+        assert offline.session.view.display_name.startswith(ANNA.first_name)
+        unknown = router.route(read(stranger))
+        assert isinstance(unknown, IdentificationFailed)
+        assert unknown.code == "secure_card_offline"
+
+
+def test_a_message_beside_another_cards_uid_is_refused_as_an_emulator(till: Till) -> None:
+    card, ntag = blank_card("04517A2B3C4D86")
+    assert present(card, till, "--member", ANNA.card_number).returncode == 0
+    from pos_client.ntag424 import read_url
+
+    ntag.answer(bytes.fromhex("00A4040007D276000085010100"))
+    url = read_url(ntag.answer)  # a genuine, unused message of Anna's card
+    with build_terminal(till.settings()) as terminal:
+        router = ScanRouter(terminal.checkout, terminal.bus)
+        other_uid = bytes.fromhex("04000000000001")
+        refused = router.route(ScanEvent(f"pcsc:{READER}", "sun", url, other_uid))
+        assert isinstance(refused, IdentificationFailed) and refused.code == "card_refused"
+        # The refusal spent nothing: the same message with its own UID still verifies.
+        found = router.route(ScanEvent(f"pcsc:{READER}", "sun", url, ntag.uid))
+        assert isinstance(found, MemberIdentified)

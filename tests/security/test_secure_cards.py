@@ -309,3 +309,38 @@ def test_the_terminals_http_backend_links_and_hears_refusals(card_server: Server
         assert view is not None and view.member_id == anna
     finally:
         backend.close()
+
+
+@pytest.mark.parametrize(
+    ("uid", "status"),
+    [
+        ("04000000000001", 403),  # another card's UID beside this card's message: an emulator
+        ("04958caa5c5e80", 422),  # not upper-case hex as read
+        ("04958CAA5C5E", 422),  # no UID length
+        ("X" * 14, 422),
+    ],
+)
+def test_a_message_beside_a_uid_it_does_not_prove_is_refused_unspent(
+    card_server: ServerProcess, uid: str, status: int
+) -> None:
+    token = card_server.pair()["token"]
+    ledger = card_server.ledger()
+    ledger.link_identifier(member_id(card_server, ANNA.card_number), "card_uid", UID)
+    ledger.engine.dispose()
+    answer = requests.post(
+        card_server.url + "/v1/cards/tap",
+        json={"url": GENUINE, "uid": uid},
+        headers=headers(token),
+        timeout=30,
+    )
+    assert answer.status_code == status, answer.text
+    assert last_counter(card_server.ledger().engine, bytes.fromhex(UID)) is None
+    if status == 403:
+        assert events(card_server) == [("forged", None)]
+    proved = requests.post(
+        card_server.url + "/v1/cards/tap",
+        json={"url": GENUINE, "uid": UID},
+        headers=headers(token),
+        timeout=30,
+    )
+    assert proved.status_code == 200, proved.text
