@@ -383,6 +383,8 @@ def load_scenario(path: Path) -> list[dict[str, Any]]:
             command["value"] = step.text("value")
         if "seconds" in step.data:
             command["seconds"] = float(step.decimal("seconds", minimum=Decimal(0)))
+        if "uid" in step.data:  # a secure card's message beside this UID (an emulator)
+            command["uid"] = step.text("uid")
         steps.append(command)
     if not steps:
         raise ConfigError(f"{path}: a scenario needs at least one [[steps]]")

@@ -434,3 +434,34 @@ def test_a_card_keys_file_others_can_read_is_a_config_error(tmp_path: Path) -> N
     settings = make_settings(tmp_path / "till", BACKEND__CARD_KEYS_FILE=str(keys_path))
     with pytest.raises(ConfigError, match=r"backend.card_keys_file.*chmod 600"):
         build_terminal(settings)
+
+
+def test_the_simulated_reader_plays_an_emulator_beside_a_secure_message(tmp_path: Path) -> None:
+    """A field test of a relay or emulator: a genuine message beside another card's UID is
+    refused, and the same message with its own card's UID then identifies the member."""
+    from pos_client.sun import card_url, load_sun_keys
+
+    keys_path = write_card_keys(tmp_path)
+    keys = load_sun_keys(keys_path)
+    uid = bytes.fromhex(ANNA.card_uid or "")
+    url = card_url("https://l.example/c", keys.meta_read_key, keys.file_read_key_for(uid), uid, 9)
+    scenario = tmp_path / "emulator.toml"
+    scenario.write_text(
+        f'[[steps]]\ndo = "sun"\nvalue = "{url}"\nuid = "04000000000001"\n'
+        f'[[steps]]\ndo = "sun"\nvalue = "{url}"\nuid = "{ANNA.card_uid}"\n'
+    )
+    settings = make_settings(tmp_path / "till", BACKEND__CARD_KEYS_FILE=str(keys_path))
+    sink = Collect()
+    with build_terminal(settings) as till, SimulatedReader("sim", {"port": 0}, sink) as sim:
+        assert till.ledger is not None
+        seed_demo_members(till.ledger, till.checkout.hasher)
+        router = ScanRouter(till.checkout, till.bus)
+        outcomes = []
+        for command in load_scenario(scenario):
+            assert send_command(sim.port, command) == {"ok": True}
+            outcomes.append(router.route(sink.take(ScanEvent)))
+        emulated, genuine = outcomes
+        assert isinstance(emulated, IdentificationFailed) and emulated.code == "card_refused"
+        assert isinstance(genuine, MemberIdentified)
+        bad = send_command(sim.port, {"cmd": "sun", "value": url, "uid": "zz"})
+        assert bad.get("ok") is not True and "14 hex digits" in str(bad)
