@@ -106,6 +106,16 @@ def demo_card_keys(path: Path) -> Path:
     return path
 
 
+def demo_card_message(keys_file: str | Path, member: DemoMember, counter: int) -> str:
+    """What the demo member's secure card answers on its `counter`-th read, made with the
+    demo's keys: the demo's genuine tap, and what a clone of the card can only replay."""
+    keys = load_sun_keys(Path(keys_file))
+    uid = bytes.fromhex(member.card_uid or "")
+    return card_url(
+        "https://loyalty.example/c", keys.meta_read_key, keys.file_read_key_for(uid), uid, counter
+    )
+
+
 def seed_demo_members(
     ledger: Ledger, hasher: PhoneHasher, today: date | None = None
 ) -> list[DemoMember]:
@@ -289,12 +299,8 @@ def run_headless_demo(
     run.say("7. A secure card (NTAG 424 DNA) is tapped, then a clone of it")
     keys_file = terminal.settings.backend.card_keys_file
     if keys_file:
-        keys = load_sun_keys(Path(keys_file))
-        uid = bytes.fromhex(anna.card_uid or "")
         # What Anna's card answers on its 42nd read; a clone can only replay such a message.
-        url = card_url(
-            "https://loyalty.example/c", keys.meta_read_key, keys.file_read_key_for(uid), uid, 42
-        )
+        url = demo_card_message(keys_file, anna, 42)
         session = checkout.identify(url, hint="sun")
         spends = checkout.spend_refusal(session) is None
         run.say(

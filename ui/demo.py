@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from pos_client.demo import DEMO_MEMBERS
+from pos_client.demo import DEMO_MEMBERS, demo_card_message
 from ui.dialogs import ConfirmDialog, shown_dialog
 from ui.script import Step
 from ui.touch import find_widget, tap, tap_keys, tappable, type_into
@@ -59,6 +59,18 @@ def field_test(app: Any) -> Generator[Step, None, None]:
     yield on(app, "member")
     yield "05-member-by-barcode"
     yield from tap(text=tr("common.done"))
+    keys_file = app.settings.backend.card_keys_file
+    if keys_file:  # Anna's secure card, then a clone of it replaying what it answered
+        message = demo_card_message(keys_file, ANNA, 7)
+        uid = ANNA.card_uid or ""
+        sim.inject({"cmd": "sun", "value": message, "uid": uid})
+        yield on(app, "member")
+        yield "05b-member-by-secure-card"
+        yield from tap(text=tr("common.done"))
+        yield on(app, "idle")
+        sim.inject({"cmd": "sun", "value": message, "uid": uid})
+        yield lambda: app.message == tr("error.card_replayed")
+        yield "05c-secure-card-clone-refused"
     yield from tap(text=tr("idle.phone"))
     yield from tap_keys(ANNA.phone)
     yield "06-phone-entry"

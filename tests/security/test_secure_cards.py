@@ -344,3 +344,37 @@ def test_a_message_beside_a_uid_it_does_not_prove_is_refused_unspent(
         timeout=30,
     )
     assert proved.status_code == 200, proved.text
+
+
+def test_one_message_from_two_terminals_at_once_is_accepted_once(
+    card_server: ServerProcess,
+) -> None:
+    """Two tills send the same message at the same moment (a card and its clone, in two
+    lanes): for each message, one is answered with the member, the other refused."""
+    import threading
+
+    tokens = [card_server.pair("lane-1")["token"], card_server.pair("lane-2")["token"]]
+    ledger = card_server.ledger()
+    ledger.link_identifier(member_id(card_server, ANNA.card_number), "card_uid", UID)
+    ledger.engine.dispose()
+    outcomes = []
+    for counter in range(40, 52):
+        url = genuine(counter)
+        start = threading.Barrier(2)
+        codes: list[int] = []
+
+        def lane(
+            token: str, url: str = url, start: threading.Barrier = start, codes: list[int] = codes
+        ) -> None:
+            start.wait()
+            codes.append(tap(card_server, token, url).status_code)
+
+        threads = [threading.Thread(target=lane, args=(token,)) for token in tokens]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        outcomes.append(sorted(codes))
+    assert outcomes == [[200, 409]] * 12
+    assert last_counter(card_server.ledger().engine, bytes.fromhex(UID)) == 51
+    assert [kind for kind, _card in events(card_server)] == ["replayed"] * 12
