@@ -317,4 +317,4 @@ HINTED_PARSERS: dict[str, Callable[[str, str], Identity]] = {
     "sun": lambda text, _region: parse_secure_card(text),
 }
 # A secure card's URL is longer than any code typed or scanned.
-MAX_LENGTH_BY_HINT = {"sun": 512}
+MAX_LENGTH_BY_HINT = {"sun": 512}  # sun.MAX_URL (not imported here: cryptography loads lazily)

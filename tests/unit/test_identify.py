@@ -147,3 +147,10 @@ def test_redacted_identity_never_shows_the_value() -> None:
     assert "9123456789" not in identity.redacted()
     assert "9123456789" not in repr(identity)
     assert identity.masked().endswith("89") and "912" not in identity.masked()
+
+
+def test_a_secure_cards_message_is_bounded_as_the_verifier_bounds_it() -> None:
+    from pos_client.identify import MAX_LENGTH_BY_HINT
+    from pos_client.sun import MAX_URL
+
+    assert MAX_LENGTH_BY_HINT["sun"] == MAX_URL
