@@ -10,7 +10,13 @@ from typing import Any
 from drivers.base import DriverUnavailable, ReaderInUse
 from drivers.pcsc import CardReadError, connected_card, parse_atr
 from pos_client.doctor import Check
-from pos_client.ntag424 import SELECT_NDEF_APPLICATION, Ntag424Error, read_url, read_version
+from pos_client.ntag424 import (
+    SELECT_NDEF_APPLICATION,
+    NoUrl,
+    Ntag424Error,
+    read_url,
+    read_version,
+)
 from pos_client.sun import SunKeys, SunRefused
 
 
@@ -74,8 +80,15 @@ def probe_secure_card(reader: str, keys: SunKeys | None) -> Check | None:
                 return None
             try:
                 url = read_url(card.transmit)
-            except Ntag424Error:
+            except NoUrl:
                 return Check(name, True, f"{reader}: {version.name}, blank (not issued)")
+            except Ntag424Error as exc:
+                return Check(
+                    name,
+                    True,
+                    f"{reader}: {version.name} holding another NDEF message ({exc}): not "
+                    "issued by this programme",
+                )
     except (CardReadError, Ntag424Error) as exc:
         return Check.warning(name, f"{reader}: the card could not be read: {exc}")
     if keys is None:
@@ -91,7 +104,8 @@ def probe_secure_card(reader: str, keys: SunKeys | None) -> Check | None:
         return Check.warning(
             name,
             f"{reader}: {version.name} whose message does not verify ({refused.reason}): "
-            "another programme's card, or a copy",
+            "another programme's card, a copy, or one partly issued here (run `pos-client "
+            "card issue` again to finish it)",
         )
     return Check(
         name, True, f"{reader}: {version.name}, its message verifies (read counter {tap.counter})"

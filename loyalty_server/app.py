@@ -625,7 +625,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
             )
         except CardLinkRefused as refused:
             if refused.code == "card_linked":
-                security_event("link_refused", who.id, None)
+                uid = refused.params.get("uid")
+                security_event("link_refused", who.id, bytes.fromhex(uid) if uid else None)
                 raise HTTPException(409, "this card belongs to another member") from None
             raise HTTPException(404, "no such member") from None
         return CardLinkOut(member_id=body.member_id, linked=linked)

@@ -137,10 +137,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from pos_client.sun import load_sun_keys
 
         try:
-            load_sun_keys(settings.sun_keys_file)
+            weak = load_sun_keys(settings.sun_keys_file).weaknesses()
         except ValueError as exc:
             complain(f"LOYALTY_SERVER_SUN_KEYS_FILE: {exc}")
             return 2
+        for weakness in weak:
+            complain(f"warning: LOYALTY_SERVER_SUN_KEYS_FILE: {weakness}")
     if not args.no_migrate:
         migrate(settings.database_url)
     # X-Forwarded-For is believed only from the proxies the store names: uvicorn's default

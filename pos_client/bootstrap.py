@@ -346,8 +346,11 @@ def doctor_checks(settings: Settings) -> list[Any]:
     pcsc_required = any(reader.kind == "pcsc" for reader in settings.readers)
     try:
         card_keys = _card_keys(settings)
-    except ConfigError:
-        card_keys = None  # the backend row above said what is wrong with the file
+    except ConfigError as exc:
+        card_keys = None  # an embedded backend's row above said it too; `card issue` uses it
+        rows.append(doctor.Check("card keys", settings.backend.kind.value != "embedded", str(exc)))
+    for weakness in card_keys.weaknesses(issuing=True) if card_keys else []:
+        rows.append(doctor.Check.warning("card keys", weakness))
     rows += probes.probe_pcsc(pcsc_required, card_keys) + probes.probe_serial_ports()
     # Beside a running terminal, opening its readers would take its scans (a serial port
     # read twice) or its device: only a simulated reader, which knows it is in use (an

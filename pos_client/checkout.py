@@ -284,8 +284,7 @@ class Checkout:
             cached = None
             if uid is not None:
                 self.forget_expired()
-                self.settle()
-                cached = self.outbox.cached_member(self.cache_key(uid))
+                cached = self.outbox.cached_member(self._secure_cache_key(uid))
             if uid is None or cached is None:
                 raise CardRefused(
                     "secure cards are checked by the store server, which cannot be reached "
@@ -296,8 +295,8 @@ class Checkout:
             return self._session(cached, uid, online=False)
         if view is None:
             raise MemberNotFound(identity)
-        if uid is not None:
-            self.remember(uid, view)  # the backend proved this UID is the message's
+        if uid is not None:  # the backend proved this UID is the message's
+            self.outbox.cache_member(self._secure_cache_key(uid), view)
         return self._session(view, identity, online=True)
 
     def remember(self, identity: Identity, view: MemberView) -> None:
@@ -348,6 +347,11 @@ class Checkout:
         if identity.kind is IdentityKind.PHONE and self.server_hashes_phones:
             return "phone_number", identity.value
         return identity.kind.value, self.hasher.lookup_value(identity)
+
+    def _secure_cache_key(self, uid: Identity) -> str:
+        """Where a secure card verified here is cached: apart from tags, so a plain tag
+        carrying a copied UID never finds it, online or off."""
+        return cache_lookup_key("secure_card_uid", uid.value)
 
     def cache_key(self, identity: Identity) -> str:
         """Where the offline cache keeps a member seen under this identity: phones under

@@ -366,7 +366,7 @@ def cmd_card_issue(args: argparse.Namespace) -> int:
     import secrets
 
     from drivers.pcsc import CardReadError, connected_card
-    from pos_client.ntag424 import Ntag424Error, issue_card
+    from pos_client.ntag424 import Ntag424Error, card_keys, issue_card, url_template
     from pos_client.ports import BackendUnavailable, CardRefused
     from pos_client.sun import load_sun_keys
 
@@ -375,24 +375,36 @@ def cmd_card_issue(args: argparse.Namespace) -> int:
     if not keys_file:
         raise UsageError("give --keys FILE: the programme's card keys with card_master_key")
     try:
+        url_template(args.url)
         keys = load_sun_keys(Path(keys_file).expanduser())
+        card_keys(keys, bytes(7))  # a file that can issue cards
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    for weakness in keys.weaknesses(issuing=True):
+        print(f"pos-client: warning: {keys_file}: {weakness}", file=sys.stderr)
     with build_terminal(settings) as terminal:
         member = terminal.checkout.identify(args.member).view if args.member else None
         try:
             with connected_card(args.reader, args.wait) as card:
                 issued = issue_card(card.transmit, keys, args.url, secrets.token_bytes)
         except (CardReadError, Ntag424Error, ValueError) as exc:
-            print(f"pos-client: card not issued: {exc}", file=sys.stderr)
+            again = not getattr(exc, "final", True) or isinstance(exc, CardReadError)
+            hint = " (present the card again: issuing resumes where it stopped)" if again else ""
+            print(f"pos-client: card not issued: {exc}{hint}", file=sys.stderr)
             return EXIT_FAILED
         uid = mask_tail(issued.uid.hex().upper(), 4)
-        rows = [
-            f"card {uid}: "
-            + ("already issued here, read back" if issued.resumed else "issued")
-            + f"; its message verifies (read counter {issued.counter})"
-        ]
-        data: dict[str, Any] = {"card": uid, "resumed": issued.resumed, "linked": None}
+        said = {
+            (True, False): "issued",
+            (True, True): "issued (finished: it had been taken away part-way)",
+            (False, False): "already issued here, read back (unchanged)",
+        }[(issued.personalised, issued.resumed)]
+        rows = [f"card {uid}: {said}; its message verifies (read counter {issued.counter})"]
+        data: dict[str, Any] = {
+            "card": uid,
+            "personalised": issued.personalised,
+            "resumed": issued.resumed,
+            "linked": None,
+        }
         if member is not None:
             try:
                 linked = terminal.network.link_card(issued.url, member.member_id)

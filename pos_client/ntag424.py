@@ -31,11 +31,27 @@ from pos_client.sun import (
 )
 
 OK, MORE = b"\x91\x00", b"\x91\xaf"  # native command status words (ISO-wrapped: 91 xx)
+AUTHENTICATION_ERROR = b"\x91\xae"
 
 
 class Ntag424Error(Exception):
     """A card answer that ends the session: its status, or a check that failed (the card
-    did not prove it holds the key). The text is for staff; it never holds a key."""
+    did not prove it holds the key). The text is for staff; it never holds a key.
+    `final`: presenting the card again will not help (another programme's card, not an
+    NTAG 424 DNA); otherwise issuing resumes where it stopped."""
+
+    def __init__(self, message: str, final: bool = False) -> None:
+        super().__init__(message)
+        self.final = final
+
+
+class NoUrl(Ntag424Error):
+    """The card's NDEF file holds no message: a blank card."""
+
+
+class WrongKey(Ntag424Error):
+    """The card answered authentication properly and refused the key (91 AE), or could
+    not prove it holds it: a different key, not a fault of the answer."""
 
 
 @dataclass(frozen=True)
@@ -85,11 +101,13 @@ def session_vectors(rnd_a: bytes, rnd_b: bytes) -> tuple[bytes, bytes]:
 def authenticate_finish(key: bytes, answer: bytes, rnd_a: bytes, rnd_b: bytes) -> Ev2Session:
     """The session from the card's second answer (E(TI || RndA' || PDcap2 || PCDcap2), then
     91 00), after checking RndA' is RndA rotated: the card holds the key."""
+    if answer == AUTHENTICATION_ERROR:
+        raise WrongKey("the card refused the key (91 ae)")
     if len(answer) != 2 * BLOCK + 2 or answer[-2:] != OK:
         raise Ntag424Error(f"the card refused authentication (status {answer[-2:].hex()})")
     plain = cbc_decrypt(key, bytes(BLOCK), answer[: 2 * BLOCK])
     if not hmac.compare_digest(plain[4:20], _rotate_left(rnd_a)):
-        raise Ntag424Error("the card did not prove it holds the key (RndA' differs)")
+        raise WrongKey("the card did not prove it holds the key (RndA' differs)")
     sv1, sv2 = session_vectors(rnd_a, rnd_b)
     return Ev2Session(
         transaction_id=plain[:4],
@@ -182,10 +200,24 @@ class UrlTemplate:
 def url_template(base: str) -> UrlTemplate:
     """The file for `base` + "?picc_data=<32>&cmac=<16>": one NDEF URI record (NLEN, a
     short record, the URI prefix code), the MAC over no input (its input offset is the
-    MAC's own), the layout pos_client.sun.parse_url reads."""
+    MAC's own), the layout pos_client.sun.parse_url reads. The base is refused unless it
+    is a plain https:// or http:// address with a host and no query, fragment or SUN
+    parameter name of its own (the offsets are counted from the end: the base's text
+    cannot move them)."""
     prefix = next((p for p in _URI_PREFIXES if base.startswith(p)), None)
-    if prefix is None or not base[len(prefix) :] or not base.isascii() or "?" in base:
-        raise ValueError("a card's base URL is https:// or http:// with no query, in ASCII")
+    rest = base[len(prefix) :] if prefix else ""
+    host = rest.split("/", 1)[0]
+    if (
+        prefix is None
+        or not host
+        or not base.isascii()
+        or not base.isprintable()
+        or any(c in base for c in " ?#&=\\")
+    ):
+        raise ValueError(
+            "a card's base URL is https://host/path in plain ASCII, with no space, query "
+            "(?, &, =) or fragment (#): the card adds ?picc_data=...&cmac=..."
+        )
     url = f"{base}?picc_data={'0' * 32}&cmac={'0' * 16}"
     payload = bytes([_URI_PREFIXES[prefix]]) + url[len(prefix) :].encode("ascii")
     if len(payload) > 0xFF:
@@ -194,8 +226,8 @@ def url_template(base: str) -> UrlTemplate:
     file = len(record).to_bytes(2, "big") + record
     if len(file) > 256:
         raise ValueError("a card's NDEF file holds 256 bytes")
-    picc = file.index(b"picc_data=") + len(b"picc_data=")
-    mac = file.index(b"&cmac=") + len(b"&cmac=")
+    mac = len(file) - 16
+    picc = mac - len("&cmac=") - 32
     return UrlTemplate(file, picc, mac, mac)
 
 
@@ -262,7 +294,8 @@ def read_version(transmit: CardTransmit) -> CardVersion:
             raise Ntag424Error(f"the card does not answer GetVersion (status {answer[-2:].hex()})")
         parts.append(answer[:-2])
     hardware, software, production = parts
-    if len(hardware) != 7 or len(software) != 7 or len(production) < 7:
+    # Production: UID 7, batch 4, batch/fab key, fab key/week, year (and a fab key id).
+    if len(hardware) != 7 or len(software) != 7 or len(production) not in (14, 15):
         raise Ntag424Error("the card's GetVersion answer has an unknown layout")
     return CardVersion(
         vendor=hardware[0],
@@ -287,13 +320,14 @@ ISO_SECURITY_NOT_SATISFIED = b"\x69\x82"
 
 @dataclass(frozen=True)
 class IssuedCard:
-    """A card personalised and read back: its UID and the first message it answered with
-    (verified with the programme's keys), which links it to a member."""
+    """A card personalised (or found issued) and read back: its UID and the message it
+    answered with (verified with the programme's keys), which links it to a member."""
 
     uid: bytes = field(repr=False)
     url: str = field(repr=False)
     counter: int
-    resumed: bool  # the card had been partly issued before (a card taken away mid-way)
+    personalised: bool  # this run changed the card (else it was issued here before)
+    resumed: bool  # it had been partly issued before (a card taken away mid-way)
 
 
 def card_keys(keys: SunKeys, uid: bytes) -> list[bytes]:
@@ -322,13 +356,33 @@ def mac_command(session: Ev2Session, command: int, header: bytes) -> bytes:
 
 def _authenticate(transmit: CardTransmit, key: bytes, random: Callable[[int], bytes]) -> Ev2Session:
     rnd_a = random(BLOCK)
-    second, rnd_b = authenticate_second_command(key, transmit(authenticate_first_command(0)), rnd_a)
+    first = transmit(authenticate_first_command(0))
+    if first == AUTHENTICATION_ERROR:
+        raise WrongKey("the card refused the key (91 ae)")
+    second, rnd_b = authenticate_second_command(key, first, rnd_a)
     return authenticate_finish(key, transmit(second), rnd_a, rnd_b)
+
+
+def read_card_uid(transmit: CardTransmit, session: Ev2Session) -> tuple[bytes, Ev2Session]:
+    """GetCardUID (51) in an authenticated session: the UID as the card proves it (its
+    answer encrypted and MACed under the session), not as any reader or GetVersion says."""
+    data, session = check_answer(session, transmit(mac_command(session, 0x51, b"")))
+    counter = session.command_counter.to_bytes(2, "little")
+    iv = ecb_encrypt_block(
+        session.enc_key, b"\x5a\xa5" + session.transaction_id + counter + bytes(8)
+    )
+    if len(data) != BLOCK:
+        raise Ntag424Error("the card's GetCardUID answer has an unknown length")
+    plain = cbc_decrypt(session.enc_key, iv, data)
+    if plain[7:] != b"\x80" + bytes(8):
+        raise Ntag424Error("the card's GetCardUID answer does not decrypt to a UID")
+    return plain[:7], session
 
 
 def _write_file(transmit: CardTransmit, file: bytes) -> bool:
     """The URL template into the NDEF file (ISO UPDATE BINARY, free on a blank card):
-    False when the file is write-protected already (a card issued before, or partly)."""
+    False when the file is write-protected already (this programme's SDM settings, from a
+    run that stopped: a blank card's file is free)."""
     for offset in range(0, len(file), WRITE_CHUNK):
         chunk = file[offset : offset + WRITE_CHUNK]
         answer = transmit(bytes([0x00, 0xD6, offset >> 8, offset & 0xFF, len(chunk)]) + chunk)
@@ -339,10 +393,25 @@ def _write_file(transmit: CardTransmit, file: bytes) -> bool:
     return True
 
 
+def _read_file(transmit: CardTransmit, length: int) -> bytes:
+    answer = transmit(bytes([0x00, 0xB0, 0x00, 0x00, length]))
+    if answer[-2:] != ISO_OK or len(answer) != length + 2:
+        raise Ntag424Error(f"the card's NDEF file cannot be read (status {answer[-2:].hex()})")
+    return answer[:-2]
+
+
+def _outside_sun_fields(file: bytes, template: UrlTemplate) -> bytes:
+    """The file without the fields the card fills in on each read (PICC data, MAC)."""
+    picc, mac = template.picc_offset, template.mac_offset
+    return file[:picc] + file[picc + 32 : mac] + file[mac + 16 :]
+
+
 def _select(transmit: CardTransmit, apdu: bytes, what: str) -> None:
     answer = transmit(apdu)
     if answer[-2:] != ISO_OK:
-        raise Ntag424Error(f"the card has no {what} (status {answer[-2:].hex()}): not an NTAG 424")
+        raise Ntag424Error(
+            f"the card has no {what} (status {answer[-2:].hex()}): not an NTAG 424", final=True
+        )
 
 
 def read_url(transmit: CardTransmit) -> str:
@@ -355,7 +424,7 @@ def read_url(transmit: CardTransmit) -> str:
         raise Ntag424Error(f"the card's NDEF file cannot be read (status {answer[-2:].hex()})")
     length = int.from_bytes(answer[:2], "big")
     if not 5 < length <= 254:
-        raise Ntag424Error("the card's NDEF file holds no URL")
+        raise NoUrl("the card's NDEF file holds no URL")
     answer = transmit(bytes([0x00, 0xB0, 0x00, 0x02, length]))
     record = answer[:-2]
     codes = {code: prefix for prefix, code in _URI_PREFIXES.items()}
@@ -374,24 +443,67 @@ def read_url(transmit: CardTransmit) -> str:
         raise Ntag424Error("the card's URL is not ASCII") from None
 
 
+def _verified_url(
+    transmit: CardTransmit, keys: SunKeys, uid: bytes, base_url: str
+) -> tuple[str, int]:
+    """The card's message now, read and verified as a store server would, for `uid`."""
+    url = read_url(transmit)
+    if url.split("?", 1)[0] != base_url:
+        raise Ntag424Error(
+            f"this card was issued by this programme for {url.split('?', 1)[0]}: give that URL",
+            final=True,
+        )
+    try:
+        tap = keys.verify_url(url)
+    except SunRefused as refused:
+        raise Ntag424Error(f"the card's message does not verify: {refused}") from None
+    if tap.uid != uid:
+        raise Ntag424Error("the card's message names another UID")
+    return url, tap.counter
+
+
+def _write_template(transmit: CardTransmit, template: UrlTemplate) -> bool:
+    """The URL template in the NDEF file, checked by reading it back; False when the file
+    was written and locked by an earlier run (then it must hold this template's URL)."""
+    _select(transmit, SELECT_NDEF_APPLICATION, "NDEF application")
+    _select(transmit, SELECT_NDEF_FILE, "NDEF file")
+    written = _write_file(transmit, template.file)
+    kept = _read_file(transmit, len(template.file))
+    if written and kept != template.file:
+        raise Ntag424Error("the card did not keep the URL written to it")
+    if not written and _outside_sun_fields(kept, template) != _outside_sun_fields(
+        template.file, template
+    ):
+        raise Ntag424Error(
+            "this card was partly issued with another URL: present it again with the URL "
+            "it was started with",
+            final=True,
+        )
+    return written
+
+
 def _personalise(
-    transmit: CardTransmit, session: Ev2Session, template: UrlTemplate, own: list[bytes]
-) -> None:
+    transmit: CardTransmit,
+    session: Ev2Session,
+    template: UrlTemplate,
+    own: list[bytes],
+) -> tuple[Ev2Session, bool]:
     """SDM on, then keys 1-4 (each from its factory value, or its own when a card taken
-    away mid-way already has it: its version says), then key 0, which ends the session."""
+    away mid-way already has it: its version says). True if some key was already its own."""
     settings = sdm_file_settings(template)
     answer = transmit(change_file_settings_command(session, NDEF_FILE, settings))
     _data, session = check_answer(session, answer)
+    partial = False
     for number in (1, 2, 3, 4):
         current, session = check_answer(
             session, transmit(mac_command(session, 0x64, bytes([number])))
         )
-        old = own[number] if current == bytes([ISSUED_KEY_VERSION]) else FACTORY_KEY
+        done = current == bytes([ISSUED_KEY_VERSION])
+        partial = partial or done
+        old = own[number] if done else FACTORY_KEY
         answer = transmit(change_key_command(session, number, own[number], ISSUED_KEY_VERSION, old))
         _data, session = check_answer(session, answer)
-    answer = transmit(change_key_command(session, 0, own[0], ISSUED_KEY_VERSION))
-    if answer != OK:
-        raise Ntag424Error(f"the card refused its new key 0 (status {answer[-2:].hex()})")
+    return session, partial
 
 
 def issue_card(
@@ -400,46 +512,68 @@ def issue_card(
     base_url: str,
     random: Callable[[int], bytes],
 ) -> IssuedCard:
-    """Personalise a blank NTAG 424 DNA for the programme, each step on the card in order:
-    the URL template into the NDEF file; AuthenticateEV2First with the factory key 0;
-    ChangeFileSettings enabling SDM (UID and counter mirrored, encrypted under key 2, MACed
-    with key 1; the file then written with key 0 only); keys 1-4, then key 0, changed to
-    the card's own. Then the card is read back and its message verified as a store server
-    would. A card taken away mid-way can be presented again: the write-protected file, the
-    key versions and key 0 tell what was done. Ntag424Error says what failed, never a key."""
+    """Personalise a blank NTAG 424 DNA for the programme. Nothing is written before the
+    card proves its key 0 is the factory key and its UID (GetCardUID in an authenticated
+    session); then the URL template (read back), ChangeFileSettings enabling SDM (UID and
+    counter mirrored, encrypted under key 2, MACed with key 1; the file then written with
+    key 0 only), keys 1-4 changed to the card's own, and its message read and verified as
+    a store server would: only then key 0, the change that cannot be undone, checked by
+    authenticating with the new key. A card taken away at any step can be presented again
+    (the locked file, the key versions and key 0 say what was done); a card issued here
+    before is read back; another programme's card is refused unchanged. Ntag424Error says
+    what failed, never a key."""
     template = url_template(base_url)
+    card_keys(keys, bytes(7))  # no issuing keys: say so before touching the card
     _select(transmit, SELECT_NDEF_APPLICATION, "NDEF application")
     version = read_version(transmit)
     if version.name is None:
-        raise Ntag424Error("this card is not an NTAG 424 DNA (GetVersion)")
-    uid = version.uid
-    own = card_keys(keys, uid)
-    _select(transmit, SELECT_NDEF_FILE, "NDEF file")
-    written = _write_file(transmit, template.file)
+        raise Ntag424Error("this card is not an NTAG 424 DNA (GetVersion)", final=True)
     try:
         session = _authenticate(transmit, FACTORY_KEY, random)
-    except Ntag424Error:
-        session = None
-    if session is None:
-        # Issued before: by this programme (its key 0 opens it: read it back, maybe it
-        # was taken away before that), or by another (refused, nothing changed).
-        try:
-            _authenticate(transmit, own[0], random)
-        except Ntag424Error:
-            raise Ntag424Error(
-                "this card's key 0 is neither the factory key nor this programme's: it was "
-                "issued elsewhere and cannot be issued here"
-            ) from None
-        written = False
-    else:
-        _personalise(transmit, session, template, own)
-    url = read_url(transmit)
-    if url.split("?", 1)[0] != base_url:
-        raise Ntag424Error("this card was issued by this programme with another URL")
+    except WrongKey:
+        return _issued_before(transmit, keys, version.uid, base_url, random)
+    uid, session = read_card_uid(transmit, session)
+    if uid != version.uid:
+        raise Ntag424Error("the card's GetVersion and GetCardUID name different UIDs")
+    own = card_keys(keys, uid)
+    written = _write_template(transmit, template)  # (selecting the file ends the session)
+    session = _authenticate(transmit, FACTORY_KEY, random)
+    session, keys_done = _personalise(transmit, session, template, own)
     try:
-        tap = keys.verify_url(url)
-    except SunRefused as refused:
-        raise Ntag424Error(f"the issued card's message does not verify: {refused}") from None
-    if tap.uid != uid:
-        raise Ntag424Error("the issued card's message names another UID")
-    return IssuedCard(uid, url, tap.counter, resumed=not written)
+        _verified_url(transmit, keys, uid, base_url)
+    except Ntag424Error as exc:
+        raise Ntag424Error(f"{exc}; key 0 is left as it was: present the card again") from None
+    session = _authenticate(transmit, FACTORY_KEY, random)
+    answer = transmit(change_key_command(session, 0, own[0], ISSUED_KEY_VERSION))
+    if answer != OK:
+        raise Ntag424Error(f"the card refused its new key 0 (status {answer[-2:].hex()})")
+    _select(transmit, SELECT_NDEF_APPLICATION, "NDEF application")
+    try:
+        _authenticate(transmit, own[0], random)  # the bare 91 00 above proves nothing
+    except Ntag424Error:
+        raise Ntag424Error("the card did not take its new key 0: present it again") from None
+    url, counter = _verified_url(transmit, keys, uid, base_url)
+    return IssuedCard(uid, url, counter, personalised=True, resumed=keys_done or not written)
+
+
+def _issued_before(
+    transmit: CardTransmit,
+    keys: SunKeys,
+    uid: bytes,
+    base_url: str,
+    random: Callable[[int], bytes],
+) -> IssuedCard:
+    """A card whose key 0 is no longer the factory's: this programme's (its key 0, which
+    only a card with this UID holds, opens it: read it back, changing nothing) or another's
+    (refused, unchanged)."""
+    _select(transmit, SELECT_NDEF_APPLICATION, "NDEF application")
+    try:
+        _authenticate(transmit, card_keys(keys, uid)[0], random)
+    except WrongKey:
+        raise Ntag424Error(
+            "this card's key 0 is neither the factory key nor this programme's: it was "
+            "issued elsewhere and cannot be issued here",
+            final=True,
+        ) from None
+    url, counter = _verified_url(transmit, keys, uid, base_url)
+    return IssuedCard(uid, url, counter, personalised=False, resumed=False)

@@ -18,8 +18,11 @@ system identifier).
 
 from __future__ import annotations
 
+import errno
 import hmac
+import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -341,10 +344,56 @@ class SunKeys:
             return self.file_read_key
         return diversify_key(self.file_read_key, uid, self.system_identifier)
 
+    def weaknesses(self, issuing: bool = False) -> list[str]:
+        """What makes these keys weak, in words for staff (never a key): published test
+        keys, one key for two purposes, every card one key; a verifying server that holds
+        the issuing master key it does not need."""
+        said = []
+        if any(key == bytes(KEY_BYTES) for key in (self.meta_read_key, self.file_read_key)):
+            said.append("an all-zero key (NXP's published test key: anyone can make cards)")
+        if self.meta_read_key == self.file_read_key:
+            said.append("meta_read_key and file_read_key are the same key")
+        if not self.diversify:
+            said.append("diversify = false: every card has the same key (test cards only)")
+        if self.card_master_key is not None and not issuing:
+            said.append("card_master_key is here but only issuing needs it: keep it there")
+        return said
+
     def verify_url(self, url: str, layout: UrlLayout = UrlLayout()) -> VerifiedTap:
         """A tap's URL checked whole: SunRefused (malformed, unreadable, forged) if it
         proves nothing. The replay check (a rising counter) is the ledger's."""
         return verify(parse_url(url, layout), self.meta_read_key, self.file_read_key_for)
+
+
+MAX_KEY_FILE_BYTES = 4096  # five keys and two settings need a few hundred
+
+
+def _read_key_file(path: Path) -> bytes:
+    """The file's bytes: a regular file owned-readable only, never followed through a
+    symbolic link, never blocking (a FIFO), read bounded."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError(f"{path}: a symbolic link; name the card keys file itself") from None
+        raise ValueError(f"{path}: cannot read the card keys ({exc.strerror})") from None
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise ValueError(f"{path}: not a regular file of card keys")
+        if status.st_mode & 0o077:
+            raise ValueError(f"{path}: card keys readable by others; chmod 600 {path}")
+        if status.st_size > MAX_KEY_FILE_BYTES:
+            raise ValueError(f"{path}: too large to be a card keys file")
+        raw = os.read(descriptor, MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the card keys ({exc.strerror})") from None
+    finally:
+        os.close(descriptor)
+    if len(raw) > MAX_KEY_FILE_BYTES:
+        raise ValueError(f"{path}: too large to be a card keys file")
+    return raw
 
 
 KEY_FIELDS = ("meta_read_key", "file_read_key")
@@ -363,13 +412,7 @@ def load_sun_keys(path: Path) -> SunKeys:
     ValueError names the file and the field, never a key's value."""
     import tomllib
 
-    try:
-        mode = path.stat().st_mode
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read the card keys ({exc.strerror})") from None
-    if mode & 0o077:
-        raise ValueError(f"{path}: card keys readable by others; chmod 600 {path}")
+    raw = _read_key_file(path)
     try:
         table = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError):

@@ -288,6 +288,24 @@ class VirtualNtag424:
             return INTEGRITY_ERROR
         return self._mac_answer(bytes([self.key_versions[body[0]]]))
 
+    def _get_card_uid(self, body: bytes) -> bytes:
+        """GetCardUID (51): the UID, encrypted and MACed under the session (CommMode.Full)."""
+        session = self._session
+        if session is None:
+            return PERMISSION_DENIED
+        counter = session.counter.to_bytes(2, "little")
+        if len(body) != 8 or body != _mact(
+            session.mac_key, b"\x51" + counter + session.transaction_id
+        ):
+            self._session = None
+            return INTEGRITY_ERROR
+        after = (session.counter + 1).to_bytes(2, "little")
+        iv = ecb_encrypt_block(
+            session.enc_key, b"\x5a\xa5" + session.transaction_id + after + bytes(8)
+        )
+        encrypted = cbc_encrypt(session.enc_key, iv, self.uid + b"\x80" + bytes(8))
+        return self._mac_answer(encrypted)
+
     _NATIVE: ClassVar[dict[int, Callable[[VirtualNtag424, bytes], bytes]]] = {
         0x60: _get_version,
         0xAF: _additional_frame,
@@ -295,4 +313,5 @@ class VirtualNtag424:
         0x5F: _change_file_settings,
         0xC4: _change_key,
         0x64: _get_key_version,
+        0x51: _get_card_uid,
     }

@@ -100,6 +100,14 @@ def parse_results(answer: Any, keys: Sequence[str]) -> list[OpResult]:
     return parsed
 
 
+class Throttled(BackendUnavailable):
+    """429: the server is up and asks this terminal to slow down."""
+
+
+class TokenRefused(BackendUnavailable):
+    """401: the server is up and refuses this terminal's token."""
+
+
 class HttpBackend:
     def __init__(
         self,
@@ -143,9 +151,9 @@ class HttpBackend:
         except self.requests.RequestException as exc:
             raise BackendUnavailable(f"{path}: {type(exc).__name__}") from None
         if response.status_code == 401:
-            raise BackendUnavailable("the server refused this terminal's token (revoked?)")
+            raise TokenRefused("the server refused this terminal's token (revoked?)")
         if response.status_code == 429:
-            raise BackendUnavailable("the server asks to slow down")
+            raise Throttled("the server asks to slow down")
         if response.status_code >= 500:
             raise BackendServerError(f"{path}: server error {response.status_code}")
         return response
@@ -159,9 +167,13 @@ class HttpBackend:
         """A secure card's message verified by the server: the member, None for a genuine
         card linked to no one; CardRefused for a copy, a forgery or a message that is none."""
         body = {"url": url} if uid is None else {"url": url, "uid": uid.hex().upper()}
-        response = self._call("POST", "/v1/cards/tap", json=body)
+        try:
+            response = self._call("POST", "/v1/cards/tap", json=body)
+        except (Throttled, TokenRefused) as exc:  # answered, and refused: not offline
+            raise CardRefused(f"the store server refused this card check: {exc}") from None
         if response.status_code == 404:
             return None
+
         if response.status_code in (400, 403, 409, 422):
             detail = _short(_detail(response)) or f"HTTP {response.status_code}"
             code = "card_replayed" if response.status_code == 409 else "card_refused"

@@ -199,6 +199,10 @@ def _count_writes(
         conn.info[WRITES] = conn.info.get(WRITES, 0) + 1
 
 
+# Identifier kind of a card linked as a secure card: found by its verified messages only.
+SECURE_CARD_UID = "secure_card_uid"
+
+
 class Ledger:
     def __init__(
         self,
@@ -248,34 +252,60 @@ class Ledger:
         tap = keys.verify_url(url)
         if uid is not None and uid != tap.uid:
             raise SunRefused(
-                "forged", "the card's UID is not the one its message proves (an emulator?)"
+                "forged",
+                "the card's UID is not the one its message proves (an emulator?)",
+                tap.uid,
             )
         if not self.accept_card_counter(tap.uid, tap.counter):
             raise SunRefused(
                 "replayed", "this card's message was already used: a copy or a replay", tap.uid
             )
-        return self.find_member_id("card_uid", card_counters.card_key(tap.uid))
+        return self.secure_card_owner(tap.uid)
+
+    def secure_card_owner(self, uid: bytes) -> str | None:
+        """The member a secure card is linked to: as a secure card (`card issue`), or, for
+        a card linked before by its UID, as a tag."""
+        value = card_counters.card_key(uid)
+        return self.find_member_id(SECURE_CARD_UID, value) or self.find_member_id("card_uid", value)
 
     def link_secure_card(self, keys: SunKeys, url: str, member_id: str) -> bool:
         """Link the card that answered with `url` (a message checked and accepted like a
-        tap: proof the card is here and genuine) to a member: True if linked now, False if
-        it already was to this member. CardLinkRefused: no such member, or the card is
-        another member's; SunRefused as for a tap."""
+        tap: proof the card is here and genuine) to a member, as a secure card: its UID
+        alone then finds no one (a copied UID is no card). True if linked now, False if it
+        already was this member's. CardLinkRefused: no such member, or the card is another
+        member's (both before the counter: a refusal spends no message); SunRefused as for
+        a tap."""
         tap = keys.verify_url(url)
-        if self.member(member_id) is None:  # before the counter: a refusal spends nothing
+        if self.member(member_id) is None:
             raise CardLinkRefused("no member has this id", "unknown_member")
+        owner = self.secure_card_owner(tap.uid)
+        if owner is not None and owner != member_id:
+            raise CardLinkRefused(
+                "this card belongs to another member", "card_linked", uid=tap.uid.hex()
+            )
         if not self.accept_card_counter(tap.uid, tap.counter):
             raise SunRefused(
                 "replayed", "this card's message was already used: a copy or a replay", tap.uid
             )
         value = card_counters.card_key(tap.uid)
         try:
-            self.link_identifier(member_id, "card_uid", value)
+            with self.writer.begin() as conn:
+                conn.execute(
+                    identifiers.delete().where(  # its bare UID no longer finds the member
+                        identifiers.c.kind == "card_uid",
+                        identifiers.c.value == value,
+                        identifiers.c.member_id == member_id,
+                    )
+                )
+                conn.execute(
+                    identifiers.insert().values(
+                        kind=SECURE_CARD_UID, value=value, member_id=member_id
+                    )
+                )
         except IntegrityError:  # linked already (or at this moment, by another terminal)
-            owner = self.find_member_id("card_uid", value)
-            if owner != member_id:
+            if self.find_member_id(SECURE_CARD_UID, value) != member_id:
                 raise CardLinkRefused(
-                    "this card belongs to another member", "card_linked"
+                    "this card belongs to another member", "card_linked", uid=tap.uid.hex()
                 ) from None
             return False
         return True

@@ -108,7 +108,7 @@ def test_a_blank_card_is_issued_linked_and_then_identifies_its_member_once_per_t
     issued = present(card, till, "--member", ANNA.card_number)
     assert issued.returncode == 0, issued.stderr
     report = json.loads(issued.stdout)
-    assert report["resumed"] is False and report["linked"]
+    assert report["personalised"] is True and report["resumed"] is False and report["linked"]
     assert ntag.key_versions == [1] * 5 and bytes(16) not in ntag.keys
     # The card's UID is never printed whole.
     assert ntag.uid.hex().upper() not in issued.stdout + issued.stderr
@@ -139,7 +139,7 @@ def test_a_card_linked_to_one_member_is_not_moved_to_another(till: Till) -> None
     assert present(card, till, "--member", ANNA.card_number).returncode == 0
     again = present(card, till, "--member", ANNA.card_number)  # the same: said, not an error
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["resumed"] is True
+    assert json.loads(again.stdout)["personalised"] is False
     moved = present(card, till, "--member", BORIS.card_number)
     assert moved.returncode == 1
     assert "belongs to another member" in moved.stderr

@@ -260,8 +260,18 @@ def test_a_genuine_card_is_linked_once_and_never_moved_to_another_member(
     }
     moved = link(card_server, token, genuine(23), other)
     assert moved.status_code == 409 and "another member" in moved.json()["detail"]
-    assert events(card_server) == [("link_refused", None)]
+    assert events(card_server) == [("link_refused", UID)]
+    # The refusal spent nothing: the same message still identifies Anna.
+    assert tap(card_server, token, genuine(23)).json()["member_id"] == anna
     assert tap(card_server, token, genuine(24)).json()["member_id"] == anna
+    # Linked as a secure card, its UID alone (a copy on any tag) finds no one.
+    bare = requests.post(
+        card_server.url + "/v1/members/lookup",
+        json={"kind": "card_uid", "value": UID},
+        headers=headers(token),
+        timeout=30,
+    )
+    assert bare.status_code == 404
     # A message already used (by a tap) links nothing: a replay.
     replayed = link(card_server, token, genuine(24), anna)
     assert replayed.status_code == 409 and "already used" in replayed.json()["detail"]
@@ -336,7 +346,7 @@ def test_a_message_beside_a_uid_it_does_not_prove_is_refused_unspent(
     assert answer.status_code == status, answer.text
     assert last_counter(card_server.ledger().engine, bytes.fromhex(UID)) is None
     if status == 403:
-        assert events(card_server) == [("forged", None)]
+        assert events(card_server) == [("forged", UID)]
     proved = requests.post(
         card_server.url + "/v1/cards/tap",
         json={"url": GENUINE, "uid": UID},
@@ -378,3 +388,34 @@ def test_one_message_from_two_terminals_at_once_is_accepted_once(
     assert outcomes == [[200, 409]] * 12
     assert last_counter(card_server.ledger().engine, bytes.fromhex(UID)) == 51
     assert [kind for kind, _card in events(card_server)] == ["replayed"] * 12
+
+
+def test_a_throttled_card_check_is_a_refusal_not_offline(database_url: str, tmp_path: Path) -> None:
+    """A terminal over its lookup rate is answered 429: that is the server refusing, not
+    the server gone, so the terminal must not fall back to its offline acceptance (which
+    takes a card verified before by its UID alone, unverified)."""
+    from pos_client.backends.http import HttpBackend
+    from pos_client.ports import BackendUnavailable, CardRefused
+
+    keys = write_keys(tmp_path)
+    for server in running_server(
+        database_url,
+        tmp_path,
+        LOYALTY_SERVER_SUN_KEYS_FILE=str(keys),
+        LOYALTY_SERVER_LOOKUPS_PER_MINUTE="2",
+    ):
+        backend = HttpBackend(server.url, server.pair()["token"])
+        try:
+            outcomes = []
+            for counter in range(60, 64):
+                try:
+                    backend.tap(genuine(counter))
+                    outcomes.append("answered")
+                except CardRefused:
+                    outcomes.append("refused")
+                except BackendUnavailable:
+                    outcomes.append("offline")
+        finally:
+            backend.close()
+        assert outcomes[:2] == ["answered", "answered"]
+        assert "refused" in outcomes[2:] and "offline" not in outcomes

@@ -41,7 +41,7 @@ def transmit_to(card: VirtualNtag424) -> Callable[[bytes], bytes]:
 def test_a_blank_card_issued_answers_with_messages_that_verify_and_rise() -> None:
     card = VirtualNtag424()
     issued = issue_card(card.answer, KEYS, BASE, random)
-    assert issued.uid == card.uid and not issued.resumed
+    assert issued.uid == card.uid and issued.personalised and not issued.resumed
     assert issued.url.startswith(BASE + "?picc_data=")
     first = KEYS.verify_url(issued.url)
     second = KEYS.verify_url(read_url(card.answer))
@@ -73,7 +73,7 @@ class CardTakenAway(Exception):
     pass
 
 
-@pytest.mark.parametrize("taken_after", range(1, 21))  # every step of the 21 commands
+@pytest.mark.parametrize("taken_after", range(1, 36))  # every step of the 36 commands
 def test_a_card_taken_away_mid_way_is_issued_when_presented_again(taken_after: int) -> None:
     card = VirtualNtag424()
     sent = 0
@@ -97,8 +97,8 @@ def test_a_card_issued_here_before_is_read_back_and_changes_nothing() -> None:
     first = issue_card(card.answer, KEYS, BASE, random)
     keys, file = list(card.keys), bytes(card.file)
     again = issue_card(card.answer, KEYS, BASE, random)
-    assert again.resumed and again.uid == first.uid and again.counter > first.counter
-    with pytest.raises(Ntag424Error, match="with another URL"):
+    assert not again.personalised and again.uid == first.uid and again.counter > first.counter
+    with pytest.raises(Ntag424Error, match="issued by this programme for https://loyalty"):
         issue_card(card.answer, KEYS, "https://elsewhere.example/x", random)
     assert card.keys == keys and bytes(card.file) == file
 
@@ -158,3 +158,122 @@ def test_get_version_names_the_card_and_its_uid() -> None:
     version = read_version(card.answer)
     assert version.name == "NTAG 424 DNA" and version.uid == card.uid
     assert card.uid.hex() not in repr(version).lower()
+
+
+def misbehaving(card: VirtualNtag424, at: int, change: Callable[[bytes, bytes], bytes]):  # type: ignore[no-untyped-def]
+    """The card's answer to its `at`-th command (1-based) replaced by change(apdu, answer)."""
+    sent = 0
+
+    def transmit(apdu: bytes) -> bytes:
+        nonlocal sent
+        sent += 1
+        answer = card.answer(apdu)
+        return change(apdu, answer) if sent == at else answer
+
+    return transmit
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda apdu, answer: bytes([answer[0] ^ 1]) + answer[1:],  # one UID byte wrong
+        lambda apdu, answer: answer[:-2] + bytes(3000) + answer[-2:],  # a huge frame
+    ],
+)
+def test_a_wrong_uid_from_get_version_changes_no_key(
+    change: Callable[[bytes, bytes], bytes],
+) -> None:
+    card = VirtualNtag424()
+    with pytest.raises(Ntag424Error) as stopped:
+        issue_card(misbehaving(card, 4, change), KEYS, BASE, random)  # GetVersion's 3rd frame
+    assert not stopped.value.final
+    assert card.keys == [FACTORY_KEY] * 5
+    issued = issue_card(card.answer, KEYS, BASE, random)  # presented again: issued
+    assert KEYS.verify_url(issued.url).uid == card.uid
+
+
+def test_a_card_started_with_one_url_is_not_finished_with_another() -> None:
+    card = VirtualNtag424()
+    sent = 0
+
+    def taken_away_after_sdm(apdu: bytes) -> bytes:
+        nonlocal sent
+        sent += 1
+        if sent > 14:  # ChangeFileSettings done: the file is locked with the first URL
+            raise CardTakenAway
+        return card.answer(apdu)
+
+    with pytest.raises(CardTakenAway):
+        issue_card(taken_away_after_sdm, KEYS, BASE, random)
+    with pytest.raises(Ntag424Error, match="partly issued with another URL") as refused:
+        issue_card(card.answer, KEYS, BASE + "/typo-fixed", random)
+    assert refused.value.final and card.keys == [FACTORY_KEY] * 5
+    issued = issue_card(card.answer, KEYS, BASE, random)
+    assert issued.resumed and KEYS.verify_url(issued.url).uid == card.uid
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://shop.example/picc_data=/c",
+        "https://shop.example/a&cmac=b",
+        "https://shop.example/c#x",
+        "https://shop.example/c d",
+        "ftp://shop.example/c",
+        "https:///c",
+        "https://shop.example/c\n",
+        "https://shöp.example/c",
+    ],
+)
+def test_a_url_the_card_cannot_carry_is_refused_before_the_card_is_touched(url: str) -> None:
+    card = VirtualNtag424()
+    with pytest.raises(ValueError, match="base URL"):
+        issue_card(card.answer, KEYS, url, random)
+    assert card.commands == []
+
+
+def test_another_programmes_card_is_refused_without_a_byte_written() -> None:
+    card = VirtualNtag424()
+    card.keys = [bytes(range(16))] + [FACTORY_KEY] * 4  # key 0 changed, the file left free
+    card.file[:8] = b"THEIRS!!"
+    with pytest.raises(Ntag424Error, match="issued elsewhere") as refused:
+        issue_card(card.answer, KEYS, BASE, random)
+    assert refused.value.final
+    assert bytes(card.file[:8]) == b"THEIRS!!" and not any(a[1] == 0xD6 for a in card.commands)
+
+
+def test_a_card_that_acknowledges_a_write_it_did_not_keep_is_stopped_before_any_key() -> None:
+    card = VirtualNtag424()
+
+    def lying(apdu: bytes) -> bytes:
+        if apdu[:2] == b"\x00\xd6":
+            return b"\x90\x00"  # "written", and nothing was
+        return card.answer(apdu)
+
+    with pytest.raises(Ntag424Error, match="did not keep the URL"):
+        issue_card(lying, KEYS, BASE, random)
+    assert card.keys == [FACTORY_KEY] * 5 and card.sdm is None
+
+
+def test_a_key_0_change_acknowledged_but_not_made_is_found_out() -> None:
+    card = VirtualNtag424()
+
+    def lying(apdu: bytes) -> bytes:
+        if apdu[:2] == b"\x90\xc4" and len(apdu) > 5 and apdu[5] == 0:
+            return b"\x91\x00"  # the bare answer key 0's change has, and key 0 unchanged
+        return card.answer(apdu)
+
+    with pytest.raises(Ntag424Error, match="did not take its new key 0"):
+        issue_card(lying, KEYS, BASE, random)
+    assert card.keys[0] == FACTORY_KEY
+    issued = issue_card(card.answer, KEYS, BASE, random)  # presented again: finished
+    assert issued.personalised and issued.resumed and card.keys == card_keys(KEYS, card.uid)
+
+
+@pytest.mark.parametrize("at", [5, 6])
+def test_garbage_during_authentication_is_not_called_another_programmes_card(at: int) -> None:
+    card = VirtualNtag424()
+    with pytest.raises(Ntag424Error) as stopped:
+        issue_card(misbehaving(card, at, lambda apdu, answer: b"\x6f\x00"), KEYS, BASE, random)
+    assert not stopped.value.final and "elsewhere" not in str(stopped.value)
+    assert issue_card(card.answer, KEYS, BASE, random).personalised

@@ -273,3 +273,42 @@ def test_a_bad_key_file_is_refused_naming_the_field_never_the_key(
     with pytest.raises(ValueError, match=reason) as refused:
         load_sun_keys(write_keys(tmp_path, text, mode))
     assert META not in str(refused.value) and MASTER not in str(refused.value)
+
+
+def test_a_key_file_that_is_a_link_a_fifo_a_folder_or_huge_is_refused_unread(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    good = write_keys(
+        tmp_path, f'meta_read_key = "{META}"\nfile_read_key = "{MASTER}"\ndiversify = false\n'
+    )
+    link = tmp_path / "link.toml"
+    link.symlink_to(good)
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo, 0o600)
+    folder = tmp_path / "folder.toml"
+    folder.mkdir(mode=0o700)
+    huge = tmp_path / "huge.toml"
+    huge.write_bytes(b"#" * 5000)
+    huge.chmod(0o600)
+    for path, reason in (
+        (link, "symbolic link"),
+        (fifo, "not a regular file"),  # and no hang waiting for a writer
+        (folder, "not a regular file"),
+        (huge, "too large"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            load_sun_keys(path)
+    assert load_sun_keys(good).diversify is False
+
+
+def test_weak_keys_are_named_never_shown() -> None:
+    from pos_client.sun import SunKeys
+
+    zero = SunKeys(bytes(16), bytes(16), diversify=False, card_master_key=h(MASTER))
+    said = zero.weaknesses()
+    assert len(said) == 4 and all(MASTER.lower() not in s.lower() for s in said)
+    assert len(zero.weaknesses(issuing=True)) == 3
+    strong = SunKeys(h(META), h(MASTER), True, h("4C4F59414C"))
+    assert strong.weaknesses() == []
