@@ -556,6 +556,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         "unreadable": (403, "this card's message does not decrypt under the store's card keys"),
         "forged": (403, "this card's message does not verify: a copied or altered card"),
         "replayed": (409, "this card's message was already used: a copy or a replay"),
+        "blocked": (410, "this card was reported lost or stolen and is blocked"),
     }
 
     def secure_card(who: terminals.Terminal, check: Callable[[SunKeys], T]) -> T:
@@ -586,6 +587,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             },
             404: {"model": Problem, "description": "a genuine card linked to no member"},
             409: {"model": Problem, "description": "a replayed message: a security event"},
+            410: {"model": Problem, "description": "a card reported lost: a security event"},
             429: {"model": Problem},
         },
     )
@@ -612,6 +614,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             403: {"model": Problem, "description": "forged or unreadable (a security event)"},
             404: {"model": Problem, "description": "no such member"},
             409: {"model": Problem, "description": "replayed, or the card is another member's"},
+            410: {"model": Problem, "description": "a card reported lost: a security event"},
             429: {"model": Problem},
         },
     )

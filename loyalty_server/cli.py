@@ -495,6 +495,26 @@ def cmd_security_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_card_block(args: argparse.Namespace) -> int:
+    """Block a member's cards reported lost or stolen (all, or the one whose UID ends with
+    --card): unlinked; their taps refused as security events from then on."""
+    from pos_client.ledger import Ledger
+    from pos_client.program import load_program
+
+    settings = settings_from(args)
+    ledger = Ledger(engine_for(args), load_program(settings.program, settings.config_dir))
+    try:
+        _member, blocked = ledger.block_member_cards(args.member, args.card or "")
+    except ValueError as exc:
+        complain(str(exc))
+        return 1
+    if not blocked:
+        complain("no card of this member to block" + (f" ending {args.card}" if args.card else ""))
+        return 1
+    print(f"blocked {len(blocked)} card(s): {', '.join(blocked)}")
+    return 0
+
+
 def cmd_expire(args: argparse.Namespace) -> int:
     """Expire points past the programme's expiry (for cron or a systemd timer); prints each
     member id and the points expired, never a phone or a card."""
@@ -609,6 +629,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("csv")
     sub.add_argument("--region", default="US", help="region for phone numbers without +")
     sub.set_defaults(handler=cmd_member_import, needs_schema=True)
+
+    card = commands.add_parser("card", help="member cards").add_subparsers(
+        dest="card_command", required=True
+    )
+    sub = card.add_parser("block", help="block a member's lost or stolen cards")
+    common(sub)
+    sub.add_argument("member", help="the member's id or card number")
+    sub.add_argument("--card", help="only the card whose UID ends with these hex digits")
+    sub.set_defaults(handler=cmd_card_block, needs_schema=True)
 
     sub = commands.add_parser("purge", help="forget idempotency keys past the retention window")
     common(sub)

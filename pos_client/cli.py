@@ -424,6 +424,23 @@ def cmd_card_issue(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_card_block(args: argparse.Namespace) -> int:
+    """On a terminal with its own ledger (the store): block a member's lost or stolen
+    cards. A terminal of a store server: `loyalty-server card block` there."""
+    with build_terminal(load(args)) as terminal:
+        if terminal.ledger is None:
+            raise UsageError("this terminal's store server blocks cards: loyalty-server card block")
+        try:
+            _member, blocked = terminal.ledger.block_member_cards(args.member, args.card or "")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if not blocked:
+        print("pos-client: no card of this member to block", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"blocked {len(blocked)} card(s): {', '.join(blocked)}")
+    return EXIT_OK
+
+
 def cmd_program_show(args: argparse.Namespace) -> int:
     from pos_client.program import load_program, preset_names
 
@@ -855,6 +872,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--reader", default="", help="part of the PC/SC reader's name")
     sub.add_argument("--wait", type=float, default=30.0, help="seconds to wait for a card")
     sub.add_argument("--json", action="store_true")
+
+    sub = command("block", cmd_card_block, "block a member's lost or stolen cards", card)
+    sub.add_argument("member", help="the member's id or card number")
+    sub.add_argument("--card", help="only the card whose UID ends with these hex digits")
 
     program = commands.add_parser("program", help="loyalty programs").add_subparsers(
         dest="program_command", required=True, metavar="ACTION"

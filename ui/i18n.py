@@ -341,6 +341,7 @@ ERROR_KEYS: dict[str, str] = {
     "card_reader": N_("error.card_reader"),
     "card_refused": N_("error.card_refused"),
     "card_replayed": N_("error.card_replayed"),
+    "card_blocked": N_("error.card_blocked"),
     "secure_card_offline": N_("error.secure_card_offline"),
     # checkout and rules
     "member_not_found": N_("error.unknown"),

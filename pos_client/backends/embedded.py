@@ -16,6 +16,8 @@ from pos_client.program import ProgramDocument
 from pos_client.sun import SunKeys, SunRefused
 
 log = logging.getLogger(__name__)
+# A refused secure card's reason, as the screens' error code.
+REFUSAL_CODES = {"replayed": "card_replayed", "blocked": "card_blocked"}
 
 
 class EmbeddedBackend:
@@ -43,7 +45,7 @@ class EmbeddedBackend:
             member_id = self.ledger.member_by_secure_card(self.card_keys, url, uid)
         except SunRefused as refused:
             log.warning("secure card refused: %s", refused.reason)  # never the card's UID
-            code = "card_replayed" if refused.reason == "replayed" else "card_refused"
+            code = REFUSAL_CODES.get(refused.reason, "card_refused")
             raise CardRefused(f"card refused: {refused}", code) from None
         return self.ledger.member_view(member_id) if member_id else None
 
@@ -59,7 +61,7 @@ class EmbeddedBackend:
             return self.ledger.link_secure_card(self.card_keys, url, member_id)
         except SunRefused as refused:
             log.warning("secure card refused: %s", refused.reason)
-            code = "card_replayed" if refused.reason == "replayed" else "card_refused"
+            code = REFUSAL_CODES.get(refused.reason, "card_refused")
             raise CardRefused(f"card refused: {refused}", code) from None
         except CardLinkRefused as refused:
             raise CardRefused(str(refused), refused.code) from None

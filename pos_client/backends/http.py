@@ -100,6 +100,10 @@ def parse_results(answer: Any, keys: Sequence[str]) -> list[OpResult]:
     return parsed
 
 
+# A refused card check's status, as the screens' error code (others: card_refused).
+TAP_REFUSALS = {409: "card_replayed", 410: "card_blocked"}
+
+
 class Throttled(BackendUnavailable):
     """429: the server is up and asks this terminal to slow down."""
 
@@ -173,10 +177,9 @@ class HttpBackend:
             raise CardRefused(f"the store server refused this card check: {exc}") from None
         if response.status_code == 404:
             return None
-
-        if response.status_code in (400, 403, 409, 422):
+        if response.status_code in (400, 403, 409, 410, 422):
             detail = _short(_detail(response)) or f"HTTP {response.status_code}"
-            code = "card_replayed" if response.status_code == 409 else "card_refused"
+            code = TAP_REFUSALS.get(response.status_code, "card_refused")
             raise CardRefused(f"the store server refused this card: {detail}", code)
         if response.status_code != 200:
             raise BackendUnavailable(f"card tap: HTTP {response.status_code}")
@@ -184,7 +187,7 @@ class HttpBackend:
 
     def link_card(self, url: str, member_id: str) -> bool:
         response = self._call("POST", "/v1/cards/link", json={"url": url, "member_id": member_id})
-        if response.status_code in (400, 403, 404, 409, 422):
+        if response.status_code in (400, 403, 404, 409, 410, 422):
             detail = _short(_detail(response)) or f"HTTP {response.status_code}"
             raise CardRefused(f"the store server refused to link this card: {detail}")
         if response.status_code != 200:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -201,6 +202,9 @@ def _count_writes(
 
 # Identifier kind of a card linked as a secure card: found by its verified messages only.
 SECURE_CARD_UID = "secure_card_uid"
+# A card reported lost or stolen: its taps are refused (a security event), never linked.
+BLOCKED_CARD_UID = "blocked_card_uid"
+CARD_KINDS = (SECURE_CARD_UID, "card_uid")  # what a member's cards are linked as
 
 
 class Ledger:
@@ -250,6 +254,7 @@ class Ledger:
         emulator answering another card's message), refused before its counter is spent.
         SunRefused: malformed, unreadable, forged, or replayed (with the card's UID)."""
         tap = keys.verify_url(url)
+        self._refuse_blocked(tap.uid)
         if uid is not None and uid != tap.uid:
             raise SunRefused(
                 "forged",
@@ -261,6 +266,47 @@ class Ledger:
                 "replayed", "this card's message was already used: a copy or a replay", tap.uid
             )
         return self.secure_card_owner(tap.uid)
+
+    def _refuse_blocked(self, uid: bytes) -> None:
+        if self.find_member_id(BLOCKED_CARD_UID, card_counters.card_key(uid)) is not None:
+            raise SunRefused("blocked", "this card was reported lost or stolen: blocked", uid)
+
+    def block_cards(self, member_id: str, uid_tail: str = "") -> list[str]:
+        """Block a member's cards (tags and secure cards), or the one whose UID ends with
+        `uid_tail`, reported lost or stolen: unlinked, and a blocked card's taps refused
+        from then on. The UIDs blocked (callers show their last digits only)."""
+        tail = uid_tail.upper()
+        with self.writer.begin() as conn:
+            rows = conn.execute(
+                select(identifiers.c.kind, identifiers.c.value).where(
+                    identifiers.c.member_id == member_id, identifiers.c.kind.in_(CARD_KINDS)
+                )
+            ).all()
+            blocked = sorted({value for _kind, value in rows if value.endswith(tail)})
+            for value in blocked:
+                conn.execute(
+                    identifiers.delete().where(
+                        identifiers.c.kind.in_(CARD_KINDS), identifiers.c.value == value
+                    )
+                )
+                conn.execute(
+                    identifiers.insert().values(
+                        kind=BLOCKED_CARD_UID, value=value, member_id=member_id
+                    )
+                )
+        return blocked
+
+    def block_member_cards(self, reference: str, uid_tail: str = "") -> tuple[str, list[str]]:
+        """`block_cards` for a member named by id or card number, as staff give it; the
+        UIDs' last 4 digits. ValueError names what is wrong."""
+        if uid_tail and not re.fullmatch(r"[0-9A-Fa-f]{2,20}", uid_tail):
+            raise ValueError("--card takes the last hex digits of the card's UID")
+        member_id = reference if self.member(reference) is not None else None
+        member_id = member_id or self.find_member_id("card_number", reference)
+        if member_id is None:
+            raise ValueError("no member with this id or card number")
+        blocked = self.block_cards(member_id, uid_tail)
+        return member_id, [mask_tail(value, 4) for value in blocked]
 
     def secure_card_owner(self, uid: bytes) -> str | None:
         """The member a secure card is linked to: as a secure card (`card issue`), or, for
@@ -276,6 +322,7 @@ class Ledger:
         member's (both before the counter: a refusal spends no message); SunRefused as for
         a tap."""
         tap = keys.verify_url(url)
+        self._refuse_blocked(tap.uid)
         if self.member(member_id) is None:
             raise CardLinkRefused("no member has this id", "unknown_member")
         owner = self.secure_card_owner(tap.uid)

@@ -332,3 +332,16 @@ def test_an_offline_enrollment_with_a_name_too_long_is_refused_and_nothing_recor
     assert "card" not in refused.stdout and "Traceback" not in refused.stderr
     status = run(tmp_path, "--config", str(config), "queue", "status", check=False)
     assert status.stdout.startswith("pending 0,"), status.stdout + status.stderr
+
+
+def test_a_lost_card_is_blocked_from_the_command_line_and_finds_no_one(tmp_path: Path) -> None:
+    run(tmp_path, "seed-demo")
+    assert json.loads(run(tmp_path, "identify", ANNA.card_uid or "", "--json").stdout)["member"]
+    blocked = run(tmp_path, "card", "block", ANNA.card_number)
+    assert "blocked 1 card(s)" in blocked.stdout and (ANNA.card_uid or "") not in blocked.stdout
+    gone = json.loads(run(tmp_path, "identify", ANNA.card_uid or "", "--json").stdout)
+    assert gone["member"] is None
+    again = run(tmp_path, "card", "block", ANNA.card_number, check=False)
+    assert again.returncode == 1 and "no card" in again.stderr
+    bad = run(tmp_path, "card", "block", "nobody", check=False)
+    assert bad.returncode == 2 and "no member" in bad.stderr

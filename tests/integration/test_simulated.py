@@ -465,3 +465,28 @@ def test_the_simulated_reader_plays_an_emulator_beside_a_secure_message(tmp_path
         assert isinstance(genuine, MemberIdentified)
         bad = send_command(sim.port, {"cmd": "sun", "value": url, "uid": "zz"})
         assert bad.get("ok") is not True and "14 hex digits" in str(bad)
+
+
+def test_a_card_blocked_on_the_terminals_own_ledger_is_refused_on_screen(tmp_path: Path) -> None:
+    from pos_client.sun import card_url, load_sun_keys
+
+    keys_path = write_card_keys(tmp_path)
+    keys = load_sun_keys(keys_path)
+    uid = bytes.fromhex(ANNA.card_uid or "")
+
+    def message(counter: int) -> str:
+        key = keys.file_read_key_for(uid)
+        return card_url("https://l.example/c", keys.meta_read_key, key, uid, counter)
+
+    settings = make_settings(tmp_path / "till", BACKEND__CARD_KEYS_FILE=str(keys_path))
+    with build_terminal(settings) as till:
+        assert till.ledger is not None
+        seed_demo_members(till.ledger, till.checkout.hasher)
+        member = till.ledger.find_member_id("card_number", ANNA.card_number) or ""
+        assert till.ledger.link_secure_card(keys, message(1), member) is True
+    with build_terminal(settings) as till:
+        assert till.ledger is not None
+        _member, masked = till.ledger.block_member_cards(ANNA.card_number)
+        assert masked == ["••••••••••6C80"]
+        refused = ScanRouter(till.checkout, till.bus).route(ScanEvent("sim:sim", "sun", message(2)))
+        assert isinstance(refused, IdentificationFailed) and refused.code == "card_blocked"

@@ -419,3 +419,40 @@ def test_a_throttled_card_check_is_a_refusal_not_offline(database_url: str, tmp_
             backend.close()
         assert outcomes[:2] == ["answered", "answered"]
         assert "refused" in outcomes[2:] and "offline" not in outcomes
+
+
+def test_a_card_reported_lost_is_blocked_and_its_taps_refused_as_security_events(
+    card_server: ServerProcess,
+) -> None:
+    token = card_server.pair()["token"]
+    anna = member_id(card_server, ANNA.card_number)
+    assert link(card_server, token, genuine(70), anna).status_code == 200
+    blocked = subprocess.run(
+        card_server.command("card", "block", ANNA.card_number, "--card", UID[-4:]),
+        cwd=REPO,
+        env=card_server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert blocked.returncode == 0, blocked.stderr
+    assert blocked.stdout.strip().endswith(UID[-4:]) and UID not in blocked.stdout
+    refused = tap(card_server, token, genuine(71))
+    assert refused.status_code == 410 and "lost or stolen" in refused.json()["detail"]
+    assert link(card_server, token, genuine(72), anna).status_code == 410
+    assert [kind for kind, _card in events(card_server)] == ["blocked", "blocked"]
+    assert {card for _kind, card in events(card_server)} == {UID}
+    runs = [
+        subprocess.run(
+            card_server.command("card", "block", ANNA.card_number),
+            cwd=REPO,
+            env=card_server.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        for _ in range(2)
+    ]
+    # All her cards: the demo's plain tag is left, then none.
+    assert runs[0].returncode == 0 and runs[0].stdout.strip().endswith("6C80")
+    assert runs[1].returncode == 1 and "no card of this member" in runs[1].stderr
