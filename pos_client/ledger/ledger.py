@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, and_, case, event, func, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
-from pos_client import rules
+from pos_client import pins, rules
 from pos_client.domain import (
     MINOR_UNIT_EXPONENT,
     MemberStats,
@@ -39,6 +39,7 @@ from pos_client.ledger.schema import (
     PerDialect,
     birthday_grants,
     identifiers,
+    member_pins,
     members,
     one_of,
     operations,
@@ -307,6 +308,62 @@ class Ledger:
             raise ValueError("no member with this id or card number")
         blocked = self.block_cards(member_id, uid_tail)
         return member_id, [mask_tail(value, 4) for value in blocked]
+
+    # ------------------------------------------------------------ member PINs
+
+    def set_member_pin(self, member_id: str, pin: str) -> None:
+        """The member's PIN (a new one replaces the old, and its failures and lock): only
+        its salted hash is kept. ValueError: no such member, or a PIN that cannot be one."""
+        problem = pins.pin_problem(pin)
+        if problem:
+            raise ValueError(problem)
+        if self.member(member_id) is None:
+            raise ValueError("no member has this id")
+        digest = pins.hash_pin(pin)  # slow on purpose: outside the transaction
+        with self.writer.begin() as conn:
+            conn.execute(member_pins.delete().where(member_pins.c.member_id == member_id))
+            conn.execute(
+                member_pins.insert().values(
+                    member_id=member_id,
+                    pin_hash=digest,
+                    failures=0,
+                    locked_until=None,
+                    set_at=utcnow(),
+                )
+            )
+
+    def check_member_pin(
+        self, member_id: str, pin: str, now: datetime | None = None
+    ) -> pins.PinCheck:
+        """A PIN given for the member: ok (failures forgotten), or wrong (one failure more;
+        the fifth in a row locks it for a while), or locked (refused unchecked). The row is
+        held while checking: two tills trying at once count two failures."""
+        moment = now or utcnow()
+        with self.writer.begin() as conn:
+            row = conn.execute(
+                select(member_pins).where(member_pins.c.member_id == member_id).with_for_update()
+            ).first()
+            if row is None:
+                return pins.PinCheck(False, no_pin=True)
+            if row.locked_until is not None and row.locked_until > moment:
+                return pins.PinCheck(False, locked_until=row.locked_until)
+            if pins.pin_matches(pin, row.pin_hash):
+                if row.failures:
+                    conn.execute(
+                        member_pins.update()
+                        .where(member_pins.c.member_id == member_id)
+                        .values(failures=0, locked_until=None)
+                    )
+                return pins.PinCheck(True)
+            failures = row.failures + 1
+            locked = pins.lock_after(failures, moment)
+            conn.execute(
+                member_pins.update()
+                .where(member_pins.c.member_id == member_id)
+                .values(failures=failures, locked_until=locked)
+            )
+        remaining = pins.FAILURES_BEFORE_LOCK - failures % pins.FAILURES_BEFORE_LOCK
+        return pins.PinCheck(False, remaining=0 if locked else remaining, locked_until=locked)
 
     def secure_card_owner(self, uid: bytes) -> str | None:
         """The member a secure card is linked to: as a secure card (`card issue`), or, for

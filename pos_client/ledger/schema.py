@@ -149,6 +149,18 @@ member_totals = Table(
 # The last secure-NFC (SUN) read counter accepted per NTAG 424 DNA card (issue 12): a tap is
 # accepted only with a strictly higher counter, so a replayed or copied message is refused
 # (ledger version 4, migration 0007). `card` is the UID in upper-case hex, as identifiers.
+# A member's PIN (its salted scrypt hash, never the PIN) and the failures in a row that
+# lock it for a while (pos_client/pins.py).
+member_pins = Table(
+    "member_pins",
+    metadata,
+    Column("member_id", String(64), ForeignKey("members.id"), primary_key=True),
+    Column("pin_hash", String(200), nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("locked_until", UTCDateTime, nullable=True),
+    Column("set_at", UTCDateTime, nullable=False),
+)
+
 card_counters = Table(
     "card_counters",
     metadata,

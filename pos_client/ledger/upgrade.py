@@ -271,11 +271,26 @@ def _v4_card_counters(conn: Connection, _context: StepContext) -> None:
     ).create(conn)
 
 
+def _v5_member_pins(conn: Connection, _context: StepContext) -> None:
+    frozen = MetaData()
+    Table("members", frozen, Column("id", String(64), primary_key=True))
+    Table(
+        "member_pins",
+        frozen,
+        Column("member_id", String(64), ForeignKey("members.id"), primary_key=True),
+        Column("pin_hash", String(200), nullable=False),
+        Column("failures", Integer, nullable=False),
+        Column("locked_until", DateTime(timezone=True), nullable=True),
+        Column("set_at", DateTime(timezone=True), nullable=False),
+    ).create(conn)
+
+
 # The steps after the baseline, in order (see the module docstring to add one).
 STEPS: tuple[Step, ...] = (
     Step(2, "member_totals, backfilled from transactions", _v2_member_totals),
     Step(3, "member_totals rows per recorded day (daily cap, review flags)", _v3_recorded_days),
     Step(4, "card_counters: the last secure-NFC read counter accepted per card", _v4_card_counters),
+    Step(5, "member_pins: members' PIN hashes and failures in a row", _v5_member_pins),
 )
 
 

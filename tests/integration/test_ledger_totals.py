@@ -88,6 +88,7 @@ def test_an_embedded_ledger_from_before_the_totals_gains_them_backfilled(tmp_pat
     with ledger.writer.begin() as conn:
         conn.exec_driver_sql("DROP TABLE member_totals")  # the previous release's database:
         conn.exec_driver_sql("DROP TABLE card_counters")  # no totals, no later tables,
+        conn.exec_driver_sql("DROP TABLE member_pins")
         conn.exec_driver_sql("DROP TABLE ledger_version")  # no version
     ledger.engine.dispose()
     reopened = zoned_ledger(path)
@@ -139,6 +140,7 @@ def test_a_ledger_at_version_2_gains_todays_recorded_row_and_the_cap_counts_it(
     with ledger.writer.begin() as conn:  # the previous version: no recorded-day rows
         conn.exec_driver_sql("DELETE FROM member_totals WHERE grain = 'r'")
         conn.exec_driver_sql("DROP TABLE card_counters")  # version 4's
+        conn.exec_driver_sql("DROP TABLE member_pins")  # version 5's
         conn.exec_driver_sql("UPDATE ledger_version SET version = 2")
     ledger.engine.dispose()
     reopened = capped_ledger(path, cap=1_000)

@@ -1,0 +1,83 @@
+"""Member PINs (issue 12's "phone + a member PIN"): a phone number is no secret, so a member
+found by phone may spend only after giving the PIN they chose. Pure: the rules for a PIN,
+its salted scrypt hash (the ledger keeps only that), the check in constant time, and the
+lockout after failures in a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pos_client.staff import guessable
+
+MIN_DIGITS, MAX_DIGITS = 4, 8
+FAILURES_BEFORE_LOCK = 5
+FIRST_LOCK = timedelta(minutes=15)
+LONGEST_LOCK = timedelta(hours=24)
+# scrypt at 16 MiB and ~50 ms a check: a stolen database's PINs cost that each to try.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+_FORM = re.compile(r"scrypt\$(\d+)\$(\d+)\$(\d+)\$([0-9a-f]{32})\$([0-9a-f]{64})")
+
+
+def pin_problem(pin: str) -> str | None:
+    """Why `pin` cannot be a member's PIN, or None."""
+    if not re.fullmatch(rf"[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}", pin):
+        return f"a PIN is {MIN_DIGITS} to {MAX_DIGITS} digits"
+    if guessable(pin):
+        return "a PIN of one digit repeated or a run (1234) is the first one tried"
+    return None
+
+
+def hash_pin(pin: str, salt: bytes | None = None) -> str:
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        pin.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, maxmem=64 * 2**20, dklen=32
+    )
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def pin_matches(pin: str, stored: str) -> bool:
+    """`pin` against a stored hash, in constant time; False for a hash of another form."""
+    found = _FORM.fullmatch(stored)
+    if found is None or not re.fullmatch(r"[0-9]{1,16}", pin):
+        return False
+    n, r, p = (int(found.group(i)) for i in (1, 2, 3))
+    if (n, r, p) != (SCRYPT_N, SCRYPT_R, SCRYPT_P):
+        return False  # no other costs are written; one here was not written by us
+    digest = hashlib.scrypt(
+        pin.encode(),
+        salt=bytes.fromhex(found.group(4)),
+        n=n,
+        r=r,
+        p=p,
+        maxmem=64 * 2**20,
+        dklen=32,
+    )
+    return hmac.compare_digest(digest.hex(), found.group(5))
+
+
+@dataclass(frozen=True)
+class PinCheck:
+    """The outcome of a PIN given: `ok`; else `locked_until` (now refused, whatever the
+    PIN) or `remaining` tries before a lock; `no_pin`: the member has chosen none."""
+
+    ok: bool
+    remaining: int = 0
+    locked_until: datetime | None = None
+    no_pin: bool = False
+
+
+def lock_after(failures: int, now: datetime) -> datetime | None:
+    """When `failures` in a row lock the PIN, until when: 15 minutes after the fifth,
+    doubling with each five more, at most a day."""
+    if failures < FAILURES_BEFORE_LOCK or failures % FAILURES_BEFORE_LOCK:
+        return None
+    doublings = min(failures // FAILURES_BEFORE_LOCK - 1, 16)
+    lock: timedelta = min(FIRST_LOCK * (1 << doublings), LONGEST_LOCK)
+    until: datetime = now + lock
+    return until
