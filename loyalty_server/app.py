@@ -127,6 +127,20 @@ class TapIn(BaseModel):
     )
 
 
+class PinIn(BaseModel):
+    """A member's PIN as typed (digits only; the rules for a new one are the ledger's)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    pin: str = Field(pattern=r"^[0-9]{1,16}$")
+
+
+class PinCheckOut(BaseModel):
+    ok: bool
+    remaining: int = Field(description="tries left before the PIN locks (when not ok)")
+    locked_until: datetime | None = Field(description="refused, whatever the PIN, until then")
+    no_pin: bool = Field(description="the member has chosen no PIN")
+
+
 class CardLinkIn(BaseModel):
     """A secure card just issued (or presented) linked to a member: its message proves the
     card is genuine and here."""
@@ -633,6 +647,46 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 raise HTTPException(409, "this card belongs to another member") from None
             raise HTTPException(404, "no such member") from None
         return CardLinkOut(member_id=body.member_id, linked=linked)
+
+    @app.post(
+        "/v1/members/{member_id}/pin",
+        status_code=204,
+        responses={**unauthorized, **unparsable, 404: {"model": Problem}, 429: {"model": Problem}},
+    )
+    def set_pin(member_id: MemberId, body: PinIn, who: Auth) -> Response:
+        """Set the member's PIN (the member at the desk chooses it; a new one replaces the
+        old and its lock). 422 for a PIN that cannot be one (4 to 8 digits, not 1234)."""
+        if not shared.allow("pin:" + who.id, settings.lookups_per_minute):
+            raise HTTPException(429, "too many PIN requests from this terminal; wait a minute")
+        if ledger.member(member_id) is None:
+            raise HTTPException(404, "no such member")
+        try:
+            ledger.set_member_pin(member_id, body.pin)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return Response(status_code=204)
+
+    @app.post(
+        "/v1/members/{member_id}/pin/check",
+        response_model=PinCheckOut,
+        responses={**unauthorized, **unparsable, 404: {"model": Problem}, 429: {"model": Problem}},
+    )
+    def check_pin(member_id: MemberId, body: PinIn, who: Auth) -> PinCheckOut:
+        """A PIN given for the member (found by phone: then they may spend). The fifth
+        wrong one in a row locks it for a while, whichever terminals they came from."""
+        if not shared.allow("pin:" + who.id, settings.lookups_per_minute):
+            raise HTTPException(429, "too many PIN requests from this terminal; wait a minute")
+        if ledger.member(member_id) is None:
+            raise HTTPException(404, "no such member")
+        check = ledger.check_member_pin(member_id, body.pin)
+        if not check.ok and not check.no_pin:
+            log.info("wrong member PIN at terminal %s", who.id)  # never the member or PIN
+        return PinCheckOut(
+            ok=check.ok,
+            remaining=check.remaining,
+            locked_until=check.locked_until,
+            no_pin=check.no_pin,
+        )
 
     @app.get(
         "/v1/members/{member_id}",

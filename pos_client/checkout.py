@@ -51,6 +51,7 @@ from pos_client.operations import (
     sendable_problem,
 )
 from pos_client.outbox import Outbox
+from pos_client.pins import pin_problem
 from pos_client.ports import Backend, BackendUnavailable, CardRefused
 from pos_client.privacy import OfflineLookupKey, PhoneHasher
 from pos_client.rules import EarnBreakdown, Program, RedemptionPlan, RulesError
@@ -124,6 +125,12 @@ class MemberSession:
     online: bool  # the view is fresh from the backend
     pending_points: int = 0
     pending_redemptions: int = 0
+    pin_verified: bool = False  # found by phone, then gave their PIN: "phone_pin"
+
+    @property
+    def identified_by(self) -> str:
+        """How the member was identified here, as programmes' spending policies name it."""
+        return "phone_pin" if self.pin_verified else self.identity.kind.value
 
     @property
     def spendable(self) -> int:
@@ -409,7 +416,7 @@ class Checkout:
         were identified here, or None. Earning is never refused on these grounds."""
         kind = session.identity.kind
         spending = self.program.spending
-        if not spending.allows(kind.value):
+        if not spending.allows(session.identified_by):
             if spending.identified_by == frozenset({IdentityKind.SECURE_CARD.value}):
                 return CheckoutError(
                     "this programme spends points only on a tap of the member's secure card",
@@ -420,6 +427,8 @@ class Checkout:
                 "tap or scan the member card",
                 "identification_cannot_spend",
             )
+        if session.pin_verified:
+            return None  # a number and its PIN: a secret given, as a card tapped
         tag_spends = self.policy.redeem_on_uid
         phone_spends = self.policy.channel != "kiosk" or self.policy.kiosk_spend_by_phone
         if kind is IdentityKind.CARD_UID and not tag_spends:
@@ -441,6 +450,45 @@ class Checkout:
                 "phone_cannot_spend",
             )
         return None
+
+    # ------------------------------------------------------------ member PINs
+
+    def set_pin(self, session: MemberSession, pin: str) -> None:
+        """The member chooses their PIN (at the desk, or enrolling). CheckoutError: a PIN
+        that cannot be one, or none can be set now (offline)."""
+        problem = pin_problem(pin)
+        if problem:
+            raise CheckoutError(problem, "pin_invalid")
+        try:
+            self.backend.set_pin(session.view.member_id, pin)
+        except ValueError as exc:
+            raise CheckoutError(str(exc), "pin_invalid") from None
+        except BackendUnavailable:
+            raise CheckoutError(
+                "PINs are kept by the store server, which cannot be reached now", "pin_offline"
+            ) from None
+
+    def verify_pin(self, session: MemberSession, pin: str) -> MemberSession:
+        """The member found by phone gives their PIN: the session that may spend as
+        `phone_pin`. CheckoutError: wrong (tries left), locked, none chosen, offline."""
+        try:
+            check = self.backend.check_pin(session.view.member_id, pin)
+        except BackendUnavailable:
+            raise CheckoutError(
+                "PINs are checked by the store server, which cannot be reached now",
+                "pin_offline",
+            ) from None
+        if check.ok:
+            return replace(session, pin_verified=True)
+        if check.no_pin:
+            raise CheckoutError(
+                "this member has no PIN yet: one is chosen at the desk", "pin_not_set"
+            )
+        if check.locked_until is not None:
+            raise CheckoutError("too many wrong PINs: locked for a while", "pin_locked")
+        raise CheckoutError(
+            f"wrong PIN ({check.remaining} tries left)", "pin_wrong", remaining=check.remaining
+        )
 
     def check_can_spend(self, session: MemberSession) -> None:
         refusal = self.spend_refusal(session)

@@ -441,6 +441,24 @@ def cmd_card_block(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_pin_set(args: argparse.Namespace) -> int:
+    """The member chooses a PIN (found by phone, they may then spend with it). Read from
+    standard input (one line) or typed twice at a prompt, never from the command line."""
+    import getpass
+
+    if sys.stdin.isatty():
+        pin = getpass.getpass("member's new PIN: ")
+        if getpass.getpass("again: ") != pin:
+            raise UsageError("the two PINs differ")
+    else:
+        pin = sys.stdin.readline(64).strip()
+    with build_terminal(load(args)) as terminal:
+        session = terminal.checkout.identify(args.member)
+        terminal.checkout.set_pin(session, pin)
+        print(f"PIN set for {session.view.display_name}")
+    return EXIT_OK
+
+
 def cmd_program_show(args: argparse.Namespace) -> int:
     from pos_client.program import load_program, preset_names
 
@@ -876,6 +894,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("block", cmd_card_block, "block a member's lost or stolen cards", card)
     sub.add_argument("member", help="the member's id or card number")
     sub.add_argument("--card", help="only the card whose UID ends with these hex digits")
+
+    pin = commands.add_parser("pin", help="member PINs").add_subparsers(
+        dest="pin_command", required=True, metavar="ACTION"
+    )
+    sub = command("set", cmd_pin_set, "set a member's PIN (read from standard input)", pin)
+    sub.add_argument("--member", required=True, help="card number, tag UID or phone")
 
     program = commands.add_parser("program", help="loyalty programs").add_subparsers(
         dest="program_command", required=True, metavar="ACTION"

@@ -18,6 +18,7 @@ from pos_client.operations import OpConflict, OpRejected
 if TYPE_CHECKING:
     from pos_client.checkout import Checkout
     from pos_client.events import EventBus
+    from pos_client.pins import PinCheck
     from pos_client.program import ProgramDocument
     from pos_client.queue_service import QueueService
     from pos_client.rules import Program
@@ -88,6 +89,13 @@ class Backend(Protocol):
         """A secure card's message checked: the member, None for a genuine card linked to
         no one. `uid`: the UID the reader saw, which the message must prove. CardRefused
         for a copy, a forgery or an emulator; BackendUnavailable offline."""
+
+    def set_pin(self, member_id: str, pin: str) -> None:
+        """Set the member's PIN. ValueError: a PIN that cannot be one, or no such member;
+        BackendUnavailable offline."""
+
+    def check_pin(self, member_id: str, pin: str) -> PinCheck:
+        """A PIN given for the member (counted: the fifth wrong one in a row locks it)."""
 
     def link_card(self, url: str, member_id: str) -> bool:
         """Link the secure card that answered with `url` to a member (True: linked now;

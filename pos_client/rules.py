@@ -209,7 +209,14 @@ class GivePlan:
 
 # The ways a member can be identified, strongest first (pos_client.domain.IdentityKind
 # values): what a programme's `[spending] identified_by` may list.
-SPEND_IDENTIFICATIONS = ("secure_card", "card_number", "member_number", "phone", "card_uid")
+SPEND_IDENTIFICATIONS = (
+    "secure_card",
+    "phone_pin",  # a phone number, then the member's PIN
+    "card_number",
+    "member_number",
+    "phone",
+    "card_uid",
+)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 from pos_client.domain import IdentityKind, MemberView
 from pos_client.errors import CardLinkRefused
 from pos_client.ledger import Ledger
+from pos_client.pins import PinCheck
 from pos_client.ports import BackendUnavailable, CardRefused, OpResult, op_result
 from pos_client.program import ProgramDocument
 from pos_client.sun import SunKeys, SunRefused
@@ -51,6 +52,12 @@ class EmbeddedBackend:
 
     def member(self, member_id: str) -> MemberView | None:
         return self.ledger.member_view(member_id)
+
+    def set_pin(self, member_id: str, pin: str) -> None:
+        self.ledger.set_member_pin(member_id, pin)
+
+    def check_pin(self, member_id: str, pin: str) -> PinCheck:
+        return self.ledger.check_member_pin(member_id, pin)
 
     def link_card(self, url: str, member_id: str) -> bool:
         if self.card_keys is None:

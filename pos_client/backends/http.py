@@ -12,10 +12,12 @@ import logging
 import os
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from pos_client.domain import IdentityKind, MemberView, member_view_from_json
+from pos_client.pins import PinCheck
 from pos_client.ports import (
     BackendServerError,
     BackendUnavailable,
@@ -184,6 +186,39 @@ class HttpBackend:
         if response.status_code != 200:
             raise BackendUnavailable(f"card tap: HTTP {response.status_code}")
         return _member(_json(response, "card tap"))
+
+    def set_pin(self, member_id: str, pin: str) -> None:
+        path = f"/v1/members/{quote(member_id, safe='')}/pin"
+        response = self._call("POST", path, json={"pin": pin})
+        if response.status_code in (404, 422):
+            raise ValueError(_short(_detail(response)) or f"HTTP {response.status_code}")
+        if response.status_code != 204:
+            raise BackendUnavailable(f"set PIN: HTTP {response.status_code}")
+
+    def check_pin(self, member_id: str, pin: str) -> PinCheck:
+        path = f"/v1/members/{quote(member_id, safe='')}/pin/check"
+        response = self._call("POST", path, json={"pin": pin})
+        if response.status_code == 404:
+            return PinCheck(False, no_pin=True)
+        if response.status_code != 200:
+            raise BackendUnavailable(f"PIN check: HTTP {response.status_code}")
+        answer = _json(response, "PIN check")
+        if not isinstance(answer, dict) or not all(
+            isinstance(answer.get(name), kind)
+            for name, kind in (("ok", bool), ("remaining", int), ("no_pin", bool))
+        ):
+            raise MalformedAnswer("PIN check: not a PIN check's answer")
+        until = answer.get("locked_until")
+        try:
+            locked = datetime.fromisoformat(until) if isinstance(until, str) else None
+        except ValueError:
+            raise MalformedAnswer("PIN check: locked_until is not a time") from None
+        return PinCheck(
+            answer["ok"] is True,
+            remaining=max(0, min(int(answer["remaining"]), 99)),
+            locked_until=locked,
+            no_pin=answer["no_pin"] is True,
+        )
 
     def link_card(self, url: str, member_id: str) -> bool:
         response = self._call("POST", "/v1/cards/link", json={"url": url, "member_id": member_id})

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pos_client.domain import MemberView
+from pos_client.pins import PinCheck
 from pos_client.ports import Backend, BackendUnavailable, OpResult
 from pos_client.program import ProgramDocument
 
@@ -54,6 +55,14 @@ class NetworkSwitch:
     def tap(self, url: str, uid: bytes | None = None) -> MemberView | None:
         self._check()
         return self.inner.tap(url, uid)
+
+    def set_pin(self, member_id: str, pin: str) -> None:
+        self._check()
+        self.inner.set_pin(member_id, pin)
+
+    def check_pin(self, member_id: str, pin: str) -> PinCheck:
+        self._check()
+        return self.inner.check_pin(member_id, pin)
 
     def link_card(self, url: str, member_id: str) -> bool:
         self._check()
