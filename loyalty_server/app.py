@@ -127,6 +127,15 @@ class TapIn(BaseModel):
     )
 
 
+class CardUidIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    uid: str = Field(pattern=r"^(?:[0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20})$")
+
+
+class CardKnownOut(BaseModel):
+    known: bool
+
+
 class PinIn(BaseModel):
     """A member's PIN as typed (digits only; the rules for a new one are the ledger's)."""
 
@@ -618,6 +627,18 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if view is None:
             raise HTTPException(404, "a genuine card, linked to no member")
         return masked(view)
+
+    @app.post(
+        "/v1/cards/known",
+        response_model=CardKnownOut,
+        responses={**unauthorized, **unparsable, 429: {"model": Problem}},
+    )
+    def card_known(body: CardUidIn, who: Auth) -> CardKnownOut:
+        """Whether a card with this UID is known here (linked, tapped, blocked): asked by
+        `pos-client card issue` before a blank card gets its keys."""
+        if not shared.allow("lookup:" + who.id, settings.lookups_per_minute):
+            raise HTTPException(429, "too many lookups from this terminal; wait a minute")
+        return CardKnownOut(known=ledger.card_known(bytes.fromhex(body.uid)))
 
     @app.post(
         "/v1/cards/link",

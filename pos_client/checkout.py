@@ -287,6 +287,10 @@ class Checkout:
         uid = Identity(IdentityKind.CARD_UID, card_uid.hex().upper()) if card_uid else None
         try:
             view = self.backend.tap(identity.value, card_uid or None)
+        except CardRefused as refused:
+            if refused.code == "card_blocked" and uid is not None:
+                self.outbox.forget_cached(self._secure_cache_key(uid))  # nor offline, then
+            raise
         except BackendUnavailable:
             cached = None
             if uid is not None:

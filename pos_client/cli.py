@@ -384,9 +384,19 @@ def cmd_card_issue(args: argparse.Namespace) -> int:
         print(f"pos-client: warning: {keys_file}: {weakness}", file=sys.stderr)
     with build_terminal(settings) as terminal:
         member = terminal.checkout.identify(args.member).view if args.member else None
+
+        def known(uid: bytes) -> bool:
+            try:
+                return terminal.network.card_known(uid)
+            except BackendUnavailable:
+                raise Ntag424Error(
+                    "the store server cannot confirm this card is new (it must, before a "
+                    "card gets its keys): try again when it answers"
+                ) from None
+
         try:
             with connected_card(args.reader, args.wait) as card:
-                issued = issue_card(card.transmit, keys, args.url, secrets.token_bytes)
+                issued = issue_card(card.transmit, keys, args.url, secrets.token_bytes, known)
         except (CardReadError, Ntag424Error, ValueError) as exc:
             again = not getattr(exc, "final", True) or isinstance(exc, CardReadError)
             hint = " (present the card again: issuing resumes where it stopped)" if again else ""

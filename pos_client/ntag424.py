@@ -13,9 +13,11 @@ the card's MACed answer. Random numbers come from the caller (the
 from __future__ import annotations
 
 import hmac
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
 
 from pos_client.sun import (
     BLOCK,
@@ -32,6 +34,7 @@ from pos_client.sun import (
 
 OK, MORE = b"\x91\x00", b"\x91\xaf"  # native command status words (ISO-wrapped: 91 xx)
 AUTHENTICATION_ERROR = b"\x91\xae"
+INTEGRITY_ERROR = b"\x91\x1e"  # ChangeKey: the old key given is not the card's
 
 
 class Ntag424Error(Exception):
@@ -107,7 +110,8 @@ def authenticate_finish(key: bytes, answer: bytes, rnd_a: bytes, rnd_b: bytes) -
         raise Ntag424Error(f"the card refused authentication (status {answer[-2:].hex()})")
     plain = cbc_decrypt(key, bytes(BLOCK), answer[: 2 * BLOCK])
     if not hmac.compare_digest(plain[4:20], _rotate_left(rnd_a)):
-        raise WrongKey("the card did not prove it holds the key (RndA' differs)")
+        # As likely a misread answer as a wrong key (91 AE says that): not WrongKey.
+        raise Ntag424Error("the card did not prove it holds the key (RndA' differs)")
     sv1, sv2 = session_vectors(rnd_a, rnd_b)
     return Ev2Session(
         transaction_id=plain[:4],
@@ -182,6 +186,8 @@ def change_key_command(
 
 # ---------------------------------------------------------------- the NDEF file and SDM
 
+_SAFE_URL = re.compile(r"[A-Za-z0-9._~:/%+-]+")  # no query, fragment, user info, quotes
+_SAFE_HOST = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?")
 NDEF_FILE = 0x02  # the NTAG 424 DNA's NDEF file (E104), the only one SDM may be enabled on
 _URI_PREFIXES = {"https://": 0x04, "http://": 0x03}
 
@@ -207,12 +213,15 @@ def url_template(base: str) -> UrlTemplate:
     prefix = next((p for p in _URI_PREFIXES if base.startswith(p)), None)
     rest = base[len(prefix) :] if prefix else ""
     host = rest.split("/", 1)[0]
+    try:
+        port = urlsplit(base).port  # ValueError: a port out of range
+    except ValueError:
+        port = -1
     if (
         prefix is None
-        or not host
-        or not base.isascii()
-        or not base.isprintable()
-        or any(c in base for c in " ?#&=\\")
+        or not _SAFE_HOST.fullmatch(host)
+        or not _SAFE_URL.fullmatch(base)
+        or port == -1
     ):
         raise ValueError(
             "a card's base URL is https://host/path in plain ASCII, with no space, query "
@@ -224,8 +233,8 @@ def url_template(base: str) -> UrlTemplate:
         raise ValueError("a card's URL fits one short NDEF record (255 bytes)")
     record = bytes([0xD1, 0x01, len(payload)]) + b"U" + payload
     file = len(record).to_bytes(2, "big") + record
-    if len(file) > 256:
-        raise ValueError("a card's NDEF file holds 256 bytes")
+    if len(file) > 255:  # read back in one short APDU (Le <= 255)
+        raise ValueError("a card's base URL is too long for its NDEF file")
     mac = len(file) - 16
     picc = mac - len("&cmac=") - 32
     return UrlTemplate(file, picc, mac, mac)
@@ -410,7 +419,7 @@ def _select(transmit: CardTransmit, apdu: bytes, what: str) -> None:
     answer = transmit(apdu)
     if answer[-2:] != ISO_OK:
         raise Ntag424Error(
-            f"the card has no {what} (status {answer[-2:].hex()}): not an NTAG 424", final=True
+            f"the card has no {what} (status {answer[-2:].hex()}): not an NTAG 424, or a misread"
         )
 
 
@@ -450,8 +459,8 @@ def _verified_url(
     url = read_url(transmit)
     if url.split("?", 1)[0] != base_url:
         raise Ntag424Error(
-            f"this card was issued by this programme for {url.split('?', 1)[0]}: give that URL",
-            final=True,
+            f"this card answers with the URL {url.split('?', 1)[0]}: if that repeats, it was "
+            "issued by this programme for it (give that URL)"
         )
     try:
         tap = keys.verify_url(url)
@@ -502,6 +511,13 @@ def _personalise(
         partial = partial or done
         old = own[number] if done else FACTORY_KEY
         answer = transmit(change_key_command(session, number, own[number], ISSUED_KEY_VERSION, old))
+        if answer == INTEGRITY_ERROR:
+            raise Ntag424Error(
+                f"the card's key {number} is neither the factory key nor this programme's: "
+                "another programme started it, or the keys file changed; it cannot be "
+                "finished here",
+                final=True,
+            )
         _data, session = check_answer(session, answer)
     return session, partial
 
@@ -511,6 +527,7 @@ def issue_card(
     keys: SunKeys,
     base_url: str,
     random: Callable[[int], bytes],
+    known: Callable[[bytes], bool] = lambda _uid: False,
 ) -> IssuedCard:
     """Personalise a blank NTAG 424 DNA for the programme. Nothing is written before the
     card proves its key 0 is the factory key and its UID (GetCardUID in an authenticated
@@ -520,8 +537,9 @@ def issue_card(
     a store server would: only then key 0, the change that cannot be undone, checked by
     authenticating with the new key. A card taken away at any step can be presented again
     (the locked file, the key versions and key 0 say what was done); a card issued here
-    before is read back; another programme's card is refused unchanged. Ntag424Error says
-    what failed, never a key."""
+    before is read back; another programme's card is refused unchanged. `known(uid)`: the
+    store already knows a card with this UID (then a "blank" one claiming it is refused
+    before any key is sent). Ntag424Error says what failed, never a key."""
     template = url_template(base_url)
     card_keys(keys, bytes(7))  # no issuing keys: say so before touching the card
     _select(transmit, SELECT_NDEF_APPLICATION, "NDEF application")
@@ -535,6 +553,15 @@ def issue_card(
     uid, session = read_card_uid(transmit, session)
     if uid != version.uid:
         raise Ntag424Error("the card's GetVersion and GetCardUID name different UIDs")
+    if known(uid):
+        # A blank card with the UID of one the store knows (linked, tapped, blocked): an
+        # emulator asking for that card's keys (a UID is anyone's to read), or a re-used
+        # UID. Its keys are never sent.
+        raise Ntag424Error(
+            "a card with this UID is already known to the store (issued, tapped or "
+            "blocked): not issued; an emulator, or a card to hand to the store's staff",
+            final=True,
+        )
     own = card_keys(keys, uid)
     written = _write_template(transmit, template)  # (selecting the file ends the session)
     session = _authenticate(transmit, FACTORY_KEY, random)
@@ -571,9 +598,8 @@ def _issued_before(
         _authenticate(transmit, card_keys(keys, uid)[0], random)
     except WrongKey:
         raise Ntag424Error(
-            "this card's key 0 is neither the factory key nor this programme's: it was "
-            "issued elsewhere and cannot be issued here",
-            final=True,
+            "this card's key 0 is neither the factory key nor this programme's (for the UID "
+            "it gave): if that repeats, it was issued elsewhere and cannot be issued here"
         ) from None
     url, counter = _verified_url(transmit, keys, uid, base_url)
     return IssuedCard(uid, url, counter, personalised=False, resumed=False)

@@ -1182,6 +1182,14 @@ class Outbox:
         except OutboxUnavailable:
             pass
 
+    def forget_cached(self, lookup: str) -> None:
+        """Delete one cached lookup (a card blocked: it must not find its member offline)."""
+        try:
+            with self._write() as conn:
+                conn.execute("DELETE FROM member_cache WHERE lookup = ?", (lookup,))
+        except OutboxUnavailable:
+            return
+
     def forget_members_before(self, cutoff: datetime) -> int:
         """Delete cached members last seen before `cutoff` (overwritten: secure_delete)."""
         try:

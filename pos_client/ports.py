@@ -90,6 +90,9 @@ class Backend(Protocol):
         no one. `uid`: the UID the reader saw, which the message must prove. CardRefused
         for a copy, a forgery or an emulator; BackendUnavailable offline."""
 
+    def card_known(self, uid: bytes) -> bool:
+        """A card with this UID is known to the store (linked, tapped, blocked)."""
+
     def set_pin(self, member_id: str, pin: str) -> None:
         """Set the member's PIN. ValueError: a PIN that cannot be one, or no such member;
         BackendUnavailable offline."""

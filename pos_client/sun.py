@@ -384,6 +384,8 @@ def _read_key_file(path: Path) -> bytes:
             raise ValueError(f"{path}: not a regular file of card keys")
         if status.st_mode & 0o077:
             raise ValueError(f"{path}: card keys readable by others; chmod 600 {path}")
+        if status.st_uid != os.geteuid():  # whoever owns it can make forged cards pass
+            raise ValueError(f"{path}: card keys owned by another user; chown it to this one")
         if status.st_size > MAX_KEY_FILE_BYTES:
             raise ValueError(f"{path}: too large to be a card keys file")
         raw = os.read(descriptor, MAX_KEY_FILE_BYTES + 1)

@@ -53,6 +53,9 @@ class EmbeddedBackend:
     def member(self, member_id: str) -> MemberView | None:
         return self.ledger.member_view(member_id)
 
+    def card_known(self, uid: bytes) -> bool:
+        return self.ledger.card_known(uid)
+
     def set_pin(self, member_id: str, pin: str) -> None:
         self.ledger.set_member_pin(member_id, pin)
 

@@ -187,6 +187,15 @@ class HttpBackend:
             raise BackendUnavailable(f"card tap: HTTP {response.status_code}")
         return _member(_json(response, "card tap"))
 
+    def card_known(self, uid: bytes) -> bool:
+        response = self._call("POST", "/v1/cards/known", json={"uid": uid.hex().upper()})
+        if response.status_code != 200:
+            raise BackendUnavailable(f"card known: HTTP {response.status_code}")
+        answer = _json(response, "card known")
+        if not isinstance(answer, dict) or not isinstance(answer.get("known"), bool):
+            raise MalformedAnswer("card known: not a yes or no")
+        return bool(answer["known"])
+
     def set_pin(self, member_id: str, pin: str) -> None:
         path = f"/v1/members/{quote(member_id, safe='')}/pin"
         response = self._call("POST", path, json={"pin": pin})

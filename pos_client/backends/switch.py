@@ -56,6 +56,10 @@ class NetworkSwitch:
         self._check()
         return self.inner.tap(url, uid)
 
+    def card_known(self, uid: bytes) -> bool:
+        self._check()
+        return self.inner.card_known(uid)
+
     def set_pin(self, member_id: str, pin: str) -> None:
         self._check()
         self.inner.set_pin(member_id, pin)

@@ -290,11 +290,17 @@ class Ledger:
                         identifiers.c.kind.in_(CARD_KINDS), identifiers.c.value == value
                     )
                 )
-                conn.execute(
-                    identifiers.insert().values(
-                        kind=BLOCKED_CARD_UID, value=value, member_id=member_id
+                already = conn.execute(  # blocked while a link raced it: one row is enough
+                    select(identifiers.c.value).where(
+                        identifiers.c.kind == BLOCKED_CARD_UID, identifiers.c.value == value
                     )
-                )
+                ).first()
+                if already is None:
+                    conn.execute(
+                        identifiers.insert().values(
+                            kind=BLOCKED_CARD_UID, value=value, member_id=member_id
+                        )
+                    )
         return blocked
 
     def block_member_cards(self, reference: str, uid_tail: str = "") -> tuple[str, list[str]]:
@@ -364,6 +370,20 @@ class Ledger:
             )
         remaining = pins.FAILURES_BEFORE_LOCK - failures % pins.FAILURES_BEFORE_LOCK
         return pins.PinCheck(False, remaining=0 if locked else remaining, locked_until=locked)
+
+    def card_known(self, uid: bytes) -> bool:
+        """A card with this UID is known here: linked (as a tag or a secure card), blocked,
+        or its secure message accepted once. `card issue` refuses to personalise a "blank"
+        card claiming such a UID (an emulator after that card's keys)."""
+        value = card_counters.card_key(uid)
+        with self.engine.connect() as conn:
+            linked = conn.execute(
+                select(identifiers.c.member_id).where(
+                    identifiers.c.kind.in_((*CARD_KINDS, BLOCKED_CARD_UID)),
+                    identifiers.c.value == value,
+                )
+            ).first()
+        return linked is not None or card_counters.last_counter(self.engine, uid) is not None
 
     def secure_card_owner(self, uid: bytes) -> str | None:
         """The member a secure card is linked to: as a secure card (`card issue`), or, for

@@ -242,3 +242,35 @@ def test_a_message_beside_another_cards_uid_is_refused_as_an_emulator(till: Till
         # The refusal spent nothing: the same message with its own UID still verifies.
         found = router.route(ScanEvent(f"pcsc:{READER}", "sun", url, ntag.uid))
         assert isinstance(found, MemberIdentified)
+
+
+def test_an_emulator_claiming_an_issued_cards_uid_gets_no_keys(till: Till) -> None:
+    card, _ntag = blank_card("04517A2B3C4D87")
+    assert present(card, till, "--member", ANNA.card_number).returncode == 0
+    emulator, fake = blank_card("04517A2B3C4D87")  # a "blank" card with Anna's card's UID
+    refused = present(emulator, till)
+    assert refused.returncode == 1 and "already known" in refused.stderr
+    assert fake.keys == [bytes(16)] * 5 and fake.sdm is None
+
+
+def test_a_blocked_card_no_longer_finds_its_member_offline(till: Till) -> None:
+    card, ntag = blank_card("04517A2B3C4D88")
+    assert present(card, till, "--member", ANNA.card_number).returncode == 0
+    from pos_client.ntag424 import read_url
+
+    def message() -> str:
+        ntag.answer(bytes.fromhex("00A4040007D276000085010100"))
+        return read_url(ntag.answer)
+
+    with build_terminal(till.settings()) as terminal:
+        router = ScanRouter(terminal.checkout, terminal.bus)
+        seen = router.route(ScanEvent(f"pcsc:{READER}", "sun", message(), ntag.uid))
+        assert isinstance(seen, MemberIdentified)  # verified: remembered for offline
+        assert terminal.ledger is not None
+        terminal.ledger.block_member_cards(ANNA.card_number, ntag.uid.hex()[-4:])
+        blocked = router.route(ScanEvent(f"pcsc:{READER}", "sun", message(), ntag.uid))
+        assert isinstance(blocked, IdentificationFailed) and blocked.code == "card_blocked"
+        terminal.network.set_online(False)
+        offline = router.route(ScanEvent(f"pcsc:{READER}", "sun", message(), ntag.uid))
+        assert isinstance(offline, IdentificationFailed)
+        assert offline.code == "secure_card_offline"

@@ -456,3 +456,24 @@ def test_a_card_reported_lost_is_blocked_and_its_taps_refused_as_security_events
     # All her cards: the demo's plain tag is left, then none.
     assert runs[0].returncode == 0 and runs[0].stdout.strip().endswith("6C80")
     assert runs[1].returncode == 1 and "no card of this member" in runs[1].stderr
+
+
+def test_the_server_says_whether_a_uid_is_known_and_nothing_more(
+    card_server: ServerProcess,
+) -> None:
+    token = card_server.pair()["token"]
+
+    def known(uid: object) -> requests.Response:
+        return requests.post(
+            card_server.url + "/v1/cards/known",
+            json={"uid": uid},
+            headers=headers(token),
+            timeout=30,
+        )
+
+    assert known(UID).json() == {"known": False}
+    assert tap(card_server, token, genuine(80)).status_code == 404  # tapped: now known
+    assert known(UID).json() == {"known": True}
+    assert known(ANNA.card_uid).json() == {"known": True}  # a demo tag, linked
+    for hostile in (UID.lower(), UID[:-1], "Z" * 14, 14, None, "04" * 11):
+        assert known(hostile).status_code == 422

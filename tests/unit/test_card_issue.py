@@ -98,7 +98,7 @@ def test_a_card_issued_here_before_is_read_back_and_changes_nothing() -> None:
     keys, file = list(card.keys), bytes(card.file)
     again = issue_card(card.answer, KEYS, BASE, random)
     assert not again.personalised and again.uid == first.uid and again.counter > first.counter
-    with pytest.raises(Ntag424Error, match="issued by this programme for https://loyalty"):
+    with pytest.raises(Ntag424Error, match=r"answers with the URL https://loyalty\.example/c"):
         issue_card(card.answer, KEYS, "https://elsewhere.example/x", random)
     assert card.keys == keys and bytes(card.file) == file
 
@@ -238,7 +238,7 @@ def test_another_programmes_card_is_refused_without_a_byte_written() -> None:
     card.file[:8] = b"THEIRS!!"
     with pytest.raises(Ntag424Error, match="issued elsewhere") as refused:
         issue_card(card.answer, KEYS, BASE, random)
-    assert refused.value.final
+    assert not refused.value.final  # a misread UID would say the same: "if that repeats"
     assert bytes(card.file[:8]) == b"THEIRS!!" and not any(a[1] == 0xD6 for a in card.commands)
 
 
@@ -277,3 +277,51 @@ def test_garbage_during_authentication_is_not_called_another_programmes_card(at:
         issue_card(misbehaving(card, at, lambda apdu, answer: b"\x6f\x00"), KEYS, BASE, random)
     assert not stopped.value.final and "elsewhere" not in str(stopped.value)
     assert issue_card(card.answer, KEYS, BASE, random).personalised
+
+
+def test_a_blank_card_claiming_a_known_uid_gets_no_key() -> None:
+    """An emulator answering as a blank card with a member's real UID (anyone can read a
+    UID) is refused before any key is sent: the store knows that UID."""
+    victim = VirtualNtag424()
+    issue_card(victim.answer, KEYS, BASE, random)
+    emulator = VirtualNtag424(uid=victim.uid)
+    with pytest.raises(Ntag424Error, match="already known") as refused:
+        issue_card(emulator.answer, KEYS, BASE, random, known=lambda uid: uid == victim.uid)
+    assert refused.value.final
+    assert emulator.keys == [FACTORY_KEY] * 5 and emulator.sdm is None
+    sent = {apdu[:2] for apdu in emulator.commands}
+    assert not sent & {b"\x90\xc4", b"\x90\x5f", b"\x00\xd6"}  # no key, setting or write
+
+
+def test_a_misread_during_authentication_is_not_called_a_foreign_card() -> None:
+    card = VirtualNtag424()
+    flip = misbehaving(card, 6, lambda apdu, answer: bytes([answer[0] ^ 1]) + answer[1:])
+    with pytest.raises(Ntag424Error) as stopped:
+        issue_card(flip, KEYS, BASE, random)
+    assert not stopped.value.final and "elsewhere" not in str(stopped.value)
+    assert issue_card(card.answer, KEYS, BASE, random).personalised
+
+
+def test_a_card_another_programme_started_is_refused_for_good() -> None:
+    card = VirtualNtag424()
+    card.keys[1] = bytes(range(16))  # changed elsewhere, its version left at 0
+    with pytest.raises(Ntag424Error, match="key 1 is neither") as refused:
+        issue_card(card.answer, KEYS, BASE, random)
+    assert refused.value.final and card.keys[0] == FACTORY_KEY
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://loyalty.example/" + "a" * 168,  # a 256-byte file: not read back in one APDU
+        "https://good.example@evil.example/c",
+        "https://@/",
+        "https://h:99999/x",
+        'https://x/"><script>',
+    ],
+)
+def test_more_urls_a_card_cannot_carry_are_refused_first(url: str) -> None:
+    card = VirtualNtag424()
+    with pytest.raises(ValueError, match="base URL"):
+        issue_card(card.answer, KEYS, url, random)
+    assert card.commands == []

@@ -312,3 +312,17 @@ def test_weak_keys_are_named_never_shown() -> None:
     assert len(zero.weaknesses(issuing=True)) == 3
     strong = SunKeys(h(META), h(MASTER), True, h("4C4F59414C"))
     assert strong.weaknesses() == []
+
+
+def test_a_key_file_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    import os
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.skip("changing a file's owner needs root")
+    path = write_keys(
+        tmp_path, f'meta_read_key = "{META}"\nfile_read_key = "{MASTER}"\ndiversify = false\n'
+    )
+    os.chown(path, pwd.getpwnam("nobody").pw_uid, -1)
+    with pytest.raises(ValueError, match="owned by another user"):
+        load_sun_keys(path)
