@@ -376,15 +376,27 @@ class Checkout:
         return self.outbox.forget_members_before(self.clock() - self.cache_lifetime)
 
     def refresh(self, session: MemberSession) -> MemberSession:
+        """The member's view again; how they were identified (a PIN given) stays."""
         try:
             view = self.backend.member(session.view.member_id)
         except BackendUnavailable:
             view = self.outbox.cached_member_by_id(session.view.member_id) or session.view
-            return self._session(view, session.identity, online=False)
+            fresh = self._session(view, session.identity, online=False)
+            return replace(fresh, pin_verified=session.pin_verified)
         if view is None:
             return session
         self.remember(session.identity, view)
-        return self._session(view, session.identity, online=True)
+        fresh = self._session(view, session.identity, online=True)
+        return replace(fresh, pin_verified=session.pin_verified)
+
+    def pin_would_spend(self, session: MemberSession) -> bool:
+        """A member found by phone who may not spend so: would their PIN let them?"""
+        return (
+            session.identity.kind is IdentityKind.PHONE
+            and not session.pin_verified
+            and self.spend_refusal(session) is not None
+            and self.program.spending.allows("phone_pin")
+        )
 
     def _session(self, view: MemberView, identity: Identity, online: bool) -> MemberSession:
         points, redemptions = self.outbox.unsynced_for_member(view.member_id)

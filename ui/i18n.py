@@ -342,6 +342,11 @@ ERROR_KEYS: dict[str, str] = {
     "card_refused": N_("error.card_refused"),
     "card_replayed": N_("error.card_replayed"),
     "card_blocked": N_("error.card_blocked"),
+    "pin_wrong": N_("error.pin_wrong"),
+    "pin_locked": N_("error.pin_locked"),
+    "pin_not_set": N_("error.pin_not_set"),
+    "pin_offline": N_("error.pin_offline"),
+    "pin_invalid": N_("error.pin_invalid"),
     "secure_card_offline": N_("error.secure_card_offline"),
     # checkout and rules
     "member_not_found": N_("error.unknown"),
@@ -431,6 +436,7 @@ IDENTIFIED_BY_KEYS: dict[str, str] = {
     "card_number": N_("member.identified.card_number"),
     "member_number": N_("member.identified.member_number"),
     "phone": N_("member.identified.phone"),
+    "phone_pin": N_("member.identified.phone_pin"),
     "card_uid": N_("member.identified.card_uid"),
 }
 

@@ -206,6 +206,14 @@ def test_the_new_kiosk_texts_fit_in_every_language_and_size(tmp_path: Path) -> N
                 yield from tap(text=button)
             yield from by_phone(app, ANNA.phone)
             yield from checks("member by phone", language, ("Anna K.", app.settings.store.name))
+            yield from tap(text=app.tr("member.enter_pin"))  # the PIN screen, with an error
+            yield on(app, "pin")
+            yield from tap_keys("1397")
+            yield from tap(text=app.tr("pin.check"))
+            yield lambda: bool(app.sm.get_screen("pin").error)
+            yield from checks("member PIN", language, ("PIN", app.settings.store.name))
+            yield from tap(text=app.tr("common.back"))
+            yield on(app, "member")
             yield from tap(text=app.tr("common.done"))
             yield on(app, "idle")
 

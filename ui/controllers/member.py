@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pos_client import rules
@@ -45,6 +45,7 @@ class MemberLines:
     spend_note: str = ""  # why points cannot be spent here as identified ("tap your card")
     expiring_text: str = ""  # points of the balance expiring within 30 days
     identified_text: str = ""  # how the member was identified here ("by secure card")
+    pin_offer: bool = False  # found by phone, may not spend so: their PIN would let them
 
 
 def _reward_progress(
@@ -136,7 +137,7 @@ def member_lines(
         tier_bar=tier_bar,
         rewards_text=rewards or "-",
         spend_note=spend_note,
-        identified_text=texts.tr(i18n.IDENTIFIED_BY_KEYS[session.identity.kind.value]),
+        identified_text=texts.tr(i18n.IDENTIFIED_BY_KEYS[session.identified_by]),
         expiring_text=(
             texts.tr("member.expiring", points=texts.points(view.points_expiring))
             if view.points_expiring > 0
@@ -182,7 +183,26 @@ class MemberController:
         # The core decides who may spend (a kiosk: not on a typed phone number alone).
         refusal = self._checkout.spend_refusal(session)
         note = "" if refusal is None else i18n.describe_error(self._texts.language, refusal)
-        return member_lines(session, self._program, self._texts, note)
+        lines = member_lines(session, self._program, self._texts, note)
+        return replace(lines, pin_offer=self._checkout.pin_would_spend(session))
+
+    def verify_pin(self, pin: str, show_error: Callable[[str], None]) -> None:
+        """The PIN typed on the PIN screen, checked off the clock: the member screen again
+        with the session that may spend, or the reason on the PIN screen."""
+        session = self._customer.session
+        if session is None:
+            self._nav.go_idle()
+            return
+
+        def done(result: Any, error: BaseException | None) -> None:
+            if error is not None:
+                log.info("member PIN refused (%s)", getattr(error, "code", type(error).__name__))
+                show_error(self._texts.error(error))
+                return
+            self._customer.session = result
+            self._nav.go("member")
+
+        self._nav.run_async(lambda: self._checkout.verify_pin(session, pin), done)
 
     def refresh_session(self) -> None:
         """Fetch the member again (off the clock) and redraw the member screen if shown."""

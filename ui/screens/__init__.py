@@ -14,11 +14,23 @@ from typing import Any
 from kivy.lang import Builder
 from kivy.uix.screenmanager import ScreenManager
 
-SCREEN_NAMES = ("idle", "phone", "member", "earn", "redeem", "enroll", "give", "receipt", "admin")
+SCREEN_NAMES = (
+    "idle",
+    "phone",
+    "member",
+    "pin",
+    "earn",
+    "redeem",
+    "enroll",
+    "give",
+    "receipt",
+    "admin",
+)
 SCREEN_CLASSES = {
     "idle": "IdleScreen",
     "phone": "PhoneScreen",
     "member": "MemberScreen",
+    "pin": "PinScreen",
     "earn": "EarnScreen",
     "redeem": "RedeemScreen",
     "enroll": "EnrollScreen",

@@ -26,6 +26,7 @@ class MemberScreen(PosScreen):
     spend_note = StringProperty("")
     expiring_text = StringProperty("")
     identified_text = StringProperty("")
+    pin_offer = BooleanProperty(False)
 
     def refresh(self) -> None:
         lines = self.pos_app.member.present()
