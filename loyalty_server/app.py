@@ -55,6 +55,7 @@ from pos_client.operations import (
     OpConflict,
     OpRejected,
 )
+from pos_client.pins import PinRefused
 from pos_client.ports import op_result
 from pos_client.program import load_program_document, program_to_json, resolve_program_path
 from pos_client.sun import SunKeys, SunRefused, load_sun_keys
@@ -141,6 +142,12 @@ class PinIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
     pin: str = Field(pattern=r"^[0-9]{1,16}$")
+
+
+class PinSetIn(PinIn):
+    current_pin: str | None = Field(
+        None, pattern=r"^[0-9]{1,16}$", description="the PIN set now: needed to change it"
+    )
 
 
 class PinCheckOut(BaseModel):
@@ -672,19 +679,32 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.post(
         "/v1/members/{member_id}/pin",
         status_code=204,
-        responses={**unauthorized, **unparsable, 404: {"model": Problem}, 429: {"model": Problem}},
+        responses={
+            **unauthorized,
+            **unparsable,
+            403: {"model": Problem, "description": "the current PIN is wrong or locked"},
+            404: {"model": Problem},
+            409: {"model": Problem, "description": "a PIN is set: current_pin is needed"},
+            429: {"model": Problem},
+        },
     )
-    def set_pin(member_id: MemberId, body: PinIn, who: Auth) -> Response:
-        """Set the member's PIN (the member at the desk chooses it; a new one replaces the
-        old and its lock). 422 for a PIN that cannot be one (4 to 8 digits, not 1234)."""
+    def set_pin(member_id: MemberId, body: PinSetIn, who: Auth) -> Response:
+        """Set the member's PIN (the member at the desk chooses it). One already set is
+        changed only with `current_pin` (a wrong one counts as a failed check); a member who
+        forgot it has it reset at the store server (`loyalty-server member pin-reset`).
+        422 for a PIN that cannot be one (4 to 8 digits, not one tried first)."""
         if not shared.allow("pin:" + who.id, settings.lookups_per_minute):
             raise HTTPException(429, "too many PIN requests from this terminal; wait a minute")
         if ledger.member(member_id) is None:
             raise HTTPException(404, "no such member")
         try:
-            ledger.set_member_pin(member_id, body.pin)
+            replaced = ledger.set_member_pin(member_id, body.pin, body.current_pin)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
+        except PinRefused as refused:
+            status = 409 if refused.code == "pin_set" else 403
+            raise HTTPException(status, str(refused)) from None
+        log.warning("member PIN %s at terminal %s", "changed" if replaced else "set", who.id)
         return Response(status_code=204)
 
     @app.post(
@@ -701,7 +721,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
             raise HTTPException(404, "no such member")
         check = ledger.check_member_pin(member_id, body.pin)
         if not check.ok and not check.no_pin:
-            log.info("wrong member PIN at terminal %s", who.id)  # never the member or PIN
+            log.warning("wrong member PIN at terminal %s", who.id)  # never the member or PIN
+        if check.locked_now:
+            security_event("pin_locked", who.id, None)
         return PinCheckOut(
             ok=check.ok,
             remaining=check.remaining,

@@ -515,6 +515,26 @@ def cmd_card_block(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_member_pin_reset(args: argparse.Namespace) -> int:
+    """Forget a member's PIN (they forgot it and are at the desk): they choose a new one at
+    a terminal. MEMBER is the member's id or card number."""
+    from pos_client.ledger import Ledger
+    from pos_client.program import load_program
+
+    settings = settings_from(args)
+    ledger = Ledger(engine_for(args), load_program(settings.program, settings.config_dir))
+    member_id = args.member if ledger.member(args.member) is not None else None
+    member_id = member_id or ledger.find_member_id("card_number", args.member)
+    if member_id is None:
+        complain("no member with this id or card number")
+        return 1
+    if not ledger.reset_member_pin(member_id):
+        complain("this member has no PIN")
+        return 1
+    print("PIN forgotten: the member chooses a new one at a terminal")
+    return 0
+
+
 def cmd_expire(args: argparse.Namespace) -> int:
     """Expire points past the programme's expiry (for cron or a systemd timer); prints each
     member id and the points expired, never a phone or a card."""
@@ -629,6 +649,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("csv")
     sub.add_argument("--region", default="US", help="region for phone numbers without +")
     sub.set_defaults(handler=cmd_member_import, needs_schema=True)
+    sub = member.add_parser("pin-reset", help="forget a member's PIN (they forgot it)")
+    common(sub)
+    sub.add_argument("member", help="the member's id or card number")
+    sub.set_defaults(handler=cmd_member_pin_reset, needs_schema=True)
 
     card = commands.add_parser("card", help="member cards").add_subparsers(
         dest="card_command", required=True

@@ -51,7 +51,7 @@ from pos_client.operations import (
     sendable_problem,
 )
 from pos_client.outbox import Outbox
-from pos_client.pins import pin_problem
+from pos_client.pins import PinRefused, pin_problem
 from pos_client.ports import Backend, BackendUnavailable, CardRefused
 from pos_client.privacy import OfflineLookupKey, PhoneHasher
 from pos_client.rules import EarnBreakdown, Program, RedemptionPlan, RulesError
@@ -100,6 +100,8 @@ class AlreadyMember(CheckoutError):
 
 
 SECURE_UID_BYTES = 7  # an NTAG 424 DNA's UID
+# A first PIN is set only for a member found by their card (a phone number is anyone's).
+PIN_SETTING_IDENTIFICATIONS = frozenset({"secure_card", "card_number", "member_number"})
 
 
 @dataclass(frozen=True)
@@ -469,14 +471,22 @@ class Checkout:
 
     # ------------------------------------------------------------ member PINs
 
-    def set_pin(self, session: MemberSession, pin: str) -> None:
-        """The member chooses their PIN (at the desk, or enrolling). CheckoutError: a PIN
-        that cannot be one, or none can be set now (offline)."""
+    def set_pin(self, session: MemberSession, pin: str, current_pin: str | None = None) -> None:
+        """The member chooses their PIN at the desk: found by their card (a phone number
+        is anyone's to type), or changing it with the current one. CheckoutError: a PIN
+        that cannot be one, the card needed, the current PIN needed or wrong, offline."""
         problem = pin_problem(pin)
         if problem:
             raise CheckoutError(problem, "pin_invalid")
+        if current_pin is None and session.identified_by not in PIN_SETTING_IDENTIFICATIONS:
+            raise CheckoutError(
+                "a PIN is chosen with the member's card scanned or tapped, not a phone number",
+                "pin_needs_card",
+            )
         try:
-            self.backend.set_pin(session.view.member_id, pin)
+            self.backend.set_pin(session.view.member_id, pin, current_pin)
+        except PinRefused as refused:
+            raise CheckoutError(str(refused), refused.code) from None
         except ValueError as exc:
             raise CheckoutError(str(exc), "pin_invalid") from None
         except BackendUnavailable:

@@ -452,20 +452,27 @@ def cmd_card_block(args: argparse.Namespace) -> int:
 
 
 def cmd_pin_set(args: argparse.Namespace) -> int:
-    """The member chooses a PIN (found by phone, they may then spend with it). Read from
-    standard input (one line) or typed twice at a prompt, never from the command line."""
+    """The member chooses a PIN (found by phone, they may then spend with it), found by
+    their card; --change: the current PIN first. PINs are read from standard input (a line
+    each) or typed at a prompt (the new one twice), never from the command line."""
     import getpass
 
-    if sys.stdin.isatty():
-        pin = getpass.getpass("member's new PIN: ")
-        if getpass.getpass("again: ") != pin:
-            raise UsageError("the two PINs differ")
-    else:
-        pin = sys.stdin.readline(64).strip()
+    def read(prompt: str) -> str:
+        if not sys.stdin.isatty():
+            return sys.stdin.readline(64).strip()
+        try:
+            return getpass.getpass(prompt)
+        except (EOFError, KeyboardInterrupt):
+            raise UsageError("no PIN given") from None
+
     with build_terminal(load(args)) as terminal:
-        session = terminal.checkout.identify(args.member)
-        terminal.checkout.set_pin(session, pin)
-        print(f"PIN set for {session.view.display_name}")
+        session = terminal.checkout.identify(args.member)  # before asking for any PIN
+        current = read("current PIN: ") if args.change else None
+        pin = read("member's new PIN: ")
+        if sys.stdin.isatty() and read("again: ") != pin:
+            raise UsageError("the two PINs differ")
+        terminal.checkout.set_pin(session, pin, current)
+        print(f"PIN {'changed' if args.change else 'set'} for {session.view.display_name}")
     return EXIT_OK
 
 
@@ -909,7 +916,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="pin_command", required=True, metavar="ACTION"
     )
     sub = command("set", cmd_pin_set, "set a member's PIN (read from standard input)", pin)
-    sub.add_argument("--member", required=True, help="card number, tag UID or phone")
+    sub.add_argument("--member", required=True, help="the member's card number (scanned)")
+    sub.add_argument("--change", action="store_true", help="the current PIN is read first")
 
     program = commands.add_parser("program", help="loyalty programs").add_subparsers(
         dest="program_command", required=True, metavar="ACTION"

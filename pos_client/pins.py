@@ -24,12 +24,56 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _FORM = re.compile(r"scrypt\$(\d+)\$(\d+)\$(\d+)\$([0-9a-f]{32})\$([0-9a-f]{64})")
 
 
+# The PINs tried first after runs and repeats (published PIN-frequency studies): keypad
+# lines, pairs repeated, well-known numbers. Years (19xx, 20xx) are refused as a pattern.
+COMMON_PINS = frozenset(
+    {
+        "2580",
+        "0852",
+        "1470",
+        "0741",
+        "3690",
+        "0963",
+        "1004",
+        "6969",
+        "1313",
+        "1122",
+        "2323",
+        "4545",
+        "1337",
+        "1998",
+        "2468",
+        "1357",
+        "1112",
+        "1110",
+        "7410",
+        "9630",
+    }
+)
+
+
+class PinRefused(Exception):
+    """A PIN change refused: `code` pin_set (one is set: the current one is needed) or
+    pin_wrong (the current one given is wrong, or locked)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def pin_problem(pin: str) -> str | None:
     """Why `pin` cannot be a member's PIN, or None."""
     if not re.fullmatch(rf"[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}", pin):
         return f"a PIN is {MIN_DIGITS} to {MAX_DIGITS} digits"
-    if guessable(pin):
-        return "a PIN of one digit repeated or a run (1234) is the first one tried"
+    half = len(pin) // 2
+    if (
+        guessable(pin)
+        or pin in COMMON_PINS
+        or re.fullmatch(r"(19|20)[0-9]{2}", pin)
+        or (len(pin) % 2 == 0 and pin[:half] == pin[half:])  # 1212, 123123
+        or (len(pin) >= 6 and guessable(pin[:half]) and guessable(pin[half:]))
+    ):
+        return "a PIN of a run (1234), a repeat (1212), a year or a common one is tried first"
     return None
 
 
@@ -70,6 +114,7 @@ class PinCheck:
     remaining: int = 0
     locked_until: datetime | None = None
     no_pin: bool = False
+    locked_now: bool = False  # this failure locked it (a security event, once)
 
 
 def lock_after(failures: int, now: datetime) -> datetime | None:

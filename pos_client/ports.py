@@ -93,9 +93,10 @@ class Backend(Protocol):
     def card_known(self, uid: bytes) -> bool:
         """A card with this UID is known to the store (linked, tapped, blocked)."""
 
-    def set_pin(self, member_id: str, pin: str) -> None:
-        """Set the member's PIN. ValueError: a PIN that cannot be one, or no such member;
-        BackendUnavailable offline."""
+    def set_pin(self, member_id: str, pin: str, current_pin: str | None = None) -> None:
+        """Set the member's PIN (one set already: with `current_pin`). ValueError: a PIN
+        that cannot be one, or no such member; PinRefused: the current PIN is needed, or
+        wrong; BackendUnavailable offline."""
 
     def check_pin(self, member_id: str, pin: str) -> PinCheck:
         """A PIN given for the member (counted: the fifth wrong one in a row locks it)."""

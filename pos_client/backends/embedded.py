@@ -56,8 +56,8 @@ class EmbeddedBackend:
     def card_known(self, uid: bytes) -> bool:
         return self.ledger.card_known(uid)
 
-    def set_pin(self, member_id: str, pin: str) -> None:
-        self.ledger.set_member_pin(member_id, pin)
+    def set_pin(self, member_id: str, pin: str, current_pin: str | None = None) -> None:
+        self.ledger.set_member_pin(member_id, pin, current_pin)
 
     def check_pin(self, member_id: str, pin: str) -> PinCheck:
         return self.ledger.check_member_pin(member_id, pin)

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pos_client.domain import IdentityKind, MemberView, member_view_from_json
-from pos_client.pins import PinCheck
+from pos_client.pins import PinCheck, PinRefused
 from pos_client.ports import (
     BackendServerError,
     BackendUnavailable,
@@ -196,9 +196,13 @@ class HttpBackend:
             raise MalformedAnswer("card known: not a yes or no")
         return bool(answer["known"])
 
-    def set_pin(self, member_id: str, pin: str) -> None:
+    def set_pin(self, member_id: str, pin: str, current_pin: str | None = None) -> None:
         path = f"/v1/members/{quote(member_id, safe='')}/pin"
-        response = self._call("POST", path, json={"pin": pin})
+        body = {"pin": pin} if current_pin is None else {"pin": pin, "current_pin": current_pin}
+        response = self._call("POST", path, json=body)
+        if response.status_code in (403, 409):
+            code = "pin_set" if response.status_code == 409 else "pin_wrong"
+            raise PinRefused(_short(_detail(response)) or "PIN refused", code)
         if response.status_code in (404, 422):
             raise ValueError(_short(_detail(response)) or f"HTTP {response.status_code}")
         if response.status_code != 204:

@@ -60,9 +60,9 @@ class NetworkSwitch:
         self._check()
         return self.inner.card_known(uid)
 
-    def set_pin(self, member_id: str, pin: str) -> None:
+    def set_pin(self, member_id: str, pin: str, current_pin: str | None = None) -> None:
         self._check()
-        self.inner.set_pin(member_id, pin)
+        self.inner.set_pin(member_id, pin, current_pin)
 
     def check_pin(self, member_id: str, pin: str) -> PinCheck:
         self._check()

@@ -317,14 +317,24 @@ class Ledger:
 
     # ------------------------------------------------------------ member PINs
 
-    def set_member_pin(self, member_id: str, pin: str) -> None:
-        """The member's PIN (a new one replaces the old, and its failures and lock): only
-        its salted hash is kept. ValueError: no such member, or a PIN that cannot be one."""
+    def set_member_pin(self, member_id: str, pin: str, current_pin: str | None = None) -> bool:
+        """The member's PIN: only its salted hash is kept. A PIN already set is replaced
+        only with the current one given (checked and counted as any check: a wrong one is
+        a failure), never silently: its lock would go with it. True if one was replaced.
+        ValueError: no such member, a PIN that cannot be one; PinRefused: a PIN is set and
+        the current one was not given, or was wrong, or is locked."""
         problem = pins.pin_problem(pin)
         if problem:
             raise ValueError(problem)
         if self.member(member_id) is None:
             raise ValueError("no member has this id")
+        had = self._pin_row(member_id)
+        if had is not None:
+            if current_pin is None:
+                raise pins.PinRefused("this member has a PIN: give it to change it", "pin_set")
+            check = self.check_member_pin(member_id, current_pin)
+            if not check.ok:
+                raise pins.PinRefused("the current PIN is wrong or locked", "pin_wrong")
         digest = pins.hash_pin(pin)  # slow on purpose: outside the transaction
         with self.writer.begin() as conn:
             conn.execute(member_pins.delete().where(member_pins.c.member_id == member_id))
@@ -337,31 +347,52 @@ class Ledger:
                     set_at=utcnow(),
                 )
             )
+        return had is not None
+
+    def reset_member_pin(self, member_id: str) -> bool:
+        """Forget the member's PIN (staff at the store server, the member present and
+        forgotten it): they choose a new one at a terminal. True if there was one."""
+        with self.writer.begin() as conn:
+            gone = conn.execute(member_pins.delete().where(member_pins.c.member_id == member_id))
+        return bool(gone.rowcount)
+
+    def _pin_row(self, member_id: str) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(member_pins).where(member_pins.c.member_id == member_id)
+            ).first()
 
     def check_member_pin(
         self, member_id: str, pin: str, now: datetime | None = None
     ) -> pins.PinCheck:
         """A PIN given for the member: ok (failures forgotten), or wrong (one failure more;
-        the fifth in a row locks it for a while), or locked (refused unchecked). The row is
-        held while checking: two tills trying at once count two failures."""
+        the fifth in a row locks it for a while), or locked (refused unchecked). The slow
+        hash runs outside any transaction; the count is then taken under the member's
+        row lock, so two tills trying at once count two failures."""
         moment = now or utcnow()
+        row = self._pin_row(member_id)
+        if row is None:
+            return pins.PinCheck(False, no_pin=True)
+        if row.locked_until is not None and row.locked_until > moment:
+            return pins.PinCheck(False, locked_until=row.locked_until)
+        matched = pins.pin_matches(pin, row.pin_hash)
         with self.writer.begin() as conn:
-            row = conn.execute(
+            now_row = conn.execute(
                 select(member_pins).where(member_pins.c.member_id == member_id).with_for_update()
             ).first()
-            if row is None:
-                return pins.PinCheck(False, no_pin=True)
-            if row.locked_until is not None and row.locked_until > moment:
-                return pins.PinCheck(False, locked_until=row.locked_until)
-            if pins.pin_matches(pin, row.pin_hash):
-                if row.failures:
+            if now_row is None or now_row.pin_hash != row.pin_hash:
+                return pins.PinCheck(False, no_pin=now_row is None)  # changed meanwhile
+            if now_row.locked_until is not None and now_row.locked_until > moment:
+                return pins.PinCheck(False, locked_until=now_row.locked_until)
+            if matched:
+                if now_row.failures:
                     conn.execute(
                         member_pins.update()
                         .where(member_pins.c.member_id == member_id)
                         .values(failures=0, locked_until=None)
                     )
                 return pins.PinCheck(True)
-            failures = row.failures + 1
+            failures = now_row.failures + 1
             locked = pins.lock_after(failures, moment)
             conn.execute(
                 member_pins.update()
@@ -369,7 +400,12 @@ class Ledger:
                 .values(failures=failures, locked_until=locked)
             )
         remaining = pins.FAILURES_BEFORE_LOCK - failures % pins.FAILURES_BEFORE_LOCK
-        return pins.PinCheck(False, remaining=0 if locked else remaining, locked_until=locked)
+        return pins.PinCheck(
+            False,
+            remaining=0 if locked else remaining,
+            locked_until=locked,
+            locked_now=locked is not None,
+        )
 
     def card_known(self, uid: bytes) -> bool:
         """A card with this UID is known here: linked (as a tag or a secure card), blocked,

@@ -33,19 +33,19 @@ def anna(ledger: Ledger) -> str:
 
 def test_a_pin_is_checked_and_only_its_hash_kept(ledger: Ledger) -> None:
     member = anna(ledger)
-    assert ledger.check_member_pin(member, "2580").no_pin
-    ledger.set_member_pin(member, "2580")
+    assert ledger.check_member_pin(member, "4071").no_pin
+    ledger.set_member_pin(member, "4071")
     with ledger.engine.connect() as conn:
         stored = conn.execute(select(member_pins.c.pin_hash)).scalar_one()
-    assert "2580" not in stored
-    assert ledger.check_member_pin(member, "2580").ok
+    assert "4071" not in stored
+    assert ledger.check_member_pin(member, "4071").ok
     wrong = ledger.check_member_pin(member, "1397")
     assert not wrong.ok and wrong.remaining == 4
     for bad in ("1234", "12", "abcd"):
         with pytest.raises(ValueError):
             ledger.set_member_pin(member, bad)
     with pytest.raises(ValueError, match="no member"):
-        ledger.set_member_pin("nobody", "2580")
+        ledger.set_member_pin("nobody", "4071")
     ledger.engine.dispose()
 
 
@@ -53,19 +53,19 @@ def test_five_failures_in_a_row_lock_even_the_right_pin_until_the_lock_ends(
     ledger: Ledger,
 ) -> None:
     member = anna(ledger)
-    ledger.set_member_pin(member, "2580")
+    ledger.set_member_pin(member, "4071")
     checks = [ledger.check_member_pin(member, "1397", NOW) for _ in range(5)]
     assert [c.remaining for c in checks[:4]] == [4, 3, 2, 1]
     assert checks[4].locked_until == NOW + timedelta(minutes=15)
-    assert not ledger.check_member_pin(member, "2580", NOW + timedelta(minutes=14)).ok
-    assert ledger.check_member_pin(member, "2580", NOW + timedelta(minutes=16)).ok
+    assert not ledger.check_member_pin(member, "4071", NOW + timedelta(minutes=14)).ok
+    assert ledger.check_member_pin(member, "4071", NOW + timedelta(minutes=16)).ok
     assert ledger.check_member_pin(member, "1397", NOW + timedelta(minutes=17)).remaining == 4
     ledger.engine.dispose()
 
 
 def test_guesses_from_many_tills_at_once_are_all_counted(ledger: Ledger) -> None:
     member = anna(ledger)
-    ledger.set_member_pin(member, "2580")
+    ledger.set_member_pin(member, "4071")
     start = threading.Barrier(8)
     results: list[bool] = []
 
@@ -82,5 +82,5 @@ def test_guesses_from_many_tills_at_once_are_all_counted(ledger: Ledger) -> None
     with ledger.engine.connect() as conn:
         failures = conn.execute(select(member_pins.c.failures)).scalar_one()
     assert failures == 5  # none lost to a race: the fifth locked it, the rest were refused
-    assert ledger.check_member_pin(member, "2580", NOW).locked_until is not None
+    assert ledger.check_member_pin(member, "4071", NOW).locked_until is not None
     ledger.engine.dispose()

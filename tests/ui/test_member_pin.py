@@ -29,7 +29,7 @@ def test_a_kiosk_member_found_by_phone_spends_after_typing_their_pin(tmp_path: P
     def script(app: Any) -> Generator[Any, None, None]:
         ledger = app.running.terminal.ledger  # set-up: Anna chose her PIN at the desk
         anna = ledger.find_member_id("card_number", ANNA.card_number)
-        ledger.set_member_pin(anna, "2580")
+        ledger.set_member_pin(anna, "4071")
         yield from by_phone(app, ANNA.phone)
         seen["by_phone"] = visible_texts()
         yield from tap(text=ENTER_PIN)
@@ -39,7 +39,7 @@ def test_a_kiosk_member_found_by_phone_spends_after_typing_their_pin(tmp_path: P
         yield lambda: bool(app.sm.get_screen("pin").error)
         seen["wrong"] = app.sm.get_screen("pin").error
         seen["wrong_display"] = app.sm.get_screen("pin").pin_display
-        yield from tap_keys("2580")
+        yield from tap_keys("4071")
         seen["typed"] = app.sm.get_screen("pin").pin_display
         yield from tap(text=app.tr("pin.check"))
         yield on(app, "member")

@@ -18,10 +18,14 @@ NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
         ("123456789", "4 to 8 digits"),
         ("12a4", "4 to 8 digits"),
         ("１２３９", "4 to 8 digits"),  # full-width digits are not typed on a keypad
-        ("1234", "first one tried"),
-        ("0000", "first one tried"),
-        ("9876", "first one tried"),
-        ("2580", None),
+        ("1234", "tried first"),
+        ("0000", "tried first"),
+        ("9876", "tried first"),
+        ("2580", "tried first"),  # a keypad's middle column
+        ("1212", "tried first"),
+        ("123123", "tried first"),
+        ("1999", "tried first"),  # a year
+        ("4071", None),
         ("73194628", None),
     ],
 )
@@ -33,12 +37,12 @@ def test_a_pin_is_four_to_eight_digits_and_not_the_first_tried(
 
 
 def test_a_pin_is_kept_as_a_salted_hash_that_only_it_matches() -> None:
-    stored = hash_pin("2580")
-    assert "2580" not in stored and stored != hash_pin("2580")  # salted
-    assert pin_matches("2580", stored)
-    assert not pin_matches("2581", stored)
-    assert not pin_matches("2580", stored.replace("scrypt$16384", "scrypt$2"))  # not ours
-    assert not pin_matches("2580", "plain 2580")
+    stored = hash_pin("4071")
+    assert "4071" not in stored and stored != hash_pin("4071")  # salted
+    assert pin_matches("4071", stored)
+    assert not pin_matches("4072", stored)
+    assert not pin_matches("4071", stored.replace("scrypt$16384", "scrypt$2"))  # not ours
+    assert not pin_matches("4071", "plain 2580")
 
 
 def test_the_fifth_failure_in_a_row_locks_for_fifteen_minutes_then_longer() -> None:

@@ -195,6 +195,8 @@ class MemberController:
             return
 
         def done(result: Any, error: BaseException | None) -> None:
+            if self._customer.session is not session:
+                return  # the member left (idle) or another was found meanwhile: not theirs
             if error is not None:
                 log.info("member PIN refused (%s)", getattr(error, "code", type(error).__name__))
                 show_error(self._texts.error(error))
@@ -211,7 +213,7 @@ class MemberController:
             return
 
         def done(result: Any, error: BaseException | None) -> None:
-            if error is None and self._customer.session is not None and result is not None:
+            if error is None and self._customer.session is session and result is not None:
                 self._customer.session = result
                 if self._nav.current == "member":
                     self._nav.refresh_current()
