@@ -570,7 +570,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     def security_event(kind: str, terminal_id: str, card: bytes | None) -> None:
         """Recorded for the store to review; the log line names the terminal, never the card."""
-        log.warning("secure card refused at terminal %s: %s", terminal_id, kind)
+        log.warning("security event at terminal %s: %s", terminal_id, kind)
         with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
             conn.execute(
                 security_events.insert().values(
@@ -702,7 +702,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         except PinRefused as refused:
-            status = 409 if refused.code == "pin_set" else 403
+            if refused.code == "pin_wrong":
+                log.warning("wrong current member PIN at terminal %s", who.id)
+            if refused.locked_now:
+                security_event("pin_locked", who.id, None)
+            status = 403 if refused.code == "pin_wrong" else 409
             raise HTTPException(status, str(refused)) from None
         log.warning("member PIN %s at terminal %s", "changed" if replaced else "set", who.id)
         return Response(status_code=204)

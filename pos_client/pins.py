@@ -48,17 +48,36 @@ COMMON_PINS = frozenset(
         "1110",
         "7410",
         "9630",
+        "0007",
+        "1000",
+        "8520",
+        "13579",
+        "147258",
+        "159753",
+        "112233",
+        "696969",
+        "147852",
+        "159357",
+        "753951",
+        "741852",
+        "852963",
+        "258456",
+        "11223344",
+        "12344321",
+        "123321",
     }
 )
 
 
 class PinRefused(Exception):
-    """A PIN change refused: `code` pin_set (one is set: the current one is needed) or
-    pin_wrong (the current one given is wrong, or locked)."""
+    """A PIN change refused: `code` pin_set (one is set: the current one is needed),
+    pin_wrong (the current one given is wrong, or locked), pin_not_set (none to change),
+    pin_changed (changed or reset meanwhile)."""
 
-    def __init__(self, message: str, code: str) -> None:
+    def __init__(self, message: str, code: str, locked_now: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        self.locked_now = locked_now  # the wrong current PIN given locked it
 
 
 def pin_problem(pin: str) -> str | None:

@@ -329,14 +329,31 @@ class Ledger:
         if self.member(member_id) is None:
             raise ValueError("no member has this id")
         had = self._pin_row(member_id)
+        if had is None and current_pin is not None:
+            # "Changing" a PIN that does not exist: a first PIN dressed as a change (the
+            # terminals ask a card for a first one).
+            raise pins.PinRefused("this member has no PIN yet: none to change", "pin_not_set")
         if had is not None:
             if current_pin is None:
                 raise pins.PinRefused("this member has a PIN: give it to change it", "pin_set")
             check = self.check_member_pin(member_id, current_pin)
             if not check.ok:
-                raise pins.PinRefused("the current PIN is wrong or locked", "pin_wrong")
+                raise pins.PinRefused(
+                    "the current PIN is wrong or locked", "pin_wrong", locked_now=check.locked_now
+                )
         digest = pins.hash_pin(pin)  # slow on purpose: outside the transaction
         with self.writer.begin() as conn:
+            now_row = conn.execute(
+                select(member_pins.c.pin_hash)
+                .where(member_pins.c.member_id == member_id)
+                .with_for_update()
+            ).first()
+            # Written only over what was checked: a reset, another change or another first
+            # PIN meanwhile wins, and this one is refused, not laid over it.
+            if (now_row is None) != (had is None) or (
+                now_row is not None and had is not None and now_row[0] != had.pin_hash
+            ):
+                raise pins.PinRefused("the PIN changed meanwhile: try again", "pin_changed")
             conn.execute(member_pins.delete().where(member_pins.c.member_id == member_id))
             conn.execute(
                 member_pins.insert().values(

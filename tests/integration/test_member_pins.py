@@ -84,3 +84,34 @@ def test_guesses_from_many_tills_at_once_are_all_counted(ledger: Ledger) -> None
     assert failures == 5  # none lost to a race: the fifth locked it, the rest were refused
     assert ledger.check_member_pin(member, "4071", NOW).locked_until is not None
     ledger.engine.dispose()
+
+
+def test_a_pin_is_changed_only_over_the_one_checked(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change checks the current PIN, hashes the new one (slowly), then writes: a reset or
+    another change landing in between wins, and this change is refused, not laid over it.
+    And a "change" of a PIN that does not exist is no way to set a first one."""
+    from pos_client import pins
+
+    member = anna(ledger)
+    with pytest.raises(pins.PinRefused) as nothing:
+        ledger.set_member_pin(member, "4071", current_pin="0000")
+    assert nothing.value.code == "pin_not_set"
+    ledger.set_member_pin(member, "4071")
+    slow_hash = pins.hash_pin
+
+    def reset_meanwhile(pin: str, salt: bytes | None = None) -> str:
+        monkeypatch.setattr(pins, "hash_pin", slow_hash)  # once
+        ledger.reset_member_pin(member)  # staff reset it while the change was hashing
+        ledger.set_member_pin(member, "5182")  # and the member chose a new one
+        return slow_hash(pin, salt)
+
+    monkeypatch.setattr(pins, "hash_pin", reset_meanwhile)
+    with pytest.raises(pins.PinRefused) as lost:
+        ledger.set_member_pin(member, "7304", current_pin="4071")
+    assert lost.value.code == "pin_changed"
+    monkeypatch.setattr(pins, "hash_pin", slow_hash)
+    assert ledger.check_member_pin(member, "5182").ok
+    assert not ledger.check_member_pin(member, "7304").ok
+    ledger.engine.dispose()

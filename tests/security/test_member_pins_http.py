@@ -105,8 +105,8 @@ def test_a_set_pin_is_never_replaced_silently_and_a_lock_is_a_security_event(
     assert wrong.status_code == 403
     check = post(server, token, path + "/check", {"pin": "1397"}).json()
     assert check["remaining"] == 3  # the wrong current PIN counted as a failure
-    for _ in range(3):
-        post(server, token, path + "/check", {"pin": "1397"})
+    for _ in range(3):  # guessing through the change endpoint locks it all the same
+        post(server, token, path, {"pin": "5182", "current_pin": "1397"})
     locked = post(server, token, path, {"pin": "5182", "current_pin": "4071"})
     assert locked.status_code == 403  # locked: not even the right one changes it
     ledger = server.ledger()
@@ -127,3 +127,4 @@ def test_a_set_pin_is_never_replaced_silently_and_a_lock_is_a_security_event(
     assert post(server, token, path + "/check", {"pin": "5182"}).json()["ok"] is True
     log = server.log_path.read_text()
     assert "member PIN set at terminal" in log and "4071" not in log and "5182" not in log
+    assert "wrong current member PIN at terminal" in log

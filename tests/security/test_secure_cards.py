@@ -83,7 +83,7 @@ def test_a_genuine_card_identifies_its_member_once_and_its_replay_is_refused(
     assert last_counter(card_server.ledger().engine, bytes.fromhex(UID)) == 8
     assert snapshot(card_server) == before  # a tap identifies; it records no sale
     log = card_server.log_path.read_text()
-    assert UID not in log.upper() and "secure card refused" in log
+    assert UID not in log.upper() and "security event at terminal" in log
 
 
 @pytest.mark.parametrize(
