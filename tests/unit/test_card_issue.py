@@ -34,10 +34,6 @@ def random(size: int) -> bytes:
     return bytes(range(size))
 
 
-def transmit_to(card: VirtualNtag424) -> Callable[[bytes], bytes]:
-    return card.answer
-
-
 def test_a_blank_card_issued_answers_with_messages_that_verify_and_rise() -> None:
     card = VirtualNtag424()
     issued = issue_card(card.answer, KEYS, BASE, random)
@@ -160,7 +156,9 @@ def test_get_version_names_the_card_and_its_uid() -> None:
     assert card.uid.hex() not in repr(version).lower()
 
 
-def misbehaving(card: VirtualNtag424, at: int, change: Callable[[bytes, bytes], bytes]):  # type: ignore[no-untyped-def]
+def misbehaving(
+    card: VirtualNtag424, at: int, change: Callable[[bytes, bytes], bytes]
+) -> Callable[[bytes], bytes]:
     """The card's answer to its `at`-th command (1-based) replaced by change(apdu, answer)."""
     sent = 0
 
