@@ -676,6 +676,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
             raise HTTPException(404, "no such member") from None
         return CardLinkOut(member_id=body.member_id, linked=linked)
 
+    def pin_request(member_id: str, who: terminals.Terminal) -> None:
+        """A PIN request within the terminal's rate, for a member who exists."""
+        if not shared.allow("pin:" + who.id, settings.lookups_per_minute):
+            raise HTTPException(429, "too many PIN requests from this terminal; wait a minute")
+        if ledger.member(member_id) is None:
+            raise HTTPException(404, "no such member")
+
     @app.post(
         "/v1/members/{member_id}/pin",
         status_code=204,
@@ -693,10 +700,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         changed only with `current_pin` (a wrong one counts as a failed check); a member who
         forgot it has it reset at the store server (`loyalty-server member pin-reset`).
         422 for a PIN that cannot be one (4 to 8 digits, not one tried first)."""
-        if not shared.allow("pin:" + who.id, settings.lookups_per_minute):
-            raise HTTPException(429, "too many PIN requests from this terminal; wait a minute")
-        if ledger.member(member_id) is None:
-            raise HTTPException(404, "no such member")
+        pin_request(member_id, who)
         try:
             replaced = ledger.set_member_pin(member_id, body.pin, body.current_pin)
         except ValueError as exc:
@@ -719,10 +723,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def check_pin(member_id: MemberId, body: PinIn, who: Auth) -> PinCheckOut:
         """A PIN given for the member (found by phone: then they may spend). The fifth
         wrong one in a row locks it for a while, whichever terminals they came from."""
-        if not shared.allow("pin:" + who.id, settings.lookups_per_minute):
-            raise HTTPException(429, "too many PIN requests from this terminal; wait a minute")
-        if ledger.member(member_id) is None:
-            raise HTTPException(404, "no such member")
+        pin_request(member_id, who)
         check = ledger.check_member_pin(member_id, body.pin)
         if not check.ok and not check.no_pin:
             log.warning("wrong member PIN at terminal %s", who.id)  # never the member or PIN

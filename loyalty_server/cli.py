@@ -523,8 +523,7 @@ def cmd_member_pin_reset(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     ledger = Ledger(engine_for(args), load_program(settings.program, settings.config_dir))
-    member_id = args.member if ledger.member(args.member) is not None else None
-    member_id = member_id or ledger.find_member_id("card_number", args.member)
+    member_id = ledger.member_by_reference(args.member)
     if member_id is None:
         complain("no member with this id or card number")
         return 1

@@ -303,13 +303,18 @@ class Ledger:
                     )
         return blocked
 
+    def member_by_reference(self, reference: str) -> str | None:
+        """A member as staff name one at the store server: by id, or by card number."""
+        if self.member(reference) is not None:
+            return reference
+        return self.find_member_id("card_number", reference)
+
     def block_member_cards(self, reference: str, uid_tail: str = "") -> tuple[str, list[str]]:
         """`block_cards` for a member named by id or card number, as staff give it; the
         UIDs' last 4 digits. ValueError names what is wrong."""
         if uid_tail and not re.fullmatch(r"[0-9A-Fa-f]{2,20}", uid_tail):
             raise ValueError("--card takes the last hex digits of the card's UID")
-        member_id = reference if self.member(reference) is not None else None
-        member_id = member_id or self.find_member_id("card_number", reference)
+        member_id = self.member_by_reference(reference)
         if member_id is None:
             raise ValueError("no member with this id or card number")
         blocked = self.block_cards(member_id, uid_tail)
