@@ -205,6 +205,11 @@ class StatsOut(BaseModel):
     points_in_period: int
     spend_in_period: str
     visits_in_period: int
+    units_in_period: str = Field("0", description="the programme's earning unit (km, nights)")
+    segments_in_period: int = Field(0, description="sale lines that carried units")
+    tenure_months: int = Field(0, description="months of (active) membership, as tiers count")
+    lifetime_units: str = Field("0", description="units over the membership (every Nth free)")
+    lifetime_visits: int = Field(0, description="purchases over the membership (every Nth free)")
 
 
 class MemberOut(BaseModel):
@@ -403,7 +408,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         schedule = None
-        if settings.expiry_time and program.expiry.months is not None:
+        if settings.expiry_time and program.expiry.enabled:
             schedule = ExpirySchedule(ledger, parse_time_of_day(settings.expiry_time))
             schedule.start()
         try:

@@ -558,7 +558,7 @@ def cmd_expire(args: argparse.Namespace) -> int:
     else:
         as_of = utcnow()
     program = load_program(settings.program, settings.config_dir)
-    if program.expiry.months is None:
+    if not program.expiry.enabled:
         print("the programme's points do not expire")
         return 0
     ledger = Ledger(engine_for(args), program, zone=zone)

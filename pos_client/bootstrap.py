@@ -493,7 +493,7 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
         )
     if start_sync:
         sync.start()
-        if ledger is not None and program.expiry.months is not None:
+        if ledger is not None and program.expiry.enabled:
             # Expiry runs on the embedded ledger at start-up (in the background) and daily.
             from pos_client.ledger.expiry import ExpirySchedule
 

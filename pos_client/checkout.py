@@ -152,6 +152,8 @@ class Receipt:
     offline: bool
     breakdown: tuple[str, ...]
     recorded_at: datetime
+    free_count: int = 0  # nights or purchases free by the programme's every-Nth rule
+    free_value: Decimal = Decimal(0)
 
 
 # Cache lookups written since phones are keyed with the slow KDF carry this form; rows
@@ -526,13 +528,31 @@ class Checkout:
     def preview(
         self, session: MemberSession, purchase: Purchase, plan: RedemptionPlan | None = None
     ) -> EarnBreakdown:
+        spent = plan.discount if plan else Decimal(0)
+        free = self.free_items(session, purchase, plan)
         return rules.earn_points(
             self.program,
             purchase,
             self.tier_of(session),
             birthday_bonus_due=session.view.birthday_reward and self.program.birthday.points > 0,
-            discount=plan.discount if plan else Decimal(0),
+            discount=min(spent + free.value, purchase.total),
         )
+
+    def free_items(
+        self, session: MemberSession, purchase: Purchase, plan: RedemptionPlan | None = None
+    ) -> rules.FreeItems:
+        """The free nights or purchase this sale reaches by the programme's every-Nth rule,
+        from the member's counts as last read (the store server decides again on sync);
+        none when points are spent as money and the rule may not be combined."""
+        rule = self.program.every_nth
+        if rule is None or (
+            plan is not None and plan.discount > 0 and not rule.with_points_as_money
+        ):
+            return rules.FreeItems()
+        stats = session.view.stats
+        units = rule.count is rules.NthCount.UNITS
+        before = int(stats.lifetime_units) if units else stats.lifetime_visits
+        return rules.free_items(rule, purchase, before, self.program.currency)
 
     def plan_redemption(
         self,
@@ -615,6 +635,7 @@ class Checkout:
         if purchase.total <= 0 and plan is None:
             raise CheckoutError("the purchase amount must be above zero", "amount_zero")
         breakdown = self.preview(session, purchase, plan)
+        free = self.free_items(session, purchase, plan)
         if plan is not None and redemption is None:
             redemption = RedemptionRequest(
                 reward_id=plan.reward_id,
@@ -645,11 +666,13 @@ class Checkout:
             expected_points=breakdown.points,
             redeemed_points=op.redeem_points,
             discount=plan.discount if plan else Decimal(0),
-            cash_due=(purchase.total - plan.discount) if plan else purchase.total,
+            cash_due=max(purchase.total - (plan.discount if plan else 0) - free.value, Decimal(0)),
             reward_id=plan.reward_id if plan else None,
             offline=op.offline,
             breakdown=tuple(breakdown.explain()),
             recorded_at=op.occurred_at,
+            free_count=free.count,
+            free_value=free.value,
         )
 
     def redeem(self, session: MemberSession, reward_id: str, option: int | None = None) -> Receipt:

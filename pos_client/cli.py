@@ -24,7 +24,9 @@ from pos_client.domain import Purchase, PurchaseLine, mask_tail, member_view_to_
 from pos_client.errors import LedgerSchemaError
 from pos_client.files import private_dir, tighten_descriptor
 from pos_client.identify import IdentifyError
+from pos_client.operations import UNITS_TEXT
 from pos_client.outbox import EntryState, OutboxError, quarantine, read_incidents, reseal
+from pos_client.rules import RulesError
 from pos_client.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -51,14 +53,27 @@ def money(text: str) -> Decimal:
     return value
 
 
+def units(text: str) -> Decimal:
+    """A line's units (kilometres, nights): digits and at most 3 decimals."""
+    if not UNITS_TEXT.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"not a number of units (up to 7 digits and 3 decimals): {text!r}"
+        )
+    return Decimal(text)
+
+
 def line(text: str) -> PurchaseLine:
-    """AMOUNT[:CATEGORY[:SKU]]"""
-    parts = text.split(":")
-    if len(parts) > 3:
-        raise argparse.ArgumentTypeError(f"use AMOUNT[:CATEGORY[:SKU]], got {text!r}")
+    """AMOUNT[:CATEGORY[:SKU]][@UNITS]"""
+    head, at, tail = text.partition("@")
+    parts = head.split(":")
+    if len(parts) > 3 or (at and not tail):
+        raise argparse.ArgumentTypeError(f"use AMOUNT[:CATEGORY[:SKU]][@UNITS], got {text!r}")
     amount = money(parts[0])
     return PurchaseLine(
-        amount, parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else ""
+        amount,
+        parts[1] if len(parts) > 1 else "",
+        parts[2] if len(parts) > 2 else "",
+        units=units(tail) if at else None,
     )
 
 
@@ -145,7 +160,9 @@ def cmd_identify(args: argparse.Namespace) -> int:
 def cmd_earn(args: argparse.Namespace) -> int:
     lines = tuple(args.line or ())
     if args.amount is not None:
-        lines = (PurchaseLine(args.amount, args.category or ""), *lines)
+        lines = (PurchaseLine(args.amount, args.category or "", units=args.units), *lines)
+    elif args.units is not None:
+        raise UsageError("--units goes with --amount (a --line takes AMOUNT@UNITS)")
     if not lines:
         raise UsageError("give --amount or at least one --line")
     purchase = Purchase(lines)
@@ -478,20 +495,14 @@ def cmd_pin_set(args: argparse.Namespace) -> int:
 
 def cmd_program_show(args: argparse.Namespace) -> int:
     from pos_client.program import load_program, preset_names
+    from pos_client.program_words import describe_program
 
     settings = load(args)
     name = args.preset or settings.program
     program = load_program(name, settings.config_dir)
-    print(f"{program.name} ({program.id}), unit {program.unit_name}, currency {program.currency}")
-    print(f"presets available: {', '.join(preset_names(settings.config_dir))}")
-    print(
-        f"tiers by {program.tiers.basis.value} over {program.tiers.period.value}: "
-        + ", ".join(f"{t.name} at {t.threshold}" for t in program.tiers.tiers)
-    )
-    for reward in program.catalog:
-        print(f"  reward {reward.id}: {reward.name}, {reward.cost} {program.unit_name}")
-    for action in program.actions.values():
-        print(f"  action {action.id}: {action.name}, {action.points} {program.unit_name}")
+    for row in describe_program(program):
+        print(row)
+    print(f"(presets available: {', '.join(preset_names(settings.config_dir))})")
     return EXIT_OK
 
 
@@ -843,7 +854,10 @@ def build_parser() -> argparse.ArgumentParser:
     member_arg(sub)
     sub.add_argument("--amount", type=money)
     sub.add_argument("--category")
-    sub.add_argument("--line", type=line, action="append", help="AMOUNT[:CATEGORY[:SKU]]")
+    sub.add_argument(
+        "--units", type=units, help="the --amount line's units (km, nights) when earning by them"
+    )
+    sub.add_argument("--line", type=line, action="append", help="AMOUNT[:CATEGORY[:SKU]][@UNITS]")
     sub.add_argument("--reward")
     sub.add_argument("--option", type=int, help="points + cash option index")
     sub.add_argument("--blocks", type=int)
@@ -955,6 +969,7 @@ ERRORS: tuple[tuple[type[BaseException], str], ...] = (
     (IdentifyError, "cannot identify"),
     (MemberNotFound, "not found"),
     (CheckoutError, "refused"),
+    (RulesError, "refused"),
     (OutboxError, "outbox"),
     (LedgerSchemaError, "ledger"),
     (UsageError, "usage"),

@@ -168,12 +168,20 @@ class PurchaseLine:
     category: str = ""
     sku: str = ""
     quantity: int = 1
+    # The line's quantity in the unit the programme earns by (kilometres flown, nights,
+    # litres), when it earns by one; None: the line carries no units.
+    units: Decimal | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.amount, Decimal):
             raise TypeError("money must be Decimal")
         if self.amount < 0:
             raise ValueError("a purchase line cannot be negative")
+        if self.units is not None:
+            if not isinstance(self.units, Decimal):
+                raise TypeError("units must be Decimal")
+            if not self.units.is_finite() or self.units < 0:
+                raise ValueError("a purchase line's units cannot be negative")
 
 
 @dataclass(frozen=True)
@@ -188,6 +196,16 @@ class Purchase:
     def total(self) -> Decimal:
         # Cached (frozen: the lines never change): a sale's rules ask for it several times.
         return sum((line.amount for line in self.lines), Decimal("0"))
+
+    @cached_property
+    def units(self) -> Decimal:
+        """The units the lines carry (0 when none does)."""
+        return sum((line.units for line in self.lines if line.units), Decimal("0"))
+
+    @cached_property
+    def unit_lines(self) -> int:
+        """How many lines carry units (flight segments, stays)."""
+        return sum(1 for line in self.lines if line.units)
 
 
 @dataclass(frozen=True)
@@ -207,6 +225,14 @@ class MemberStats:
     points_in_period: int = 0
     spend_in_period: Decimal = Decimal("0")
     visits_in_period: int = 0
+    units_in_period: Decimal = Decimal("0")  # the programme's earning unit (km, nights)
+    segments_in_period: int = 0  # sale lines that carried units
+    tenure_months: int = 0  # months of membership (or of active membership), as tiers count
+    # Over the whole membership, for every-Nth-free rules (0 where the programme has none).
+    lifetime_units: Decimal = Decimal("0")
+    lifetime_visits: int = 0
+    # The period before (programmes whose status holds to the end of the next period).
+    previous_period: MemberStats | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +265,7 @@ class MemberView:
     card_number: str | None = None
     as_of: datetime = field(default_factory=utcnow)
     points_expiring: int = 0  # of the balance, expiring within the next 30 days
+    expiring_on: date | None = None  # the store day the first of them expire
 
 
 def mask_name(first_name: str, last_name: str) -> str:
@@ -264,6 +291,11 @@ def member_view_to_json(view: MemberView) -> dict[str, object]:
             "points_in_period": view.stats.points_in_period,
             "spend_in_period": str(view.stats.spend_in_period),
             "visits_in_period": view.stats.visits_in_period,
+            "units_in_period": str(view.stats.units_in_period),
+            "segments_in_period": view.stats.segments_in_period,
+            "tenure_months": view.stats.tenure_months,
+            "lifetime_units": str(view.stats.lifetime_units),
+            "lifetime_visits": view.stats.lifetime_visits,
         },
         "next_tier_name": view.next_tier_name,
         "next_tier_remaining": (
@@ -286,6 +318,7 @@ def member_view_to_json(view: MemberView) -> dict[str, object]:
         "card_number": view.card_number,
         "as_of": view.as_of.isoformat(),
         "points_expiring": view.points_expiring,
+        "expiring_on": view.expiring_on.isoformat() if view.expiring_on else None,
     }
 
 
@@ -303,6 +336,11 @@ def member_view_from_json(data: dict[str, Any]) -> MemberView:
             points_in_period=int(stats.get("points_in_period", 0)),
             spend_in_period=Decimal(stats.get("spend_in_period", "0")),
             visits_in_period=int(stats.get("visits_in_period", 0)),
+            units_in_period=Decimal(stats.get("units_in_period", "0")),
+            segments_in_period=int(stats.get("segments_in_period", 0)),
+            tenure_months=int(stats.get("tenure_months", 0)),
+            lifetime_units=Decimal(stats.get("lifetime_units", "0")),
+            lifetime_visits=int(stats.get("lifetime_visits", 0)),
         ),
         next_tier_name=data.get("next_tier_name"),
         next_tier_remaining=None if remaining is None else Decimal(remaining),
@@ -323,4 +361,5 @@ def member_view_from_json(data: dict[str, Any]) -> MemberView:
         card_number=data.get("card_number"),
         as_of=datetime.fromisoformat(data["as_of"]) if data.get("as_of") else utcnow(),
         points_expiring=max(int(data.get("points_expiring") or 0), 0),
+        expiring_on=date.fromisoformat(data["expiring_on"]) if data.get("expiring_on") else None,
     )

@@ -194,6 +194,36 @@ def parse_money(value: Any, field: str) -> Decimal:
     return amount
 
 
+MAX_UNITS = Decimal(10**7)  # a line's units (kilometres, nights): bounded like amounts
+# ASCII digits, at most 3 decimals: no exponent, sign, space or other scripts' digits.
+UNITS_TEXT = re.compile(r"[0-9]{1,7}(\.[0-9]{1,3})?")
+
+
+def parse_units(value: Any, field: str) -> Decimal | None:
+    """A line's units: absent (None), or a decimal string from 0 to 9999999.999."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not UNITS_TEXT.fullmatch(value):
+        raise OpRejected(
+            "bad_request",
+            f"{field}: expected a decimal string of ASCII digits from 0 to 9999999,"
+            " at most 3 decimals",
+        )
+    return Decimal(value)
+
+
+def line_body(line: PurchaseLine) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "amount": str(line.amount),
+        "category": line.category,
+        "sku": line.sku,
+        "quantity": line.quantity,
+    }
+    if line.units is not None:  # only then, so a sale without units hashes as it did
+        body["units"] = str(line.units)
+    return body
+
+
 def require(body: dict[str, Any], field: str, kind: type | tuple[type, ...]) -> Any:
     value = body.get(field)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
@@ -277,15 +307,7 @@ class SaleOp:
             "member_id": self.member_id,
             "terminal_id": self.terminal_id,
             "occurred_at": iso(self.occurred_at),
-            "lines": [
-                {
-                    "amount": str(line.amount),
-                    "category": line.category,
-                    "sku": line.sku,
-                    "quantity": line.quantity,
-                }
-                for line in self.purchase.lines
-            ],
+            "lines": [line_body(line) for line in self.purchase.lines],
             "redemption": self.redemption.to_body() if self.redemption else None,
             "expected_points": self.expected_points,
             "offline": self.offline,
@@ -308,6 +330,7 @@ class SaleOp:
                     category=text(line, "category"),
                     sku=text(line, "sku"),
                     quantity=optional(line, "quantity", int) or 1,
+                    units=parse_units(line.get("units"), f"lines[{index}].units"),
                 )
             )
         return cls(

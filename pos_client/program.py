@@ -10,28 +10,35 @@ from pathlib import Path
 from typing import Any
 
 from pos_client.configfile import ConfigError, Section, load_toml
-from pos_client.operations import PROGRAM_VERSION
+from pos_client.operations import MAX_UNITS, PROGRAM_VERSION
 from pos_client.plurals import LANGUAGES, plural_count
 from pos_client.rules import (
     SPEND_IDENTIFICATIONS,
     ActionRule,
     BirthdayPolicy,
     Category,
+    Downgrade,
     EarnMode,
     EarnPolicy,
+    EveryNthFree,
+    ExpiryMode,
     ExpiryPolicy,
     GiveTarget,
     LocalNames,
+    NthCount,
     PointsAsMoney,
     Program,
     Reward,
     RewardKind,
     SpendingPolicy,
+    TenureCount,
     Tier,
     TierBasis,
     TierPeriod,
     TierPolicy,
+    UnitEarning,
     UnitForms,
+    UnitRounding,
 )
 
 ZERO = Decimal(0)
@@ -154,6 +161,112 @@ def _unit_forms(section: Section, name: str) -> UnitForms:
     return UnitForms.of(forms)
 
 
+UNIT_EARNING_KEYS = frozenset(
+    {
+        "unit",
+        "units",
+        "rate",
+        "per",
+        "rounding",
+        "category_rates",
+        "minimum_per_line",
+        "max_per_line",
+        "with_amount",
+    }
+)
+
+
+EVERY_NTH_KEYS = frozenset(
+    {"n", "count", "name", "names", "excluded_categories", "max_value", "with_points_as_money"}
+)
+
+
+def _every_nth(table: Section, earn: EarnPolicy) -> EveryNthFree | None:
+    """`[every_nth]`: every Nth night (units) or purchase (visits) free."""
+    if not table.data:
+        return None
+    for extra in sorted(set(table.data) - EVERY_NTH_KEYS):
+        known = ", ".join(sorted(EVERY_NTH_KEYS))
+        raise table.fail(extra, f"unknown setting (every_nth has {known})")
+    n = table.integer("n", minimum=2)
+    count = table.choice("count", NthCount)
+    if count is NthCount.UNITS and earn.by_unit is None:
+        raise table.fail("count", "counting units needs [earn.by_unit] (what a unit is)")
+    if n > 1000:
+        raise table.fail("n", "at most 1000")
+    return EveryNthFree(
+        n=n,
+        count=count,
+        name=table.text("name"),
+        names=_names(table),
+        excluded_categories=frozenset(table.str_list("excluded_categories")),
+        max_value=table.decimal("max_value", None, minimum=Decimal("0.01")),
+        with_points_as_money=bool(table.flag("with_points_as_money", False)),
+    )
+
+
+def _expiry(table: Section) -> ExpiryPolicy:
+    """`[expiry]`: months = 12 (rolling), mode = "period_end" with years, or mode =
+    "inactivity" with months."""
+    for extra in sorted(set(table.data) - {"months", "mode", "years"}):
+        raise table.fail(extra, "unknown setting (expiry has months, mode, years)")
+    mode = table.choice("mode", ExpiryMode, ExpiryMode.ROLLING)
+    months = table.integer("months", None, minimum=1)
+    years = table.integer("years", 0, minimum=0)
+    if mode is ExpiryMode.PERIOD_END and months is not None:
+        raise table.fail("months", "period_end counts years (years = 0: at the year's end)")
+    if mode is not ExpiryMode.PERIOD_END and "years" in table.data:
+        raise table.fail("years", f"{mode.value} counts months, not years")
+    if mode is ExpiryMode.INACTIVITY and months is None:
+        raise table.fail("months", "inactivity needs the months without activity")
+    if years > 10 or (months or 0) > 120:
+        raise table.fail("years" if years > 10 else "months", "at most 10 years")
+    return ExpiryPolicy(months=months, mode=mode, years=years)
+
+
+def _or_thresholds(table: Section) -> tuple[tuple[TierBasis, Decimal], ...]:
+    """`or_thresholds = { segments = 30, spend = 3000 }`: other measures reaching a tier."""
+    found = []
+    for name in sorted(table.data):
+        try:
+            basis = TierBasis(name)
+        except ValueError:
+            known = ", ".join(basis.value for basis in TierBasis)
+            raise table.fail(name, f"not a tier measure (measures: {known})") from None
+        found.append((basis, table.decimal(name, minimum=ZERO)))
+    return tuple(found)
+
+
+def _unit_earning(table: Section) -> UnitEarning | None:
+    """`[earn.by_unit]`: points per kilometre, night or litre (see rules.UnitEarning)."""
+    if not table.data:
+        return None
+    for extra in sorted(set(table.data) - UNIT_EARNING_KEYS):
+        known = ", ".join(sorted(UNIT_EARNING_KEYS))
+        raise table.fail(extra, f"unknown setting (by_unit has {known})")
+    unit = table.text("unit")
+    if not isinstance(unit, str) or not unit.strip() or len(unit) > 32:
+        raise table.fail("unit", "the unit's name, 1 to 32 characters (km, nights, litres)")
+    minimum = table.decimal("minimum_per_line", ZERO, minimum=ZERO)
+    most = table.decimal("max_per_line", Decimal(100_000), minimum=Decimal("0.001"))
+    if most >= MAX_UNITS:
+        raise table.fail("max_per_line", f"at most {MAX_UNITS - 1} (what a sale line can carry)")
+    if minimum > most:
+        raise table.fail("minimum_per_line", "more than max_per_line")
+    with_amount = table.flag("with_amount", False)
+    return UnitEarning(
+        unit=unit.strip(),
+        rate=table.decimal("rate", Decimal(1), minimum=ZERO),
+        per=table.decimal("per", Decimal(1), minimum=Decimal("0.001")),
+        rounding=table.choice("rounding", UnitRounding, UnitRounding.FLOOR),
+        category_rates=table.decimal_map("category_rates"),
+        minimum_per_line=minimum,
+        max_per_line=most,
+        with_amount=bool(with_amount),
+        forms=_unit_forms(table, "units"),
+    )
+
+
 def _categories(root: Section, rates: dict[str, Decimal]) -> tuple[Category, ...]:
     """`[categories.<id>]` with `name` and `names`: every earn category gets a display name,
     so no category id is ever shown on screen."""
@@ -203,6 +316,7 @@ def parse_program(root: Section) -> Program:
         featured_rates=featured,
         min_amount=earn.decimal("min_amount", ZERO, minimum=ZERO),
         max_points_per_sale=earn.integer("max_points_per_sale", None, minimum=1),
+        by_unit=_unit_earning(earn.table("by_unit")),
     )
     tiers = root.table("tiers", required=True)
     levels = tiers.tables("levels")
@@ -217,6 +331,8 @@ def parse_program(root: Section) -> Program:
             rate_floor=level.decimal("rate_floor", None, minimum=ZERO),
             perks=tuple(level.str_list("perks")),
             names=_names(level),
+            or_thresholds=_or_thresholds(level.table("or_thresholds")),
+            min_tenure_months=level.integer("min_tenure_months", 0, minimum=0),
         )
         for level in levels
     )
@@ -225,6 +341,8 @@ def parse_program(root: Section) -> Program:
             basis=tiers.choice("basis", TierBasis, TierBasis.POINTS),
             period=tiers.choice("period", TierPeriod, TierPeriod.LIFETIME),
             tiers=tier_list,
+            downgrade=tiers.choice("downgrade", Downgrade, Downgrade.IMMEDIATE),
+            tenure=tiers.choice("tenure", TenureCount, TenureCount.MONTHS),
         )
     except ValueError as exc:
         raise tiers.fail("levels", str(exc)) from None
@@ -280,6 +398,7 @@ def parse_program(root: Section) -> Program:
     )
     return Program(
         give_targets=give_targets,
+        every_nth=_every_nth(root.table("every_nth"), earn_policy),
         id=root.text("id"),
         name=root.text("name"),
         currency=root.text("currency", "USD"),
@@ -294,11 +413,17 @@ def parse_program(root: Section) -> Program:
             window_days=birthday.integer("window_days", 30, minimum=1),
         ),
         actions=actions,
-        expiry=ExpiryPolicy(months=root.table("expiry").integer("months", None, minimum=1)),
+        expiry=_expiry(root.table("expiry")),
         spending=_spending(root.table("spending")),
         max_redeem_points_per_sale=root.integer("max_redeem_points_per_sale", None, minimum=1),
         birthday_reward=birthday_reward,
-        categories=_categories(root, dict(earn_policy.category_rates)),
+        categories=_categories(
+            root,
+            {
+                **earn_policy.category_rates,
+                **(earn_policy.by_unit.category_rates if earn_policy.by_unit else {}),
+            },
+        ),
         unit_forms=_unit_forms(root, "units"),
         names=_names(root),
     )
@@ -318,6 +443,24 @@ def _spending(table: Section) -> SpendingPolicy:
             + f"list one or more of {', '.join(SPEND_IDENTIFICATIONS)}",
         )
     return SpendingPolicy(frozenset(kinds))
+
+
+def _unit_earning_json(by_unit: UnitEarning | None) -> dict[str, Any]:
+    if by_unit is None:  # absent, so the rules of a programme without units read as before
+        return {}
+    return {
+        "by_unit": {
+            "unit": by_unit.unit,
+            "units": {code: list(words) for code, words in by_unit.forms.items},
+            "rate": str(by_unit.rate),
+            "per": str(by_unit.per),
+            "rounding": by_unit.rounding.value,
+            "category_rates": {k: str(v) for k, v in by_unit.category_rates.items()},
+            "minimum_per_line": str(by_unit.minimum_per_line),
+            "max_per_line": str(by_unit.max_per_line),
+            "with_amount": by_unit.with_amount,
+        }
+    }
 
 
 def program_to_json(program: Program) -> dict[str, Any]:
@@ -344,10 +487,13 @@ def program_to_json(program: Program) -> dict[str, Any]:
             "featured_rates": {k: str(v) for k, v in program.earn.featured_rates.items()},
             "min_amount": str(program.earn.min_amount),
             "max_points_per_sale": program.earn.max_points_per_sale,
+            **_unit_earning_json(program.earn.by_unit),
         },
         "tiers": {
             "basis": program.tiers.basis.value,
             "period": program.tiers.period.value,
+            "downgrade": program.tiers.downgrade.value,
+            "tenure": program.tiers.tenure.value,
             "levels": [
                 {
                     "id": t.id,
@@ -357,6 +503,8 @@ def program_to_json(program: Program) -> dict[str, Any]:
                     "rate_floor": number(t.rate_floor),
                     "perks": list(t.perks),
                     "names": dict(t.names.items),
+                    "or_thresholds": {basis.value: str(v) for basis, v in t.or_thresholds},
+                    "min_tenure_months": t.min_tenure_months,
                 }
                 for t in program.tiers.tiers
             ],
@@ -415,5 +563,7 @@ def program_to_json(program: Program) -> dict[str, Any]:
             for g in program.give_targets
         ],
         "expiry_months": program.expiry.months,
+        "expiry_mode": program.expiry.mode.value,
+        "expiry_years": program.expiry.years,
         "max_redeem_points_per_sale": program.max_redeem_points_per_sale,
     }

@@ -7,12 +7,12 @@ once per sale, so splitting a basket into lines never loses a point.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
-from pos_client.domain import MemberStats, Purchase, RewardOffer
+from pos_client.domain import MINOR_UNIT_EXPONENT, MemberStats, Purchase, RewardOffer
 from pos_client.errors import CodedError
 from pos_client.plurals import plural_index
 
@@ -29,12 +29,43 @@ class TierBasis(StrEnum):
     POINTS = "points"  # points earned in the period (redeeming never drops a tier)
     SPEND = "spend"
     VISITS = "visits"
+    UNITS = "units"  # the programme's earning unit counted (kilometres flown, nights)
+    SEGMENTS = "segments"  # sale lines carrying units (flight segments, stays)
+
+
+class UnitRounding(StrEnum):
+    """How a sale's points earned by units are rounded to whole points."""
+
+    FLOOR = "floor"
+    NEAREST = "nearest"  # half up
+    CEILING = "ceiling"
+
+
+ROUNDING_MODES = {
+    UnitRounding.FLOOR: ROUND_FLOOR,
+    UnitRounding.NEAREST: ROUND_HALF_UP,
+    UnitRounding.CEILING: ROUND_CEILING,
+}
 
 
 class TierPeriod(StrEnum):
     LIFETIME = "lifetime"
     CALENDAR_YEAR = "calendar_year"
     ROLLING_12_MONTHS = "rolling_12_months"
+
+
+class Downgrade(StrEnum):
+    """When a member who no longer qualifies loses a tier."""
+
+    IMMEDIATE = "immediate"  # as soon as the period's measure is below (the default)
+    PERIOD_END = "period_end"  # a tier reached in a period holds to the end of the next
+
+
+class TenureCount(StrEnum):
+    """How a tier's `min_tenure_months` counts membership."""
+
+    MONTHS = "months"  # whole months since enrollment
+    ACTIVE_MONTHS = "active_months"  # calendar months with at least one sale
 
 
 class RewardKind(StrEnum):
@@ -99,6 +130,10 @@ class Tier:
     rate_floor: Decimal | None = None  # at least this many points per unit on every line
     perks: tuple[str, ...] = ()
     names: LocalNames = LocalNames()
+    # Other ways to reach this tier: any one of these measures at its threshold
+    # (an airline's "25,000 km or 30 segments").
+    or_thresholds: tuple[tuple[TierBasis, Decimal], ...] = ()
+    min_tenure_months: int = 0  # and only after this many months of membership
 
     def display_name(self, language: str) -> str:
         return self.names.get(language, self.name)
@@ -109,6 +144,8 @@ class TierPolicy:
     basis: TierBasis
     period: TierPeriod
     tiers: tuple[Tier, ...]
+    downgrade: Downgrade = Downgrade.IMMEDIATE
+    tenure: TenureCount = TenureCount.MONTHS
 
     def __post_init__(self) -> None:
         if not self.tiers:
@@ -116,12 +153,83 @@ class TierPolicy:
         thresholds = [t.threshold for t in self.tiers]
         if thresholds != sorted(thresholds) or thresholds[0] != 0:
             raise ValueError("tiers must be sorted by threshold, the first at 0")
+        if self.tiers[0].min_tenure_months:
+            raise ValueError("the first tier is everyone's: it needs no tenure")
+        if self.downgrade is Downgrade.PERIOD_END and self.period is TierPeriod.LIFETIME:
+            raise ValueError("downgrade at period end needs a period (calendar_year, rolling)")
+
+    @property
+    def needs_tenure(self) -> bool:
+        return any(tier.min_tenure_months for tier in self.tiers)
 
     def by_id(self, tier_id: str) -> Tier:
         for tier in self.tiers:
             if tier.id == tier_id:
                 return tier
         raise KeyError(tier_id)
+
+
+@dataclass(frozen=True)
+class UnitEarning:
+    """Earning by a unit other than price: `rate` points per `per` units of `unit` on each
+    line that carries units (per-category rates beside it), a line counted as at least
+    `minimum_per_line` units (an airline's minimum miles a segment), a line of more than
+    `max_per_line` refused (bounds what a terminal can claim). With `with_amount` the
+    lines also earn per currency as the programme says; without, units alone earn."""
+
+    unit: str  # the unit's id and default word ("km", "nights", "litres")
+    rate: Decimal = ONE
+    per: Decimal = ONE
+    rounding: UnitRounding = UnitRounding.FLOOR
+    category_rates: Mapping[str, Decimal] = field(default_factory=dict)
+    minimum_per_line: Decimal = ZERO
+    max_per_line: Decimal = Decimal(100_000)
+    with_amount: bool = False
+    forms: UnitForms = UnitForms()
+
+    def word(self, language: str, count: Decimal | int) -> str:
+        whole = int(count) if count == int(count) else 2  # fractions read as plural
+        return self.forms.word(language, whole) or self.unit
+
+    def rate_for(self, category: str) -> tuple[Decimal, str]:
+        if category and category in self.category_rates:
+            return self.category_rates[category], f"units:{category}"
+        return self.rate, "units"
+
+
+class NthCount(StrEnum):
+    """What `[every_nth]` counts toward the free one."""
+
+    UNITS = "units"  # the programme's units (every fifth night)
+    VISITS = "visits"  # purchases (the tenth coffee)
+
+
+@dataclass(frozen=True)
+class EveryNthFree:
+    """Every `n`th unit (night) or purchase free, counted per member over the membership,
+    applied by itself at the sale that reaches it. A line of an `excluded_categories`
+    category is never the free one (its units still count); a free one is worth at most
+    `max_value`; unless `with_points_as_money`, a sale that earns a free one cannot also
+    spend points as money."""
+
+    n: int
+    count: NthCount
+    name: str
+    names: LocalNames = LocalNames()
+    excluded_categories: frozenset[str] = frozenset()
+    max_value: Decimal | None = None
+    with_points_as_money: bool = False
+
+    def display_name(self, language: str) -> str:
+        return self.names.get(language, self.name)
+
+
+@dataclass(frozen=True)
+class FreeItems:
+    """What a sale gets free: how many (nights, purchases) and their worth in money."""
+
+    count: int = 0
+    value: Decimal = ZERO
 
 
 @dataclass(frozen=True)
@@ -133,6 +241,7 @@ class EarnPolicy:
     featured_rates: Mapping[str, Decimal] = field(default_factory=dict)  # sku -> rate
     min_amount: Decimal = ZERO  # purchases below this earn nothing
     max_points_per_sale: int | None = None
+    by_unit: UnitEarning | None = None  # earning by kilometres, nights, litres, ...
 
 
 @dataclass(frozen=True)
@@ -231,9 +340,21 @@ class SpendingPolicy:
         return self.identified_by is None or kind in self.identified_by
 
 
+class ExpiryMode(StrEnum):
+    ROLLING = "rolling"  # each earning expires `months` after it was earned
+    PERIOD_END = "period_end"  # a calendar year's earnings at the end of the `years`th year on
+    INACTIVITY = "inactivity"  # all points, after `months` without activity
+
+
 @dataclass(frozen=True)
 class ExpiryPolicy:
-    months: int | None = None  # earned points expire this many months after earning
+    months: int | None = None  # rolling: after earning; inactivity: without activity
+    mode: ExpiryMode = ExpiryMode.ROLLING
+    years: int = 0  # period_end: 0 expires a year's points at its end, 1 at the next's
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode is ExpiryMode.PERIOD_END or self.months is not None
 
 
 @dataclass(frozen=True)
@@ -253,6 +374,7 @@ class Program:
     max_redeem_points_per_sale: int | None = None
     birthday_reward: Reward | None = None
     give_targets: tuple[GiveTarget, ...] = ()
+    every_nth: EveryNthFree | None = None
     categories: tuple[Category, ...] = ()  # display names of the earn categories
     unit_forms: UnitForms = UnitForms()  # unit_name per language, in plural forms
     names: LocalNames = LocalNames()
@@ -326,28 +448,73 @@ def period_start(period: TierPeriod, today: date) -> date | None:
     return starts[period]
 
 
+MEASURES = {
+    TierBasis.POINTS: "points_in_period",
+    TierBasis.SPEND: "spend_in_period",
+    TierBasis.VISITS: "visits_in_period",
+    TierBasis.UNITS: "units_in_period",
+    TierBasis.SEGMENTS: "segments_in_period",
+}
+
+
 def tier_measure(basis: TierBasis, stats: MemberStats) -> Decimal:
-    measures = {
-        TierBasis.POINTS: Decimal(stats.points_in_period),
-        TierBasis.SPEND: stats.spend_in_period,
-        TierBasis.VISITS: Decimal(stats.visits_in_period),
+    return Decimal(getattr(stats, MEASURES[basis]))
+
+
+def previous_period_start(period: TierPeriod, today: date) -> date | None:
+    """First day of the period before the one holding `today` (None: lifetime)."""
+    starts = {
+        TierPeriod.LIFETIME: None,
+        TierPeriod.CALENDAR_YEAR: date(today.year - 1, 1, 1),
+        TierPeriod.ROLLING_12_MONTHS: today - timedelta(days=730),
     }
-    return measures[basis]
+    return starts[period]
+
+
+def whole_months(first: date, today: date) -> int:
+    """Whole months from the day `first` to `today` (31 Jan to 28 Feb: 0; to 1 Mar: 1)."""
+    months = (today.year - first.year) * 12 + today.month - first.month
+    return max(months - (today.day < first.day), 0)
+
+
+def qualifies(policy: TierPolicy, tier: Tier, stats: MemberStats) -> bool:
+    """Whether the period's statistics reach `tier`: its tenure, and its threshold on the
+    programme's basis or any of its other thresholds."""
+    if stats.tenure_months < tier.min_tenure_months:
+        return False
+    if tier_measure(policy.basis, stats) >= tier.threshold:
+        return True
+    return any(tier_measure(basis, stats) >= value for basis, value in tier.or_thresholds)
+
+
+def _tier_index(policy: TierPolicy, stats: MemberStats) -> int:
+    reached = max(
+        index for index, tier in enumerate(policy.tiers) if qualifies(policy, tier, stats)
+    )
+    previous = stats.previous_period
+    if policy.downgrade is Downgrade.PERIOD_END and previous is not None:
+        # A tier reached last period holds through this one (its tenure is today's).
+        held = max(
+            index
+            for index, tier in enumerate(policy.tiers)
+            if qualifies(policy, tier, replace(previous, tenure_months=stats.tenure_months))
+        )
+        reached = max(reached, held)
+    return reached
 
 
 def tier_for(policy: TierPolicy, stats: MemberStats) -> Tier:
-    measure = tier_measure(policy.basis, stats)
-    reached = [tier for tier in policy.tiers if measure >= tier.threshold]
-    return reached[-1]
+    return policy.tiers[_tier_index(policy, stats)]
 
 
 def next_tier(policy: TierPolicy, stats: MemberStats) -> tuple[Tier, Decimal] | None:
-    """The next tier up and how much of the basis is still needed, or None at the top."""
-    measure = tier_measure(policy.basis, stats)
-    for tier in policy.tiers:
-        if tier.threshold > measure:
-            return tier, tier.threshold - measure
-    return None
+    """The next tier up and how much of the basis is still needed this period (0: only
+    its tenure is still to come), or None at the top."""
+    index = _tier_index(policy, stats)
+    if index + 1 >= len(policy.tiers):
+        return None
+    upcoming = policy.tiers[index + 1]
+    return upcoming, max(upcoming.threshold - tier_measure(policy.basis, stats), ZERO)
 
 
 # ---------------------------------------------------------------- earning
@@ -361,6 +528,8 @@ class LineEarning:
     rate: Decimal  # points per unit after tier floor and multiplier
     points: Decimal  # exact, before the sale-level floor
     reason: str  # "base", "category:cosmetics", "featured:SKU", "tier:platinum" (+ " x1.5 gold")
+    # ("units", "units:business": earned by units; then `rate` is points per `per` units)
+    units: Decimal | None = None  # the units counted (a line's, or the minimum a line earns)
 
     @property
     def basis(self) -> str:
@@ -386,8 +555,9 @@ class EarnBreakdown:
 
     def explain(self) -> list[str]:
         rows = [
-            f"{line.sku or line.category or 'purchase'}: {line.amount} x {line.rate}"
-            f" = {line.points.normalize():f} ({line.reason})"
+            f"{line.sku or line.category or 'purchase'}: "
+            + (f"{line.units} units" if line.units is not None else f"{line.amount}")
+            + f" x {line.rate} = {line.points.normalize():f} ({line.reason})"
             for line in self.lines
         ]
         if self.birthday_bonus:
@@ -415,6 +585,32 @@ def line_rate(policy: EarnPolicy, tier: Tier, sku: str, category: str) -> tuple[
     return rate, reason
 
 
+def unit_line_earnings(
+    policy: UnitEarning, purchase: Purchase, tier: Tier, paid_share: Decimal
+) -> list[LineEarning]:
+    """The lines that carry units, each earning by them (the tier's multiplier on top)."""
+    lines = []
+    for line in purchase.lines:
+        if not line.units:
+            continue
+        if line.units > policy.max_per_line:
+            raise RulesError(
+                f"a line of {line.units} {policy.word('en', line.units)} is over the programme's"
+                f" {policy.max_per_line} a line",
+                "units_over_limit",
+                most=str(policy.max_per_line),
+            )
+        counted = max(line.units, policy.minimum_per_line)
+        rate, reason = policy.rate_for(line.category)
+        if tier.multiplier != ONE:
+            rate, reason = rate * tier.multiplier, f"{reason} x{tier.multiplier} {tier.id}"
+        exact = counted * paid_share / policy.per * rate
+        lines.append(
+            LineEarning(line.sku, line.category, line.amount, rate, exact, reason, counted)
+        )
+    return lines
+
+
 def earn_points(
     program: Program,
     purchase: Purchase,
@@ -423,33 +619,85 @@ def earn_points(
     birthday_bonus_due: bool = False,
     discount: Decimal = ZERO,
 ) -> EarnBreakdown:
-    """Points for a purchase. `discount` (points spent as money) earns nothing."""
+    """Points for a purchase. `discount` (points spent as money) earns nothing. Points by
+    amount are floored once a sale; points by units are rounded by the programme's rule."""
     policy = program.earn
     total = purchase.total
     if discount < 0 or discount > total:
         raise RulesError("discount must be between 0 and the purchase total", "option_unavailable")
     paid_share = ONE if total == 0 else (total - discount) / total
     lines: list[LineEarning] = []
+    by_unit = policy.by_unit
+    by_amount = by_unit is None or by_unit.with_amount
+    unit_points = 0
     if total - discount < policy.min_amount or total == 0:
         exact = ZERO
-    elif policy.mode is EarnMode.PER_PURCHASE:
-        rate, reason = line_rate(policy, tier, "", "")
-        lines.append(LineEarning("", "", total, rate, rate, reason))
-        exact = rate
     else:
-        for line in purchase.lines:
-            rate, reason = line_rate(policy, tier, line.sku, line.category)
-            paid = line.amount * paid_share
-            exact_points = paid / policy.unit * rate
-            lines.append(LineEarning(line.sku, line.category, paid, rate, exact_points, reason))
-        exact = sum((line.points for line in lines), ZERO)
-    points: int = floor_points(exact)
+        exact = ZERO
+        if by_unit is not None:
+            unit_lines = unit_line_earnings(by_unit, purchase, tier, paid_share)
+            lines += unit_lines
+            unit_exact = sum((line.points for line in unit_lines), ZERO)
+            unit_points = int(
+                unit_exact.to_integral_value(rounding=ROUNDING_MODES[by_unit.rounding])
+            )
+        if by_amount and policy.mode is EarnMode.PER_PURCHASE:
+            rate, reason = line_rate(policy, tier, "", "")
+            lines.append(LineEarning("", "", total, rate, rate, reason))
+            exact = rate
+        elif by_amount:
+            amount_lines = []
+            for line in purchase.lines:
+                rate, reason = line_rate(policy, tier, line.sku, line.category)
+                paid = line.amount * paid_share
+                exact_points = paid / policy.unit * rate
+                amount_lines.append(
+                    LineEarning(line.sku, line.category, paid, rate, exact_points, reason)
+                )
+            lines += amount_lines
+            exact = sum((line.points for line in amount_lines), ZERO)
+    points: int = floor_points(exact) + unit_points
     bonus = program.birthday.points if birthday_bonus_due else 0
     points += bonus
     capped = False
     if policy.max_points_per_sale is not None and points > policy.max_points_per_sale:
         points, capped = policy.max_points_per_sale, True
     return EarnBreakdown(tuple(lines), tier.id, bonus, capped, max(points, 0))
+
+
+def free_items(
+    rule: EveryNthFree | None, purchase: Purchase, before: int, currency: str
+) -> FreeItems:
+    """The free nights or purchase a sale reaches, `before` being the member's count so far
+    (whole units, or purchases). Units: each line's whole units in turn, a free one worth
+    the line's price a unit; purchases: this one, worth its dearest eligible item."""
+    if rule is None or purchase.total <= 0:
+        return FreeItems()
+    cap = rule.max_value
+    count, value = 0, ZERO
+    if rule.count is NthCount.UNITS:
+        counted = before
+        for line in purchase.lines:
+            whole = int(line.units or 0)
+            if whole <= 0:
+                continue
+            free = (counted + whole) // rule.n - counted // rule.n
+            counted += whole
+            if free and line.category not in rule.excluded_categories:
+                each = line.amount / line.units  # type: ignore[operator]
+                count += free
+                value += free * (min(each, cap) if cap is not None else each)
+    elif (before + 1) % rule.n == 0:
+        prices = [
+            line.amount / max(line.quantity, 1)
+            for line in purchase.lines
+            if line.category not in rule.excluded_categories and line.amount > 0
+        ]
+        if prices:
+            count, value = 1, max(prices) if cap is None else min(max(prices), cap)
+    minor = Decimal(1).scaleb(-MINOR_UNIT_EXPONENT.get(currency, 2))
+    value = min(value, purchase.total).quantize(minor, rounding=ROUND_FLOOR)
+    return FreeItems(count, value) if count else FreeItems()
 
 
 def action_points(program: Program, action_id: str, done_today: int = 0) -> int:
@@ -735,6 +983,16 @@ def expiry_cutoff(today: date, months: int) -> date:
     while expiry_date(day, months) <= today:
         day += timedelta(days=1)
     return day
+
+
+def expiry_boundary(policy: ExpiryPolicy, today: date) -> date | None:
+    """The first store day whose points have not expired by `today` (inactivity: the first
+    day of activity that keeps a member's points on `today`); None: nothing expires."""
+    if policy.mode is ExpiryMode.PERIOD_END:
+        return date(today.year - policy.years, 1, 1)
+    if policy.months is None:
+        return None
+    return expiry_cutoff(today, policy.months)
 
 
 def expiring_points(

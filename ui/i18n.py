@@ -19,7 +19,7 @@ import gettext
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
@@ -48,6 +48,7 @@ PLURALS: dict[str, str] = {
     "unit.points": "count",
     "unit.stars": "count",
     "unit.visits": "count",
+    "unit.segments": "count",
     "error.max_blocks": "count",
 }
 
@@ -177,6 +178,12 @@ def format_moment(moment: datetime, timezone: str, language: str) -> str:
         zone = ZoneInfo("UTC")
     local = moment.astimezone(zone)
     return str(format_datetime(local, format="short", locale=locale_of(language)))
+
+
+def format_day(day: date, language: str) -> str:
+    from babel.dates import format_date
+
+    return str(format_date(day, format="d MMMM", locale=locale_of(language)))
 
 
 def format_age(seconds: float, language: str) -> str:
@@ -320,6 +327,11 @@ def next_tier_text(language: str, program: Program, view: MemberView) -> str:
         amount = format_money(remaining, program.currency, language)
     elif basis is TierBasis.VISITS:
         amount = translate(language, "unit.visits", count=int(remaining))
+    elif basis is TierBasis.SEGMENTS:
+        amount = translate(language, "unit.segments", count=int(remaining))
+    elif basis is TierBasis.UNITS and program.earn.by_unit is not None:
+        word = program.earn.by_unit.word(language, remaining)
+        amount = f"{format_number(remaining.normalize(), language)} {word}"
     else:
         amount = format_points(language, program, int(remaining))
     return translate(language, "member.next_tier", remaining=amount, tier=name)
@@ -361,6 +373,7 @@ ERROR_KEYS: dict[str, str] = {
     "amount_zero": N_("error.amount_zero"),
     "amount_invalid": N_("error.amount_invalid"),
     "amount_over_limit": N_("error.amount_over_limit"),
+    "units_over_limit": N_("error.units_over_limit"),
     "consent_required": N_("error.consent_required"),
     "name_required": N_("error.name_required"),
     "name_invalid": N_("error.name_invalid"),
@@ -411,6 +424,10 @@ def error_text(
             values[name] = value
         elif name == "amount" and isinstance(value, Decimal) and program is not None:
             values[name] = format_money(value, program.currency, language)
+        elif name == "most" and program is not None and program.earn.by_unit is not None:
+            most = Decimal(str(value))
+            values["most"] = format_number(most.normalize(), language)
+            values["units"] = program.earn.by_unit.word(language, most)
         elif name == "region":
             values["country"] = _country(str(value), language)
         elif name == "reward_id" and program is not None:
@@ -493,7 +510,22 @@ def breakdown_lines(
             "unit": unit,
         }
         basis = line.basis
-        if program.earn.mode is EarnMode.PER_PURCHASE and basis in ("base", "tier"):
+        by_unit = program.earn.by_unit
+        if basis == "units" and by_unit is not None and line.units is not None:
+            values["units"] = (
+                f"{format_number(line.units.normalize(), language)}"
+                f" {by_unit.word(language, line.units)}"
+            )
+            values["unit"] = by_unit.word(language, 1)
+            values["rate"] = format_number((line.rate / by_unit.per).normalize(), language)
+            if line.category:
+                name = program.category_name(line.category, language)
+                rows.append(
+                    translate(language, "breakdown.units_category", category=name, **values)
+                )
+            else:
+                rows.append(translate(language, "breakdown.units", **values))
+        elif program.earn.mode is EarnMode.PER_PURCHASE and basis in ("base", "tier"):
             rows.append(translate(language, "breakdown.per_purchase", **values))
         elif basis == "category":
             name = program.category_name(line.category, language)

@@ -13,7 +13,7 @@ import logging
 import random
 import re
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from time import sleep
@@ -529,24 +529,92 @@ class Ledger:
             row = conn.execute(query).first()
         return MemberRecord(*row) if row else None
 
-    def stats(self, conn: Connection, member_id: str, today: date) -> MemberStats:
+    def stats(
+        self,
+        conn: Connection,
+        member_id: str,
+        today: date,
+        enrolled_at: datetime | None = None,
+    ) -> MemberStats:
         """Tier statistics for the period holding the store day `today`, from the member's
-        totals (a handful of rows, whatever the history)."""
-        start = rules.period_start(self.program.tiers.period, today)
+        totals (a handful of rows, whatever the history); with the period before when status
+        holds to the end of the next period, and the months of membership when a tier needs
+        them (`enrolled_at`)."""
+        policy = self.program.tiers
+        start = rules.period_start(policy.period, today)
+        sums = self._sums(conn, member_id, start)
+        previous = None
+        if policy.downgrade is rules.Downgrade.PERIOD_END:
+            before = rules.previous_period_start(policy.period, today)
+            older = self._sums(conn, member_id, before)  # from the previous period on
+            previous = self._member_stats(tuple(a - b for a, b in zip(older, sums, strict=True)))
+        tenure = 0
+        if policy.needs_tenure and enrolled_at is not None:
+            tenure = self._tenure(conn, member_id, enrolled_at, today)
+        stats = self._member_stats(sums, tenure, previous)
+        if self.program.every_nth is None:
+            return stats
+        lifetime = sums if start is None else self._sums(conn, member_id, None)
+        return replace(
+            stats, lifetime_units=Decimal(lifetime[3]) / 1000, lifetime_visits=lifetime[2]
+        )
+
+    def _sums(self, conn: Connection, member_id: str, start: date | None) -> totals.Sums:
         pending: BatchWrites | None = conn.info.get(PENDING)
         if pending is None:
-            earned, spend, visits = totals.read(conn, member_id, start)
-        else:  # the database's (read once per batch) and what the batch staged
-            read = pending.stats_read.get((member_id, start))
-            if read is None:
-                read = pending.stats_read[(member_id, start)] = totals.read(conn, member_id, start)
-            staged = pending.staged_totals(member_id, start)
-            earned, spend, visits = (a + b for a, b in zip(read, staged, strict=True))
+            return totals.read(conn, member_id, start)
+        # the database's (read once per batch) and what the batch staged
+        read = pending.stats_read.get((member_id, start))
+        if read is None:
+            read = pending.stats_read[(member_id, start)] = totals.read(conn, member_id, start)
+        staged = pending.staged_totals(member_id, start)
+        return (
+            read[0] + staged[0],
+            read[1] + staged[1],
+            read[2] + staged[2],
+            read[3] + staged[3],
+            read[4] + staged[4],
+        )
+
+    def _member_stats(
+        self, sums: Any, tenure: int = 0, previous: MemberStats | None = None
+    ) -> MemberStats:
+        earned, spend, visits, units_milli, segments = sums
         return MemberStats(
             points_in_period=earned,
             spend_in_period=from_minor(spend, self.program.currency),
             visits_in_period=visits,
+            units_in_period=Decimal(units_milli) / 1000,
+            segments_in_period=segments,
+            tenure_months=tenure,
+            previous_period=previous,
         )
+
+    def _free_items(
+        self, conn: Connection, op: SaleOp, plan: RedemptionPlan | None
+    ) -> rules.FreeItems:
+        """The free nights or purchase this sale reaches (`[every_nth]`), counted on the
+        member's lifetime totals under the member's lock; none where the programme has no
+        such rule, or the sale spends points as money and the rule may not be combined."""
+        rule = self.program.every_nth
+        if rule is None or (
+            plan is not None and plan.discount > 0 and not rule.with_points_as_money
+        ):
+            return rules.FreeItems()
+        lifetime = self._sums(conn, op.member_id, None)
+        before = lifetime[3] // 1000 if rule.count is rules.NthCount.UNITS else lifetime[2]
+        return rules.free_items(rule, op.purchase, before, self.program.currency)
+
+    def _tenure(self, conn: Connection, member_id: str, enrolled_at: datetime, today: date) -> int:
+        """Months of membership as the programme counts them: whole months since the store
+        day of enrollment, or calendar months with a sale (the member's month rows)."""
+        if self.program.tiers.tenure is rules.TenureCount.MONTHS:
+            return rules.whole_months(totals.local_day(enrolled_at, self.zone), today)
+        months = set(totals.active_months(conn, member_id, today))
+        pending: BatchWrites | None = conn.info.get(PENDING)
+        if pending is not None:
+            months.update(pending.active_months(member_id))
+        return len(months)
 
     def stats_from_transactions(self, conn: Connection, member_id: str, today: date) -> MemberStats:
         """The same statistics summed over the transactions themselves (checks, doctor)."""
@@ -555,7 +623,7 @@ class Ledger:
         if start is not None:
             where.append(transactions.c.occurred_at >= totals.day_start(start, self.zone))
         is_earn = transactions.c.kind == "earn"
-        earned, spend, visits = conn.execute(
+        earned, spend, visits, units_milli, segments = conn.execute(
             select(
                 func.coalesce(
                     func.sum(
@@ -567,12 +635,12 @@ class Ledger:
                 ),
                 func.coalesce(func.sum(case((is_earn, transactions.c.amount_minor), else_=0)), 0),
                 func.coalesce(func.sum(case((is_earn, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((is_earn, transactions.c.units_milli), else_=0)), 0),
+                func.coalesce(func.sum(case((is_earn, transactions.c.segments), else_=0)), 0),
             ).where(*where)
         ).one()
-        return MemberStats(
-            points_in_period=int(earned),
-            spend_in_period=from_minor(int(spend), self.program.currency),
-            visits_in_period=int(visits),
+        return self._member_stats(
+            (int(earned), int(spend), int(visits), int(units_milli), int(segments))
         )
 
     def birthday_used(self, conn: Connection, member_id: str, year: int) -> bool:
@@ -642,10 +710,24 @@ class Ledger:
             record = self.member(member_id, conn)
             if record is None:
                 return None
-            stats = self.stats(conn, member_id, today)
+            stats = self.stats(conn, member_id, today, record.enrolled_at)
             birthday = self.birthday_available(conn, record, today)
             expiring = self.points_expiring(conn, member_id, today + EXPIRING_SOON)
-        return build_member_view(self.program, record, stats, birthday, expiring)
+            first = self._first_expiry(conn, member_id, today) if expiring else None
+        view = build_member_view(self.program, record, stats, birthday, expiring)
+        return replace(view, expiring_on=first) if first and view.points_expiring else view
+
+    def _first_expiry(self, conn: Connection, member_id: str, today: date) -> date:
+        """The first store day within the window on which some of the member's points
+        expire: points due by a day only grow with the day, so a binary search (5 reads)."""
+        low, high = today, today + EXPIRING_SOON
+        while low < high:
+            middle = low + (high - low) // 2
+            if self.points_expiring(conn, member_id, middle) > 0:
+                high = middle
+            else:
+                low = middle + timedelta(days=1)
+        return low
 
     # ------------------------------------------------------------ applying operations
 
@@ -935,7 +1017,7 @@ class Ledger:
         for start, ids in by_start.items():
             found = totals.read_many(conn, sorted(ids), start)
             for member_id in ids:
-                pending.stats_read[(member_id, start)] = found.get(member_id, (0, 0, 0))
+                pending.stats_read[(member_id, start)] = found.get(member_id, totals.NO_SUMS)
         if self.limits.max_points_per_member_per_day is None:
             return
         earning = sorted({op.member_id for op in fresh if not isinstance(op, (EnrollOp, GiveOp))})
@@ -1104,6 +1186,8 @@ class Ledger:
         occurred_at: datetime,
         amount_minor: int = 0,
         reward_id: str | None = None,
+        units_milli: int = 0,
+        segments: int = 0,
     ) -> None:
         recorded_at = self._now(conn)
         row = {
@@ -1115,12 +1199,14 @@ class Ledger:
             "reward_id": reward_id,
             "occurred_at": occurred_at,
             "recorded_at": recorded_at,
+            "units_milli": units_milli,
+            "segments": segments,
         }
-        added = totals.counts(kind, points, amount_minor)
+        added = totals.counts(kind, points, amount_minor, units_milli, segments)
         sums = (
             []
             if added is None
-            else totals.rows_for(member_id, totals.local_day(occurred_at, self.zone), *added)
+            else totals.rows_for(member_id, totals.local_day(occurred_at, self.zone), added)
         )
         recorded = totals.recorded_counts(kind, points)
         if recorded is not None:
@@ -1203,21 +1289,26 @@ class Ledger:
             raise OpRejected("limit_amount", f"a sale totals at most {limits.max_sale_amount}")
         record = self._require_member(conn, op.member_id)
         today = totals.local_day(op.occurred_at, self.zone)
-        stats = self.stats(conn, op.member_id, today)
+        stats = self.stats(conn, op.member_id, today, record.enrolled_at)
         tier = rules.tier_for(self.program.tiers, stats)
         birthday = self.birthday_available(conn, record, today)
         plan = self._plan_redemption(conn, op, record, tier, birthday)
         birthday_bonus_due = bool(self.program.birthday.points) and birthday
+        free = self._free_items(conn, op, plan)
+        spent = plan.discount if plan else Decimal(0)
         try:
             breakdown = rules.earn_points(
                 self.program,
                 op.purchase,
                 tier,
                 birthday_bonus_due=birthday_bonus_due,
-                discount=plan.discount if plan else Decimal(0),
+                discount=min(spent + free.value, op.purchase.total),
             )
         except RulesError as exc:
-            raise OpRejected("bad_request", str(exc)) from None
+            # A line past the programme's most units is a rule's refusal (422), the rest
+            # (a discount larger than the sale) a malformed sale.
+            code = exc.code if exc.code == "units_over_limit" else "bad_request"
+            raise OpRejected(code, str(exc)) from None
         redeemed = plan.points if plan else 0
         self._check_points(breakdown.points, redeemed)
         self._check_member_day(conn, op.member_id, breakdown.points, self._now(conn))
@@ -1232,11 +1323,24 @@ class Ledger:
             "discount": str(plan.discount) if plan else "0",
             "tier": tier.id,
         }
+        if free.count:  # only then: other programmes' results read as before
+            result["free_count"] = free.count
+            result["free_value"] = str(free.value)
         if self.program_version is not None:
             result["program_version"] = self.program_version
         amount = to_minor(op.purchase.total, self.program.currency)
         base_points = breakdown.points - breakdown.birthday_bonus
-        self._post(conn, op.key, op.member_id, "earn", base_points, op.occurred_at, amount)
+        self._post(
+            conn,
+            op.key,
+            op.member_id,
+            "earn",
+            base_points,
+            op.occurred_at,
+            amount,
+            units_milli=int(op.purchase.units * 1000),
+            segments=op.purchase.unit_lines,
+        )
         birthday_gift = (
             plan is not None
             and plan.reward_id is not None
@@ -1543,11 +1647,20 @@ class Ledger:
             conn.execute(identifiers.insert().values(kind=kind, value=value, member_id=member_id))
 
     def _expiry_boundary(self, day: date) -> datetime | None:
-        """The moment before which earned points have expired by the store day `day`."""
-        months = self.program.expiry.months
-        if months is None:
-            return None
-        return totals.day_start(rules.expiry_cutoff(day, months), self.zone)
+        """The moment before which earned points have expired by the store day `day` (for
+        expiry by inactivity: before which a member's last activity expires them all)."""
+        first = rules.expiry_boundary(self.program.expiry, day)
+        return None if first is None else totals.day_start(first, self.zone)
+
+    @property
+    def _by_inactivity(self) -> bool:
+        return self.program.expiry.mode is rules.ExpiryMode.INACTIVITY
+
+    def _inactivity_sums(self) -> tuple[Any, Any]:
+        """(the member's last activity, their points): a member whose last purchase,
+        reward, action or transfer is before the boundary has all their points due."""
+        last = func.max(case((transactions.c.kind != "expire", transactions.c.occurred_at)))
+        return last, func.coalesce(func.sum(transactions.c.points), 0)
 
     def _expiry_sums(self, boundary: datetime) -> tuple[Any, Any]:
         """(points earned before `boundary`, points spent or expired ever): spending and
@@ -1575,11 +1688,25 @@ class Ledger:
         boundary = self._expiry_boundary(by)
         if boundary is None:
             return 0
+        if self._by_inactivity:
+            return self._inactive_due(conn, member_id, boundary)
         old, used = self._expiry_sums(boundary)
         earned, spent = conn.execute(
             select(old, used).where(transactions.c.member_id == member_id)
         ).one()
         return max(int(earned) - int(spent), 0)
+
+    def _inactive_due(self, conn: Connection, member_id: str, boundary: datetime) -> int:
+        """All the member's points when their last activity is before `boundary`, else 0."""
+        last = select(func.max(transactions.c.occurred_at)).where(
+            transactions.c.member_id == member_id, transactions.c.kind != "expire"
+        )
+        held = select(func.coalesce(func.sum(transactions.c.points), 0)).where(
+            transactions.c.member_id == member_id
+        )
+        when = conn.execute(last).scalar()
+        points = int(conn.execute(held).scalar_one())
+        return points if when is not None and points > 0 and when < boundary else 0
 
     def expire(self, as_of: datetime, chunk: int = 200) -> list[tuple[str, int]]:
         """Post an 'expire' row for each member with points past the programme's expiry at
@@ -1590,7 +1717,11 @@ class Ledger:
         boundary = self._expiry_boundary(self.today(as_of))
         if boundary is None:
             return []
-        old, used = self._expiry_sums(boundary)
+        if self._by_inactivity:
+            last, held = self._inactivity_sums()
+            old, used = case((last < boundary, held), else_=0), held * 0
+        else:
+            old, used = self._expiry_sums(boundary)
         expired: list[tuple[str, int]] = []
         with self.engine.connect() as guard:
             if guard.dialect.name == "postgresql":
@@ -1616,10 +1747,13 @@ class Ledger:
                         for member_id in candidates[first : first + chunk]:
                             if self.member(member_id, conn, lock=True) is None:
                                 continue
-                            earned, spent = conn.execute(
-                                select(old, used).where(transactions.c.member_id == member_id)
-                            ).one()
-                            due = int(earned) - int(spent)
+                            if self._by_inactivity:
+                                due = self._inactive_due(conn, member_id, boundary)
+                            else:
+                                earned, spent = conn.execute(
+                                    select(old, used).where(transactions.c.member_id == member_id)
+                                ).one()
+                                due = int(earned) - int(spent)
                             if due <= 0:
                                 continue
                             self._post(conn, None, member_id, "expire", -due, as_of)

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, bindparam
 
 from pos_client.ledger import totals
 from pos_client.ledger.schema import birthday_grants, members, operations, transactions
+from pos_client.ledger.totals import Sums
 
 PENDING = "pos_client.ledger.pending"  # Connection.info key, while a batch is buffered
 
@@ -72,7 +73,7 @@ class BatchWrites:
     claims: dict[str, dict[str, Any]] = field(default_factory=dict)  # by key
     grants: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     # Read once from the database (constant during the batch: see the module's docstring).
-    stats_read: dict[tuple[str, date | None], tuple[int, int, int]] = field(default_factory=dict)
+    stats_read: dict[tuple[str, date | None], Sums] = field(default_factory=dict)
     day_read: dict[tuple[str, date], int] = field(default_factory=dict)  # by store day
     # Earnings recorded on the day before the batch, read with day_read (the review flag).
     earnings_read: dict[tuple[str, date], int] = field(default_factory=dict)
@@ -98,12 +99,11 @@ class BatchWrites:
             key = (row["member_id"], row["grain"], row["start"])
             total = self.totals.get(key)
             if total is None:
-                self.totals[key] = [row["points"], row["spend_minor"], row["visits"]]
+                self.totals[key] = [row[name] for name in totals.SUM_FIELDS]
                 self.totals_by_member[row["member_id"]].add((row["grain"], row["start"]))
             else:
-                total[0] += row["points"]
-                total[1] += row["spend_minor"]
-                total[2] += row["visits"]
+                for index, name in enumerate(totals.SUM_FIELDS):
+                    total[index] += row[name]
         for row in op.claims:
             self.claims[row["key"]] = row
         for row in op.grants:
@@ -146,16 +146,26 @@ class BatchWrites:
             row["member_id"] == member_id and row["year"] == year for row in self.op.grants
         )
 
-    def staged_totals(self, member_id: str, start: date | None) -> tuple[int, int, int]:
+    def staged_totals(self, member_id: str, start: date | None) -> Sums:
         """The batch's totals for the member from the store day `start` on (None: in all)."""
-        points = spend = visits = 0
+        points = spend = visits = units = segments = 0
         for grain, row_start in self.totals_by_member.get(member_id, ()):
             if totals.in_range(grain, row_start, start):
                 total = self.totals[(member_id, grain, row_start)]
                 points += total[0]
                 spend += total[1]
                 visits += total[2]
-        return points, spend, visits
+                units += total[3]
+                segments += total[4]
+        return points, spend, visits, units, segments
+
+    def active_months(self, member_id: str) -> set[date]:
+        """The months in which the batch staged a sale for the member."""
+        return {
+            start
+            for grain, start in self.totals_by_member.get(member_id, ())
+            if grain == "m" and self.totals[(member_id, grain, start)][2] > 0
+        }
 
     def staged_rows(self, member_id: str) -> list[dict[str, Any]]:
         """The member's transactions staged by the batch's earlier operations."""
@@ -176,8 +186,8 @@ class BatchWrites:
         for each other in a cycle): on PostgreSQL one statement per table over arrays
         (unnest), elsewhere one executemany per table."""
         claims = [self.claims[key] for key in sorted(self.claims)]
-        sums = [
-            (member_id, grain, start, total[0], total[1], total[2])
+        sums: list[tuple[Any, ...]] = [
+            (member_id, grain, start, *total)
             for (member_id, grain, start), total in sorted(self.totals.items())
         ]
         grants = [self.grants[key] for key in sorted(self.grants)]
@@ -258,6 +268,8 @@ _PG_TRANSACTIONS = _insert(
         "reward_id": "text",
         "occurred_at": "timestamptz",
         "recorded_at": "timestamptz",
+        "units_milli": "bigint",
+        "segments": "integer",
     },
 )
 _PG_TOTALS = _insert(
@@ -269,11 +281,15 @@ _PG_TOTALS = _insert(
         "points": "bigint",
         "spend_minor": "bigint",
         "visits": "bigint",
+        "units_milli": "bigint",
+        "segments": "bigint",
     },
     " ON CONFLICT (member_id, grain, start) DO UPDATE SET"
     " points = member_totals.points + excluded.points,"
     " spend_minor = member_totals.spend_minor + excluded.spend_minor,"
-    " visits = member_totals.visits + excluded.visits",
+    " visits = member_totals.visits + excluded.visits,"
+    " units_milli = member_totals.units_milli + excluded.units_milli,"
+    " segments = member_totals.segments + excluded.segments",
 )
 _PG_GRANTS = _insert(
     "birthday_grants",

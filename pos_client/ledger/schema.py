@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.engine import Dialect
 
@@ -99,6 +100,10 @@ transactions = Table(
     Column("reward_id", String(64), nullable=True),
     Column("occurred_at", UTCDateTime, nullable=False),
     Column("recorded_at", UTCDateTime, nullable=False),
+    # A sale's units in thousandths (kilometres, nights: programmes that earn by them) and
+    # the lines carrying them (segments, stays); 0 otherwise. Ledger version 6, 0010.
+    Column("units_milli", BigInteger, nullable=False, server_default=text("0")),
+    Column("segments", Integer, nullable=False, server_default=text("0")),
 )
 Index("ix_transactions_member_time", transactions.c.member_id, transactions.c.occurred_at)
 
@@ -143,6 +148,8 @@ member_totals = Table(
     Column("points", BigInteger, nullable=False, default=0),
     Column("spend_minor", BigInteger, nullable=False, default=0),
     Column("visits", BigInteger, nullable=False, default=0),
+    Column("units_milli", BigInteger, nullable=False, server_default=text("0")),
+    Column("segments", BigInteger, nullable=False, server_default=text("0")),
 )
 
 

@@ -1,8 +1,9 @@
 """Per-member earning totals by store-local day, month and in all (table member_totals).
 
-Tier rules count points of the earning kinds, spend and visits of sales over a period; these
-rows hold those sums, moved in the same transaction as each posting, so a read is a handful
-of rows however long the member's history is.
+Tier rules count points of the earning kinds, spend, visits, units (kilometres, nights: in
+thousandths) and segments (lines carrying units) of sales over a period; these rows hold
+those sums (`Sums`, in that order), moved in the same transaction as each posting, so a
+read is a handful of rows however long the member's history is.
 
 Grains: "d" (the store day an operation occurred), "m" (its month), "a" (in all), and "r"
 (the store day it was *recorded*, by the server's clock): points credited that day (the
@@ -56,28 +57,36 @@ def _next_month(day: date) -> date:
     return date(day.year + (day.month == 12), day.month % 12 + 1, 1)
 
 
-def counts(kind: str, points: int, amount_minor: int) -> tuple[int, int, int] | None:
-    """What a posting adds to the totals (points, spend, visits); None: nothing."""
+# (points, spend in minor units, visits, units in thousandths, segments)
+Sums = tuple[int, int, int, int, int]
+SUM_FIELDS = ("points", "spend_minor", "visits", "units_milli", "segments")
+NO_SUMS: Sums = (0, 0, 0, 0, 0)
+
+
+def counts(
+    kind: str, points: int, amount_minor: int, units_milli: int = 0, segments: int = 0
+) -> Sums | None:
+    """What a posting adds to the totals; None: nothing."""
     if kind == "earn":
-        return points, amount_minor, 1
+        return points, amount_minor, 1, units_milli, segments
     if kind in EARNING_KINDS and points:
-        return points, 0, 0
+        return points, 0, 0, 0, 0
     return None
 
 
-def recorded_counts(kind: str, points: int) -> tuple[int, int, int] | None:
-    """What a posting adds to its recorded day's row (points credited, 0, earnings);
-    None: nothing."""
+def recorded_counts(kind: str, points: int) -> Sums | None:
+    """What a posting adds to its recorded day's row (points credited in `points`,
+    earnings in `visits`); None: nothing."""
     credited = points if kind in EARNED_KINDS and points > 0 else 0
     earnings = 1 if kind in FLAGGED_KINDS else 0
     if not credited and not earnings:
         return None
-    return credited, 0, earnings
+    return credited, 0, earnings, 0, 0
 
 
 def row_of(member_id: str, grain: str, start: date, sums: Any) -> dict[str, Any]:
-    """A member_totals row: `sums` is (points, spend in minor units, visits)."""
-    points, spend_minor, visits = sums
+    """A member_totals row: `sums` in the order of SUM_FIELDS."""
+    points, spend_minor, visits, units_milli, segments = sums
     return {
         "member_id": member_id,
         "grain": grain,
@@ -85,10 +94,12 @@ def row_of(member_id: str, grain: str, start: date, sums: Any) -> dict[str, Any]
         "points": points,
         "spend_minor": spend_minor,
         "visits": visits,
+        "units_milli": units_milli,
+        "segments": segments,
     }
 
 
-def recorded_row(member_id: str, day: date, added: tuple[int, int, int]) -> dict[str, Any]:
+def recorded_row(member_id: str, day: date, added: Sums) -> dict[str, Any]:
     return row_of(member_id, RECORDED, day, added)
 
 
@@ -100,6 +111,8 @@ def _upsert(dialect: Any) -> Any:
             "points": member_totals.c.points + statement.excluded.points,
             "spend_minor": member_totals.c.spend_minor + statement.excluded.spend_minor,
             "visits": member_totals.c.visits + statement.excluded.visits,
+            "units_milli": member_totals.c.units_milli + statement.excluded.units_milli,
+            "segments": member_totals.c.segments + statement.excluded.segments,
         },
     )
 
@@ -110,6 +123,8 @@ _SUM_COLUMNS = (
     func.coalesce(func.sum(member_totals.c.points), 0),
     func.coalesce(func.sum(member_totals.c.spend_minor), 0),
     func.coalesce(func.sum(member_totals.c.visits), 0),
+    func.coalesce(func.sum(member_totals.c.units_milli), 0),
+    func.coalesce(func.sum(member_totals.c.segments), 0),
 )
 # The rows `read` sums: the lifetime row, or from the day `first` on (whole months from
 # `whole` on, the first month's remaining days before it).
@@ -151,6 +166,22 @@ _READ_RECORDED = PerDialect(
 )
 
 
+_ACTIVE_MONTHS = select(member_totals.c.start).where(
+    member_totals.c.member_id == bindparam("member_id"),
+    member_totals.c.grain == "m",
+    member_totals.c.visits > 0,
+    member_totals.c.start <= bindparam("today", type_=Date),
+)
+
+
+def active_months(conn: Connection, member_id: str, today: date) -> list[date]:
+    """The first days of the calendar months up to `today` in which the member bought
+    (one row a month: a long membership costs a few hundred small rows at most)."""
+    return [
+        row[0] for row in conn.execute(_ACTIVE_MONTHS, {"member_id": member_id, "today": today})
+    ]
+
+
 def bump(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Add rows (`rows_for`, `recorded_row`) to the member's totals: one upsert."""
     conn.execute(UPSERT[conn.dialect.name], rows)
@@ -167,9 +198,9 @@ def read_recorded(conn: Connection, member_ids: list[str], day: date) -> dict[st
     return found
 
 
-def read(conn: Connection, member_id: str, start: date | None) -> tuple[int, int, int]:
-    """(points, spend in minor units, visits) from the store-local day `start` on (None: in
-    all): whole months from their month rows, the first month's remaining days from days."""
+def read(conn: Connection, member_id: str, start: date | None) -> Sums:
+    """The sums from the store-local day `start` on (None: in all): whole months from their
+    month rows, the first month's remaining days from days."""
     if start is None:
         row = conn.execute(READ_ALL, {"member_id": member_id}).one()
     else:
@@ -177,13 +208,11 @@ def read(conn: Connection, member_id: str, start: date | None) -> tuple[int, int
         row = conn.execute(
             READ_FROM, {"member_id": member_id, "first": start, "whole": whole}
         ).one()
-    points, spend, visits = row
-    return int(points), int(spend), int(visits)
+    points, spend, visits, units_milli, segments = row
+    return int(points), int(spend), int(visits), int(units_milli), int(segments)
 
 
-def read_many(
-    conn: Connection, member_ids: list[str], start: date | None
-) -> dict[str, tuple[int, int, int]]:
+def read_many(conn: Connection, member_ids: list[str], start: date | None) -> dict[str, Sums]:
     """`read` for many members in one statement per 1,000 (a batch's members; a member with
     no rows yet is not in the answer: zeros)."""
     if start is None:
@@ -192,10 +221,13 @@ def read_many(
     else:
         statement = _READ_MANY_FROM[conn.dialect.name]
         bounds = {"first": start, "whole": start if start.day == 1 else _next_month(start)}
-    found: dict[str, tuple[int, int, int]] = {}
+    found: dict[str, Sums] = {}
     for first in range(0, len(member_ids), 1000):
         rows = conn.execute(statement, {"ids": member_ids[first : first + 1000], **bounds})
-        found.update((row[0], (int(row[1]), int(row[2]), int(row[3]))) for row in rows)
+        found.update(
+            (row[0], (int(row[1]), int(row[2]), int(row[3]), int(row[4]), int(row[5])))
+            for row in rows
+        )
     return found
 
 
@@ -209,11 +241,8 @@ def in_range(grain: str, row_start: date, start: date | None) -> bool:
     return grain == "d" and start <= row_start < whole
 
 
-def rows_for(
-    member_id: str, day: date, points: int, spend_minor: int, visits: int
-) -> list[dict[str, Any]]:
+def rows_for(member_id: str, day: date, added: Sums) -> list[dict[str, Any]]:
     """The day, month and lifetime rows a posting on the store day `day` adds to."""
-    added = (points, spend_minor, visits)
     return [
         row_of(member_id, grain, start, added)
         for grain, start in (("d", day), ("m", _month(day)), ("a", ALL_START))
@@ -224,7 +253,7 @@ def backfill(conn: Connection, zone: ZoneInfo) -> int:
     """Rebuild every member's totals from the transactions (the migration, an embedded ledger
     that predates the table, or a store that changed its time zone); returns rows written."""
     conn.execute(member_totals.delete())
-    sums: dict[tuple[str, str, date], list[int]] = defaultdict(lambda: [0, 0, 0])
+    sums: dict[tuple[str, str, date], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     rows = conn.execute(
         select(
             transactions.c.member_id,
@@ -233,15 +262,17 @@ def backfill(conn: Connection, zone: ZoneInfo) -> int:
             transactions.c.amount_minor,
             transactions.c.occurred_at,
             transactions.c.recorded_at,
+            transactions.c.units_milli,
+            transactions.c.segments,
         ).where(transactions.c.kind.in_(EARNED_KINDS))
     )
-    for member_id, kind, points, amount_minor, occurred_at, recorded_at in rows:
+    for member_id, kind, points, amount_minor, occurred_at, recorded_at, units, segs in rows:
         recorded = recorded_counts(kind, int(points))
         if recorded is not None:
             total = sums[(member_id, RECORDED, local_day(recorded_at, zone))]
             for index, value in enumerate(recorded):
                 total[index] += value
-        added = counts(kind, int(points), int(amount_minor))
+        added = counts(kind, int(points), int(amount_minor), int(units), int(segs))
         if added is None:
             continue
         day = local_day(occurred_at, zone)

@@ -285,12 +285,24 @@ def _v5_member_pins(conn: Connection, _context: StepContext) -> None:
     ).create(conn)
 
 
+def _v6_units(conn: Connection, _context: StepContext) -> None:
+    # Nothing to backfill: no sale before this version carried units.
+    for table, segments in (("transactions", "INTEGER"), ("member_totals", "BIGINT")):
+        conn.exec_driver_sql(
+            f"ALTER TABLE {table} ADD COLUMN units_milli BIGINT NOT NULL DEFAULT 0"
+        )
+        conn.exec_driver_sql(
+            f"ALTER TABLE {table} ADD COLUMN segments {segments} NOT NULL DEFAULT 0"
+        )
+
+
 # The steps after the baseline, in order (see the module docstring to add one).
 STEPS: tuple[Step, ...] = (
     Step(2, "member_totals, backfilled from transactions", _v2_member_totals),
     Step(3, "member_totals rows per recorded day (daily cap, review flags)", _v3_recorded_days),
     Step(4, "card_counters: the last secure-NFC read counter accepted per card", _v4_card_counters),
     Step(5, "member_pins: members' PIN hashes and failures in a row", _v5_member_pins),
+    Step(6, "units and segments of sales in transactions and member_totals", _v6_units),
 )
 
 

@@ -345,3 +345,46 @@ def test_a_lost_card_is_blocked_from_the_command_line_and_finds_no_one(tmp_path:
     assert again.returncode == 1 and "no card" in again.stderr
     bad = run(tmp_path, "card", "block", "nobody", check=False)
     assert bad.returncode == 2 and "no member" in bad.stderr
+
+
+def test_a_sale_earns_by_the_units_of_its_lines_under_an_airline_programme(
+    tmp_path: Path,
+) -> None:
+    airline = {"POS_CLIENT__PROGRAM__PRESET": "airline_miles"}
+    shown = run(tmp_path, "program", "show", env=airline).stdout
+    assert "Business: 2 miles per mile flown." in shown
+    assert "35,000 miles flown or 30 segments" in shown
+    run(tmp_path, "seed-demo", env=airline)
+    earned = json.loads(
+        run(
+            tmp_path,
+            *("earn", "--member", ANNA.card_number, "--amount", "450.00"),
+            *("--category", "business", "--units", "3858", "--no-sync", "--json"),
+            env=airline,
+        ).stdout
+    )
+    assert earned["expected_points"] == 7716
+    hop = json.loads(
+        run(
+            tmp_path,
+            *("earn", "--member", ANNA.card_number, "--line", "90.00@90", "--line", "10.00"),
+            *("--no-sync", "--json"),
+            env=airline,
+        ).stdout
+    )
+    assert hop["expected_points"] == 125  # the minimum a segment; the fare earns nothing
+    too_far = run(
+        tmp_path,
+        *("earn", "--member", ANNA.card_number, "--line", "90.00@99999", "--no-sync"),
+        env=airline,
+        check=False,
+    )
+    assert too_far.returncode == 1 and "over the programme's 12000" in too_far.stderr
+    assert "Traceback" not in too_far.stderr
+    for bad in (("--amount", "9", "--units", "1e3"), ("--line", "9@")):
+        refused = run(
+            tmp_path, "earn", "--member", ANNA.card_number, *bad, env=airline, check=False
+        )
+        assert refused.returncode == 2 and "units" in refused.stderr.lower()
+    status = json.loads(run(tmp_path, "queue", "status", "--json", env=airline).stdout)
+    assert status["pending"] == 2  # the refused sales recorded nothing

@@ -6,6 +6,7 @@ import contextlib
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,6 +22,15 @@ from tests.integration.ledger_helpers import NOW, action_body, enroll, sale_body
 
 RIGA = ZoneInfo("Europe/Riga")  # UTC+2 in winter, +3 in summer
 HONOLULU = ZoneInfo("Pacific/Honolulu")  # UTC-10
+
+
+def drop_units_columns(
+    conn: Any, tables: tuple[str, ...] = ("transactions", "member_totals")
+) -> None:
+    """Back to version 5: no units or segments columns (SQLite 3.35+ drops columns)."""
+    for table in tables:
+        for column in ("units_milli", "segments"):
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
 
 
 def zoned_ledger(path: Path, program: str = "category_tiers", zone: ZoneInfo = RIGA) -> Ledger:
@@ -89,6 +99,7 @@ def test_an_embedded_ledger_from_before_the_totals_gains_them_backfilled(tmp_pat
         conn.exec_driver_sql("DROP TABLE member_totals")  # the previous release's database:
         conn.exec_driver_sql("DROP TABLE card_counters")  # no totals, no later tables,
         conn.exec_driver_sql("DROP TABLE member_pins")
+        drop_units_columns(conn, ("transactions",))  # version 6's
         conn.exec_driver_sql("DROP TABLE ledger_version")  # no version
     ledger.engine.dispose()
     reopened = zoned_ledger(path)
@@ -141,6 +152,7 @@ def test_a_ledger_at_version_2_gains_todays_recorded_row_and_the_cap_counts_it(
         conn.exec_driver_sql("DELETE FROM member_totals WHERE grain = 'r'")
         conn.exec_driver_sql("DROP TABLE card_counters")  # version 4's
         conn.exec_driver_sql("DROP TABLE member_pins")  # version 5's
+        drop_units_columns(conn)  # version 6's
         conn.exec_driver_sql("UPDATE ledger_version SET version = 2")
     ledger.engine.dispose()
     reopened = capped_ledger(path, cap=1_000)
@@ -212,6 +224,7 @@ def test_points_expire_at_the_store_midnight_and_show_as_expiring_first(tmp_path
     ledger.apply(sale_body(member, "10.00", at=fresh))  # 100 points
     soon = ledger.member_view(member, date(2026, 11, 20))
     assert soon is not None and soon.points_expiring == 1000  # 10 December is within 30 days
+    assert soon.expiring_on == date(2026, 12, 10)  # the store day they go
     far = ledger.member_view(member, date(2026, 11, 1))
     assert far is not None and far.points_expiring == 0
     assert ledger.run_expiry(local(RIGA, 2026, 12, 9, 23, 59)) == 0  # the day before, local

@@ -240,3 +240,48 @@ def test_an_enrollments_phone_is_refused_with_what_is_wrong_with_it(server: Serv
         )
         assert single.status_code == 400 and single.json()["detail"].startswith(reason), name
     assert "+447911123456" not in server.log_path.read_text()
+
+
+BAD_UNITS = {
+    "negative": "-1",
+    "exponent": "1e3",
+    "a JSON number": 12,
+    "four decimals": "1.2345",
+    "eight digits": "10000000",
+    "Arabic-Indic digits": "١٢",
+    "spaces": " 12",
+    "NaN": "NaN",
+    "empty": "",
+}
+
+
+def test_malformed_units_of_a_sale_line_are_refused_each_alone(server: ServerProcess) -> None:
+    token = server.pair()["token"]
+    anna = member_id(server, ANNA.card_number)
+    for name, units in BAD_UNITS.items():
+        bad = sale(anna)
+        bad["lines"][0]["units"] = units
+        result = refused_alone(server, token, bad)
+        assert result["error"].startswith("lines[0].units"), (name, result["error"])
+
+
+def test_airline_miles_over_http_earn_by_distance_and_refuse_an_impossible_segment(
+    database_url: str, tmp_path: Any
+) -> None:
+    from tests.security.conftest import running_server
+
+    for server in running_server(database_url, tmp_path, LOYALTY_SERVER_PROGRAM="airline_miles"):
+        token = server.pair()["token"]
+        anna = member_id(server, ANNA.card_number)
+        flights = [sale(anna, "450.00"), sale(anna, "90.00"), sale(anna, "90.00")]
+        flights[0]["lines"][0].update(units="3858", category="business")
+        flights[1]["lines"][0]["units"] = "90"
+        flights[2]["lines"][0]["units"] = "12000.001"  # longer than any segment
+        results = batch(server, token, *flights)
+        assert [r["result"]["points_earned"] for r in results[:2]] == [7716, 125]
+        assert results[2]["status"] == 422 and "12000" in results[2]["error"]
+        answer = requests.get(
+            f"{server.url}/v1/members/{anna}", headers=headers(token), timeout=10
+        ).json()
+        assert answer["stats"]["units_in_period"] == "3948"
+        assert answer["stats"]["segments_in_period"] == 2

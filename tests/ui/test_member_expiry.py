@@ -47,21 +47,29 @@ def test_the_member_screen_shows_points_expiring_within_30_days(tmp_path: Path) 
             occurred_at=utcnow() - timedelta(days=365 - 10),
             purchase=Purchase((PurchaseLine(Decimal("4.50"), ""),)),
         )
-        earned = int(app.running.terminal.ledger.apply(old.to_body())["points_earned"])
-        expected = app.tr("member.expiring", points=i18n.format_points("en", program, earned))
+        ledger = app.running.terminal.ledger
+        earned = int(ledger.apply(old.to_body())["points_earned"])
+        view = ledger.member_view(old.member_id)
+        seen["on"] = view.expiring_on - ledger.today() if view and view.expiring_on else None
+        expected = app.tr(
+            "member.expiring_on",
+            points=i18n.format_points("en", program, earned),
+            day=i18n.format_day(view.expiring_on, "en") if view and view.expiring_on else "",
+        )
         seen["expected"] = expected
         simulated(app).inject({"cmd": "tap", "value": ANNA.card_uid})
         yield on(app, "member")
         yield lambda: expected in visible_texts()
-        seen["anna"] = [text for text in visible_texts() if "30" in text]
+        seen["anna"] = [text for text in visible_texts() if text.startswith("Expiring")]
         yield from tap(text=app.tr("common.done"))
         yield on(app, "idle")
         simulated(app).inject({"cmd": "tap", "value": BOB.card_uid})
         yield on(app, "member")
         yield 0.3
-        seen["bob"] = [text for text in visible_texts() if "30" in text]
+        seen["bob"] = [text for text in visible_texts() if text.startswith("Expiring")]
 
     run_ui(settings, script)
     assert seen["anna"] == [seen["expected"]]
-    assert seen["expected"].startswith("Expiring within 30 days: 1 ")
+    assert seen["expected"].startswith("Expiring from ") and seen["expected"].endswith(": 1 star")
+    assert seen["on"] is not None and 9 <= seen["on"].days <= 10  # in 10 days (store zone)
     assert seen["bob"] == []  # nothing of Bob's expires soon: no line at all

@@ -164,7 +164,9 @@ def test_stars_and_fallback_units() -> None:
     assert i18n.format_points("uk", bare, 2) == "2 зірки"  # the catalog's unit.stars
 
 
-@pytest.mark.parametrize("preset", ["category_tiers", "stars", "wellness_blocks"])
+@pytest.mark.parametrize(
+    "preset", ["category_tiers", "stars", "wellness_blocks", "airline_miles", "hotel_nights"]
+)
 def test_presets_name_everything_in_every_language(preset: str) -> None:
     program = load_program(preset, CONFIG)
     named = [
@@ -184,6 +186,13 @@ def test_presets_name_everything_in_every_language(preset: str) -> None:
         assert program.unit_word(language, 5)
         for target in program.give_targets:
             assert target.unit_is_currency or target.unit_forms.word(language, 2)
+        by_unit = program.earn.by_unit
+        if by_unit is not None:
+            for category in by_unit.category_rates:
+                assert program.category_name(category, language) != category
+            assert by_unit.word(language, 5) != by_unit.unit
+        if program.every_nth is not None:
+            assert program.every_nth.display_name(language) != program.every_nth.name
     assert program.tiers.tiers[0].display_name("xx") == program.tiers.tiers[0].name
 
 
@@ -339,6 +348,9 @@ def test_no_catalog_text_is_english_outside_en() -> None:
                     "name",
                     "converted",
                     "key",
+                    "units",
+                    "most",
+                    "day",
                     "reason",
                     "pending",
                     "dead",

@@ -164,3 +164,76 @@ def test_wellness_points_spent_as_money_earn_nothing() -> None:
     member = tier(wellness)
     purchase = Purchase.of_amount(D("20.00"))
     assert rules.earn_points(wellness, purchase, member, discount=D("10.00")).points == 100
+
+
+# ------------------------------------------------------------------ airline miles
+
+
+def flight(miles: str, cabin: str = "", fare: str = "250.00") -> PurchaseLine:
+    return PurchaseLine(D(fare), cabin, units=D(miles))
+
+
+def test_airline_miles_earn_by_distance_and_cabin_not_by_fare() -> None:
+    airline = preset("airline_miles")
+    member = tier(airline)
+    for cabin, miles in (("", 3858), ("premium", 5787), ("business", 7716), ("first", 11574)):
+        purchase = Purchase((flight("3858", cabin, fare="99.00"),))
+        assert rules.earn_points(airline, purchase, member).points == miles
+    dearer = Purchase((flight("3858", fare="2500.00"),))
+    assert rules.earn_points(airline, dearer, member).points == 3858  # the fare earns nothing
+
+
+def test_airline_miles_a_short_hop_earns_125_and_no_segment_is_longer_than_12000() -> None:
+    airline = preset("airline_miles")
+    member = tier(airline)
+    assert rules.earn_points(airline, Purchase((flight("90"),)), member).points == 125
+    with pytest.raises(RulesError, match="over the programme's 12000"):
+        rules.earn_points(airline, Purchase((flight("12001"),)), member)
+
+
+def test_airline_miles_status_by_35000_miles_or_30_segments_and_100000_or_60() -> None:
+    airline = preset("airline_miles")
+    assert tier(airline, units_in_period=D(34999), segments_in_period=29).id == "member"
+    assert tier(airline, units_in_period=D(35000)).id == "frequent_traveller"
+    assert tier(airline, segments_in_period=30).id == "frequent_traveller"
+    assert tier(airline, units_in_period=D(100000)).id == "senator"
+    assert tier(airline, segments_in_period=60).id == "senator"
+
+
+def test_airline_miles_status_holds_to_the_end_of_the_next_year() -> None:
+    airline = preset("airline_miles")
+    last_year = MemberStats(units_in_period=D(100000))
+    assert tier(airline, previous_period=last_year).id == "senator"
+    assert tier(airline, previous_period=MemberStats(segments_in_period=30)).id == (
+        "frequent_traveller"
+    )
+
+
+def test_airline_miles_status_earns_more_award_miles_and_opens_the_lounge() -> None:
+    airline = preset("airline_miles")
+    ft, senator = airline.tiers.by_id("frequent_traveller"), airline.tiers.by_id("senator")
+    purchase = Purchase((flight("1000"),))
+    assert rules.earn_points(airline, purchase, ft).points == 1250
+    assert rules.earn_points(airline, purchase, senator).points == 1500
+    with pytest.raises(RulesError, match="needs tier frequent_traveller"):
+        rules.plan_reward(airline, "lounge-pass", 8000, tier(airline))
+    assert rules.plan_reward(airline, "lounge-pass", 8000, ft).points == 8000
+    assert rules.plan_reward(airline, "upgrade-voucher", 15000, tier(airline)).points == 15000
+
+
+# ------------------------------------------------------------------ hotel nights
+
+
+def test_hotel_nights_earn_by_the_bill_and_status_by_nights() -> None:
+    hotel = preset("hotel_nights")
+    member = tier(hotel)
+    room, dinner = PurchaseLine(D("240.00"), units=D(2)), PurchaseLine(D("40.00"), "dining")
+    two_nights = Purchase((room, dinner))
+    assert rules.earn_points(hotel, two_nights, member).points == 2400 + 200
+    assert tier(hotel, units_in_period=D(9)).id == "member"
+    assert tier(hotel, units_in_period=D(10)).id == "silver"
+    assert tier(hotel, units_in_period=D(40)).id == "gold"
+    assert tier(hotel, points_in_period=75000).id == "gold"
+    assert tier(hotel, units_in_period=D(60)).id == "diamond"
+    assert tier(hotel, previous_period=MemberStats(units_in_period=D(60))).id == "diamond"
+    assert rules.earn_points(hotel, two_nights, hotel.tiers.by_id("diamond")).points == 5200

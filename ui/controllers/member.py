@@ -138,12 +138,18 @@ def member_lines(
         rewards_text=rewards or "-",
         spend_note=spend_note,
         identified_text=texts.tr(i18n.IDENTIFIED_BY_KEYS[session.identified_by]),
-        expiring_text=(
-            texts.tr("member.expiring", points=texts.points(view.points_expiring))
-            if view.points_expiring > 0
-            else ""
-        ),
+        expiring_text=expiring_text(texts, view),
     )
+
+
+def expiring_text(texts: Texts, view: MemberView) -> str:
+    """What expires within 30 days, and from which day when known."""
+    if view.points_expiring <= 0:
+        return ""
+    points = texts.points(view.points_expiring)
+    if view.expiring_on is None:
+        return texts.tr("member.expiring", points=points)
+    return texts.tr("member.expiring_on", points=points, day=texts.day(view.expiring_on))
 
 
 class MemberController:

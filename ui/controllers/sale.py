@@ -25,7 +25,8 @@ from ui.controllers.navigation import Navigator
 from ui.controllers.state import Activity, Customer
 from ui.controllers.texts import Texts
 
-Lines = list[tuple[str, str]]  # (amount as typed, category id)
+# (amount as typed, category id) or (amount, category, units as typed: km, nights)
+Lines = list[tuple[str, str] | tuple[str, str, str]]
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,19 @@ def purchase_of(lines: Lines, language: str = "en") -> Purchase | None:
     """The purchase of the lines typed on the keypad ("12,50" where "," is the decimal
     separator, "12.50" everywhere); None when an amount is not one."""
     items = []
-    for typed, category in lines:
+    for typed, category, *more in lines:
         if not typed or typed in (".", i18n.decimal_separator(language)):
             continue
         amount = i18n.parse_amount(typed, language)
+        units = None
+        if more and more[0] and more[0] not in (".", i18n.decimal_separator(language)):
+            units = i18n.parse_amount(more[0], language)
+            if units is None:
+                return None
         if amount is None:
             return None
         try:
-            items.append(PurchaseLine(amount, category))
+            items.append(PurchaseLine(amount, category, units=units or None))
         except ValueError:
             return None
     return Purchase(tuple(items)) if items else None
@@ -83,7 +89,28 @@ class SaleController:
         self._program = program
 
     def program_categories(self) -> list[str]:
-        return ["", *sorted(self._program.earn.category_rates)]
+        earn = self._program.earn
+        by_unit = earn.by_unit.category_rates if earn.by_unit else {}
+        return ["", *sorted({*earn.category_rates, *by_unit})]
+
+    def units_name(self) -> str | None:
+        """What a line's units are called ("Miles flown"), or None when the programme does
+        not earn by units."""
+        by_unit = self._program.earn.by_unit
+        if by_unit is None:
+            return None
+        word = by_unit.word(self._lang, 2)
+        return word[:1].upper() + word[1:]
+
+    def units_text(self, typed: str) -> str:
+        """ "3 858 miles flown": typed units as the language writes them."""
+        by_unit = self._program.earn.by_unit
+        units = i18n.parse_amount(typed, "en") if typed else None
+        if by_unit is None or units is None:
+            return ""
+        return (
+            f"{i18n.format_number(units.normalize(), self._lang)} {by_unit.word(self._lang, units)}"
+        )
 
     def preview_lines(self, lines: Lines) -> tuple[str, str]:
         """The points these lines earn, and the rules' breakdown."""
@@ -91,12 +118,25 @@ class SaleController:
         session = self._customer.session
         if purchase is None or session is None:
             return "", ""
-        breakdown = self._checkout.preview(session, purchase)
+        try:
+            breakdown = self._checkout.preview(session, purchase)
+        except RulesError as exc:  # a line past the programme's most units: said, not shown
+            return self._texts.error(exc), ""
         total = self._money(purchase.total)
+        free = self._checkout.free_items(session, purchase)
+        rows = i18n.breakdown_lines(self._lang, breakdown, self._program)
+        if free.count:
+            rows.insert(0, self._free_line(free.count, free.value))
         return (
             f"{total}: " + self._texts.tr("earn.preview", points=self._points(breakdown.points)),
-            "\n".join(i18n.breakdown_lines(self._lang, breakdown, self._program)),
+            "\n".join(rows),
         )
+
+    def _free_line(self, count: int, value: Decimal) -> str:
+        """ "Every 5th night free ×1: −€120.00"."""
+        rule = self._program.every_nth
+        name = rule.display_name(self._lang) if rule is not None else ""
+        return self._texts.tr("receipt.free", name=name, count=count, value=self._money(value))
 
     def line_problem(self, typed: str) -> str | None:
         """Why this amount cannot be a line (empty, zero, not an amount), or None."""
@@ -448,6 +488,8 @@ class SaleController:
             else:
                 off = tr("redeem.money_off", value=self._money(receipt.discount))
                 rows.append(tr("receipt.spent_reward", points=points, reward=off))
+        if receipt.free_count:
+            rows.append(self._free_line(receipt.free_count, receipt.free_value))
         if receipt.kind == "sale" and receipt.cash_due > 0:
             rows.append(f"{tr('receipt.cash_due')}: {self._money(receipt.cash_due)}")
         if self._synced_balance is not None:  # synced: the ledger's word, never "pending"

@@ -4,7 +4,7 @@ the programme's own names (tiers, rewards, categories) in that language."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from pos_client.rules import Program
@@ -40,6 +40,10 @@ class Texts:
     def points(self, value: int) -> str:
         """ "5 700 баллов", "1 star": the number with the programme's unit, plural right."""
         return i18n.format_points(self.language, self._program, value)
+
+    def day(self, when: date) -> str:
+        """A store day as the language writes it ("10 July", "10 июля")."""
+        return i18n.format_day(when, self.language)
 
     def moment(self, when: datetime) -> str:
         return i18n.format_moment(when, self._timezone, self.language)

@@ -15,9 +15,14 @@ class EarnScreen(PosScreen):
     """Cashier: amount keypad or lines with categories, live points preview, confirm.
 
     The amount is kept as typed with "." inside (`amount_text`); the keypad's decimal key and
-    what is shown follow the language ("12,5" in ru, uk, el)."""
+    what is shown follow the language ("12,5" in ru, uk, el). Where the programme earns by
+    units (miles flown, nights), two toggles pick what the keypad types: the line's amount or
+    its units (`units_text`)."""
 
     amount_text = StringProperty("")
+    units_text = StringProperty("")
+    entry = StringProperty("amount")  # what the keypad types: "amount" or "units"
+    units_name = StringProperty("")  # "Miles flown"; "" when the programme has no units
     category = StringProperty("")
     categories = ListProperty([])
     lines_text = StringProperty("")
@@ -26,12 +31,15 @@ class EarnScreen(PosScreen):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.lines: list[tuple[str, str]] = []  # (amount, category) already added
+        self.lines: list[tuple[str, str, str]] = []  # (amount, category, units) added
         self._category_rows: WidgetPool | None = None
 
     def refresh(self) -> None:
         self.lines = []
         self.amount_text = ""
+        self.units_text = ""
+        self.entry = "amount"
+        self.units_name = self.pos_app.sale.units_name() or ""
         self.categories = self.pos_app.sale.program_categories()
         self.category = ""
         self._category_buttons()
@@ -39,6 +47,7 @@ class EarnScreen(PosScreen):
 
     def language_changed(self) -> None:
         """Same purchase, said in the new language: nothing typed is lost."""
+        self.units_name = self.pos_app.sale.units_name() or ""
         self._category_buttons()
         self.update_preview()
 
@@ -66,16 +75,15 @@ class EarnScreen(PosScreen):
     def _picked(self, category: str, *_args: Any) -> None:
         self.pick_category(category)
 
+    def pick_entry(self, entry: str) -> None:
+        """The keypad types the line's amount, or its units."""
+        self.entry = entry if entry == "units" and self.units_name else "amount"
+
     def key(self, key: str) -> None:
-        if key == "back":
-            self.amount_text = self.amount_text[:-1]
-        elif key in (".", i18n.decimal_separator(self.pos_app.lang)):
-            if "." not in self.amount_text:
-                self.amount_text += "."
-        elif key.isdigit():
-            whole, _dot, cents = self.amount_text.partition(".")
-            if len(cents) < 2 and len(whole) < 7:
-                self.amount_text += key
+        if self.entry == "units":
+            self.units_text = typed(self.units_text, key, self.pos_app.lang, decimals=3)
+        else:
+            self.amount_text = typed(self.amount_text, key, self.pos_app.lang, decimals=2)
         self.update_preview()
 
     def pick_category(self, category: str) -> None:
@@ -87,8 +95,9 @@ class EarnScreen(PosScreen):
         if problem is not None:  # nothing typed, or zero: say so rather than do nothing
             self.pos_app.nav.show_message(problem)
             return
-        self.lines.append((self.amount_text, self.category))
-        self.amount_text = ""
+        self.lines.append((self.amount_text, self.category, self.units_text))
+        self.amount_text = self.units_text = ""
+        self.entry = "amount"
         self.update_preview()
 
     def remove_line(self) -> None:
@@ -99,17 +108,18 @@ class EarnScreen(PosScreen):
         self.lines.pop()
         self.update_preview()
 
-    def all_lines(self) -> list[tuple[str, str]]:
-        pending = [(self.amount_text, self.category)] if self.amount_text else []
-        return self.lines + pending
+    def all_lines(self) -> list[tuple[str, str] | tuple[str, str, str]]:
+        pending = [(self.amount_text, self.category, self.units_text)] if self.amount_text else []
+        return [*self.lines, *pending]
 
-    def _line_text(self, amount: str, category: str) -> str:
+    def _line_text(self, amount: str, category: str, units: str) -> str:
         value = i18n.parse_amount(amount, "en")
         shown = self.pos_app.texts.money(value) if value is not None else amount
-        return f"{shown}  {self.category_label(category)}"
+        carried = self.pos_app.sale.units_text(units)
+        return f"{shown}  {self.category_label(category)}" + (f"  · {carried}" if carried else "")
 
     def update_preview(self) -> None:
-        self.lines_text = "\n".join(self._line_text(a, c) for a, c in self.lines)
+        self.lines_text = "\n".join(self._line_text(*line) for line in self.lines)
         self.preview_text, self.breakdown_text = self.pos_app.sale.preview_lines(self.all_lines())
 
     def confirm(self) -> None:
@@ -119,3 +129,17 @@ class EarnScreen(PosScreen):
             sale.confirm_earn(lines)
             return
         ask(question.title, question.lines, lambda: sale.confirm_earn(lines))
+
+
+def typed(text: str, key: str, language: str, decimals: int) -> str:
+    """`text` after a keypad key: a digit (7 whole digits and `decimals` after the point at
+    most), the point once, or back."""
+    if key == "back":
+        return text[:-1]
+    if key in (".", i18n.decimal_separator(language)):
+        return text if "." in text else text + "."
+    if key.isdigit():
+        whole, dot, fraction = text.partition(".")
+        if (dot and len(fraction) < decimals) or (not dot and len(whole) < 7):
+            return text + key
+    return text
