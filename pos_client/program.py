@@ -172,6 +172,7 @@ UNIT_EARNING_KEYS = frozenset(
         "minimum_per_line",
         "max_per_line",
         "with_amount",
+        "decimals",
     }
 )
 
@@ -192,6 +193,9 @@ def _every_nth(table: Section, earn: EarnPolicy) -> EveryNthFree | None:
     count = table.choice("count", NthCount)
     if count is NthCount.UNITS and earn.by_unit is None:
         raise table.fail("count", "counting units needs [earn.by_unit] (what a unit is)")
+    if count is NthCount.UNITS and earn.by_unit is not None and earn.by_unit.decimals:
+        # Half nights would add up to a free one priced at a whole night's rate.
+        raise table.fail("count", "counting units needs whole units: [earn.by_unit] decimals = 0")
     if n > 1000:
         raise table.fail("n", "at most 1000")
     return EveryNthFree(
@@ -264,7 +268,15 @@ def _unit_earning(table: Section) -> UnitEarning | None:
         max_per_line=most,
         with_amount=bool(with_amount),
         forms=_unit_forms(table, "units"),
+        decimals=_unit_decimals(table),
     )
+
+
+def _unit_decimals(table: Section) -> int:
+    decimals = table.integer("decimals", 3, minimum=0)
+    if decimals > 3:
+        raise table.fail("decimals", "at most 3 (a sale line's units carry 3 decimals)")
+    return int(decimals)
 
 
 def _categories(root: Section, rates: dict[str, Decimal]) -> tuple[Category, ...]:
@@ -459,6 +471,7 @@ def _unit_earning_json(by_unit: UnitEarning | None) -> dict[str, Any]:
             "minimum_per_line": str(by_unit.minimum_per_line),
             "max_per_line": str(by_unit.max_per_line),
             "with_amount": by_unit.with_amount,
+            "decimals": by_unit.decimals,
         }
     }
 

@@ -98,6 +98,11 @@ def unit_earning(program: Program, by_unit: UnitEarning) -> list[str]:
             f"{carried[:1].upper()}{carried[1:]} are counted on each line that carries them"
             f" (for tiers and free ones); they earn no {program.unit_name} themselves.",
             f"  A line of more than {number(by_unit.max_per_line)} {carried} is refused.",
+            *(
+                [f"  {carried[:1].upper()}{carried[1:]} are whole numbers."]
+                if not by_unit.decimals
+                else []
+            ),
         ]
     rows = [
         f"Earning by {carried}: {points(program, by_unit.rate)} per {per}{name} on each"
@@ -115,6 +120,8 @@ def unit_earning(program: Program, by_unit: UnitEarning) -> list[str]:
     if by_unit.minimum_per_line:
         rows.append(f"  A line counts at least {number(by_unit.minimum_per_line)} {carried}.")
     rows.append(f"  A line of more than {number(by_unit.max_per_line)} {carried} is refused.")
+    if not by_unit.decimals:
+        rows.append(f"  {carried[:1].upper()}{carried[1:]} are whole numbers.")
     return rows
 
 

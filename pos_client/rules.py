@@ -186,6 +186,7 @@ class UnitEarning:
     max_per_line: Decimal = Decimal(100_000)
     with_amount: bool = False
     forms: UnitForms = UnitForms()
+    decimals: int = 3  # a line's units carry at most this many (0: whole nights, miles)
 
     def word(self, language: str, count: Decimal | int) -> str:
         whole = int(count) if count == int(count) else 2  # fractions read as plural
@@ -593,6 +594,14 @@ def unit_line_earnings(
     for line in purchase.lines:
         if not line.units:
             continue
+        exponent = line.units.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > policy.decimals:
+            raise RulesError(
+                f"a line's {policy.word('en', 2)} are counted in whole units"
+                if not policy.decimals
+                else f"a line's units have at most {policy.decimals} decimals",
+                "units_not_whole",
+            )
         if line.units > policy.max_per_line:
             raise RulesError(
                 f"a line of {line.units} {policy.word('en', line.units)} is over the programme's"

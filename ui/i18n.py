@@ -374,6 +374,7 @@ ERROR_KEYS: dict[str, str] = {
     "amount_invalid": N_("error.amount_invalid"),
     "amount_over_limit": N_("error.amount_over_limit"),
     "units_over_limit": N_("error.units_over_limit"),
+    "units_not_whole": N_("error.units_not_whole"),
     "consent_required": N_("error.consent_required"),
     "name_required": N_("error.name_required"),
     "name_invalid": N_("error.name_invalid"),

@@ -1307,7 +1307,9 @@ class Ledger:
         except RulesError as exc:
             # A line past the programme's most units is a rule's refusal (422), the rest
             # (a discount larger than the sale) a malformed sale.
-            code = exc.code if exc.code == "units_over_limit" else "bad_request"
+            code = (
+                exc.code if exc.code in ("units_over_limit", "units_not_whole") else "bad_request"
+            )
             raise OpRejected(code, str(exc)) from None
         redeemed = plan.points if plan else 0
         self._check_points(breakdown.points, redeemed)

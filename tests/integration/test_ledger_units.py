@@ -45,7 +45,7 @@ def test_units_and_segments_are_kept_beside_each_sale_and_in_the_totals(
     ledger = ledger_for(database_url, preset("airline_miles"))
     member = enroll(ledger)
     at = datetime(2026, 3, 10, 9, tzinfo=UTC)
-    results = ledger.apply_many([flight_body(member, "1000.5", at) for _ in range(3)])
+    results = ledger.apply_many([flight_body(member, "1000", at) for _ in range(3)])
     ledger.apply(flight_body(member, "90", at, "business"))  # alone, not in a batch
     assert [r["points_earned"] for r in results if isinstance(r, dict)] == [1000] * 3
     with ledger.engine.connect() as conn:
@@ -56,8 +56,8 @@ def test_units_and_segments_are_kept_beside_each_sale_and_in_the_totals(
         ).all()
         from_totals = ledger.stats(conn, member, date(2026, 3, 10))
         from_rows = ledger.stats_from_transactions(conn, member, date(2026, 3, 10))
-    assert sorted(rows) == [(90_000, 1), (1_000_500, 1), (1_000_500, 1), (1_000_500, 1)]
-    assert (from_totals.units_in_period, from_totals.segments_in_period) == (D("3091.5"), 4)
+    assert sorted(rows) == [(90_000, 1), (1_000_000, 1), (1_000_000, 1), (1_000_000, 1)]
+    assert (from_totals.units_in_period, from_totals.segments_in_period) == (D("3090"), 4)
     assert replace(from_totals, previous_period=None) == from_rows
     view = ledger.member_view(member, date(2026, 3, 10))
     assert view is not None and view.balance == 3000 + 250  # a short hop earns the minimum
@@ -153,6 +153,9 @@ def test_a_segment_longer_than_any_is_refused_and_nothing_is_recorded(database_u
     member = enroll(ledger)
     with pytest.raises(OpRejected, match="over the programme's 12000"):
         ledger.apply(flight_body(member, "99999", datetime(2026, 5, 1, tzinfo=UTC)))
+    with pytest.raises(OpRejected, match="whole units") as refused:
+        ledger.apply(flight_body(member, "0.5", datetime(2026, 5, 1, tzinfo=UTC)))
+    assert refused.value.code == "units_not_whole"
     view = ledger.member_view(member, date(2026, 5, 1))
     assert view is not None and view.balance == 0 and view.stats.units_in_period == 0
 

@@ -122,3 +122,20 @@ name = "Member"
 def test_a_bad_every_nth_table_is_refused_naming_the_key(table: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         ProgramDocument.of(BASE + "\n[every_nth]\n" + table + "\n").parse("test")
+
+
+def test_free_units_are_counted_only_in_whole_units() -> None:
+    # Half nights would add up to a free one priced at a whole night's rate.
+    text = (
+        BASE + '[earn.by_unit]\nunit = "night"\n[every_nth]\nn = 5\ncount = "units"\nname = "x"\n'
+    )
+    with pytest.raises(ConfigError, match="decimals = 0"):
+        ProgramDocument.of(text).parse("test")
+    whole = text.replace('unit = "night"', 'unit = "night"\ndecimals = 0')
+    program = ProgramDocument.of(whole).parse("test")
+    with pytest.raises(rules.RulesError, match="whole units"):
+        rules.earn_points(
+            program,
+            Purchase((PurchaseLine(D("50.00"), units=D("0.5")),)),
+            program.tiers.tiers[0],
+        )

@@ -29,7 +29,8 @@ from tests.conftest import CONFIG_DIR
                 "  Gold (gold): 40 nights or 75,000 points earned; earns x1.8; perks: 80 % bonus"
                 " points, room upgrade, breakfast.",
                 "Every 5th night free: every 5th night over the membership is free, worth its"
-                " line's price a night; never a line of Suite (whose units still count); not in"
+                " line's price a night (at most 500 USD); never a line of Suite (whose units"
+                " still count); not in"
                 " a sale that spends points as money.",
             ],
         ),

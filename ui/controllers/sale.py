@@ -102,6 +102,11 @@ class SaleController:
         word = by_unit.word(self._lang, 2)
         return word[:1].upper() + word[1:]
 
+    def units_decimals(self) -> int:
+        """Decimals a line's units may carry (0: whole nights or miles)."""
+        by_unit = self._program.earn.by_unit
+        return by_unit.decimals if by_unit is not None else 0
+
     def units_text(self, typed: str) -> str:
         """ "3 858 miles flown": typed units as the language writes them."""
         by_unit = self._program.earn.by_unit

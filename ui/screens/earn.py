@@ -81,7 +81,8 @@ class EarnScreen(PosScreen):
 
     def key(self, key: str) -> None:
         if self.entry == "units":
-            self.units_text = typed(self.units_text, key, self.pos_app.lang, decimals=3)
+            decimals = self.pos_app.sale.units_decimals()
+            self.units_text = typed(self.units_text, key, self.pos_app.lang, decimals=decimals)
         else:
             self.amount_text = typed(self.amount_text, key, self.pos_app.lang, decimals=2)
         self.update_preview()
@@ -137,7 +138,7 @@ def typed(text: str, key: str, language: str, decimals: int) -> str:
     if key == "back":
         return text[:-1]
     if key in (".", i18n.decimal_separator(language)):
-        return text if "." in text else text + "."
+        return text if "." in text or not decimals else text + "."
     if key.isdigit():
         whole, dot, fraction = text.partition(".")
         if (dot and len(fraction) < decimals) or (not dot and len(whole) < 7):
