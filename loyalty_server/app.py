@@ -214,6 +214,10 @@ class StatsOut(BaseModel):
 
 class MemberOut(BaseModel):
     member_id: str
+    points_held: int = Field(0, description="points held until a first spend (a gate)")
+    gate_remaining: str | None = Field(
+        None, description="what the member still has to spend before held points count"
+    )
     display_name: str = Field(description="first name and initial only")
     phone_hint: str = Field(description="last digits only")
     tier_id: str

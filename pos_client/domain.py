@@ -266,6 +266,10 @@ class MemberView:
     as_of: datetime = field(default_factory=utcnow)
     points_expiring: int = 0  # of the balance, expiring within the next 30 days
     expiring_on: date | None = None  # the store day the first of them expire
+    # A programme holding points until a first spend: what is held, and what is still to
+    # spend (None: no gate, or it is open).
+    points_held: int = 0
+    gate_remaining: Decimal | None = None
 
 
 def mask_name(first_name: str, last_name: str) -> str:
@@ -319,6 +323,8 @@ def member_view_to_json(view: MemberView) -> dict[str, object]:
         "as_of": view.as_of.isoformat(),
         "points_expiring": view.points_expiring,
         "expiring_on": view.expiring_on.isoformat() if view.expiring_on else None,
+        "points_held": view.points_held,
+        "gate_remaining": None if view.gate_remaining is None else str(view.gate_remaining),
     }
 
 
@@ -362,4 +368,8 @@ def member_view_from_json(data: dict[str, Any]) -> MemberView:
         as_of=datetime.fromisoformat(data["as_of"]) if data.get("as_of") else utcnow(),
         points_expiring=max(int(data.get("points_expiring") or 0), 0),
         expiring_on=date.fromisoformat(data["expiring_on"]) if data.get("expiring_on") else None,
+        points_held=max(int(data.get("points_held") or 0), 0),
+        gate_remaining=(
+            Decimal(data["gate_remaining"]) if data.get("gate_remaining") is not None else None
+        ),
     )

@@ -25,6 +25,7 @@ from pos_client.rules import (
     ExpiryPolicy,
     GiveTarget,
     LocalNames,
+    MembershipGate,
     NthCount,
     PointsAsMoney,
     Program,
@@ -207,6 +208,13 @@ def _every_nth(table: Section, earn: EarnPolicy) -> EveryNthFree | None:
         max_value=table.decimal("max_value", None, minimum=Decimal("0.01")),
         with_points_as_money=bool(table.flag("with_points_as_money", False)),
     )
+
+
+def _membership(table: Section) -> MembershipGate:
+    """`[membership] min_spend = "100.00"`: points held until a prospect has spent this."""
+    for extra in sorted(set(table.data) - {"min_spend"}):
+        raise table.fail(extra, "unknown setting (membership has min_spend)")
+    return MembershipGate(min_spend=table.decimal("min_spend", None, minimum=Decimal("0.01")))
 
 
 def _expiry(table: Section) -> ExpiryPolicy:
@@ -411,6 +419,7 @@ def parse_program(root: Section) -> Program:
     return Program(
         give_targets=give_targets,
         every_nth=_every_nth(root.table("every_nth"), earn_policy),
+        membership=_membership(root.table("membership")),
         id=root.text("id"),
         name=root.text("name"),
         currency=root.text("currency", "USD"),

@@ -341,6 +341,15 @@ class SpendingPolicy:
         return self.identified_by is None or kind in self.identified_by
 
 
+@dataclass(frozen=True)
+class MembershipGate:
+    """A qualification before points count: a prospect's purchases are recorded and earn as
+    usual, but the points are held until the member has spent `min_spend` in all, then
+    released at once (the sale that opens the gate)."""
+
+    min_spend: Decimal | None = None
+
+
 class ExpiryMode(StrEnum):
     ROLLING = "rolling"  # each earning expires `months` after it was earned
     PERIOD_END = "period_end"  # a calendar year's earnings at the end of the `years`th year on
@@ -374,6 +383,7 @@ class Program:
     spending: SpendingPolicy = SpendingPolicy()
     max_redeem_points_per_sale: int | None = None
     birthday_reward: Reward | None = None
+    membership: MembershipGate = MembershipGate()
     give_targets: tuple[GiveTarget, ...] = ()
     every_nth: EveryNthFree | None = None
     categories: tuple[Category, ...] = ()  # display names of the earn categories

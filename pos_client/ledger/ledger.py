@@ -714,8 +714,20 @@ class Ledger:
             birthday = self.birthday_available(conn, record, today)
             expiring = self.points_expiring(conn, member_id, today + EXPIRING_SOON)
             first = self._first_expiry(conn, member_id, today) if expiring else None
+            gate = self._gate_view(conn, member_id)
         view = build_member_view(self.program, record, stats, birthday, expiring)
-        return replace(view, expiring_on=first) if first and view.points_expiring else view
+        if first and view.points_expiring:
+            view = replace(view, expiring_on=first)
+        return replace(view, points_held=gate[0], gate_remaining=gate[1]) if gate else view
+
+    def _gate_view(self, conn: Connection, member_id: str) -> tuple[int, Decimal] | None:
+        """(points held, spend still needed) while the member's gate is closed."""
+        spent = self._gate_before(conn, member_id)
+        gate = self.program.membership.min_spend
+        if spent is None or gate is None:
+            return None
+        remaining = gate - from_minor(spent, self.program.currency)
+        return self._held_points(conn, member_id), remaining
 
     def _first_expiry(self, conn: Connection, member_id: str, today: date) -> date:
         """The first store day within the window on which some of the member's points
@@ -1332,6 +1344,7 @@ class Ledger:
             result["program_version"] = self.program_version
         amount = to_minor(op.purchase.total, self.program.currency)
         base_points = breakdown.points - breakdown.birthday_bonus
+        gate = self._gate_before(conn, op.member_id)  # read before this sale is posted
         self._post(
             conn,
             op.key,
@@ -1366,12 +1379,67 @@ class Ledger:
                 op.occurred_at,
                 reward_id=plan.reward_id,
             )
+        credited = breakdown.points
+        if gate is not None:
+            credited += self._hold_or_release(conn, op, gate, breakdown.points, amount, result)
         # Redeem against the balance before this sale's earning, as the terminal planned it.
         result["balance"] = self._move_balance(
-            conn, op.member_id, breakdown.points - redeemed, spend=redeemed
+            conn, op.member_id, credited - redeemed, spend=redeemed
         )
         self._claim(conn, op, claim, result)
         return result
+
+    def _gate_before(self, conn: Connection, member_id: str) -> int | None:
+        """The member's spend in all (minor units) when the programme holds points until a
+        first spend, and the gate is still closed; None otherwise."""
+        gate = self.program.membership.min_spend
+        if gate is None:
+            return None
+        spent = self._sums(conn, member_id, None)[1]
+        return spent if spent < to_minor(gate, self.program.currency) else None
+
+    def _hold_or_release(
+        self,
+        conn: Connection,
+        op: SaleOp,
+        spent_before: int,
+        earned: int,
+        amount: int,
+        result: dict[str, Any],
+    ) -> int:
+        """Behind a closed gate: hold this sale's points (a 'hold' row takes them back off
+        the balance); at the sale that opens it, release all held (a 'release' row). Returns
+        the change to the balance."""
+        gate = to_minor(self.program.membership.min_spend or Decimal(0), self.program.currency)
+        if spent_before + amount < gate:
+            if earned:
+                self._post(conn, op.key, op.member_id, "hold", -earned, op.occurred_at)
+                result["points_held"] = earned
+            return -earned
+        held = self._held_points(conn, op.member_id)
+        if held:
+            self._post(conn, op.key, op.member_id, "release", held, op.occurred_at)
+            result["points_released"] = held
+        return held
+
+    def _held_points(self, conn: Connection, member_id: str) -> int:
+        """Points held behind the member's gate and not yet released."""
+        kinds = ("hold", "release")
+        recorded = conn.execute(
+            select(func.coalesce(func.sum(transactions.c.points), 0)).where(
+                transactions.c.member_id == member_id, transactions.c.kind.in_(kinds)
+            )
+        ).scalar_one()
+        pending: BatchWrites | None = conn.info.get(PENDING)
+        staged = 0
+        if pending is not None:
+            rows = [*pending.staged_rows(member_id), *pending.op.transactions]
+            staged = sum(
+                row["points"]
+                for row in rows
+                if row["member_id"] == member_id and row["kind"] in kinds
+            )
+        return -(int(recorded) + staged)
 
     def _apply_enroll(self, conn: Connection, op: EnrollOp, claim: Claim) -> dict[str, Any]:
         if self.member(op.member_id, conn) is not None:

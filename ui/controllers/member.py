@@ -143,7 +143,14 @@ def member_lines(
 
 
 def expiring_text(texts: Texts, view: MemberView) -> str:
-    """What expires within 30 days, and from which day when known."""
+    """What expires within 30 days, and from which day when known; for a prospect whose
+    points are held until a first spend, what is held and what is still to spend."""
+    if view.gate_remaining is not None:
+        return texts.tr(
+            "member.points_held",
+            points=texts.points(view.points_held),
+            amount=texts.money(view.gate_remaining),
+        )
     if view.points_expiring <= 0:
         return ""
     points = texts.points(view.points_expiring)

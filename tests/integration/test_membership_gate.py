@@ -1,0 +1,93 @@
+"""A membership gate (issue 11, mechanic 3): a prospect's purchases are recorded and earn,
+but the points are held until the member has spent the programme's minimum in all, then
+released by the sale that opens the gate; on SQLite and PostgreSQL, alone and in batches."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pos_client.configfile import ConfigError
+from pos_client.domain import Purchase, uuid7
+from pos_client.ledger import Ledger, make_engine, sqlite_url
+from pos_client.operations import SaleOp
+from pos_client.program import ProgramDocument
+from tests.integration.ledger_helpers import enroll
+
+PROGRAM = """
+id = "t"
+name = "T"
+currency = "USD"
+[earn]
+rate = 1
+[tiers]
+[[tiers.levels]]
+id = "member"
+name = "Member"
+[membership]
+{membership}
+"""
+GATED = ProgramDocument.of(PROGRAM.format(membership='min_spend = "100.00"')).parse("t")
+AT = datetime(2026, 6, 1, 12, tzinfo=UTC)
+
+
+def sale(member: str, amount: str) -> dict[str, object]:
+    return SaleOp(uuid7(), member, "T", AT, Purchase.of_amount(Decimal(amount))).to_body()
+
+
+def test_points_are_held_until_the_minimum_is_spent_then_released(database_url: str) -> None:
+    ledger = Ledger(make_engine(database_url), GATED)
+    member = enroll(ledger)
+    first = ledger.apply(sale(member, "30.00"))
+    assert (first["points_earned"], first["points_held"], first["balance"]) == (30, 30, 0)
+    ledger.apply(sale(member, "30.00"))
+    view = ledger.member_view(member)
+    assert view is not None
+    assert (view.balance, view.points_held, view.gate_remaining) == (0, 60, Decimal("40.00"))
+    opening = ledger.apply(sale(member, "50.00"))
+    assert (opening["points_released"], opening["balance"]) == (60, 110)
+    assert "points_held" not in opening
+    after = ledger.member_view(member)
+    assert after is not None and (after.points_held, after.gate_remaining) == (0, None)
+    later = ledger.apply(sale(member, "10.00"))
+    assert "points_released" not in later and later["balance"] == 120
+    assert ledger.balance_mismatches() == []
+
+
+def test_a_batch_crossing_the_gate_releases_once(database_url: str) -> None:
+    ledger = Ledger(make_engine(database_url), GATED)
+    member = enroll(ledger)
+    results = ledger.apply_many([sale(member, "40.00") for _ in range(4)])
+    assert [r.get("points_held", 0) for r in results if isinstance(r, dict)] == [40, 40, 0, 0]
+    assert [r.get("points_released", 0) for r in results if isinstance(r, dict)] == [0, 0, 80, 0]
+    assert [r["balance"] for r in results if isinstance(r, dict)] == [0, 0, 120, 160]
+    assert ledger.balance_mismatches() == []
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(amounts=st.lists(st.sampled_from(["0.99", "5.00", "25.00", "60.00"]), max_size=8))
+def test_a_gate_never_lets_points_through_before_it_opens(amounts: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        ledger = Ledger(make_engine(sqlite_url(Path(folder) / "l.sqlite")), GATED)
+        ledger.create_schema()
+        member = enroll(ledger)
+        spent = Decimal(0)
+        earned = 0
+        for amount in amounts:
+            result = ledger.apply(sale(member, amount))
+            spent += Decimal(amount)
+            earned += int(result["points_earned"])
+            assert result["balance"] == (earned if spent >= 100 else 0)
+        ledger.engine.dispose()
+
+
+def test_a_bad_membership_table_is_refused() -> None:
+    for text, problem in (('min_spend = "0"', "min_spend"), ("invite = true", "unknown setting")):
+        with pytest.raises(ConfigError, match=problem):
+            ProgramDocument.of(PROGRAM.format(membership=text)).parse("t")
