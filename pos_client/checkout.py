@@ -634,8 +634,13 @@ class Checkout:
         purchase = self.checked_purchase(purchase)
         if purchase.total <= 0 and plan is None:
             raise CheckoutError("the purchase amount must be above zero", "amount_zero")
-        breakdown = self.preview(session, purchase, plan)
         free = self.free_items(session, purchase, plan)
+        if plan is not None and free.value and plan.discount + free.value > purchase.total:
+            raise CheckoutError(
+                "the points spent as money are more than what is left to pay after the free one",
+                "not_combinable",
+            )
+        breakdown = self.preview(session, purchase, plan)
         if plan is not None and redemption is None:
             redemption = RedemptionRequest(
                 reward_id=plan.reward_id,

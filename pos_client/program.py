@@ -162,6 +162,7 @@ def _unit_forms(section: Section, name: str) -> UnitForms:
     return UnitForms.of(forms)
 
 
+MAX_UNIT_RATE = Decimal(10_000)
 UNIT_EARNING_KEYS = frozenset(
     {
         "unit",
@@ -174,6 +175,8 @@ UNIT_EARNING_KEYS = frozenset(
         "max_per_line",
         "with_amount",
         "decimals",
+        "min_amount_per_unit",
+        "max_lines_per_sale",
     }
 )
 
@@ -183,7 +186,7 @@ EVERY_NTH_KEYS = frozenset(
 )
 
 
-def _every_nth(table: Section, earn: EarnPolicy) -> EveryNthFree | None:
+def _every_nth(table: Section, earn: EarnPolicy, named: set[str]) -> EveryNthFree | None:
     """`[every_nth]`: every Nth night (units) or purchase (visits) free."""
     if not table.data:
         return None
@@ -204,7 +207,7 @@ def _every_nth(table: Section, earn: EarnPolicy) -> EveryNthFree | None:
         count=count,
         name=table.text("name"),
         names=_names(table),
-        excluded_categories=frozenset(table.str_list("excluded_categories")),
+        excluded_categories=_known_categories(table, "excluded_categories", named),
         max_value=table.decimal("max_value", None, minimum=Decimal("0.01")),
         with_points_as_money=bool(table.flag("with_points_as_money", False)),
     )
@@ -234,6 +237,15 @@ def _expiry(table: Section) -> ExpiryPolicy:
     if years > 10 or (months or 0) > 120:
         raise table.fail("years" if years > 10 else "months", "at most 10 years")
     return ExpiryPolicy(months=months, mode=mode, years=years)
+
+
+def _known_categories(table: Section, name: str, named: set[str]) -> frozenset[str]:
+    """A list of category ids, each one the programme names ([categories.<id>])."""
+    found = table.str_list(name)
+    unknown = sorted(set(found) - named)
+    if unknown:
+        raise table.fail(name, f"no category {unknown[0]!r} (add [categories.{unknown[0]}])")
+    return frozenset(found)
 
 
 def _or_thresholds(table: Section) -> tuple[tuple[TierBasis, Decimal], ...]:
@@ -266,6 +278,11 @@ def _unit_earning(table: Section) -> UnitEarning | None:
     if minimum > most:
         raise table.fail("minimum_per_line", "more than max_per_line")
     with_amount = table.flag("with_amount", False)
+    for name in ("rate", *(f"category_rates.{c}" for c in table.table("category_rates").data)):
+        section, key = (table.table("category_rates"), name[15:]) if "." in name else (table, name)
+        value = section.decimal(key, None, minimum=ZERO)
+        if value is not None and value > MAX_UNIT_RATE:
+            raise section.fail(key, f"at most {MAX_UNIT_RATE} points a unit")
     return UnitEarning(
         unit=unit.strip(),
         rate=table.decimal("rate", Decimal(1), minimum=ZERO),
@@ -277,7 +294,16 @@ def _unit_earning(table: Section) -> UnitEarning | None:
         with_amount=bool(with_amount),
         forms=_unit_forms(table, "units"),
         decimals=_unit_decimals(table),
+        min_amount_per_unit=table.decimal("min_amount_per_unit", ZERO, minimum=ZERO),
+        max_lines_per_sale=_bounded(table, "max_lines_per_sale", 20, 500),
     )
+
+
+def _bounded(table: Section, name: str, default: int, most: int) -> int:
+    value = int(table.integer(name, default, minimum=1))
+    if value > most:
+        raise table.fail(name, f"at most {most}")
+    return value
 
 
 def _unit_decimals(table: Section) -> int:
@@ -356,13 +382,21 @@ def parse_program(root: Section) -> Program:
         )
         for level in levels
     )
+    basis = tiers.choice("basis", TierBasis, TierBasis.POINTS)
+    period = tiers.choice("period", TierPeriod, TierPeriod.LIFETIME)
+    downgrade = tiers.choice("downgrade", Downgrade, Downgrade.IMMEDIATE)
+    tenure = tiers.choice("tenure", TenureCount, TenureCount.MONTHS)
+    by_units = {TierBasis.UNITS, TierBasis.SEGMENTS}
+    if earn_policy.by_unit is None and (
+        basis in by_units or any(b in by_units for t in tier_list for b, _v in t.or_thresholds)
+    ):
+        raise tiers.fail(
+            "basis" if basis in by_units else "levels",
+            "tiers by units or segments need [earn.by_unit] (what a unit is)",
+        )
     try:
         tier_policy = TierPolicy(
-            basis=tiers.choice("basis", TierBasis, TierBasis.POINTS),
-            period=tiers.choice("period", TierPeriod, TierPeriod.LIFETIME),
-            tiers=tier_list,
-            downgrade=tiers.choice("downgrade", Downgrade, Downgrade.IMMEDIATE),
-            tenure=tiers.choice("tenure", TenureCount, TenureCount.MONTHS),
+            basis=basis, period=period, tiers=tier_list, downgrade=downgrade, tenure=tenure
         )
     except ValueError as exc:
         raise tiers.fail("levels", str(exc)) from None
@@ -418,7 +452,9 @@ def parse_program(root: Section) -> Program:
     )
     return Program(
         give_targets=give_targets,
-        every_nth=_every_nth(root.table("every_nth"), earn_policy),
+        every_nth=_every_nth(
+            root.table("every_nth"), earn_policy, set(root.table("categories").data)
+        ),
         membership=_membership(root.table("membership")),
         id=root.text("id"),
         name=root.text("name"),

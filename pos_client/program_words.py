@@ -224,7 +224,7 @@ def other_rules(program: Program) -> list[str]:
     elif expiry.mode is ExpiryMode.INACTIVITY and expiry.months:
         rows.append(
             f"Expiry: all {unit} expire after {expiry.months} months without a purchase,"
-            " a reward or an action."
+            " a reward, an action or a transfer."
         )
     elif expiry.months:
         rows.append(f"Expiry: {unit} expire {expiry.months} months after they are earned.")

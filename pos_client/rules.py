@@ -187,6 +187,8 @@ class UnitEarning:
     with_amount: bool = False
     forms: UnitForms = UnitForms()
     decimals: int = 3  # a line's units carry at most this many (0: whole nights, miles)
+    min_amount_per_unit: Decimal = ZERO  # a line's price a unit at least (and above 0)
+    max_lines_per_sale: int = 20  # lines of one sale carrying units (segments, stays)
 
     def word(self, language: str, count: Decimal | int) -> str:
         whole = int(count) if count == int(count) else 2  # fractions read as plural
@@ -604,21 +606,6 @@ def unit_line_earnings(
     for line in purchase.lines:
         if not line.units:
             continue
-        exponent = line.units.normalize().as_tuple().exponent
-        if isinstance(exponent, int) and -exponent > policy.decimals:
-            raise RulesError(
-                f"a line's {policy.word('en', 2)} are counted in whole units"
-                if not policy.decimals
-                else f"a line's units have at most {policy.decimals} decimals",
-                "units_not_whole",
-            )
-        if line.units > policy.max_per_line:
-            raise RulesError(
-                f"a line of {line.units} {policy.word('en', line.units)} is over the programme's"
-                f" {policy.max_per_line} a line",
-                "units_over_limit",
-                most=str(policy.max_per_line),
-            )
         counted = max(line.units, policy.minimum_per_line)
         rate, reason = policy.rate_for(line.category)
         if tier.multiplier != ONE:
@@ -628,6 +615,53 @@ def unit_line_earnings(
             LineEarning(line.sku, line.category, line.amount, rate, exact, reason, counted)
         )
     return lines
+
+
+def check_units(program: Program, purchase: Purchase) -> None:
+    """Refuse units a programme cannot count: on a programme that earns by none, fractions
+    where it counts whole units, more than a line or a sale may carry, a line priced below
+    the programme's least a unit (a night at a cent bought status), each naming its line.
+    Checked for every sale, whatever it earns: units count toward tiers and free ones."""
+    policy = program.earn.by_unit
+    carrying = [(index, line) for index, line in enumerate(purchase.lines) if line.units]
+    if not carrying:
+        return
+    if policy is None:
+        index = carrying[0][0]
+        raise RulesError(
+            f"lines[{index}].units: this programme earns by no units", "units_not_earned"
+        )
+    if len(carrying) > policy.max_lines_per_sale:
+        raise RulesError(
+            f"lines: at most {policy.max_lines_per_sale} lines of a sale carry"
+            f" {policy.word('en', 2)}",
+            "units_too_many_lines",
+            count=policy.max_lines_per_sale,
+        )
+    for index, line in carrying:
+        units = line.units or ZERO
+        field_name = f"lines[{index}].units"
+        exponent = units.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > policy.decimals:
+            raise RulesError(
+                f"{field_name}: {policy.word('en', 2)} are counted in whole units"
+                if not policy.decimals
+                else f"{field_name}: at most {policy.decimals} decimals",
+                "units_not_whole",
+            )
+        if units > policy.max_per_line:
+            raise RulesError(
+                f"{field_name}: {units} {policy.word('en', units)} is over the programme's"
+                f" {policy.max_per_line} a line",
+                "units_over_limit",
+                most=str(policy.max_per_line),
+            )
+        if line.amount <= 0 or line.amount < units * policy.min_amount_per_unit:
+            raise RulesError(
+                f"lines[{index}].amount: {line.amount} for {units} {policy.word('en', units)}"
+                f" is under the programme's {policy.min_amount_per_unit} a unit",
+                "units_underpriced",
+            )
 
 
 def earn_points(
@@ -640,6 +674,7 @@ def earn_points(
 ) -> EarnBreakdown:
     """Points for a purchase. `discount` (points spent as money) earns nothing. Points by
     amount are floored once a sale; points by units are rounded by the programme's rule."""
+    check_units(program, purchase)
     policy = program.earn
     total = purchase.total
     if discount < 0 or discount > total:

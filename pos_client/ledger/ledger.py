@@ -67,6 +67,17 @@ from pos_client.sun import SunKeys, SunRefused
 log = logging.getLogger(__name__)
 EARNING_KINDS = totals.EARNING_KINDS
 EXPIRING_SOON = timedelta(days=30)  # the member view shows what expires within this
+# A sale's units the programme cannot count: refused by a rule (422), named by code.
+UNIT_REFUSALS = frozenset(
+    {
+        "units_over_limit",
+        "units_not_whole",
+        "units_underpriced",
+        "units_not_earned",
+        "units_too_many_lines",
+        "not_combinable",
+    }
+)
 EXPIRY_LOCK = 0x6C6F79616C747901  # pg advisory lock key: one expiry run at a time
 # PostgreSQL's serialization_failure and deadlock_detected: the transaction may simply be
 # tried again.
@@ -1308,6 +1319,12 @@ class Ledger:
         birthday_bonus_due = bool(self.program.birthday.points) and birthday
         free = self._free_items(conn, op, plan)
         spent = plan.discount if plan else Decimal(0)
+        if free.value and spent + free.value > op.purchase.total:
+            raise OpRejected(
+                "not_combinable",
+                "redemption: the points spent as money are more than what is left to pay"
+                " after the free one",
+            )
         try:
             breakdown = rules.earn_points(
                 self.program,
@@ -1319,9 +1336,7 @@ class Ledger:
         except RulesError as exc:
             # A line past the programme's most units is a rule's refusal (422), the rest
             # (a discount larger than the sale) a malformed sale.
-            code = (
-                exc.code if exc.code in ("units_over_limit", "units_not_whole") else "bad_request"
-            )
+            code = exc.code if exc.code in UNIT_REFUSALS else "bad_request"
             raise OpRejected(code, str(exc)) from None
         redeemed = plan.points if plan else 0
         self._check_points(breakdown.points, redeemed)

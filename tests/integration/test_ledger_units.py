@@ -194,3 +194,47 @@ def test_a_free_night_is_not_combined_with_points_spent_as_money(database_url: s
         stay_body(member, 5, at, redemption=RedemptionRequest(blocks=1, points=5000))
     )
     assert "free_count" not in paid_with_points  # the 10th night: not with points as money
+
+
+COMBINED = """
+id = "combined"
+name = "Combined"
+currency = "USD"
+[earn]
+rate = 10
+[tiers]
+[[tiers.levels]]
+id = "member"
+name = "Member"
+[points_as_money]
+block_points = 100
+block_value = "10.00"
+[every_nth]
+n = 2
+count = "visits"
+name = "Every 2nd purchase free"
+with_points_as_money = true
+"""
+
+
+def test_points_are_not_spent_on_what_a_free_one_already_paid(database_url: str) -> None:
+    from pos_client.operations import RedemptionRequest
+
+    ledger = ledger_for(database_url, ProgramDocument.of(COMBINED).parse("t"))
+    member = enroll(ledger)
+    at = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    ledger.apply(SaleOp(uuid7(), member, "T", at, Purchase.of_amount(D("30.00"))).to_body())
+    before = ledger.member_view(member)
+    second = SaleOp(
+        uuid7(),
+        member,
+        "T",
+        at,
+        Purchase.of_amount(D("10.00")),  # free: nothing left to pay with points
+        redemption=RedemptionRequest(blocks=1, points=100),
+    ).to_body()
+    with pytest.raises(OpRejected, match="more than what is left to pay") as refused:
+        ledger.apply(second)
+    assert refused.value.code == "not_combinable"
+    after = ledger.member_view(member)
+    assert before is not None and after is not None and after.balance == before.balance == 300

@@ -276,7 +276,7 @@ def test_airline_miles_over_http_earn_by_distance_and_refuse_an_impossible_segme
         flights = [sale(anna, "450.00"), sale(anna, "90.00"), sale(anna, "90.00")]
         flights[0]["lines"][0].update(units="3858", category="business")
         flights[1]["lines"][0]["units"] = "90"
-        flights[2]["lines"][0]["units"] = "12000.001"  # longer than any segment
+        flights[2]["lines"][0]["units"] = "12001"  # longer than any segment
         results = batch(server, token, *flights)
         assert [r["result"]["points_earned"] for r in results[:2]] == [7716, 125]
         assert results[2]["status"] == 422 and "12000" in results[2]["error"]
@@ -285,3 +285,17 @@ def test_airline_miles_over_http_earn_by_distance_and_refuse_an_impossible_segme
         ).json()
         assert answer["stats"]["units_in_period"] == "3948"
         assert answer["stats"]["segments_in_period"] == 2
+
+
+def test_units_on_a_programme_without_them_are_refused_and_change_nothing(
+    server: ServerProcess,
+) -> None:
+    token = server.pair()["token"]
+    anna = member_id(server, ANNA.card_number)
+    before = snapshot(server)
+    bad = sale(anna)
+    bad["lines"][0]["units"] = "5"  # category_tiers earns by no units
+    (result,) = batch(server, token, bad)
+    assert (result["status"], result["code"]) == (422, "units_not_earned")
+    assert result["error"].startswith("lines[0].units")
+    assert snapshot(server) == before

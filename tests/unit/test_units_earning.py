@@ -133,7 +133,9 @@ def test_the_breakdown_says_the_units_counted() -> None:
     units=st.lists(
         st.one_of(st.none(), st.decimals(min_value=0, max_value=12000, places=3)), max_size=6
     ),
-    amounts=st.lists(st.decimals(min_value=0, max_value=9999, places=2), min_size=6, max_size=6),
+    amounts=st.lists(
+        st.decimals(min_value=D("0.01"), max_value=9999, places=2), min_size=6, max_size=6
+    ),
     rounding=st.sampled_from(list(UnitRounding)),
     with_amount=st.booleans(),
 )
@@ -189,6 +191,8 @@ name = "T"
 currency = "EUR"
 [earn]
 rate = 1
+[earn.by_unit]
+unit = "km"
 [tiers]
 basis = "units"
 period = "calendar_year"
@@ -323,3 +327,57 @@ def test_every_preset_still_loads() -> None:
 
     for name in preset_names(CONFIG_DIR):
         load_program(name, CONFIG_DIR)
+
+
+# ------------------------------------------------------------------ units a programme cannot count
+
+
+def test_units_are_refused_where_the_programme_earns_by_none_naming_the_line() -> None:
+    stars = preset("stars")
+    with pytest.raises(
+        RulesError, match=r"lines\[1\]\.units: this programme earns by no units"
+    ) as no:
+        earned(stars, line(None), line("5"))
+    assert no.value.code == "units_not_earned"
+
+
+@pytest.mark.parametrize(
+    ("lines", "code", "named"),
+    [
+        ([line("3", "0")], "units_underpriced", "lines[0].amount"),
+        ([line("2", "39.98")], "units_underpriced", "lines[0].amount"),  # under 20 a night
+        ([line(None), line("1.5", "100")], "units_not_whole", "lines[1].units"),
+        ([line("1", "40")] * 21, "units_too_many_lines", "lines: at most 20"),
+        ([line("91", "9000")], "units_over_limit", "lines[0].units"),
+    ],
+)
+def test_units_a_programme_cannot_count_are_refused_whatever_the_sale_earns(
+    lines: list[PurchaseLine], code: str, named: str
+) -> None:
+    hotel = preset("hotel_nights")
+    with pytest.raises(RulesError) as refused:
+        rules.check_units(hotel, Purchase(tuple(lines)))
+    assert refused.value.code == code and str(refused.value).startswith(named)
+    rules.check_units(hotel, Purchase((line("2", "40.00"),)))  # 20 a night: counted
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (BASE.replace('basis = "points"', 'basis = "units"'), "need \\[earn.by_unit\\]"),
+        (BASE.replace('basis = "points"', 'basis = "sometimes"'), "^config key 'tiers.basis'"),
+        (BASE + '[earn.by_unit]\nunit = "km"\nrate = 1e300\n', "at most 10000"),
+        (BASE + '[earn.by_unit]\nunit = "km"\nmax_lines_per_sale = 501\n', "at most 500"),
+        (
+            BASE
+            + '[every_nth]\nn = 5\ncount = "visits"\nname = "x"\nexcluded_categories = ["x"]\n',
+            "no category 'x'",
+        ),
+    ],
+)
+def test_programme_mistakes_about_units_are_refused_once_and_clearly(
+    text: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=problem) as refused:
+        parsed(text)
+    assert str(refused.value).count("config key") == 1
