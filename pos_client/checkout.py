@@ -528,14 +528,13 @@ class Checkout:
     def preview(
         self, session: MemberSession, purchase: Purchase, plan: RedemptionPlan | None = None
     ) -> EarnBreakdown:
-        spent = plan.discount if plan else Decimal(0)
-        free = self.free_items(session, purchase, plan)
         return rules.earn_points(
             self.program,
             purchase,
             self.tier_of(session),
             birthday_bonus_due=session.view.birthday_reward and self.program.birthday.points > 0,
-            discount=min(spent + free.value, purchase.total),
+            discount=plan.discount if plan else Decimal(0),
+            free=self.free_items(session, purchase, plan),
         )
 
     def free_items(

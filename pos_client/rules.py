@@ -233,6 +233,8 @@ class FreeItems:
 
     count: int = 0
     value: Decimal = ZERO
+    # The value taken off each line (earns nothing); a detail of `value`, not compared.
+    by_line: tuple[Decimal, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -671,15 +673,21 @@ def earn_points(
     *,
     birthday_bonus_due: bool = False,
     discount: Decimal = ZERO,
+    free: FreeItems | None = None,
 ) -> EarnBreakdown:
-    """Points for a purchase. `discount` (points spent as money) earns nothing. Points by
-    amount are floored once a sale; points by units are rounded by the programme's rule."""
+    """Points for a purchase. `discount` (points spent as money, spread over the lines) and
+    what `free` takes off its lines earn nothing. Points by amount are floored once a sale;
+    points by units are rounded by the programme's rule."""
     check_units(program, purchase)
     policy = program.earn
+    free_off = free.by_line if free is not None and free.by_line else (ZERO,) * len(purchase.lines)
+    free_value = sum(free_off, ZERO)
     total = purchase.total
-    if discount < 0 or discount > total:
+    if discount < 0 or discount + free_value > total:
         raise RulesError("discount must be between 0 and the purchase total", "option_unavailable")
-    paid_share = ONE if total == 0 else (total - discount) / total
+    left = total - free_value  # what is paid for, before points spent as money
+    paid_share = ONE if left == 0 else (left - discount) / left
+    discount += free_value  # below: what earns nothing in all
     lines: list[LineEarning] = []
     by_unit = policy.by_unit
     by_amount = by_unit is None or by_unit.with_amount
@@ -689,7 +697,8 @@ def earn_points(
     else:
         exact = ZERO
         if by_unit is not None:
-            unit_lines = unit_line_earnings(by_unit, purchase, tier, paid_share)
+            unit_share = (total - discount) / total
+            unit_lines = unit_line_earnings(by_unit, purchase, tier, unit_share)
             lines += unit_lines
             unit_exact = sum((line.points for line in unit_lines), ZERO)
             unit_points = int(
@@ -701,9 +710,9 @@ def earn_points(
             exact = rate
         elif by_amount:
             amount_lines = []
-            for line in purchase.lines:
+            for line, off in zip(purchase.lines, free_off, strict=True):
                 rate, reason = line_rate(policy, tier, line.sku, line.category)
-                paid = line.amount * paid_share
+                paid = (line.amount - off) * paid_share
                 exact_points = paid / policy.unit * rate
                 amount_lines.append(
                     LineEarning(line.sku, line.category, paid, rate, exact_points, reason)
@@ -728,10 +737,11 @@ def free_items(
     if rule is None or purchase.total <= 0:
         return FreeItems()
     cap = rule.max_value
-    count, value = 0, ZERO
+    count = 0
+    off = [ZERO] * len(purchase.lines)
     if rule.count is NthCount.UNITS:
         counted = before
-        for line in purchase.lines:
+        for index, line in enumerate(purchase.lines):
             whole = int(line.units or 0)
             if whole <= 0:
                 continue
@@ -740,18 +750,24 @@ def free_items(
             if free and line.category not in rule.excluded_categories:
                 each = line.amount / line.units  # type: ignore[operator]
                 count += free
-                value += free * (min(each, cap) if cap is not None else each)
+                off[index] = free * (min(each, cap) if cap is not None else each)
     elif (before + 1) % rule.n == 0:
         prices = [
-            line.amount / max(line.quantity, 1)
-            for line in purchase.lines
+            (line.amount / max(line.quantity, 1), index)
+            for index, line in enumerate(purchase.lines)
             if line.category not in rule.excluded_categories and line.amount > 0
         ]
         if prices:
-            count, value = 1, max(prices) if cap is None else min(max(prices), cap)
+            price, index = max(prices)
+            count, off[index] = 1, price if cap is None else min(price, cap)
+    if not count:
+        return FreeItems()
     minor = Decimal(1).scaleb(-MINOR_UNIT_EXPONENT.get(currency, 2))
-    value = min(value, purchase.total).quantize(minor, rounding=ROUND_FLOOR)
-    return FreeItems(count, value) if count else FreeItems()
+    by_line = tuple(
+        min(value, line.amount).quantize(minor, rounding=ROUND_FLOOR)
+        for value, line in zip(off, purchase.lines, strict=True)
+    )
+    return FreeItems(count, sum(by_line, ZERO), by_line)
 
 
 def action_points(program: Program, action_id: str, done_today: int = 0) -> int:

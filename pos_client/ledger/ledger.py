@@ -1331,7 +1331,8 @@ class Ledger:
                 op.purchase,
                 tier,
                 birthday_bonus_due=birthday_bonus_due,
-                discount=min(spent + free.value, op.purchase.total),
+                discount=spent,
+                free=free,
             )
         except RulesError as exc:
             # A line past the programme's most units is a rule's refusal (422), the rest
