@@ -214,6 +214,12 @@ def other_rules(program: Program) -> list[str]:
             row += f"; 1 {target.unit_name} from them = {target.inbound_points_per_unit} {unit}"
         rows.append(row + ".")
     rows += every_nth(program)
+    gate = program.membership.min_spend
+    if gate is not None:
+        rows.append(
+            f"Membership: a new member's {unit} (from purchases, actions and transfers) are held"
+            f" until {number(gate)} {program.currency} is spent in all, then released at once."
+        )
     expiry = program.expiry
     if expiry.mode is ExpiryMode.PERIOD_END:
         ends = {0: "that year's end", 1: "the end of the next year"}
@@ -236,6 +242,12 @@ def other_rules(program: Program) -> list[str]:
     return rows
 
 
+def ordinal(n: int) -> str:
+    """2 -> "2nd", 3 -> "3rd", 11 -> "11th"."""
+    ends = {1: "st", 2: "nd", 3: "rd"}
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else ends.get(n % 10, 'th')}"
+
+
 def every_nth(program: Program) -> list[str]:
     rule = program.every_nth
     if rule is None:
@@ -244,12 +256,12 @@ def every_nth(program: Program) -> list[str]:
     if rule.count is NthCount.UNITS:
         what = by_unit.word("en", 1) if by_unit else "unit"
         row = (
-            f"{rule.name}: every {rule.n}th {what} over the membership is free, worth its"
+            f"{rule.name}: every {ordinal(rule.n)} {what} over the membership is free, worth its"
             f" line's price a {what}"
         )
     else:
         row = (
-            f"{rule.name}: every {rule.n}th purchase over the membership is free, worth its"
+            f"{rule.name}: every {ordinal(rule.n)} purchase over the membership is free, worth its"
             " dearest item"
         )
     if rule.max_value is not None:

@@ -569,10 +569,16 @@ class EarnBreakdown:
     points: int
 
     def explain(self) -> list[str]:
+        cents = Decimal("0.01")
         rows = [
             f"{line.sku or line.category or 'purchase'}: "
-            + (f"{line.units} units" if line.units is not None else f"{line.amount}")
-            + f" x {line.rate} = {line.points.normalize():f} ({line.reason})"
+            + (
+                f"{line.units.normalize():f} units"
+                if line.units is not None
+                else f"{line.amount.quantize(cents)}"
+            )
+            + f" x {line.rate.normalize():f} = {line.points.quantize(cents).normalize():f}"
+            + f" ({line.reason})"
             for line in self.lines
         ]
         if self.birthday_bonus:

@@ -1438,6 +1438,16 @@ class Ledger:
             result["points_released"] = held
         return held
 
+    def _credited_past_gate(
+        self, conn: Connection, member_id: str, key: str | None, points: int, when: datetime
+    ) -> int:
+        """Points of an action or a transfer credited now: none behind a closed gate (held
+        with the purchases' until it opens), all otherwise."""
+        if points <= 0 or self._gate_before(conn, member_id) is None:
+            return points
+        self._post(conn, key, member_id, "hold", -points, when)
+        return 0
+
     def _held_points(self, conn: Connection, member_id: str) -> int:
         """Points held behind the member's gate and not yet released."""
         kinds = ("hold", "release")
@@ -1534,7 +1544,10 @@ class Ledger:
         self._post(
             conn, op.key, op.member_id, "action", points, op.occurred_at, reward_id=op.action
         )
-        result["balance"] = self._move_balance(conn, op.member_id, points)
+        credited = self._credited_past_gate(conn, op.member_id, op.key, points, op.occurred_at)
+        if credited != points:
+            result["points_held"] = points
+        result["balance"] = self._move_balance(conn, op.member_id, credited)
         self._claim(conn, op, claim, result)
         return result
 
@@ -1594,8 +1607,11 @@ class Ledger:
             "points_redeemed": 0,
             "partner_id": op.partner_id,
             "units": op.units,
-            "balance": self._move_balance(conn, op.member_id, points),
         }
+        credited = self._credited_past_gate(conn, op.member_id, op.key, points, op.occurred_at)
+        if credited != points:
+            result["points_held"] = points
+        result["balance"] = self._move_balance(conn, op.member_id, credited)
         self._claim(conn, op, claim, result)
         return result
 
@@ -1658,7 +1674,9 @@ class Ledger:
             self._check_points(points)
             self._check_member_day(conn, member_id, points, now)
             self._post(conn, None, member_id, "transfer_in", points, now, reward_id=partner_id)
-            self._move_balance(conn, member_id, points)
+            self._move_balance(
+                conn, member_id, self._credited_past_gate(conn, member_id, None, points, now)
+            )
             result: dict[str, Any] = {
                 "status": "applied",
                 "partner_id": partner_id,

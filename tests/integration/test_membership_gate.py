@@ -91,3 +91,29 @@ def test_a_bad_membership_table_is_refused() -> None:
     for text, problem in (('min_spend = "0"', "min_spend"), ("invite = true", "unknown setting")):
         with pytest.raises(ConfigError, match=problem):
             ProgramDocument.of(PROGRAM.format(membership=text)).parse("t")
+
+
+ACTIONS = (
+    PROGRAM.format(membership='min_spend = "100.00"')
+    + """
+[[actions]]
+id = "check"
+name = "Check"
+points = 50
+"""
+)
+
+
+def test_points_of_actions_are_held_behind_the_gate_too(database_url: str) -> None:
+    from pos_client.operations import ActionOp
+
+    ledger = Ledger(make_engine(database_url), ProgramDocument.of(ACTIONS).parse("t"))
+    member = enroll(ledger)
+    action = ActionOp(
+        key=uuid7(), member_id=member, action="check", terminal_id="T", occurred_at=AT
+    )
+    held = ledger.apply(action.to_body())
+    assert (held["points_earned"], held["points_held"], held["balance"]) == (50, 50, 0)
+    opening = ledger.apply(sale(member, "100.00"))
+    assert (opening["points_released"], opening["balance"]) == (50, 150)
+    assert ledger.balance_mismatches() == []

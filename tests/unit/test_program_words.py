@@ -97,3 +97,24 @@ def test_expiry_and_tenure_are_said_in_words(expiry: str, sentence: str) -> None
     said = "\n".join(describe_program(program))
     assert sentence in said
     assert "Regular (regular): 10 visits; after 12 months of membership." in said
+
+
+def test_a_membership_gate_and_ordinals_are_said_in_words() -> None:
+    from pos_client.program_words import ordinal
+
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == [
+        "1st",
+        "2nd",
+        "3rd",
+        "4th",
+        "11th",
+        "12th",
+        "13th",
+        "21st",
+        "22nd",
+        "101st",
+        "111th",
+    ]
+    text = BASE.format(expiry="months = 12") + '[membership]\nmin_spend = "100.00"\n'
+    said = "\n".join(describe_program(ProgramDocument.of(text).parse("t")))
+    assert "are held until 100 EUR is spent in all, then released at once." in said
