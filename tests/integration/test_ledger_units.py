@@ -173,7 +173,7 @@ def test_every_fifth_night_is_free_across_stays_and_within_a_batch(database_url:
     second = ledger.apply(stay_body(member, 3, at, price="150.00"))
     assert "free_count" not in first
     assert (second["free_count"], second["free_value"]) == (1, "150.00")  # the 5th night
-    assert second["points_earned"] == 3000  # 10 a dollar on the 300 paid
+    assert second["points_earned"] == 1500  # 5 a dollar on the 300 paid
     singles = ledger.apply_many([stay_body(member, 1, at) for _ in range(5)])  # nights 7..11
     frees = [r.get("free_count", 0) for r in singles if isinstance(r, dict)]
     assert frees == [0, 0, 0, 1, 0]  # the 10th night, decided on the batch's earlier stays
@@ -187,7 +187,7 @@ def test_a_free_night_is_not_combined_with_points_spent_as_money(database_url: s
     ledger = ledger_for(database_url, preset("hotel_nights"))
     member = enroll(ledger)
     at = datetime(2026, 6, 1, 20, tzinfo=UTC)
-    ledger.apply(stay_body(member, 4, at, price="200.00"))  # 8,000 points
+    ledger.apply(stay_body(member, 4, at, price="400.00"))  # 8,000 points
     fifth = ledger.apply(stay_body(member, 1, at))
     assert fifth["free_count"] == 1  # no points spent: the 5th night is free
     paid_with_points = ledger.apply(

@@ -82,11 +82,11 @@ def test_a_fifth_night_is_shown_free_in_the_preview_and_on_the_receipt(tmp_path:
     settings = replace(ui_settings(tmp_path), program="hotel_nights")
     run_ui(settings, script)
     assert seen["preview"] == (
-        "$600.00: Earns 4,800 points",  # the free night earns nothing
+        "$600.00: Earns 2,400 points",  # the free night earns nothing
         "Every 5th night free (×1): −$120.00",
     )
     assert seen["receipt"][:3] == [
-        "Earned: +4,800 points",
+        "Earned: +2,400 points",
         "Every 5th night free (×1): −$120.00",
         "To pay: $480.00",
     ]

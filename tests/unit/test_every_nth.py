@@ -89,21 +89,21 @@ def test_the_hotel_preset_gives_every_fifth_night_but_not_with_points_as_money()
     purchase = Purchase((stay(5, "120.00"),))
     found = rules.free_items(hotel.every_nth, purchase, 0, hotel.currency)
     assert (found.count, found.value) == (1, D("120.00"))
-    # the free night earns nothing: 10 points a dollar on the 480 paid
+    # the free night earns nothing: 5 points a dollar on the 480 paid
     earned = rules.earn_points(hotel, purchase, member, free=found)
-    assert earned.points == 4800
+    assert earned.points == 2400
 
 
 def test_the_free_night_is_taken_off_its_own_line_not_spread_over_the_sale() -> None:
     hotel = preset("hotel_nights")
     assert hotel.every_nth is not None
     rooms = PurchaseLine(D("100.00"), units=D(5))  # 20 a night: the 5th is free
-    dinner = PurchaseLine(D("1000.00"), "dining")  # 5 points a dollar
+    dinner = PurchaseLine(D("1000.00"), "dining")  # 2 points a dollar
     purchase = Purchase((rooms, dinner))
     found = rules.free_items(hotel.every_nth, purchase, 0, hotel.currency)
     assert found.by_line == (D("20.00"), D("0.00"))
     earned = rules.earn_points(hotel, purchase, hotel.tiers.tiers[0], free=found)
-    assert earned.points == 80 * 10 + 1000 * 5  # not 5,890: the dinner earns in full
+    assert earned.points == 80 * 5 + 1000 * 2  # not 2,454: the dinner earns in full
 
 
 BASE = """

@@ -229,11 +229,11 @@ def test_hotel_nights_earn_by_the_bill_and_status_by_nights() -> None:
     member = tier(hotel)
     room, dinner = PurchaseLine(D("240.00"), units=D(2)), PurchaseLine(D("40.00"), "dining")
     two_nights = Purchase((room, dinner))
-    assert rules.earn_points(hotel, two_nights, member).points == 2400 + 200
+    assert rules.earn_points(hotel, two_nights, member).points == 1200 + 80
     assert tier(hotel, units_in_period=D(9)).id == "member"
     assert tier(hotel, units_in_period=D(10)).id == "silver"
     assert tier(hotel, units_in_period=D(40)).id == "gold"
     assert tier(hotel, points_in_period=75000).id == "gold"
     assert tier(hotel, units_in_period=D(60)).id == "diamond"
     assert tier(hotel, previous_period=MemberStats(units_in_period=D(60))).id == "diamond"
-    assert rules.earn_points(hotel, two_nights, hotel.tiers.by_id("diamond")).points == 5200
+    assert rules.earn_points(hotel, two_nights, hotel.tiers.by_id("diamond")).points == 2560
