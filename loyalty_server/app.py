@@ -233,6 +233,9 @@ class MemberOut(BaseModel):
     card_number: str | None
     as_of: str
     points_expiring: int = Field(0, description="of the balance, expiring in the next 30 days")
+    expiring_on: str | None = Field(
+        None, description="the store day (YYYY-MM-DD) the first of them expire"
+    )
 
 
 class HistoryItem(BaseModel):

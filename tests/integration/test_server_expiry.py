@@ -126,6 +126,8 @@ def test_members_see_what_expires_soon_and_expiry_in_their_history(
     finally:
         server.stop()
     assert (view["balance"], view["points_expiring"]) == (3, 2)
+    due = date.fromisoformat(view["expiring_on"])  # the terminal shows the day too
+    assert 8 <= (due - utcnow().date()).days <= 11
     assert [item["points"] for item in history if item["kind"] == "expire"] == [-1]
 
 
