@@ -265,26 +265,32 @@ def test_malformed_units_of_a_sale_line_are_refused_each_alone(server: ServerPro
         assert result["error"].startswith("lines[0].units"), (name, result["error"])
 
 
-def test_airline_miles_over_http_earn_by_distance_and_refuse_an_impossible_segment(
-    database_url: str, tmp_path: Any
-) -> None:
+@pytest.fixture
+def airline_server(database_url: str, tmp_path: Any) -> Any:
+    """A server on the airline preset (a fixture: stopped even when the test fails)."""
     from tests.security.conftest import running_server
 
-    for server in running_server(database_url, tmp_path, LOYALTY_SERVER_PROGRAM="airline_miles"):
-        token = server.pair()["token"]
-        anna = member_id(server, ANNA.card_number)
-        flights = [sale(anna, "450.00"), sale(anna, "90.00"), sale(anna, "90.00")]
-        flights[0]["lines"][0].update(units="3858", category="business")
-        flights[1]["lines"][0]["units"] = "90"
-        flights[2]["lines"][0]["units"] = "12001"  # longer than any segment
-        results = batch(server, token, *flights)
-        assert [r["result"]["points_earned"] for r in results[:2]] == [7716, 125]
-        assert results[2]["status"] == 422 and "12000" in results[2]["error"]
-        answer = requests.get(
-            f"{server.url}/v1/members/{anna}", headers=headers(token), timeout=10
-        ).json()
-        assert answer["stats"]["units_in_period"] == "3948"
-        assert answer["stats"]["segments_in_period"] == 2
+    yield from running_server(database_url, tmp_path, LOYALTY_SERVER_PROGRAM="airline_miles")
+
+
+def test_airline_miles_over_http_earn_by_distance_and_refuse_an_impossible_segment(
+    airline_server: ServerProcess,
+) -> None:
+    server = airline_server
+    token = server.pair()["token"]
+    anna = member_id(server, ANNA.card_number)
+    flights = [sale(anna, "450.00"), sale(anna, "90.00"), sale(anna, "90.00")]
+    flights[0]["lines"][0].update(units="3858", category="business")
+    flights[1]["lines"][0]["units"] = "90"
+    flights[2]["lines"][0]["units"] = "12001"  # longer than any segment
+    results = batch(server, token, *flights)
+    assert [r["result"]["points_earned"] for r in results[:2]] == [7716, 125]
+    assert results[2]["status"] == 422 and "12000" in results[2]["error"]
+    answer = requests.get(
+        f"{server.url}/v1/members/{anna}", headers=headers(token), timeout=10
+    ).json()
+    assert answer["stats"]["units_in_period"] == "3948"
+    assert answer["stats"]["segments_in_period"] == 2
 
 
 def test_units_on_a_programme_without_them_are_refused_and_change_nothing(
