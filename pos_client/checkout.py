@@ -543,15 +543,8 @@ class Checkout:
         """The free nights or purchase this sale reaches by the programme's every-Nth rule,
         from the member's counts as last read (the store server decides again on sync);
         none when points are spent as money and the rule may not be combined."""
-        rule = self.program.every_nth
-        if rule is None or (
-            plan is not None and plan.discount > 0 and not rule.with_points_as_money
-        ):
-            return rules.FreeItems()
-        stats = session.view.stats
-        units = rule.count is rules.NthCount.UNITS
-        before = int(stats.lifetime_units) if units else stats.lifetime_visits
-        return rules.free_items(rule, purchase, before, self.program.currency)
+        spent = plan.discount if plan is not None else Decimal(0)
+        return rules.free_for_member(self.program, purchase, session.view.stats, spent)
 
     def plan_redemption(
         self,

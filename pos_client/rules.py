@@ -734,6 +734,21 @@ def earn_points(
     return EarnBreakdown(tuple(lines), tier.id, bonus, capped, max(points, 0))
 
 
+def free_for_member(
+    program: Program, purchase: Purchase, stats: MemberStats, money_spent: Decimal
+) -> FreeItems:
+    """The free nights or purchase a member's sale reaches by the programme's every-Nth
+    rule, counted on the member's lifetime counts in `stats`; none where the programme has
+    no such rule, or the sale spends points as money (`money_spent`) and the rule may not
+    be combined."""
+    rule = program.every_nth
+    if rule is None or (money_spent > 0 and not rule.with_points_as_money):
+        return FreeItems()
+    units = rule.count is NthCount.UNITS
+    before = int(stats.lifetime_units) if units else stats.lifetime_visits
+    return free_items(rule, purchase, before, program.currency)
+
+
 def free_items(
     rule: EveryNthFree | None, purchase: Purchase, before: int, currency: str
 ) -> FreeItems:

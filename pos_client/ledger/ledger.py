@@ -601,21 +601,6 @@ class Ledger:
             previous_period=previous,
         )
 
-    def _free_items(
-        self, conn: Connection, op: SaleOp, plan: RedemptionPlan | None
-    ) -> rules.FreeItems:
-        """The free nights or purchase this sale reaches (`[every_nth]`), counted on the
-        member's lifetime totals under the member's lock; none where the programme has no
-        such rule, or the sale spends points as money and the rule may not be combined."""
-        rule = self.program.every_nth
-        if rule is None or (
-            plan is not None and plan.discount > 0 and not rule.with_points_as_money
-        ):
-            return rules.FreeItems()
-        lifetime = self._sums(conn, op.member_id, None)
-        before = lifetime[3] // 1000 if rule.count is rules.NthCount.UNITS else lifetime[2]
-        return rules.free_items(rule, op.purchase, before, self.program.currency)
-
     def _tenure(self, conn: Connection, member_id: str, enrolled_at: datetime, today: date) -> int:
         """Months of membership as the programme counts them: whole months since the store
         day of enrollment, or calendar months with a sale (the member's month rows)."""
@@ -1317,8 +1302,9 @@ class Ledger:
         birthday = self.birthday_available(conn, record, today)
         plan = self._plan_redemption(conn, op, record, tier, birthday)
         birthday_bonus_due = bool(self.program.birthday.points) and birthday
-        free = self._free_items(conn, op, plan)
         spent = plan.discount if plan else Decimal(0)
+        # Counted on the member's lifetime totals, read under the member's lock by `stats`.
+        free = rules.free_for_member(self.program, op.purchase, stats, spent)
         if free.value and spent + free.value > op.purchase.total:
             raise OpRejected(
                 "not_combinable",
