@@ -161,7 +161,11 @@ def test_server_killed_mid_batch_and_restarted(server: ServerProcess, tmp_path: 
         ]
         drainer = threading.Thread(target=terminal.sync.drain)
         drainer.start()
-        time.sleep(0.3)
+        # Kill at the first acknowledged batch: a fixed sleep let a fast server take all of
+        # them first (seen in CI), and then nothing was cut mid-drain.
+        deadline = time.monotonic() + 30
+        while terminal.outbox.stats().acked == 0 and time.monotonic() < deadline:
+            time.sleep(0.002)
         server.kill()
         drainer.join()
         assert terminal.outbox.stats().unsent > 0  # some of it did not get through

@@ -3,6 +3,7 @@ test-owned virtual card speaking the vpcd socket protocol (2-byte length + paylo
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -17,6 +18,9 @@ from tests.virtual_ntag424 import VirtualNtag424
 
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 VPCD_PORT = 35963
+# One pcscd at a time on a machine (/run/pcscd, the vpcd port): test files on other xdist
+# workers wait on this lock for the running one to stop, instead of racing it.
+PCSCD_LOCK = Path("/tmp/pos-client-tests-pcscd.lock")
 NTAG_ATR = bytes.fromhex("3B8F8001804F0CA0000003060300030000000068")
 CLASSIC_ATR = bytes.fromhex("3B8F8001804F0CA000000306030001000000006A")
 # An ISO 14443-4 card as a PC/SC reader presents it (no storage-card RID): NTAG 424 DNA.
@@ -198,11 +202,14 @@ class PcscDaemon:
         (self.conf_dir / "vpcd").write_text(READER_CONF)
         self.log_path = workdir / "pcscd.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._lock_file: int | None = None
 
     def start(self) -> None:
+        self._take_lock()
         # A pcscd we did not start (the system's) holds /run/pcscd: never stop it, say so.
         others = foreign_pcscd_pids()
         if others:
+            self._release_lock()
             raise ForeignPcscd(
                 f"a pcscd this test did not start is running (pid {', '.join(others)}); "
                 "stop it (e.g. `systemctl stop pcscd.socket pcscd`) to run the PC/SC tests"
@@ -213,7 +220,11 @@ class PcscDaemon:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        self._wait_for_vpcd()
+        try:
+            self._wait_for_vpcd()
+        except BaseException:
+            self.stop()  # never leave our daemon (or the lock) behind a failed start
+            raise
 
     def _wait_for_vpcd(self, timeout_s: float = 10.0) -> None:
         from smartcard import scard
@@ -238,6 +249,28 @@ class PcscDaemon:
                 self.process.kill()
                 self.process.wait()
             self.process = None
+        self._release_lock()
+
+    def _take_lock(self, timeout_s: float = 900.0) -> None:
+        if self._lock_file is not None:
+            return
+        handle = os.open(PCSCD_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(handle)
+                    raise RuntimeError(f"another test's pcscd held {PCSCD_LOCK} too long") from None
+                time.sleep(0.1)
+        self._lock_file = handle
+
+    def _release_lock(self) -> None:
+        if self._lock_file is not None:
+            os.close(self._lock_file)  # closing drops the flock
+            self._lock_file = None
 
     def kill(self) -> None:
         if self.process is not None:
