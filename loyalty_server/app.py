@@ -4,12 +4,12 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -25,6 +25,7 @@ from pydantic import (
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from loyalty_server import merchants as merchant_store
 from loyalty_server import partners as partner_store
 from loyalty_server import strict, terminals
 from loyalty_server.bodies import HostileJSONRoute, max_values
@@ -47,6 +48,7 @@ from pos_client.ledger.card_counters import card_key
 from pos_client.ledger.expiry import ExpirySchedule, parse_time_of_day
 from pos_client.ledger.ledger import Limits
 from pos_client.ledger.schema import transactions
+from pos_client.ledger.settlement import settlement_for, settlement_json
 from pos_client.operations import (
     OP_ACTION,
     OP_ENROLL,
@@ -62,6 +64,7 @@ from pos_client.sun import SunKeys, SunRefused, load_sun_keys
 
 log = logging.getLogger("loyalty_server")
 T = TypeVar("T")
+Found = TypeVar("Found")
 API_VERSION = "1.0.0"
 PHONE_LOOKUPS_SPENT = "too many phone lookups from this terminal; wait a minute"
 
@@ -342,6 +345,43 @@ class PartnerTransferOut(BaseModel):
     points: int
 
 
+SETTLEMENTS_PER_MINUTE = 10  # each reads the ledger's history: a report, not a feed
+
+
+class SettlementMerchantOut(BaseModel):
+    """A merchant's points and money for the period (see `loyalty-server settlement`)."""
+
+    merchant: str = Field(description="its id in the programme; 'operator' for the operator")
+    name: str
+    funding_rate: str = Field(description="money a point it issued costs it")
+    outstanding_at_start: int
+    issued: int
+    spent: int = Field(description="its points spent anywhere (redeemed, partners, charities)")
+    expired: int
+    outstanding_at_end: int = Field(description="start + issued - spent - expired")
+    redeemed_here: int = Field(description="points redeemed at its tills, whoever issued them")
+    owes: str
+    owed: str
+    net: str = Field(description="owed - owes: positive, it receives")
+    liability_at_end: str = Field(description="outstanding at the end x its funding rate")
+
+
+class SettlementPaymentOut(BaseModel):
+    payer: str
+    payee: str
+    payer_points_at_payee: int
+    payee_points_at_payer: int
+    amount: str = Field(description="what the payer owes the payee, both ways netted")
+
+
+class SettlementOut(BaseModel):
+    start: str
+    end: str = Field(description="the last store day, inclusive")
+    currency: str
+    merchants: list[SettlementMerchantOut]
+    payments: list[SettlementPaymentOut]
+
+
 # Operations a terminal may send; inbound partner transfers come from partners only.
 TERMINAL_KINDS = frozenset({OP_SALE, OP_ENROLL, OP_ACTION, OP_GIVE})
 
@@ -456,45 +496,47 @@ def create_app(settings: ServerSettings) -> FastAPI:
         },
     }
 
+    def bearer_auth(
+        scheme: HTTPBearer, authenticate: Callable[[Any, str], Found | None], whose: str
+    ) -> Callable[..., Found]:
+        """A dependency: who the request's bearer token belongs to, or a 401."""
+
+        def dependency(
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)],
+        ) -> Found:
+            found = None
+            if credentials is not None and 0 < len(credentials.credentials) <= 256:
+                found = authenticate(reads, credentials.credentials)
+            if found is None:
+                raise HTTPException(
+                    401,
+                    f"missing, wrong or revoked {whose} token",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            return found
+
+        return dependency
+
     bearer = HTTPBearer(auto_error=False, description="the terminal's token from pairing")
-
-    def terminal(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> terminals.Terminal:
-        found = None
-        if credentials is not None and 0 < len(credentials.credentials) <= 256:
-            found = terminals.authenticate(reads, credentials.credentials)
-        if found is None:
-            raise HTTPException(
-                401,
-                "missing, wrong or revoked terminal token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return found
-
+    terminal = bearer_auth(bearer, terminals.authenticate, "terminal")
     Auth = Annotated[terminals.Terminal, Depends(terminal)]
-
     partner_bearer = HTTPBearer(
         auto_error=False,
         scheme_name="PartnerToken",
         description="a partner's token from `loyalty-server partner add`",
     )
-
-    def partner(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(partner_bearer)],
-    ) -> str:
-        found = None
-        if credentials is not None and 0 < len(credentials.credentials) <= 256:
-            found = partner_store.authenticate(reads, credentials.credentials)
-        if found is None:
-            raise HTTPException(
-                401,
-                "missing, wrong or revoked partner token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return found
-
-    PartnerAuth = Annotated[str, Depends(partner)]
+    PartnerAuth = Annotated[
+        str, Depends(bearer_auth(partner_bearer, partner_store.authenticate, "partner"))
+    ]
+    merchant_bearer = HTTPBearer(
+        auto_error=False,
+        scheme_name="MerchantToken",
+        description="a coalition merchant's token from `loyalty-server merchant token`",
+    )
+    MerchantAuth = Annotated[
+        str, Depends(bearer_auth(merchant_bearer, merchant_store.authenticate, "merchant"))
+    ]
+    Day = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -884,6 +926,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                     allowed_kinds=TERMINAL_KINDS,
                     terminal_id=who.id,
                     earnings_today=earnings_today,
+                    merchant=who.merchant,
                 )
             )
             outcomes: list[dict[str, Any] | OpRejected] = [
@@ -938,6 +981,42 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if program_etag in (tag.strip() for tag in asked[:200].split(",")):
             return Response(status_code=304, headers=headers)
         return JSONResponse(program_body, headers=headers)
+
+    @app.get(
+        "/v1/settlement",
+        response_model=SettlementOut,
+        responses={
+            401: {"model": Problem, "description": "missing, wrong or revoked merchant token"},
+            404: {"model": Problem, "description": "the programme is no coalition"},
+            422: {"description": "not a period: dates as YYYY-MM-DD, at most 400 days"},
+            429: {"model": Problem, "description": "too many reports; wait a minute"},
+        },
+    )
+    def settlement(
+        who: MerchantAuth,
+        start: Annotated[Day, Query(alias="from")],
+        end: Annotated[Day, Query(alias="to")],
+    ) -> dict[str, Any]:
+        """The coalition's settlement for the store days `from`..`to` (inclusive): a
+        merchant's token reads its own row and the payments it is a party to, the
+        operator's every merchant's."""
+        if program.coalition is None:
+            raise HTTPException(404, "the programme is no coalition: there is nothing to settle")
+        try:
+            first, last = date.fromisoformat(start), date.fromisoformat(end)
+        except ValueError:
+            raise HTTPException(422, "not a date: expected YYYY-MM-DD") from None
+        if not shared.allow("settlement:" + who, SETTLEMENTS_PER_MINUTE):
+            raise HTTPException(429, "too many settlement reports; wait a minute")
+        try:
+            report = settlement_for(
+                engine, program.coalition, first, last, ledger.zone, program.currency
+            )
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        if who != merchant_store.OPERATOR_KEY:
+            report = report.only(who)
+        return settlement_json(report)
 
     @app.get("/v1/partners", responses=unauthorized)
     def partners(_who: Auth) -> list[dict[str, Any]]:
@@ -1015,7 +1094,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def apply_one(data: dict[str, Any], who: terminals.Terminal) -> OpResultOut:
         key = str(data.get("key", ""))
         try:
-            outcome = ledger.apply_many([data], allowed_kinds=TERMINAL_KINDS, terminal_id=who.id)[0]
+            outcome = ledger.apply_many(
+                [data], allowed_kinds=TERMINAL_KINDS, terminal_id=who.id, merchant=who.merchant
+            )[0]
         except (OperationalError, DBAPIError) as exc:
             log.warning("operation %s not applied now: %s", key, type(exc).__name__)
             return OpResultOut(

@@ -1,5 +1,5 @@
-"""`loyalty-server`: serve, migrate, terminal add/revoke, partner add/revoke, member import,
-purge, expire, openapi."""
+"""`loyalty-server`: serve, migrate, terminal add/revoke, partner add/revoke, merchant
+token/revoke, settlement, member import, purge, expire, openapi."""
 
 from __future__ import annotations
 
@@ -200,12 +200,127 @@ def cmd_terminal_add(args: argparse.Namespace) -> int:
     if problem:
         complain(f"terminal name '{shown_cut(name)}': {problem}")
         return 2
-    terminal_id, code = add_terminal(engine_for(args), name, settings.pairing_code_ttl_s)
+    merchant = ""
+    if args.merchant is not None:
+        found = coalition_merchant(settings, args.merchant)
+        if found is None:
+            return 2
+        merchant = found
+    terminal_id, code = add_terminal(
+        engine_for(args), name, settings.pairing_code_ttl_s, merchant=merchant
+    )
+    of_merchant = f", merchant {merchant}" if merchant else ""
     print(
-        f"terminal {terminal_id} ({shown(name)}); pairing code: {code}"
+        f"terminal {terminal_id} ({shown(name)}{of_merchant}); pairing code: {code}"
         f" (valid {settings.pairing_code_ttl_s // 60} min, once)"
     )
     print(f"on the terminal: pos-client pair <server url> {code}")
+    return 0
+
+
+def coalition_merchant(settings: Any, merchant_id: str) -> str | None:
+    """`merchant_id` if the programme's coalition names it; else says why and None."""
+    from pos_client.program import load_program
+
+    program = load_program(settings.program, settings.config_dir)
+    if program.coalition is None:
+        complain(f"programme {program.id} is no coalition: it has no merchants")
+        return None
+    found = program.coalition.merchant(merchant_id)
+    if found is None:
+        known = ", ".join(m.id for m in program.coalition.merchants)
+        complain(f"no merchant '{shown_cut(merchant_id)}' in programme {program.id} ({known})")
+        return None
+    return found.id
+
+
+def cmd_merchant_token(args: argparse.Namespace) -> int:
+    from loyalty_server.merchants import OPERATOR_KEY, issue_token
+
+    settings = settings_from(args)
+    if args.operator == (args.merchant is not None):
+        complain("name one merchant, or --operator (who reads every merchant's settlement)")
+        return 2
+    key = OPERATOR_KEY if args.operator else coalition_merchant(settings, args.merchant)
+    if key is None:
+        return 2
+    token = issue_token(engine_for(args), key)
+    who = "the operator" if args.operator else f"merchant {key}"
+    print(f"{who}; settlement token (shown once; an earlier one no longer works): {token}")
+    print("read with: GET /v1/settlement?from=YYYY-MM-DD&to=YYYY-MM-DD, Authorization: Bearer")
+    return 0
+
+
+def cmd_merchant_revoke(args: argparse.Namespace) -> int:
+    from loyalty_server.merchants import OPERATOR_KEY, revoke
+
+    key = OPERATOR_KEY if args.operator else (args.merchant or "")
+    if not key or not key.isprintable() or not revoke(engine_for(args), key):
+        complain(f"no active settlement token for {shown_cut(key) or 'nobody'}")
+        return 1
+    print("settlement token revoked: it no longer works")
+    return 0
+
+
+def parse_day(text: str, option: str) -> Any:
+    from datetime import datetime
+
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        complain(f"{option}: expected a date as YYYY-MM-DD, got '{shown_cut(text)}'")
+        return None
+
+
+def cmd_settlement(args: argparse.Namespace) -> int:
+    """The coalition's settlement for the store days FROM..TO (inclusive), as CSV: one row
+    per merchant (the operator first), or with --payments one row per pair that owes."""
+    from zoneinfo import ZoneInfo
+
+    from pos_client.ledger.settlement import (
+        CSV_COLUMNS,
+        PAYMENT_COLUMNS,
+        merchant_row,
+        payment_row,
+        settlement_for,
+    )
+    from pos_client.program import load_program
+
+    settings = settings_from(args)
+    program = load_program(settings.program, settings.config_dir)
+    if program.coalition is None:
+        complain(f"programme {program.id} is no coalition: there is nothing to settle")
+        return 2
+    start, end = parse_day(args.start, "--from"), parse_day(args.end, "--to")
+    if start is None or end is None:
+        return 2
+    try:
+        report = settlement_for(
+            engine_for(args),
+            program.coalition,
+            start,
+            end,
+            ZoneInfo(settings.timezone),
+            program.currency,
+        )
+    except ValueError as exc:
+        complain(f"--from {start} --to {end}: {exc}")
+        return 2
+    columns, rows = (
+        (PAYMENT_COLUMNS, [payment_row(p) for p in report.payments])
+        if args.payments
+        else (CSV_COLUMNS, [merchant_row(m) for m in report.merchants])
+    )
+    out = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+    try:
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    finally:
+        if args.out:
+            out.close()
+    if args.out:
+        print(f"settlement {start}..{end} ({program.currency}): {len(rows)} row(s) in {args.out}")
     return 0
 
 
@@ -622,6 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = terminal.add_parser("add", help="register a terminal; prints a pairing code")
     common(sub)
     sub.add_argument("name")
+    sub.add_argument("--merchant", help="the coalition merchant whose till it is")
     sub.set_defaults(handler=cmd_terminal_add, needs_schema=True)
     sub = terminal.add_parser("revoke", help="revoke a terminal's token")
     common(sub)
@@ -639,6 +755,27 @@ def build_parser() -> argparse.ArgumentParser:
     common(sub)
     sub.add_argument("name")
     sub.set_defaults(handler=cmd_partner_revoke, needs_schema=True)
+
+    merchant = commands.add_parser(
+        "merchant", help="coalition merchants' settlement tokens"
+    ).add_subparsers(dest="merchant_command", required=True)
+    for name, handler, text in (
+        ("token", cmd_merchant_token, "give a merchant a token to read its settlement"),
+        ("revoke", cmd_merchant_revoke, "revoke a merchant's settlement token"),
+    ):
+        sub = merchant.add_parser(name, help=text)
+        common(sub)
+        sub.add_argument("merchant", nargs="?", help="the merchant's id in the programme")
+        sub.add_argument("--operator", action="store_true", help="the operator's token")
+        sub.set_defaults(handler=handler, needs_schema=True)
+
+    sub = commands.add_parser("settlement", help="a coalition's settlement for a period, as CSV")
+    common(sub)
+    sub.add_argument("--from", dest="start", required=True, help="first store day, YYYY-MM-DD")
+    sub.add_argument("--to", dest="end", required=True, help="last store day, YYYY-MM-DD")
+    sub.add_argument("--payments", action="store_true", help="who owes whom, not per merchant")
+    sub.add_argument("--out", help="write the CSV to this file")
+    sub.set_defaults(handler=cmd_settlement, needs_schema=True)
 
     member = commands.add_parser("member", help="members").add_subparsers(
         dest="member_command", required=True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Date, Integer, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, Date, Integer, MetaData, String, Table, text
 
 from pos_client.ledger.schema import BIGID, UTCDateTime
 
@@ -16,6 +16,9 @@ terminals = Table(
     Column("token_hash", String(64), nullable=True, unique=True),  # sha256; never the token
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
+    # The coalition merchant the terminal's tills belong to ("" = the operator): the
+    # server's record, never the terminal's word. Revision 0011.
+    Column("merchant", String(32), nullable=False, server_default=text("''")),
 )
 
 pairing_codes = Table(
@@ -41,6 +44,17 @@ partners = Table(
     "partners",
     server_metadata,
     Column("id", String(64), primary_key=True),  # the programme's partner id (give target)
+    Column("token_hash", String(64), nullable=True, unique=True),  # sha256; never the token
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+# Coalition merchants reading their settlement through the API: one token each (the
+# operator's under "*", which reads every merchant's), stored hashed, revocable. 0011.
+merchant_tokens = Table(
+    "merchant_tokens",
+    server_metadata,
+    Column("merchant_id", String(32), primary_key=True),
     Column("token_hash", String(64), nullable=True, unique=True),  # sha256; never the token
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),

@@ -24,6 +24,7 @@ def digest(secret: str) -> str:
 class Terminal:
     id: str
     name: str
+    merchant: str = ""  # its coalition merchant ("" = the operator's, or no coalition)
 
 
 class PairingError(Exception):
@@ -47,9 +48,10 @@ def name_problem(name: str) -> str | None:
     return text_problem(name)
 
 
-def add_terminal(engine: Engine, name: str, ttl_s: int) -> tuple[str, str]:
-    """Register a terminal; returns (terminal id, one-time pairing code). A name that is no
-    printable text of 1 to 80 characters raises ValueError (with the reason)."""
+def add_terminal(engine: Engine, name: str, ttl_s: int, merchant: str = "") -> tuple[str, str]:
+    """Register a terminal (of a coalition `merchant`, checked by the caller against the
+    programme); returns (terminal id, one-time pairing code). A name that is no printable
+    text of 1 to 80 characters raises ValueError (with the reason)."""
     problem = name_problem(name)
     if problem is not None:
         raise ValueError(f"terminal name: {problem}")
@@ -57,7 +59,9 @@ def add_terminal(engine: Engine, name: str, ttl_s: int) -> tuple[str, str]:
     code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
     now = utcnow()
     with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
-        conn.execute(terminals.insert().values(id=terminal_id, name=name, created_at=now))
+        conn.execute(
+            terminals.insert().values(id=terminal_id, name=name, created_at=now, merchant=merchant)
+        )
         conn.execute(
             pairing_codes.insert().values(
                 code_hash=digest(code),
@@ -108,7 +112,7 @@ def pair(engine: Engine, code: str, now: datetime | None = None) -> tuple[str, s
 
 
 # Built once: every request authenticates.
-_BY_TOKEN = select(terminals.c.id, terminals.c.name).where(
+_BY_TOKEN = select(terminals.c.id, terminals.c.name, terminals.c.merchant).where(
     terminals.c.token_hash == bindparam("token_hash"), terminals.c.revoked_at.is_(None)
 )
 
@@ -116,7 +120,7 @@ _BY_TOKEN = select(terminals.c.id, terminals.c.name).where(
 def authenticate(engine: Engine, token: str) -> Terminal | None:
     with engine.connect() as conn:
         row = conn.execute(_BY_TOKEN, {"token_hash": digest(token)}).first()
-    return Terminal(row.id, row.name) if row else None
+    return Terminal(row.id, row.name, row.merchant) if row else None
 
 
 def revoke(engine: Engine, terminal_id: str) -> bool:

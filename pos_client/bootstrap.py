@@ -97,7 +97,12 @@ def build_ledger(settings: Settings, program: Program) -> Ledger:
     if not settings.storage.ledger_url:
         private_file(settings.storage.ledger_path)
     url = settings.storage.ledger_url or sqlite_url(settings.storage.ledger_path)
-    ledger = Ledger(make_engine(url), program, zone=ZoneInfo(settings.store.timezone))
+    ledger = Ledger(
+        make_engine(url),
+        program,
+        zone=ZoneInfo(settings.store.timezone),
+        merchant=settings.terminal.merchant,
+    )
     ledger.create_schema()
     return ledger
 
@@ -410,9 +415,31 @@ def terminal_program(settings: Settings) -> tuple[Program, str, ProgramCache | N
     return document.parse(origin), document.version, cache
 
 
+def check_merchant(settings: Settings, program: Program) -> None:
+    """`terminal.merchant` must be a merchant of the programme's coalition (on the embedded
+    ledger, which applies it; on the store server's, whose programme may change, a mismatch
+    is logged and the till previews at the programme's base rates)."""
+    merchant = settings.terminal.merchant
+    if not merchant:
+        return
+    known = [m.id for m in program.coalition.merchants] if program.coalition else []
+    if merchant in known:
+        return
+    problem = (
+        f"no merchant {merchant!r} in programme {program.id} ({', '.join(known)})"
+        if known
+        else f"programme {program.id} is no coalition: it has no merchants"
+    )
+    if settings.backend.kind is BackendKind.HTTP:
+        log.warning("terminal.merchant: %s; previewing at the base rates", problem)
+        return
+    raise ConfigError(f"config key 'terminal.merchant': {problem}")
+
+
 def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
     tighten_folder(private_dir(settings.storage.data_dir))
     program, version, program_cache = terminal_program(settings)
+    check_merchant(settings, program)
     # A terminal paired without the store-wide phone key (the default since pairing asks
     # the server to keep it) sends numbers for the server to key; it never makes one up.
     server_hashes_phones = (
@@ -469,6 +496,7 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
             redeem_on_uid=settings.offline.redeem_on_uid,
             kiosk_spend_by_phone=settings.kiosk.spend_by_phone,
             max_sale_amount=settings.terminal.max_sale_amount,
+            merchant=settings.terminal.merchant,
         ),
         bus,
         wake_sync=sync.wake,

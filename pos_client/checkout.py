@@ -116,6 +116,7 @@ class CheckoutPolicy:
     # spending on a number alone needs this switch (a cashier may, staff are present).
     kiosk_spend_by_phone: bool = False
     max_sale_amount: Decimal = Decimal("100000")  # as the store server's default
+    merchant: str = ""  # the coalition merchant of this till: its earning rates
 
 
 @dataclass(frozen=True)
@@ -529,7 +530,7 @@ class Checkout:
         self, session: MemberSession, purchase: Purchase, plan: RedemptionPlan | None = None
     ) -> EarnBreakdown:
         return rules.earn_points(
-            self.program,
+            self.till_program,
             purchase,
             self.tier_of(session),
             birthday_bonus_due=session.view.birthday_reward and self.program.birthday.points > 0,
@@ -544,7 +545,12 @@ class Checkout:
         from the member's counts as last read (the store server decides again on sync);
         none when points are spent as money and the rule may not be combined."""
         spent = plan.discount if plan is not None else Decimal(0)
-        return rules.free_for_member(self.program, purchase, session.view.stats, spent)
+        return rules.free_for_member(self.till_program, purchase, session.view.stats, spent)
+
+    @property
+    def till_program(self) -> Program:
+        """The programme as this till earns under it (a coalition merchant's rates)."""
+        return rules.program_at_merchant(self.program, self.policy.merchant)
 
     def plan_redemption(
         self,

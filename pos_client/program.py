@@ -17,6 +17,7 @@ from pos_client.rules import (
     ActionRule,
     BirthdayPolicy,
     Category,
+    Coalition,
     Downgrade,
     EarnMode,
     EarnPolicy,
@@ -26,6 +27,7 @@ from pos_client.rules import (
     GiveTarget,
     LocalNames,
     MembershipGate,
+    Merchant,
     NthCount,
     PointsAsMoney,
     Program,
@@ -210,6 +212,95 @@ def _every_nth(table: Section, earn: EarnPolicy, named: set[str]) -> EveryNthFre
         excluded_categories=_known_categories(table, "excluded_categories", named),
         max_value=table.decimal("max_value", None, minimum=Decimal("0.01")),
         with_points_as_money=bool(table.flag("with_points_as_money", False)),
+    )
+
+
+COALITION_KEYS = {"operator", "funding_rate", "merchants"}
+MERCHANT_KEYS = {"id", "name", "names", "funding_rate", "rate", "category_rates"}
+MAX_MERCHANTS = 100
+MAX_FUNDING_RATE = Decimal(100)  # money a point: far above any real programme's
+MAX_MERCHANT_RATE = Decimal(10_000)
+
+
+def _merchant_id_problem(value: object) -> str | None:
+    if not isinstance(value, str) or not 1 <= len(value) <= 32:
+        return "1 to 32 characters"
+    if not (value[0].isascii() and value[0].isalnum()) or any(
+        not (c.isascii() and (c.isalnum() or c in "_-")) or c.isupper() for c in value
+    ):
+        return "lower-case letters, digits, '-' and '_', starting with a letter or digit"
+    return None
+
+
+def _funding_rate(table: Section, default: Decimal | None = None) -> Decimal:
+    """What a point issued costs its issuer; required unless `default` is given."""
+    rate: Decimal = (
+        table.decimal("funding_rate", minimum=Decimal("0.0001"))
+        if default is None
+        else table.decimal("funding_rate", default, minimum=Decimal("0.0001"))
+    )
+    if rate > MAX_FUNDING_RATE:
+        raise table.fail("funding_rate", f"at most {MAX_FUNDING_RATE} a point")
+    return rate
+
+
+def _coalition(table: Section, named: set[str]) -> Coalition | None:
+    """`[coalition]` with `[[coalition.merchants]]`: companies sharing the programme, each
+    with its tills' earning rates and what a point it issues costs it."""
+    if not table.data:
+        return None
+    for extra in sorted(set(table.data) - COALITION_KEYS):
+        raise table.fail(
+            extra, f"unknown setting (coalition has {', '.join(sorted(COALITION_KEYS))})"
+        )
+    operator = table.text("operator")
+    if not isinstance(operator, str) or not operator.strip() or len(operator) > 80:
+        raise table.fail("operator", "who runs the coalition, 1 to 80 characters")
+    operator_rate = _funding_rate(table)
+    merchants: list[Merchant] = []
+    sections = table.tables("merchants")
+    if len(sections) < 2:
+        raise table.fail("merchants", "a coalition needs two or more [[coalition.merchants]]")
+    if len(sections) > MAX_MERCHANTS:
+        raise table.fail("merchants", f"at most {MAX_MERCHANTS} merchants")
+    for section in sections:
+        for extra in sorted(set(section.data) - MERCHANT_KEYS):
+            known = ", ".join(sorted(MERCHANT_KEYS))
+            raise section.fail(extra, f"unknown setting (a merchant has {known})")
+        merchant_id = section.text("id")
+        problem = _merchant_id_problem(merchant_id)
+        if problem is not None:
+            raise section.fail("id", f"a merchant id: {problem}")
+        if merchant_id == "operator":
+            raise section.fail("id", "'operator' names the coalition's operator in reports")
+        if any(m.id == merchant_id for m in merchants):
+            raise section.fail("id", f"merchant {merchant_id!r} is named twice")
+        name = section.text("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 80:
+            raise section.fail("name", "the merchant's name, 1 to 80 characters")
+        rate = section.decimal("rate", None, minimum=ZERO)
+        if rate is not None and rate > MAX_MERCHANT_RATE:
+            raise section.fail("rate", f"at most {MAX_MERCHANT_RATE} points a currency unit")
+        rates = section.table("category_rates")
+        for key in rates.data:
+            if key not in named:
+                raise rates.fail(key, f"no category {key!r} (add [categories.{key}])")
+            if rates.decimal(key, minimum=ZERO) > MAX_MERCHANT_RATE:
+                raise rates.fail(key, f"at most {MAX_MERCHANT_RATE} points a currency unit")
+        merchants.append(
+            Merchant(
+                id=merchant_id,
+                name=name.strip(),
+                funding_rate=_funding_rate(section, operator_rate),
+                rate=rate,
+                category_rates=section.decimal_map("category_rates"),
+                names=_names(section),
+            )
+        )
+    return Coalition(
+        operator=operator.strip(),
+        funding_rate=operator_rate,
+        merchants=tuple(merchants),
     )
 
 
@@ -456,6 +547,7 @@ def parse_program(root: Section) -> Program:
             root.table("every_nth"), earn_policy, set(root.table("categories").data)
         ),
         membership=_membership(root.table("membership")),
+        coalition=_coalition(root.table("coalition"), set(root.table("categories").data)),
         id=root.text("id"),
         name=root.text("name"),
         currency=root.text("currency", "USD"),
@@ -517,6 +609,28 @@ def _unit_earning_json(by_unit: UnitEarning | None) -> dict[str, Any]:
             "max_per_line": str(by_unit.max_per_line),
             "with_amount": by_unit.with_amount,
             "decimals": by_unit.decimals,
+        }
+    }
+
+
+def _coalition_json(coalition: Coalition | None) -> dict[str, Any]:
+    if coalition is None:  # absent, so a programme without merchants reads as before
+        return {}
+    return {
+        "coalition": {
+            "operator": coalition.operator,
+            "funding_rate": str(coalition.funding_rate),
+            "merchants": [
+                {
+                    "id": m.id,
+                    "name": m.name,
+                    "names": dict(m.names.items),
+                    "funding_rate": str(m.funding_rate),
+                    "rate": None if m.rate is None else str(m.rate),
+                    "category_rates": {k: str(v) for k, v in m.category_rates.items()},
+                }
+                for m in coalition.merchants
+            ],
         }
     }
 
@@ -620,6 +734,7 @@ def program_to_json(program: Program) -> dict[str, Any]:
             }
             for g in program.give_targets
         ],
+        **_coalition_json(program.coalition),
         "expiry_months": program.expiry.months,
         "expiry_mode": program.expiry.mode.value,
         "expiry_years": program.expiry.years,

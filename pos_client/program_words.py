@@ -274,7 +274,48 @@ def every_nth(program: Program) -> list[str]:
     return [row + "."]
 
 
+def coalition(program: Program) -> list[str]:
+    found = program.coalition
+    if found is None:
+        return []
+    unit, currency = program.unit_name, program.currency
+    rows = [
+        f"Coalition run by {found.operator}: {unit} earned at any merchant are spent at any;"
+        f" its own {unit} (partner transfers in) cost it {number(found.funding_rate)}"
+        f" {currency} each."
+    ]
+    for merchant in found.merchants:
+        rates = []
+        if merchant.rate is not None:
+            rates.append(
+                f"{points(program, merchant.rate)} per {number(program.earn.unit)} {currency}"
+            )
+        rates += [
+            f"{number(rate)} on {program.category_name(category, 'en')}"
+            for category, rate in sorted(merchant.category_rates.items())
+        ]
+        earns = ", ".join(rates) if rates else "the programme's rates"
+        one = points(program, 1).split(" ", 1)[1]  # "point", "mile"
+        rows.append(
+            f"  {merchant.name} ({merchant.id}): earns {earns}; each {one}"
+            f" it issues costs it {number(merchant.funding_rate)} {currency}, paid to the"
+            " merchant where it is spent."
+        )
+    rows.append(
+        f"  Oldest {unit} are spent first; merchants settle a period with"
+        " `loyalty-server settlement --from --to`."
+    )
+    return rows
+
+
 def describe_program(program: Program) -> list[str]:
     """Every rule of the programme, one sentence a line."""
     head = f"{program.name} ({program.id}): {program.unit_name}, prices in {program.currency}."
-    return [head, *earning(program), *tiers(program), *rewards(program), *other_rules(program)]
+    return [
+        head,
+        *earning(program),
+        *coalition(program),
+        *tiers(program),
+        *rewards(program),
+        *other_rules(program),
+    ]

@@ -354,6 +354,56 @@ class MembershipGate:
     min_spend: Decimal | None = None
 
 
+@dataclass(frozen=True)
+class Merchant:
+    """A company of a coalition. Its terminals earn at its own `rate` (and category rates,
+    over the programme's); each point it issues costs it `funding_rate` in money, paid to
+    the merchant where the point is spent (nothing when spent at its own tills or expired)."""
+
+    id: str
+    name: str
+    funding_rate: Decimal
+    rate: Decimal | None = None
+    category_rates: Mapping[str, Decimal] = field(default_factory=dict)
+    names: LocalNames = LocalNames()
+
+    def display_name(self, language: str) -> str:
+        return self.names.get(language, self.name)
+
+
+@dataclass(frozen=True)
+class Coalition:
+    """Several merchants sharing one programme run by `operator`. Points no merchant's till
+    issued (partner transfers in, the server's own) are the operator's, at `funding_rate`;
+    points sent to partners or charities are spent at the operator, who pays for them."""
+
+    operator: str
+    funding_rate: Decimal
+    merchants: tuple[Merchant, ...]
+
+    def merchant(self, merchant_id: str) -> Merchant | None:
+        return next((m for m in self.merchants if m.id == merchant_id), None)
+
+    def funding_of(self, merchant_id: str) -> Decimal:
+        """What a point issued by `merchant_id` ("" = the operator) costs its issuer."""
+        found = self.merchant(merchant_id)
+        return self.funding_rate if found is None else found.funding_rate
+
+
+def program_at_merchant(program: Program, merchant_id: str) -> Program:
+    """The programme as a merchant's tills apply it: its earning rates over the programme's.
+    The operator's ("") or a merchant the programme no longer names earn at the base rates."""
+    found = program.coalition.merchant(merchant_id) if program.coalition else None
+    if found is None or (found.rate is None and not found.category_rates):
+        return program
+    earn = replace(
+        program.earn,
+        rate=program.earn.rate if found.rate is None else found.rate,
+        category_rates={**program.earn.category_rates, **found.category_rates},
+    )
+    return replace(program, earn=earn)
+
+
 class ExpiryMode(StrEnum):
     ROLLING = "rolling"  # each earning expires `months` after it was earned
     PERIOD_END = "period_end"  # a calendar year's earnings at the end of the `years`th year on
@@ -390,6 +440,7 @@ class Program:
     membership: MembershipGate = MembershipGate()
     give_targets: tuple[GiveTarget, ...] = ()
     every_nth: EveryNthFree | None = None
+    coalition: Coalition | None = None
     categories: tuple[Category, ...] = ()  # display names of the earn categories
     unit_forms: UnitForms = UnitForms()  # unit_name per language, in plural forms
     names: LocalNames = LocalNames()

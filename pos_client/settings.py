@@ -46,6 +46,9 @@ class TerminalSettings:
     # The most one sale may total; the store server refuses more (LOYALTY_SERVER_MAX_SALE_
     # AMOUNT, the same default): refused here before it is recorded, not after it syncs.
     max_sale_amount: Decimal = Decimal("100000")
+    # The coalition merchant whose till this is ("" = the operator's, or no coalition): the
+    # preview earns at its rates; the store server applies its own record of the terminal.
+    merchant: str = ""
 
 
 @dataclass(frozen=True)
@@ -271,6 +274,7 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
             max_sale_amount=terminal.decimal(
                 "max_sale_amount", Decimal("100000"), minimum=Decimal(1)
             ),
+            merchant=terminal.text("merchant", ""),
         ),
         admin=parse_admin(root.table("admin")),
         store=StoreSettings(name=store.text("name"), region=region, timezone=timezone),

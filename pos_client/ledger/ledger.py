@@ -138,6 +138,7 @@ class Claim:
 
     digest: str  # the body's hash: the same key with another body is a conflict
     terminal_id: str | None  # from the caller's credentials; None in-process
+    merchant: str = ""  # the coalition merchant of the caller's till ("" = the operator)
 
 
 @dataclass(frozen=True)
@@ -228,12 +229,17 @@ class Ledger:
         check: Callable[[Operation, dict[str, Any]], Operation] | None = None,
         program_version: str | None = None,
         zone: ZoneInfo | None = None,
+        merchant: str = "",
     ) -> None:
         """`check`, when given, sees every parsed operation first: it returns the operation
         to apply (normalised) or raises OpRejected for it alone (the server's strict input).
         `program_version` is told in each sale's result: the rules it was applied under.
         `zone` is the store's time zone: every day, year and period rule counts its days.
+        `merchant`: the coalition merchant of operations applied in-process (an embedded
+        ledger's own till); an authenticated caller's is given with its batch.
         """
+        self.merchant = merchant
+        self._merchant_programs: dict[str, Program] = {}
         self.program_version = program_version
         self.zone = zone or ZoneInfo("UTC")
         self.limits = limits or Limits()
@@ -754,6 +760,7 @@ class Ledger:
         terminal_id: str | None = None,
         all_or_nothing: bool = False,
         earnings_today: dict[str, int] | None = None,
+        merchant: str | None = None,
     ) -> list[dict[str, Any] | OpRejected]:
         """Apply a batch in one database transaction (one commit, one fsync): one refused
         operation never undoes or blocks the others. Operations are applied without a
@@ -769,14 +776,17 @@ class Ledger:
         `earnings_today`, when given, receives the earnings recorded today (the store's day)
         after the batch of the members it earned for, where the batch read them anyway (the
         daily cap's read-ahead); a member missing from it was not read.
+        `merchant`: the coalition merchant of the caller's till (the server's record of the
+        terminal); None: this ledger's own (in-process).
         """
+        till = self.merchant if merchant is None else merchant
         prepared: list[tuple[Operation, Claim] | OpRejected] = []
         for body in bodies:
             try:
                 op = parse_operation(body)
                 if allowed_kinds is not None and op.kind not in allowed_kinds:
                     raise OpRejected("not_allowed", f"a terminal may not send {op.kind} operations")
-                claim = Claim(body_hash(body), terminal_id)
+                claim = Claim(body_hash(body), terminal_id, till)
                 if self.check is not None:
                     op = self.check(op, body)
             except OpRejected as exc:
@@ -1196,6 +1206,7 @@ class Ledger:
         reward_id: str | None = None,
         units_milli: int = 0,
         segments: int = 0,
+        merchant: str = "",
     ) -> None:
         recorded_at = self._now(conn)
         row = {
@@ -1209,6 +1220,7 @@ class Ledger:
             "recorded_at": recorded_at,
             "units_milli": units_milli,
             "segments": segments,
+            "merchant": merchant,
         }
         added = totals.counts(kind, points, amount_minor, units_milli, segments)
         sums = (
@@ -1286,6 +1298,15 @@ class Ledger:
             raise OpRejected("redemption_refused", str(exc)) from None
         raise OpRejected("bad_request", "redemption names neither a reward nor blocks")
 
+    def _program_at(self, merchant: str) -> Program:
+        """The programme as `merchant`'s tills earn under it (its rates over the base)."""
+        found = self._merchant_programs.get(merchant)
+        if found is None:
+            found = rules.program_at_merchant(self.program, merchant)
+            if len(self._merchant_programs) < 1000:  # merchants are few; bound it anyway
+                self._merchant_programs[merchant] = found
+        return found
+
     def _apply_sale(self, conn: Connection, op: SaleOp, claim: Claim) -> dict[str, Any]:
         limits = self.limits
         if (
@@ -1304,7 +1325,8 @@ class Ledger:
         birthday_bonus_due = bool(self.program.birthday.points) and birthday
         spent = plan.discount if plan else Decimal(0)
         # Counted on the member's lifetime totals, read under the member's lock by `stats`.
-        free = rules.free_for_member(self.program, op.purchase, stats, spent)
+        at_till = self._program_at(claim.merchant)
+        free = rules.free_for_member(at_till, op.purchase, stats, spent)
         if free.value and spent + free.value > op.purchase.total:
             raise OpRejected(
                 "not_combinable",
@@ -1313,7 +1335,7 @@ class Ledger:
             )
         try:
             breakdown = rules.earn_points(
-                self.program,
+                at_till,
                 op.purchase,
                 tier,
                 birthday_bonus_due=birthday_bonus_due,
@@ -1357,6 +1379,7 @@ class Ledger:
             amount,
             units_milli=int(op.purchase.units * 1000),
             segments=op.purchase.unit_lines,
+            merchant=claim.merchant,
         )
         birthday_gift = (
             plan is not None
@@ -1368,7 +1391,13 @@ class Ledger:
             self._grant_birthday(conn, record, op.key, today)
         if breakdown.birthday_bonus:
             self._post(
-                conn, op.key, op.member_id, "birthday", breakdown.birthday_bonus, op.occurred_at
+                conn,
+                op.key,
+                op.member_id,
+                "birthday",
+                breakdown.birthday_bonus,
+                op.occurred_at,
+                merchant=claim.merchant,
             )
         if plan is not None:
             kind = "birthday" if plan.points == 0 and plan.reward_id else "redeem"
@@ -1380,6 +1409,7 @@ class Ledger:
                 -plan.points,
                 op.occurred_at,
                 reward_id=plan.reward_id,
+                merchant=claim.merchant,
             )
         credited = breakdown.points
         if gate is not None:
@@ -1528,7 +1558,14 @@ class Ledger:
             "points_redeemed": 0,
         }
         self._post(
-            conn, op.key, op.member_id, "action", points, op.occurred_at, reward_id=op.action
+            conn,
+            op.key,
+            op.member_id,
+            "action",
+            points,
+            op.occurred_at,
+            reward_id=op.action,
+            merchant=claim.merchant,
         )
         credited = self._credited_past_gate(conn, op.member_id, op.key, points, op.occurred_at)
         if credited != points:
@@ -1563,7 +1600,14 @@ class Ledger:
             result["partner_account"] = op.partner_account
         kind = "donate" if plan.target.kind == "charity" else "transfer"
         self._post(
-            conn, op.key, op.member_id, kind, -plan.points, op.occurred_at, reward_id=plan.target.id
+            conn,
+            op.key,
+            op.member_id,
+            kind,
+            -plan.points,
+            op.occurred_at,
+            reward_id=plan.target.id,
+            merchant=claim.merchant,
         )
         result["balance"] = self._move_balance(conn, op.member_id, -plan.points)
         self._claim(conn, op, claim, result)
@@ -1583,6 +1627,7 @@ class Ledger:
             points,
             op.occurred_at,
             reward_id=op.partner_id,
+            merchant=claim.merchant,
         )
         result: dict[str, Any] = {
             "status": "applied",

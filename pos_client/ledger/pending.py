@@ -270,6 +270,7 @@ _PG_TRANSACTIONS = _insert(
         "recorded_at": "timestamptz",
         "units_milli": "bigint",
         "segments": "integer",
+        "merchant": "text",
     },
 )
 _PG_TOTALS = _insert(

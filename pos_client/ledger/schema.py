@@ -104,6 +104,9 @@ transactions = Table(
     # the lines carrying them (segments, stays); 0 otherwise. Ledger version 6, 0010.
     Column("units_milli", BigInteger, nullable=False, server_default=text("0")),
     Column("segments", Integer, nullable=False, server_default=text("0")),
+    # The coalition merchant whose till recorded it ("" = the operator, or no coalition): its
+    # points are its to fund, its redemptions its to be paid for. Ledger version 7, 0011.
+    Column("merchant", String(32), nullable=False, server_default=text("''")),
 )
 Index("ix_transactions_member_time", transactions.c.member_id, transactions.c.occurred_at)
 

@@ -296,6 +296,13 @@ def _v6_units(conn: Connection, _context: StepContext) -> None:
         )
 
 
+def _v7_merchant(conn: Connection, _context: StepContext) -> None:
+    # Nothing to backfill: before this version no till belonged to a coalition merchant.
+    conn.exec_driver_sql(
+        "ALTER TABLE transactions ADD COLUMN merchant VARCHAR(32) NOT NULL DEFAULT ''"
+    )
+
+
 # The steps after the baseline, in order (see the module docstring to add one).
 STEPS: tuple[Step, ...] = (
     Step(2, "member_totals, backfilled from transactions", _v2_member_totals),
@@ -303,6 +310,7 @@ STEPS: tuple[Step, ...] = (
     Step(4, "card_counters: the last secure-NFC read counter accepted per card", _v4_card_counters),
     Step(5, "member_pins: members' PIN hashes and failures in a row", _v5_member_pins),
     Step(6, "units and segments of sales in transactions and member_totals", _v6_units),
+    Step(7, "the coalition merchant of each transaction", _v7_merchant),
 )
 
 

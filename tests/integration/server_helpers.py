@@ -163,15 +163,17 @@ class ServerProcess:
         seed_demo_members(ledger, self.hasher())
         ledger.engine.dispose()
 
-    def pairing_code(self, name: str = "desk") -> str:
+    def pairing_code(self, name: str = "desk", merchant: str = "") -> str:
         engine = make_engine(self.database_url)
-        _terminal_id, code = add_terminal(engine, name, 600)
+        _terminal_id, code = add_terminal(engine, name, 600, merchant=merchant)
         engine.dispose()
         return code
 
-    def pair(self, name: str = "desk") -> dict[str, str]:
+    def pair(self, name: str = "desk", merchant: str = "") -> dict[str, str]:
         response = requests.post(
-            self.url + "/v1/terminals/pair", json={"code": self.pairing_code(name)}, timeout=10
+            self.url + "/v1/terminals/pair",
+            json={"code": self.pairing_code(name, merchant)},
+            timeout=10,
         )
         response.raise_for_status()
         data: dict[str, str] = response.json()
@@ -179,15 +181,22 @@ class ServerProcess:
 
 
 def http_terminal(
-    server: ServerProcess, data_dir: Path, url: str | None = None, read_timeout_s: float = 10.0
+    server: ServerProcess,
+    data_dir: Path,
+    url: str | None = None,
+    read_timeout_s: float = 10.0,
+    answer: dict[str, str] | None = None,
+    program: str = "category_tiers",
+    **config: str,
 ) -> Terminal:
-    """A terminal paired with the server, its outbox draining over HTTP."""
-    answer = server.pair(data_dir.name)
+    """A terminal paired with the server (or with the pairing `answer` given), its outbox
+    draining over HTTP; `config`: settings as POS_CLIENT__SECTION__KEY would give them."""
+    answer = answer or server.pair(data_dir.name)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "terminal.token").write_text(answer["token"])
     if answer.get("phone_key"):  # a server that still shares the store-wide key
         (data_dir / "phone.key").write_text(answer["phone_key"])
-    settings = make_settings(data_dir)
+    settings = make_settings(data_dir, program, **config)
     settings = replace(
         settings,
         backend=replace(

@@ -388,3 +388,31 @@ def test_a_sale_earns_by_the_units_of_its_lines_under_an_airline_programme(
         assert refused.returncode == 2 and "units" in refused.stderr.lower()
     status = json.loads(run(tmp_path, "queue", "status", "--json", env=airline).stdout)
     assert status["pending"] == 2  # the refused sales recorded nothing
+
+
+def test_a_coalition_till_earns_at_its_merchants_rates_and_a_wrong_merchant_is_refused(
+    tmp_path: Path,
+) -> None:
+    coalition = {"POS_CLIENT__PROGRAM__PRESET": "coalition_points"}
+    shown = run(tmp_path, "program", "show", env=coalition).stdout
+    assert "RoadStar fuel stations (fuel): earns 0.5 points per 1 EUR, 2 on Station shop" in shown
+    assert "loyalty-server settlement" in shown
+    fuel = {**coalition, "POS_CLIENT__TERMINAL__MERCHANT": "fuel"}
+    run(tmp_path, "seed-demo", env=fuel)
+    earned = json.loads(
+        run(
+            tmp_path,
+            *("earn", "--member", ANNA.card_number, "--line", "10.00:shop", "--line", "60.00:fuel"),
+            *("--no-sync", "--json"),
+            env=fuel,
+        ).stdout
+    )
+    assert earned["expected_points"] == 20 + 30
+    wrong = run(
+        tmp_path,
+        *("earn", "--member", ANNA.card_number, "--amount", "10.00", "--no-sync"),
+        env={**coalition, "POS_CLIENT__TERMINAL__MERCHANT": "bakery"},
+        check=False,
+    )
+    assert wrong.returncode == 2 and "terminal.merchant" in wrong.stderr
+    assert "grocer, fuel, pharmacy" in wrong.stderr and "Traceback" not in wrong.stderr

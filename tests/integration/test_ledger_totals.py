@@ -27,7 +27,9 @@ HONOLULU = ZoneInfo("Pacific/Honolulu")  # UTC-10
 def drop_units_columns(
     conn: Any, tables: tuple[str, ...] = ("transactions", "member_totals")
 ) -> None:
-    """Back to version 5: no units or segments columns (SQLite 3.35+ drops columns)."""
+    """Back to version 5: no units or segments columns, nor version 7's merchant (SQLite
+    3.35+ drops columns)."""
+    conn.exec_driver_sql("ALTER TABLE transactions DROP COLUMN merchant")
     for table in tables:
         for column in ("units_milli", "segments"):
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
@@ -99,7 +101,7 @@ def test_an_embedded_ledger_from_before_the_totals_gains_them_backfilled(tmp_pat
         conn.exec_driver_sql("DROP TABLE member_totals")  # the previous release's database:
         conn.exec_driver_sql("DROP TABLE card_counters")  # no totals, no later tables,
         conn.exec_driver_sql("DROP TABLE member_pins")
-        drop_units_columns(conn, ("transactions",))  # version 6's
+        drop_units_columns(conn, ("transactions",))  # versions 6 and 7's
         conn.exec_driver_sql("DROP TABLE ledger_version")  # no version
     ledger.engine.dispose()
     reopened = zoned_ledger(path)
@@ -152,7 +154,7 @@ def test_a_ledger_at_version_2_gains_todays_recorded_row_and_the_cap_counts_it(
         conn.exec_driver_sql("DELETE FROM member_totals WHERE grain = 'r'")
         conn.exec_driver_sql("DROP TABLE card_counters")  # version 4's
         conn.exec_driver_sql("DROP TABLE member_pins")  # version 5's
-        drop_units_columns(conn)  # version 6's
+        drop_units_columns(conn)  # versions 6 and 7's
         conn.exec_driver_sql("UPDATE ledger_version SET version = 2")
     ledger.engine.dispose()
     reopened = capped_ledger(path, cap=1_000)

@@ -64,7 +64,7 @@ def read_only(path: Path) -> sqlite3.Connection:
 
 
 # Columns later versions added to the release's tables (their values: what each step set).
-ADDED_COLUMNS = {"transactions": ("units_milli", "segments")}
+ADDED_COLUMNS = {"transactions": ("units_milli", "segments", "merchant")}
 
 
 def table_rows(path: Path, tables: Iterator[str] | list[str] | None = None) -> dict[str, Any]:
