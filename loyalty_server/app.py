@@ -215,6 +215,11 @@ class StatsOut(BaseModel):
     lifetime_visits: int = Field(0, description="purchases over the membership (every Nth free)")
 
 
+class OfferLeftOut(BaseModel):
+    offer_id: str
+    uses_left: int
+
+
 class MemberOut(BaseModel):
     member_id: str
     points_held: int = Field(0, description="points held until a first spend (a gate)")
@@ -238,6 +243,9 @@ class MemberOut(BaseModel):
     points_expiring: int = Field(0, description="of the balance, expiring in the next 30 days")
     expiring_on: str | None = Field(
         None, description="the store day (YYYY-MM-DD) the first of them expire"
+    )
+    offers: list[OfferLeftOut] = Field(
+        default_factory=list, description="partner offers open to the member today"
     )
 
 

@@ -497,6 +497,7 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
             kiosk_spend_by_phone=settings.kiosk.spend_by_phone,
             max_sale_amount=settings.terminal.max_sale_amount,
             merchant=settings.terminal.merchant,
+            timezone=settings.store.timezone,
         ),
         bus,
         wake_sync=sync.wake,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pos_client import rules
 from pos_client.deferred import Deferred
@@ -117,6 +118,7 @@ class CheckoutPolicy:
     kiosk_spend_by_phone: bool = False
     max_sale_amount: Decimal = Decimal("100000")  # as the store server's default
     merchant: str = ""  # the coalition merchant of this till: its earning rates
+    timezone: str = "UTC"  # the store's: the day a partner offer is open on
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,11 @@ class Receipt:
     recorded_at: datetime
     free_count: int = 0  # nights or purchases free by the programme's every-Nth rule
     free_value: Decimal = Decimal(0)
+    offers: tuple[rules.AppliedOffer, ...] = ()  # partner offers the sale got by itself
+
+
+def offers_discount(offers: tuple[rules.AppliedOffer, ...]) -> Decimal:
+    return sum((offer.discount for offer in offers), Decimal(0))
 
 
 # Cache lookups written since phones are keyed with the slow KDF carry this form; rows
@@ -529,14 +536,43 @@ class Checkout:
     def preview(
         self, session: MemberSession, purchase: Purchase, plan: RedemptionPlan | None = None
     ) -> EarnBreakdown:
-        return rules.earn_points(
+        offers = self.sale_offers(session, purchase, plan)
+        breakdown = rules.earn_points(
             self.till_program,
             purchase,
             self.tier_of(session),
             birthday_bonus_due=session.view.birthday_reward and self.program.birthday.points > 0,
-            discount=plan.discount if plan else Decimal(0),
+            discount=(plan.discount if plan else Decimal(0)) + offers_discount(offers),
             free=self.free_items(session, purchase, plan),
         )
+        bonus = sum(offer.points for offer in offers)
+        if not bonus:
+            return breakdown
+        return replace(breakdown, points=breakdown.points + bonus, offer_points=bonus)
+
+    def today(self) -> date:
+        """The store's day now."""
+        return self.clock().astimezone(ZoneInfo(self.policy.timezone)).date()
+
+    def sale_offers(
+        self, session: MemberSession, purchase: Purchase, plan: RedemptionPlan | None = None
+    ) -> tuple[rules.AppliedOffer, ...]:
+        """The member's partner offers this sale gets by itself: those the member's view
+        says are left, still open today (the view may be an offline copy), met by the sale
+        (the store server checks each again)."""
+        if not self.program.offers or not session.view.offers:
+            return ()
+        today = self.today()
+        tier = self.tier_of(session)
+        still_open = [
+            left
+            for left in session.view.offers
+            if (offer := self.program.offer(left.offer_id)) is not None
+            and rules.offer_open(self.program, offer, tier, session.view.stats, today)
+        ]
+        spent = plan.discount if plan is not None else Decimal(0)
+        left_to_pay = purchase.total - self.free_items(session, purchase, plan).value - spent
+        return rules.offers_for_sale(self.program, still_open, purchase, left_to_pay)
 
     def free_items(
         self, session: MemberSession, purchase: Purchase, plan: RedemptionPlan | None = None
@@ -639,6 +675,7 @@ class Checkout:
                 "not_combinable",
             )
         breakdown = self.preview(session, purchase, plan)
+        offers = self.sale_offers(session, purchase, plan)
         if plan is not None and redemption is None:
             redemption = RedemptionRequest(
                 reward_id=plan.reward_id,
@@ -656,6 +693,7 @@ class Checkout:
             expected_points=breakdown.points,
             offline=not session.online,
             program_version=self.program_version,
+            offers=tuple(offer.offer_id for offer in offers),
         )
         self._record(op.to_body(), op.occurred_at)
         self.bus.publish(
@@ -669,13 +707,20 @@ class Checkout:
             expected_points=breakdown.points,
             redeemed_points=op.redeem_points,
             discount=plan.discount if plan else Decimal(0),
-            cash_due=max(purchase.total - (plan.discount if plan else 0) - free.value, Decimal(0)),
+            cash_due=max(
+                purchase.total
+                - (plan.discount if plan else 0)
+                - free.value
+                - offers_discount(offers),
+                Decimal(0),
+            ),
             reward_id=plan.reward_id if plan else None,
             offline=op.offline,
             breakdown=tuple(breakdown.explain()),
             recorded_at=op.occurred_at,
             free_count=free.count,
             free_value=free.value,
+            offers=offers,
         )
 
     def redeem(self, session: MemberSession, reward_id: str, option: int | None = None) -> Receipt:
@@ -840,6 +885,8 @@ class Checkout:
             rewards=rules.reward_offers(self.program, 0, first_tier, False),
             card_number=card_number,
             as_of=now,
+            # A welcome offer is the new member's from the first sale on.
+            offers=rules.offers_left(self.program, first_tier, MemberStats(), self.today(), {}),
         )
         self.outbox.cache_member(cache_lookup_key("card_number", card_number), view)
         self.remember(identity, view)

@@ -245,6 +245,17 @@ class RewardOffer:
     value: Decimal | None = None
 
 
+MAX_OFFERS = 50  # partner offers a programme may run at once
+
+
+@dataclass(frozen=True)
+class OfferLeft:
+    """A partner offer the member may use today, and how many more times."""
+
+    offer_id: str
+    uses_left: int
+
+
 @dataclass(frozen=True)
 class MemberView:
     """What a terminal may know and show about a member. Names and phone are masked."""
@@ -270,6 +281,7 @@ class MemberView:
     # spend (None: no gate, or it is open).
     points_held: int = 0
     gate_remaining: Decimal | None = None
+    offers: tuple[OfferLeft, ...] = ()  # partner offers open to the member today
 
 
 def mask_name(first_name: str, last_name: str) -> str:
@@ -325,6 +337,7 @@ def member_view_to_json(view: MemberView) -> dict[str, object]:
         "expiring_on": view.expiring_on.isoformat() if view.expiring_on else None,
         "points_held": view.points_held,
         "gate_remaining": None if view.gate_remaining is None else str(view.gate_remaining),
+        "offers": [{"offer_id": o.offer_id, "uses_left": o.uses_left} for o in view.offers],
     }
 
 
@@ -371,5 +384,9 @@ def member_view_from_json(data: dict[str, Any]) -> MemberView:
         points_held=max(int(data.get("points_held") or 0), 0),
         gate_remaining=(
             Decimal(data["gate_remaining"]) if data.get("gate_remaining") is not None else None
+        ),
+        offers=tuple(
+            OfferLeft(str(o["offer_id"]), max(int(o["uses_left"]), 0))
+            for o in (data.get("offers") or [])[:MAX_OFFERS]
         ),
     )

@@ -286,6 +286,24 @@ class RedemptionRequest:
         )
 
 
+MAX_OFFERS_PER_SALE = 10
+_OFFER_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def parse_offer_ids(value: Any) -> tuple[str, ...]:
+    """A sale's offers: absent, or a list of at most 10 distinct offer ids."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_OFFERS_PER_SALE:
+        raise OpRejected("bad_request", f"offers: a list of at most {MAX_OFFERS_PER_SALE} ids")
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not _OFFER_ID.fullmatch(item):
+            raise OpRejected("bad_request", f"offers[{index}]: not an offer id")
+    if len(set(value)) != len(value):
+        raise OpRejected("bad_request", "offers: an offer is named twice")
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class SaleOp:
     key: str
@@ -297,6 +315,7 @@ class SaleOp:
     expected_points: int = 0  # the terminal's preview, shown as pending until acked
     offline: bool = False
     program_version: str | None = None  # the programme the preview was made under
+    offers: tuple[str, ...] = ()  # the partner offers the till applied (ids)
 
     kind = OP_SALE
 
@@ -313,6 +332,7 @@ class SaleOp:
             "offline": self.offline,
             # Only when known, so a sale recorded before versions hashes as it did.
             **({"program_version": self.program_version} if self.program_version else {}),
+            **({"offers": list(self.offers)} if self.offers else {}),
         }
 
     @classmethod
@@ -343,6 +363,7 @@ class SaleOp:
             expected_points=optional(body, "expected_points", int) or 0,
             offline=body.get("offline") is True,
             program_version=parse_program_version(body.get("program_version")),
+            offers=parse_offer_ids(body.get("offers")),
         )
 
     @property

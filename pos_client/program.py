@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from pos_client.configfile import ConfigError, Section, load_toml
+from pos_client.domain import MAX_OFFERS
 from pos_client.operations import MAX_UNITS, PROGRAM_VERSION
 from pos_client.plurals import LANGUAGES, plural_count
 from pos_client.rules import (
@@ -29,6 +31,8 @@ from pos_client.rules import (
     MembershipGate,
     Merchant,
     NthCount,
+    OfferKind,
+    PartnerOffer,
     PointsAsMoney,
     Program,
     Reward,
@@ -304,6 +308,106 @@ def _coalition(table: Section, named: set[str]) -> Coalition | None:
     )
 
 
+OFFER_KEYS = {
+    "id",
+    "partner",
+    "name",
+    "names",
+    "kind",
+    "value",
+    "points",
+    "skus",
+    "categories",
+    "min_spend",
+    "valid_from",
+    "valid_until",
+    "max_uses_per_member",
+    "min_tier",
+    "min_tenure_months",
+    "new_members_months",
+}
+MAX_OFFER_POINTS = 100_000
+
+
+def _day(table: Section, name: str) -> date | None:
+    value = table.data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise table.fail(name, f"expected a day as YYYY-MM-DD, got {value!r}")
+
+
+def _offers(root: Section, named: set[str], tier_ids: set[str]) -> tuple[PartnerOffer, ...]:
+    """`[[offers]]`: partners' offers that belong to members, applied by themselves."""
+    sections = root.tables("offers")
+    if len(sections) > MAX_OFFERS:
+        raise root.fail("offers", f"at most {MAX_OFFERS} offers")
+    offers: list[PartnerOffer] = []
+    for section in sections:
+        for extra in sorted(set(section.data) - OFFER_KEYS):
+            raise section.fail(
+                extra, f"unknown setting (an offer has {', '.join(sorted(OFFER_KEYS))})"
+            )
+        offer_id = section.text("id")
+        problem = _merchant_id_problem(offer_id)
+        if problem is not None:
+            raise section.fail("id", f"an offer id: {problem}")
+        if any(o.id == offer_id for o in offers):
+            raise section.fail("id", f"offer {offer_id!r} is named twice")
+        for name in ("partner", "name"):
+            text = section.text(name)
+            if not isinstance(text, str) or not text.strip() or len(text) > 80:
+                raise section.fail(name, "1 to 80 characters")
+        kind = section.choice("kind", OfferKind)
+        value = section.decimal("value", ZERO, minimum=ZERO)
+        points = section.integer("points", 0, minimum=0, maximum=MAX_OFFER_POINTS)
+        categories = _known_categories(section, "categories", named)
+        skus = frozenset(section.str_list("skus"))
+        if kind is OfferKind.DISCOUNT and value <= 0:
+            raise section.fail("value", "a discount needs the money it takes off (value)")
+        if kind is OfferKind.BONUS_POINTS and points <= 0:
+            raise section.fail("points", "bonus points need how many (points)")
+        if kind is OfferKind.FREE_ITEM and not (skus or categories):
+            raise section.fail("skus", "a free item needs its skus or categories")
+        valid_from, valid_until = _day(section, "valid_from"), _day(section, "valid_until")
+        if valid_from and valid_until and valid_until < valid_from:
+            raise section.fail("valid_until", "before valid_from")
+        min_tier = section.text("min_tier", None)
+        if min_tier is not None and min_tier not in tier_ids:
+            raise section.fail("min_tier", f"no tier {min_tier!r}")
+        offers.append(
+            PartnerOffer(
+                id=offer_id,
+                partner=section.text("partner").strip(),
+                name=section.text("name").strip(),
+                kind=kind,
+                value=value,
+                points=points,
+                skus=skus,
+                categories=categories,
+                min_spend=section.decimal("min_spend", ZERO, minimum=ZERO),
+                valid_from=valid_from,
+                valid_until=valid_until,
+                max_uses_per_member=section.integer(
+                    "max_uses_per_member", 1, minimum=1, maximum=1000
+                ),
+                min_tier=min_tier,
+                min_tenure_months=section.integer("min_tenure_months", 0, minimum=0, maximum=1200),
+                new_members_months=section.integer(
+                    "new_members_months", None, minimum=1, maximum=1200
+                ),
+                names=_names(section),
+            )
+        )
+    return tuple(offers)
+
+
 def _membership(table: Section) -> MembershipGate:
     """`[membership] min_spend = "100.00"`: points held until a prospect has spent this."""
     for extra in sorted(set(table.data) - {"min_spend"}):
@@ -548,6 +652,7 @@ def parse_program(root: Section) -> Program:
         ),
         membership=_membership(root.table("membership")),
         coalition=_coalition(root.table("coalition"), set(root.table("categories").data)),
+        offers=_offers(root, set(root.table("categories").data), tier_ids),
         id=root.text("id"),
         name=root.text("name"),
         currency=root.text("currency", "USD"),
@@ -735,6 +840,27 @@ def program_to_json(program: Program) -> dict[str, Any]:
             for g in program.give_targets
         ],
         **_coalition_json(program.coalition),
+        "offers": [
+            {
+                "id": o.id,
+                "partner": o.partner,
+                "name": o.name,
+                "names": dict(o.names.items),
+                "kind": o.kind.value,
+                "value": str(o.value),
+                "points": o.points,
+                "skus": sorted(o.skus),
+                "categories": sorted(o.categories),
+                "min_spend": str(o.min_spend),
+                "valid_from": o.valid_from.isoformat() if o.valid_from else None,
+                "valid_until": o.valid_until.isoformat() if o.valid_until else None,
+                "max_uses_per_member": o.max_uses_per_member,
+                "min_tier": o.min_tier,
+                "min_tenure_months": o.min_tenure_months,
+                "new_members_months": o.new_members_months,
+            }
+            for o in program.offers
+        ],
         "expiry_months": program.expiry.months,
         "expiry_mode": program.expiry.mode.value,
         "expiry_years": program.expiry.years,

@@ -10,6 +10,7 @@ from pos_client.rules import (
     EarnMode,
     ExpiryMode,
     NthCount,
+    OfferKind,
     Program,
     RewardKind,
     TenureCount,
@@ -308,6 +309,43 @@ def coalition(program: Program) -> list[str]:
     return rows
 
 
+def offers(program: Program) -> list[str]:
+    rows = []
+    currency = program.currency
+    for offer in program.offers:
+        if offer.kind is OfferKind.DISCOUNT:
+            gives = f"{number(offer.value)} {currency} off the sale"
+        elif offer.kind is OfferKind.BONUS_POINTS:
+            gives = f"{points(program, offer.points)} on top"
+        else:
+            worth = f", worth at most {number(offer.value)} {currency}" if offer.value else ""
+            gives = f"the dearest of its items free{worth}"
+        conditions = []
+        items = sorted(offer.skus) + sorted(
+            program.category_name(c, "en") for c in offer.categories
+        )
+        if items:
+            conditions.append("a sale with " + ", ".join(items))
+        if offer.min_spend:
+            conditions.append(f"a sale of at least {number(offer.min_spend)} {currency}")
+        if offer.min_tier:
+            conditions.append(f"from {program.tier_name(offer.min_tier, 'en')} up")
+        if offer.min_tenure_months:
+            conditions.append(f"after {offer.min_tenure_months} months of membership")
+        if offer.new_members_months:
+            conditions.append(f"in a member's first {offer.new_members_months} months")
+        if offer.valid_from or offer.valid_until:
+            span = f"{offer.valid_from or 'now'} to {offer.valid_until or 'further notice'}"
+            conditions.append(f"from {span}")
+        times = "once" if offer.max_uses_per_member == 1 else f"{offer.max_uses_per_member} times"
+        when = f" ({'; '.join(conditions)})" if conditions else ""
+        rows.append(
+            f"Offer from {offer.partner}, {offer.name} ({offer.id}): {gives}{when};"
+            f" {times} a member, by itself, no code."
+        )
+    return rows
+
+
 def describe_program(program: Program) -> list[str]:
     """Every rule of the programme, one sentence a line."""
     head = f"{program.name} ({program.id}): {program.unit_name}, prices in {program.currency}."
@@ -317,5 +355,6 @@ def describe_program(program: Program) -> list[str]:
         *coalition(program),
         *tiers(program),
         *rewards(program),
+        *offers(program),
         *other_rules(program),
     ]

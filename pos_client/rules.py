@@ -12,7 +12,13 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
-from pos_client.domain import MINOR_UNIT_EXPONENT, MemberStats, Purchase, RewardOffer
+from pos_client.domain import (
+    MINOR_UNIT_EXPONENT,
+    MemberStats,
+    OfferLeft,
+    Purchase,
+    RewardOffer,
+)
 from pos_client.errors import CodedError
 from pos_client.plurals import plural_index
 
@@ -404,6 +410,124 @@ def program_at_merchant(program: Program, merchant_id: str) -> Program:
     return replace(program, earn=earn)
 
 
+class OfferKind(StrEnum):
+    DISCOUNT = "discount"  # money off the sale
+    FREE_ITEM = "free_item"  # the dearest line of the offer's items or categories, free
+    BONUS_POINTS = "bonus_points"  # points on top of what the sale earns
+
+
+@dataclass(frozen=True)
+class PartnerOffer:
+    """A partner's offer that belongs to the member: no code, applied by itself at a sale
+    of an identified member who is eligible (tier, months of membership, or the segment of
+    members in their first months), within its dates (store days, inclusive) and its uses
+    per member."""
+
+    id: str
+    partner: str
+    name: str
+    kind: OfferKind
+    value: Decimal = ZERO  # discount: the money off; free item: the most it is worth
+    points: int = 0  # bonus points
+    # The sale must hold a line of these items or categories (the free item is the dearest
+    # of them); none given: any sale.
+    skus: frozenset[str] = frozenset()
+    categories: frozenset[str] = frozenset()
+    min_spend: Decimal = ZERO  # the sale totals at least this
+    valid_from: date | None = None
+    valid_until: date | None = None
+    max_uses_per_member: int = 1
+    min_tier: str | None = None
+    min_tenure_months: int = 0
+    new_members_months: int | None = None  # only members in their first N months
+    names: LocalNames = LocalNames()
+
+    def display_name(self, language: str) -> str:
+        return self.names.get(language, self.name)
+
+
+@dataclass(frozen=True)
+class AppliedOffer:
+    """What an offer gives one sale: money off (a discount or a free item) or points."""
+
+    offer_id: str
+    discount: Decimal = ZERO
+    points: int = 0
+
+
+def offer_open(
+    program: Program, offer: PartnerOffer, tier: Tier, stats: MemberStats, day: date
+) -> bool:
+    """Whether `offer` is open to a member of `tier` with `stats` on the store day `day`."""
+    if offer.valid_from is not None and day < offer.valid_from:
+        return False
+    if offer.valid_until is not None and day > offer.valid_until:
+        return False
+    if offer.min_tier is not None:
+        order = [t.id for t in program.tiers.tiers]
+        if tier.id not in order or order.index(tier.id) < order.index(offer.min_tier):
+            return False
+    if stats.tenure_months < offer.min_tenure_months:
+        return False
+    return offer.new_members_months is None or stats.tenure_months < offer.new_members_months
+
+
+def offers_left(
+    program: Program, tier: Tier, stats: MemberStats, day: date, used: Mapping[str, int]
+) -> tuple[OfferLeft, ...]:
+    """The offers open to the member today with uses left (`used`: uses so far per offer)."""
+    return tuple(
+        OfferLeft(offer.id, offer.max_uses_per_member - used.get(offer.id, 0))
+        for offer in program.offers
+        if offer_open(program, offer, tier, stats, day)
+        and used.get(offer.id, 0) < offer.max_uses_per_member
+    )
+
+
+def offer_gives(
+    offer: PartnerOffer, purchase: Purchase, money_left: Decimal
+) -> AppliedOffer | None:
+    """What `offer` gives this sale, with `money_left` still to pay after the other
+    discounts; None when the sale does not meet it (too small, none of its items)."""
+    if purchase.total < offer.min_spend or purchase.total <= 0:
+        return None
+    matching = [
+        line.amount
+        for line in purchase.lines
+        if line.amount > 0 and (line.sku in offer.skus or line.category in offer.categories)
+    ]
+    if (offer.skus or offer.categories) and not matching:
+        return None  # the offer is on its items: the sale has none of them
+    if offer.kind is OfferKind.BONUS_POINTS:
+        return AppliedOffer(offer.id, points=offer.points)
+    if offer.kind is OfferKind.DISCOUNT:
+        worth = offer.value
+    else:
+        worth = min(max(matching), offer.value) if offer.value else max(matching)
+    discount = min(worth, money_left)
+    return AppliedOffer(offer.id, discount=discount) if discount > 0 else None
+
+
+def offers_for_sale(
+    program: Program,
+    open_offers: Sequence[OfferLeft],
+    purchase: Purchase,
+    money_left: Decimal,
+) -> tuple[AppliedOffer, ...]:
+    """The offers a sale gets by itself: each open offer with a use left, in the
+    programme's order, each on what is left to pay after the ones before."""
+    left = {o.offer_id for o in open_offers if o.uses_left > 0}
+    applied = []
+    for offer in program.offers:
+        if offer.id not in left:
+            continue
+        gives = offer_gives(offer, purchase, money_left)
+        if gives is not None:
+            applied.append(gives)
+            money_left -= gives.discount
+    return tuple(applied)
+
+
 class ExpiryMode(StrEnum):
     ROLLING = "rolling"  # each earning expires `months` after it was earned
     PERIOD_END = "period_end"  # a calendar year's earnings at the end of the `years`th year on
@@ -441,6 +565,7 @@ class Program:
     give_targets: tuple[GiveTarget, ...] = ()
     every_nth: EveryNthFree | None = None
     coalition: Coalition | None = None
+    offers: tuple[PartnerOffer, ...] = ()
     categories: tuple[Category, ...] = ()  # display names of the earn categories
     unit_forms: UnitForms = UnitForms()  # unit_name per language, in plural forms
     names: LocalNames = LocalNames()
@@ -483,6 +608,20 @@ class Program:
     def action_name(self, action_id: str, language: str) -> str:
         rule = self.actions.get(action_id)
         return rule.display_name(language) if rule is not None else action_id
+
+    @property
+    def needs_tenure(self) -> bool:
+        """Whether a tier or an offer counts months of membership."""
+        return self.tiers.needs_tenure or any(
+            offer.min_tenure_months or offer.new_members_months for offer in self.offers
+        )
+
+    def offer(self, offer_id: str) -> PartnerOffer | None:
+        return next((offer for offer in self.offers if offer.id == offer_id), None)
+
+    def offer_name(self, offer_id: str, language: str) -> str:
+        found = self.offer(offer_id)
+        return found.display_name(language) if found is not None else offer_id
 
     def give_target(self, target_id: str) -> GiveTarget:
         for target in self.give_targets:
@@ -618,6 +757,7 @@ class EarnBreakdown:
     birthday_bonus: int
     capped: bool
     points: int
+    offer_points: int = 0  # partner offers' bonus points, within `points`
 
     def explain(self) -> list[str]:
         cents = Decimal("0.01")
@@ -634,6 +774,8 @@ class EarnBreakdown:
         ]
         if self.birthday_bonus:
             rows.append(f"birthday bonus: {self.birthday_bonus}")
+        if self.offer_points:
+            rows.append(f"partner offers: {self.offer_points}")
         if self.capped:
             rows.append("capped at the program's maximum per sale")
         return rows

@@ -566,7 +566,7 @@ class Ledger:
             older = self._sums(conn, member_id, before)  # from the previous period on
             previous = self._member_stats(tuple(a - b for a, b in zip(older, sums, strict=True)))
         tenure = 0
-        if policy.needs_tenure and enrolled_at is not None:
+        if self.program.needs_tenure and enrolled_at is not None:
             tenure = self._tenure(conn, member_id, enrolled_at, today)
         stats = self._member_stats(sums, tenure, previous)
         if self.program.every_nth is None:
@@ -717,7 +717,11 @@ class Ledger:
             expiring = self.points_expiring(conn, member_id, today + EXPIRING_SOON)
             first = self._first_expiry(conn, member_id, today) if expiring else None
             gate = self._gate_view(conn, member_id)
+            used = self._offer_uses(conn, member_id) if self.program.offers else {}
         view = build_member_view(self.program, record, stats, birthday, expiring)
+        if self.program.offers:
+            tier = rules.tier_for(self.program.tiers, stats)
+            view = replace(view, offers=rules.offers_left(self.program, tier, stats, today, used))
         if first and view.points_expiring:
             view = replace(view, expiring_on=first)
         return replace(view, points_held=gate[0], gate_remaining=gate[1]) if gate else view
@@ -1333,13 +1337,18 @@ class Ledger:
                 "redemption: the points spent as money are more than what is left to pay"
                 " after the free one",
             )
+        offers, over_limit = self._offers_of_sale(
+            conn, op, tier, stats, today, op.purchase.total - free.value - spent
+        )
+        offer_points = sum(offer.points for offer in offers)
+        spent_and_offers = spent + sum((offer.discount for offer in offers), Decimal(0))
         try:
             breakdown = rules.earn_points(
                 at_till,
                 op.purchase,
                 tier,
                 birthday_bonus_due=birthday_bonus_due,
-                discount=spent,
+                discount=spent_and_offers,
                 free=free,
             )
         except RulesError as exc:
@@ -1348,14 +1357,14 @@ class Ledger:
             code = exc.code if exc.code in UNIT_REFUSALS else "bad_request"
             raise OpRejected(code, str(exc)) from None
         redeemed = plan.points if plan else 0
-        self._check_points(breakdown.points, redeemed)
+        self._check_points(breakdown.points + offer_points, redeemed)
         self._check_member_day(conn, op.member_id, breakdown.points, self._now(conn))
         result: dict[str, Any] = {
             "status": "applied",
             "key": op.key,
             "type": op.kind,
             "member_id": op.member_id,
-            "points_earned": breakdown.points,
+            "points_earned": breakdown.points + offer_points,
             "points_redeemed": redeemed,
             "reward_id": plan.reward_id if plan else None,
             "discount": str(plan.discount) if plan else "0",
@@ -1364,6 +1373,13 @@ class Ledger:
         if free.count:  # only then: other programmes' results read as before
             result["free_count"] = free.count
             result["free_value"] = str(free.value)
+        if offers:
+            result["offers"] = [
+                {"offer_id": o.offer_id, "discount": str(o.discount), "points": o.points}
+                for o in offers
+            ]
+            if over_limit:  # used offline at another till too: given, so counted
+                result["offers_over_limit"] = over_limit
         if self.program_version is not None:
             result["program_version"] = self.program_version
         amount = to_minor(op.purchase.total, self.program.currency)
@@ -1411,15 +1427,83 @@ class Ledger:
                 reward_id=plan.reward_id,
                 merchant=claim.merchant,
             )
-        credited = breakdown.points
+        for offer in offers:  # one row a use (0 points for money off): the uses are counted
+            self._post(
+                conn,
+                op.key,
+                op.member_id,
+                "offer",
+                offer.points,
+                op.occurred_at,
+                reward_id=offer.offer_id,
+                merchant=claim.merchant,
+            )
+        credited = breakdown.points + offer_points
         if gate is not None:
-            credited += self._hold_or_release(conn, op, gate, breakdown.points, amount, result)
+            credited += self._hold_or_release(conn, op, gate, credited, amount, result)
         # Redeem against the balance before this sale's earning, as the terminal planned it.
         result["balance"] = self._move_balance(
             conn, op.member_id, credited - redeemed, spend=redeemed
         )
         self._claim(conn, op, claim, result)
         return result
+
+    def _offers_of_sale(
+        self,
+        conn: Connection,
+        op: SaleOp,
+        tier: rules.Tier,
+        stats: MemberStats,
+        today: date,
+        money_left: Decimal,
+    ) -> tuple[tuple[rules.AppliedOffer, ...], list[str]]:
+        """The partner offers the till applied, each checked again here (in the programme,
+        open to the member today, a use left, met by the sale) and valued by this ledger;
+        one that fails refuses the sale (a till cannot invent money off). A use past the
+        limit is accepted from an offline sale (the till gave it in good faith) and named.
+        Returns (the offers, the ids used past their limit)."""
+        if not op.offers:
+            return (), []
+        used = self._offer_uses(conn, op.member_id)
+        applied: list[rules.AppliedOffer] = []
+        over_limit: list[str] = []
+        for offer_id in op.offers:
+            offer = self.program.offer(offer_id)
+            if offer is None:
+                raise OpRejected("offer_refused", f"offers: no offer {offer_id!r} in the programme")
+            if not rules.offer_open(self.program, offer, tier, stats, today):
+                raise OpRejected("offer_refused", f"offer {offer_id}: not open to this member")
+            if used.get(offer_id, 0) >= offer.max_uses_per_member:
+                if not op.offline:
+                    raise OpRejected(
+                        "offer_refused",
+                        f"offer {offer_id}: used {offer.max_uses_per_member} time(s) already",
+                    )
+                over_limit.append(offer_id)
+            gives = rules.offer_gives(offer, op.purchase, money_left)
+            if gives is None:
+                raise OpRejected("offer_refused", f"offer {offer_id}: this sale does not meet it")
+            applied.append(gives)
+            money_left -= gives.discount
+        return tuple(applied), over_limit
+
+    def _offer_uses(self, conn: Connection, member_id: str) -> dict[str, int]:
+        """How many times the member used each offer (with this batch's, not yet written)."""
+        used: dict[str, int] = {
+            str(offer_id): int(count)
+            for offer_id, count in conn.execute(
+                select(transactions.c.reward_id, func.count())
+                .where(transactions.c.member_id == member_id, transactions.c.kind == "offer")
+                .group_by(transactions.c.reward_id)
+            )
+        }
+        pending: BatchWrites | None = conn.info.get(PENDING)
+        if pending is not None:
+            rows = [*pending.staged_rows(member_id), *pending.op.transactions]
+            for row in rows:
+                if row["member_id"] == member_id and row["kind"] == "offer":
+                    used[row["reward_id"]] = used.get(row["reward_id"], 0) + 1
+        return used
 
     def _gate_before(self, conn: Connection, member_id: str) -> int | None:
         """The member's spend in all (minor units) when the programme holds points until a

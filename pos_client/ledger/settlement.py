@@ -37,7 +37,8 @@ OPERATOR = "operator"  # the operator's id in reports (no merchant may take it)
 GATE_KINDS = frozenset({"hold", "release"})  # moves between held and spendable, not issuance
 # Spent at the operator whatever till recorded them: the operator pays the partner/charity.
 SPENT_AT_OPERATOR = frozenset({"transfer", "donate"})
-ISSUED_BY_OPERATOR = frozenset({"transfer_in"})
+# Partner transfers in and partner offers' bonus points: the operator's (partners fund them).
+ISSUED_BY_OPERATOR = frozenset({"transfer_in", "offer"})
 MAX_PERIOD_DAYS = 400
 
 

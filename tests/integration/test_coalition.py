@@ -188,11 +188,17 @@ def test_tills_of_two_merchants_earn_spend_and_settle_through_the_server(
         terminal__merchant="pharmacy",
     ) as fuel:
         session = fuel.checkout.enroll(DANA, "Dana", consent=True)  # joins at the pump
-        fuel.checkout.earn(session, Purchase.of_amount(D("400.00")))
+        # A new member's welcome offer (StarCinema's 2.00 off) applies by itself.
+        receipt = fuel.checkout.earn(session, Purchase.of_amount(D("402.00")))
+        assert receipt.cash_due == D("400.00")
+        assert receipt.expected_points == 800  # its preview at its own (wrong) pharmacy's 2
         fuel.sync.drain()
         assert fuel.outbox.stats().unsent == 0
         (earned,) = [e for e in fuel.outbox.entries(limit=5) if e.kind == "sale"]
         assert earned.result is not None and earned.result["points_earned"] == 200  # fuel's 0.5
+        assert earned.result["offers"] == [
+            {"offer_id": "cinema-welcome", "discount": "2.00", "points": 0}
+        ]
     with http_terminal(
         server,
         tmp_path / "grocer",
@@ -202,6 +208,7 @@ def test_tills_of_two_merchants_earn_spend_and_settle_through_the_server(
     ) as grocer:
         session = grocer.checkout.identify(DANA)
         assert session.view.balance == 200
+        assert [o.offer_id for o in session.view.offers] == ["beanbar-bonus"]  # welcome used
         preview = grocer.checkout.preview(session, Purchase.of_amount(D("10.00")))
         assert preview.points == 10  # the grocer's rate, 1 a euro
         plan = grocer.checkout.plan_redemption(session, blocks=2, purchase_total=D("10.00"))
