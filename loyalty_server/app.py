@@ -22,7 +22,7 @@ from pydantic import (
     create_model,
     model_validator,
 )
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from loyalty_server import merchants as merchant_store
@@ -40,6 +40,7 @@ from loyalty_server.limits import (
 )
 from loyalty_server.phones import e164_or_none, key_enrollment_phones
 from loyalty_server.schema import flags, security_events
+from loyalty_server.schema import terminals as terminals_table
 from loyalty_server.settings import ServerSettings, from_environment
 from pos_client.domain import MemberView, member_view_to_json, utcnow
 from pos_client.errors import CardLinkRefused
@@ -48,7 +49,7 @@ from pos_client.ledger.card_counters import card_key
 from pos_client.ledger.expiry import ExpirySchedule, parse_time_of_day
 from pos_client.ledger.ledger import Limits
 from pos_client.ledger.schema import transactions
-from pos_client.ledger.settlement import settlement_for, settlement_json
+from pos_client.ledger.settlement import period_bounds, settlement_for, settlement_json
 from pos_client.operations import (
     OP_ACTION,
     OP_ENROLL,
@@ -422,6 +423,30 @@ def op_status(outcome: str, code: str | None) -> int:
 # ------------------------------------------------------------------ app
 
 
+def warn_of_unknown_merchants(engine: Any, program: Any) -> None:
+    """Terminals on record as a merchant's the programme no longer names earn at the base
+    rates and settle under that merchant's id at the operator's funding rate: say so."""
+    named = {m.id for m in program.coalition.merchants} if program.coalition else set()
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                select(terminals_table.c.merchant, func.count())
+                .where(terminals_table.c.merchant != "", terminals_table.c.revoked_at.is_(None))
+                .group_by(terminals_table.c.merchant)
+            ).all()
+    except (OperationalError, DBAPIError):  # not migrated yet: nothing on record
+        return
+    for merchant, count in found:
+        if merchant not in named:
+            log.warning(
+                "%d terminal(s) on record as merchant %r, which programme %s does not name:"
+                " they earn at its base rates; revoke and add them again under a merchant",
+                count,
+                merchant,
+                program.id,
+            )
+
+
 def create_app(settings: ServerSettings) -> FastAPI:
     from pos_client.privacy import PhoneHasher, load_or_create_key
 
@@ -462,6 +487,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        warn_of_unknown_merchants(engine, program)
         schedule = None
         if settings.expiry_time and program.expiry.enabled:
             schedule = ExpirySchedule(ledger, parse_time_of_day(settings.expiry_time))
@@ -1012,16 +1038,16 @@ def create_app(settings: ServerSettings) -> FastAPI:
             raise HTTPException(404, "the programme is no coalition: there is nothing to settle")
         try:
             first, last = date.fromisoformat(start), date.fromisoformat(end)
-        except ValueError:
-            raise HTTPException(422, "not a date: expected YYYY-MM-DD") from None
-        if not shared.allow("settlement:" + who, SETTLEMENTS_PER_MINUTE):
-            raise HTTPException(429, "too many settlement reports; wait a minute")
-        try:
-            report = settlement_for(
-                engine, program.coalition, first, last, ledger.zone, program.currency
-            )
+            period_bounds(first, last, ledger.zone)  # refused before it costs a report
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(422, f"not a period: {exc}") from None
+        if not shared.allow("settlement:" + who, SETTLEMENTS_PER_MINUTE):
+            raise HTTPException(
+                429, "too many settlement reports; wait a minute", headers={"Retry-After": "60"}
+            )
+        report = settlement_for(
+            engine, program.coalition, first, last, ledger.zone, program.currency
+        )
         if who != merchant_store.OPERATOR_KEY:
             report = report.only(who)
         return settlement_json(report)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
+import re
 import sys
 import unicodedata
 from collections.abc import Sequence
@@ -236,12 +238,20 @@ def coalition_merchant(settings: Any, merchant_id: str) -> str | None:
 
 def cmd_merchant_token(args: argparse.Namespace) -> int:
     from loyalty_server.merchants import OPERATOR_KEY, issue_token
+    from pos_client.program import load_program
 
     settings = settings_from(args)
     if args.operator == (args.merchant is not None):
         complain("name one merchant, or --operator (who reads every merchant's settlement)")
         return 2
-    key = OPERATOR_KEY if args.operator else coalition_merchant(settings, args.merchant)
+    if args.operator:
+        program = load_program(settings.program, settings.config_dir)
+        if program.coalition is None:
+            complain(f"programme {program.id} is no coalition: there is nothing to settle")
+            return 2
+        key: str | None = OPERATOR_KEY
+    else:
+        key = coalition_merchant(settings, args.merchant)
     if key is None:
         return 2
     token = issue_token(engine_for(args), key)
@@ -253,9 +263,11 @@ def cmd_merchant_token(args: argparse.Namespace) -> int:
 
 def cmd_merchant_revoke(args: argparse.Namespace) -> int:
     from loyalty_server.merchants import OPERATOR_KEY, revoke
+    from pos_client.program import merchant_id_problem
 
     key = OPERATOR_KEY if args.operator else (args.merchant or "")
-    if not key or not key.isprintable() or not revoke(engine_for(args), key):
+    known = args.operator or merchant_id_problem(key) is None  # "*" is the operator's alone
+    if not key or not known or not revoke(engine_for(args), key):
         complain(f"no active settlement token for {shown_cut(key) or 'nobody'}")
         return 1
     print("settlement token revoked: it no longer works")
@@ -263,13 +275,15 @@ def cmd_merchant_revoke(args: argparse.Namespace) -> int:
 
 
 def parse_day(text: str, option: str) -> Any:
-    from datetime import datetime
+    from datetime import date
 
-    try:
-        return datetime.strptime(text, "%Y-%m-%d").date()
-    except ValueError:
-        complain(f"{option}: expected a date as YYYY-MM-DD, got '{shown_cut(text)}'")
-        return None
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+    complain(f"{option}: expected a date as YYYY-MM-DD, got '{shown_cut(text)}'")
+    return None
 
 
 def cmd_settlement(args: argparse.Namespace) -> int:
@@ -277,6 +291,7 @@ def cmd_settlement(args: argparse.Namespace) -> int:
     per merchant (the operator first), or with --payments one row per pair that owes."""
     from zoneinfo import ZoneInfo
 
+    from pos_client.files import write_private_atomically
     from pos_client.ledger.settlement import (
         CSV_COLUMNS,
         PAYMENT_COLUMNS,
@@ -311,16 +326,26 @@ def cmd_settlement(args: argparse.Namespace) -> int:
         if args.payments
         else (CSV_COLUMNS, [merchant_row(m) for m in report.merchants])
     )
-    out = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
-    try:
-        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    finally:
-        if args.out:
-            out.close()
-    if args.out:
-        print(f"settlement {start}..{end} ({program.currency}): {len(rows)} row(s) in {args.out}")
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    if not args.out:
+        sys.stdout.write(text.getvalue())
+        return 0
+    target = Path(args.out)
+    if target.exists() or target.is_symlink():
+        complain(f"--out '{shown_cut(args.out)}' exists: name a new file (nothing is overwritten)")
+        return 2
+    try:  # whole or not at all: written beside it, then renamed into place
+        write_private_atomically(target, text.getvalue())
+    except OSError as exc:
+        complain(f"--out '{shown_cut(args.out)}': {exc.strerror or type(exc).__name__}")
+        return 2
+    print(
+        f"settlement {start}..{end} ({program.currency}): {len(rows)} row(s)"
+        f" in {shown_cut(args.out)}"
+    )
     return 0
 
 
@@ -833,7 +858,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if problem:
             complain(problem)
             return 2
-    code: int = args.handler(args)
+    from pos_client.configfile import ConfigError
+
+    try:
+        code: int = args.handler(args)
+    except ConfigError as exc:  # the programme or settings file: its key and problem
+        complain(shown_cut(str(exc), 500))
+        return 2
     return code
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pos_client.configfile import ConfigError, Section, load_toml
-from pos_client.domain import MAX_OFFERS
+from pos_client.domain import MAX_OFFERS, text_problem
 from pos_client.operations import MAX_UNITS, PROGRAM_VERSION
 from pos_client.plurals import LANGUAGES, plural_count
 from pos_client.rules import (
@@ -226,7 +226,7 @@ MAX_FUNDING_RATE = Decimal(100)  # money a point: far above any real programme's
 MAX_MERCHANT_RATE = Decimal(10_000)
 
 
-def _merchant_id_problem(value: object) -> str | None:
+def merchant_id_problem(value: object) -> str | None:
     if not isinstance(value, str) or not 1 <= len(value) <= 32:
         return "1 to 32 characters"
     if not (value[0].isascii() and value[0].isalnum()) or any(
@@ -234,6 +234,18 @@ def _merchant_id_problem(value: object) -> str | None:
     ):
         return "lower-case letters, digits, '-' and '_', starting with a letter or digit"
     return None
+
+
+def _shown_name(table: Section, name: str) -> str:
+    """A name shown on screens, receipts and reports: 1 to 80 characters of printable text."""
+    text = table.text(name)
+    problem = "1 to 80 characters" if not isinstance(text, str) else None
+    if problem is None and (not text.strip() or len(text) > 80):
+        problem = "1 to 80 characters"
+    problem = problem or text_problem(text)
+    if problem is not None:
+        raise table.fail(name, problem)
+    return str(text).strip()
 
 
 def _funding_rate(table: Section, default: Decimal | None = None) -> Decimal:
@@ -245,6 +257,8 @@ def _funding_rate(table: Section, default: Decimal | None = None) -> Decimal:
     )
     if rate > MAX_FUNDING_RATE:
         raise table.fail("funding_rate", f"at most {MAX_FUNDING_RATE} a point")
+    if -rate.as_tuple().exponent > 6:  # type: ignore[operator]
+        raise table.fail("funding_rate", "at most 6 decimals")
     return rate
 
 
@@ -252,14 +266,12 @@ def _coalition(table: Section, named: set[str]) -> Coalition | None:
     """`[coalition]` with `[[coalition.merchants]]`: companies sharing the programme, each
     with its tills' earning rates and what a point it issues costs it."""
     if not table.data:
-        return None
+        return None  # an empty [coalition] table is refused by the caller
     for extra in sorted(set(table.data) - COALITION_KEYS):
         raise table.fail(
             extra, f"unknown setting (coalition has {', '.join(sorted(COALITION_KEYS))})"
         )
-    operator = table.text("operator")
-    if not isinstance(operator, str) or not operator.strip() or len(operator) > 80:
-        raise table.fail("operator", "who runs the coalition, 1 to 80 characters")
+    operator = _shown_name(table, "operator")
     operator_rate = _funding_rate(table)
     merchants: list[Merchant] = []
     sections = table.tables("merchants")
@@ -272,16 +284,14 @@ def _coalition(table: Section, named: set[str]) -> Coalition | None:
             known = ", ".join(sorted(MERCHANT_KEYS))
             raise section.fail(extra, f"unknown setting (a merchant has {known})")
         merchant_id = section.text("id")
-        problem = _merchant_id_problem(merchant_id)
+        problem = merchant_id_problem(merchant_id)
         if problem is not None:
             raise section.fail("id", f"a merchant id: {problem}")
         if merchant_id == "operator":
             raise section.fail("id", "'operator' names the coalition's operator in reports")
         if any(m.id == merchant_id for m in merchants):
             raise section.fail("id", f"merchant {merchant_id!r} is named twice")
-        name = section.text("name")
-        if not isinstance(name, str) or not name.strip() or len(name) > 80:
-            raise section.fail("name", "the merchant's name, 1 to 80 characters")
+        name = _shown_name(section, "name")
         rate = section.decimal("rate", None, minimum=ZERO)
         if rate is not None and rate > MAX_MERCHANT_RATE:
             raise section.fail("rate", f"at most {MAX_MERCHANT_RATE} points a currency unit")
@@ -294,7 +304,7 @@ def _coalition(table: Section, named: set[str]) -> Coalition | None:
         merchants.append(
             Merchant(
                 id=merchant_id,
-                name=name.strip(),
+                name=name,
                 funding_rate=_funding_rate(section, operator_rate),
                 rate=rate,
                 category_rates=section.decimal_map("category_rates"),
@@ -302,7 +312,7 @@ def _coalition(table: Section, named: set[str]) -> Coalition | None:
             )
         )
     return Coalition(
-        operator=operator.strip(),
+        operator=operator,
         funding_rate=operator_rate,
         merchants=tuple(merchants),
     )
@@ -355,15 +365,12 @@ def _offers(root: Section, named: set[str], tier_ids: set[str]) -> tuple[Partner
                 extra, f"unknown setting (an offer has {', '.join(sorted(OFFER_KEYS))})"
             )
         offer_id = section.text("id")
-        problem = _merchant_id_problem(offer_id)
+        problem = merchant_id_problem(offer_id)
         if problem is not None:
             raise section.fail("id", f"an offer id: {problem}")
         if any(o.id == offer_id for o in offers):
             raise section.fail("id", f"offer {offer_id!r} is named twice")
-        for name in ("partner", "name"):
-            text = section.text(name)
-            if not isinstance(text, str) or not text.strip() or len(text) > 80:
-                raise section.fail(name, "1 to 80 characters")
+        partner, name = _shown_name(section, "partner"), _shown_name(section, "name")
         kind = section.choice("kind", OfferKind)
         value = section.decimal("value", ZERO, minimum=ZERO)
         points = section.integer("points", 0, minimum=0, maximum=MAX_OFFER_POINTS)
@@ -384,8 +391,8 @@ def _offers(root: Section, named: set[str], tier_ids: set[str]) -> tuple[Partner
         offers.append(
             PartnerOffer(
                 id=offer_id,
-                partner=section.text("partner").strip(),
-                name=section.text("name").strip(),
+                partner=partner,
+                name=name,
                 kind=kind,
                 value=value,
                 points=points,
@@ -406,6 +413,12 @@ def _offers(root: Section, named: set[str], tier_ids: set[str]) -> tuple[Partner
             )
         )
     return tuple(offers)
+
+
+def _coalition_of(root: Section) -> Coalition | None:
+    if "coalition" in root.data and not root.table("coalition").data:
+        raise root.fail("coalition", "empty: a coalition needs its operator and merchants")
+    return _coalition(root.table("coalition"), set(root.table("categories").data))
 
 
 def _membership(table: Section) -> MembershipGate:
@@ -651,7 +664,7 @@ def parse_program(root: Section) -> Program:
             root.table("every_nth"), earn_policy, set(root.table("categories").data)
         ),
         membership=_membership(root.table("membership")),
-        coalition=_coalition(root.table("coalition"), set(root.table("categories").data)),
+        coalition=_coalition_of(root),
         offers=_offers(root, set(root.table("categories").data), tier_ids),
         id=root.text("id"),
         name=root.text("name"),

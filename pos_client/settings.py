@@ -8,6 +8,7 @@ Every problem is one ConfigError line naming the key and where it was set.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -233,6 +234,11 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
     problem = terminal_id_problem(terminal_id)
     if problem:
         raise terminal.fail("id", problem)
+    merchant = terminal.text("merchant", "")
+    if merchant and not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", str(merchant)):
+        raise terminal.fail(
+            "merchant", "a merchant id of the programme: up to 32 of a-z, 0-9, '-' and '_'"
+        )
     store = root.table("store")
     timezone = store.text("timezone")
     if not known_timezone(timezone):
@@ -274,7 +280,7 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
             max_sale_amount=terminal.decimal(
                 "max_sale_amount", Decimal("100000"), minimum=Decimal(1)
             ),
-            merchant=terminal.text("merchant", ""),
+            merchant=merchant,
         ),
         admin=parse_admin(root.table("admin")),
         store=StoreSettings(name=store.text("name"), region=region, timezone=timezone),

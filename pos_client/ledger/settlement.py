@@ -221,7 +221,10 @@ def period_bounds(start: date, end: date, zone: ZoneInfo) -> tuple[datetime, dat
         raise ValueError("the period ends before it starts")
     if (end - start).days + 1 > MAX_PERIOD_DAYS:
         raise ValueError(f"a period of at most {MAX_PERIOD_DAYS} days")
-    return totals.day_start(start, zone), totals.day_start(end + timedelta(days=1), zone)
+    try:
+        return totals.day_start(start, zone), totals.day_start(end + timedelta(days=1), zone)
+    except OverflowError:  # the calendar's first or last days, in some zones
+        raise ValueError("a period within the years 2 to 9998") from None
 
 
 def ledger_postings(engine: Engine, begins: datetime, ends: datetime) -> Iterator[Posting]:

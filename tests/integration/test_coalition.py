@@ -271,3 +271,25 @@ def test_tills_of_two_merchants_earn_spend_and_settle_through_the_server(
         "pharmacy",
     ]
     assert settlement(fuel_pairing["token"]).status_code == 401  # a till's token reads nothing
+
+
+def test_the_server_warns_of_tills_of_a_merchant_its_programme_no_longer_names(
+    database_url: str, tmp_path: Path
+) -> None:
+    source = (REPO / "config" / "programs" / "coalition_points.toml").read_text()
+    without_pharmacy = source[: source.index('[[coalition.merchants]]\nid = "pharmacy"')]
+    without_pharmacy += source[source.index("[tiers]") :]
+    path = tmp_path / "coalition_without_pharmacy.toml"
+    path.write_text(without_pharmacy)
+    server = ServerProcess(database_url, tmp_path, LOYALTY_SERVER_PROGRAM=str(path))
+    assert cli(server, "migrate").returncode == 0
+    server.pairing_code("Counter 2", merchant="pharmacy")  # on record from before
+    server.start()
+    try:
+        answer = requests.get(server.url + "/v1/health", timeout=10)
+        assert answer.status_code == 401  # up
+    finally:
+        server.stop()
+    log = server.log_path.read_text()
+    assert "1 terminal(s) on record as merchant 'pharmacy'" in log
+    assert "Traceback" not in log

@@ -41,6 +41,9 @@ def parse(coalition: str) -> object:
         (RATE + A + 'colour = "red"\n' + B, "unknown setting"),
         (RATE + 'operator_rate = "1"\n' + A + B, "unknown setting"),
         (A + B, "coalition.funding_rate"),
+        (RATE + A.replace('name = "A"', 'name = "A\\u001b[31m"') + B, "control"),
+        (RATE.replace('"0.01"', '"0.0100001"') + A + B, "at most 6 decimals"),
+        ("operator_x = 1\n", "unknown setting"),
         (RATE + A + B.replace('name = "B"\n', ""), "merchants[1].name"),
     ],
 )
@@ -48,6 +51,11 @@ def test_a_malformed_coalition_is_refused_naming_its_key(coalition: str, problem
     with pytest.raises(ConfigError, match="coalition") as caught:
         parse(coalition)
     assert problem in str(caught.value)
+
+
+def test_an_empty_coalition_table_is_refused() -> None:
+    with pytest.raises(ConfigError, match="empty"):
+        ProgramDocument.of(HEAD + "[coalition]\n").parse("c.toml")
 
 
 def test_a_merchant_without_a_funding_rate_funds_at_the_operators() -> None:

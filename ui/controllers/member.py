@@ -46,6 +46,7 @@ class MemberLines:
     expiring_text: str = ""  # points of the balance expiring within 30 days
     identified_text: str = ""  # how the member was identified here ("by secure card")
     pin_offer: bool = False  # found by phone, may not spend so: their PIN would let them
+    offers_text: str = ""  # partners' offers open to the member today, with uses left
 
 
 def _reward_progress(
@@ -139,7 +140,20 @@ def member_lines(
         spend_note=spend_note,
         identified_text=texts.tr(i18n.IDENTIFIED_BY_KEYS[session.identified_by]),
         expiring_text=expiring_text(texts, view),
+        offers_text=offers_text(texts, program, view),
     )
+
+
+def offers_text(texts: Texts, program: Program, view: MemberView) -> str:
+    """One partner offer a line, with its uses left."""
+    rows = []
+    for left in view.offers:
+        offer = program.offer(left.offer_id)
+        if offer is None:  # the programme changed since the view: not shown, not applied
+            continue
+        name = f"{offer.partner}: {offer.display_name(texts.language)}"
+        rows.append(texts.tr("member.offer_left", name=name, count=left.uses_left))
+    return "\n".join(rows)
 
 
 def expiring_text(texts: Texts, view: MemberView) -> str:

@@ -132,10 +132,22 @@ class SaleController:
         rows = i18n.breakdown_lines(self._lang, breakdown, self._program)
         if free.count:
             rows.insert(0, self._free_line(free.count, free.value))
+        for index, offer in enumerate(self._checkout.sale_offers(session, purchase)):
+            rows.insert(index, self._offer_line(offer))
         return (
             f"{total}: " + self._texts.tr("earn.preview", points=self._points(breakdown.points)),
             "\n".join(rows),
         )
+
+    def _offer_line(self, offer: rules.AppliedOffer) -> str:
+        """A partner offer's line: its money off, or its bonus points."""
+        found = self._program.offer(offer.offer_id)
+        name = f"{found.partner}: {found.display_name(self._lang)}" if found else offer.offer_id
+        if offer.points:
+            points = self._points(offer.points)
+            return self._texts.tr("receipt.offer_points", name=name, points=points)
+        value = self._money(offer.discount)
+        return self._texts.tr("receipt.offer_discount", name=name, value=value)
 
     def _free_line(self, count: int, value: Decimal) -> str:
         """ "Every 5th night free ×1: −€120.00"."""
@@ -495,6 +507,7 @@ class SaleController:
                 rows.append(tr("receipt.spent_reward", points=points, reward=off))
         if receipt.free_count:
             rows.append(self._free_line(receipt.free_count, receipt.free_value))
+        rows += [self._offer_line(offer) for offer in receipt.offers]
         if receipt.kind == "sale" and receipt.cash_due > 0:
             rows.append(f"{tr('receipt.cash_due')}: {self._money(receipt.cash_due)}")
         if self._synced_balance is not None:  # synced: the ledger's word, never "pending"

@@ -27,6 +27,7 @@ class MemberScreen(PosScreen):
     expiring_text = StringProperty("")
     identified_text = StringProperty("")
     pin_offer = BooleanProperty(False)
+    offers_text = StringProperty("")
 
     def refresh(self) -> None:
         lines = self.pos_app.member.present()
