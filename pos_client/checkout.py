@@ -22,6 +22,7 @@ from pos_client.domain import (
     IdentityKind,
     MemberStats,
     MemberView,
+    OfferLeft,
     Purchase,
     mask_name,
     money_in,
@@ -564,8 +565,9 @@ class Checkout:
             return ()
         today = self.today()
         tier = self.tier_of(session)
+        pending = self.outbox.unsynced_offer_uses(session.view.member_id)
         still_open = [
-            left
+            OfferLeft(left.offer_id, left.uses_left - pending.get(left.offer_id, 0))
             for left in session.view.offers
             if (offer := self.program.offer(left.offer_id)) is not None
             and rules.offer_open(self.program, offer, tier, session.view.stats, today)
@@ -827,14 +829,25 @@ class Checkout:
         consent: bool,
         marketing: bool = False,
         birthday: date | None = None,
+        guardian_consent: bool = False,
     ) -> MemberSession:
-        """Enroll a new member by phone, with the consent they gave recorded."""
+        """Enroll a new member by phone, with the consent they gave recorded (and, under a
+        programme's age, their parent's or guardian's)."""
         if not consent:
             raise CheckoutError(
                 "the customer must accept the programme terms to join", "consent_required"
             )
         if birthday is not None and birthday > self.clock().date() + timedelta(days=1):
             raise CheckoutError("the birthday is in the future", "invalid")
+        gate = self.program.membership
+        refusal = rules.enrollment_refusal(gate, birthday, self.today(), guardian_consent)
+        if refusal is not None:
+            raise CheckoutError(refusal[1], refusal[0], count=gate.min_age)
+        # Recorded only where it was needed: an adult's enrollment says no guardian.
+        guardian = (
+            guardian_consent
+            and rules.enrollment_refusal(gate, birthday, self.today(), False) is not None
+        )
         first_name, last_name = tidy_name(first_name), tidy_name(last_name)
         if not first_name:
             raise CheckoutError("a first name is needed", "name_required")
@@ -858,7 +871,9 @@ class Checkout:
             phone_key="" if self.server_hashes_phones else self.hasher.phone_key(identity.value),
             phone_last=identity.value[-2:],
             card_number=card_number,
-            consent=Consent(self.policy.consent_text_id, now, self.policy.channel, marketing),
+            consent=Consent(
+                self.policy.consent_text_id, now, self.policy.channel, marketing, guardian
+            ),
             occurred_at=now,
             birthday=birthday,
         )

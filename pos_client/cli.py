@@ -113,6 +113,8 @@ def describe_session(session: MemberSession, unit: str) -> list[str]:
     for reward in view.rewards:
         mark = "*" if reward.affordable else " "
         rows.append(f"  {mark} {reward.reward_id}: {reward.name} ({reward.cost} {unit})")
+    for left in view.offers:
+        rows.append(f"offer:    {left.offer_id} ({left.uses_left} use(s) left)")
     return rows
 
 
@@ -188,12 +190,21 @@ def cmd_earn(args: argparse.Namespace) -> int:
             "expected_points": receipt.expected_points,
             "redeemed_points": receipt.redeemed_points,
             "cash_due": str(receipt.cash_due),
+            "offers": [
+                {"offer_id": o.offer_id, "discount": str(o.discount), "points": o.points}
+                for o in receipt.offers
+            ],
             "state": entry.state.value if entry else "unknown",
             "result": result,
         }
         rows = [
             f"sale {receipt.key} recorded for {receipt.member_name}",
             *(f"  {row}" for row in receipt.breakdown),
+            *(
+                f"  offer {offer.offer_id}: "
+                + (f"-{offer.discount}" if offer.discount else f"+{offer.points}")
+                for offer in receipt.offers
+            ),
             f"points: +{receipt.expected_points}"
             + (f", redeemed {receipt.redeemed_points}" if receipt.redeemed_points else ""),
             f"cash due: {receipt.cash_due}",
@@ -250,6 +261,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 consent=args.consent,
                 marketing=args.marketing,
                 birthday=birthday,
+                guardian_consent=args.guardian_consent,
             )
         except AlreadyMember as exc:
             print(f"already a member: {exc.session.view.display_name}", file=sys.stderr)
@@ -879,6 +891,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--birthday", help="YYYY-MM-DD")
     sub.add_argument("--consent", action="store_true", help="the customer accepted the terms")
     sub.add_argument("--marketing", action="store_true")
+    sub.add_argument(
+        "--guardian-consent",
+        action="store_true",
+        help="a parent or guardian consented for a minor (a programme's age gate)",
+    )
     sub.add_argument("--no-sync", action="store_true")
     sub.add_argument("--json", action="store_true")
 

@@ -116,6 +116,14 @@ def demo_card_message(keys_file: str | Path, member: DemoMember, counter: int) -
     )
 
 
+def adult_birthday(day: date, years: int = 35) -> date:
+    """The same birthday `years` earlier (29 February: the 28th in a common year)."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
+
+
 def seed_demo_members(
     ledger: Ledger, hasher: PhoneHasher, today: date | None = None
 ) -> list[DemoMember]:
@@ -125,6 +133,8 @@ def seed_demo_members(
     for member in DEMO_MEMBERS:
         member_id = demo_key(f"member:{member.handle}")
         birthday = member.birthday or (today if member.handle == "olena" else None)
+        if ledger.program.membership.min_age is not None:  # an age gate: adults, born today
+            birthday = adult_birthday(birthday or date(today.year, 6, 15))
         enroll = EnrollOp(
             key=demo_key(f"enroll:{member.handle}"),
             member_id=member_id,

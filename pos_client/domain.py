@@ -216,6 +216,7 @@ class Consent:
     given_at: datetime
     channel: str  # "cashier", "kiosk", "cli"
     marketing: bool = False
+    guardian: bool = False  # a parent or guardian consented for a minor (the age gate)
 
 
 @dataclass(frozen=True)

@@ -402,6 +402,8 @@ class EnrollOp:
                 "given_at": iso(self.consent.given_at),
                 "channel": self.consent.channel,
                 "marketing": self.consent.marketing,
+                # Only when given, so an enrollment recorded before the age gate hashes as it did.
+                **({"guardian": True} if self.consent.guardian else {}),
             },
             "occurred_at": iso(self.occurred_at),
         }
@@ -429,6 +431,7 @@ class EnrollOp:
                 given_at=parse_time(consent.get("given_at"), "consent.given_at"),
                 channel=text(consent, "channel", 20),
                 marketing=consent.get("marketing") is True,
+                guardian=consent.get("guardian") is True,
             ),
             occurred_at=parse_time(body.get("occurred_at"), "occurred_at"),
             birthday=birthday,

@@ -924,6 +924,26 @@ class Outbox:
             ).fetchone()
         return int(row[0]), int(row[1])
 
+    def unsynced_offer_uses(self, member_id: str) -> dict[str, int]:
+        """Uses of partner offers in the member's sales not yet acknowledged (a view read
+        before them does not count them yet)."""
+        with self._lock:
+            bodies = self.conn.execute(
+                "SELECT CAST(body AS BLOB) FROM entries WHERE member_id = ? AND kind = 'sale'"
+                " AND state IN ('pending', 'sending')",
+                (member_id,),
+            ).fetchall()
+        uses: dict[str, int] = {}
+        for (body,) in bodies:
+            try:
+                offers = json.loads(body).get("offers") or []
+            except (ValueError, AttributeError):  # a damaged entry: the drain reports it
+                continue
+            for offer_id in offers if isinstance(offers, list) else []:
+                if isinstance(offer_id, str):
+                    uses[offer_id] = uses.get(offer_id, 0) + 1
+        return uses
+
     # ------------------------------------------------------------ draining
 
     @contextmanager

@@ -147,6 +147,9 @@ def _names(section: Section, name: str = "names") -> LocalNames:
         text = table.text(code)
         if not text.strip():
             raise table.fail(code, "a display name cannot be empty")
+        problem = "at most 80 characters" if len(text) > 80 else text_problem(text)
+        if problem is not None:
+            raise table.fail(code, problem)
         names[code] = text.strip()
     return LocalNames.of(names)
 
@@ -350,10 +353,35 @@ def _day(table: Section, name: str) -> date | None:
             return date.fromisoformat(value)
         except ValueError:
             pass
-    raise table.fail(name, f"expected a day as YYYY-MM-DD, got {value!r}")
+    shown = str(value) if isinstance(value, date) else repr(value)
+    raise table.fail(name, f"expected a day as YYYY-MM-DD, got {shown}")
 
 
-def _offers(root: Section, named: set[str], tier_ids: set[str]) -> tuple[PartnerOffer, ...]:
+MAX_OFFER_MONEY = Decimal(1_000_000)
+MAX_OFFER_SKUS = 500
+
+
+def _offer_money(table: Section, name: str) -> Decimal:
+    value: Decimal = table.decimal(name, ZERO, minimum=ZERO)
+    if value > MAX_OFFER_MONEY or -value.as_tuple().exponent > 2:  # type: ignore[operator]
+        raise table.fail(name, f"money: at most {MAX_OFFER_MONEY}, in cents at most")
+    return value
+
+
+def _offer_skus(table: Section) -> frozenset[str]:
+    skus = table.str_list("skus")
+    if len(skus) > MAX_OFFER_SKUS:
+        raise table.fail("skus", f"at most {MAX_OFFER_SKUS} items")
+    for index, sku in enumerate(skus):
+        problem = "1 to 64 characters" if not 0 < len(sku) <= 64 else text_problem(sku)
+        if problem is not None:
+            raise table.fail(f"skus[{index}]", problem)
+    return frozenset(skus)
+
+
+def _offers(
+    root: Section, named: set[str], tier_ids: set[str], tenure: TenureCount
+) -> tuple[PartnerOffer, ...]:
     """`[[offers]]`: partners' offers that belong to members, applied by themselves."""
     sections = root.tables("offers")
     if len(sections) > MAX_OFFERS:
@@ -372,10 +400,14 @@ def _offers(root: Section, named: set[str], tier_ids: set[str]) -> tuple[Partner
             raise section.fail("id", f"offer {offer_id!r} is named twice")
         partner, name = _shown_name(section, "partner"), _shown_name(section, "name")
         kind = section.choice("kind", OfferKind)
-        value = section.decimal("value", ZERO, minimum=ZERO)
+        value = _offer_money(section, "value")
         points = section.integer("points", 0, minimum=0, maximum=MAX_OFFER_POINTS)
         categories = _known_categories(section, "categories", named)
-        skus = frozenset(section.str_list("skus"))
+        skus = _offer_skus(section)
+        if kind is OfferKind.BONUS_POINTS and "value" in section.data:
+            raise section.fail("value", "bonus points give points, not money (points = …)")
+        if kind is not OfferKind.BONUS_POINTS and "points" in section.data:
+            raise section.fail("points", f"a {kind.value} gives money off, not points")
         if kind is OfferKind.DISCOUNT and value <= 0:
             raise section.fail("value", "a discount needs the money it takes off (value)")
         if kind is OfferKind.BONUS_POINTS and points <= 0:
@@ -388,6 +420,15 @@ def _offers(root: Section, named: set[str], tier_ids: set[str]) -> tuple[Partner
         min_tier = section.text("min_tier", None)
         if min_tier is not None and min_tier not in tier_ids:
             raise section.fail("min_tier", f"no tier {min_tier!r}")
+        tenure_least = section.integer("min_tenure_months", 0, minimum=0, maximum=1200)
+        new_months = section.integer("new_members_months", None, minimum=1, maximum=1200)
+        if new_months is not None and new_months <= tenure_least:
+            raise section.fail("new_members_months", "not above min_tenure_months: never open")
+        if new_months is not None and tenure is TenureCount.ACTIVE_MONTHS:
+            raise section.fail(
+                "new_members_months",
+                "counts months since joining; [tiers] tenure = active_months counts others",
+            )
         offers.append(
             PartnerOffer(
                 id=offer_id,
@@ -398,17 +439,15 @@ def _offers(root: Section, named: set[str], tier_ids: set[str]) -> tuple[Partner
                 points=points,
                 skus=skus,
                 categories=categories,
-                min_spend=section.decimal("min_spend", ZERO, minimum=ZERO),
+                min_spend=_offer_money(section, "min_spend"),
                 valid_from=valid_from,
                 valid_until=valid_until,
                 max_uses_per_member=section.integer(
                     "max_uses_per_member", 1, minimum=1, maximum=1000
                 ),
                 min_tier=min_tier,
-                min_tenure_months=section.integer("min_tenure_months", 0, minimum=0, maximum=1200),
-                new_members_months=section.integer(
-                    "new_members_months", None, minimum=1, maximum=1200
-                ),
+                min_tenure_months=tenure_least,
+                new_members_months=new_months,
                 names=_names(section),
             )
         )
@@ -422,10 +461,22 @@ def _coalition_of(root: Section) -> Coalition | None:
 
 
 def _membership(table: Section) -> MembershipGate:
-    """`[membership] min_spend = "100.00"`: points held until a prospect has spent this."""
-    for extra in sorted(set(table.data) - {"min_spend"}):
-        raise table.fail(extra, "unknown setting (membership has min_spend)")
-    return MembershipGate(min_spend=table.decimal("min_spend", None, minimum=Decimal("0.01")))
+    """`[membership]`: min_spend (points held until a prospect has spent this), min_age and
+    guardian_from_age (the age gate at enrollment)."""
+    keys = {"min_spend", "min_age", "guardian_from_age"}
+    for extra in sorted(set(table.data) - keys):
+        raise table.fail(extra, f"unknown setting (membership has {', '.join(sorted(keys))})")
+    min_age = table.integer("min_age", None, minimum=1, maximum=120)
+    guardian = table.integer("guardian_from_age", None, minimum=1, maximum=120)
+    if guardian is not None and (min_age is None or guardian >= min_age):
+        raise table.fail(
+            "guardian_from_age", "an age below min_age (a guardian consents for minors)"
+        )
+    return MembershipGate(
+        min_spend=table.decimal("min_spend", None, minimum=Decimal("0.01")),
+        min_age=min_age,
+        guardian_from_age=guardian,
+    )
 
 
 def _expiry(table: Section) -> ExpiryPolicy:
@@ -665,7 +716,7 @@ def parse_program(root: Section) -> Program:
         ),
         membership=_membership(root.table("membership")),
         coalition=_coalition_of(root),
-        offers=_offers(root, set(root.table("categories").data), tier_ids),
+        offers=_offers(root, set(root.table("categories").data), tier_ids, tenure),
         id=root.text("id"),
         name=root.text("name"),
         currency=root.text("currency", "USD"),

@@ -221,6 +221,13 @@ def other_rules(program: Program) -> list[str]:
             f"Membership: a new member's {unit} (from purchases, actions and transfers) are held"
             f" until {number(gate)} {program.currency} is spent in all, then released at once."
         )
+    age = program.membership.min_age
+    if age is not None:
+        guardian = program.membership.guardian_from_age
+        rows.append(
+            f"Membership: from {age} years old (the birthday is asked when joining)"
+            + (f"; from {guardian} with a parent's or guardian's consent." if guardian else ".")
+        )
     expiry = program.expiry
     if expiry.mode is ExpiryMode.PERIOD_END:
         ends = {0: "that year's end", 1: "the end of the next year"}
@@ -282,8 +289,8 @@ def coalition(program: Program) -> list[str]:
     unit, currency = program.unit_name, program.currency
     rows = [
         f"Coalition run by {found.operator}: {unit} earned at any merchant are spent at any;"
-        f" its own {unit} (partner transfers in) cost it {number(found.funding_rate)}"
-        f" {currency} each."
+        f" its own {unit} (its own tills', partner transfers in, partners' offers) cost it"
+        f" {number(found.funding_rate)} {currency} each."
     ]
     for merchant in found.merchants:
         rates = []
@@ -309,6 +316,10 @@ def coalition(program: Program) -> list[str]:
     return rows
 
 
+def months(count: int) -> str:
+    return "1 month" if count == 1 else f"{count} months"
+
+
 def offers(program: Program) -> list[str]:
     rows = []
     currency = program.currency
@@ -331,12 +342,15 @@ def offers(program: Program) -> list[str]:
         if offer.min_tier:
             conditions.append(f"from {program.tier_name(offer.min_tier, 'en')} up")
         if offer.min_tenure_months:
-            conditions.append(f"after {offer.min_tenure_months} months of membership")
+            conditions.append(f"after {months(offer.min_tenure_months)} of membership")
         if offer.new_members_months:
-            conditions.append(f"in a member's first {offer.new_members_months} months")
-        if offer.valid_from or offer.valid_until:
-            span = f"{offer.valid_from or 'now'} to {offer.valid_until or 'further notice'}"
-            conditions.append(f"from {span}")
+            conditions.append(f"in a member's first {months(offer.new_members_months)}")
+        if offer.valid_from and offer.valid_until:
+            conditions.append(f"from {offer.valid_from} to {offer.valid_until}")
+        elif offer.valid_from or offer.valid_until:
+            conditions.append(
+                f"from {offer.valid_from}" if offer.valid_from else f"until {offer.valid_until}"
+            )
         times = "once" if offer.max_uses_per_member == 1 else f"{offer.max_uses_per_member} times"
         when = f" ({'; '.join(conditions)})" if conditions else ""
         rows.append(

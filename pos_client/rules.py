@@ -358,6 +358,42 @@ class MembershipGate:
     released at once (the sale that opens the gate)."""
 
     min_spend: Decimal | None = None
+    # The age gate: a birthday at enrollment, and at least `min_age` years on the store day
+    # of joining; from `guardian_from_age` a parent or guardian may consent for a minor.
+    min_age: int | None = None
+    guardian_from_age: int | None = None
+
+
+def age_on(birthday: date, day: date) -> int:
+    """Whole years from `birthday` to `day` (a 29 February birthday turns on 1 March)."""
+    return day.year - birthday.year - ((day.month, day.day) < (birthday.month, birthday.day))
+
+
+def enrollment_refusal(
+    gate: MembershipGate, birthday: date | None, day: date, guardian: bool
+) -> tuple[str, str] | None:
+    """Why the age gate refuses an enrollment on the store day `day` (code, reason), or None."""
+    if gate.min_age is None:
+        return None
+    adult = gate.min_age
+    with_guardian = (
+        f"; from {gate.guardian_from_age} with a parent's or guardian's consent"
+        if gate.guardian_from_age
+        else ""
+    )
+    if birthday is None:
+        return (
+            "birthday_required",
+            f"the programme needs the member's birthday (from {adult}{with_guardian})",
+        )
+    age = age_on(birthday, day)
+    if age >= adult:
+        return None
+    if gate.guardian_from_age is not None and age >= gate.guardian_from_age:
+        if guardian:
+            return None
+        return "guardian_required", f"under {adult}: a parent or guardian must consent"
+    return "too_young", f"members must be at least {adult}{with_guardian}"
 
 
 @dataclass(frozen=True)
@@ -491,8 +527,8 @@ def offer_gives(
     discounts; None when the sale does not meet it (too small, none of its items)."""
     if purchase.total < offer.min_spend or purchase.total <= 0:
         return None
-    matching = [
-        line.amount
+    matching = [  # the price of one item of each line of the offer's items
+        line.amount / max(line.quantity, 1)
         for line in purchase.lines
         if line.amount > 0 and (line.sku in offer.skus or line.category in offer.categories)
     ]
@@ -504,7 +540,7 @@ def offer_gives(
         worth = offer.value
     else:
         worth = min(max(matching), offer.value) if offer.value else max(matching)
-    discount = min(worth, money_left)
+    discount = min(worth, money_left).quantize(Decimal("0.01"), rounding=ROUND_FLOOR)
     return AppliedOffer(offer.id, discount=discount) if discount > 0 else None
 
 

@@ -11,6 +11,7 @@ tick when on) and its label; the box and the label each toggle it. Layout in for
 
 from __future__ import annotations
 
+from datetime import date
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,22 @@ def typed(text: str, key: str, limit: int = 40) -> str:
     if key == " " and (not text or text.endswith(" ")):
         return text  # no leading or double spaces
     return (text + key)[:limit]
+
+
+def birthday_as_typed(digits: str) -> str:
+    """DDMMYYYY as typed so far, with the rest as placeholders: "05.1_.____"."""
+    shown = (digits + "_" * 8)[:8]
+    return f"{shown[:2]}.{shown[2:4]}.{shown[4:]}"
+
+
+def birthday_of(digits: str) -> date | None:
+    """The day of DDMMYYYY, or None (not whole, or no such day)."""
+    if len(digits) != 8 or not digits.isdigit():
+        return None
+    try:
+        return date(int(digits[4:]), int(digits[2:4]), int(digits[:2]))
+    except ValueError:
+        return None
 
 
 class ConsentToggle(BoxLayout):

@@ -380,6 +380,9 @@ ERROR_KEYS: dict[str, str] = {
     "units_too_many_lines": N_("error.units_too_many_lines"),
     "not_combinable": N_("error.not_combinable"),
     "consent_required": N_("error.consent_required"),
+    "birthday_required": N_("error.birthday_required"),
+    "guardian_required": N_("error.guardian_required"),
+    "too_young": N_("error.too_young"),
     "name_required": N_("error.name_required"),
     "name_invalid": N_("error.name_invalid"),
     "text_invalid": N_("error.text_invalid"),
@@ -484,6 +487,10 @@ DEAD_KEYS: dict[str, str] = {
     "action_refused": N_("dead.refused"),
     "give_refused": N_("dead.refused"),
     "receive_refused": N_("dead.refused"),
+    "offer_refused": N_("dead.refused"),
+    "birthday_required": N_("dead.refused"),
+    "guardian_required": N_("dead.refused"),
+    "too_young": N_("dead.refused"),
 }
 
 

@@ -1337,10 +1337,9 @@ class Ledger:
                 "redemption: the points spent as money are more than what is left to pay"
                 " after the free one",
             )
-        offers, over_limit = self._offers_of_sale(
+        offers, offers_refused = self._offers_of_sale(
             conn, op, tier, stats, today, op.purchase.total - free.value - spent
         )
-        offer_points = sum(offer.points for offer in offers)
         spent_and_offers = spent + sum((offer.discount for offer in offers), Decimal(0))
         try:
             breakdown = rules.earn_points(
@@ -1357,8 +1356,13 @@ class Ledger:
             code = exc.code if exc.code in UNIT_REFUSALS else "bad_request"
             raise OpRejected(code, str(exc)) from None
         redeemed = plan.points if plan else 0
-        self._check_points(breakdown.points + offer_points, redeemed)
+        self._check_points(breakdown.points, redeemed)
         self._check_member_day(conn, op.member_id, breakdown.points, self._now(conn))
+        offers, offers_refused = self._within_member_day(
+            conn, op, breakdown.points, offers, offers_refused
+        )
+        offer_points = sum(offer.points for offer in offers)
+        self._check_points(breakdown.points + offer_points, redeemed)
         result: dict[str, Any] = {
             "status": "applied",
             "key": op.key,
@@ -1378,8 +1382,8 @@ class Ledger:
                 {"offer_id": o.offer_id, "discount": str(o.discount), "points": o.points}
                 for o in offers
             ]
-            if over_limit:  # used offline at another till too: given, so counted
-                result["offers_over_limit"] = over_limit
+        if offers_refused:  # the till applied them; not credited, and why
+            result["offers_refused"] = offers_refused
         if self.program_version is not None:
             result["program_version"] = self.program_version
         amount = to_minor(op.purchase.total, self.program.currency)
@@ -1435,6 +1439,7 @@ class Ledger:
                 "offer",
                 offer.points,
                 op.occurred_at,
+                to_minor(offer.discount, self.program.currency),  # the money off, kept
                 reward_id=offer.offer_id,
                 merchant=claim.merchant,
             )
@@ -1456,36 +1461,62 @@ class Ledger:
         stats: MemberStats,
         today: date,
         money_left: Decimal,
-    ) -> tuple[tuple[rules.AppliedOffer, ...], list[str]]:
+    ) -> tuple[tuple[rules.AppliedOffer, ...], list[dict[str, str]]]:
         """The partner offers the till applied, each checked again here (in the programme,
-        open to the member today, a use left, met by the sale) and valued by this ledger;
-        one that fails refuses the sale (a till cannot invent money off). A use past the
-        limit is accepted from an offline sale (the till gave it in good faith) and named.
-        Returns (the offers, the ids used past their limit)."""
+        open to the member today, a use left, met by the sale), in the programme's order,
+        and valued by this ledger. One that fails is not credited (no points, no money off
+        on record) and named with its reason; the sale itself applies, so an honest till's
+        stale view never loses a sale, and no till's word adds a use. Returns (the offers
+        credited, those refused)."""
         if not op.offers:
             return (), []
         used = self._offer_uses(conn, op.member_id)
+        order = {offer.id: index for index, offer in enumerate(self.program.offers)}
         applied: list[rules.AppliedOffer] = []
-        over_limit: list[str] = []
-        for offer_id in op.offers:
+        refused: list[dict[str, str]] = []
+        for offer_id in sorted(op.offers, key=lambda o: order.get(o, len(order))):
             offer = self.program.offer(offer_id)
             if offer is None:
-                raise OpRejected("offer_refused", f"offers: no offer {offer_id!r} in the programme")
+                refused.append({"offer_id": offer_id, "code": "unknown_offer"})
+                continue
             if not rules.offer_open(self.program, offer, tier, stats, today):
-                raise OpRejected("offer_refused", f"offer {offer_id}: not open to this member")
+                refused.append({"offer_id": offer_id, "code": "not_open"})
+                continue
             if used.get(offer_id, 0) >= offer.max_uses_per_member:
-                if not op.offline:
-                    raise OpRejected(
-                        "offer_refused",
-                        f"offer {offer_id}: used {offer.max_uses_per_member} time(s) already",
-                    )
-                over_limit.append(offer_id)
+                refused.append({"offer_id": offer_id, "code": "used_up"})
+                continue
             gives = rules.offer_gives(offer, op.purchase, money_left)
             if gives is None:
-                raise OpRejected("offer_refused", f"offer {offer_id}: this sale does not meet it")
+                refused.append({"offer_id": offer_id, "code": "not_met"})
+                continue
             applied.append(gives)
             money_left -= gives.discount
-        return tuple(applied), over_limit
+        return tuple(applied), refused
+
+    def _within_member_day(
+        self,
+        conn: Connection,
+        op: SaleOp,
+        earned: int,
+        offers: tuple[rules.AppliedOffer, ...],
+        refused: list[dict[str, str]],
+    ) -> tuple[tuple[rules.AppliedOffer, ...], list[dict[str, str]]]:
+        """Offers' bonus points count toward the member's daily cap like any earning: the
+        bonuses past it are not credited (named), the sale and its money off still apply."""
+        kept: list[rules.AppliedOffer] = []
+        bonus = 0
+        for offer in offers:
+            if offer.points:
+                try:
+                    self._check_member_day(
+                        conn, op.member_id, earned + bonus + offer.points, self._now(conn)
+                    )
+                except OpRejected:
+                    refused = [*refused, {"offer_id": offer.offer_id, "code": "limit_member_day"}]
+                    continue
+                bonus += offer.points
+            kept.append(offer)
+        return tuple(kept), refused
 
     def _offer_uses(self, conn: Connection, member_id: str) -> dict[str, int]:
         """How many times the member used each offer (with this batch's, not yet written)."""
@@ -1570,6 +1601,14 @@ class Ledger:
     def _apply_enroll(self, conn: Connection, op: EnrollOp, claim: Claim) -> dict[str, Any]:
         if self.member(op.member_id, conn) is not None:
             raise OpRejected("member_exists", f"member {op.member_id} already exists")
+        refusal = rules.enrollment_refusal(
+            self.program.membership,
+            op.birthday,
+            totals.local_day(op.occurred_at, self.zone),
+            op.consent.guardian,
+        )
+        if refusal is not None:
+            raise OpRejected(*refusal)
         result = {
             "status": "applied",
             "key": op.key,
@@ -1592,6 +1631,7 @@ class Ledger:
                 consent_at=op.consent.given_at,
                 consent_channel=op.consent.channel,
                 marketing=op.consent.marketing,
+                guardian_consent=op.consent.guardian,
                 balance=0,
             )
         )

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -66,6 +67,8 @@ members = Table(
     Column("consent_channel", String(20), nullable=False),
     Column("marketing", Boolean, nullable=False, default=False),
     Column("balance", BigInteger, nullable=False, default=0),
+    # A parent or guardian consented for a minor (the age gate). Ledger version 8, 0012.
+    Column("guardian_consent", Boolean, nullable=False, server_default=false()),
 )
 
 identifiers = Table(

@@ -25,7 +25,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from pos_client.ledger.schema import PerDialect, member_totals, one_of, transactions
 
 EARNING_KINDS = ("earn", "birthday", "action")
-EARNED_KINDS = ("earn", "birthday", "action", "transfer_in")  # count toward the daily cap
+# Count toward the daily cap (partner offers' bonus points too).
+EARNED_KINDS = ("earn", "birthday", "action", "transfer_in", "offer")
 FLAGGED_KINDS = ("earn", "action", "transfer_in")  # count toward the review flag
 ALL_START = date(1, 1, 1)  # the start of the lifetime row (grain "a")
 RECORDED = "r"  # the grain of the store day an operation was recorded on

@@ -303,6 +303,14 @@ def _v7_merchant(conn: Connection, _context: StepContext) -> None:
     )
 
 
+def _v8_guardian_consent(conn: Connection, _context: StepContext) -> None:
+    # Nothing to backfill: before this version no programme had an age gate.
+    false = "0" if conn.dialect.name == "sqlite" else "false"  # as the model's false() renders
+    conn.exec_driver_sql(
+        f"ALTER TABLE members ADD COLUMN guardian_consent BOOLEAN NOT NULL DEFAULT {false}"
+    )
+
+
 # The steps after the baseline, in order (see the module docstring to add one).
 STEPS: tuple[Step, ...] = (
     Step(2, "member_totals, backfilled from transactions", _v2_member_totals),
@@ -311,6 +319,7 @@ STEPS: tuple[Step, ...] = (
     Step(5, "member_pins: members' PIN hashes and failures in a row", _v5_member_pins),
     Step(6, "units and segments of sales in transactions and member_totals", _v6_units),
     Step(7, "the coalition merchant of each transaction", _v7_merchant),
+    Step(8, "members' guardian consent (the age gate)", _v8_guardian_consent),
 )
 
 

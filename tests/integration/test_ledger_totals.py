@@ -30,6 +30,7 @@ def drop_units_columns(
     """Back to version 5: no units or segments columns, nor version 7's merchant (SQLite
     3.35+ drops columns)."""
     conn.exec_driver_sql("ALTER TABLE transactions DROP COLUMN merchant")
+    conn.exec_driver_sql("ALTER TABLE members DROP COLUMN guardian_consent")  # version 8's
     for table in tables:
         for column in ("units_milli", "segments"):
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")

@@ -64,7 +64,10 @@ def read_only(path: Path) -> sqlite3.Connection:
 
 
 # Columns later versions added to the release's tables (their values: what each step set).
-ADDED_COLUMNS = {"transactions": ("units_milli", "segments", "merchant")}
+ADDED_COLUMNS = {
+    "transactions": ("units_milli", "segments", "merchant"),
+    "members": ("guardian_consent",),
+}
 
 
 def table_rows(path: Path, tables: Iterator[str] | list[str] | None = None) -> dict[str, Any]:

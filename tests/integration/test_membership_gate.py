@@ -117,3 +117,44 @@ def test_points_of_actions_are_held_behind_the_gate_too(database_url: str) -> No
     opening = ledger.apply(sale(member, "100.00"))
     assert (opening["points_released"], opening["balance"]) == (50, 150)
     assert ledger.balance_mismatches() == []
+
+
+ADULTS = ProgramDocument.of(
+    PROGRAM.format(membership="min_age = 18\nguardian_from_age = 13")
+).parse("adults")
+
+
+def test_the_age_gate_refuses_enrollments_a_till_sends_and_records_a_guardian(
+    database_url: str,
+) -> None:
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from pos_client.ledger.schema import members
+    from pos_client.operations import OpRejected
+    from tests.integration.ledger_helpers import enroll_body
+
+    ledger = Ledger(make_engine(database_url), ADULTS)
+    joined = datetime(2026, 11, 25, 12, tzinfo=UTC)  # the helpers' enrollment time
+    refused = []
+    for member, birthday, guardian in (
+        ("none", None, False),  # no birthday at all
+        ("ten", date(2016, 1, 1), True),  # a guardian cannot consent for a ten-year-old
+        ("minor", date(2010, 1, 1), False),  # sixteen, no guardian
+    ):
+        body = enroll_body(member, f"p-{member}", birthday)
+        body["consent"]["guardian"] = guardian  # type: ignore[index]
+        try:
+            ledger.apply(body)
+        except OpRejected as exc:
+            refused.append(exc.code)
+    assert refused == ["birthday_required", "too_young", "guardian_required"]
+    minor = enroll_body("minor", "p-minor", date(2010, 1, 1))
+    minor["consent"]["guardian"] = True  # type: ignore[index]
+    ledger.apply(minor)
+    ledger.apply(enroll_body("adult", "p-adult", date(2008, 11, 25)))  # eighteen that day
+    with ledger.engine.connect() as conn:
+        rows = dict(conn.execute(select(members.c.id, members.c.guardian_consent)).all())
+    assert rows == {"minor": True, "adult": False}
+    assert joined.date() == date(2026, 11, 25)

@@ -305,3 +305,32 @@ def test_units_on_a_programme_without_them_are_refused_and_change_nothing(
     assert (result["status"], result["code"]) == (422, "units_not_earned")
     assert result["error"].startswith("lines[0].units")
     assert snapshot(server) == before
+
+
+def test_the_age_gate_holds_over_http_whatever_a_till_claims(
+    database_url: str, tmp_path: Any
+) -> None:
+    """A till claiming a guardian for a ten-year-old, or sending no birthday, is refused
+    (422 with the reason); a minor with a guardian joins."""
+    from tests.security.conftest import running_server
+
+    program = tmp_path / "adults.toml"
+    program.write_text(
+        'id = "adults"\nname = "Adults"\n[earn]\nrate = 1\n[tiers]\n[[tiers.levels]]\n'
+        'id = "m"\nname = "M"\n[membership]\nmin_age = 18\nguardian_from_age = 13\n'
+    )
+    for server in running_server(database_url, tmp_path, LOYALTY_SERVER_PROGRAM=str(program)):
+        token = server.pair()["token"]
+        before = snapshot(server)
+        ten = enrollment(birthday="2016-01-01", card_number="2900000010000")
+        ten["consent"]["guardian"] = True
+        results = batch(server, token, enrollment(), ten)
+        assert [(r["status"], r["code"]) for r in results] == [
+            (422, "birthday_required"),
+            (422, "too_young"),
+        ]
+        assert snapshot(server) == before
+        minor = enrollment(birthday="2010-06-01", card_number="2900000010017")
+        minor["consent"]["guardian"] = True
+        (joined,) = batch(server, token, minor)
+        assert joined["outcome"] == "applied", joined

@@ -195,3 +195,39 @@ def test_an_offer_named_twice_or_too_many_are_refused() -> None:
     with pytest.raises(ConfigError, match="at most 50 offers"):
         program(many)
     assert program(one).offers[0].kind is OfferKind.DISCOUNT
+
+
+def test_a_free_item_is_one_item_of_a_line_not_the_whole_line() -> None:
+    _welcome, _coffee, wash = program(OFFERS.replace('value = "12.00"', 'value = "100.00"')).offers
+    five = Purchase((PurchaseLine(D("60.00"), "wash", "", quantity=5),))
+    got = offer_gives(wash, five, D("60.00"))
+    assert got is not None and got.discount == D("12.00")  # one of five washes at 12.00
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ('kind = "discount"\nvalue = "0.005"', "in cents"),
+        ('kind = "discount"\nvalue = "1e29"', "at most 1000000"),
+        ('kind = "discount"\nvalue = "1"\nmin_spend = "1e400"', "min_spend"),
+        ('kind = "free_item"\nskus = [""]', "skus[0]"),
+        ('kind = "free_item"\nskus = ["A\\u0000"]', "skus[0]"),
+        ('kind = "discount"\nvalue = "1"\npoints = 5', "gives money off"),
+        ('kind = "bonus_points"\npoints = 5\nvalue = "1"', "not money"),
+        (
+            'kind = "discount"\nvalue = "1"\nnew_members_months = 3\nmin_tenure_months = 12',
+            "never open",
+        ),
+        ('kind = "discount"\nvalue = "1"\nnames = { ru = "a\\u0007" }', "control"),
+    ],
+)
+def test_offer_values_items_and_names_are_bounded(extra: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        program(f'[[offers]]\nid = "a"\npartner = "P"\nname = "N"\n{extra}\n')
+    assert problem in str(caught.value)
+
+
+def test_new_members_cannot_be_told_by_active_months() -> None:
+    source = HEAD.replace("[tiers]\n", '[tiers]\ntenure = "active_months"\n') + OFFERS
+    with pytest.raises(ConfigError, match="months since joining"):
+        ProgramDocument.of(source).parse("o.toml")

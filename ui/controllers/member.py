@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -102,7 +102,11 @@ def _tier_progress(
 
 
 def member_lines(
-    session: MemberSession, program: Program, texts: Texts, spend_note: str = ""
+    session: MemberSession,
+    program: Program,
+    texts: Texts,
+    spend_note: str = "",
+    offer_uses_pending: Mapping[str, int] | None = None,
 ) -> MemberLines:
     view, language = session.view, texts.language
     try:
@@ -140,19 +144,22 @@ def member_lines(
         spend_note=spend_note,
         identified_text=texts.tr(i18n.IDENTIFIED_BY_KEYS[session.identified_by]),
         expiring_text=expiring_text(texts, view),
-        offers_text=offers_text(texts, program, view),
+        offers_text=offers_text(texts, program, view, offer_uses_pending or {}),
     )
 
 
-def offers_text(texts: Texts, program: Program, view: MemberView) -> str:
-    """One partner offer a line, with its uses left."""
+def offers_text(
+    texts: Texts, program: Program, view: MemberView, pending: Mapping[str, int]
+) -> str:
+    """One partner offer a line, with its uses left (less those in unsynced sales)."""
     rows = []
     for left in view.offers:
         offer = program.offer(left.offer_id)
-        if offer is None:  # the programme changed since the view: not shown, not applied
+        uses = left.uses_left - pending.get(left.offer_id, 0)
+        if offer is None or uses <= 0:  # the programme changed, or used up here meanwhile
             continue
         name = f"{offer.partner}: {offer.display_name(texts.language)}"
-        rows.append(texts.tr("member.offer_left", name=name, count=left.uses_left))
+        rows.append(texts.tr("member.offer_left", name=name, count=uses))
     return "\n".join(rows)
 
 
@@ -210,7 +217,8 @@ class MemberController:
         # The core decides who may spend (a kiosk: not on a typed phone number alone).
         refusal = self._checkout.spend_refusal(session)
         note = "" if refusal is None else i18n.describe_error(self._texts.language, refusal)
-        lines = member_lines(session, self._program, self._texts, note)
+        pending = self._checkout.outbox.unsynced_offer_uses(session.view.member_id)
+        lines = member_lines(session, self._program, self._texts, note, pending)
         return replace(lines, pin_offer=self._checkout.pin_would_spend(session))
 
     def verify_pin(self, pin: str, show_error: Callable[[str], None]) -> None:

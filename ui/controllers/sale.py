@@ -423,8 +423,37 @@ class SaleController:
 
     # ------------------------------------------------------------ enrollment
 
-    def enroll(self, first_name: str, consent: bool, marketing: bool) -> str | None:
+    def birthday_needed(self) -> bool:
+        """Whether joining asks for a birthday (the programme's age gate)."""
+        return self._program.membership.min_age is not None
+
+    def birthday_problem(self, digits: str) -> tuple[str | None, bool]:
+        """(why this typed birthday cannot join, or None; whether a guardian must consent)."""
+        from ui.forms import birthday_of
+
+        birthday = birthday_of(digits)
+        today = self._checkout.today()
+        if birthday is None or birthday > today or birthday.year < 1900:
+            return self._texts.tr("error.birthday_invalid"), False
+        gate = self._program.membership
+        refusal = rules.enrollment_refusal(gate, birthday, today, guardian=False)
+        if refusal is None:
+            return None, False
+        if refusal[0] == "guardian_required":
+            return None, True
+        return self._texts.tr(f"error.{refusal[0]}", count=gate.min_age), False
+
+    def enroll(
+        self,
+        first_name: str,
+        consent: bool,
+        marketing: bool,
+        birthday_digits: str = "",
+        guardian: bool = False,
+    ) -> str | None:
         """Join the programme with the phone typed before (off the clock); a problem, or None."""
+        from ui.forms import birthday_of
+
         phone = self._customer.pending_phone
         if not phone:
             return self._texts.tr("phone.invalid")
@@ -432,6 +461,7 @@ class SaleController:
             return self._texts.tr("error.consent_required")
         if not first_name.strip():
             return self._texts.tr("error.name_required")
+        birthday = birthday_of(birthday_digits) if self.birthday_needed() else None
 
         def done(session: Any, error: BaseException | None) -> None:
             screen = self._nav.screen("enroll")
@@ -453,7 +483,14 @@ class SaleController:
             )
 
         self._nav.run_async(
-            lambda: self._checkout.enroll(phone, first_name, consent=consent, marketing=marketing),
+            lambda: self._checkout.enroll(
+                phone,
+                first_name,
+                consent=consent,
+                marketing=marketing,
+                birthday=birthday,
+                guardian_consent=guardian,
+            ),
             done,
         )
         return None

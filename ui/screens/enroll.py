@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kivy.properties import OptionProperty, StringProperty
+from kivy.properties import BooleanProperty, OptionProperty, StringProperty
 
 from ui import forms  # also registers NameKeyboard and ConsentToggle for enroll.kv
 from ui.dialogs import TermsDialog
@@ -18,7 +18,10 @@ class EnrollScreen(PosScreen):
     card_image = StringProperty("")
     card_number = StringProperty("")
     welcome_text = StringProperty("")
-    step = OptionProperty("name", options=["name", "consent", "joined"])
+    step = OptionProperty("name", options=["name", "birthday", "consent", "joined"])
+    birthday_digits = StringProperty("")  # DDMMYYYY as typed
+    birthday_text = StringProperty("")
+    guardian_needed = BooleanProperty(False)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -26,6 +29,7 @@ class EnrollScreen(PosScreen):
         # `ids` holds weak proxies: keep the steps themselves (`__self__`) while detached.
         self._steps = {
             "name": self.ids.name_step.__self__,
+            "birthday": self.ids.birthday_step.__self__,
             "consent": self.ids.consent_step.__self__,
             "joined": self.ids.joined_step.__self__,
         }
@@ -39,6 +43,9 @@ class EnrollScreen(PosScreen):
         self.ids.first_name.text = ""
         self.ids.consent.active = False
         self.ids.marketing.active = False
+        self.ids.guardian.active = False
+        self.guardian_needed = False
+        self.birthday_digits = ""
         self.step = "name"
 
     def on_step(self, *_args: Any) -> None:
@@ -76,11 +83,32 @@ class EnrollScreen(PosScreen):
             self.error = self.tr("error.name_required")
             return
         self.error = ""
-        self.step = "consent"
+        self.step = "birthday" if self.pos_app.sale.birthday_needed() else "consent"
+
+    def on_birthday_digits(self, *_args: Any) -> None:
+        self.birthday_text = forms.birthday_as_typed(self.birthday_digits)
+
+    def birthday_key(self, key: str) -> None:
+        """A key of the keypad into the birthday (day, month, year)."""
+        if key == "back":
+            self.birthday_digits = self.birthday_digits[:-1]
+        elif key.isdigit() and len(self.birthday_digits) < 8:
+            self.birthday_digits += key
+        self.error = ""
+
+    def birthday_done(self) -> None:
+        """A whole, possible birthday old enough to join (or with a guardian): to consent."""
+        problem, guardian = self.pos_app.sale.birthday_problem(self.birthday_digits)
+        self.error = problem or ""
+        if problem is None:
+            self.guardian_needed = guardian
+            self.step = "consent"
 
     def back(self) -> None:
-        if self.step == "consent":
-            self.error = ""
+        self.error = ""
+        if self.step == "consent" and self.pos_app.sale.birthday_needed():
+            self.step = "birthday"
+        elif self.step in ("consent", "birthday"):
             self.step = "name"
         else:
             self.pos_app.nav.go_idle()
@@ -91,7 +119,11 @@ class EnrollScreen(PosScreen):
     def join(self) -> None:
         self.error = (
             self.pos_app.sale.enroll(
-                self.ids.first_name.text, self.ids.consent.active, self.ids.marketing.active
+                self.ids.first_name.text,
+                self.ids.consent.active,
+                self.ids.marketing.active,
+                birthday_digits=self.birthday_digits,
+                guardian=self.guardian_needed and self.ids.guardian.active,
             )
             or ""
         )
