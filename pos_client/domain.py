@@ -234,6 +234,9 @@ class MemberStats:
     lifetime_visits: int = 0
     # The period before (programmes whose status holds to the end of the next period).
     previous_period: MemberStats | None = None
+    # Tiers reached at earlier sales and kept (downgrade never or grace): (tier id, the
+    # last store day the member reached it). Read by the ledger; not sent to terminals.
+    tiers_kept: tuple[tuple[str, date], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -653,12 +653,19 @@ def parse_program(root: Section) -> Program:
             "basis" if basis in by_units else "levels",
             "tiers by units or segments need [earn.by_unit] (what a unit is)",
         )
+    grace = tiers.integer("grace_months", 0, minimum=0, maximum=60)
     try:
         tier_policy = TierPolicy(
-            basis=basis, period=period, tiers=tier_list, downgrade=downgrade, tenure=tenure
+            basis=basis,
+            period=period,
+            tiers=tier_list,
+            downgrade=downgrade,
+            tenure=tenure,
+            grace_months=grace,
         )
     except ValueError as exc:
-        raise tiers.fail("levels", str(exc)) from None
+        key = "grace_months" if "grace" in str(exc) else "levels"
+        raise tiers.fail(key, str(exc)) from None
     catalog = tuple(_reward(item) for item in root.tables("catalog"))
     tier_ids = {tier.id for tier in tier_list}
     for index, reward in enumerate(catalog):
@@ -834,6 +841,7 @@ def program_to_json(program: Program) -> dict[str, Any]:
             "basis": program.tiers.basis.value,
             "period": program.tiers.period.value,
             "downgrade": program.tiers.downgrade.value,
+            "grace_months": program.tiers.grace_months,
             "tenure": program.tiers.tenure.value,
             "levels": [
                 {

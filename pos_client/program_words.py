@@ -151,6 +151,13 @@ def tiers(program: Program) -> list[str]:
     rows += [tier_line(program, tier) for tier in policy.tiers]
     if policy.downgrade is Downgrade.PERIOD_END:
         rows.append("  A tier reached in one period holds to the end of the next.")
+    elif policy.downgrade is Downgrade.NEVER:
+        rows.append("  A tier once reached is never lost.")
+    elif policy.downgrade is Downgrade.GRACE:
+        rows.append(
+            f"  A tier is kept {months(policy.grace_months)} after the last purchase that"
+            " reached it."
+        )
     elif policy.period is not TierPeriod.LIFETIME:
         rows.append("  A tier is lost as soon as the period's count falls below it.")
     if policy.tenure is TenureCount.ACTIVE_MONTHS and policy.needs_tenure:

@@ -65,6 +65,8 @@ class Downgrade(StrEnum):
 
     IMMEDIATE = "immediate"  # as soon as the period's measure is below (the default)
     PERIOD_END = "period_end"  # a tier reached in a period holds to the end of the next
+    NEVER = "never"  # a tier once reached is kept
+    GRACE = "grace"  # kept `grace_months` after the last sale at which the member reached it
 
 
 class TenureCount(StrEnum):
@@ -152,6 +154,7 @@ class TierPolicy:
     tiers: tuple[Tier, ...]
     downgrade: Downgrade = Downgrade.IMMEDIATE
     tenure: TenureCount = TenureCount.MONTHS
+    grace_months: int = 0  # downgrade = grace: months a tier is kept below its measure
 
     def __post_init__(self) -> None:
         if not self.tiers:
@@ -163,6 +166,13 @@ class TierPolicy:
             raise ValueError("the first tier is everyone's: it needs no tenure")
         if self.downgrade is Downgrade.PERIOD_END and self.period is TierPeriod.LIFETIME:
             raise ValueError("downgrade at period end needs a period (calendar_year, rolling)")
+        if (self.downgrade is Downgrade.GRACE) != (self.grace_months > 0):
+            raise ValueError("downgrade = grace goes with grace_months (1 to 60), and only it")
+
+    @property
+    def keeps_tiers(self) -> bool:
+        """Whether tiers reached are recorded and kept (never, or for a grace)."""
+        return self.downgrade in (Downgrade.NEVER, Downgrade.GRACE)
 
     @property
     def needs_tenure(self) -> bool:
@@ -728,10 +738,16 @@ def qualifies(policy: TierPolicy, tier: Tier, stats: MemberStats) -> bool:
     return any(tier_measure(basis, stats) >= value for basis, value in tier.or_thresholds)
 
 
+def qualified_index(policy: TierPolicy, stats: MemberStats) -> int:
+    """The highest tier the statistics themselves reach (nothing kept from before)."""
+    return max(index for index, tier in enumerate(policy.tiers) if qualifies(policy, tier, stats))
+
+
 def _tier_index(policy: TierPolicy, stats: MemberStats) -> int:
-    reached = max(
-        index for index, tier in enumerate(policy.tiers) if qualifies(policy, tier, stats)
-    )
+    reached = qualified_index(policy, stats)
+    if stats.tiers_kept:  # reached before and kept (never, or still within the grace)
+        kept = {tier_id for tier_id, _day in stats.tiers_kept}
+        reached = max([reached, *(i for i, tier in enumerate(policy.tiers) if tier.id in kept)])
     previous = stats.previous_period
     if policy.downgrade is Downgrade.PERIOD_END and previous is not None:
         # A tier reached last period holds through this one (its tenure is today's).

@@ -40,6 +40,7 @@ from pos_client.ledger.schema import (
     birthday_grants,
     identifiers,
     member_pins,
+    member_tiers,
     members,
     one_of,
     operations,
@@ -569,12 +570,62 @@ class Ledger:
         if self.program.needs_tenure and enrolled_at is not None:
             tenure = self._tenure(conn, member_id, enrolled_at, today)
         stats = self._member_stats(sums, tenure, previous)
+        if policy.keeps_tiers:
+            stats = replace(stats, tiers_kept=self._tiers_kept(conn, member_id, today))
         if self.program.every_nth is None:
             return stats
         lifetime = sums if start is None else self._sums(conn, member_id, None)
         return replace(
             stats, lifetime_units=Decimal(lifetime[3]) / 1000, lifetime_visits=lifetime[2]
         )
+
+    def _tiers_kept(
+        self, conn: Connection, member_id: str, today: date
+    ) -> tuple[tuple[str, date], ...]:
+        """The tiers the member reached and still keeps on `today`: all of them (never), or
+        those reached within the last `grace_months` (grace)."""
+        policy = self.program.tiers
+        rows = conn.execute(
+            select(member_tiers.c.tier_id, member_tiers.c.reached_on).where(
+                member_tiers.c.member_id == member_id
+            )
+        ).all()
+        kept = []
+        for tier_id, reached_on in rows:
+            past_grace = rules.whole_months(reached_on, today) >= policy.grace_months
+            if policy.downgrade is rules.Downgrade.GRACE and past_grace:
+                continue
+            kept.append((str(tier_id), reached_on))
+        return tuple(sorted(kept))
+
+    def _record_tier_reached(
+        self, conn: Connection, member_id: str, after: MemberStats, today: date
+    ) -> None:
+        """Record the tier the member's statistics reach with this sale, on `today` (a
+        programme keeping tiers); written only when it moves the day on."""
+        policy = self.program.tiers
+        index = rules.qualified_index(policy, after)
+        if index == 0:  # the first tier is everyone's
+            return
+        tier_id = policy.tiers[index].id
+        known = dict(after.tiers_kept)
+        if known.get(tier_id) == today:
+            return
+        found = conn.execute(
+            select(member_tiers.c.reached_on).where(
+                member_tiers.c.member_id == member_id, member_tiers.c.tier_id == tier_id
+            )
+        ).scalar()
+        if found is None:
+            conn.execute(
+                member_tiers.insert().values(member_id=member_id, tier_id=tier_id, reached_on=today)
+            )
+        elif found < today:
+            conn.execute(
+                member_tiers.update()
+                .where(member_tiers.c.member_id == member_id, member_tiers.c.tier_id == tier_id)
+                .values(reached_on=today)
+            )
 
     def _sums(self, conn: Connection, member_id: str, start: date | None) -> totals.Sums:
         pending: BatchWrites | None = conn.info.get(PENDING)
@@ -1443,6 +1494,16 @@ class Ledger:
                 reward_id=offer.offer_id,
                 merchant=claim.merchant,
             )
+        if self.program.tiers.keeps_tiers:
+            after = replace(
+                stats,
+                points_in_period=stats.points_in_period + breakdown.points,
+                spend_in_period=stats.spend_in_period + op.purchase.total,
+                visits_in_period=stats.visits_in_period + 1,
+                units_in_period=stats.units_in_period + op.purchase.units,
+                segments_in_period=stats.segments_in_period + op.purchase.unit_lines,
+            )
+            self._record_tier_reached(conn, op.member_id, after, today)
         credited = breakdown.points + offer_points
         if gate is not None:
             credited += self._hold_or_release(conn, op, gate, credited, amount, result)

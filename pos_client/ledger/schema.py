@@ -164,6 +164,17 @@ member_totals = Table(
 # (ledger version 4, migration 0007). `card` is the UID in upper-case hex, as identifiers.
 # A member's PIN (its salted scrypt hash, never the PIN) and the failures in a row that
 # lock it for a while (pos_client/pins.py).
+# Tiers a member reached, with the last store day a sale found them reaching it: kept by
+# programmes whose tiers are never lost (downgrade = never) or kept for a grace. Ledger
+# version 9, migration 0013.
+member_tiers = Table(
+    "member_tiers",
+    metadata,
+    Column("member_id", String(64), ForeignKey("members.id"), primary_key=True),
+    Column("tier_id", String(64), primary_key=True),
+    Column("reached_on", Date, nullable=False),
+)
+
 member_pins = Table(
     "member_pins",
     metadata,

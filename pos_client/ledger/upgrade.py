@@ -311,6 +311,19 @@ def _v8_guardian_consent(conn: Connection, _context: StepContext) -> None:
     )
 
 
+def _v9_member_tiers(conn: Connection, _context: StepContext) -> None:
+    # Nothing to backfill: before this version no programme kept tiers.
+    frozen = MetaData()
+    Table("members", frozen, Column("id", String(64), primary_key=True))
+    Table(
+        "member_tiers",
+        frozen,
+        Column("member_id", String(64), ForeignKey("members.id"), primary_key=True),
+        Column("tier_id", String(64), primary_key=True),
+        Column("reached_on", Date, nullable=False),
+    ).create(conn)
+
+
 # The steps after the baseline, in order (see the module docstring to add one).
 STEPS: tuple[Step, ...] = (
     Step(2, "member_totals, backfilled from transactions", _v2_member_totals),
@@ -320,6 +333,7 @@ STEPS: tuple[Step, ...] = (
     Step(6, "units and segments of sales in transactions and member_totals", _v6_units),
     Step(7, "the coalition merchant of each transaction", _v7_merchant),
     Step(8, "members' guardian consent (the age gate)", _v8_guardian_consent),
+    Step(9, "member_tiers: tiers reached and kept (downgrade never, grace)", _v9_member_tiers),
 )
 
 

@@ -102,6 +102,7 @@ def test_an_embedded_ledger_from_before_the_totals_gains_them_backfilled(tmp_pat
         conn.exec_driver_sql("DROP TABLE member_totals")  # the previous release's database:
         conn.exec_driver_sql("DROP TABLE card_counters")  # no totals, no later tables,
         conn.exec_driver_sql("DROP TABLE member_pins")
+        conn.exec_driver_sql("DROP TABLE member_tiers")
         drop_units_columns(conn, ("transactions",))  # versions 6 and 7's
         conn.exec_driver_sql("DROP TABLE ledger_version")  # no version
     ledger.engine.dispose()
@@ -155,6 +156,7 @@ def test_a_ledger_at_version_2_gains_todays_recorded_row_and_the_cap_counts_it(
         conn.exec_driver_sql("DELETE FROM member_totals WHERE grain = 'r'")
         conn.exec_driver_sql("DROP TABLE card_counters")  # version 4's
         conn.exec_driver_sql("DROP TABLE member_pins")  # version 5's
+        conn.exec_driver_sql("DROP TABLE member_tiers")  # version 9's
         drop_units_columns(conn)  # versions 6 and 7's
         conn.exec_driver_sql("UPDATE ledger_version SET version = 2")
     ledger.engine.dispose()
