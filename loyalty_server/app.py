@@ -248,6 +248,9 @@ class MemberOut(BaseModel):
     offers: list[OfferLeftOut] = Field(
         default_factory=list, description="partner offers open to the member today"
     )
+    invitations_left: int | None = Field(
+        None, description="a programme joined by invitation: the member's still to give"
+    )
 
 
 class HistoryItem(BaseModel):

@@ -467,7 +467,8 @@ def cmd_member_import(args: argparse.Namespace) -> int:
                 body["card_number"] = card
                 cards[card] = -1
     if not bad:
-        outcomes = ledger.apply_many(bodies, all_or_nothing=True)
+        # Imported members are the operator's: a programme joined by invitation takes them.
+        outcomes = ledger.apply_many(bodies, all_or_nothing=True, founder=True)
         for line, outcome in zip(lines, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 bad.append((line, getattr(outcome, "message", "refused")))

@@ -820,6 +820,20 @@ class Checkout:
             op.occurred_at,
         )
 
+    def inviter(self, raw: str, hint: str | None = None) -> MemberSession:
+        """The member who invites someone to join (by card or phone; `hint` as for
+        identify), if they have an invitation left as last read (the ledger counts again)."""
+        try:
+            session = self.identify(raw, hint)
+        except MemberNotFound:
+            raise CheckoutError("the inviting member is not a member", "unknown_inviter") from None
+        if session.view.invitations_left is not None and session.view.invitations_left <= 0:
+            most = self.program.membership.invitations_per_member
+            raise CheckoutError(
+                f"the inviting member has given all {most} invitations", "invitations_used_up"
+            )
+        return session
+
     def enroll(
         self,
         phone_raw: str,
@@ -830,6 +844,7 @@ class Checkout:
         marketing: bool = False,
         birthday: date | None = None,
         guardian_consent: bool = False,
+        invited_by: str = "",
     ) -> MemberSession:
         """Enroll a new member by phone, with the consent they gave recorded (and, under a
         programme's age, their parent's or guardian's)."""
@@ -843,6 +858,8 @@ class Checkout:
         refusal = rules.enrollment_refusal(gate, birthday, self.today(), guardian_consent)
         if refusal is not None:
             raise CheckoutError(refusal[1], refusal[0], count=gate.min_age)
+        if gate.invitation and not invited_by:
+            raise CheckoutError("the programme is joined by invitation", "invitation_required")
         # Recorded only where it was needed: an adult's enrollment says no guardian.
         guardian = (
             guardian_consent
@@ -876,6 +893,7 @@ class Checkout:
             ),
             occurred_at=now,
             birthday=birthday,
+            invited_by=invited_by if gate.invitation else "",
         )
         body = op.to_body()
         if self.server_hashes_phones:  # the server keys it; pruned here once it has it

@@ -115,6 +115,8 @@ def describe_session(session: MemberSession, unit: str) -> list[str]:
         rows.append(f"  {mark} {reward.reward_id}: {reward.name} ({reward.cost} {unit})")
     for left in view.offers:
         rows.append(f"offer:    {left.offer_id} ({left.uses_left} use(s) left)")
+    if view.invitations_left is not None:
+        rows.append(f"invitations left: {view.invitations_left}")
     return rows
 
 
@@ -262,6 +264,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 marketing=args.marketing,
                 birthday=birthday,
                 guardian_consent=args.guardian_consent,
+                invited_by=(
+                    terminal.checkout.inviter(args.invited_by).view.member_id
+                    if args.invited_by
+                    else ""
+                ),
             )
         except AlreadyMember as exc:
             print(f"already a member: {exc.session.view.display_name}", file=sys.stderr)
@@ -895,6 +902,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--guardian-consent",
         action="store_true",
         help="a parent or guardian consented for a minor (a programme's age gate)",
+    )
+    sub.add_argument(
+        "--invited-by",
+        metavar="CARD_OR_PHONE",
+        help="the member who invites (a programme joined by invitation)",
     )
     sub.add_argument("--no-sync", action="store_true")
     sub.add_argument("--json", action="store_true")

@@ -147,7 +147,7 @@ def seed_demo_members(
             occurred_at=start,
             birthday=birthday,
         )
-        ledger.apply(enroll.to_body())
+        ledger.apply(enroll.to_body(), founder=True)  # the demo's founding members
         for kind, value in (("card_uid", member.card_uid), ("member_number", member.member_number)):
             if value and ledger.find_member_id(kind, value) is None:
                 ledger.link_identifier(member_id, kind, value)

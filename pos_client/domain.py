@@ -286,6 +286,7 @@ class MemberView:
     points_held: int = 0
     gate_remaining: Decimal | None = None
     offers: tuple[OfferLeft, ...] = ()  # partner offers open to the member today
+    invitations_left: int | None = None  # a programme joined by invitation: theirs to give
 
 
 def mask_name(first_name: str, last_name: str) -> str:
@@ -342,6 +343,7 @@ def member_view_to_json(view: MemberView) -> dict[str, object]:
         "points_held": view.points_held,
         "gate_remaining": None if view.gate_remaining is None else str(view.gate_remaining),
         "offers": [{"offer_id": o.offer_id, "uses_left": o.uses_left} for o in view.offers],
+        "invitations_left": view.invitations_left,
     }
 
 
@@ -392,5 +394,8 @@ def member_view_from_json(data: dict[str, Any]) -> MemberView:
         offers=tuple(
             OfferLeft(str(o["offer_id"]), max(int(o["uses_left"]), 0))
             for o in (data.get("offers") or [])[:MAX_OFFERS]
+        ),
+        invitations_left=(
+            None if data.get("invitations_left") is None else max(int(data["invitations_left"]), 0)
         ),
     )

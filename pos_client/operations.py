@@ -383,6 +383,7 @@ class EnrollOp:
     consent: Consent
     occurred_at: datetime
     birthday: date | None = None
+    invited_by: str = ""  # the inviting member's id (a programme joined by invitation)
 
     kind = OP_ENROLL
 
@@ -406,6 +407,7 @@ class EnrollOp:
                 **({"guardian": True} if self.consent.guardian else {}),
             },
             "occurred_at": iso(self.occurred_at),
+            **({"invited_by": self.invited_by} if self.invited_by else {}),
         }
 
     @classmethod
@@ -435,6 +437,7 @@ class EnrollOp:
             ),
             occurred_at=parse_time(body.get("occurred_at"), "occurred_at"),
             birthday=birthday,
+            invited_by=text(body, "invited_by", 64),
         )
 
 

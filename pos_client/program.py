@@ -463,7 +463,7 @@ def _coalition_of(root: Section) -> Coalition | None:
 def _membership(table: Section) -> MembershipGate:
     """`[membership]`: min_spend (points held until a prospect has spent this), min_age and
     guardian_from_age (the age gate at enrollment)."""
-    keys = {"min_spend", "min_age", "guardian_from_age"}
+    keys = {"min_spend", "min_age", "guardian_from_age", "invitation", "invitations_per_member"}
     for extra in sorted(set(table.data) - keys):
         raise table.fail(extra, f"unknown setting (membership has {', '.join(sorted(keys))})")
     min_age = table.integer("min_age", None, minimum=1, maximum=120)
@@ -472,10 +472,15 @@ def _membership(table: Section) -> MembershipGate:
         raise table.fail(
             "guardian_from_age", "an age below min_age (a guardian consents for minors)"
         )
+    invitation = bool(table.flag("invitation", False))
+    if "invitations_per_member" in table.data and not invitation:
+        raise table.fail("invitations_per_member", "goes with invitation = true")
     return MembershipGate(
         min_spend=table.decimal("min_spend", None, minimum=Decimal("0.01")),
         min_age=min_age,
         guardian_from_age=guardian,
+        invitation=invitation,
+        invitations_per_member=table.integer("invitations_per_member", 5, minimum=1, maximum=1000),
     )
 
 

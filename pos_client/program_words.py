@@ -228,6 +228,11 @@ def other_rules(program: Program) -> list[str]:
             f"Membership: a new member's {unit} (from purchases, actions and transfers) are held"
             f" until {number(gate)} {program.currency} is spent in all, then released at once."
         )
+    if program.membership.invitation:
+        rows.append(
+            "Membership: by invitation of a member, who may invite"
+            f" {program.membership.invitations_per_member}."
+        )
     age = program.membership.min_age
     if age is not None:
         guardian = program.membership.guardian_from_age

@@ -372,6 +372,9 @@ class MembershipGate:
     # of joining; from `guardian_from_age` a parent or guardian may consent for a minor.
     min_age: int | None = None
     guardian_from_age: int | None = None
+    # Joining by invitation: an existing member invites, at most `invitations_per_member`.
+    invitation: bool = False
+    invitations_per_member: int = 5
 
 
 def age_on(birthday: date, day: date) -> int:

@@ -383,6 +383,9 @@ ERROR_KEYS: dict[str, str] = {
     "birthday_required": N_("error.birthday_required"),
     "guardian_required": N_("error.guardian_required"),
     "too_young": N_("error.too_young"),
+    "invitation_required": N_("error.invitation_required"),
+    "unknown_inviter": N_("error.unknown_inviter"),
+    "invitations_used_up": N_("error.invitations_used_up"),
     "name_required": N_("error.name_required"),
     "name_invalid": N_("error.name_invalid"),
     "text_invalid": N_("error.text_invalid"),
@@ -491,6 +494,9 @@ DEAD_KEYS: dict[str, str] = {
     "birthday_required": N_("dead.refused"),
     "guardian_required": N_("dead.refused"),
     "too_young": N_("dead.refused"),
+    "invitation_required": N_("dead.refused"),
+    "unknown_inviter": N_("dead.refused"),
+    "invitations_used_up": N_("dead.refused"),
 }
 
 

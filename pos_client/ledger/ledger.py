@@ -140,6 +140,7 @@ class Claim:
     digest: str  # the body's hash: the same key with another body is a conflict
     terminal_id: str | None  # from the caller's credentials; None in-process
     merchant: str = ""  # the coalition merchant of the caller's till ("" = the operator)
+    founder: bool = False  # the operator's own enrollment (import, demo): needs no invitation
 
 
 @dataclass(frozen=True)
@@ -769,10 +770,18 @@ class Ledger:
             first = self._first_expiry(conn, member_id, today) if expiring else None
             gate = self._gate_view(conn, member_id)
             used = self._offer_uses(conn, member_id) if self.program.offers else {}
+            invited = (
+                self._invitations_given(conn, member_id)
+                if self.program.membership.invitation
+                else None
+            )
         view = build_member_view(self.program, record, stats, birthday, expiring)
         if self.program.offers:
             tier = rules.tier_for(self.program.tiers, stats)
             view = replace(view, offers=rules.offers_left(self.program, tier, stats, today, used))
+        if invited is not None:
+            most = self.program.membership.invitations_per_member
+            view = replace(view, invitations_left=max(most - invited, 0))
         if first and view.points_expiring:
             view = replace(view, expiring_on=first)
         return replace(view, points_held=gate[0], gate_remaining=gate[1]) if gate else view
@@ -800,10 +809,10 @@ class Ledger:
 
     # ------------------------------------------------------------ applying operations
 
-    def apply(self, body: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, body: dict[str, Any], founder: bool = False) -> dict[str, Any]:
         """Apply one operation body exactly once; returns its result (status applied or
         duplicate). Raises OpRejected (permanent) or OpConflict."""
-        outcome = self.apply_many([body])[0]
+        outcome = self.apply_many([body], founder=founder)[0]
         if isinstance(outcome, OpRejected):
             raise outcome
         return outcome
@@ -816,6 +825,7 @@ class Ledger:
         all_or_nothing: bool = False,
         earnings_today: dict[str, int] | None = None,
         merchant: str | None = None,
+        founder: bool = False,
     ) -> list[dict[str, Any] | OpRejected]:
         """Apply a batch in one database transaction (one commit, one fsync): one refused
         operation never undoes or blocks the others. Operations are applied without a
@@ -833,6 +843,8 @@ class Ledger:
         daily cap's read-ahead); a member missing from it was not read.
         `merchant`: the coalition merchant of the caller's till (the server's record of the
         terminal); None: this ledger's own (in-process).
+        `founder`: the operator's own enrollments (a members import, the demo's seed), which
+        a programme joined by invitation takes without one; never a till's.
         """
         till = self.merchant if merchant is None else merchant
         prepared: list[tuple[Operation, Claim] | OpRejected] = []
@@ -841,7 +853,7 @@ class Ledger:
                 op = parse_operation(body)
                 if allowed_kinds is not None and op.kind not in allowed_kinds:
                     raise OpRejected("not_allowed", f"a terminal may not send {op.kind} operations")
-                claim = Claim(body_hash(body), terminal_id, till)
+                claim = Claim(body_hash(body), terminal_id, till, founder and terminal_id is None)
                 if self.check is not None:
                     op = self.check(op, body)
             except OpRejected as exc:
@@ -1670,6 +1682,8 @@ class Ledger:
         )
         if refusal is not None:
             raise OpRejected(*refusal)
+        if self.program.membership.invitation and not claim.founder:
+            self._invite(conn, op)
         result = {
             "status": "applied",
             "key": op.key,
@@ -1704,6 +1718,40 @@ class Ledger:
             ],
         )
         return result
+
+    def _invite(self, conn: Connection, op: EnrollOp) -> None:
+        """A programme joined by invitation: the inviter is a member with an invitation
+        left (counted under the inviter's lock); an `invite` row of the inviter's records it."""
+        gate = self.program.membership
+        if not op.invited_by:
+            raise OpRejected("invitation_required", "the programme is joined by invitation")
+        if op.invited_by == op.member_id or self.member(op.invited_by, conn, lock=True) is None:
+            raise OpRejected("unknown_inviter", "the inviting member is not a member")
+        given = self._invitations_given(conn, op.invited_by)
+        if given >= gate.invitations_per_member:
+            raise OpRejected(
+                "invitations_used_up",
+                f"the inviting member has given all {gate.invitations_per_member} invitations",
+            )
+        self._post(conn, op.key, op.invited_by, "invite", 0, op.occurred_at, reward_id=op.member_id)
+
+    def _invitations_given(self, conn: Connection, member_id: str) -> int:
+        """The invitations the member gave (with this batch's, not yet written)."""
+        given = int(
+            conn.execute(
+                select(func.count()).where(
+                    transactions.c.member_id == member_id, transactions.c.kind == "invite"
+                )
+            ).scalar_one()
+        )
+        pending: BatchWrites | None = conn.info.get(PENDING)
+        if pending is not None:
+            given += sum(
+                1
+                for row in [*pending.staged_rows(member_id), *pending.op.transactions]
+                if row["member_id"] == member_id and row["kind"] == "invite"
+            )
+        return given
 
     def _apply_action(self, conn: Connection, op: ActionOp, claim: Claim) -> dict[str, Any]:
         self._require_member(conn, op.member_id)

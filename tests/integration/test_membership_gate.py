@@ -158,3 +158,46 @@ def test_the_age_gate_refuses_enrollments_a_till_sends_and_records_a_guardian(
         rows = dict(conn.execute(select(members.c.id, members.c.guardian_consent)).all())
     assert rows == {"minor": True, "adult": False}
     assert joined.date() == date(2026, 11, 25)
+
+
+CLUB = ProgramDocument.of(
+    PROGRAM.format(membership="invitation = true\ninvitations_per_member = 2")
+).parse("club")
+
+
+def test_joining_by_invitation_needs_a_member_with_an_invitation_left(
+    database_url: str,
+) -> None:
+    from pos_client.operations import OpRejected
+    from tests.integration.ledger_helpers import enroll_body
+
+    ledger = Ledger(make_engine(database_url), CLUB)
+    ledger.apply(enroll_body("anna", "p-anna"), founder=True)  # the operator's own
+    refused = []
+    for member, inviter in (("x1", ""), ("x2", "nobody"), ("x3", "x3")):
+        body = enroll_body(member, f"p-{member}")
+        if inviter:
+            body["invited_by"] = inviter
+        try:
+            ledger.apply(body)
+        except OpRejected as exc:
+            refused.append(exc.code)
+    assert refused == ["invitation_required", "unknown_inviter", "unknown_inviter"]
+    invited = []
+    for index in range(3):  # in one batch: two invitations, the third refused
+        body = enroll_body(f"guest{index}", f"p-guest{index}")
+        body["invited_by"] = "anna"
+        invited.append(body)
+    results = ledger.apply_many(invited)
+    assert [r["status"] if isinstance(r, dict) else r.code for r in results] == [
+        "applied",
+        "applied",
+        "invitations_used_up",
+    ]
+    view = ledger.member_view("anna")
+    assert view is not None and view.invitations_left == 0
+    # A till's batch is never the operator's, whatever it asks.
+    outsider = enroll_body("outsider", "p-outsider")
+    (outcome,) = ledger.apply_many([outsider], terminal_id="till-1", founder=True)
+    assert isinstance(outcome, OpRejected) and outcome.code == "invitation_required"
+    assert ledger.balance_mismatches() == []

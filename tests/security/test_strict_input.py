@@ -334,3 +334,30 @@ def test_the_age_gate_holds_over_http_whatever_a_till_claims(
         minor["consent"]["guardian"] = True
         (joined,) = batch(server, token, minor)
         assert joined["outcome"] == "applied", joined
+
+
+def test_joining_by_invitation_holds_over_http_whatever_a_till_claims(
+    database_url: str, tmp_path: Any
+) -> None:
+    """A till's enrollment without an inviter, or naming no member, is refused (422); one
+    naming a member with invitations left joins."""
+    from tests.security.conftest import running_server
+
+    program = tmp_path / "club.toml"
+    program.write_text(
+        'id = "club"\nname = "Club"\n[earn]\nrate = 1\n[tiers]\n[[tiers.levels]]\n'
+        'id = "m"\nname = "M"\n[membership]\ninvitation = true\n'
+    )
+    for server in running_server(database_url, tmp_path, LOYALTY_SERVER_PROGRAM=str(program)):
+        token = server.pair()["token"]
+        anna = member_id(server, ANNA.card_number)  # seeded by the operator
+        before = snapshot(server)
+        nobody = enrollment(invited_by="no-such-member", card_number="2900000010000")
+        results = batch(server, token, enrollment(), nobody)
+        assert [(r["status"], r["code"]) for r in results] == [
+            (422, "invitation_required"),
+            (422, "unknown_inviter"),
+        ]
+        assert snapshot(server) == before
+        (joined,) = batch(server, token, enrollment(invited_by=anna, card_number="2900000010017"))
+        assert joined["outcome"] == "applied", joined

@@ -423,6 +423,29 @@ class SaleController:
 
     # ------------------------------------------------------------ enrollment
 
+    def invitation_needed(self) -> bool:
+        """Whether joining needs an existing member's invitation."""
+        return self._program.membership.invitation
+
+    def find_inviter(self, digits: str) -> None:
+        """Look up the inviting member by phone (off the clock); the enroll screen hears."""
+        screen = self._nav.screen("enroll")
+        if not digits:
+            screen.error = self._texts.tr("error.unknown_inviter")
+            return
+
+        def done(session: Any, error: BaseException | None) -> None:
+            if error is not None:
+                screen.error = self._error(error)
+                return
+            screen.inviter_id = session.view.member_id
+            screen.invited_text = self._texts.tr(
+                "enroll.invited_by", name=session.view.display_name
+            )
+            screen.step = "name"
+
+        self._nav.run_async(lambda: self._checkout.inviter(digits, "phone"), done)
+
     def birthday_needed(self) -> bool:
         """Whether joining asks for a birthday (the programme's age gate)."""
         return self._program.membership.min_age is not None
@@ -450,6 +473,7 @@ class SaleController:
         marketing: bool,
         birthday_digits: str = "",
         guardian: bool = False,
+        invited_by: str = "",
     ) -> str | None:
         """Join the programme with the phone typed before (off the clock); a problem, or None."""
         from ui.forms import birthday_of
@@ -490,6 +514,7 @@ class SaleController:
                 marketing=marketing,
                 birthday=birthday,
                 guardian_consent=guardian,
+                invited_by=invited_by,
             ),
             done,
         )

@@ -18,7 +18,11 @@ class EnrollScreen(PosScreen):
     card_image = StringProperty("")
     card_number = StringProperty("")
     welcome_text = StringProperty("")
-    step = OptionProperty("name", options=["name", "birthday", "consent", "joined"])
+    step = OptionProperty("name", options=["inviter", "name", "birthday", "consent", "joined"])
+    inviter_digits = StringProperty("")  # the inviting member's phone, as typed
+    inviter_text = StringProperty("")
+    inviter_id = StringProperty("")  # found: the member who invites
+    invited_text = StringProperty("")  # "Invited by Anna K."
     birthday_digits = StringProperty("")  # DDMMYYYY as typed
     birthday_text = StringProperty("")
     guardian_needed = BooleanProperty(False)
@@ -28,6 +32,7 @@ class EnrollScreen(PosScreen):
         # The three steps are built once by enroll.kv; one of them is in `body` at a time.
         # `ids` holds weak proxies: keep the steps themselves (`__self__`) while detached.
         self._steps = {
+            "inviter": self.ids.inviter_step.__self__,
             "name": self.ids.name_step.__self__,
             "birthday": self.ids.birthday_step.__self__,
             "consent": self.ids.consent_step.__self__,
@@ -46,7 +51,10 @@ class EnrollScreen(PosScreen):
         self.ids.guardian.active = False
         self.guardian_needed = False
         self.birthday_digits = ""
-        self.step = "name"
+        self.inviter_digits = ""
+        self.inviter_id = ""
+        self.invited_text = ""
+        self.step = "inviter" if self.pos_app.sale.invitation_needed() else "name"
 
     def on_step(self, *_args: Any) -> None:
         self._show_step()
@@ -110,8 +118,25 @@ class EnrollScreen(PosScreen):
             self.step = "birthday"
         elif self.step in ("consent", "birthday"):
             self.step = "name"
+        elif self.step == "name" and self.pos_app.sale.invitation_needed():
+            self.step = "inviter"
         else:
             self.pos_app.nav.go_idle()
+
+    def inviter_key(self, key: str) -> None:
+        """A key of the keypad into the inviting member's phone."""
+        if key == "back":
+            self.inviter_digits = self.inviter_digits[:-1]
+        elif key == "+" and not self.inviter_digits:
+            self.inviter_digits = "+"
+        elif key.isdigit() and len(self.inviter_digits) < 16:
+            self.inviter_digits += key
+        self.error = ""
+        self.inviter_text = self.pos_app.member.format_phone_as_typed(self.inviter_digits)
+
+    def inviter_done(self) -> None:
+        """Look the inviting member up (off the clock); found, on to the name."""
+        self.pos_app.sale.find_inviter(self.inviter_digits)
 
     def show_terms(self) -> None:
         TermsDialog().open(animation=False)
@@ -124,6 +149,7 @@ class EnrollScreen(PosScreen):
                 self.ids.marketing.active,
                 birthday_digits=self.birthday_digits,
                 guardian=self.guardian_needed and self.ids.guardian.active,
+                invited_by=self.inviter_id,
             )
             or ""
         )
