@@ -891,6 +891,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             **unauthorized,
             **unparsable,
             409: {"model": Problem},
+            422: {"description": "refused by the programme (code: too_young, ...)"},
             429: {
                 "model": Problem,
                 "description": "too many phone lookups, or operations (batches' and these "
@@ -898,7 +899,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             },
         },
     )
-    def enroll(body: Operation, who: Auth) -> OpResultOut:
+    def enroll(body: Operation, who: Auth) -> Any:
         data = body.model_dump()
         if data.get("type") != OP_ENROLL:
             raise HTTPException(400, "an enrollment has type 'enroll'")
@@ -923,8 +924,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
             raise HTTPException(429, PHONE_LOOKUPS_SPENT)
         if result.outcome == "conflict":
             raise HTTPException(409, result.error or "conflict")
-        if result.outcome == "rejected":
-            raise HTTPException(400, result.error or "rejected")
+        if result.outcome == "rejected":  # 400 malformed, 422 refused by the rules, with why
+            return JSONResponse(
+                status_code=result.status,
+                content={"detail": result.error or "rejected", "code": result.code},
+            )
         return result
 
     @app.post(

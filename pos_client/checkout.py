@@ -565,7 +565,7 @@ class Checkout:
             return ()
         today = self.today()
         tier = self.tier_of(session)
-        pending = self.outbox.unsynced_offer_uses(session.view.member_id)
+        pending = self.outbox.offer_uses_since(session.view.member_id, session.view.as_of)
         still_open = [
             OfferLeft(left.offer_id, left.uses_left - pending.get(left.offer_id, 0))
             for left in session.view.offers

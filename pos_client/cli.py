@@ -10,7 +10,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -96,7 +96,9 @@ def out(args: argparse.Namespace, data: dict[str, Any], text: Sequence[str]) -> 
             print(row)
 
 
-def describe_session(session: MemberSession, unit: str) -> list[str]:
+def describe_session(
+    session: MemberSession, unit: str, offer_uses: Mapping[str, int] | None = None
+) -> list[str]:
     view = session.view
     rows = [
         f"member:   {view.display_name} (phone {view.phone_hint or '-'})",
@@ -114,7 +116,9 @@ def describe_session(session: MemberSession, unit: str) -> list[str]:
         mark = "*" if reward.affordable else " "
         rows.append(f"  {mark} {reward.reward_id}: {reward.name} ({reward.cost} {unit})")
     for left in view.offers:
-        rows.append(f"offer:    {left.offer_id} ({left.uses_left} use(s) left)")
+        uses = left.uses_left - (offer_uses or {}).get(left.offer_id, 0)
+        if uses > 0:
+            rows.append(f"offer:    {left.offer_id} ({uses} use(s) left)")
     if view.invitations_left is not None:
         rows.append(f"invitations left: {view.invitations_left}")
     return rows
@@ -156,7 +160,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
             rows.append("no member with this identifier")
         else:
             data["member"] = member_view_to_json(session.view)
-            rows += describe_session(session, terminal.program.unit_name)
+            uses = terminal.outbox.offer_uses_since(session.view.member_id, session.view.as_of)
+            rows += describe_session(session, terminal.program.unit_name, uses)
         out(args, data, rows)
     return EXIT_OK
 
@@ -206,6 +211,11 @@ def cmd_earn(args: argparse.Namespace) -> int:
                 f"  offer {offer.offer_id}: "
                 + (f"-{offer.discount}" if offer.discount else f"+{offer.points}")
                 for offer in receipt.offers
+            ),
+            *(
+                f"  offer {refused.get('offer_id')} not credited: {refused.get('code')}"
+                for refused in (result or {}).get("offers_refused", [])
+                if isinstance(refused, dict)
             ),
             f"points: +{receipt.expected_points}"
             + (f", redeemed {receipt.redeemed_points}" if receipt.redeemed_points else ""),

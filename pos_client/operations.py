@@ -286,7 +286,8 @@ class RedemptionRequest:
         )
 
 
-MAX_OFFERS_PER_SALE = 10
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+MAX_OFFERS_PER_SALE = 50  # as many as a programme may run
 _OFFER_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
@@ -415,9 +416,13 @@ class EnrollOp:
         consent = require(body, "consent", dict)
         birthday_text = body.get("birthday")
         try:
+            if birthday_text and not _DAY.fullmatch(birthday_text):
+                raise ValueError(birthday_text)  # 20000101, 2000-W01-1: not this format
             birthday = date.fromisoformat(birthday_text) if birthday_text else None
         except (TypeError, ValueError):
             raise OpRejected("bad_request", "birthday: expected YYYY-MM-DD") from None
+        if consent.get("guardian", False) not in (True, False):
+            raise OpRejected("bad_request", "consent.guardian: true or false")
         if birthday is not None and not 1900 <= birthday.year <= LATEST_YEAR:
             raise OpRejected("bad_request", "birthday: out of range")
         return cls(

@@ -924,20 +924,26 @@ class Outbox:
             ).fetchone()
         return int(row[0]), int(row[1])
 
-    def unsynced_offer_uses(self, member_id: str) -> dict[str, int]:
-        """Uses of partner offers in the member's sales not yet acknowledged (a view read
-        before them does not count them yet)."""
+    def offer_uses_since(self, member_id: str, since: datetime) -> dict[str, int]:
+        """Uses of partner offers in the member's sales that a view read at `since` does not
+        count yet: those not acknowledged (as the till applied them), and those acknowledged
+        after it (as the ledger credited them)."""
         with self._lock:
-            bodies = self.conn.execute(
-                "SELECT CAST(body AS BLOB) FROM entries WHERE member_id = ? AND kind = 'sale'"
-                " AND state IN ('pending', 'sending')",
-                (member_id,),
+            rows = self.conn.execute(
+                "SELECT CAST(body AS BLOB), CAST(result AS BLOB), state FROM entries"
+                " WHERE member_id = ? AND kind = 'sale' AND (state IN ('pending', 'sending')"
+                " OR (state = 'acked' AND updated_at > ?))",
+                (member_id, _ts(since)),
             ).fetchall()
         uses: dict[str, int] = {}
-        for (body,) in bodies:
+        for body, result, state in rows:
             try:
-                offers = json.loads(body).get("offers") or []
-            except (ValueError, AttributeError):  # a damaged entry: the drain reports it
+                if _text(state) == "acked":
+                    credited = json.loads(result or b"{}").get("offers") or []
+                    offers = [o.get("offer_id") for o in credited if isinstance(o, dict)]
+                else:
+                    offers = json.loads(body).get("offers") or []
+            except (ValueError, AttributeError, TypeError):  # damaged: the drain reports it
                 continue
             for offer_id in offers if isinstance(offers, list) else []:
                 if isinstance(offer_id, str):

@@ -1574,18 +1574,20 @@ class Ledger:
         offers: tuple[rules.AppliedOffer, ...],
         refused: list[dict[str, str]],
     ) -> tuple[tuple[rules.AppliedOffer, ...], list[dict[str, str]]]:
-        """Offers' bonus points count toward the member's daily cap like any earning: the
-        bonuses past it are not credited (named), the sale and its money off still apply."""
+        """Offers' bonus points count toward the points an operation may earn and the
+        member's daily cap like any earning: the bonuses past either are not credited
+        (named), the sale and its money off still apply."""
         kept: list[rules.AppliedOffer] = []
         bonus = 0
         for offer in offers:
             if offer.points:
                 try:
+                    self._check_points(earned + bonus + offer.points)
                     self._check_member_day(
                         conn, op.member_id, earned + bonus + offer.points, self._now(conn)
                     )
-                except OpRejected:
-                    refused = [*refused, {"offer_id": offer.offer_id, "code": "limit_member_day"}]
+                except OpRejected as exc:
+                    refused = [*refused, {"offer_id": offer.offer_id, "code": exc.code}]
                     continue
                 bonus += offer.points
             kept.append(offer)
@@ -1706,7 +1708,15 @@ class Ledger:
                 consent_at=op.consent.given_at,
                 consent_channel=op.consent.channel,
                 marketing=op.consent.marketing,
-                guardian_consent=op.consent.guardian,
+                # Only where the gate needed it: an adult's enrollment records no guardian.
+                guardian_consent=op.consent.guardian
+                and rules.enrollment_refusal(
+                    self.program.membership,
+                    op.birthday,
+                    totals.local_day(op.occurred_at, self.zone),
+                    False,
+                )
+                is not None,
                 balance=0,
             )
         )

@@ -155,3 +155,25 @@ def test_a_till_counts_its_unsynced_uses_so_a_stale_view_never_gives_an_offer_tw
         till.sync.drain()
         results = [e.result for e in till.outbox.entries(limit=10) if e.kind == "sale"]
         assert [r and r.get("offers_refused") for r in results] == [None, None]
+
+
+def test_a_till_counts_uses_acknowledged_after_the_view_it_holds(tmp_path: Any) -> None:
+    from pos_client.bootstrap import build_terminal
+    from tests.conftest import make_settings
+
+    with build_terminal(make_settings(tmp_path, "coalition_points")) as till:
+        session = till.checkout.enroll("+1 650 253 0001", "Dana", consent=True)
+        till.checkout.earn(session, Purchase.of_amount(D("20.00")))
+        till.sync.drain()  # acknowledged: no longer unsynced, yet the view predates it
+        again = till.checkout.earn(session, Purchase.of_amount(D("20.00")))
+        assert again.offers == ()
+
+
+def test_a_bonus_past_the_points_an_operation_may_earn_is_dropped_not_the_sale(
+    database_url: str,
+) -> None:
+    ledger = Ledger(make_engine(database_url), PROGRAM, Limits(max_points_per_operation=200))
+    member = enroll(ledger)
+    result = ledger.apply(sale(member, ("100.00", "coffee"), offers=("coffee",)))
+    assert result["offers_refused"] == [{"offer_id": "coffee", "code": "limit_points"}]
+    assert result["points_earned"] == 100

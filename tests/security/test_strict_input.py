@@ -330,6 +330,23 @@ def test_the_age_gate_holds_over_http_whatever_a_till_claims(
             (422, "too_young"),
         ]
         assert snapshot(server) == before
+        alone = requests.post(
+            server.url + "/v1/members",
+            json=ten | {"key": uuid7()},
+            headers=headers(token),
+            timeout=10,
+        )
+        assert (alone.status_code, alone.json()["code"]) == (422, "too_young")
+        for odd in ({"birthday": "20100601"}, {"birthday": 20100601}):
+            (malformed,) = batch(server, token, enrollment(**odd, card_number="2900000010024"))
+            assert (malformed["status"], malformed["error"]) == (
+                400,
+                "birthday: expected YYYY-MM-DD",
+            )
+        loose = enrollment(birthday="2010-06-01", card_number="2900000010024")
+        loose["consent"]["guardian"] = "true"
+        assert batch(server, token, loose)[0]["error"] == "consent.guardian: true or false"
+        assert snapshot(server) == before
         minor = enrollment(birthday="2010-06-01", card_number="2900000010017")
         minor["consent"]["guardian"] = True
         (joined,) = batch(server, token, minor)

@@ -217,7 +217,7 @@ class MemberController:
         # The core decides who may spend (a kiosk: not on a typed phone number alone).
         refusal = self._checkout.spend_refusal(session)
         note = "" if refusal is None else i18n.describe_error(self._texts.language, refusal)
-        pending = self._checkout.outbox.unsynced_offer_uses(session.view.member_id)
+        pending = self._checkout.outbox.offer_uses_since(session.view.member_id, session.view.as_of)
         lines = member_lines(session, self._program, self._texts, note, pending)
         return replace(lines, pin_offer=self._checkout.pin_would_spend(session))
 
