@@ -57,6 +57,7 @@ from pos_client.operations import (
     OP_SALE,
     OpConflict,
     OpRejected,
+    StaffAward,
 )
 from pos_client.pins import PinRefused
 from pos_client.ports import op_result
@@ -216,6 +217,31 @@ class StatsOut(BaseModel):
     lifetime_visits: int = Field(0, description="purchases over the membership (every Nth free)")
 
 
+class StaffAwardIn(BaseModel):
+    """A staff member's award of points to a member, with their PIN and, above the
+    programme's approval size, another staff member's."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    key: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    member_id: str = Field(min_length=1, max_length=64)
+    points: int = Field(ge=1, le=100_000)
+    reason: str = Field(min_length=1, max_length=200)
+    staff_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    staff_pin: str = Field(pattern=r"^[0-9]{4,8}$")
+    approver_id: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    approver_pin: str | None = Field(None, pattern=r"^[0-9]{4,8}$")
+
+
+class StaffAwardOut(BaseModel):
+    status: Literal["applied", "duplicate"]
+    key: str
+    member_id: str
+    points: int
+    staff_id: str
+    approver_id: str | None
+    balance: int | None = None
+
+
 class OfferLeftOut(BaseModel):
     offer_id: str
     uses_left: int
@@ -358,6 +384,7 @@ class PartnerTransferOut(BaseModel):
 
 
 SETTLEMENTS_PER_MINUTE = 10  # each reads the ledger's history: a report, not a feed
+STAFF_PIN_TRIES_PER_MINUTE = 20  # a till's staff PIN tries: guessing stays slow
 
 
 class SettlementMerchantOut(BaseModel):
@@ -1022,6 +1049,54 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if program_etag in (tag.strip() for tag in asked[:200].split(",")):
             return Response(status_code=304, headers=headers)
         return JSONResponse(program_body, headers=headers)
+
+    @app.post(
+        "/v1/staff/awards",
+        response_model=StaffAwardOut,
+        responses={
+            **unauthorized,
+            **unparsable,
+            404: {"model": Problem, "description": "no such member"},
+            409: {"model": Problem, "description": "this key was used for another award"},
+            422: {"description": "refused: a wrong or locked PIN, no approval, too large"},
+            429: {"model": Problem, "description": "too many staff PIN tries from this till"},
+        },
+    )
+    def staff_award(body: StaffAwardIn, who: Auth) -> Any:
+        """A staff award, applied at once (never queued: the PINs are checked here)."""
+        if (body.approver_id is None) != (body.approver_pin is None):
+            raise HTTPException(400, "approver_id and approver_pin go together")
+        if not shared.allow("staffpin:" + who.id, STAFF_PIN_TRIES_PER_MINUTE):
+            raise HTTPException(
+                429, "too many staff PIN tries from this till", headers={"Retry-After": "60"}
+            )
+        approver = (
+            (body.approver_id, body.approver_pin)
+            if body.approver_id is not None and body.approver_pin is not None
+            else None
+        )
+        award = StaffAward(
+            body.key,
+            body.member_id,
+            body.points,
+            body.reason,
+            body.staff_id,
+            body.staff_pin,
+            approver,
+        )
+        try:
+            result = ledger.award(award, terminal_id=who.id, merchant=who.merchant)
+        except OpRejected as exc:
+            status = {"unknown_member": 404, "conflict": 409, "bad_request": 400}
+            code = status.get(exc.code, 422)
+            if exc.code in ("staff_refused", "approver_refused"):
+                log.warning("staff award refused at terminal %s: %s", who.id, exc.code)
+            return JSONResponse(status_code=code, content={"detail": exc.message, "code": exc.code})
+        except (OperationalError, DBAPIError) as exc:
+            log.warning("staff award not applied now: %s", type(exc).__name__)
+            raise HTTPException(503, "database unavailable, retry later") from None
+        log.info("staff award %s at terminal %s", result["key"], who.id)
+        return result
 
     @app.get(
         "/v1/settlement",

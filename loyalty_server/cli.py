@@ -675,6 +675,55 @@ def cmd_member_pin_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_pin(prompt: str) -> str:
+    """A PIN typed without echo at a terminal, or the next line of stdin (scripts)."""
+    import getpass
+
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt)
+    return sys.stdin.readline().strip()
+
+
+def cmd_staff_add(args: argparse.Namespace) -> int:
+    """A staff member who may award points (their PIN read without echo, or from stdin)."""
+    from pos_client.ledger.staff_awards import add_staff
+
+    name = unicodedata.normalize("NFC", args.name or args.staff_id)
+    try:
+        existed = add_staff(engine_for(args), args.staff_id, name, read_pin("staff PIN: "))
+    except ValueError as exc:
+        complain(f"staff {shown_cut(args.staff_id)}: {exc}")
+        return 2
+    print(f"staff {args.staff_id}: {'new PIN' if existed else 'added'}")
+    return 0
+
+
+def cmd_staff_remove(args: argparse.Namespace) -> int:
+    from pos_client.ledger.staff_awards import remove_staff
+
+    if not remove_staff(engine_for(args), args.staff_id):
+        complain(f"no staff member {shown_cut(args.staff_id)}")
+        return 1
+    print(f"staff {args.staff_id} removed: their PIN no longer works; their awards stay")
+    return 0
+
+
+def cmd_staff_awards(args: argparse.Namespace) -> int:
+    """The audit trail of staff awards: when, member, points, who gave, who approved, why."""
+    from datetime import timedelta
+
+    from pos_client.domain import utcnow
+    from pos_client.ledger.staff_awards import awards_since
+
+    for award in awards_since(engine_for(args), utcnow() - timedelta(days=args.days)):
+        approved = f" approved by {award.approver_id}" if award.approver_id else ""
+        print(
+            f"{award.awarded_at:%Y-%m-%d %H:%M}  member {award.member_id}  +{award.points}"
+            f"  by {award.staff_id}{approved}  at {award.terminal_id}  {shown(award.reason)}"
+        )
+    return 0
+
+
 def cmd_expire(args: argparse.Namespace) -> int:
     """Expire points past the programme's expiry (for cron or a systemd timer); prints each
     member id and the points expired, never a phone or a card."""
@@ -794,6 +843,23 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("merchant", nargs="?", help="the merchant's id in the programme")
         sub.add_argument("--operator", action="store_true", help="the operator's token")
         sub.set_defaults(handler=handler, needs_schema=True)
+
+    staff = commands.add_parser("staff", help="staff who award points").add_subparsers(
+        dest="staff_command", required=True
+    )
+    sub = staff.add_parser("add", help="add a staff member (or set a new PIN)")
+    common(sub)
+    sub.add_argument("staff_id")
+    sub.add_argument("--name")
+    sub.set_defaults(handler=cmd_staff_add, needs_schema=True)
+    sub = staff.add_parser("remove", help="remove a staff member (their awards stay)")
+    common(sub)
+    sub.add_argument("staff_id")
+    sub.set_defaults(handler=cmd_staff_remove, needs_schema=True)
+    sub = staff.add_parser("awards", help="the audit trail of staff awards")
+    common(sub)
+    sub.add_argument("--days", type=int, default=30, choices=range(1, 3661), metavar="DAYS")
+    sub.set_defaults(handler=cmd_staff_awards, needs_schema=True)
 
     sub = commands.add_parser("settlement", help="a coalition's settlement for a period, as CSV")
     common(sub)

@@ -111,7 +111,7 @@ def _embedded(settings: Settings, program: Program) -> tuple[Backend, Ledger | N
     from pos_client.backends.embedded import EmbeddedBackend
 
     ledger = build_ledger(settings, program)
-    return EmbeddedBackend(ledger, _card_keys(settings)), ledger
+    return EmbeddedBackend(ledger, _card_keys(settings), settings.terminal.id), ledger
 
 
 def _card_keys(settings: Settings) -> Any:

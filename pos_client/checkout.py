@@ -47,8 +47,10 @@ from pos_client.operations import (
     ActionOp,
     EnrollOp,
     GiveOp,
+    OpRejected,
     RedemptionRequest,
     SaleOp,
+    StaffAward,
     partner_account_problem,
     sendable_problem,
 )
@@ -819,6 +821,45 @@ class Checkout:
             (f"{rule.name}: {points}",),
             op.occurred_at,
         )
+
+    def award(
+        self,
+        session: MemberSession,
+        points: int,
+        reason: str,
+        staff: tuple[str, str],
+        approver: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A staff member's award of points to the member, with their PIN (and above the
+        programme's approval size another staff member's): online only, checked and applied
+        by the backend at once (no PIN is ever queued). CheckoutError with the refusal's
+        code; offline, code `offline`."""
+        policy = self.program.staff_awards
+        if policy is None:
+            raise CheckoutError("the programme has no staff awards", "no_staff_awards")
+        if not 1 <= points <= policy.max_points:
+            raise CheckoutError(
+                f"an award gives 1 to {policy.max_points} points",
+                "award_over_limit",
+                count=policy.max_points,
+            )
+        if policy.needs_approval(points) and approver is None:
+            raise CheckoutError(
+                "another staff member's PIN approves this award",
+                "approval_required",
+                count=policy.approval_over,
+            )
+        award = StaffAward(
+            uuid7(), session.view.member_id, points, reason, staff[0], staff[1], approver
+        )
+        try:
+            result = self.backend.award(award)
+        except BackendUnavailable:
+            raise CheckoutError("staff awards need the store server", "offline") from None
+        except OpRejected as exc:
+            raise CheckoutError(exc.message, exc.code) from None
+        log.info("staff award of %d points by %s", points, staff[0])
+        return result
 
     def inviter(self, raw: str, hint: str | None = None) -> MemberSession:
         """The member who invites someone to join (by card or phone; `hint` as for

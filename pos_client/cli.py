@@ -262,6 +262,56 @@ def cmd_action(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def read_pin(prompt: str) -> str:
+    """A PIN typed without echo at a terminal, or the next line of stdin (scripts)."""
+    import getpass
+
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt)
+    return sys.stdin.readline().strip()
+
+
+def cmd_award(args: argparse.Namespace) -> int:
+    """A staff award with the staff member's PIN (and the approver's), read without echo."""
+    with build_terminal(load(args)) as terminal:
+        session = terminal.checkout.identify(args.member)
+        staff = (args.staff, read_pin(f"PIN of {args.staff}: "))
+        approver = (args.approver, read_pin(f"PIN of {args.approver}: ")) if args.approver else None
+        result = terminal.checkout.award(session, args.points, args.reason, staff, approver)
+        approved = f", approved by {result.get('approver_id')}" if result.get("approver_id") else ""
+        out(
+            args,
+            result,
+            [
+                f"awarded {result.get('points')} to {session.view.display_name}"
+                f" by {result.get('staff_id')}{approved} ({result.get('status')})",
+                f"balance now {result.get('balance')}",
+            ],
+        )
+    return EXIT_OK
+
+
+def cmd_staff_add(args: argparse.Namespace) -> int:
+    """A staff member of this terminal's own ledger (on the store server's backend, staff
+    are added there: loyalty-server staff add)."""
+    from pos_client.ledger.staff_awards import add_staff
+
+    with build_terminal(load(args)) as terminal:
+        if terminal.ledger is None:
+            raise UsageError("this terminal uses the store server: loyalty-server staff add")
+        try:
+            add_staff(
+                terminal.ledger.writer,
+                args.staff_id,
+                args.name or args.staff_id,
+                read_pin("staff PIN: "),
+            )
+        except ValueError as exc:
+            raise UsageError(f"staff {args.staff_id}: {exc}") from None
+    print(f"staff {args.staff_id} added")
+    return EXIT_OK
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
     birthday = date.fromisoformat(args.birthday) if args.birthday else None
     with build_terminal(load(args)) as terminal:
@@ -900,6 +950,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("action", cmd_action, "record a non-purchase action (e.g. vaccination)")
     member_arg(sub)
     sub.add_argument("--action", required=True)
+
+    sub = command("award", cmd_award, "a staff award of points (PINs read without echo)")
+    member_arg(sub)
+    sub.add_argument("--points", type=int, required=True)
+    sub.add_argument("--reason", required=True)
+    sub.add_argument("--staff", required=True, help="the staff member who awards")
+    sub.add_argument("--approver", help="another staff member, above the approval size")
+
+    sub = command("staff-add", cmd_staff_add, "a staff member of this terminal's ledger")
+    sub.add_argument("staff_id")
+    sub.add_argument("--name")
 
     sub = command("enroll", cmd_enroll, "enroll a new member by phone")
     sub.add_argument("--phone", required=True)

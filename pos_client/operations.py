@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -284,6 +284,28 @@ class RedemptionRequest:
             blocks=optional(body, "blocks", int),
             points=optional(body, "points", int) or 0,
         )
+
+
+@dataclass(frozen=True)
+class StaffAward:
+    """An award as a till asks for it: the PINs are checked by the ledger, never stored."""
+
+    key: str
+    member_id: str
+    points: int
+    reason: str
+    staff_id: str
+    staff_pin: str = field(repr=False)
+    approver: tuple[str, str] | None = field(default=None, repr=False)  # (id, PIN)
+
+    def result(self, approver_id: str | None) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "member_id": self.member_id,
+            "points": self.points,
+            "staff_id": self.staff_id,
+            "approver_id": approver_id,
+        }
 
 
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

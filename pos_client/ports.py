@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pos_client.domain import MemberView
-from pos_client.operations import OpConflict, OpRejected
+from pos_client.operations import OpConflict, OpRejected, StaffAward
 
 if TYPE_CHECKING:
     from pos_client.checkout import Checkout
@@ -100,6 +100,11 @@ class Backend(Protocol):
 
     def check_pin(self, member_id: str, pin: str) -> PinCheck:
         """A PIN given for the member (counted: the fifth wrong one in a row locks it)."""
+
+    def award(self, award: StaffAward) -> dict[str, Any]:
+        """A staff award, checked and applied by the backend's ledger (online only: the
+        PINs are checked there, never queued). OpRejected with the refusal's code;
+        BackendUnavailable offline."""
 
     def link_card(self, url: str, member_id: str) -> bool:
         """Link the secure card that answered with `url` to a member (True: linked now;

@@ -38,6 +38,7 @@ from pos_client.rules import (
     Reward,
     RewardKind,
     SpendingPolicy,
+    StaffAwardPolicy,
     TenureCount,
     Tier,
     TierBasis,
@@ -460,6 +461,19 @@ def _coalition_of(root: Section) -> Coalition | None:
     return _coalition(root.table("coalition"), set(root.table("categories").data))
 
 
+def _staff_awards(table: Section) -> StaffAwardPolicy | None:
+    """`[staff_awards]`: max_points an award, approval_over (a second staff PIN above)."""
+    if not table.data:
+        return None
+    for extra in sorted(set(table.data) - {"max_points", "approval_over"}):
+        raise table.fail(extra, "unknown setting (staff_awards has max_points, approval_over)")
+    most = table.integer("max_points", minimum=1, maximum=MAX_OFFER_POINTS)
+    approval = table.integer("approval_over", minimum=0, maximum=MAX_OFFER_POINTS)
+    if approval >= most:
+        raise table.fail("approval_over", "below max_points (else no award needs approval)")
+    return StaffAwardPolicy(max_points=most, approval_over=approval)
+
+
 def _membership(table: Section) -> MembershipGate:
     """`[membership]`: min_spend (points held until a prospect has spent this), min_age and
     guardian_from_age (the age gate at enrollment)."""
@@ -729,6 +743,7 @@ def parse_program(root: Section) -> Program:
         membership=_membership(root.table("membership")),
         coalition=_coalition_of(root),
         offers=_offers(root, set(root.table("categories").data), tier_ids, tenure),
+        staff_awards=_staff_awards(root.table("staff_awards")),
         id=root.text("id"),
         name=root.text("name"),
         currency=root.text("currency", "USD"),

@@ -233,6 +233,13 @@ def other_rules(program: Program) -> list[str]:
             "Membership: by invitation of a member, who may invite"
             f" {program.membership.invitations_per_member}."
         )
+    awards = program.staff_awards
+    if awards is not None:
+        rows.append(
+            f"Staff awards: up to {number(awards.max_points)} {unit} an award, with the staff"
+            f" member's PIN; above {number(awards.approval_over)}, a second staff member's PIN"
+            " approves."
+        )
     age = program.membership.min_age
     if age is not None:
         guardian = program.membership.guardian_from_age

@@ -577,6 +577,18 @@ def offers_for_sale(
     return tuple(applied)
 
 
+@dataclass(frozen=True)
+class StaffAwardPolicy:
+    """Points staff may award a member (a reward for a suggestion, goodwill): at most
+    `max_points` an award; above `approval_over`, a second staff member's PIN approves."""
+
+    max_points: int
+    approval_over: int
+
+    def needs_approval(self, points: int) -> bool:
+        return points > self.approval_over
+
+
 class ExpiryMode(StrEnum):
     ROLLING = "rolling"  # each earning expires `months` after it was earned
     PERIOD_END = "period_end"  # a calendar year's earnings at the end of the `years`th year on
@@ -615,6 +627,7 @@ class Program:
     every_nth: EveryNthFree | None = None
     coalition: Coalition | None = None
     offers: tuple[PartnerOffer, ...] = ()
+    staff_awards: StaffAwardPolicy | None = None
     categories: tuple[Category, ...] = ()  # display names of the earn categories
     unit_forms: UnitForms = UnitForms()  # unit_name per language, in plural forms
     names: LocalNames = LocalNames()

@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 from pos_client.domain import IdentityKind, MemberView
 from pos_client.errors import CardLinkRefused
 from pos_client.ledger import Ledger
+from pos_client.operations import StaffAward
 from pos_client.pins import PinCheck
 from pos_client.ports import BackendUnavailable, CardRefused, OpResult, op_result
 from pos_client.program import ProgramDocument
@@ -22,8 +23,11 @@ REFUSAL_CODES = {"replayed": "card_replayed", "blocked": "card_blocked"}
 
 
 class EmbeddedBackend:
-    def __init__(self, ledger: Ledger, card_keys: SunKeys | None = None) -> None:
+    def __init__(
+        self, ledger: Ledger, card_keys: SunKeys | None = None, terminal_id: str = ""
+    ) -> None:
         self.ledger = ledger
+        self.terminal_id = terminal_id  # recorded with this till's staff awards
         self.card_keys = card_keys  # the secure cards' keys: this terminal is the store
 
     def lookup(self, kind: str, value: str) -> MemberView | None:
@@ -61,6 +65,9 @@ class EmbeddedBackend:
 
     def check_pin(self, member_id: str, pin: str) -> PinCheck:
         return self.ledger.check_member_pin(member_id, pin)
+
+    def award(self, award: StaffAward) -> dict[str, Any]:
+        return self.ledger.award(award, terminal_id=self.terminal_id, merchant=self.ledger.merchant)
 
     def link_card(self, url: str, member_id: str) -> bool:
         if self.card_keys is None:

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pos_client.domain import IdentityKind, MemberView, member_view_from_json
+from pos_client.operations import OpRejected, StaffAward
 from pos_client.pins import PinCheck, PinRefused
 from pos_client.ports import (
     BackendServerError,
@@ -232,6 +233,35 @@ class HttpBackend:
             locked_until=locked,
             no_pin=answer["no_pin"] is True,
         )
+
+    def award(self, award: StaffAward) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "key": award.key,
+            "member_id": award.member_id,
+            "points": award.points,
+            "reason": award.reason,
+            "staff_id": award.staff_id,
+            "staff_pin": award.staff_pin,
+        }
+        if award.approver is not None:
+            body["approver_id"], body["approver_pin"] = award.approver
+        response = self._call("POST", "/v1/staff/awards", json=body)
+        if response.status_code in (400, 404, 409, 422):
+            try:
+                refused = response.json()
+            except (ValueError, RecursionError):
+                refused = None
+            code = refused.get("code") if isinstance(refused, dict) else None
+            raise OpRejected(
+                code if isinstance(code, str) and code.isidentifier() else "award_refused",
+                _short(_detail(response)) or f"HTTP {response.status_code}",
+            )
+        if response.status_code != 200:
+            raise BackendUnavailable(f"staff award: HTTP {response.status_code}")
+        answer = _json(response, "staff award")
+        if not isinstance(answer, dict) or answer.get("status") not in ("applied", "duplicate"):
+            raise MalformedAnswer("staff award: not an award's answer")
+        return answer
 
     def link_card(self, url: str, member_id: str) -> bool:
         response = self._call("POST", "/v1/cards/link", json={"url": url, "member_id": member_id})

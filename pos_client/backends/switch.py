@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pos_client.domain import MemberView
+from pos_client.operations import StaffAward
 from pos_client.pins import PinCheck
 from pos_client.ports import Backend, BackendUnavailable, OpResult
 from pos_client.program import ProgramDocument
@@ -71,6 +72,10 @@ class NetworkSwitch:
     def link_card(self, url: str, member_id: str) -> bool:
         self._check()
         return self.inner.link_card(url, member_id)
+
+    def award(self, award: StaffAward) -> dict[str, Any]:
+        self._check()
+        return self.inner.award(award)
 
     def submit(self, bodies: Sequence[dict[str, Any]]) -> list[OpResult]:
         self._check()

@@ -34,7 +34,9 @@ from pos_client.domain import (
 )
 from pos_client.errors import CardLinkRefused
 from pos_client.ledger import card_counters, totals
+from pos_client.ledger import staff_awards as staff_awards_module
 from pos_client.ledger.pending import PENDING, BatchWrites, FlushRefused
+from pos_client.ledger.pin_rows import check_pin_row
 from pos_client.ledger.schema import (
     PerDialect,
     birthday_grants,
@@ -45,8 +47,10 @@ from pos_client.ledger.schema import (
     one_of,
     operations,
     partner_transfers,
+    staff_awards,
     transactions,
 )
+from pos_client.ledger.staff_awards import describe_pin_refusal
 from pos_client.ledger.upgrade import Opened, StepContext, open_schema
 from pos_client.operations import (
     ActionOp,
@@ -58,6 +62,7 @@ from pos_client.operations import (
     OpRejected,
     ReceiveOp,
     SaleOp,
+    StaffAward,
     body_hash,
     canonical_json,
     parse_operation,
@@ -414,39 +419,112 @@ class Ledger:
         row = self._pin_row(member_id)
         if row is None:
             return pins.PinCheck(False, no_pin=True)
-        if row.locked_until is not None and row.locked_until > moment:
-            return pins.PinCheck(False, locked_until=row.locked_until)
-        matched = pins.pin_matches(pin, row.pin_hash)
-        with self.writer.begin() as conn:
-            now_row = conn.execute(
-                select(member_pins).where(member_pins.c.member_id == member_id).with_for_update()
-            ).first()
-            if now_row is None or now_row.pin_hash != row.pin_hash:
-                return pins.PinCheck(False, no_pin=now_row is None)  # changed meanwhile
-            if now_row.locked_until is not None and now_row.locked_until > moment:
-                return pins.PinCheck(False, locked_until=now_row.locked_until)
-            if matched:
-                if now_row.failures:
-                    conn.execute(
-                        member_pins.update()
-                        .where(member_pins.c.member_id == member_id)
-                        .values(failures=0, locked_until=None)
-                    )
-                return pins.PinCheck(True)
-            failures = now_row.failures + 1
-            locked = pins.lock_after(failures, moment)
-            conn.execute(
-                member_pins.update()
-                .where(member_pins.c.member_id == member_id)
-                .values(failures=failures, locked_until=locked)
-            )
-        remaining = pins.FAILURES_BEFORE_LOCK - failures % pins.FAILURES_BEFORE_LOCK
-        return pins.PinCheck(
-            False,
-            remaining=0 if locked else remaining,
-            locked_until=locked,
-            locked_now=locked is not None,
+        where = member_pins.c.member_id == member_id
+        return check_pin_row(self.writer, member_pins, where, row, pin, moment)
+
+    # ------------------------------------------------------------ staff awards
+
+    def award(
+        self,
+        award: StaffAward,
+        terminal_id: str,
+        merchant: str = "",
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """A staff member's award of points to a member, checked here: the programme awards
+        this much, the reason is text, the staff member's PIN is right and, above the
+        programme's `approval_over`, another staff member's PIN approves. Applied once by its
+        key (a repeat answers duplicate) and kept in the audit trail. Raises OpRejected:
+        no_staff_awards, bad_request, award_over_limit, staff_refused, approval_required,
+        approver_refused, unknown_member, limit_member_day, limit_points; OpConflict: the key
+        was used for another award."""
+        policy = self.program.staff_awards
+        if policy is None:
+            raise OpRejected("no_staff_awards", "the programme has no staff awards")
+        problem = (
+            ("points: a whole number from 1" if award.points < 1 else None)
+            or staff_awards_module.reason_problem(award.reason)
+            or staff_awards_module.staff_id_problem(award.staff_id)
+            or (award.approver and staff_awards_module.staff_id_problem(award.approver[0]))
         )
+        if problem:
+            raise OpRejected("bad_request", problem)
+        if award.points > policy.max_points:
+            raise OpRejected(
+                "award_over_limit", f"an award gives at most {policy.max_points} points"
+            )
+        moment = now or utcnow()
+        previous = self._award_record(award.key)
+        if previous is not None:
+            if (previous.member_id, previous.points, previous.staff_id) != (
+                award.member_id,
+                award.points,
+                award.staff_id,
+            ):
+                raise OpConflict(award.key)
+            return {"status": "duplicate", **award.result(previous.approver_id)}
+        check = staff_awards_module.check_staff_pin(
+            self.writer, award.staff_id, award.staff_pin, moment
+        )
+        if not check.ok:
+            raise OpRejected("staff_refused", describe_pin_refusal(check, "staff member"))
+        approver_id = None
+        if policy.needs_approval(award.points):
+            if award.approver is None:
+                raise OpRejected(
+                    "approval_required",
+                    f"over {policy.approval_over} points: another staff member's PIN approves",
+                )
+            if award.approver[0] == award.staff_id:
+                raise OpRejected("approver_refused", "another staff member approves, not the giver")
+            second = staff_awards_module.check_staff_pin(
+                self.writer, award.approver[0], award.approver[1], moment
+            )
+            if not second.ok:
+                raise OpRejected("approver_refused", describe_pin_refusal(second, "approver"))
+            approver_id = award.approver[0]
+        self._check_points(award.points)
+        with self.writer.begin() as conn:
+            if self._locked_member(conn, award.member_id) is None:
+                raise OpRejected("unknown_member", "no such member")
+            if self._award_record(award.key, conn) is not None:  # the same key, at once
+                raise OpConflict(award.key)
+            self._check_member_day(conn, award.member_id, award.points, moment)
+            self._post(
+                conn,
+                award.key,
+                award.member_id,
+                "award",
+                award.points,
+                moment,
+                reward_id=award.staff_id,
+                merchant=merchant,
+            )
+            balance = self._move_balance(conn, award.member_id, award.points)
+            conn.execute(
+                staff_awards.insert().values(
+                    key=award.key,
+                    member_id=award.member_id,
+                    points=award.points,
+                    reason=award.reason.strip(),
+                    staff_id=award.staff_id,
+                    approver_id=approver_id,
+                    terminal_id=terminal_id,
+                    awarded_at=moment,
+                )
+            )
+        return {"status": "applied", **award.result(approver_id), "balance": balance}
+
+    def _award_record(
+        self, key: str, conn: Connection | None = None
+    ) -> staff_awards_module.AwardRecord | None:
+        query = select(staff_awards).where(staff_awards.c.key == key)
+        if conn is None:
+            with self.engine.connect() as reader:
+                row = reader.execute(query).first()
+        else:
+            row = conn.execute(query).first()
+        return None if row is None else staff_awards_module.AwardRecord(**dict(row._mapping))
 
     def card_known(self, uid: bytes) -> bool:
         """A card with this UID is known here: linked (as a tag or a secure card), blocked,

@@ -175,6 +175,33 @@ member_tiers = Table(
     Column("reached_on", Date, nullable=False),
 )
 
+# Staff who award points (issue 11's staff awards): their PINs' salted hashes, failures in
+# a row and lock; and every award, who gave it and who approved it (an audit trail never
+# purged). Ledger version 10, migration 0014.
+staff_members = Table(
+    "staff_members",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(80), nullable=False),
+    Column("pin_hash", String(200), nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("locked_until", UTCDateTime, nullable=True),
+    Column("added_at", UTCDateTime, nullable=False),
+    Column("removed_at", UTCDateTime, nullable=True),
+)
+staff_awards = Table(
+    "staff_awards",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("member_id", String(64), ForeignKey("members.id"), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("staff_id", String(32), nullable=False),
+    Column("approver_id", String(32), nullable=True),
+    Column("terminal_id", String(64), nullable=False),
+    Column("awarded_at", UTCDateTime, nullable=False, index=True),
+)
+
 member_pins = Table(
     "member_pins",
     metadata,

@@ -26,7 +26,7 @@ from pos_client.ledger.schema import PerDialect, member_totals, one_of, transact
 
 EARNING_KINDS = ("earn", "birthday", "action")
 # Count toward the daily cap (partner offers' bonus points too).
-EARNED_KINDS = ("earn", "birthday", "action", "transfer_in", "offer")
+EARNED_KINDS = ("earn", "birthday", "action", "transfer_in", "offer", "award")
 FLAGGED_KINDS = ("earn", "action", "transfer_in")  # count toward the review flag
 ALL_START = date(1, 1, 1)  # the start of the lifetime row (grain "a")
 RECORDED = "r"  # the grain of the store day an operation was recorded on

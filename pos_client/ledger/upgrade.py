@@ -324,6 +324,34 @@ def _v9_member_tiers(conn: Connection, _context: StepContext) -> None:
     ).create(conn)
 
 
+def _v10_staff_awards(conn: Connection, _context: StepContext) -> None:
+    frozen = MetaData()
+    Table("members", frozen, Column("id", String(64), primary_key=True))
+    Table(
+        "staff_members",
+        frozen,
+        Column("id", String(32), primary_key=True),
+        Column("name", String(80), nullable=False),
+        Column("pin_hash", String(200), nullable=False),
+        Column("failures", Integer, nullable=False),
+        Column("locked_until", DateTime(timezone=True), nullable=True),
+        Column("added_at", DateTime(timezone=True), nullable=False),
+        Column("removed_at", DateTime(timezone=True), nullable=True),
+    ).create(conn)
+    Table(
+        "staff_awards",
+        frozen,
+        Column("key", String(64), primary_key=True),
+        Column("member_id", String(64), ForeignKey("members.id"), nullable=False),
+        Column("points", BigInteger, nullable=False),
+        Column("reason", String(200), nullable=False),
+        Column("staff_id", String(32), nullable=False),
+        Column("approver_id", String(32), nullable=True),
+        Column("terminal_id", String(64), nullable=False),
+        Column("awarded_at", DateTime(timezone=True), nullable=False, index=True),
+    ).create(conn)
+
+
 # The steps after the baseline, in order (see the module docstring to add one).
 STEPS: tuple[Step, ...] = (
     Step(2, "member_totals, backfilled from transactions", _v2_member_totals),
@@ -334,6 +362,7 @@ STEPS: tuple[Step, ...] = (
     Step(7, "the coalition merchant of each transaction", _v7_merchant),
     Step(8, "members' guardian consent (the age gate)", _v8_guardian_consent),
     Step(9, "member_tiers: tiers reached and kept (downgrade never, grace)", _v9_member_tiers),
+    Step(10, "staff_members and staff_awards: staff awards and their audit", _v10_staff_awards),
 )
 
 
