@@ -349,7 +349,7 @@ def offers(program: Program) -> list[str]:
             gives = f"{points(program, offer.points)} on top"
         else:
             worth = f", worth at most {number(offer.value)} {currency}" if offer.value else ""
-            gives = f"the dearest of its items free{worth}"
+            gives = f"one of its items free, the dearest{worth}"
         conditions = []
         items = sorted(offer.skus) + sorted(
             program.category_name(c, "en") for c in offer.categories

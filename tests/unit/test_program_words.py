@@ -35,6 +35,20 @@ from tests.conftest import CONFIG_DIR
             ],
         ),
         (
+            "coalition_points",
+            [
+                "  RoadStar fuel stations (fuel): earns 0.5 points per 1 EUR, 2 on Station shop;"
+                " each point it issues costs it 0.012 EUR, paid to the merchant where it is"
+                " spent.",
+                "Offer from StarCinema, Welcome: 2.00 off from StarCinema (cinema-welcome):"
+                " 2 EUR off the sale (a sale of at least 10 EUR; in a member's first 3 months);"
+                " once a member, by itself, no code.",
+                "Offer from SparkleWash, A free car wash for members of a year (sparkle-wash):"
+                " one of its items free, the dearest, worth at most 12 EUR (a sale with Car"
+                " wash; after 12 months of membership); 2 times a member, by itself, no code.",
+            ],
+        ),
+        (
             "wellness_blocks",
             [
                 "Points as money: every 5,000 points pay 5 USD of a purchase.",
