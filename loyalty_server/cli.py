@@ -708,6 +708,12 @@ def cmd_staff_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def days_back(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 3660:
+        raise argparse.ArgumentTypeError("a number of days from 1 to 3660")
+    return int(text)
+
+
 def cmd_staff_awards(args: argparse.Namespace) -> int:
     """The audit trail of staff awards: when, member, points, who gave, who approved, why."""
     from datetime import timedelta
@@ -715,7 +721,10 @@ def cmd_staff_awards(args: argparse.Namespace) -> int:
     from pos_client.domain import utcnow
     from pos_client.ledger.staff_awards import awards_since
 
-    for award in awards_since(engine_for(args), utcnow() - timedelta(days=args.days)):
+    found = awards_since(engine_for(args), utcnow() - timedelta(days=args.days))
+    if not found:
+        print(f"no staff awards in the last {args.days} day(s)")
+    for award in found:
         approved = f" approved by {award.approver_id}" if award.approver_id else ""
         print(
             f"{award.awarded_at:%Y-%m-%d %H:%M}  member {award.member_id}  +{award.points}"
@@ -858,7 +867,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(handler=cmd_staff_remove, needs_schema=True)
     sub = staff.add_parser("awards", help="the audit trail of staff awards")
     common(sub)
-    sub.add_argument("--days", type=int, default=30, choices=range(1, 3661), metavar="DAYS")
+    sub.add_argument("--days", type=days_back, default=30, help="1 to 3660 (default 30)")
     sub.set_defaults(handler=cmd_staff_awards, needs_schema=True)
 
     sub = commands.add_parser("settlement", help="a coalition's settlement for a period, as CSV")

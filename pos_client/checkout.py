@@ -829,11 +829,13 @@ class Checkout:
         reason: str,
         staff: tuple[str, str],
         approver: tuple[str, str] | None = None,
+        key: str | None = None,
     ) -> dict[str, Any]:
         """A staff member's award of points to the member, with their PIN (and above the
         programme's approval size another staff member's): online only, checked and applied
         by the backend at once (no PIN is ever queued). CheckoutError with the refusal's
-        code; offline, code `offline`."""
+        code; offline, code `offline`; sent but not answered, code `outcome_unknown` with
+        the award's `key`: the same award with that key again is never given twice."""
         policy = self.program.staff_awards
         if policy is None:
             raise CheckoutError("the programme has no staff awards", "no_staff_awards")
@@ -850,12 +852,21 @@ class Checkout:
                 count=policy.approval_over,
             )
         award = StaffAward(
-            uuid7(), session.view.member_id, points, reason, staff[0], staff[1], approver
+            key or uuid7(), session.view.member_id, points, reason, staff[0], staff[1], approver
         )
+        try:
+            self.backend.ping()
+        except BackendUnavailable:
+            raise CheckoutError("staff awards need the store server", "offline") from None
         try:
             result = self.backend.award(award)
         except BackendUnavailable:
-            raise CheckoutError("staff awards need the store server", "offline") from None
+            raise CheckoutError(
+                f"no answer from the store server: the award may be recorded; give the same"
+                f" award again with key {award.key} (it is never given twice)",
+                "outcome_unknown",
+                key=award.key,
+            ) from None
         except OpRejected as exc:
             raise CheckoutError(exc.message, exc.code) from None
         log.info("staff award of %d points by %s", points, staff[0])

@@ -277,7 +277,9 @@ def cmd_award(args: argparse.Namespace) -> int:
         session = terminal.checkout.identify(args.member)
         staff = (args.staff, read_pin(f"PIN of {args.staff}: "))
         approver = (args.approver, read_pin(f"PIN of {args.approver}: ")) if args.approver else None
-        result = terminal.checkout.award(session, args.points, args.reason, staff, approver)
+        result = terminal.checkout.award(
+            session, args.points, args.reason, staff, approver, key=args.key
+        )
         approved = f", approved by {result.get('approver_id')}" if result.get("approver_id") else ""
         out(
             args,
@@ -299,6 +301,8 @@ def cmd_staff_add(args: argparse.Namespace) -> int:
     with build_terminal(load(args)) as terminal:
         if terminal.ledger is None:
             raise UsageError("this terminal uses the store server: loyalty-server staff add")
+        if terminal.program.staff_awards is None:
+            raise UsageError("the programme has no [staff_awards]")
         try:
             add_staff(
                 terminal.ledger.writer,
@@ -310,6 +314,14 @@ def cmd_staff_add(args: argparse.Namespace) -> int:
             raise UsageError(f"staff {args.staff_id}: {exc}") from None
     print(f"staff {args.staff_id} added")
     return EXIT_OK
+
+
+def invited_by(terminal: Terminal, raw: str | None) -> str:
+    if not raw:
+        return ""
+    if not terminal.program.membership.invitation:
+        raise UsageError("--invited-by: the programme is not joined by invitation")
+    return terminal.checkout.inviter(raw).view.member_id
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -324,11 +336,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 marketing=args.marketing,
                 birthday=birthday,
                 guardian_consent=args.guardian_consent,
-                invited_by=(
-                    terminal.checkout.inviter(args.invited_by).view.member_id
-                    if args.invited_by
-                    else ""
-                ),
+                invited_by=invited_by(terminal, args.invited_by),
             )
         except AlreadyMember as exc:
             print(f"already a member: {exc.session.view.display_name}", file=sys.stderr)
@@ -952,7 +960,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--action", required=True)
 
     sub = command("award", cmd_award, "a staff award of points (PINs read without echo)")
-    member_arg(sub)
+    sub.add_argument("--member", required=True, help="card number, tag UID or phone")
+    sub.add_argument("--json", action="store_true")
+    sub.add_argument("--key", help="the key of an award that got no answer, to give it again")
     sub.add_argument("--points", type=int, required=True)
     sub.add_argument("--reason", required=True)
     sub.add_argument("--staff", required=True, help="the staff member who awards")

@@ -80,6 +80,11 @@ class PinRefused(Exception):
         self.locked_now = locked_now  # the wrong current PIN given locked it
 
 
+def is_pin_form(pin: str) -> bool:
+    """4 to 8 digits: anything else is no PIN's try (not counted as a wrong one)."""
+    return re.fullmatch(rf"[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}", pin) is not None
+
+
 def pin_problem(pin: str) -> str | None:
     """Why `pin` cannot be a member's PIN, or None."""
     if not re.fullmatch(rf"[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}", pin):

@@ -461,10 +461,16 @@ def _coalition_of(root: Section) -> Coalition | None:
     return _coalition(root.table("coalition"), set(root.table("categories").data))
 
 
+def _staff_awards_of(root: Section) -> StaffAwardPolicy | None:
+    if "staff_awards" in root.data and not root.table("staff_awards").data:
+        raise root.fail("staff_awards", "empty: staff awards need max_points and approval_over")
+    return _staff_awards(root.table("staff_awards"))
+
+
 def _staff_awards(table: Section) -> StaffAwardPolicy | None:
     """`[staff_awards]`: max_points an award, approval_over (a second staff PIN above)."""
     if not table.data:
-        return None
+        return None  # an empty table is refused by the caller
     for extra in sorted(set(table.data) - {"max_points", "approval_over"}):
         raise table.fail(extra, "unknown setting (staff_awards has max_points, approval_over)")
     most = table.integer("max_points", minimum=1, maximum=MAX_OFFER_POINTS)
@@ -743,7 +749,7 @@ def parse_program(root: Section) -> Program:
         membership=_membership(root.table("membership")),
         coalition=_coalition_of(root),
         offers=_offers(root, set(root.table("categories").data), tier_ids, tenure),
-        staff_awards=_staff_awards(root.table("staff_awards")),
+        staff_awards=_staff_awards_of(root),
         id=root.text("id"),
         name=root.text("name"),
         currency=root.text("currency", "USD"),

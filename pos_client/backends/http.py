@@ -246,6 +246,8 @@ class HttpBackend:
         if award.approver is not None:
             body["approver_id"], body["approver_pin"] = award.approver
         response = self._call("POST", "/v1/staff/awards", json=body)
+        if response.status_code == 429:
+            raise OpRejected("rate_limited", "too many staff PIN tries from this till: wait")
         if response.status_code in (400, 404, 409, 422):
             try:
                 refused = response.json()

@@ -136,6 +136,9 @@ class Limits:
 
 
 EARNED_KINDS = totals.EARNED_KINDS
+# Rows that are not the member's own activity (expiry by inactivity): their points
+# expiring, and their inviting someone else.
+NOT_ACTIVITY = ("expire", "invite")
 
 
 @dataclass(frozen=True)
@@ -432,20 +435,26 @@ class Ledger:
         now: datetime | None = None,
     ) -> dict[str, Any]:
         """A staff member's award of points to a member, checked here: the programme awards
-        this much, the reason is text, the staff member's PIN is right and, above the
-        programme's `approval_over`, another staff member's PIN approves. Applied once by its
-        key (a repeat answers duplicate) and kept in the audit trail. Raises OpRejected:
-        no_staff_awards, bad_request, award_over_limit, staff_refused, approval_required,
-        approver_refused, unknown_member, limit_member_day, limit_points; OpConflict: the key
-        was used for another award."""
+        this much, the reason is text, the staff member's PIN is right, an approver's PIN
+        (when given) is another staff member's and right, and the member's awards of the
+        store day without approval stay within the programme's `approval_over` (splitting a
+        large award into small ones needs the approval all the same). Applied once by its
+        key (the same award repeated answers duplicate) and kept in the audit trail. Raises
+        OpRejected: no_staff_awards, bad_request, award_over_limit, staff_refused,
+        approval_required, approver_refused, unknown_member, limit_member_day, limit_points;
+        OpConflict: the key was used for another operation or award."""
         policy = self.program.staff_awards
         if policy is None:
             raise OpRejected("no_staff_awards", "the programme has no staff awards")
+        pins_given = [award.staff_pin, *(award.approver[1:] if award.approver else ())]
         problem = (
             ("points: a whole number from 1" if award.points < 1 else None)
             or staff_awards_module.reason_problem(award.reason)
             or staff_awards_module.staff_id_problem(award.staff_id)
             or (award.approver and staff_awards_module.staff_id_problem(award.approver[0]))
+            or next(
+                ("a PIN is 4 to 8 digits" for pin in pins_given if not pins.is_pin_form(pin)), None
+            )
         )
         if problem:
             raise OpRejected("bad_request", problem)
@@ -454,27 +463,13 @@ class Ledger:
                 "award_over_limit", f"an award gives at most {policy.max_points} points"
             )
         moment = now or utcnow()
-        previous = self._award_record(award.key)
-        if previous is not None:
-            if (previous.member_id, previous.points, previous.staff_id) != (
-                award.member_id,
-                award.points,
-                award.staff_id,
-            ):
-                raise OpConflict(award.key)
-            return {"status": "duplicate", **award.result(previous.approver_id)}
         check = staff_awards_module.check_staff_pin(
             self.writer, award.staff_id, award.staff_pin, moment
         )
         if not check.ok:
             raise OpRejected("staff_refused", describe_pin_refusal(check, "staff member"))
         approver_id = None
-        if policy.needs_approval(award.points):
-            if award.approver is None:
-                raise OpRejected(
-                    "approval_required",
-                    f"over {policy.approval_over} points: another staff member's PIN approves",
-                )
+        if award.approver is not None:
             if award.approver[0] == award.staff_id:
                 raise OpRejected("approver_refused", "another staff member approves, not the giver")
             second = staff_awards_module.check_staff_pin(
@@ -487,8 +482,36 @@ class Ledger:
         with self.writer.begin() as conn:
             if self._locked_member(conn, award.member_id) is None:
                 raise OpRejected("unknown_member", "no such member")
-            if self._award_record(award.key, conn) is not None:  # the same key, at once
-                raise OpConflict(award.key)
+            previous = self._award_record(award.key, conn)
+            if previous is not None:  # a repeat (a till that heard no answer) or a reuse
+                same = (
+                    previous.member_id,
+                    previous.points,
+                    previous.reason,
+                    previous.staff_id,
+                    previous.approver_id,
+                    previous.terminal_id,
+                ) == (
+                    award.member_id,
+                    award.points,
+                    award.reason.strip(),
+                    award.staff_id,
+                    approver_id,
+                    terminal_id,
+                )
+                if not same:
+                    raise OpConflict(award.key)
+                return {"status": "duplicate", **award.result(approver_id)}
+            if conn.execute(select(operations.c.key).where(operations.c.key == award.key)).first():
+                raise OpConflict(award.key)  # another operation's key
+            if approver_id is None:
+                unapproved = self._unapproved_awards_today(conn, award.member_id, moment)
+                if unapproved + award.points > policy.approval_over:
+                    raise OpRejected(
+                        "approval_required",
+                        f"over {policy.approval_over} points a day without approval:"
+                        " another staff member's PIN approves",
+                    )
             self._check_member_day(conn, award.member_id, award.points, moment)
             self._post(
                 conn,
@@ -514,6 +537,19 @@ class Ledger:
                 )
             )
         return {"status": "applied", **award.result(approver_id), "balance": balance}
+
+    def _unapproved_awards_today(self, conn: Connection, member_id: str, now: datetime) -> int:
+        """Points awarded to the member on the store day of `now` without an approver."""
+        _day, start = totals.day_and_start(now, self.zone)
+        return int(
+            conn.execute(
+                select(func.coalesce(func.sum(staff_awards.c.points), 0)).where(
+                    staff_awards.c.member_id == member_id,
+                    staff_awards.c.approver_id.is_(None),
+                    staff_awards.c.awarded_at >= start,
+                )
+            ).scalar_one()
+        )
 
     def _award_record(
         self, key: str, conn: Connection | None = None
@@ -2115,7 +2151,8 @@ class Ledger:
     def _inactivity_sums(self) -> tuple[Any, Any]:
         """(the member's last activity, their points): a member whose last purchase,
         reward, action or transfer is before the boundary has all their points due."""
-        last = func.max(case((transactions.c.kind != "expire", transactions.c.occurred_at)))
+        active = transactions.c.kind.not_in(NOT_ACTIVITY)
+        last = func.max(case((active, transactions.c.occurred_at)))
         return last, func.coalesce(func.sum(transactions.c.points), 0)
 
     def _expiry_sums(self, boundary: datetime) -> tuple[Any, Any]:
@@ -2155,7 +2192,7 @@ class Ledger:
     def _inactive_due(self, conn: Connection, member_id: str, boundary: datetime) -> int:
         """All the member's points when their last activity is before `boundary`, else 0."""
         last = select(func.max(transactions.c.occurred_at)).where(
-            transactions.c.member_id == member_id, transactions.c.kind != "expire"
+            transactions.c.member_id == member_id, transactions.c.kind.not_in(NOT_ACTIVITY)
         )
         held = select(func.coalesce(func.sum(transactions.c.points), 0)).where(
             transactions.c.member_id == member_id

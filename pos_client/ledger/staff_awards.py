@@ -47,6 +47,15 @@ def add_staff(writer: Engine, staff_id: str, name: str, pin: str) -> bool:
     )
     if problem:
         raise ValueError(problem)
+    with writer.connect() as reader:
+        others = reader.execute(
+            select(staff_members.c.pin_hash).where(
+                staff_members.c.id != staff_id, staff_members.c.removed_at.is_(None)
+            )
+        ).all()
+    # Two staff members with one PIN would let one approve their own awards as the other.
+    if any(pins.pin_matches(pin, other) for (other,) in others):
+        raise ValueError("another staff member has this PIN: choose another")
     digest = pins.hash_pin(pin)  # slow on purpose: outside the transaction
     now = utcnow()
     with writer.begin() as conn:

@@ -203,3 +203,20 @@ def test_joining_by_invitation_needs_a_member_with_an_invitation_left(
     (outcome,) = ledger.apply_many([outsider], terminal_id="till-1", founder=True)
     assert isinstance(outcome, OpRejected) and outcome.code == "invitation_required"
     assert ledger.balance_mismatches() == []
+
+
+def test_inviting_someone_is_not_the_inviters_own_activity(database_url: str) -> None:
+    from pos_client.ledger.ledger import NOT_ACTIVITY
+    from tests.integration.ledger_helpers import enroll_body
+
+    source = PROGRAM.format(membership="invitation = true") + (
+        '[expiry]\nmode = "inactivity"\nmonths = 12\n'
+    )
+    ledger = Ledger(make_engine(database_url), ProgramDocument.of(source).parse("club"))
+    ledger.apply(enroll_body("anna", "p-anna"), founder=True)
+    ledger.apply(sale("anna", "50.00") | {"occurred_at": "2025-01-10T12:00:00+00:00"})
+    guest = enroll_body("guest", "p-guest")
+    guest["invited_by"] = "anna"
+    ledger.apply(guest)  # late in 2026: no purchase of anna's since January 2025
+    expired = dict(ledger.expire(datetime(2026, 11, 26, tzinfo=UTC)))
+    assert expired == {"anna": 50} and "invite" in NOT_ACTIVITY

@@ -92,7 +92,8 @@ def test_what_a_till_cannot_award(ledger: Ledger) -> None:
     assert refused(ledger, award("no-such-member", 10)) == "unknown_member"
     ledger.award(award(member, 200), "till-1", now=NOW)
     ledger.award(award(member, 600, approver=("ben", "7391")), "till-1", now=NOW)
-    assert refused(ledger, award(member, 150)) == "limit_member_day"  # 900 a day
+    over_the_day = award(member, 150, approver=("ben", "7391"))
+    assert refused(ledger, over_the_day) == "limit_member_day"  # 900 a day
     with ledger.engine.connect() as conn:
         kinds = conn.execute(select(transactions.c.kind, transactions.c.points)).all()
     assert sorted(kinds) == [("award", 200), ("award", 600)]
@@ -117,3 +118,36 @@ def test_a_programme_without_staff_awards_awards_nothing(database_url: str) -> N
     add_staff(ledger.writer, "ana", "Ana", "4826")
     member = enroll(ledger)
     assert refused(ledger, award(member, 10)) == "no_staff_awards"
+
+
+def test_splitting_an_award_needs_the_approval_all_the_same(ledger: Ledger) -> None:
+    member = enroll(ledger)
+    ledger.award(award(member, 150), "till-1", now=NOW)
+    assert refused(ledger, award(member, 100)) == "approval_required"  # 250 today unapproved
+    approved = ledger.award(award(member, 100, approver=("ben", "7391")), "till-1", now=NOW)
+    assert approved["approver_id"] == "ben"
+    tomorrow = NOW + timedelta(days=1)
+    assert ledger.award(award(member, 150), "till-1", now=tomorrow)["status"] == "applied"
+
+
+def test_an_approver_given_is_always_checked_and_repeats_are_exact(ledger: Ledger) -> None:
+    member = enroll(ledger)
+    assert refused(ledger, award(member, 50, approver=("ana", "4826"))) == "approver_refused"
+    assert refused(ledger, award(member, 50, approver=("ben", "0000"))) == "approver_refused"
+    given = award(member, 50)
+    ledger.award(given, "till-1", now=NOW)
+    assert ledger.award(given, "till-1", now=NOW)["status"] == "duplicate"
+    for other in (
+        award(member, 50, key=given.key, reason="another reason"),
+        award(member, 50, key=given.key, approver=("ben", "7391")),
+    ):
+        with pytest.raises(OpConflict):
+            ledger.award(other, "till-1", now=NOW)
+    with pytest.raises(OpConflict):
+        ledger.award(given, "till-2", now=NOW)  # another till's key: not read back
+    assert refused(ledger, award(member, 10, staff_pin="abcd")) == "bad_request"
+
+
+def test_two_staff_members_never_share_a_pin(ledger: Ledger) -> None:
+    with pytest.raises(ValueError, match="another staff member has this PIN"):
+        add_staff(ledger.writer, "dan", "Dan", "4826")
