@@ -417,3 +417,18 @@ def test_a_coalition_till_earns_at_its_merchants_rates_and_a_wrong_merchant_is_r
     )
     assert wrong.returncode == 2 and "terminal.merchant" in wrong.stderr
     assert "grocer, fuel, pharmacy" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+@pytest.mark.parametrize(
+    ("preset", "sentence"),
+    [
+        ("airline_miles", "  Business: 2 miles per mile flown."),
+        ("hotel_nights", "Every 5th night free: every 5th night over the membership is free"),
+        ("coalition_points", "  Vita pharmacies (pharmacy): earns 2 points per 1 EUR"),
+    ],
+)
+def test_program_show_explains_each_new_preset_in_words(
+    tmp_path: Path, preset: str, sentence: str
+) -> None:
+    shown = run(tmp_path, "program", "show", "--preset", preset)
+    assert sentence in shown.stdout and shown.stderr == ""
