@@ -1087,8 +1087,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         try:
             result = ledger.award(award, terminal_id=who.id, merchant=who.merchant)
         except OpRejected as exc:
-            status = {"unknown_member": 404, "conflict": 409, "bad_request": 400}
-            code = status.get(exc.code, 422)
+            code = STATUS_BY_CODE.get(exc.code, 422)  # as an operation's refusal is answered
             if exc.code in ("staff_refused", "approver_refused"):
                 log.warning("staff award refused at terminal %s: %s", who.id, exc.code)
             return JSONResponse(status_code=code, content={"detail": exc.message, "code": exc.code})

@@ -539,7 +539,15 @@ class Checkout:
     def preview(
         self, session: MemberSession, purchase: Purchase, plan: RedemptionPlan | None = None
     ) -> EarnBreakdown:
-        offers = self.sale_offers(session, purchase, plan)
+        return self._preview(session, purchase, plan, self.sale_offers(session, purchase, plan))
+
+    def _preview(
+        self,
+        session: MemberSession,
+        purchase: Purchase,
+        plan: RedemptionPlan | None,
+        offers: tuple[rules.AppliedOffer, ...],
+    ) -> EarnBreakdown:
         breakdown = rules.earn_points(
             self.till_program,
             purchase,
@@ -678,8 +686,8 @@ class Checkout:
                 "the points spent as money are more than what is left to pay after the free one",
                 "not_combinable",
             )
-        breakdown = self.preview(session, purchase, plan)
-        offers = self.sale_offers(session, purchase, plan)
+        offers = self.sale_offers(session, purchase, plan)  # read once: the outbox's uses
+        breakdown = self._preview(session, purchase, plan, offers)
         if plan is not None and redemption is None:
             redemption = RedemptionRequest(
                 reward_id=plan.reward_id,
