@@ -65,6 +65,23 @@ def build_reader(kind: str, name: str, options: Mapping[str, Any], sink: Sink) -
     return reader
 
 
+# Printer kinds (the link to the printer) -> "module:Class"; all speak ESC/POS today.
+PRINTERS: dict[str, str] = {
+    kind: "drivers.escpos_printer:EscposPrinter" for kind in ("network", "usb", "serial", "file")
+}
+
+
+def build_printer(kind: str, name: str, options: Mapping[str, Any]) -> Any:
+    """A printer driver from its config table; opens nothing (each job opens the link)."""
+    target = PRINTERS.get(kind)
+    if target is None:
+        known = ", ".join(sorted(PRINTERS))
+        raise DriverUnavailable(f"unknown printer kind {kind!r} (known: {known})")
+    module_name, class_name = target.split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(name=name, kind=kind, options=options)
+
+
 def require_module(module: str, install_hint: str) -> Any:
     """Import an optional hardware library, or say clearly how to get it."""
     try:

@@ -27,6 +27,7 @@ from pos_client.events import EventBus
 from pos_client.files import private_dir, private_file, tighten_descriptor, tighten_folder
 from pos_client.outbox import Outbox
 from pos_client.ports import Backend
+from pos_client.printing import PrintService
 from pos_client.privacy import OfflineLookupKey, PhoneHasher, load_or_create_key
 from pos_client.program import load_program, load_program_document, resolve_program_path
 from pos_client.program_updates import (
@@ -221,6 +222,20 @@ def build_readers(settings: Settings, sink: Callable[[Any], None]) -> list[Any]:
     return readers
 
 
+def build_printers(settings: Settings) -> list[Any]:
+    """Printers from config through the driver registry; nothing opened (a job opens the
+    link to its printer)."""
+    from drivers.base import DriverUnavailable, build_printer
+
+    printers = []
+    for index, printer in enumerate(settings.printers):
+        try:
+            printers.append(build_printer(printer.kind, printer.name, printer.options))
+        except DriverUnavailable as exc:
+            raise ConfigError(f"config key 'printers[{index}]': {exc}") from None
+    return printers
+
+
 def open_readers(readers: list[Any], report: Callable[[str, str], None]) -> list[Any]:
     """Open each reader; one that cannot open is reported and left out, not fatal."""
     from drivers.base import DriverUnavailable
@@ -271,10 +286,13 @@ class RunningTerminal:
     readers: list[Any]
     router: Any
     run_lock: int | None = None
+    printing: PrintService | None = None  # None: no printer configured
 
     def close(self) -> None:
         for reader in self.readers:
             reader.close()
+        if self.printing is not None:
+            self.printing.close()
         self.router.stop()
         self.terminal.close()
         if self.run_lock is not None:
@@ -299,6 +317,7 @@ def run_terminal(
     run_lock: int | None = None
     try:
         run_lock = hold_run_lock(settings.storage.data_dir)
+        printers = build_printers(settings)  # a bad printer table stops the start here
         router = ScanRouter(terminal.checkout, terminal.bus, terminal.network)
         router.start()
         readers = open_readers(build_readers(settings, terminal.bus.publish), report)
@@ -307,7 +326,10 @@ def run_terminal(
         if run_lock is not None:
             os.close(run_lock)
         raise
-    return RunningTerminal(terminal, readers, router, run_lock)
+    printing = PrintService(printers, terminal.bus.publish) if printers else None
+    if printing is not None:
+        printing.open()
+    return RunningTerminal(terminal, readers, router, run_lock, printing)
 
 
 def with_saved_mode(settings: Settings) -> Settings:
@@ -373,6 +395,29 @@ def doctor_checks(settings: Settings) -> list[Any]:
             )
         else:
             rows += probes.probe_readers([reader])
+    return rows + printer_checks(settings)
+
+
+def printer_checks(settings: Settings) -> list[Any]:
+    """Each configured printer asked how it is (real-time status where its link answers)."""
+    from pos_client import doctor
+    from pos_client.printing import PrinterState
+
+    try:
+        printers = build_printers(settings)
+    except ConfigError as exc:
+        return [doctor.Check("printers", False, str(exc))]
+    rows = []
+    for printer in printers:
+        state = printer.state()
+        detail = f"{printer.describe()}: {state.value.replace('_', ' ')}"
+        if state is PrinterState.UNKNOWN:
+            detail += " (prints; its link does not answer status queries)"
+        name = f"printer {printer.name}"
+        if state is PrinterState.PAPER_LOW:
+            rows.append(doctor.Check.warning(name, detail))
+        else:
+            rows.append(doctor.Check(name, state.prints, detail))
     return rows
 
 

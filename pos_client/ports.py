@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from pos_client.checkout import Checkout
     from pos_client.events import EventBus
     from pos_client.pins import PinCheck
+    from pos_client.printing import PrintService
     from pos_client.program import ProgramDocument
     from pos_client.queue_service import QueueService
     from pos_client.rules import Program
@@ -168,3 +169,8 @@ class RunningTerminalPort(Protocol):
 
     @property
     def readers(self) -> Sequence[ReaderPort]: ...
+
+    @property
+    def printing(self) -> PrintService | None:
+        """The receipt printers' service; None when no printer is configured."""
+        ...

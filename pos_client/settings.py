@@ -132,6 +132,13 @@ class ReaderSettings:
 
 
 @dataclass(frozen=True)
+class PrinterSettings:
+    kind: str  # a connection in drivers.escpos_printer.CONNECTIONS: network, usb, serial, file
+    name: str
+    options: dict[str, Any]  # host, port, profile, ...: checked by the driver
+
+
+@dataclass(frozen=True)
 class Settings:
     terminal: TerminalSettings
     store: StoreSettings
@@ -145,6 +152,7 @@ class Settings:
     config_dir: Path
     sources: tuple[str, ...]
     readers: tuple[ReaderSettings, ...] = ()
+    printers: tuple[PrinterSettings, ...] = ()
     lookup_key_file: Path | None = None  # None: lookup.key in the data folder
     offline_lookup_days: int = 30
     wedge: WedgeSettings = WedgeSettings(4, Decimal(50), 128)
@@ -313,6 +321,7 @@ def parse_settings(root: Section, config_dir: Path, sources: list[str]) -> Setti
         config_dir=config_dir,
         sources=tuple(sources),
         readers=parse_readers(root),
+        printers=parse_printers(root),
         wedge=WedgeSettings(
             min_length=wedge.integer("min_length", minimum=2),
             max_gap_ms=wedge.decimal("max_gap_ms", minimum=Decimal(1)),
@@ -361,19 +370,37 @@ def parse_admin(admin: Section) -> AdminSettings:
 MAX_TCP_PORT = 65535  # 0: any free port, where a reader allows it
 
 
+def driver_tables(
+    root: Section, array: str, noun: str
+) -> list[tuple[Section, str, dict[str, Any]]]:
+    """Each `[[array]]` table with its unique name ("reader0" when unnamed) and its
+    driver-specific options (every key but kind and name, checked by the driver)."""
+    tables = []
+    names: set[str] = set()
+    for index, table in enumerate(root.tables(array)):
+        name = table.text("name", f"{noun}{index}")
+        if name in names:
+            raise table.fail("name", f"two {noun}s are called {name!r}")
+        names.add(name)
+        options = {k: v for k, v in table.data.items() if k not in ("kind", "name")}
+        tables.append((table, name, options))
+    return tables
+
+
 def parse_readers(root: Section) -> tuple[ReaderSettings, ...]:
     readers = []
-    names: set[str] = set()
-    for index, reader in enumerate(root.tables("readers")):
-        name = reader.text("name", f"reader{index}")
-        if name in names:
-            raise reader.fail("name", f"two readers are called {name!r}")
-        names.add(name)
-        options = {k: v for k, v in reader.data.items() if k not in ("kind", "name")}
+    for reader, name, options in driver_tables(root, "readers", "reader"):
         if not isinstance(options.get("port"), str | None):  # a TCP port (a serial one is a path)
             reader.integer("port", minimum=0, maximum=MAX_TCP_PORT)
         readers.append(ReaderSettings(reader.text("kind"), name, options))
     return tuple(readers)
+
+
+def parse_printers(root: Section) -> tuple[PrinterSettings, ...]:
+    return tuple(
+        PrinterSettings(printer.text("kind"), name, options)
+        for printer, name, options in driver_tables(root, "printers", "printer")
+    )
 
 
 MAX_RETENTION_DAYS = 3650  # as long as a lifetime may be (a date past that overflows)

@@ -26,12 +26,14 @@ from kivy.uix.screenmanager import NoTransition
 from drivers.wedge import WedgeClassifier, WedgeThresholds
 from pos_client.events import OperationDead, OperationSynced, ReaderStatus, ScanEvent, SyncStatus
 from pos_client.ports import RunningTerminalPort
+from pos_client.printing import PrinterStatus
 from pos_client.program_updates import ProgramChanged
 from pos_client.scanning import CardRemoved, IdentificationFailed, MemberIdentified
 from pos_client.staff import mode_store, pin_guard
 from ui.controllers.input import InputController
 from ui.controllers.member import MemberController, ScreenDrawn
 from ui.controllers.navigation import Navigator
+from ui.controllers.printing import PrintController
 from ui.controllers.sale import SaleController
 from ui.controllers.staff import StaffController
 from ui.controllers.state import Activity, Customer
@@ -79,6 +81,7 @@ class PosApp(App):
     status_pending = NumericProperty(0)
     status_dead = NumericProperty(0)
     status_readers = StringProperty("-")
+    status_printer = StringProperty("")  # printers that cannot print, in words; "" all fine
     message = StringProperty("")
     busy = BooleanProperty(False)
     # Kivy's own settings panel (F1) would let anyone at a kiosk change the window, the
@@ -95,6 +98,7 @@ class PosApp(App):
     member: MemberController
     sale: SaleController
     staff: StaffController
+    printer: PrintController
 
     def __init__(self, running: RunningTerminalPort, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -116,6 +120,9 @@ class PosApp(App):
         readers = self.running.readers
         self.nav = Navigator(self, self.sm, self.customer, self.activity)
         self.status = StatusController(self, terminal.queue, readers, self.nav, self.texts)
+        self.printer = PrintController(
+            self, self.running.printing, self.nav, self.texts, settings.store.name
+        )
         wedge = settings.wedge
         thresholds = WedgeThresholds(
             wedge.min_length, float(wedge.max_gap_ms) / 1000, wedge.max_length
@@ -148,6 +155,7 @@ class PosApp(App):
             self.activity,
             self.images,
             settings.terminal.confirm_amount_over,
+            self.printer,
         )
         admin = settings.admin
         guard = pin_guard(admin.pin, admin.max_attempts, admin.lockout_s, settings.storage.data_dir)
@@ -192,6 +200,7 @@ class PosApp(App):
             (CardRemoved, lambda _event: None),
             (SyncStatus, self.status.on_sync_status),
             (ReaderStatus, self.status.on_reader_status),
+            (PrinterStatus, self.printer.on_printer_status),
             (OperationSynced, self.sale.on_synced),  # the receipt turns synced first
             (OperationSynced, self.status.on_synced),
             (OperationDead, self.status.on_dead),
@@ -226,6 +235,7 @@ class PosApp(App):
         self.title = self.texts.title(self.settings.store.name)
         if hasattr(self, "status"):
             self.status.show_readers()
+            self.printer.show()
 
     def on_mode(self, _app: Any, mode: str) -> None:
         # The core's rules follow the mode too (a kiosk does not spend on a typed phone).

@@ -162,3 +162,34 @@ def test_sales_waiting_over_an_hour_are_a_warning_and_dead_ones_a_problem(
     dead = doctor(data, POS_CLIENT__ADMIN__PIN="97531")
     assert any(line.startswith("BAD outbox queue") for line in dead.stdout.splitlines())
     assert dead.returncode == 1
+
+
+def test_a_printer_out_of_paper_is_bad_and_paper_low_a_warning(tmp_path: Path) -> None:
+    from tests.escpos_test_printer import LoopbackPrinter
+
+    with LoopbackPrinter() as printer:
+        config = tmp_path / "till.toml"
+        config.write_text(
+            f'[[printers]]\nkind = "network"\nname = "front"\nhost = "127.0.0.1"\n'
+            f"port = {printer.port}\n"
+        )
+        args = ("--config", str(config))
+        ready = doctor(tmp_path / "data", *args, POS_CLIENT__ADMIN__PIN="97531")
+        printer.paper_out()
+        out = doctor(tmp_path / "data", *args, POS_CLIENT__ADMIN__PIN="97531")
+        printer.paper_low()
+        low = doctor(tmp_path / "data", *args, POS_CLIENT__ADMIN__PIN="97531")
+    (row,) = rows(ready, "ok  printer front:")
+    assert f"network 127.0.0.1:{printer.port}" in row and row.endswith("ready")
+    assert ready.returncode == 0, ready.stdout
+    assert rows(out, "BAD printer front:")[0].endswith("paper out") and out.returncode != 0
+    assert rows(low, "WARN printer front:")[0].endswith("paper low") and low.returncode == 0
+
+
+def test_a_bad_printer_table_is_named_by_its_config_key(tmp_path: Path) -> None:
+    config = tmp_path / "till.toml"
+    config.write_text('[[printers]]\nkind = "network"\nport = 9100\n')
+    result = doctor(tmp_path / "data", "--config", str(config), POS_CLIENT__ADMIN__PIN="97531")
+    (row,) = rows(result, "BAD printers:")
+    assert "'printers[0]'" in row and "'host'" in row
+    assert "Traceback" not in result.stderr

@@ -22,6 +22,7 @@ from pos_client.outbox import OutboxError
 from pos_client.rules import Program, RulesError
 from ui import i18n
 from ui.controllers.navigation import Navigator
+from ui.controllers.printing import PrintController
 from ui.controllers.state import Activity, Customer
 from ui.controllers.texts import Texts
 
@@ -71,8 +72,10 @@ class SaleController:
         activity: Activity,
         images: Path,
         confirm_amount_over: Decimal = Decimal("1000.00"),
+        printer: PrintController | None = None,
     ) -> None:
         self._checkout = checkout
+        self._printer = printer
         self._confirm_amount_over = confirm_amount_over
         self._program = program
         self._nav = nav
@@ -505,6 +508,8 @@ class SaleController:
             screen.card_image = str(
                 render_card(number, "ean13", self._images / f"card-{number}.png")
             )
+            if self._printer is not None:
+                self._printer.card(session.view.display_name, number)
 
         self._nav.run_async(
             lambda: self._checkout.enroll(
@@ -595,6 +600,8 @@ class SaleController:
             receipt.key.replace("-", ""), "code128", self._images / f"key-{receipt.key}.png"
         )
         screen.key_image = str(image)
+        if self._printer is not None:  # queued: printing never holds the sale back
+            self._printer.receipt(receipt, screen.summary_text)
         self._nav.switch("receipt")
         self._activity.touch()
 

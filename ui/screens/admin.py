@@ -55,6 +55,9 @@ class AdminScreen(PosScreen):
         self.pos_app.staff.sync_now()
         self.update()
 
+    def reprint(self) -> None:
+        self.pos_app.printer.reprint_said()
+
     def toggle_mode(self) -> None:
         self.pos_app.staff.toggle_mode()
 
