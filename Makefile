@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml scripts/system-packages.txt
 	@bash scripts/install-system-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,serial,ui,server,http,printer]'
+	$(BIN)/pip install --quiet -e '.[dev,serial,ui,server,http,printer,camera]'
 	@# pyscard compiles against libpcsclite: install it only where the headers are.
 	@if [ -f /usr/include/PCSC/winscard.h ]; then \
 		$(BIN)/pip install --quiet -e '.[pcsc]'; \

@@ -46,6 +46,7 @@ REGISTRY: dict[str, str] = {
     "serial": "drivers.serial_scanner:SerialScanner",
     "wedge-evdev": "drivers.wedge:EvdevWedgeReader",
     "simulated": "drivers.simulated:SimulatedReader",
+    "camera": "drivers.camera:CameraReader",
 }
 
 

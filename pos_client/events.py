@@ -54,6 +54,19 @@ class ReaderStatus:
 
 
 @dataclass(frozen=True)
+class CameraFrame:
+    """A small copy of what a camera reader sees, for a live preview (RGB rows, top first)."""
+
+    source: str
+    width: int
+    height: int
+    rgb: bytes
+
+    def __repr__(self) -> str:  # a frame may show a member's card: never logged
+        return f"CameraFrame(source={self.source!r}, {self.width}x{self.height})"
+
+
+@dataclass(frozen=True)
 class NetworkCommand:
     """From the simulated reader (field tests): switch the backend connection off or on,
     and/or make every call to it slow by `latency_s`; None leaves that as it is."""

@@ -24,7 +24,14 @@ from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.screenmanager import NoTransition
 
 from drivers.wedge import WedgeClassifier, WedgeThresholds
-from pos_client.events import OperationDead, OperationSynced, ReaderStatus, ScanEvent, SyncStatus
+from pos_client.events import (
+    CameraFrame,
+    OperationDead,
+    OperationSynced,
+    ReaderStatus,
+    ScanEvent,
+    SyncStatus,
+)
 from pos_client.ports import RunningTerminalPort
 from pos_client.printing import PrinterStatus
 from pos_client.program_updates import ProgramChanged
@@ -201,6 +208,7 @@ class PosApp(App):
             (SyncStatus, self.status.on_sync_status),
             (ReaderStatus, self.status.on_reader_status),
             (PrinterStatus, self.printer.on_printer_status),
+            (CameraFrame, self.show_camera_frame),
             (OperationSynced, self.sale.on_synced),  # the receipt turns synced first
             (OperationSynced, self.status.on_synced),
             (OperationDead, self.status.on_dead),
@@ -224,6 +232,13 @@ class PosApp(App):
         program = self.running.terminal.program
         for holder in (self.texts, self.member, self.sale):
             holder.use_program(program)
+
+    def show_camera_frame(self, frame: CameraFrame) -> None:
+        """A kiosk camera's live preview on the idle screen (frames come from the camera's
+        thread through the clock; none are drawn while another screen is shown)."""
+        if self.sm.current == "idle":
+            preview = self.sm.get_screen("idle").ids.camera_preview
+            preview.show_frame(frame.width, frame.height, frame.rgb)
 
     def staff_report_follows(self, _event: Any) -> None:
         screen = self.sm.current_screen

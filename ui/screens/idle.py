@@ -4,6 +4,9 @@ import time
 from typing import Any
 
 from kivy.clock import Clock
+from kivy.graphics.texture import Texture
+from kivy.properties import BooleanProperty
+from kivy.uix.image import Image
 from kivy.uix.widget import Widget
 
 from ui.screens.base import PosScreen
@@ -89,3 +92,20 @@ class StaffCorner(Widget):
             from kivy.app import App
 
             App.get_running_app().nav.go("admin")
+
+
+class CameraPreview(Image):
+    """The camera's latest small frame (RGB rows, top first), drawn in place: one texture,
+    made again only when the frame size changes."""
+
+    shown = BooleanProperty(False)
+
+    def show_frame(self, width: int, height: int, rgb: bytes) -> None:
+        texture: Any = getattr(self, "texture", None)
+        if texture is None or texture.size != (width, height):
+            texture = Texture.create(size=(width, height), colorfmt="rgb")
+            texture.flip_vertical()  # rows come top first; textures count from the bottom
+        texture.blit_buffer(rgb, colorfmt="rgb", bufferfmt="ubyte")
+        self.texture = texture
+        self.canvas.ask_update()
+        self.shown = True
