@@ -1046,7 +1046,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         If-None-Match, an unchanged programme answers 304 and no body."""
         headers = {"ETag": program_etag, "Cache-Control": "no-cache"}
         asked = request.headers.get("if-none-match", "")
-        if program_etag in (tag.strip() for tag in asked[:200].split(",")):
+        # Weak comparison (RFC 9110 13.1.2): W/"v" matches "v"; "*" matches any version.
+        tags = {tag.strip().removeprefix("W/") for tag in asked[:200].split(",")}
+        if program_etag in tags or "*" in tags:
             return Response(status_code=304, headers=headers)
         return JSONResponse(program_body, headers=headers)
 

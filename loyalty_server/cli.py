@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -147,6 +148,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             complain(f"warning: LOYALTY_SERVER_SUN_KEYS_FILE: {weakness}")
     if not args.no_migrate:
         migrate(settings.database_url)
+    else:
+        problem = schema_problem(args, settings.database_url)
+        if problem:  # serving an old schema would answer every request wrongly
+            complain(problem)
+            return 2
     # X-Forwarded-For is believed only from the proxies the store names: uvicorn's default
     # (trust it from 127.0.0.1) let anyone behind a same-host TCP relay pick the address the
     # pairing lockout counts.
@@ -156,34 +162,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
         complain("LOYALTY_SERVER_WORKERS: expected a whole number from 1 to 64")
         return 2
     workers = args.workers or int(raw_workers)
+    served: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": "warning",
+        "access_log": False,
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted or None,
+    }
     if workers > 1:
         # Each worker process builds its own app from the environment: hand it the
         # settings given on the command line. Nothing that matters is kept in a worker's
         # memory (limits and lockouts are in the database), so N workers behave as one.
-        os.environ["LOYALTY_SERVER_DATABASE_URL"] = settings.database_url
-        os.environ["LOYALTY_SERVER_PROGRAM"] = settings.program
-        os.environ["LOYALTY_SERVER_PHONE_KEY_FILE"] = str(settings.phone_key_file)
-        uvicorn.run(
-            "loyalty_server.app:app_from_environment",
-            factory=True,
-            workers=workers,
-            host=args.host,
-            port=args.port,
-            log_level="warning",
-            access_log=False,
-            proxy_headers=bool(trusted),
-            forwarded_allow_ips=trusted or None,
-        )
+        # The programme is the file as it was at this start, copied aside: a worker
+        # restarted later (a crash) must not read a file edited since and serve another
+        # programme beside the others.
+        from pos_client.program import resolve_program_path
+
+        with tempfile.TemporaryDirectory(prefix="loyalty-server-") as pinned:
+            source = resolve_program_path(settings.program, settings.config_dir)
+            snapshot = Path(pinned) / source.name
+            snapshot.write_bytes(source.read_bytes())
+            os.environ["LOYALTY_SERVER_DATABASE_URL"] = settings.database_url
+            os.environ["LOYALTY_SERVER_PROGRAM"] = str(snapshot)
+            os.environ["LOYALTY_SERVER_PHONE_KEY_FILE"] = str(settings.phone_key_file)
+            uvicorn.run(
+                "loyalty_server.app:app_from_environment",
+                factory=True,
+                workers=workers,
+                **served,
+            )
         return 0
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        proxy_headers=bool(trusted),
-        forwarded_allow_ips=trusted or None,
-    )
+    uvicorn.run(create_app(settings), **served)
     return 0
 
 
@@ -752,6 +762,13 @@ def cmd_expire(args: argparse.Namespace) -> int:
         except ValueError:
             complain(f"--as-of: expected a date as YYYY-MM-DD, got {args.as_of!r}")
             return 2
+        today = utcnow().astimezone(zone).date()
+        if day > today:  # expiry cannot be undone: never ahead of the calendar
+            complain(
+                f"--as-of {day.isoformat()}: after today ({today.isoformat()} in"
+                f" {settings.timezone}); points due later expire on their day, not before"
+            )
+            return 2
         # The start of the store's day: what is due on that day expires.
         as_of = datetime.combine(day, time(), zone).astimezone(UTC)
     else:
@@ -927,19 +944,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     # key file) is the server user's alone, whatever umask it was started with.
     os.umask(0o077)
     args = build_parser().parse_args(argv)
-    if getattr(args, "needs_schema", False):
-        # A command that reads or writes the ledger on a database not migrated to this
-        # release says what to run, rather than failing on a missing table.
-        problem = schema_problem(args, settings_from(args).database_url)
-        if problem:
-            complain(problem)
-            return 2
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
     from pos_client.configfile import ConfigError
 
     try:
+        if getattr(args, "needs_schema", False):
+            # A command that reads or writes the ledger on a database not migrated to this
+            # release says what to run, rather than failing on a missing table.
+            problem = schema_problem(args, settings_from(args).database_url)
+            if problem:
+                complain(problem)
+                return 2
         code: int = args.handler(args)
     except ConfigError as exc:  # the programme or settings file: its key and problem
         complain(shown_cut(str(exc), 500))
+        return 2
+    except ArgumentError:  # its text may hold the URL, password and all: not shown
+        complain(
+            "the database URL is not one this server reads (expected e.g."
+            " sqlite+pysqlite:///path/store.sqlite or postgresql://user@host/db);"
+            " check --database-url or LOYALTY_SERVER_DATABASE_URL"
+        )
+        return 2
+    except SQLAlchemyError as exc:  # unreachable, refused, no such database
+        reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
+        complain(f"cannot open the database: {shown_cut(reason, 300)}")
         return 2
     return code
 

@@ -92,6 +92,18 @@ def parse_caps(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(caps)
 
 
+# URL schemes people write for PostgreSQL, and the driver this server speaks it with.
+POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+
+
+def database_url_of(url: str) -> str:
+    """`postgres://…` and `postgresql://…` (libpq's and Heroku's spelling) mean psycopg 3."""
+    for scheme in POSTGRES_SCHEMES:
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url.removeprefix(scheme)
+    return url
+
+
 def from_environment(**overrides: object) -> ServerSettings:
     env = os.environ
     values: dict[str, object] = {
@@ -121,4 +133,5 @@ def from_environment(**overrides: object) -> ServerSettings:
         raise ValueError("LOYALTY_SERVER_SHARE_PHONE_KEY: expected 0 or 1")
     values["share_phone_key"] = share in ("1", "true")
     values.update({k: v for k, v in overrides.items() if v is not None})
+    values["database_url"] = database_url_of(str(values["database_url"]))
     return ServerSettings(**values)  # type: ignore[arg-type]

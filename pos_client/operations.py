@@ -361,8 +361,10 @@ class SaleOp:
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> SaleOp:
         raw_lines = require(body, "lines", list)
-        if not raw_lines or len(raw_lines) > 500:
+        if not raw_lines:
             raise OpRejected("bad_request", "lines: a sale has 1 to 500 lines")
+        if len(raw_lines) > 500:  # the format's bound: a limit, answered as the limits are
+            raise OpRejected("limit_lines", "lines: a sale has at most 500 lines")
         lines = []
         for index, line in enumerate(raw_lines):
             if not isinstance(line, dict):

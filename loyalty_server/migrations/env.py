@@ -9,6 +9,7 @@ from loyalty_server.schema import server_metadata
 from pos_client.ledger.schema import metadata as ledger_metadata
 
 config = context.config
+MIGRATION_LOCK = 0x10_4A17  # this server's migrations' advisory lock key
 target_metadata = [ledger_metadata, server_metadata]
 
 
@@ -23,6 +24,10 @@ def run() -> None:
             render_as_batch=url.startswith("sqlite"),
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Servers started at once on one database migrate one after another (the
+                # second finds the schema at head); the lock ends with the transaction.
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             context.run_migrations()
     engine.dispose()
 

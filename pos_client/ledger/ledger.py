@@ -182,6 +182,14 @@ MEMBER_RECORD_COLUMNS = (
 )
 
 
+def _members_locked_by(op: Operation) -> tuple[str, ...]:
+    """The members whose rows an operation reads and then writes: its own, and an
+    enrollment's inviter (whose invitations are counted under its lock)."""
+    if isinstance(op, EnrollOp) and op.invited_by:
+        return (op.member_id, op.invited_by)
+    return (op.member_id,)
+
+
 def _lock_members_statement(skip_locked: bool) -> PerDialect:
     """The batch's members read under their row locks, in id order (FOR UPDATE is rendered
     on PostgreSQL; SQLite's BEGIN IMMEDIATE locks all). `skip_locked`: only the rows no
@@ -1016,7 +1024,12 @@ class Ledger:
         # Every member an operation reads and then writes, locked in one global order (by
         # id) before any is applied: two batches never wait for each other in a cycle.
         member_ids = sorted(
-            {item[0].member_id for item in prepared if not isinstance(item, OpRejected)}
+            {
+                member_id
+                for item in prepared
+                if not isinstance(item, OpRejected)
+                for member_id in _members_locked_by(item[0])
+            }
         )
         attempt = 0
         savepoints = False
@@ -1848,7 +1861,9 @@ class Ledger:
         gate = self.program.membership
         if not op.invited_by:
             raise OpRejected("invitation_required", "the programme is joined by invitation")
-        if op.invited_by == op.member_id or self.member(op.invited_by, conn, lock=True) is None:
+        # The inviter's lock was taken with the batch's members, in their order (taken here,
+        # mid-transaction, it made a cycle with a batch selling to both members).
+        if op.invited_by == op.member_id or self._locked_member(conn, op.invited_by) is None:
             raise OpRejected("unknown_inviter", "the inviting member is not a member")
         given = self._invitations_given(conn, op.invited_by)
         if given >= gate.invitations_per_member:

@@ -77,6 +77,11 @@ def test_the_server_tells_its_programme_version_and_answers_304_when_unchanged(
         timeout=10,
     )
     assert again.status_code == 304 and again.content == b""
+    for asked in (f"W/{first.headers['ETag']}", '"0123456789abcdef", *'):  # weak; any
+        weak = requests.get(
+            server.url + "/v1/program", headers={**headers, "If-None-Match": asked}, timeout=10
+        )
+        assert weak.status_code == 304, asked
     stale = requests.get(
         server.url + "/v1/program",
         headers={**headers, "If-None-Match": '"0123456789abcdef"'},
@@ -264,3 +269,66 @@ def test_http_backend_bounds_the_programme_answer(
     with pytest.raises(ValueError, match="larger than"):
         backend.fetch_program(None)
     backend.close()
+
+
+def worker_pids(server: ServerProcess) -> set[int]:
+    """The uvicorn worker processes under the server (its children, from /proc)."""
+    assert server.process is not None
+    parent = str(server.process.pid)
+    found = set()
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] != parent:
+            continue
+        try:
+            command = (stat_file.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in command:  # multiprocessing's helper is no worker
+            found.add(int(stat_file.parent.name))
+    return found
+
+
+def test_a_worker_restarted_after_the_file_was_edited_serves_the_same_programme(
+    tmp_path: Path,
+) -> None:
+    """Two workers behind one port serve one programme: the file as it was when the server
+    started, even for a worker restarted after the file was edited (an outside review saw
+    half the answers on the new rate until the server restarted)."""
+    import os
+    import signal
+    import time
+
+    program = store_program(tmp_path / "store.toml", rate=3)
+    started_version = program_version(program.read_bytes())
+    url = sqlite_url(tmp_path / "server.sqlite")
+    migrate(url)
+    server = ServerProcess(url, tmp_path, LOYALTY_SERVER_PROGRAM=str(program))
+    server.workers = 2
+    server.start()
+    try:
+        headers = {"Authorization": f"Bearer {token_of(server)}"}
+        deadline = time.monotonic() + 20
+        while len(workers := worker_pids(server)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        store_program(program, rate=7)  # edited, no restart
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)  # ours: a child of the server this test started
+        while time.monotonic() < deadline:
+            now = worker_pids(server)
+            if len(now) == 2 and victim not in now:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the server did not start a new worker")
+        time.sleep(1.0)  # the new worker up and serving
+        tags = {
+            requests.get(server.url + "/v1/program", headers=headers, timeout=10).headers["ETag"]
+            for _ in range(24)
+        }
+    finally:
+        server.stop()
+    assert tags == {f'"{started_version}"'}

@@ -249,3 +249,22 @@ def test_migration_0005_backfills_the_totals_from_existing_transactions(
         new_year = ledger.stats(conn, "m1", date(2026, 1, 1))
     assert (new_year.points_in_period, new_year.visits_in_period) == (300, 1)
     ledger.engine.dispose()
+
+
+def test_expiry_is_never_run_ahead_of_the_calendar(database_url: str, tmp_path: Path) -> None:
+    """`--as-of` a day after today is refused with its reason and expires nothing (an
+    outside review wiped every balance with `--as-of 2030-01-01`: expiry cannot be undone)."""
+    ledger = stars_ledger(database_url)
+    member = member_with_stars(ledger, "00042", [20, 5])
+    ledger.engine.dispose()
+    server = ServerProcess(
+        database_url, tmp_path, LOYALTY_SERVER_PROGRAM="stars", LOYALTY_SERVER_TIMEZONE=RIGA
+    )
+    run = expire_command(server, "--as-of", "2030-01-01")
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 2 and out == ""
+    assert "--as-of 2030-01-01: after today" in err and "Traceback" not in err
+    ledger = stars_ledger(database_url)
+    record = ledger.member(member)
+    assert record is not None and record.balance == 2
+    ledger.engine.dispose()

@@ -37,6 +37,8 @@ def test_uncapped_sales_are_refused_with_a_reason(server: ServerProcess) -> None
     )
     assert [r["code"] for r in results] == ["limit_lines", "limit_lines", "limit_amount"]
     assert {r["status"] for r in results} == {422}
+    (past_the_format,) = batch(server, token, big_sale(anna, 501, "1.00"))
+    assert (past_the_format["code"], past_the_format["status"]) == ("limit_lines", 422)
     assert "20 lines" in results[1]["error"] and "5000" in results[2]["error"]
     assert snapshot(server) == before
 
