@@ -38,6 +38,7 @@ from loyalty_server.limits import (
     mask_card,
     upsert,
 )
+from loyalty_server.pass_routes import pass_router
 from loyalty_server.phones import e164_or_none, key_enrollment_phones
 from loyalty_server.schema import flags, security_events
 from loyalty_server.schema import terminals as terminals_table
@@ -1267,6 +1268,15 @@ def create_app(settings: ServerSettings) -> FastAPI:
                         "member %s: %d earnings today, flagged for review", member_id, count
                     )
 
+    app.include_router(
+        pass_router(
+            settings.passes,
+            ledger,
+            program.name,
+            terminal,
+            lambda terminal_id: shared.allow("lookup:" + terminal_id, settings.lookups_per_minute),
+        )
+    )
     return app
 
 

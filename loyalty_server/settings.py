@@ -11,6 +11,62 @@ from pos_client.settings import default_config_dir, known_timezone
 
 
 @dataclass(frozen=True)
+class PassSettings:
+    """Wallet passes (loyalty_server.passes): off until the store sets its keys."""
+
+    public_url: str = ""  # how phones reach this server: https://loyalty.example.com
+    link_key_file: Path = Path("pass-links.key")  # signs the kiosks' short-lived links
+    apple_pass_type_id: str = ""
+    apple_team_id: str = ""
+    apple_cert: Path | None = None  # the pass type certificate (PEM)
+    apple_key: Path | None = None  # its private key (PEM, readable by the server only)
+    apple_wwdr: Path | None = None  # Apple's WWDR intermediate certificate (PEM)
+    google_key_file: Path | None = None  # the service account's JSON key
+    google_issuer_id: str = ""
+    google_class: str = "loyalty"
+
+    @property
+    def apple(self) -> bool:
+        return bool(self.apple_pass_type_id and self.apple_cert)
+
+    @property
+    def google(self) -> bool:
+        return bool(self.google_issuer_id and self.google_key_file)
+
+
+PASS_ENV = {  # LOYALTY_SERVER_<name> -> PassSettings field
+    "PUBLIC_URL": "public_url",
+    "PASS_LINK_KEY_FILE": "link_key_file",
+    "APPLE_PASS_TYPE_ID": "apple_pass_type_id",
+    "APPLE_TEAM_ID": "apple_team_id",
+    "APPLE_PASS_CERT": "apple_cert",
+    "APPLE_PASS_KEY": "apple_key",
+    "APPLE_WWDR_CERT": "apple_wwdr",
+    "GOOGLE_WALLET_KEY_FILE": "google_key_file",
+    "GOOGLE_WALLET_ISSUER_ID": "google_issuer_id",
+    "GOOGLE_WALLET_CLASS": "google_class",
+}
+
+
+def passes_from(env: dict[str, str] | os._Environ[str]) -> PassSettings:
+    values: dict[str, object] = {}
+    for name, field_name in PASS_ENV.items():
+        raw = env.get(f"LOYALTY_SERVER_{name}", "").strip()
+        if raw:
+            paths = ("link_key_file", "apple_cert", "apple_key", "apple_wwdr", "google_key_file")
+            values[field_name] = Path(raw) if field_name in paths else raw
+    settings = PassSettings(**values)  # type: ignore[arg-type]
+    url = settings.public_url
+    if url and not url.startswith(("https://", "http://")):
+        raise ValueError(f"LOYALTY_SERVER_PUBLIC_URL: expected http(s)://..., got {url!r}")
+    if settings.apple and not (settings.apple_key and settings.apple_wwdr):
+        raise ValueError(
+            "Apple passes need LOYALTY_SERVER_APPLE_PASS_KEY and LOYALTY_SERVER_APPLE_WWDR_CERT"
+        )
+    return settings
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     database_url: str = "sqlite+pysqlite:///loyalty-server.sqlite"
     program: str = "category_tiers"
@@ -61,6 +117,7 @@ class ServerSettings:
     # The programme's secure-card (NTAG 424 DNA SUN) keys, a TOML file readable by its owner
     # only (pos_client.sun.load_sun_keys); None: taps of secure cards are not verified here.
     sun_keys_file: Path | None = None
+    passes: PassSettings = PassSettings()
 
     def __post_init__(self) -> None:
         if not known_timezone(self.timezone):
@@ -132,6 +189,7 @@ def from_environment(**overrides: object) -> ServerSettings:
     if share not in ("0", "1", "true", "false", ""):
         raise ValueError("LOYALTY_SERVER_SHARE_PHONE_KEY: expected 0 or 1")
     values["share_phone_key"] = share in ("1", "true")
+    values["passes"] = passes_from(env)
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["database_url"] = database_url_of(str(values["database_url"]))
     return ServerSettings(**values)  # type: ignore[arg-type]
