@@ -830,6 +830,18 @@ class Checkout:
             op.occurred_at,
         )
 
+    def pass_link(self, session: MemberSession) -> str:
+        """A short-lived link to the member's wallet passes (the phone opens it from a QR
+        code). CheckoutError `passes_off` where the backend makes none, `passes_offline`
+        when the store server does not answer."""
+        try:
+            return self.backend.pass_link(session.view.member_id)
+        except BackendUnavailable:
+            raise CheckoutError("wallet passes need the store server", "passes_offline") from None
+        except OpRejected as exc:
+            code = "passes_off" if exc.code == "passes_off" else "member_not_found"
+            raise CheckoutError(exc.message, code) from None
+
     def award(
         self,
         session: MemberSession,

@@ -112,6 +112,11 @@ class Backend(Protocol):
         False: it already was). CardRefused for a copy or forgery, or a card that is
         another member's, or no such member; BackendUnavailable offline."""
 
+    def pass_link(self, member_id: str) -> str:
+        """A short-lived link to the member's wallet passes, for the phone to open (shown as
+        a QR code). OpRejected `passes_off` where there are none (an embedded ledger, a
+        server without pass keys) or `unknown_member`; BackendUnavailable offline."""
+
     def submit(self, bodies: Sequence[dict[str, Any]]) -> list[OpResult]:
         """Apply operations in order, each on its own; one result per body.
         Raises BackendUnavailable if the batch as a whole could not be delivered."""

@@ -8,6 +8,7 @@ import datetime
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -83,3 +84,29 @@ def make_pass_keys(folder: Path) -> PassKeys:
     for path in (paths.apple_key, paths.google_key_file):
         path.chmod(0o600)
     return paths
+
+
+def apple_env(keys: PassKeys, work: Path) -> dict[str, str]:
+    """A store server's settings for Apple passes signed with these keys."""
+    return {
+        "LOYALTY_SERVER_PASS_LINK_KEY_FILE": str(work / "pass-links.key"),
+        "LOYALTY_SERVER_APPLE_PASS_TYPE_ID": "pass.test.loyalty",
+        "LOYALTY_SERVER_APPLE_TEAM_ID": "TEAM123456",
+        "LOYALTY_SERVER_APPLE_PASS_CERT": str(keys.apple_cert),
+        "LOYALTY_SERVER_APPLE_PASS_KEY": str(keys.apple_key),
+        "LOYALTY_SERVER_APPLE_WWDR_CERT": str(keys.wwdr),
+    }
+
+
+def started_pass_server(work: Path, env: dict[str, str]) -> Any:
+    """A seeded store server (SQLite) with these pass settings, started; stop() it."""
+    from loyalty_server.cli import migrate
+    from pos_client.ledger import sqlite_url
+    from tests.integration.server_helpers import ServerProcess
+
+    work.mkdir(parents=True, exist_ok=True)
+    server = ServerProcess(sqlite_url(work / "store.sqlite"), work, **env)
+    migrate(server.database_url)
+    server.seed()
+    server.start()
+    return server

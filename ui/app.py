@@ -36,6 +36,7 @@ from pos_client.ports import RunningTerminalPort
 from pos_client.printing import PrinterStatus
 from pos_client.program_updates import ProgramChanged
 from pos_client.scanning import CardRemoved, IdentificationFailed, MemberIdentified
+from pos_client.settings import BackendKind
 from pos_client.staff import mode_store, pin_guard
 from ui.controllers.input import InputController
 from ui.controllers.member import MemberController, ScreenDrawn
@@ -46,6 +47,7 @@ from ui.controllers.staff import StaffController
 from ui.controllers.state import Activity, Customer
 from ui.controllers.status import StatusController
 from ui.controllers.texts import Texts
+from ui.controllers.wallet import WalletController
 from ui.dialogs import ask
 from ui.screens import LazyScreens, load_layouts
 from ui.widgets import BusyOverlay, MessageBar, StatusBar
@@ -89,6 +91,7 @@ class PosApp(App):
     status_dead = NumericProperty(0)
     status_readers = StringProperty("-")
     status_printer = StringProperty("")  # printers that cannot print, in words; "" all fine
+    wallet_passes = BooleanProperty(False)  # a store server that may make wallet passes
     message = StringProperty("")
     busy = BooleanProperty(False)
     # Kivy's own settings panel (F1) would let anyone at a kiosk change the window, the
@@ -106,6 +109,7 @@ class PosApp(App):
     sale: SaleController
     staff: StaffController
     printer: PrintController
+    wallet: WalletController
 
     def __init__(self, running: RunningTerminalPort, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -113,6 +117,7 @@ class PosApp(App):
         settings = self.settings = running.terminal.settings
         program = running.terminal.program
         self.lang = settings.terminal.language
+        self.wallet_passes = settings.backend.kind is BackendKind.HTTP
         self.mode = settings.terminal.mode.value
         self.texts = Texts(lambda: str(self.lang), program, settings.store.timezone)
         self.title = self.texts.title(settings.store.name)
@@ -163,6 +168,9 @@ class PosApp(App):
             self.images,
             settings.terminal.confirm_amount_over,
             self.printer,
+        )
+        self.wallet = WalletController(
+            terminal.checkout, self.nav, self.texts, self.customer, self.activity, self.images
         )
         admin = settings.admin
         guard = pin_guard(admin.pin, admin.max_attempts, admin.lockout_s, settings.storage.data_dir)

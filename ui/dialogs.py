@@ -126,6 +126,19 @@ class TermsDialog(ScreenBoundDialog):
         self.dismiss(animation=False)
 
 
+class WalletDialog(ScreenBoundDialog):
+    """A QR code for the member's phone: it opens the page with their wallet passes."""
+
+    image = StringProperty("")
+
+    def __init__(self, image: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.image = image
+
+    def close(self) -> None:
+        self.dismiss(animation=False)
+
+
 def shown_dialog(kind: type[ModalView] = ModalView) -> Any:
     """The dialog of this kind open on the window now, or None."""
     from kivy.core.window import Window

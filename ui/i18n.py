@@ -362,6 +362,8 @@ ERROR_KEYS: dict[str, str] = {
     "secure_card_offline": N_("error.secure_card_offline"),
     # checkout and rules
     "member_not_found": N_("error.unknown"),
+    "passes_off": N_("error.passes_off"),
+    "passes_offline": N_("error.passes_offline"),
     "already_member": N_("error.already_member"),
     "uid_cannot_spend": N_("error.uid_cannot_spend"),
     "phone_cannot_spend": N_("error.phone_cannot_spend"),
@@ -673,6 +675,7 @@ ALLOWED_WORDS = frozenset(
     {"PIN", "EAN", "NFC", "QR", "UID", "SMS", "USB"}
     | {"EN"}  # the language button
     | {"USD", "EUR", "GBP", "UAH", "RUB"}
+    | {"Apple", "Google", "Wallet"}  # the phones' own product names, never translated
 )
 _ASCII_WORD = re.compile(r"(?<![\w])[A-Za-z][A-Za-z'’]*(?![\w])")
 _MARKUP = re.compile(r"\[/?[a-z]+(=[^\]]*)?\]")

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 from pos_client.domain import IdentityKind, MemberView
 from pos_client.errors import CardLinkRefused
 from pos_client.ledger import Ledger
-from pos_client.operations import StaffAward
+from pos_client.operations import OpRejected, StaffAward
 from pos_client.pins import PinCheck
 from pos_client.ports import BackendUnavailable, CardRefused, OpResult, op_result
 from pos_client.program import ProgramDocument
@@ -68,6 +68,9 @@ class EmbeddedBackend:
 
     def award(self, award: StaffAward) -> dict[str, Any]:
         return self.ledger.award(award, terminal_id=self.terminal_id, merchant=self.ledger.merchant)
+
+    def pass_link(self, member_id: str) -> str:
+        raise OpRejected("passes_off", "wallet passes are made by a store server")
 
     def link_card(self, url: str, member_id: str) -> bool:
         if self.card_keys is None:

@@ -42,6 +42,9 @@ TERMINAL_ID_PATTERN = re.compile(r"[!-~]{1,128}")
 MAX_ERROR_TEXT = 300
 
 
+PASS_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/v1/passes/[A-Za-z0-9_.=-]+")
+
+
 class MalformedAnswer(BackendUnavailable):
     """The server (or a proxy before it) answered with something not of the expected
     shape: treated as the backend being unavailable, so nothing sent is lost."""
@@ -280,6 +283,20 @@ class HttpBackend:
         ):
             raise MalformedAnswer("card link: the answer is not this member's link")
         return bool(answer["linked"])
+
+    def pass_link(self, member_id: str) -> str:
+        response = self._call("POST", "/v1/passes", json={"member_id": member_id})
+        if response.status_code == 404:
+            code = "passes_off" if "passes_off" in _detail(response) else "unknown_member"
+            raise OpRejected(code, _short(_detail(response)) or "HTTP 404")
+        if response.status_code != 200:
+            raise BackendUnavailable(f"pass link: HTTP {response.status_code}")
+        answer = _json(response, "pass link")
+        url = answer.get("url") if isinstance(answer, dict) else None
+        # Shown to a customer as a QR code: a web address of sane length, nothing else.
+        if not isinstance(url, str) or len(url) > 512 or not PASS_URL.fullmatch(url):
+            raise MalformedAnswer("pass link: the answer is not a web address")
+        return url
 
     def lookup(self, kind: str, value: str) -> MemberView | None:
         if kind == IdentityKind.SECURE_CARD.value:

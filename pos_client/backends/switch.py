@@ -77,6 +77,10 @@ class NetworkSwitch:
         self._check()
         return self.inner.award(award)
 
+    def pass_link(self, member_id: str) -> str:
+        self._check()
+        return self.inner.pass_link(member_id)
+
     def submit(self, bodies: Sequence[dict[str, Any]]) -> list[OpResult]:
         self._check()
         return self.inner.submit(bodies)

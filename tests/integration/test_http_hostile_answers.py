@@ -157,3 +157,30 @@ def test_a_malformed_pairing_answer_is_one_line_and_stores_nothing(
     assert says in paired.stderr and len(paired.stderr.strip().splitlines()) == 1
     assert not (data / "terminal.token").exists()
     assert not (data / "phone.key").exists()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(json.dumps({"url": "javascript:alert(1)"}).encode(), id="script"),
+        pytest.param(json.dumps({"url": "https://evil.example/phish"}).encode(), id="elsewhere"),
+        pytest.param(
+            json.dumps({"url": "https://a.example/v1/passes/" + "x" * 600}).encode(), id="long"
+        ),
+        pytest.param(json.dumps({"url": ["https://a.example/v1/passes/t"]}).encode(), id="list"),
+        pytest.param(HTML, id="html"),
+    ],
+)
+def test_a_pass_link_that_is_no_link_to_passes_is_never_shown(
+    server: ScriptedServer, answer: bytes
+) -> None:
+    """The link is shown to a customer as a QR code: only a web address of the server's
+    pass pages, of sane length, ever is."""
+    from pos_client.backends.http import MalformedAnswer
+
+    server.body = answer
+    with pytest.raises(MalformedAnswer):
+        HttpBackend(server.url, "token", 2.0, 5.0).pass_link("m1")
+    server.body = json.dumps({"url": "https://loyalty.example/v1/passes/abc.123.def"}).encode()
+    link = HttpBackend(server.url, "token", 2.0, 5.0).pass_link("m1")
+    assert link == "https://loyalty.example/v1/passes/abc.123.def"

@@ -27,7 +27,7 @@ from loyalty_server.passes import (
     apple_pass,
     google_save_link,
 )
-from tests.pass_keys import PassKeys, make_pass_keys
+from tests.pass_keys import PassKeys, apple_env, make_pass_keys, started_pass_server
 
 HOLDER = PassHolder(
     "0193c5a2-7f00-7abc-8def-0123456789ab", "Anna K.", "2900000000018", 1240, "Gold"
@@ -184,27 +184,13 @@ def test_missing_or_broken_keys_say_what_is_wrong(keys: PassKeys, tmp_path: Path
 
 @pytest.fixture
 def pass_server(keys: PassKeys, tmp_path: Path) -> Any:
-    from pos_client.ledger import sqlite_url
-    from tests.integration.server_helpers import ServerProcess
-
-    server = ServerProcess(
-        sqlite_url(tmp_path / "store.sqlite"),
-        tmp_path,
-        LOYALTY_SERVER_PUBLIC_URL="https://loyalty.example.test",
-        LOYALTY_SERVER_PASS_LINK_KEY_FILE=str(tmp_path / "pass-links.key"),
-        LOYALTY_SERVER_APPLE_PASS_TYPE_ID="pass.test.loyalty",
-        LOYALTY_SERVER_APPLE_TEAM_ID="TEAM123456",
-        LOYALTY_SERVER_APPLE_PASS_CERT=str(keys.apple_cert),
-        LOYALTY_SERVER_APPLE_PASS_KEY=str(keys.apple_key),
-        LOYALTY_SERVER_APPLE_WWDR_CERT=str(keys.wwdr),
-        LOYALTY_SERVER_GOOGLE_WALLET_KEY_FILE=str(keys.google_key_file),
-        LOYALTY_SERVER_GOOGLE_WALLET_ISSUER_ID="3388000000012345",
-    )
-    from loyalty_server.cli import migrate
-
-    migrate(server.database_url)
-    server.seed()
-    server.start()
+    env = {
+        **apple_env(keys, tmp_path),
+        "LOYALTY_SERVER_PUBLIC_URL": "https://loyalty.example.test",
+        "LOYALTY_SERVER_GOOGLE_WALLET_KEY_FILE": str(keys.google_key_file),
+        "LOYALTY_SERVER_GOOGLE_WALLET_ISSUER_ID": "3388000000012345",
+    }
+    server = started_pass_server(tmp_path / "server", env)
     try:
         yield server
     finally:
