@@ -25,7 +25,7 @@ from tests.pass_keys import PassKeys, apple_env, make_pass_keys, started_pass_se
 from tests.ui.conftest import run_ui, ui_settings
 from ui.demo import on, simulated
 from ui.dialogs import WalletDialog, shown_dialog
-from ui.touch import TouchError, find_widget, hidden_because, tap
+from ui.touch import TouchError, find_widget, hidden_because, tap, tap_keys
 
 ANNA = DEMO_MEMBERS[0]
 
@@ -96,3 +96,41 @@ def test_an_embedded_terminal_offers_no_phone_card(tmp_path: Path) -> None:
 
     run_ui(ui_settings(tmp_path), script)
     assert "tapped" not in seen and seen["refused"]
+
+
+def test_a_new_member_gets_the_phone_card_right_after_joining(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    from tests.ui.test_enroll_kiosk import to_enroll
+
+    data = tmp_path / "terminal"
+    settings = ui_settings(data)
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "terminal.token").write_text(server.pair("kiosk")["token"])
+    settings = replace(
+        settings, backend=replace(settings.backend, kind=BackendKind.HTTP, url=server.url)
+    )
+    seen: dict[str, Any] = {}
+
+    def script(app: Any) -> Generator[Any, None, None]:
+        tr = app.tr
+        yield from to_enroll(app)
+        enroll = app.sm.get_screen("enroll")
+        yield from tap_keys("Dana")
+        yield from tap(text=tr("enroll.next"))
+        yield from tap(text=tr("enroll.consent"))
+        yield from tap(text=tr("enroll.join"))
+        yield lambda: bool(enroll.card_number)
+        seen["number"] = enroll.card_number
+        yield lambda: app.status_pending == 0  # the enrollment reached the server
+        yield from tap(text=tr("member.wallet"))
+        yield lambda: shown_dialog(WalletDialog) is not None
+        seen["image"] = shown_dialog(WalletDialog).image
+
+    from ui.script import run_app_with_script
+
+    with run_terminal(settings) as running:
+        run_app_with_script(build_app(settings, running), script)
+    (code,) = zxingcpp.read_barcodes(Image.open(seen["image"]))
+    files = opened(requests.get(code.text + "/apple.pkpass", timeout=10).content)
+    assert f'"message": "{seen["number"]}"' in files["pass.json"].decode()
