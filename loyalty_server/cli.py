@@ -10,7 +10,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,6 +72,10 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
     except ValueError as exc:  # a setting out of range: say which, no traceback
         complain(str(exc))
         raise SystemExit(2) from None
+    problem = database_url_problem(settings.database_url)
+    if problem:
+        complain(problem)
+        raise SystemExit(2)
     tighten_files(settings)
     return settings
 
@@ -117,7 +120,8 @@ def migrate(database_url: str) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", database_url)
+    # Alembic's config interpolates "%": a percent-encoded password must stay as it is.
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     command.upgrade(config, "head")
 
 
@@ -146,6 +150,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 2
         for weakness in weak:
             complain(f"warning: LOYALTY_SERVER_SUN_KEYS_FILE: {weakness}")
+    from pos_client.program import load_program_document, resolve_program_path
+
+    # The programme checked here, once, for every worker count: a bad file is one line
+    # naming the operator's file, not workers failing one after another.
+    document = load_program_document(settings.program, settings.config_dir)
+    document.parse(str(resolve_program_path(settings.program, settings.config_dir)))
     if not args.no_migrate:
         migrate(settings.database_url)
     else:
@@ -177,12 +187,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # The programme is the file as it was at this start, copied aside: a worker
         # restarted later (a crash) must not read a file edited since and serve another
         # programme beside the others.
-        from pos_client.program import resolve_program_path
-
-        with tempfile.TemporaryDirectory(prefix="loyalty-server-") as pinned:
-            source = resolve_program_path(settings.program, settings.config_dir)
-            snapshot = Path(pinned) / source.name
-            snapshot.write_bytes(source.read_bytes())
+        # Kept beside the server's key file (its own folder, which no temp cleaner ages
+        # out), private, and removed when the server stops.
+        snapshot = settings.phone_key_file.resolve().parent / f".program-{os.getpid()}.toml"
+        snapshot.unlink(missing_ok=True)
+        descriptor = os.open(snapshot, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+                out.write(document.source)
             os.environ["LOYALTY_SERVER_DATABASE_URL"] = settings.database_url
             os.environ["LOYALTY_SERVER_PROGRAM"] = str(snapshot)
             os.environ["LOYALTY_SERVER_PHONE_KEY_FILE"] = str(settings.phone_key_file)
@@ -192,6 +204,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 workers=workers,
                 **served,
             )
+        finally:
+            snapshot.unlink(missing_ok=True)
         return 0
     uvicorn.run(create_app(settings), **served)
     return 0
@@ -565,6 +579,29 @@ def member_body(
     return body, phone_key
 
 
+def database_url_problem(database_url: str) -> str | None:
+    """Why this URL cannot be used (its text may hold a password: never repeated), or None.
+    Parsed, and its driver imported, before any command uses it."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(database_url)
+        url.get_dialect().import_dbapi()
+    except (ArgumentError, ValueError):
+        return (
+            "the database URL is not one this server reads (expected e.g."
+            " sqlite+pysqlite:///path/store.sqlite or postgresql://user@host/db);"
+            " check --database-url or LOYALTY_SERVER_DATABASE_URL"
+        )
+    except ImportError as exc:
+        return (
+            f"the database URL names a driver that is not installed ({exc.name or 'unknown'});"
+            " use sqlite+pysqlite:// or postgresql:// (psycopg 3)"
+        )
+    return None
+
+
 def schema_problem(args: argparse.Namespace, database_url: str) -> str | None:
     """Why this database cannot be written by an admin command yet (with what to run), or
     None when its schema is at the migrations' head."""
@@ -590,9 +627,16 @@ def schema_problem(args: argparse.Namespace, database_url: str) -> str | None:
         with engine.connect() as conn:
             current = set(MigrationContext.configure(conn).get_current_heads())
     except SQLAlchemyError as exc:
-        return f"cannot open the database ({type(exc).__name__}); check --database-url"
+        reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
+        return f"cannot open the database: {shown_cut(reason, 300)}"
     finally:
         engine.dispose()
+    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+    if current - known:
+        return (
+            f"the database has a newer schema (revision {', '.join(sorted(current - known))})"
+            " than this release knows: run the release that made it (never migrate it back)"
+        )
     if current != heads:
         state = "has no loyalty schema" if not current else "has an older schema"
         return f"the database {state}; run first: {run}"
@@ -770,7 +814,11 @@ def cmd_expire(args: argparse.Namespace) -> int:
             )
             return 2
         # The start of the store's day: what is due on that day expires.
-        as_of = datetime.combine(day, time(), zone).astimezone(UTC)
+        try:
+            as_of = datetime.combine(day, time(), zone).astimezone(UTC)
+        except (OverflowError, ValueError):
+            complain(f"--as-of {day.isoformat()}: too early a date")
+            return 2
     else:
         as_of = utcnow()
     program = load_program(settings.program, settings.config_dir)
@@ -944,6 +992,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # key file) is the server user's alone, whatever umask it was started with.
     os.umask(0o077)
     args = build_parser().parse_args(argv)
+    from alembic.util.exc import CommandError as AlembicError
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
     from pos_client.configfile import ConfigError
@@ -966,6 +1015,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             " sqlite+pysqlite:///path/store.sqlite or postgresql://user@host/db);"
             " check --database-url or LOYALTY_SERVER_DATABASE_URL"
         )
+        return 2
+    except AlembicError as exc:  # a revision this release does not know, and the like
+        complain(f"the database's schema: {shown_cut(str(exc).splitlines()[0], 300)}")
         return 2
     except SQLAlchemyError as exc:  # unreachable, refused, no such database
         reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]

@@ -127,6 +127,8 @@ class ServerSettings:
             )
         if self.expiry_time:
             parse_time_of_day(self.expiry_time)
+        if not 1 <= self.max_lines_per_sale <= 500:  # the operation format's own bound
+            raise ValueError("LOYALTY_SERVER_MAX_LINES_PER_SALE: expected 1 to 500")
         if not 0 < self.offline_window_days < self.key_retention_days:
             raise ValueError(
                 f"offline window ({self.offline_window_days} days) must be at least a day and "

@@ -2231,12 +2231,15 @@ class Ledger:
             old, used = self._expiry_sums(boundary)
         expired: list[tuple[str, int]] = []
         with self.engine.connect() as guard:
+            # The guard's transaction stays open for the run and holds a transaction-level
+            # lock (behind a transaction-mode pooler a session lock could outlive it on
+            # another client's connection, and expiry would never run again).
             if guard.dialect.name == "postgresql":
                 got = guard.exec_driver_sql(
-                    "SELECT pg_try_advisory_lock(%(key)s)", {"key": EXPIRY_LOCK}
+                    "SELECT pg_try_advisory_xact_lock(%(key)s)", {"key": EXPIRY_LOCK}
                 ).scalar_one()
-                guard.commit()
                 if not got:
+                    guard.rollback()
                     log.info("expiry: another process is running it")
                     return []
             try:
@@ -2248,7 +2251,6 @@ class Ledger:
                         .having(old > used)
                     )
                 )
-                guard.rollback()
                 for first in range(0, len(candidates), chunk):
                     with self.writer.begin() as conn:
                         for member_id in candidates[first : first + chunk]:
@@ -2267,11 +2269,7 @@ class Ledger:
                             self._move_balance(conn, member_id, -due)
                             expired.append((member_id, due))
             finally:
-                if guard.dialect.name == "postgresql":
-                    guard.exec_driver_sql(
-                        "SELECT pg_advisory_unlock(%(key)s)", {"key": EXPIRY_LOCK}
-                    )
-                    guard.commit()
+                guard.rollback()  # ends the guard's transaction: the lock goes with it
         return expired
 
     def run_expiry(self, as_of: datetime) -> int:
