@@ -19,6 +19,8 @@ preview_fps (0: none; else small frames published as CameraFrame for a live prev
 from __future__ import annotations
 
 import logging
+import os
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -80,11 +82,35 @@ def _source(section: Section) -> int | str:
     return value
 
 
+OPTIONS = {
+    "source",
+    "max_fps",
+    "roi",
+    "max_width",
+    "gone_after_s",
+    "confirm_frames",
+    "pace",
+    "formats",
+    "preview_fps",
+}
+_USERINFO = re.compile(r"//[^/@]*@")
+
+
+def shown_source(source: int | str) -> str:
+    """The source as logs and screens may show it: a URL's user and password hidden."""
+    return _USERINFO.sub("//***@", str(source))
+
+
 class CameraReader:
     kind = "camera"
 
     def __init__(self, name: str, options: Mapping[str, Any], sink: Sink) -> None:
         section = Section(options, f"reader {name}", f"readers.{name}.")
+        unknown = sorted(set(options) - OPTIONS)
+        if unknown:  # a typo ("sourse") must not quietly open camera 0
+            raise section.fail(
+                unknown[0], f"not a camera option (known: {', '.join(sorted(OPTIONS))})"
+            )
         self.name = name
         self.sink = sink
         self.source = _source(section)
@@ -113,6 +139,10 @@ class CameraReader:
         self.read_frames = 0
 
     def open(self) -> None:
+        # OpenCV and its FFmpeg would print a warning on stderr at every retry of a missing
+        # camera or a broken file: the reader reports those itself, once.
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         self._cv2 = require_module("cv2", INSTALL_HINT)
         self._zxing = require_module("zxingcpp", INSTALL_HINT)
         self._stop.clear()
@@ -135,12 +165,12 @@ class CameraReader:
 
     def describe(self) -> str:
         state = "connected" if self.connected else f"not connected ({self.last_error})"
-        return f"camera {self.name} on {self.source}: {state}"
+        return f"camera {self.name} on {shown_source(self.source)}: {state}"
 
     def problem(self) -> str | None:
         if self.connected:
             return None
-        return self.last_error or f"{self.source} not opened yet"
+        return self.last_error or f"{shown_source(self.source)} not opened yet"
 
     def _status(self, state: str, detail: str) -> None:
         self.connected = state == "connected"
@@ -153,29 +183,34 @@ class CameraReader:
         cv2 = self._cv2
         delay = 0.1
         announced_down = False
-        is_file = isinstance(self.source, str) and not self.source.startswith("/dev/")
+        # A recorded video (a field test) ends; a device or a stream (rtsp://) is reopened.
+        is_file = (
+            isinstance(self.source, str)
+            and not self.source.startswith("/dev/")
+            and "://" not in self.source
+        )
         while not self._stop.is_set():
             capture = cv2.VideoCapture(self.source)
             if not capture.isOpened():
                 capture.release()
                 if not announced_down:
-                    self._status("disconnected", f"cannot open {self.source}")
+                    self._status("disconnected", f"cannot open {shown_source(self.source)}")
                     announced_down = True
                 self._stop.wait(delay)
                 delay = min(2.0, delay * 2)
                 continue
             delay, announced_down = 0.1, False
-            self._status("connected", str(self.source))
+            self._status("connected", shown_source(self.source))
             try:
                 self._read(capture, is_file)
             finally:
                 capture.release()
             if is_file:  # played to its end: a field test's video is over
                 self.finished.set()
-                self._status("disconnected", f"{self.source}: end of the video")
+                self._status("disconnected", f"{shown_source(self.source)}: end of the video")
                 return
             if not self._stop.is_set():
-                self._status("disconnected", f"{self.source} stopped giving frames")
+                self._status("disconnected", f"{shown_source(self.source)} stopped giving frames")
 
     def _read(self, capture: Any, is_file: bool) -> None:
         cv2 = self._cv2

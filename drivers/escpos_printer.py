@@ -64,16 +64,24 @@ def _text(options: Mapping[str, Any], key: str, default: str | None = None) -> s
     return value.strip()
 
 
+def _host(options: Mapping[str, Any]) -> str:
+    host = _text(options, "host")
+    if len(host) > 253 or not all(ch.isprintable() and not ch.isspace() for ch in host):
+        raise DriverUnavailable("printer option 'host': expected a host name or address")
+    return host
+
+
 def _network(options: Mapping[str, Any], profile: str) -> Any:
     from escpos.printer import Network
 
-    host = _text(options, "host")
+    host = _host(options)
     port = _integer(options, "port", 9100, 1, 65535)
     timeout = _integer(options, "timeout_s", 3, 1, 60)
     return Network(host, port, timeout=timeout, profile=profile)
 
 
 def _usb(options: Mapping[str, Any], profile: str) -> Any:
+    require_module("usb", "USB printers need pyusb and libusb-1.0 (`make` installs both)")
     from escpos.printer import Usb
 
     vendor = _integer(options, "vendor_id", -1, 0, 0xFFFF)
@@ -102,6 +110,14 @@ CONNECTIONS: dict[str, Callable[[Mapping[str, Any], str], Any]] = {
     "serial": _serial,
     "file": _file,
 }
+# Every option a printer table may hold (a typo is refused, not silently ignored).
+OPTIONS = {
+    "network": {"host", "port", "timeout_s"},
+    "usb": {"vendor_id", "product_id"},
+    "serial": {"device", "baudrate"},
+    "file": {"device"},
+}
+COMMON_OPTIONS = {"profile", "width_px", "dpi", "font", "text_as_image", "status"}
 # Links a printer answers real-time status on (a device file is one way).
 ANSWERS_STATUS = {"network", "usb", "serial"}
 
@@ -109,6 +125,8 @@ ANSWERS_STATUS = {"network", "usb", "serial"}
 def parse_status(printer: int, offline_cause: int, paper: int) -> PrinterState:
     """The state from the three DLE EOT answers (Epson's ESC/POS reference: n=1 printer,
     n=2 offline cause, n=4 roll paper sensor)."""
+    if any(byte & 0x93 != 0x12 for byte in (printer, offline_cause, paper)):
+        return PrinterState.UNKNOWN  # not a status answer (bits 1 and 4 set, 0 and 7 clear)
     if offline_cause & 0x04:
         return PrinterState.COVER_OPEN
     if paper & 0x60 or offline_cause & 0x20:
@@ -128,17 +146,34 @@ class EscposPrinter:
         if kind not in CONNECTIONS:
             known = ", ".join(sorted(CONNECTIONS))
             raise DriverUnavailable(f"unknown printer kind {kind!r} (known: {known})")
+        unknown = sorted(set(options) - OPTIONS[kind] - COMMON_OPTIONS)
+        if unknown:
+            known = ", ".join(sorted(OPTIONS[kind] | COMMON_OPTIONS))
+            raise DriverUnavailable(
+                f"printer option {unknown[0]!r}: not one a {kind} printer has (known: {known})"
+            )
         self.name = name
         self.kind = kind
         self.options = dict(options)
         self.profile = self._profile(options.get("profile", "default"))
         self.width_px = _integer(options, "width_px", DEFAULT_WIDTH_PX, 128, MAX_WIDTH_PX)
         self.dpi = _integer(options, "dpi", 203, 100, 600)
-        self.font = Path(str(options.get("font", DEFAULT_FONT)))
+        self.font = self._font(options.get("font"))
         self.text_as_image = _flag(options, "text_as_image", False)
         self.asks_status = kind in ANSWERS_STATUS and _flag(options, "status", True)
         self._connect = CONNECTIONS[kind]
         self._connect(self.options, self.profile)  # options checked now: bad config says so
+
+    @staticmethod
+    def _font(value: Any) -> Path | None:
+        """A TrueType file for lines drawn as images; None: the bundled default. Only a
+        regular file is ever opened (a FIFO or a device would block the font library)."""
+        if value is None:
+            default = Path(DEFAULT_FONT)
+            return default if default.is_file() else None
+        if not isinstance(value, str) or not Path(value).is_file():
+            raise DriverUnavailable(f"printer option 'font': expected a font file, got {value!r}")
+        return Path(value)
 
     @staticmethod
     def _profile(name: Any) -> str:
@@ -155,7 +190,7 @@ class EscposPrinter:
     def describe(self) -> str:
         where = {
             "network": lambda: f"{self.options.get('host')}:{self.options.get('port', 9100)}",
-            "usb": lambda: f"usb {self.options.get('vendor_id')}:{self.options.get('product_id')}",
+            "usb": lambda: f"{self.options.get('vendor_id')}:{self.options.get('product_id')}",
             "serial": lambda: str(self.options.get("device")),
             "file": lambda: str(self.options.get("device")),
         }[self.kind]()
@@ -208,8 +243,10 @@ class EscposPrinter:
 
         size = 48 if line.big else 26
         try:
-            font: Any = ImageFont.truetype(str(self.font), size)
+            font: Any = ImageFont.truetype(str(self.font), size) if self.font else None
         except OSError:
+            font = None
+        if font is None:
             font = ImageFont.load_default(size)
         left, top, right, bottom = font.getbbox(line.text or " ")
         height = bottom - min(top, 0) + 6
@@ -294,7 +331,8 @@ class EscposPrinter:
         device = self._connect(self.options, self.profile)
         try:
             device.open(raise_not_found=True)
-        except (DeviceNotFoundError, USBNotFoundError, OSError) as exc:
+        except (DeviceNotFoundError, USBNotFoundError, OSError, ValueError) as exc:
+            # ValueError: pyusb without a libusb backend (NoBackendError), a bad address.
             raise PrinterFault(PrinterState.UNREACHABLE, type(exc).__name__) from None
         return device
 

@@ -1274,7 +1274,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
             ledger,
             program.name,
             terminal,
-            lambda terminal_id: shared.allow("lookup:" + terminal_id, settings.lookups_per_minute),
+            lambda bucket: shared.allow(bucket, settings.lookups_per_minute),
+            {**unauthorized, **unparsable},
         )
     )
     return app

@@ -155,7 +155,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The programme checked here, once, for every worker count: a bad file is one line
     # naming the operator's file, not workers failing one after another.
     document = load_program_document(settings.program, settings.config_dir)
-    document.parse(str(resolve_program_path(settings.program, settings.config_dir)))
+    program = document.parse(str(resolve_program_path(settings.program, settings.config_dir)))
+    from loyalty_server.pass_routes import signers
+    from loyalty_server.passes import PassesUnavailable
+
+    try:  # wallet pass keys checked before serving: a wrong key would sign passes no phone takes
+        signers(settings.passes, program.name)
+    except PassesUnavailable as exc:
+        complain(f"wallet passes: {exc}")
+        return 2
     if not args.no_migrate:
         migrate(settings.database_url)
     else:

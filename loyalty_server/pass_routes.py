@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
@@ -33,7 +33,6 @@ from pos_client.privacy import load_or_create_key
 log = logging.getLogger(__name__)
 
 PKPASS = "application/vnd.apple.pkpass"
-Token = Annotated[str, PathParam(max_length=200, pattern=r"^[A-Za-z0-9_.=-]+$")]
 
 
 class PassRequest(BaseModel):
@@ -47,15 +46,11 @@ class PassLinkOut(BaseModel):
     google: bool = Field(description="a Google Wallet save link is offered")
 
 
-def pass_router(
-    settings: PassSettings,
-    ledger: Ledger,
-    program_name: str,
-    auth: Any,
-    allow: Callable[[str], bool],
-) -> APIRouter:
-    """`auth`: the terminal dependency; `allow(terminal_id)`: the terminal's lookup budget."""
-    router = APIRouter(route_class=HostileJSONRoute)
+def signers(
+    settings: PassSettings, program_name: str
+) -> tuple[AppleSigner | None, GoogleSigner | None, PassLinks | None]:
+    """The configured signers and the link key, checked (PassesUnavailable says what is
+    wrong, in one line: `serve` refuses to start on it)."""
     apple = google = None
     if settings.apple:
         assert settings.apple_cert and settings.apple_key and settings.apple_wwdr
@@ -72,13 +67,56 @@ def pass_router(
         google = GoogleSigner.from_key_file(
             settings.google_key_file, settings.google_issuer_id, settings.google_class, program_name
         )
-    links = PassLinks(load_or_create_key(settings.link_key_file)) if apple or google else None
+    links = None
+    if apple or google:
+        try:
+            links = PassLinks(load_or_create_key(settings.link_key_file))
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise PassesUnavailable(
+                f"pass link key file {settings.link_key_file}: {reason}"
+            ) from None
+    return apple, google, links
+
+
+# The phone's page and files: nothing loaded from elsewhere, not framed, no referrer (the
+# token is in the address), never sniffed as another type.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+TOKEN = re.compile(r"[A-Za-z0-9_=-]{1,120}\.[0-9]{1,12}\.[A-Za-z0-9_=-]{1,40}")
+GONE = "this link has expired: ask the kiosk for a new one"
+
+
+def pass_router(
+    settings: PassSettings,
+    ledger: Ledger,
+    program_name: str,
+    auth: Any,
+    allow: Callable[[str], bool],
+    documented: dict[int | str, dict[str, Any]],
+) -> APIRouter:
+    """`auth`: the terminal dependency; `allow(bucket)`: a per-minute budget ("lookup:"
+    and the terminal's id for a new link, "pass:" and the member's for a link's files);
+    `documented`: the app's 401, 400 and 413 answers."""
+    router = APIRouter(route_class=HostileJSONRoute)
+    apple, google, links = signers(settings, program_name)
 
     def holder_of(token: str) -> PassHolder:
-        member_id = links.member_of(token) if links else None
+        member_id = links.member_of(token) if links and TOKEN.fullmatch(token) else None
         view = ledger.member_view(member_id) if member_id else None
         if view is None or not view.card_number:
-            raise HTTPException(404, "this link has expired: ask the kiosk for a new one")
+            raise HTTPException(404, GONE, headers=PAGE_HEADERS)
+        if not allow("pass:" + view.member_id):
+            raise HTTPException(
+                429,
+                "too many requests for this card; wait a minute",
+                headers={**PAGE_HEADERS, "Retry-After": "60"},
+            )
         return PassHolder(
             view.member_id, view.display_name, view.card_number, view.balance, view.tier_name
         )
@@ -87,7 +125,7 @@ def pass_router(
         "/v1/passes",
         response_model=PassLinkOut,
         responses={
-            401: {"description": "missing, wrong or revoked terminal token"},
+            **documented,
             404: {"description": "no such member, or passes are off"},
             429: {"description": "too many member reads from this terminal"},
         },
@@ -96,8 +134,12 @@ def pass_router(
         """A short-lived link to the member's wallet passes, for a kiosk's QR code."""
         if links is None:
             raise HTTPException(404, "passes_off: this server has no wallet pass keys")
-        if not allow(who.id):
-            raise HTTPException(429, "too many member reads from this terminal; wait a minute")
+        if not allow("lookup:" + who.id):
+            raise HTTPException(
+                429,
+                "too many member reads from this terminal; wait a minute",
+                headers={"Retry-After": "60"},
+            )
         if ledger.member_view(body.member_id) is None:
             raise HTTPException(404, "no such member")
         token, expires = links.issue(body.member_id)
@@ -110,36 +152,35 @@ def pass_router(
         )
 
     gone: dict[int | str, dict[str, Any]] = {
-        404: {"description": "an expired or unknown link, or no such pass here"}
+        404: {"description": "an expired or unknown link, or no such pass here"},
+        429: {"description": "too many requests for this card"},
     }
 
     @router.get("/v1/passes/{token}", response_class=HTMLResponse, responses=gone)
-    def page(token: Token) -> HTMLResponse:
+    def page(token: str) -> HTMLResponse:
         """The phone's page: the card for Apple Wallet and for Google Wallet."""
-        holder = holder_of(token)
-        offers = []
+        try:
+            holder = holder_of(token)
+        except HTTPException as refused:  # a phone shows a page, never a JSON error
+            text = GONE if refused.status_code == 404 else str(refused.detail)
+            return HTMLResponse(
+                _page(program_name, f"<p>{html.escape(text)}</p>"),
+                status_code=refused.status_code,
+                headers=dict(refused.headers or PAGE_HEADERS),
+            )
+        offers = [f"<p>{html.escape(holder.display_name)}</p>"]
         if apple is not None:
             offers.append(f'<a class="b" href="{token}/apple.pkpass">Add to Apple Wallet</a>')
         if google is not None:
             offers.append(f'<a class="b" href="{token}/google">Add to Google Wallet</a>')
-        name = html.escape(program_name)
-        body = (
-            '<!doctype html><html><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{name}</title><style>body{{font-family:sans-serif;margin:2em}}"
-            ".b{display:block;padding:1em;margin:1em 0;background:#204060;color:#fff;"
-            "text-align:center;border-radius:8px;text-decoration:none}</style></head><body>"
-            f"<h1>{name}</h1><p>{html.escape(holder.display_name)}</p>{''.join(offers)}"
-            "</body></html>"
-        )
-        return HTMLResponse(body, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(_page(program_name, "".join(offers)), headers=PAGE_HEADERS)
 
     @router.get(
         "/v1/passes/{token}/apple.pkpass",
         response_class=Response,
         responses={**gone, 200: {"content": {PKPASS: {}}, "description": "the pass"}},
     )
-    def apple_file(token: Token) -> Response:
+    def apple_file(token: str) -> Response:
         holder = holder_of(token)
         if apple is None:
             raise HTTPException(404, "no Apple Wallet passes here")
@@ -151,10 +192,7 @@ def pass_router(
         return Response(
             data,
             media_type=PKPASS,
-            headers={
-                "Content-Disposition": 'attachment; filename="card.pkpass"',
-                "Cache-Control": "no-store",
-            },
+            headers={**PAGE_HEADERS, "Content-Disposition": 'attachment; filename="card.pkpass"'},
         )
 
     @router.get(
@@ -163,10 +201,24 @@ def pass_router(
         status_code=303,
         responses={**gone, 303: {"description": "to Google Wallet's save page"}},
     )
-    def google_link(token: Token) -> RedirectResponse:
+    def google_link(token: str) -> RedirectResponse:
         holder = holder_of(token)
         if google is None:
             raise HTTPException(404, "no Google Wallet passes here")
-        return RedirectResponse(google_save_link(google, holder), status_code=303)
+        return RedirectResponse(
+            google_save_link(google, holder), status_code=303, headers=PAGE_HEADERS
+        )
 
     return router
+
+
+def _page(program_name: str, body: str) -> str:
+    name = html.escape(program_name)
+    return (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{name}</title><style>body{{font-family:sans-serif;margin:2em}}"
+        ".b{display:block;padding:1em;margin:1em 0;background:#204060;color:#fff;"
+        "text-align:center;border-radius:8px;text-decoration:none}</style></head><body>"
+        f"<h1>{name}</h1>{body}</body></html>"
+    )

@@ -64,10 +64,17 @@ class AppleSigner:
         wwdr: Path,
     ) -> AppleSigner:
         from cryptography import x509
-        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding,
+            PublicFormat,
+            load_pem_private_key,
+        )
 
+        if not pass_type_id.strip() or not team_id.strip():
+            raise PassesUnavailable("Apple passes need a pass type id and a team id")
         try:
-            return cls(
+            signer = cls(
                 pass_type_id,
                 team_id,
                 organization,
@@ -75,8 +82,20 @@ class AppleSigner:
                 load_pem_private_key(key.read_bytes(), password=None),
                 x509.load_pem_x509_certificate(wwdr.read_bytes()),
             )
-        except (OSError, ValueError) as exc:
-            raise PassesUnavailable(f"Apple pass certificate or key: {exc}") from None
+        except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise PassesUnavailable(
+                f"Apple pass certificate, key or WWDR certificate unreadable: {reason}"
+            ) from None
+
+        def public(key: Any) -> bytes:
+            return bytes(key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+
+        # A key that is not the certificate's signs passes no phone would accept: refused
+        # at start, not found out from customers.
+        if public(signer.private_key.public_key()) != public(signer.certificate.public_key()):
+            raise PassesUnavailable("the Apple pass key is not the pass certificate's key")
+        return signer
 
 
 @dataclass(frozen=True)
@@ -91,14 +110,30 @@ class GoogleSigner:
     def from_key_file(
         cls, path: Path, issuer_id: str, class_suffix: str, program_name: str
     ) -> GoogleSigner:
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives.asymmetric import rsa
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
         try:
             document = json.loads(path.read_text())
             key = load_pem_private_key(document["private_key"].encode(), password=None)
-            return cls(issuer_id, class_suffix, str(document["client_email"]), key, program_name)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise PassesUnavailable(f"Google service-account key file: {exc!r}") from None
+            email = document["client_email"]
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            UnsupportedAlgorithm,
+        ) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise PassesUnavailable(
+                f"Google service-account key file unreadable ({reason}): expected the JSON"
+                " key with client_email and private_key"
+            ) from None
+        if not isinstance(key, rsa.RSAPrivateKey) or not isinstance(email, str):
+            raise PassesUnavailable("Google service-account key file: not an RSA key")
+        return cls(issuer_id, class_suffix, email, key, program_name)
 
 
 # ------------------------------------------------------------------ Apple

@@ -307,7 +307,9 @@ class RunningTerminal:
 
 
 def run_terminal(
-    settings: Settings, report: Callable[[str, str], None] = lambda _name, _problem: None
+    settings: Settings,
+    report: Callable[[str, str], None] = lambda _name, _problem: None,
+    on_terminal: Callable[[Terminal], None] | None = None,
 ) -> RunningTerminal:
     """Everything a terminal runs: core, sync, readers, and the scan router; in the mode
     staff last switched it to (`terminal.settings` says which)."""
@@ -318,6 +320,8 @@ def run_terminal(
     try:
         run_lock = hold_run_lock(settings.storage.data_dir)
         printers = build_printers(settings)  # a bad printer table stops the start here
+        if on_terminal is not None:  # subscribers in place before the first reader event
+            on_terminal(terminal)
         router = ScanRouter(terminal.checkout, terminal.bus, terminal.network)
         router.start()
         readers = open_readers(build_readers(settings, terminal.bus.publish), report)

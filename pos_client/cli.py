@@ -706,6 +706,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 def describe_event(event: Any, unit: str) -> str | None:
     from pos_client.events import ReaderStatus, SyncStatus
+    from pos_client.printing import PrinterStatus
     from pos_client.scanning import CardRemoved, IdentificationFailed, MemberIdentified
 
     if isinstance(event, MemberIdentified):
@@ -724,6 +725,10 @@ def describe_event(event: Any, unit: str) -> str | None:
         )
     if isinstance(event, SyncStatus):
         return f"sync {'online' if event.online else 'OFFLINE'}, pending {event.pending}"
+    if isinstance(event, PrinterStatus):
+        return f"printer {event.source} {event.state.value.replace('_', ' ')}" + (
+            f": {event.detail}" if event.detail else ""
+        )
     return None
 
 
@@ -734,6 +739,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from pos_client.bootstrap import run_terminal
     from pos_client.events import ReaderStatus, SyncStatus
+    from pos_client.printing import PrinterStatus
     from pos_client.scanning import CardRemoved, IdentificationFailed, MemberIdentified
     from pos_client.staff import kiosk_pin_problem
 
@@ -751,24 +757,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    last_sync: list[tuple[bool, int]] = []
+    unit = [""]
+
+    def show(event: Any) -> None:
+        if isinstance(event, SyncStatus):
+            key = (event.online, event.pending)
+            if last_sync and last_sync[-1] == key:
+                return
+            last_sync.append(key)
+        text = describe_event(event, unit[0])
+        if text:
+            lines.put(text)
+
+    def listen(terminal: Any) -> None:  # before the readers open: their first event shows
+        unit[0] = terminal.program.unit_name
+        kinds = (MemberIdentified, IdentificationFailed, CardRemoved, ReaderStatus, SyncStatus)
+        for kind in (*kinds, PrinterStatus):
+            terminal.bus.subscribe(kind, show)
+
     with run_terminal(
-        settings, lambda name, problem: lines.put(f"reader {name}: {problem}")
+        settings, lambda name, problem: lines.put(f"reader {name}: {problem}"), listen
     ) as running:
-        unit = running.terminal.program.unit_name
-        last_sync: list[tuple[bool, int]] = []
-
-        def show(event: Any) -> None:
-            if isinstance(event, SyncStatus):
-                key = (event.online, event.pending)
-                if last_sync and last_sync[-1] == key:
-                    return
-                last_sync.append(key)
-            text = describe_event(event, unit)
-            if text:
-                lines.put(text)
-
-        for kind in (MemberIdentified, IdentificationFailed, CardRemoved, ReaderStatus, SyncStatus):
-            running.terminal.bus.subscribe(kind, show)
         print(
             f"terminal {settings.terminal.id} running ({len(running.readers)} reader(s));"
             " Ctrl-C stops",

@@ -42,7 +42,10 @@ TERMINAL_ID_PATTERN = re.compile(r"[!-~]{1,128}")
 MAX_ERROR_TEXT = 300
 
 
-PASS_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/v1/passes/[A-Za-z0-9_.=-]+")
+# The server's pass page (under a path prefix when it sits behind one), nothing else.
+PASS_URL = re.compile(
+    r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~-]+)*/v1/passes/[A-Za-z0-9_.=-]+"
+)
 
 
 class MalformedAnswer(BackendUnavailable):

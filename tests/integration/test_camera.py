@@ -103,3 +103,15 @@ def test_a_camera_that_cannot_open_says_so_and_nothing_is_identified(tmp_path: P
     finally:
         reader.close()
     assert [e.state for e in events] == ["disconnected"]
+
+
+def test_a_typo_in_a_camera_option_is_refused_and_a_urls_password_never_shown() -> None:
+    from drivers.camera import CameraReader, shown_source
+    from pos_client.configfile import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'readers\.kiosk\.sourse'.*not a camera option"):
+        CameraReader("kiosk", {"sourse": "/dev/video1"}, lambda _event: None)
+    secret = "rtsp://admin:S3cretPass@127.0.0.1:1/stream"
+    reader = CameraReader("kiosk", {"source": secret}, lambda _event: None)
+    assert "S3cretPass" not in reader.describe() + (reader.problem() or "")
+    assert shown_source(secret) == "rtsp://***@127.0.0.1:1/stream"

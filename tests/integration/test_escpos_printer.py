@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,6 +173,11 @@ def test_nobody_listening_is_unreachable_at_once() -> None:
         ("network", {"host": "h", "text_as_image": "yes"}, "expected true or false"),
         ("usb", {"vendor_id": "0x04b8", "product_id": "pid"}, "'product_id': not a number"),
         ("network", {"host": "h", "width_px": 10**6}, "'width_px': expected 128..2048"),
+        ("network", {"host": "h", "prot": 9100}, "'prot': not one a network printer has"),
+        ("network", {"host": "a\x00b"}, "'host': expected a host name"),
+        ("network", {"host": "h" * 300}, "'host': expected a host name"),
+        ("network", {"host": "h", "font": "/dev/zero"}, "'font': expected a font file"),
+        ("usb", {"vendor_id": 1, "product_id": 2, "host": "h"}, "'host': not one a usb"),
     ],
 )
 def test_a_bad_printer_table_is_refused_with_what_is_wrong(
@@ -187,3 +193,39 @@ def test_status_bytes_read_as_epson_documents_them() -> None:
     assert parse_status(0x1A, 0x16, 0x12) is PrinterState.COVER_OPEN
     assert parse_status(0x12, 0x12, 0x1E) is PrinterState.PAPER_LOW
     assert parse_status(0x1A, 0x12, 0x12) is PrinterState.OFFLINE
+    # Bytes that are no status answer (the fixed bits wrong) are not read as faults.
+    assert parse_status(0xFF, 0xFF, 0xFF) is PrinterState.UNKNOWN
+    assert parse_status(0x00, 0x04, 0x60) is PrinterState.UNKNOWN
+
+
+def test_a_font_that_is_a_fifo_is_refused_before_anything_opens_it(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "font.ttf"
+    os.mkfifo(fifo)
+    with pytest.raises(DriverUnavailable, match="'font': expected a font file"):
+        build_printer("network", "front", {"host": "h", "font": str(fifo)})
+
+
+def test_the_headless_terminal_says_how_its_printer_and_readers_are(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    with LoopbackPrinter() as gone:
+        port = gone.port  # nobody listens there once it stopped
+    config = tmp_path / "till.toml"
+    config.write_text(
+        f'[[printers]]\nkind = "network"\nname = "front"\nhost = "127.0.0.1"\nport = {port}\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pos_client.cli", "--config", str(config), "--data-dir",
+         str(tmp_path / "data"), "run", "--headless", "--duration", "3"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "POS_CLIENT__ADMIN__PIN": "97531"},
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert "printer front unreachable" in lines, result.stdout
+    assert any(line.startswith("reader sim:sim connected") for line in lines), result.stdout

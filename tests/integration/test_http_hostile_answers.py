@@ -184,3 +184,6 @@ def test_a_pass_link_that_is_no_link_to_passes_is_never_shown(
     server.body = json.dumps({"url": "https://loyalty.example/v1/passes/abc.123.def"}).encode()
     link = HttpBackend(server.url, "token", 2.0, 5.0).pass_link("m1")
     assert link == "https://loyalty.example/v1/passes/abc.123.def"
+    behind = "https://shop.example/loyalty/v1/passes/abc.123.def"  # under a path prefix
+    server.body = json.dumps({"url": behind}).encode()
+    assert HttpBackend(server.url, "token", 2.0, 5.0).pass_link("m1") == behind

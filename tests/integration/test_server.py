@@ -226,6 +226,11 @@ def test_every_endpoint_refuses_missing_wrong_or_revoked_tokens(server: ServerPr
     for path, methods in spec["paths"].items():
         if path == "/v1/terminals/pair":
             continue
+        if path.startswith("/v1/passes/{token}"):  # the link is the authority: no token
+            for auth in ({}, headers(answer["token"])):
+                junk = server.url + path.replace("{token}", "x.1.y")
+                assert requests.get(junk, headers=auth, timeout=10).status_code == 404
+            continue
         url = server.url + path.replace("{member_id}", "x")
         for method in methods:
             for auth in (

@@ -171,12 +171,44 @@ def test_a_pass_link_is_good_for_its_member_until_it_expires() -> None:
 
 
 def test_missing_or_broken_keys_say_what_is_wrong(keys: PassKeys, tmp_path: Path) -> None:
-    with pytest.raises(PassesUnavailable, match="Apple pass certificate or key"):
+    with pytest.raises(PassesUnavailable, match="unreadable: No such file"):
         AppleSigner.from_files("p", "t", "o", tmp_path / "none.pem", keys.apple_key, keys.wwdr)
+    other = make_pass_keys(tmp_path / "other")  # a key of another certificate
+    with pytest.raises(PassesUnavailable, match="not the pass certificate's key"):
+        AppleSigner.from_files("p", "t", "o", keys.apple_cert, other.apple_key, keys.wwdr)
+    with pytest.raises(PassesUnavailable, match="a pass type id and a team id"):
+        AppleSigner.from_files("p", " ", "o", keys.apple_cert, keys.apple_key, keys.wwdr)
     broken = tmp_path / "broken.json"
-    broken.write_text('{"client_email": "x"}')
-    with pytest.raises(PassesUnavailable, match="Google service-account key file"):
-        GoogleSigner.from_key_file(broken, "1", "c", "P")
+    for text in ('{"client_email": "x"}', "[]", "not json", '{"private_key": 5}'):
+        broken.write_text(text)
+        with pytest.raises(PassesUnavailable, match="Google service-account key file"):
+            GoogleSigner.from_key_file(broken, "1", "c", "P")
+
+
+def test_a_server_with_bad_pass_settings_refuses_to_start_in_one_line(
+    keys: PassKeys, tmp_path: Path
+) -> None:
+    import os
+    import sys
+
+    from tests.conftest import REPO
+
+    other = make_pass_keys(tmp_path / "other")
+    url = f"sqlite+pysqlite:///{tmp_path / 'store.sqlite'}"
+    cases = [
+        ({"LOYALTY_SERVER_APPLE_PASS_KEY": str(other.apple_key)}, "not the pass certificate's"),
+        ({"LOYALTY_SERVER_APPLE_PASS_CERT": str(tmp_path)}, "unreadable"),
+        ({"LOYALTY_SERVER_PASS_LINK_KEY_FILE": str(tmp_path)}, "pass link key file"),
+    ]
+    for change, said in cases:
+        env = {**os.environ, **apple_env(keys, tmp_path), **change}
+        result = subprocess.run(
+            [sys.executable, "-m", "loyalty_server.cli", "serve", "--port", "1",
+             "--database-url", url],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert said in result.stderr
 
 
 # ------------------------------------------------------------------ the server's endpoints
@@ -277,3 +309,37 @@ def test_without_keys_passes_are_off_and_say_so(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert off.status_code == 404 and "passes_off" in off.text
+
+
+def test_the_phones_page_is_locked_down_and_a_dead_link_is_a_page_not_json(
+    pass_server: Any,
+) -> None:
+    import requests
+
+    from pos_client.demo import DEMO_MEMBERS
+
+    server = pass_server
+    headers = {"Authorization": f"Bearer {server.pair('kiosk')['token']}"}
+    member_id = requests.post(
+        server.url + "/v1/members/lookup",
+        json={"kind": "card_number", "value": DEMO_MEMBERS[1].card_number},
+        headers=headers,
+        timeout=10,
+    ).json()["member_id"]
+    link = requests.post(
+        server.url + "/v1/passes", json={"member_id": member_id}, headers=headers, timeout=10
+    ).json()["url"]
+    path = link.removeprefix("https://loyalty.example.test")
+    page = requests.get(server.url + path, timeout=10)
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    google = requests.get(server.url + path + "/google", timeout=10, allow_redirects=False)
+    assert google.headers["Referrer-Policy"] == "no-referrer"  # the token stays here
+    traversal = requests.get(server.url + "/v1/passes/..%2F..%2Fv1%2Fhealth", timeout=10)
+    assert traversal.status_code == 404  # no route: FastAPI's own not found
+    for dead in ("x" * 500, "a.b.c", path.rsplit("/", 1)[1] + "0"):
+        answer = requests.get(server.url + "/v1/passes/" + dead, timeout=10)
+        assert answer.status_code == 404, dead
+        assert answer.headers["Content-Type"].startswith("text/html"), dead
+        assert "expired" in answer.text and '"detail"' not in answer.text
