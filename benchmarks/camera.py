@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +66,20 @@ def bare_decode(video: Path) -> tuple[int, float]:
     return len(frames), time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presentations", type=int, default=12)
-    args = parser.parse_args()
+@dataclass(frozen=True)
+class CameraFigures:
+    frames: int
+    reader_fps: float  # read and decoded by the reader, every frame
+    reader_cpu_ms: float
+    bare_fps: float  # zxing-cpp alone on the same frames
+    latencies: list[float]  # first frame in view -> member identified, seconds
+    presentations: int
+    identified: int
+
+
+def measure(presentations: int) -> CameraFigures:
     specs = []
-    for index in range(args.presentations):
+    for index in range(presentations):
         member = DEMO_MEMBERS[index % len(DEMO_MEMBERS)]
         kind, width, phone = KINDS[index % len(KINDS)]
         specs.append(
@@ -80,7 +88,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         video = write_video(work / "bench.avi", specs, lead_s=LEAD_S)
-
         events: list[Any] = []
         reader = CameraReader(
             "bench", {"source": str(video), "pace": "fast", "max_fps": 1000}, events.append
@@ -91,18 +98,6 @@ def main() -> None:
         reader.close()
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         frames, bare = bare_decode(video)
-        print(f"{frames} frames of 640x480 ({args.presentations} cards held up), 15 fps video")
-        print(
-            f"reader, every frame: {reader.decoded_frames / wall:7.1f} frames/s decoded"
-            f" ({wall / reader.decoded_frames * 1000:.2f} ms a frame, read and decoded;"
-            f" {cpu / reader.decoded_frames * 1000:.2f} ms CPU)"
-        )
-        print(
-            f"bare zxing-cpp, same frames: {frames / bare:7.1f} frames/s"
-            f" ({bare / frames * 1000:.2f} ms a frame); reader / bare:"
-            f" {(wall / reader.decoded_frames) / (bare / frames):.2f}x"
-        )
-
         settings = make_settings(work / "terminal")
         with build_terminal(settings) as terminal:
             assert terminal.ledger is not None
@@ -121,24 +116,50 @@ def main() -> None:
             begun = time.monotonic()  # the video's first frame, give or take the open
             live.finished.wait(300)
             time.sleep(0.5)
-        shown_at = [begun + LEAD_S + index * (SHOWN_S + GAP_S) for index in range(len(specs))]
-        latencies = []
-        for first_frame in shown_at:
-            after = [
-                at - first_frame
-                for at in found
-                if first_frame <= at < first_frame + SHOWN_S + GAP_S
-            ]
-            if after:
-                latencies.append(min(after))
-        missed = len(specs) - len(latencies)
-        if latencies:
-            print(
-                f"first frame in view -> member identified (real time, {int(FPS)} fps, 8 decodes/s,"
-                f" linear codes read twice): p50 {statistics.median(latencies) * 1000:.0f} ms,"
-                f" p95 {percentile(latencies, 0.95) * 1000:.0f} ms over {len(latencies)}"
-                f" presentations; missed: {missed}; members identified: {len(found)}"
-            )
+    latencies = []
+    for index in range(len(specs)):
+        first_frame = begun + LEAD_S + index * (SHOWN_S + GAP_S)
+        after = [
+            at - first_frame for at in found if first_frame <= at < first_frame + SHOWN_S + GAP_S
+        ]
+        if after:
+            latencies.append(min(after))
+    return CameraFigures(
+        frames,
+        reader.decoded_frames / wall,
+        cpu / reader.decoded_frames * 1000,
+        frames / bare,
+        latencies,
+        len(specs),
+        len(found),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presentations", type=int, default=12)
+    args = parser.parse_args()
+    figures = measure(args.presentations)
+    print(f"{figures.frames} frames of 640x480 ({figures.presentations} cards held up), 15 fps")
+    print(
+        f"reader, every frame: {figures.reader_fps:7.1f} frames/s decoded"
+        f" ({1000 / figures.reader_fps:.2f} ms a frame, read and decoded;"
+        f" {figures.reader_cpu_ms:.2f} ms CPU)"
+    )
+    print(
+        f"bare zxing-cpp, same frames: {figures.bare_fps:7.1f} frames/s"
+        f" ({1000 / figures.bare_fps:.2f} ms a frame); reader / bare:"
+        f" {figures.bare_fps / figures.reader_fps:.2f}x"
+    )
+    latencies = figures.latencies
+    if latencies:
+        print(
+            f"first frame in view -> member identified (real time, {int(FPS)} fps, 8 decodes/s,"
+            f" linear codes read twice): p50 {statistics.median(latencies) * 1000:.0f} ms,"
+            f" p95 {percentile(latencies, 0.95) * 1000:.0f} ms over {len(latencies)}"
+            f" presentations; missed: {figures.presentations - len(latencies)};"
+            f" members identified: {figures.identified}"
+        )
 
 
 if __name__ == "__main__":

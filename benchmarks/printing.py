@@ -16,6 +16,7 @@ import socket
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))
@@ -55,15 +56,17 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--receipts", type=int, default=200)
-    args = parser.parse_args()
-    print(f"{args.receipts} receipts per row; printer on 127.0.0.1 (a loopback TCP server)")
-    print(
-        f"{'receipt':<24}{'bytes':>8}{'print p50 ms':>14}{'p95 ms':>9}"
-        f"{'render p50':>12}{'bare send p50':>15}{'print / bare':>14}"
-    )
+@dataclass(frozen=True)
+class PrintFigure:
+    label: str
+    receipt_bytes: int
+    prints: list[float]  # seconds a receipt, through the driver
+    renders: list[float]
+    bare_sends: list[float]
+
+
+def measure(receipts: int) -> list[PrintFigure]:
+    figures = []
     with LoopbackPrinter() as printer:
         for (language, profile), lines in RECEIPTS.items():
             driver = build_printer(
@@ -72,7 +75,7 @@ def main() -> None:
             job = receipt_job(KEY, lines)
             data = driver.render(job)
             renders, prints, bares = [], [], []
-            for _ in range(args.receipts):
+            for _ in range(receipts):
                 started = time.perf_counter()
                 driver.render(job)
                 renders.append(time.perf_counter() - started)
@@ -83,15 +86,31 @@ def main() -> None:
                 with socket.create_connection(("127.0.0.1", printer.port)) as bare:
                     bare.sendall(data)
                 bares.append(time.perf_counter() - started)
-            assert wait_for(lambda: len(printer.jobs) >= 2 * args.receipts, 30)
+            assert wait_for(lambda: len(printer.jobs) >= 2 * receipts, 30)
             printer.jobs.clear()
-            p50, bare50 = statistics.median(prints), statistics.median(bares)
-            print(
-                f"{language + ' (' + profile + ' profile)':<24}{len(data):>8}"
-                f"{p50 * 1000:>14.2f}{percentile(prints, 0.95) * 1000:>9.2f}"
-                f"{statistics.median(renders) * 1000:>12.2f}{bare50 * 1000:>15.3f}"
-                f"{p50 / bare50:>13.1f}x"
+            figures.append(
+                PrintFigure(f"{language} ({profile} profile)", len(data), prints, renders, bares)
             )
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--receipts", type=int, default=200)
+    args = parser.parse_args()
+    print(f"{args.receipts} receipts per row; printer on 127.0.0.1 (a loopback TCP server)")
+    print(
+        f"{'receipt':<24}{'bytes':>8}{'print p50 ms':>14}{'p95 ms':>9}"
+        f"{'render p50':>12}{'bare send p50':>15}{'print / bare':>14}"
+    )
+    for figure in measure(args.receipts):
+        p50, bare50 = statistics.median(figure.prints), statistics.median(figure.bare_sends)
+        print(
+            f"{figure.label:<24}{figure.receipt_bytes:>8}"
+            f"{p50 * 1000:>14.2f}{percentile(figure.prints, 0.95) * 1000:>9.2f}"
+            f"{statistics.median(figure.renders) * 1000:>12.2f}{bare50 * 1000:>15.3f}"
+            f"{p50 / bare50:>13.1f}x"
+        )
 
 
 if __name__ == "__main__":

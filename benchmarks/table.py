@@ -9,7 +9,9 @@
                      versus a bare read;
   app                tap -> next screen drawn (real touches), reader event -> member screen,
                      cold start, resident memory, each beside its goal (issue 16);
-  offline key        one guess at a cached phone's key: the old HMAC versus scrypt.
+  offline key        one guess at a cached phone's key: the old HMAC versus scrypt;
+  printing           a receipt on a loopback ESC/POS printer versus a bare send (issue 14);
+  camera             frames decoded versus bare zxing-cpp, first frame to member (issue 14).
 Usage: python benchmarks/table.py [--quick]   (--quick: smaller counts, for a smoke run)
 """
 
@@ -408,6 +410,53 @@ def offline_key_rows(guesses: int) -> list[Row]:
     ]
 
 
+def printing_rows(receipts: int) -> list[Row]:
+    """A receipt printed on the loopback ESC/POS printer, beside a bare send of its bytes."""
+    from printing import measure
+
+    rows: list[Row] = []
+    for figure in measure(receipts):
+        bare = statistics.median(figure.bare_sends)
+        rows.append(
+            (
+                f"receipt printed, {figure.label}, {figure.receipt_bytes:,} bytes",
+                ms(statistics.median(figure.prints)),
+                ms(pct(figure.prints, 0.95)) + " p95",
+                f"render {ms(statistics.median(figure.renders))} ms",
+                f"{statistics.median(figure.prints) / bare:.0f}x a bare send of its bytes",
+            )
+        )
+    return rows
+
+
+def camera_rows(presentations: int) -> list[Row]:
+    """Camera frames decoded a second beside bare zxing-cpp; first frame to member."""
+    from camera import measure
+
+    figures = measure(presentations)
+    rows: list[Row] = [
+        (
+            "camera frames read + decoded (640x480)",
+            ms(1 / figures.reader_fps),
+            "",
+            f"{figures.reader_fps:.0f} frames/s",
+            f"bare zxing-cpp {figures.bare_fps:.0f}/s; "
+            f"{figures.bare_fps / figures.reader_fps:.2f}x",
+        )
+    ]
+    if figures.latencies:
+        rows.append(
+            (
+                "camera: card's first frame -> member identified",
+                ms(statistics.median(figures.latencies)),
+                ms(pct(figures.latencies, 0.95)) + " p95",
+                f"{len(figures.latencies)}/{figures.presentations} found",
+                "8 decodes/s, linear codes read twice",
+            )
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -423,6 +472,8 @@ def main() -> None:
         ("app", lambda: app_rows(22 if quick else 200, 2 if quick else 5)),
         ("abuse", lambda: abuse_rows(3 if quick else 10)),
         ("offline key", lambda: offline_key_rows(5 if quick else 30)),
+        ("printing", lambda: printing_rows(20 if quick else 200)),
+        ("camera", lambda: camera_rows(3 if quick else 12)),
     ]
     rows: list[Row] = []
     for name, measure in sections:
