@@ -93,12 +93,18 @@ OPTIONS = {
     "formats",
     "preview_fps",
 }
-_USERINFO = re.compile(r"//[^/@]*@")
+_HOST = re.compile(r"[A-Za-z0-9.\-\[\]:]{1,255}")
 
 
 def shown_source(source: int | str) -> str:
-    """The source as logs and screens may show it: a URL's user and password hidden."""
-    return _USERINFO.sub("//***@", str(source))
+    """The source as logs and screens may show it: of a URL only its scheme and host (a
+    password may sit before the last "@", or in the query, or hold a "/")."""
+    text = str(source)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return text
+    host = re.split(r"[/?#]", rest.rpartition("@")[2], maxsplit=1)[0]
+    return f"{scheme}://{host if _HOST.fullmatch(host) else '?'}/…"
 
 
 class CameraReader:

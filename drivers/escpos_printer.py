@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
+import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -66,8 +68,12 @@ def _text(options: Mapping[str, Any], key: str, default: str | None = None) -> s
 
 def _host(options: Mapping[str, Any]) -> str:
     host = _text(options, "host")
-    if len(host) > 253 or not all(ch.isprintable() and not ch.isspace() for ch in host):
-        raise DriverUnavailable("printer option 'host': expected a host name or address")
+    plain = all(ch.isprintable() and not ch.isspace() and ch not in "/@?#" for ch in host)
+    # One colon is "host:port" (the port has its own option); an IPv6 address has several.
+    if len(host) > 253 or not plain or host.count(":") == 1:
+        raise DriverUnavailable(
+            "printer option 'host': expected a host name or address (the port goes in 'port')"
+        )
     return host
 
 
@@ -86,7 +92,10 @@ def _usb(options: Mapping[str, Any], profile: str) -> Any:
 
     vendor = _integer(options, "vendor_id", -1, 0, 0xFFFF)
     product = _integer(options, "product_id", -1, 0, 0xFFFF)
-    return Usb(vendor, product, profile=profile)
+    in_ep = _integer(options, "in_ep", 0x82, 0x81, 0x8F)
+    out_ep = _integer(options, "out_ep", 0x01, 0x01, 0x0F)
+    timeout_ms = _integer(options, "timeout_s", 3, 1, 60) * 1000  # 0 would wait forever
+    return Usb(vendor, product, timeout=timeout_ms, in_ep=in_ep, out_ep=out_ep, profile=profile)
 
 
 def _serial(options: Mapping[str, Any], profile: str) -> Any:
@@ -103,6 +112,15 @@ def _file(options: Mapping[str, Any], profile: str) -> Any:
     return File(_text(options, "device"), profile=profile)
 
 
+def is_character_device(path: str) -> bool:
+    """A printer's device file (/dev/usb/lp0) is a character device: a regular file would
+    be overwritten, a missing one created, a FIFO would block."""
+    try:
+        return stat.S_ISCHR(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 # kind -> how to build python-escpos's connection from the printer's options.
 CONNECTIONS: dict[str, Callable[[Mapping[str, Any], str], Any]] = {
     "network": _network,
@@ -113,7 +131,7 @@ CONNECTIONS: dict[str, Callable[[Mapping[str, Any], str], Any]] = {
 # Every option a printer table may hold (a typo is refused, not silently ignored).
 OPTIONS = {
     "network": {"host", "port", "timeout_s"},
-    "usb": {"vendor_id", "product_id"},
+    "usb": {"vendor_id", "product_id", "in_ep", "out_ep", "timeout_s"},
     "serial": {"device", "baudrate"},
     "file": {"device"},
 }
@@ -313,6 +331,11 @@ class EscposPrinter:
             self._close(device)
 
     def state(self) -> PrinterState:
+        if not self.asks_status:  # a device file answers nothing: nothing is opened to ask
+            device = self.options.get("device")
+            if self.kind == "file" and not is_character_device(str(device)):
+                return PrinterState.UNREACHABLE
+            return PrinterState.UNKNOWN
         try:
             device = self._open()
         except PrinterFault as exc:
@@ -328,6 +351,8 @@ class EscposPrinter:
     def _open(self) -> Any:
         from escpos.exceptions import DeviceNotFoundError, USBNotFoundError
 
+        if self.kind == "file" and not is_character_device(str(self.options.get("device"))):
+            raise PrinterFault(PrinterState.UNREACHABLE, "not a printer device")
         device = self._connect(self.options, self.profile)
         try:
             device.open(raise_not_found=True)
@@ -351,7 +376,9 @@ class EscposPrinter:
                 answer = device._read()
             except TimeoutError:
                 return PrinterState.UNKNOWN  # a printer that does not answer status
-            except (OSError, NotImplementedError):
+            except (OSError, NotImplementedError) as exc:
+                if type(exc).__name__ == "USBTimeoutError":  # pyusb's, an OSError: no answer
+                    return PrinterState.UNKNOWN
                 return PrinterState.UNREACHABLE
             if not answer:
                 return PrinterState.UNKNOWN

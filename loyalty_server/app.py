@@ -70,6 +70,7 @@ T = TypeVar("T")
 Found = TypeVar("Found")
 API_VERSION = "1.0.0"
 PHONE_LOOKUPS_SPENT = "too many phone lookups from this terminal; wait a minute"
+RETRY_IN_A_MINUTE = {"Retry-After": "60"}  # the per-minute budgets refill within a minute
 
 
 # ------------------------------------------------------------------ models
@@ -672,9 +673,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def lookup(body: LookupIn, who: Auth) -> dict[str, Any]:
         if body.kind in ("phone", "phone_number"):
             if not shared.allow("phone:" + who.id, settings.phone_lookups_per_minute):
-                raise HTTPException(429, PHONE_LOOKUPS_SPENT)
+                raise HTTPException(429, PHONE_LOOKUPS_SPENT, headers=RETRY_IN_A_MINUTE)
         elif not shared.allow("lookup:" + who.id, settings.lookups_per_minute):
-            raise HTTPException(429, "too many lookups from this terminal; wait a minute")
+            raise HTTPException(
+                429, "too many lookups from this terminal; wait a minute", headers=RETRY_IN_A_MINUTE
+            )
         kind, value = body.kind, body.value
         if kind == "phone_number":
             e164 = e164_or_none(value)
@@ -715,7 +718,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
             # A 4xx, not 501: no server error, this server does not take secure cards.
             raise HTTPException(403, "secure cards are not set up on this store server")
         if not shared.allow("lookup:" + who.id, settings.lookups_per_minute):
-            raise HTTPException(429, "too many lookups from this terminal; wait a minute")
+            raise HTTPException(
+                429, "too many lookups from this terminal; wait a minute", headers=RETRY_IN_A_MINUTE
+            )
         try:
             return check(sun_keys)
         except SunRefused as refused:
@@ -763,7 +768,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         """Whether a card with this UID is known here (linked, tapped, blocked): asked by
         `pos-client card issue` before a blank card gets its keys."""
         if not shared.allow("lookup:" + who.id, settings.lookups_per_minute):
-            raise HTTPException(429, "too many lookups from this terminal; wait a minute")
+            raise HTTPException(
+                429, "too many lookups from this terminal; wait a minute", headers=RETRY_IN_A_MINUTE
+            )
         return CardKnownOut(known=ledger.card_known(bytes.fromhex(body.uid)))
 
     @app.post(
@@ -798,7 +805,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def pin_request(member_id: str, who: terminals.Terminal) -> None:
         """A PIN request within the terminal's rate, for a member who exists."""
         if not shared.allow("pin:" + who.id, settings.lookups_per_minute):
-            raise HTTPException(429, "too many PIN requests from this terminal; wait a minute")
+            raise HTTPException(
+                429,
+                "too many PIN requests from this terminal; wait a minute",
+                headers=RETRY_IN_A_MINUTE,
+            )
         if ledger.member(member_id) is None:
             raise HTTPException(404, "no such member")
 
@@ -862,7 +873,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     def member(member_id: MemberId, who: Auth) -> dict[str, Any]:
         if not shared.allow("lookup:" + who.id, settings.lookups_per_minute):
-            raise HTTPException(429, "too many member reads from this terminal; wait a minute")
+            raise HTTPException(
+                429,
+                "too many member reads from this terminal; wait a minute",
+                headers=RETRY_IN_A_MINUTE,
+            )
         view = ledger.member_view(member_id)
         if view is None:
             raise HTTPException(404, "no such member")
@@ -885,7 +900,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
     ) -> list[HistoryItem]:
         if not shared.allow("lookup:" + who.id, settings.lookups_per_minute):
-            raise HTTPException(429, "too many member reads from this terminal; wait a minute")
+            raise HTTPException(
+                429,
+                "too many member reads from this terminal; wait a minute",
+                headers=RETRY_IN_A_MINUTE,
+            )
         if ledger.member(member_id) is None:
             raise HTTPException(404, "no such member")
         with engine.connect() as conn:
@@ -949,7 +968,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             )
         result = limit_taken(apply_one(data, who), who)
         if result.code == "rate_limited":
-            raise HTTPException(429, PHONE_LOOKUPS_SPENT)
+            raise HTTPException(429, PHONE_LOOKUPS_SPENT, headers=RETRY_IN_A_MINUTE)
         if result.outcome == "conflict":
             raise HTTPException(409, result.error or "conflict")
         if result.outcome == "rejected":  # 400 malformed, 422 refused by the rules, with why

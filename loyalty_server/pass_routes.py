@@ -52,6 +52,17 @@ def signers(
     """The configured signers and the link key, checked (PassesUnavailable says what is
     wrong, in one line: `serve` refuses to start on it)."""
     apple = google = None
+    apple_given = [settings.apple_pass_type_id, settings.apple_cert, settings.apple_key]
+    if any(apple_given) and not settings.apple:  # half set: never silently off
+        raise PassesUnavailable(
+            "Apple passes need LOYALTY_SERVER_APPLE_PASS_TYPE_ID and _APPLE_PASS_CERT both"
+        )
+    if settings.google_key_file and not settings.google:
+        raise PassesUnavailable("Google passes need LOYALTY_SERVER_GOOGLE_WALLET_ISSUER_ID")
+    if settings.google and not settings.google_issuer_id.isdigit():
+        raise PassesUnavailable("LOYALTY_SERVER_GOOGLE_WALLET_ISSUER_ID: expected digits")
+    if settings.google and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", settings.google_class):
+        raise PassesUnavailable("LOYALTY_SERVER_GOOGLE_WALLET_CLASS: expected a class id")
     if settings.apple:
         assert settings.apple_cert and settings.apple_key and settings.apple_wwdr
         apple = AppleSigner.from_files(
@@ -156,18 +167,22 @@ def pass_router(
         429: {"description": "too many requests for this card"},
     }
 
+    def refused_page(refused: HTTPException) -> HTMLResponse:
+        """A phone shows a page, never a JSON error."""
+        text = GONE if refused.status_code == 404 else str(refused.detail)
+        return HTMLResponse(
+            _page(program_name, f"<p>{html.escape(text)}</p>"),
+            status_code=refused.status_code,
+            headers=dict(refused.headers or PAGE_HEADERS),
+        )
+
     @router.get("/v1/passes/{token}", response_class=HTMLResponse, responses=gone)
     def page(token: str) -> HTMLResponse:
         """The phone's page: the card for Apple Wallet and for Google Wallet."""
         try:
             holder = holder_of(token)
-        except HTTPException as refused:  # a phone shows a page, never a JSON error
-            text = GONE if refused.status_code == 404 else str(refused.detail)
-            return HTMLResponse(
-                _page(program_name, f"<p>{html.escape(text)}</p>"),
-                status_code=refused.status_code,
-                headers=dict(refused.headers or PAGE_HEADERS),
-            )
+        except HTTPException as refused:
+            return refused_page(refused)
         offers = [f"<p>{html.escape(holder.display_name)}</p>"]
         if apple is not None:
             offers.append(f'<a class="b" href="{token}/apple.pkpass">Add to Apple Wallet</a>')
@@ -181,9 +196,12 @@ def pass_router(
         responses={**gone, 200: {"content": {PKPASS: {}}, "description": "the pass"}},
     )
     def apple_file(token: str) -> Response:
-        holder = holder_of(token)
-        if apple is None:
-            raise HTTPException(404, "no Apple Wallet passes here")
+        try:
+            holder = holder_of(token)
+            if apple is None:
+                raise HTTPException(404, GONE, headers=PAGE_HEADERS)
+        except HTTPException as refused:
+            return refused_page(refused)
         try:
             data = apple_pass(apple, holder, program_name)
         except PassesUnavailable as exc:
@@ -201,10 +219,13 @@ def pass_router(
         status_code=303,
         responses={**gone, 303: {"description": "to Google Wallet's save page"}},
     )
-    def google_link(token: str) -> RedirectResponse:
-        holder = holder_of(token)
-        if google is None:
-            raise HTTPException(404, "no Google Wallet passes here")
+    def google_link(token: str) -> Response:
+        try:
+            holder = holder_of(token)
+            if google is None:
+                raise HTTPException(404, GONE, headers=PAGE_HEADERS)
+        except HTTPException as refused:
+            return refused_page(refused)
         return RedirectResponse(
             google_save_link(google, holder), status_code=303, headers=PAGE_HEADERS
         )

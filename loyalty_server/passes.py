@@ -22,6 +22,7 @@ import json
 import time
 import zipfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,21 @@ LINK_TTL_S = 600  # a link shown on a kiosk is good for ten minutes
 
 class PassesUnavailable(RuntimeError):
     """This server has no keys for that kind of pass; the message says what to set."""
+
+
+MAX_KEY_FILE_BYTES = 64 * 1024
+
+
+def read_key_file(path: Path) -> bytes:
+    """A key or certificate file: a regular file (a FIFO would block, /dev/zero never
+    ends), read bounded."""
+    if not path.is_file():
+        raise OSError(2, "not a regular file")
+    with path.open("rb") as handle:
+        data = handle.read(MAX_KEY_FILE_BYTES + 1)
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise OSError(27, "larger than a key file")
+    return data
 
 
 @dataclass(frozen=True)
@@ -64,7 +80,7 @@ class AppleSigner:
         wwdr: Path,
     ) -> AppleSigner:
         from cryptography import x509
-        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
         from cryptography.hazmat.primitives.serialization import (
             Encoding,
             PublicFormat,
@@ -73,19 +89,37 @@ class AppleSigner:
 
         if not pass_type_id.strip() or not team_id.strip():
             raise PassesUnavailable("Apple passes need a pass type id and a team id")
-        try:
-            signer = cls(
-                pass_type_id,
-                team_id,
-                organization,
-                x509.load_pem_x509_certificate(certificate.read_bytes()),
-                load_pem_private_key(key.read_bytes(), password=None),
-                x509.load_pem_x509_certificate(wwdr.read_bytes()),
-            )
-        except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
-            reason = getattr(exc, "strerror", None) or type(exc).__name__
+        loaded: dict[str, Any] = {}
+        for what, path, load in (
+            ("pass certificate", certificate, x509.load_pem_x509_certificate),
+            ("pass key", key, lambda data: load_pem_private_key(data, password=None)),
+            ("WWDR certificate", wwdr, x509.load_pem_x509_certificate),
+        ):
+            try:
+                loaded[what] = load(read_key_file(path))
+            except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
+                reason = getattr(exc, "strerror", None) or "not PEM of the right kind"
+                raise PassesUnavailable(f"Apple {what} {path}: {reason}") from None
+        signer = cls(
+            pass_type_id,
+            team_id,
+            organization,
+            loaded["pass certificate"],
+            loaded["pass key"],
+            loaded["WWDR certificate"],
+        )
+        now = datetime.now(UTC)
+        cert = signer.certificate
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
             raise PassesUnavailable(
-                f"Apple pass certificate, key or WWDR certificate unreadable: {reason}"
+                f"the Apple pass certificate is valid {cert.not_valid_before_utc:%Y-%m-%d} to"
+                f" {cert.not_valid_after_utc:%Y-%m-%d}, not today"
+            )
+        try:  # the WWDR certificate given must be the one that issued the pass certificate
+            cert.verify_directly_issued_by(signer.wwdr)
+        except (ValueError, TypeError, InvalidSignature):
+            raise PassesUnavailable(
+                "the Apple WWDR certificate did not issue the pass certificate"
             ) from None
 
         def public(key: Any) -> bytes:
@@ -115,7 +149,7 @@ class GoogleSigner:
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
         try:
-            document = json.loads(path.read_text())
+            document = json.loads(read_key_file(path))
             key = load_pem_private_key(document["private_key"].encode(), password=None)
             email = document["client_email"]
         except (
@@ -131,8 +165,10 @@ class GoogleSigner:
                 f"Google service-account key file unreadable ({reason}): expected the JSON"
                 " key with client_email and private_key"
             ) from None
-        if not isinstance(key, rsa.RSAPrivateKey) or not isinstance(email, str):
-            raise PassesUnavailable("Google service-account key file: not an RSA key")
+        if not isinstance(key, rsa.RSAPrivateKey) or not isinstance(email, str) or "@" not in email:
+            raise PassesUnavailable(
+                "Google service-account key file: expected an RSA key and its client_email"
+            )
         return cls(issuer_id, class_suffix, email, key, program_name)
 
 

@@ -411,9 +411,13 @@ def printer_checks(settings: Settings) -> list[Any]:
         printers = build_printers(settings)
     except ConfigError as exc:
         return [doctor.Check("printers", False, str(exc))]
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Asked at once: several printers that do not answer cost one timeout, not one each.
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(printers)))) as pool:
+        states = list(pool.map(lambda printer: printer.state(), printers))
     rows = []
-    for printer in printers:
-        state = printer.state()
+    for printer, state in zip(printers, states, strict=True):
         detail = f"{printer.describe()}: {state.value.replace('_', ' ')}"
         if state is PrinterState.UNKNOWN:
             detail += " (prints; its link does not answer status queries)"

@@ -113,6 +113,7 @@ class PrinterStatus:
 # Past this many waiting (a printer gone for a long queue of sales) the oldest is dropped
 # and logged; the last receipt can always be printed again from the staff screen.
 MAX_WAITING_JOBS = 20
+RECHECK_S = 15.0  # a printer that cannot print is asked again this often, between jobs
 
 
 class PrintService:
@@ -123,8 +124,10 @@ class PrintService:
         printers: Sequence[Printer],
         publish: Callable[[PrinterStatus], None],
         max_waiting: int = MAX_WAITING_JOBS,
+        recheck_s: float = RECHECK_S,
     ) -> None:
         self.printers = list(printers)
+        self.recheck_s = recheck_s
         self._publish = publish
         self._jobs: queue.Queue[PrintJob | None] = queue.Queue(maxsize=max_waiting)
         self._states: dict[str, PrinterState] = {}
@@ -199,7 +202,12 @@ class PrintService:
 
     def _work(self) -> None:
         while True:
-            job = self._jobs.get()
+            try:
+                job = self._jobs.get(timeout=self.recheck_s)
+            except queue.Empty:  # quiet: a printer that could not print is asked again
+                if any(not state.prints for state in self.states().values()):
+                    self._recheck()
+                continue
             if job is None:
                 return
             printed = False
@@ -207,6 +215,14 @@ class PrintService:
                 printed |= self._run(printer, job)
             if printed and job.kind != "check":
                 self.printed += 1
+
+    def _recheck(self) -> None:
+        """The printers that could not print, asked again: one back in order says so."""
+        faulty = {name for name, state in self.states().items() if not state.prints}
+        check = PrintJob("check", "", ())
+        for printer in self.printers:
+            if printer.name in faulty:
+                self._run(printer, check)
 
     def _run(self, printer: Printer, job: PrintJob) -> bool:
         detail = ""

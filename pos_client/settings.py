@@ -379,7 +379,7 @@ def driver_tables(
     names: set[str] = set()
     for index, table in enumerate(root.tables(array)):
         name = table.text("name", f"{noun}{index}")
-        if not name or len(name) > 64 or not name.isprintable():
+        if not name.strip() or len(name) > 64 or not name.isprintable():
             raise table.fail("name", "expected a short name of printable characters")
         if name in names:
             raise table.fail("name", f"two {noun}s are called {name!r}")

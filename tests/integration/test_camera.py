@@ -114,4 +114,10 @@ def test_a_typo_in_a_camera_option_is_refused_and_a_urls_password_never_shown() 
     secret = "rtsp://admin:S3cretPass@127.0.0.1:1/stream"
     reader = CameraReader("kiosk", {"source": secret}, lambda _event: None)
     assert "S3cretPass" not in reader.describe() + (reader.problem() or "")
-    assert shown_source(secret) == "rtsp://***@127.0.0.1:1/stream"
+    assert shown_source(secret) == "rtsp://127.0.0.1:1/…"
+    for hidden in (
+        "rtsp://admin:p@ssS3cret@host/s",  # FFmpeg splits on the last "@"
+        "http://host/v.cgi?user=admin&pwd=S3cret",
+        "rtsp://admin:pa/S3cret@host/s",
+    ):
+        assert "S3cret" not in shown_source(hidden), hidden

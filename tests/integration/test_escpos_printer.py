@@ -176,6 +176,8 @@ def test_nobody_listening_is_unreachable_at_once() -> None:
         ("network", {"host": "h", "prot": 9100}, "'prot': not one a network printer has"),
         ("network", {"host": "a\x00b"}, "'host': expected a host name"),
         ("network", {"host": "h" * 300}, "'host': expected a host name"),
+        ("network", {"host": "192.168.1.40:9100"}, "the port goes in 'port'"),
+        ("network", {"host": "http://printer/"}, "'host': expected a host name"),
         ("network", {"host": "h", "font": "/dev/zero"}, "'font': expected a font file"),
         ("usb", {"vendor_id": 1, "product_id": 2, "host": "h"}, "'host': not one a usb"),
     ],
@@ -229,3 +231,21 @@ def test_the_headless_terminal_says_how_its_printer_and_readers_are(tmp_path: Pa
     lines = result.stdout.splitlines()
     assert "printer front unreachable" in lines, result.stdout
     assert any(line.startswith("reader sim:sim connected") for line in lines), result.stdout
+
+
+def test_a_device_file_that_is_no_printer_is_never_written_nor_blocks(tmp_path: Path) -> None:
+    import os
+
+    victim = tmp_path / "receipts.txt"
+    victim.write_text("keep me")
+    fifo = tmp_path / "lp-fifo"
+    os.mkfifo(fifo)
+    for device in (victim, fifo, tmp_path / "missing", tmp_path):
+        driver = build_printer("file", "lp", {"device": str(device)})
+        assert driver.state() is PrinterState.UNREACHABLE, device
+        with pytest.raises(PrinterFault):
+            driver.print_job(card_job("S", "A", CARD, "W"))
+    assert victim.read_text() == "keep me" and not (tmp_path / "missing").exists()
+    null = build_printer("file", "lp", {"device": "/dev/null"})  # a character device
+    assert null.state() is PrinterState.UNKNOWN
+    assert null.print_job(card_job("S", "A", CARD, "W")) is PrinterState.UNKNOWN

@@ -139,3 +139,15 @@ def test_a_full_queue_drops_the_oldest_job_and_counts_it() -> None:
 def test_no_receipt_yet_means_nothing_to_reprint() -> None:
     with PrintService([FakePrinter()], lambda _status: None) as service:
         assert not service.reprint()
+
+
+def test_a_printer_back_in_order_is_seen_without_a_new_job() -> None:
+    printer = FakePrinter()
+    seen: list[PrinterStatus] = []
+    with PrintService([printer], seen.append, recheck_s=0.05) as service:
+        printer.state_now = PrinterState.COVER_OPEN
+        service.submit(receipt_job(KEY, LINES))
+        assert wait_for(lambda: seen and seen[-1].state is PrinterState.COVER_OPEN)
+        printer.state_now = PrinterState.READY  # the cover shut: nobody prints anything
+        assert wait_for(lambda: seen[-1].state is PrinterState.READY)
+        assert printer.jobs == []
