@@ -97,14 +97,19 @@ _HOST = re.compile(r"[A-Za-z0-9.\-\[\]:]{1,255}")
 
 
 def shown_source(source: int | str) -> str:
-    """The source as logs and screens may show it: of a URL only its scheme and host (a
-    password may sit before the last "@", or in the query, or hold a "/")."""
+    """The source as logs and screens may show it: a device or a file as it is; of a URL
+    only its scheme, and its host when nothing in it could be a credential (a password may
+    hold "@" or "/", sit in the query or the fragment); a pipeline not at all."""
     text = str(source)
     scheme, sep, rest = text.partition("://")
     if not sep:
-        return text
-    host = re.split(r"[/?#]", rest.rpartition("@")[2], maxsplit=1)[0]
-    return f"{scheme}://{host if _HOST.fullmatch(host) else '?'}/…"
+        return text if "=" not in text else "a capture pipeline (hidden)"
+    if not re.fullmatch(r"[a-z][a-z0-9+.-]{0,15}", scheme):
+        return "a capture pipeline (hidden)"
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" in rest or "=" in rest or not _HOST.fullmatch(authority):
+        return f"{scheme}://…"
+    return f"{scheme}://{authority}/…"
 
 
 class CameraReader:

@@ -68,11 +68,12 @@ def _text(options: Mapping[str, Any], key: str, default: str | None = None) -> s
 
 def _host(options: Mapping[str, Any]) -> str:
     host = _text(options, "host")
-    plain = all(ch.isprintable() and not ch.isspace() and ch not in "/@?#" for ch in host)
-    # One colon is "host:port" (the port has its own option); an IPv6 address has several.
-    if len(host) > 253 or not plain or host.count(":") == 1:
+    plain = all(ch.isprintable() and not ch.isspace() and ch not in "/@?#[]" for ch in host)
+    # python-escpos's network printer speaks IPv4 only; "host:port" has the port in 'port'.
+    if len(host) > 253 or not plain or ":" in host:
         raise DriverUnavailable(
-            "printer option 'host': expected a host name or address (the port goes in 'port')"
+            "printer option 'host': expected a host name or an IPv4 address"
+            " (the port goes in 'port')"
         )
     return host
 

@@ -100,9 +100,14 @@ def private_files(settings: ServerSettings) -> list[Path]:
 
 def tighten_files(settings: ServerSettings) -> None:
     """Make existing files of secrets (from before, or made under a looser umask) 0600."""
+    import stat
+
     for path in private_files(settings):
         try:
-            if path.stat().st_mode & 0o777 != PRIVATE_MODE:
+            mode = path.stat().st_mode
+            # Only the server's own regular files: a setting pointing at a device or a FIFO
+            # (/dev/zero) is refused later, never chmod-ed here.
+            if stat.S_ISREG(mode) and mode & 0o777 != PRIVATE_MODE:
                 path.chmod(PRIVATE_MODE)
         except FileNotFoundError:
             continue
@@ -163,6 +168,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         signers(settings.passes, program.name)
     except PassesUnavailable as exc:
         complain(f"wallet passes: {exc}")
+        return 2
+    from pos_client.privacy import load_or_create_key
+
+    try:  # the store's phone key: read (or made) here, so a bad file is one line
+        load_or_create_key(settings.phone_key_file)
+    except (OSError, ValueError) as exc:
+        complain(f"phone key file: {getattr(exc, 'strerror', None) or exc}")
         return 2
     if not args.no_migrate:
         migrate(settings.database_url)

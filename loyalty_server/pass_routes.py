@@ -52,14 +52,22 @@ def signers(
     """The configured signers and the link key, checked (PassesUnavailable says what is
     wrong, in one line: `serve` refuses to start on it)."""
     apple = google = None
-    apple_given = [settings.apple_pass_type_id, settings.apple_cert, settings.apple_key]
+    apple_given = [
+        settings.apple_pass_type_id,
+        settings.apple_team_id,
+        settings.apple_cert,
+        settings.apple_key,
+        settings.apple_wwdr,
+    ]
     if any(apple_given) and not settings.apple:  # half set: never silently off
         raise PassesUnavailable(
             "Apple passes need LOYALTY_SERVER_APPLE_PASS_TYPE_ID and _APPLE_PASS_CERT both"
         )
-    if settings.google_key_file and not settings.google:
-        raise PassesUnavailable("Google passes need LOYALTY_SERVER_GOOGLE_WALLET_ISSUER_ID")
-    if settings.google and not settings.google_issuer_id.isdigit():
+    if bool(settings.google_key_file) != bool(settings.google_issuer_id):
+        raise PassesUnavailable(
+            "Google passes need LOYALTY_SERVER_GOOGLE_WALLET_KEY_FILE and _ISSUER_ID both"
+        )
+    if settings.google and not re.fullmatch(r"[0-9]{1,30}", settings.google_issuer_id):
         raise PassesUnavailable("LOYALTY_SERVER_GOOGLE_WALLET_ISSUER_ID: expected digits")
     if settings.google and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", settings.google_class):
         raise PassesUnavailable("LOYALTY_SERVER_GOOGLE_WALLET_CLASS: expected a class id")

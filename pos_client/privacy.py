@@ -94,11 +94,16 @@ class OfflineLookupKey:
 
 
 def load_or_create_key(path: Path) -> bytes:
-    """Read the key file, creating it (mode 0600) with a random key on first use."""
+    """Read the key file, creating it (mode 0600) with a random key on first use. Only a
+    regular file is read, and only its first KiB (a FIFO would block, /dev/zero never end)."""
     try:
-        text = path.read_text().strip()
+        if path.exists() and not path.is_file():
+            raise ValueError(f"{path}: not a regular file")
+        with path.open("rb") as handle:
+            text = handle.read(1024).decode("ascii", errors="replace").strip()
     except FileNotFoundError:
-        private_dir(path.parent)
+        if not path.parent.exists():  # a folder made for it is private; an existing one
+            private_dir(path.parent)  # (the server's working folder, /etc) is left as it is
         key = secrets.token_bytes(KEY_BYTES)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as handle:

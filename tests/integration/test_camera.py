@@ -114,10 +114,14 @@ def test_a_typo_in_a_camera_option_is_refused_and_a_urls_password_never_shown() 
     secret = "rtsp://admin:S3cretPass@127.0.0.1:1/stream"
     reader = CameraReader("kiosk", {"source": secret}, lambda _event: None)
     assert "S3cretPass" not in reader.describe() + (reader.problem() or "")
-    assert shown_source(secret) == "rtsp://127.0.0.1:1/…"
+    assert shown_source(secret) == "rtsp://…"
+    assert shown_source("rtsp://cam.local:554/live") == "rtsp://cam.local:554/…"
     for hidden in (
         "rtsp://admin:p@ssS3cret@host/s",  # FFmpeg splits on the last "@"
         "http://host/v.cgi?user=admin&pwd=S3cret",
         "rtsp://admin:pa/S3cret@host/s",
+        "http://127.0.0.1:1/cgi?user=admin&pwd=abc@S3cret",
+        "http://127.0.0.1:1/video.mjpg#pwd@S3cret",
+        "rtspsrc user-pw=S3cret location=rtsp://127.0.0.1:1/s ! appsink",
     ):
         assert "S3cret" not in shown_source(hidden), hidden

@@ -197,6 +197,8 @@ def test_a_server_with_bad_pass_settings_refuses_to_start_in_one_line(
 
     other = make_pass_keys(tmp_path / "other")
     url = f"sqlite+pysqlite:///{tmp_path / 'store.sqlite'}"
+    fifo = tmp_path / "key-fifo"
+    os.mkfifo(fifo)  # a key "file" that would block whoever opens it
     cases = [
         ({"LOYALTY_SERVER_APPLE_PASS_KEY": str(other.apple_key)}, "not the pass certificate's"),
         ({"LOYALTY_SERVER_APPLE_PASS_CERT": str(tmp_path)}, "not a regular file"),
@@ -207,11 +209,21 @@ def test_a_server_with_bad_pass_settings_refuses_to_start_in_one_line(
         (
             {
                 "LOYALTY_SERVER_GOOGLE_WALLET_KEY_FILE": str(keys.google_key_file),
-                "LOYALTY_SERVER_GOOGLE_WALLET_ISSUER_ID": "abc def",
+                "LOYALTY_SERVER_GOOGLE_WALLET_ISSUER_ID": "3388²",  # not an ASCII digit
             },
             "expected digits",
         ),
+        ({"LOYALTY_SERVER_GOOGLE_WALLET_ISSUER_ID": "3388000000012345"}, "_KEY_FILE and"),
+        ({"LOYALTY_SERVER_PASS_LINK_KEY_FILE": str(fifo)}, "not a regular file"),
+        ({"LOYALTY_SERVER_PHONE_KEY_FILE": str(fifo)}, "phone key file"),
     ]
+    half = {"LOYALTY_SERVER_APPLE_TEAM_ID": "TEAM123456"}  # one Apple setting alone
+    result = subprocess.run(
+        [sys.executable, "-m", "loyalty_server.cli", "serve", "--port", "1",
+         "--database-url", url],
+        cwd=REPO, env={**os.environ, **half}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2 and "_APPLE_PASS_CERT both" in result.stderr
     for change, said in cases:
         env = {**os.environ, **apple_env(keys, tmp_path), **change}
         result = subprocess.run(
