@@ -339,25 +339,25 @@ def bare_same_rows(
     for first in range(0, len(claims), batch):
         chunk = claims[first : first + batch]
         rows = [(member_map[p[0]], *p[1:]) for claim in chunk for p in postings.get(claim[0], ())]
-        sums: list[tuple[Any, ...]] = []
+        sums: list[dict[str, Any]] = []
         moves: list[tuple[int, str]] = []
         for member_id, _key, kind, points, amount, _r, occurred, recorded, units, segs, _m in rows:
+            # The totals rows each posting adds to, as the ledger makes them.
             added = totals.counts(kind, points, amount, units, segs)
             if added is not None:
-                day = totals.local_day(occurred, zone)
-                month, lifetime = day.replace(day=1), totals.ALL_START
-                for grain, row_start in (("d", day), ("m", month), ("a", lifetime)):
-                    sums.append((member_id, grain, row_start, *added))
+                sums += totals.rows_for(member_id, totals.local_day(occurred, zone), added)
             recorded_sums = totals.recorded_counts(kind, points)
             if recorded_sums is not None:
-                sums.append((member_id, "r", totals.local_day(recorded, zone), *recorded_sums))
+                day = totals.local_day(recorded, zone)
+                sums.append(totals.recorded_row(member_id, day, recorded_sums))
             moves.append((points, member_id))
         # Summed per row key as the server stages them: the same rows, no more.
         summed: dict[tuple[Any, ...], list[int]] = {}
-        for member_id, grain, row_start, *values in sums:
-            into = summed.setdefault((member_id, grain, row_start), [0] * len(values))
-            for index, value in enumerate(values):
-                into[index] += value
+        for row in sums:
+            key = (row["member_id"], row["grain"], row["start"])
+            into = summed.setdefault(key, [0] * len(totals.SUM_FIELDS))
+            for index, field in enumerate(totals.SUM_FIELDS):
+                into[index] += row[field]
         delta: dict[str, int] = {}
         for points, member_id in moves:
             delta[member_id] = delta.get(member_id, 0) + points
@@ -372,7 +372,7 @@ def bare_same_rows(
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
         start = time.perf_counter()
-        for chunk, rows, sums, moves in batches:
+        for chunk, rows, summed_rows, moves in batches:
             with conn.transaction(), conn.cursor() as cur:
                 cur.executemany(
                     "INSERT INTO operations (key, kind, body_hash, result, terminal_id,"
@@ -394,7 +394,7 @@ def bare_same_rows(
                     " visits = member_totals.visits + excluded.visits,"
                     " units_milli = member_totals.units_milli + excluded.units_milli,"
                     " segments = member_totals.segments + excluded.segments",
-                    sums,
+                    summed_rows,
                 )
                 cur.executemany("UPDATE members SET balance = balance + %s WHERE id = %s", moves)
         return time.perf_counter() - start

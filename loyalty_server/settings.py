@@ -48,13 +48,15 @@ PASS_ENV = {  # LOYALTY_SERVER_<name> -> PassSettings field
 }
 
 
+PASS_PATHS = {"link_key_file", "apple_cert", "apple_key", "apple_wwdr", "google_key_file"}
+
+
 def passes_from(env: dict[str, str] | os._Environ[str]) -> PassSettings:
     values: dict[str, object] = {}
     for name, field_name in PASS_ENV.items():
         raw = env.get(f"LOYALTY_SERVER_{name}", "").strip()
         if raw:
-            paths = ("link_key_file", "apple_cert", "apple_key", "apple_wwdr", "google_key_file")
-            values[field_name] = Path(raw) if field_name in paths else raw
+            values[field_name] = Path(raw) if field_name in PASS_PATHS else raw
     settings = PassSettings(**values)  # type: ignore[arg-type]
     url = settings.public_url
     if url and not url.startswith(("https://", "http://")):
