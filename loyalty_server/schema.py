@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Date, Integer, MetaData, String, Table, text
+from sqlalchemy import BigInteger, Column, Date, Integer, MetaData, String, Table, Text, text
 
 from pos_client.ledger.schema import BIGID, UTCDateTime
 
@@ -90,4 +90,83 @@ security_events = Table(
     Column("kind", String(32), nullable=False),
     Column("terminal_id", String(64), nullable=False),
     Column("card", String(32), nullable=True),
+)
+
+# The store managers' web console (issue 13), revision 0015.
+# Staff accounts: Argon2 password hashes (never the password), failures in a row and a lock.
+console_users = Table(
+    "console_users",
+    server_metadata,
+    Column("name", String(32), primary_key=True),
+    Column("role", String(16), nullable=False),  # manager | auditor
+    Column("password_hash", String(200), nullable=False),
+    Column("failures", Integer, nullable=False, server_default=text("0")),
+    Column("locked_until", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime, nullable=True),
+)
+
+# Signed-in browsers: the sha256 of the session id the cookie carries (the cookie alone is
+# never enough: logging out deletes the row), its CSRF token and its end.
+console_sessions = Table(
+    "console_sessions",
+    server_metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_name", String(32), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Every change made in the console: who, when, what (an action on a target, its detail)
+# and why. Never purged.
+console_audit = Table(
+    "console_audit",
+    server_metadata,
+    Column("id", BIGID, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("user_name", String(32), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", String(128), nullable=False),
+    Column("detail", String(400), nullable=False),
+    Column("reason", String(200), nullable=False),
+)
+
+# The last heartbeat each terminal sent while syncing: what its outbox holds, its readers.
+# `dead` is the dead entries it listed (JSON: key, reason, age), bounded by the API.
+terminal_heartbeats = Table(
+    "terminal_heartbeats",
+    server_metadata,
+    Column("terminal_id", String(64), primary_key=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("app_version", String(40), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("pending", Integer, nullable=False),
+    Column("dead_count", Integer, nullable=False),
+    Column("oldest_pending_s", Integer, nullable=True),
+    Column("readers", String(400), nullable=False),
+    Column("dead", Text, nullable=False),
+)
+
+# Programme versions uploaded through the console, each active from `activate_at` until a
+# later one's; the programme file the server starts with stands before the first.
+program_versions = Table(
+    "program_versions",
+    server_metadata,
+    Column("version", String(64), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("uploaded_at", UTCDateTime, nullable=False),
+    Column("uploaded_by", String(32), nullable=False),
+    Column("activate_at", UTCDateTime, nullable=False, index=True),
+)
+
+# A manager's decision on a flagged member-day (approve, or reverse its earnings).
+flag_reviews = Table(
+    "flag_reviews",
+    server_metadata,
+    Column("member_id", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("decision", String(16), nullable=False),  # approved | reversed
+    Column("user_name", String(32), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
 )

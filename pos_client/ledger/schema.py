@@ -112,6 +112,8 @@ transactions = Table(
     Column("merchant", String(32), nullable=False, server_default=text("''")),
 )
 Index("ix_transactions_member_time", transactions.c.member_id, transactions.c.occurred_at)
+# Across members by time: the console's days (ledger version 11, migration 0015).
+Index("ix_transactions_occurred_at", transactions.c.occurred_at)
 
 # Inbound transfers posted by partners through the partner API: each partner's own
 # reference is applied once (the primary key), a replay returns the stored first result.

@@ -352,6 +352,11 @@ def _v10_staff_awards(conn: Connection, _context: StepContext) -> None:
     ).create(conn)
 
 
+def _v11_transactions_time(conn: Connection, _context: StepContext) -> None:
+    # The console's days (today, the last 30) read transactions by time, across members.
+    conn.exec_driver_sql("CREATE INDEX ix_transactions_occurred_at ON transactions (occurred_at)")
+
+
 # The steps after the baseline, in order (see the module docstring to add one).
 STEPS: tuple[Step, ...] = (
     Step(2, "member_totals, backfilled from transactions", _v2_member_totals),
@@ -363,6 +368,7 @@ STEPS: tuple[Step, ...] = (
     Step(8, "members' guardian consent (the age gate)", _v8_guardian_consent),
     Step(9, "member_tiers: tiers reached and kept (downgrade never, grace)", _v9_member_tiers),
     Step(10, "staff_members and staff_awards: staff awards and their audit", _v10_staff_awards),
+    Step(11, "an index on transactions' time (the console's days)", _v11_transactions_time),
 )
 
 

@@ -105,6 +105,7 @@ def test_an_embedded_ledger_from_before_the_totals_gains_them_backfilled(tmp_pat
         conn.exec_driver_sql("DROP TABLE member_tiers")
         conn.exec_driver_sql("DROP TABLE staff_awards")
         conn.exec_driver_sql("DROP TABLE staff_members")
+        conn.exec_driver_sql("DROP INDEX ix_transactions_occurred_at")  # version 11's
         drop_units_columns(conn, ("transactions",))  # versions 6 and 7's
         conn.exec_driver_sql("DROP TABLE ledger_version")  # no version
     ledger.engine.dispose()
@@ -161,6 +162,7 @@ def test_a_ledger_at_version_2_gains_todays_recorded_row_and_the_cap_counts_it(
         conn.exec_driver_sql("DROP TABLE member_tiers")  # version 9's
         conn.exec_driver_sql("DROP TABLE staff_awards")  # version 10's
         conn.exec_driver_sql("DROP TABLE staff_members")
+        conn.exec_driver_sql("DROP INDEX ix_transactions_occurred_at")  # version 11's
         drop_units_columns(conn)  # versions 6 and 7's
         conn.exec_driver_sql("UPDATE ledger_version SET version = 2")
     ledger.engine.dispose()
