@@ -1287,6 +1287,20 @@ def create_app(settings: ServerSettings) -> FastAPI:
                         "member %s: %d earnings today, flagged for review", member_id, count
                     )
 
+    from loyalty_server.console.routes import ConsoleContext, install_console
+
+    install_console(
+        app,
+        ConsoleContext(
+            engine=engine,
+            current=lambda: (ledger, program),
+            zone=ZoneInfo(settings.timezone),
+            phone_hasher=phone_hasher,
+            store_key=bytes.fromhex(phone_key),
+            shared=shared,
+            pairing_code_ttl_s=settings.pairing_code_ttl_s,
+        ),
+    )
     app.include_router(
         pass_router(
             settings.passes,

@@ -758,6 +758,38 @@ def read_pin(prompt: str) -> str:
     return sys.stdin.readline().strip()
 
 
+def cmd_user_add(args: argparse.Namespace) -> int:
+    """A console account (its password read without echo, or the next line of stdin)."""
+    from loyalty_server.console.accounts import add_user
+
+    password = read_pin("password: ")
+    try:
+        add_user(engine_for(args), args.name, args.role, password)
+    except ValueError as exc:
+        complain(f"user {shown_cut(args.name)}: {exc}")
+        return 2
+    print(f"user {args.name}: {args.role}")
+    return 0
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    from loyalty_server.console.accounts import disable_user
+
+    if not disable_user(engine_for(args), args.name):
+        complain(f"user {shown_cut(args.name)}: no such active user")
+        return 1
+    print(f"user {args.name}: disabled, signed out")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from loyalty_server.console.accounts import list_users
+
+    for name, role, active in list_users(engine_for(args)):
+        print(f"{name}\t{role}\t{'active' if active else 'disabled'}")
+    return 0
+
+
 def cmd_staff_add(args: argparse.Namespace) -> int:
     """A staff member who may award points (their PIN read without echo, or from stdin)."""
     from pos_client.ledger.staff_awards import add_staff
@@ -955,6 +987,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--days", type=days_back, default=30, help="1 to 3660 (default 30)")
     sub.set_defaults(handler=cmd_staff_awards, needs_schema=True)
 
+    user = commands.add_parser("user", help="console accounts").add_subparsers(
+        dest="user_command", required=True
+    )
+    sub = user.add_parser("add", help="add a console account (or set a new password and role)")
+    common(sub)
+    sub.add_argument("name")
+    sub.add_argument("--role", choices=("manager", "auditor"), required=True)
+    sub.set_defaults(handler=cmd_user_add, needs_schema=True)
+    sub = user.add_parser("disable", help="disable a console account and end its sessions")
+    common(sub)
+    sub.add_argument("name")
+    sub.set_defaults(handler=cmd_user_disable, needs_schema=True)
+    sub = user.add_parser("list", help="console accounts")
+    common(sub)
+    sub.set_defaults(handler=cmd_user_list, needs_schema=True)
     sub = commands.add_parser("settlement", help="a coalition's settlement for a period, as CSV")
     common(sub)
     sub.add_argument("--from", dest="start", required=True, help="first store day, YYYY-MM-DD")

@@ -138,7 +138,7 @@ class Limits:
 EARNED_KINDS = totals.EARNED_KINDS
 # Rows that are not the member's own activity (expiry by inactivity): their points
 # expiring, and their inviting someone else.
-NOT_ACTIVITY = ("expire", "invite")
+NOT_ACTIVITY = ("expire", "invite", "adjust")  # a manager's correction is not the member's
 
 
 @dataclass(frozen=True)
@@ -545,6 +545,29 @@ class Ledger:
                 )
             )
         return {"status": "applied", **award.result(approver_id), "balance": balance}
+
+    def adjust(
+        self, key: str, member_id: str, points: int, now: datetime | None = None
+    ) -> tuple[bool, int]:
+        """A manager's correction of a member's balance by `points` (signed, not 0), posted
+        as an 'adjust' transaction under `key` (the console form's own key, so a form sent
+        twice adjusts once). Returns (applied now, the balance). Raises OpRejected:
+        bad_request, limit_points, unknown_member, insufficient_points (below zero)."""
+        if points == 0 or not 1 <= len(key) <= 64:
+            raise OpRejected("bad_request", "an adjustment moves at least one point")
+        self._check_points(abs(points))
+        moment = now or utcnow()
+        with self.writer.begin() as conn:
+            record = self._locked_member(conn, member_id)
+            if record is None:
+                raise OpRejected("unknown_member", "no such member")
+            done = conn.execute(
+                select(transactions.c.id).where(transactions.c.op_key == key).limit(1)
+            ).first()
+            if done is not None:
+                return False, record.balance
+            self._post(conn, key, member_id, "adjust", points, moment)
+            return True, self._move_balance(conn, member_id, points)
 
     def _unapproved_awards_today(self, conn: Connection, member_id: str, now: datetime) -> int:
         """Points awarded to the member on the store day of `now` without an approver."""
@@ -2202,6 +2225,31 @@ class Ledger:
             select(old, used).where(transactions.c.member_id == member_id)
         ).one()
         return max(int(earned) - int(spent), 0)
+
+    def points_expiring_total(self, by: date) -> int:
+        """Points of every member that will have expired by the store day `by`: the sum of
+        `points_expiring` over members, in one grouped read (the console's liability)."""
+        boundary = self._expiry_boundary(by)
+        if boundary is None:
+            return 0
+        if self._by_inactivity:
+            last, held = self._inactivity_sums()
+            per_member = (
+                select(last.label("last"), held.label("held"))
+                .group_by(transactions.c.member_id)
+                .subquery()
+            )
+            due = select(func.coalesce(func.sum(per_member.c.held), 0)).where(
+                per_member.c.last < boundary, per_member.c.held > 0
+            )
+        else:
+            old, used = self._expiry_sums(boundary)
+            per_member = (
+                select((old - used).label("left")).group_by(transactions.c.member_id).subquery()
+            )
+            due = select(func.coalesce(func.sum(per_member.c.left), 0)).where(per_member.c.left > 0)
+        with self.engine.connect() as conn:
+            return int(conn.execute(due).scalar_one())
 
     def _inactive_due(self, conn: Connection, member_id: str, boundary: datetime) -> int:
         """All the member's points when their last activity is before `boundary`, else 0."""

@@ -1,0 +1,900 @@
+"""The console's pages: `console_router` builds them over the store's database and ledger.
+
+Every page needs a signed-in session; every form carries the session's CSRF token and is
+refused without it; an auditor reads every page and changes nothing; each change is written
+with its audit entry in one transaction. Pages are server-rendered (Jinja2, autoescaped),
+with a strict CSP: no inline script, no third-party anything."""
+
+import csv
+import hashlib
+import io
+import logging
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+
+from loyalty_server import terminals as terminal_store
+from loyalty_server.console import accounts, audit, charts, data, i18n, sessions
+from loyalty_server.limits import SharedLimits
+from loyalty_server.phones import e164_or_none
+from loyalty_server.schema import flag_reviews, flags, terminals
+from pos_client.domain import mask_tail, utcnow, uuid7
+from pos_client.ledger import totals
+from pos_client.ledger.ledger import Ledger
+from pos_client.ledger.schema import members, transactions
+from pos_client.operations import OpRejected
+from pos_client.privacy import PhoneHasher
+from pos_client.rules import Program
+
+log = logging.getLogger("loyalty_server.console")
+
+HERE = Path(__file__).parent
+PREFIX = "/console"
+LOGINS_PER_MINUTE = 20  # per client address, whatever the names tried
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+    "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+MAX_REASON = 200
+
+
+@dataclass(frozen=True)
+class ConsoleContext:
+    """What the console reads and changes, given by the composition root (create_app)."""
+
+    engine: Engine
+    current: Callable[[], tuple[Ledger, Program]]  # the programme in force and its ledger
+    zone: ZoneInfo
+    phone_hasher: PhoneHasher
+    store_key: bytes
+    shared: SharedLimits
+    pairing_code_ttl_s: int
+
+
+class NotSignedIn(Exception):
+    pass
+
+
+def _environment() -> Any:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    return Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(("html",)),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _safe_next(target: str) -> str:
+    """A redirect target inside the console only (no open redirect)."""
+    if target.startswith(PREFIX) and not target.startswith("//") and "\\" not in target:
+        return target
+    return PREFIX + "/"
+
+
+def _reason_problem(reason: str) -> str | None:
+    reason = reason.strip()
+    if not 3 <= len(reason) <= MAX_REASON:
+        return "A reason of 3 to 200 characters is required."
+    if any(ord(c) < 32 or ord(c) == 127 for c in reason):
+        return "A reason has no control characters."
+    return None
+
+
+def console_router(context: ConsoleContext) -> APIRouter:
+    environment = _environment()
+    signer = sessions.Signer(sessions.cookie_key(context.store_key))
+    engine = context.engine
+    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+    dashboard_cache = data.Cached(
+        lambda: data.dashboard(engine, context.current()[1], context.zone, utcnow()), ttl=30
+    )
+    expiring_cache = data.Background(lambda: _expiring(context.current()[0], context.zone), ttl=600)
+
+    def language_of(request: Request) -> str:
+        return i18n.pick(
+            request.cookies.get("console_lang"), request.headers.get("accept-language")
+        )
+
+    def render(
+        request: Request,
+        template: str,
+        status: int = 200,
+        session: sessions.Session | None = None,
+        **values: Any,
+    ) -> HTMLResponse:
+        language = language_of(request)
+        translate = i18n.translator(language)
+        page = environment.get_template(template).render(
+            _=translate,
+            lang=language,
+            languages=i18n.LANGUAGES,
+            session=session,
+            user=session.user if session else None,
+            csrf=session.csrf if session else "",
+            path=request.url.path,
+            local=lambda moment: _local(moment, context.zone),
+            number=lambda value: f"{value:,}".replace(",", "\u202f"),
+            **values,
+        )
+        return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
+
+    def signed_in(request: Request) -> sessions.Session:
+        cookie = request.cookies.get(sessions.COOKIE, "")
+        session_id = signer.unsign(cookie)
+        session = sessions.find(engine, session_id) if session_id else None
+        if session is None:
+            raise NotSignedIn()
+        return session
+
+    Signed = Annotated[sessions.Session, Depends(signed_in)]
+
+    def checked(session: sessions.Session, csrf: str, change: bool = True) -> None:
+        """A form's CSRF token is its session's; a change needs a manager."""
+        if not sessions.same_token(csrf, session.csrf):
+            raise HTTPException(403, "This form is out of date or was not sent by the console.")
+        if change and not session.user.can_change:
+            raise HTTPException(403, "An auditor reads the console and changes nothing.")
+
+    Csrf = Annotated[str, Form(max_length=128)]
+
+    # ---------------------------------------------------------------- sign in and out
+
+    @router.get("/login")
+    def login_page(request: Request) -> HTMLResponse:
+        token = secrets.token_urlsafe(24)
+        page = render(request, "login.html", login_csrf=token, error="")
+        _set_cookie(page, request, sessions.LOGIN_COOKIE, signer.sign(token), 600)
+        return page
+
+    @router.post("/login")
+    def log_in(
+        request: Request,
+        name: Annotated[str, Form(max_length=64)] = "",
+        password: Annotated[str, Form(max_length=accounts.MAX_PASSWORD)] = "",
+        login_csrf: Annotated[str, Form(max_length=128)] = "",
+    ) -> Response:
+        expected = signer.unsign(
+            request.cookies.get(sessions.LOGIN_COOKIE, ""), timedelta(minutes=10)
+        )
+        if expected is None or not sessions.same_token(login_csrf, expected):
+            return _login_again(request, "The sign-in form expired. Please try again.", 403)
+        address = request.client.host if request.client else "unknown"
+        if not context.shared.allow("console-login:" + address, LOGINS_PER_MINUTE):
+            return _login_again(request, "Too many sign-in attempts. Wait a minute.", 429)
+        result = accounts.log_in(engine, name.strip(), password)
+        if result.user is None:
+            if result.locked_until is not None:
+                with engine.begin() as conn:
+                    audit.record(conn, name.strip()[:32], "locked", "account", "wrong passwords")
+                log.warning("console account locked after wrong passwords")
+                until = _local(result.locked_until, context.zone).strftime("%H:%M")
+                return _login_again(request, "locked", 403, until=until)
+            return _login_again(request, "Wrong name or password.", 403)
+        session_id, _csrf = sessions.start(engine, result.user)
+        with engine.begin() as conn:
+            audit.record(conn, result.user.name, "sign-in", "console")
+        answer = RedirectResponse(PREFIX + "/", status_code=303)
+        _set_cookie(answer, request, sessions.COOKIE, signer.sign(session_id), None)
+        answer.delete_cookie(sessions.LOGIN_COOKIE, path=PREFIX)
+        return answer
+
+    def _login_again(request: Request, error: str, status: int, until: str = "") -> HTMLResponse:
+        token = secrets.token_urlsafe(24)
+        page = render(request, "login.html", status, login_csrf=token, error=error, until=until)
+        _set_cookie(page, request, sessions.LOGIN_COOKIE, signer.sign(token), 600)
+        return page
+
+    @router.post("/logout")
+    def log_out(session: Signed, csrf: Csrf = "") -> Response:
+        checked(session, csrf, change=False)
+        sessions.end(engine, session)
+        answer = RedirectResponse(PREFIX + "/login", status_code=303)
+        answer.delete_cookie(sessions.COOKIE, path=PREFIX)
+        return answer
+
+    @router.get("/language")
+    def language(request: Request, to: str = "en", next: str = PREFIX + "/") -> Response:
+        answer = RedirectResponse(_safe_next(next), status_code=303)
+        if to in i18n.LANGUAGES:
+            answer.set_cookie(
+                "console_lang",
+                to,
+                max_age=365 * 86400,
+                path=PREFIX,
+                samesite="strict",
+                httponly=True,
+            )
+        return answer
+
+    # ---------------------------------------------------------------- dashboard
+
+    @router.get("/")
+    def dashboard(request: Request, session: Signed) -> HTMLResponse:
+        figures = dashboard_cache.get()
+        labels = [d.day.strftime("%d.%m") for d in figures.days]
+        translate = i18n.translator(language_of(request))
+        return render(
+            request,
+            "dashboard.html",
+            session=session,
+            figures=figures,
+            zone=str(context.zone),
+            currency=context.current()[1].currency,
+            expiring=expiring_cache.peek(),
+            liability_chart=charts.line(
+                translate("Points liability"), labels, [v for _d, v in figures.liability]
+            ),
+            points_chart=charts.bars(
+                translate("Points earned and spent"),
+                labels,
+                [d.earned for d in figures.days],
+                [d.spent for d in figures.days],
+            ),
+        )
+
+    # ---------------------------------------------------------------- members
+
+    @router.get("/members")
+    def members_page(request: Request, session: Signed) -> HTMLResponse:
+        return render(request, "members.html", session=session, results=None, error="")
+
+    @router.post("/members")
+    def search(
+        request: Request,
+        session: Signed,
+        csrf: Csrf = "",
+        by: Annotated[str, Form(max_length=16)] = "card",
+        value: Annotated[str, Form(max_length=64)] = "",
+        first_name: Annotated[str, Form(max_length=80)] = "",
+    ) -> HTMLResponse:
+        # A POST, so a phone or a card number never sits in a URL or an access log.
+        checked(session, csrf, change=False)
+        ledger, _program = context.current()
+        value = value.strip()
+        error = ""
+        ids: list[str] = []
+        if by == "phone":
+            e164 = e164_or_none(value.replace(" ", "").replace("-", ""))
+            if e164 is None:
+                error = "Not a phone number: give it whole, with its country code (+…)."
+            else:
+                found = ledger.find_member_id("phone", context.phone_hasher.phone_key(e164))
+                ids = [found] if found else []
+        elif by == "name":
+            rows = data.by_name_and_digits(engine, first_name, value)
+            return render(request, "members.html", session=session, results=rows, error="")
+        else:
+            for kind, wanted in (
+                ("card_number", value),
+                ("card_uid", value.upper()),
+                ("member_number", value),
+            ):
+                found = ledger.find_member_id(kind, wanted) if wanted else None
+                if found:
+                    ids = [found]
+                    break
+            if not ids and value and ledger.member(value[:64]) is not None:
+                ids = [value]
+        return render(
+            request, "members.html", session=session, results=data.by_ids(engine, ids), error=error
+        )
+
+    def member_or_404(member_id: str) -> data.MemberRow:
+        rows = data.by_ids(engine, [member_id[:64]])
+        if not rows:
+            raise HTTPException(404, "No such member.")
+        return rows[0]
+
+    @router.get("/members/{member_id}")
+    def member_page(
+        request: Request, session: Signed, member_id: str, notice: str = ""
+    ) -> HTMLResponse:
+        member = member_or_404(member_id)
+        ledger, _program = context.current()
+        view = ledger.member_view(member.id)
+        today = ledger.today()
+        with engine.connect() as conn:
+            schedule = [
+                (days, ledger.points_expiring(conn, member.id, today + timedelta(days=days)))
+                for days in (30, 90, 180, 365)
+            ]
+        return render(
+            request,
+            "member.html",
+            session=session,
+            member=member,
+            view=view,
+            schedule=schedule,
+            cards=data.member_cards(engine, member.id),
+            history=data.member_history(engine, member.id),
+            form_key=uuid7(),
+            notice=i18n.NOTICES.get(notice, ""),
+            mask=mask_tail,
+        )
+
+    def back_to_member(member_id: str, notice: str) -> RedirectResponse:
+        return RedirectResponse(
+            f"{PREFIX}/members/{quote(member_id, safe='')}?notice={notice}", status_code=303
+        )
+
+    @router.post("/members/{member_id}/adjust")
+    def adjust(
+        request: Request,
+        session: Signed,
+        member_id: str,
+        csrf: Csrf = "",
+        points: Annotated[int, Form(ge=-10_000_000, le=10_000_000)] = 0,
+        reason: Annotated[str, Form(max_length=400)] = "",
+        key: Annotated[str, Form(max_length=64)] = "",
+    ) -> Response:
+        checked(session, csrf)
+        member = member_or_404(member_id)
+        problem = _reason_problem(reason) or (
+            "An adjustment moves at least one point." if points == 0 else None
+        )
+        if problem or not key:
+            raise HTTPException(422, problem or "This form is out of date.")
+        ledger, _program = context.current()
+        try:
+            applied, balance = ledger.adjust("console:" + key[:56], member.id, points)
+        except OpRejected as exc:
+            raise HTTPException(422, exc.message) from None
+        if applied:
+            with engine.begin() as conn:
+                audit.record(
+                    conn,
+                    session.user.name,
+                    "adjust",
+                    f"member {member.id}",
+                    f"{points:+d} points, balance {balance}",
+                    reason.strip(),
+                )
+        return back_to_member(member.id, "adjusted")
+
+    @router.post("/members/{member_id}/block")
+    def block(
+        session: Signed,
+        member_id: str,
+        csrf: Csrf = "",
+        reason: Annotated[str, Form(max_length=400)] = "",
+    ) -> Response:
+        checked(session, csrf)
+        member = member_or_404(member_id)
+        problem = _reason_problem(reason)
+        if problem:
+            raise HTTPException(422, problem)
+        ledger, _program = context.current()
+        blocked = ledger.block_cards(member.id)
+        with engine.begin() as conn:
+            audit.record(
+                conn,
+                session.user.name,
+                "block-cards",
+                f"member {member.id}",
+                ", ".join(mask_tail(uid, 4) for uid in blocked) or "no card linked",
+                reason.strip(),
+            )
+        return back_to_member(member.id, "blocked" if blocked else "no-card")
+
+    @router.post("/members/{member_id}/link")
+    def link(
+        session: Signed,
+        member_id: str,
+        csrf: Csrf = "",
+        kind: Annotated[str, Form(max_length=16)] = "card_uid",
+        value: Annotated[str, Form(max_length=64)] = "",
+        reason: Annotated[str, Form(max_length=400)] = "",
+    ) -> Response:
+        checked(session, csrf)
+        member = member_or_404(member_id)
+        value = value.strip().replace(" ", "")
+        value = value.upper() if kind == "card_uid" else value
+        problem = _reason_problem(reason) or data.card_problem(kind, value)
+        if problem:
+            raise HTTPException(422, problem)
+        ledger, _program = context.current()
+        from pos_client.ledger.ledger import BLOCKED_CARD_UID
+
+        if ledger.find_member_id(kind, value) or ledger.find_member_id(BLOCKED_CARD_UID, value):
+            raise HTTPException(409, "This card is linked to a member already, or blocked.")
+        ledger.link_identifier(member.id, kind, value)
+        with engine.begin() as conn:
+            audit.record(
+                conn,
+                session.user.name,
+                "link-card",
+                f"member {member.id}",
+                f"{kind} {mask_tail(value, 4)}",
+                reason.strip(),
+            )
+        return back_to_member(member.id, "linked")
+
+    # ---------------------------------------------------------------- terminals
+
+    @router.get("/terminals")
+    def terminals_page(request: Request, session: Signed) -> HTMLResponse:
+        return render(request, "terminals.html", session=session, rows=fleet_lines(engine))
+
+    @router.post("/terminals")
+    def add_terminal(
+        request: Request,
+        session: Signed,
+        csrf: Csrf = "",
+        name: Annotated[str, Form(max_length=120)] = "",
+    ) -> HTMLResponse:
+        checked(session, csrf)
+        import unicodedata
+
+        name = unicodedata.normalize("NFC", name.strip())
+        try:
+            terminal_id, code = terminal_store.add_terminal(
+                engine, name, context.pairing_code_ttl_s
+            )
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        with engine.begin() as conn:
+            audit.record(conn, session.user.name, "add-terminal", f"terminal {terminal_id}", name)
+        server = str(request.base_url).rstrip("/")
+        command = f"pos-client pair {server} {code}"
+        return render(
+            request,
+            "pairing.html",
+            session=session,
+            name=name,
+            code=code,
+            command=command,
+            qr=_qr_svg(command),
+            minutes=context.pairing_code_ttl_s // 60,
+        )
+
+    def terminal_or_404(terminal_id: str) -> Any:
+        with engine.connect() as conn:
+            row = conn.execute(
+                select(terminals.c.id, terminals.c.name, terminals.c.revoked_at).where(
+                    terminals.c.id == terminal_id[:64]
+                )
+            ).first()
+        if row is None:
+            raise HTTPException(404, "No such terminal.")
+        return row
+
+    @router.post("/terminals/{terminal_id}/rename")
+    def rename(
+        session: Signed,
+        terminal_id: str,
+        csrf: Csrf = "",
+        name: Annotated[str, Form(max_length=120)] = "",
+    ) -> Response:
+        checked(session, csrf)
+        import unicodedata
+
+        row = terminal_or_404(terminal_id)
+        name = unicodedata.normalize("NFC", name.strip())
+        problem = terminal_store.name_problem(name)
+        if problem:
+            raise HTTPException(422, f"terminal name: {problem}")
+        with engine.begin() as conn:
+            conn.execute(terminals.update().where(terminals.c.id == row.id).values(name=name))
+            audit.record(
+                conn,
+                session.user.name,
+                "rename-terminal",
+                f"terminal {row.id}",
+                f"{row.name} → {name}",
+            )
+        return RedirectResponse(PREFIX + "/terminals", status_code=303)
+
+    @router.post("/terminals/{terminal_id}/revoke")
+    def revoke(
+        session: Signed,
+        terminal_id: str,
+        csrf: Csrf = "",
+        reason: Annotated[str, Form(max_length=400)] = "",
+    ) -> Response:
+        checked(session, csrf)
+        row = terminal_or_404(terminal_id)
+        problem = _reason_problem(reason)
+        if problem:
+            raise HTTPException(422, problem)
+        if terminal_store.revoke(engine, row.id):
+            with engine.begin() as conn:
+                audit.record(
+                    conn,
+                    session.user.name,
+                    "revoke-terminal",
+                    f"terminal {row.id}",
+                    row.name,
+                    reason.strip(),
+                )
+        return RedirectResponse(PREFIX + "/terminals", status_code=303)
+
+    # ---------------------------------------------------------------- flags
+
+    @router.get("/flags")
+    def flags_page(request: Request, session: Signed) -> HTMLResponse:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    flags.c.member_id,
+                    flags.c.day,
+                    flags.c.earnings,
+                    flags.c.flagged_at,
+                    flag_reviews.c.decision,
+                    flag_reviews.c.user_name,
+                    members.c.first_name,
+                    members.c.last_name,
+                )
+                .select_from(
+                    flags.outerjoin(
+                        flag_reviews,
+                        (flag_reviews.c.member_id == flags.c.member_id)
+                        & (flag_reviews.c.day == flags.c.day),
+                    ).outerjoin(members, members.c.id == flags.c.member_id)
+                )
+                .order_by(flag_reviews.c.decision.is_not(None), flags.c.flagged_at.desc())
+                .limit(500)
+            ).all()
+        return render(request, "flags.html", session=session, rows=rows)
+
+    @router.post("/flags/{member_id}/{day}/{decision}")
+    def decide(
+        session: Signed,
+        member_id: str,
+        day: str,
+        decision: str,
+        csrf: Csrf = "",
+        reason: Annotated[str, Form(max_length=400)] = "",
+    ) -> Response:
+        checked(session, csrf)
+        if decision not in ("approve", "reverse"):
+            raise HTTPException(404, "No such decision.")
+        problem = _reason_problem(reason)
+        if problem:
+            raise HTTPException(422, problem)
+        try:
+            store_day = date.fromisoformat(day[:10])
+        except ValueError:
+            raise HTTPException(404, "No such flag.") from None
+        with engine.connect() as conn:
+            flagged = conn.execute(
+                select(flags.c.earnings).where(
+                    flags.c.member_id == member_id[:64], flags.c.day == store_day
+                )
+            ).first()
+        if flagged is None:
+            raise HTTPException(404, "No such flag.")
+        review = {
+            "member_id": member_id[:64],
+            "day": store_day,
+            "decision": "approved" if decision == "approve" else "reversed",
+            "user_name": session.user.name,
+            "at": utcnow(),
+        }
+        try:  # the row's key decides: of two managers deciding at once, one does
+            with engine.begin() as conn:
+                conn.execute(flag_reviews.insert().values(**review))
+        except IntegrityError:
+            raise HTTPException(409, "This flag was decided already.") from None
+        detail = "earnings approved"
+        if decision == "reverse":
+            ledger, _program = context.current()
+            earned = _earned_on(engine, member_id, store_day, context.zone)
+            key = "reverse:" + hashlib.sha256(f"{member_id}|{store_day}".encode()).hexdigest()[:48]
+            try:
+                if earned <= 0:
+                    raise OpRejected("bad_request", "Nothing was earned that day to reverse.")
+                _applied, balance = ledger.adjust(key, member_id, -earned)
+            except OpRejected as exc:
+                with engine.begin() as conn:  # not decided after all
+                    conn.execute(
+                        flag_reviews.delete().where(
+                            flag_reviews.c.member_id == review["member_id"],
+                            flag_reviews.c.day == store_day,
+                        )
+                    )
+                raise HTTPException(422, exc.message) from None
+            detail = f"-{earned} points reversed, balance {balance}"
+        with engine.begin() as conn:
+            audit.record(
+                conn,
+                session.user.name,
+                f"flag-{decision}",
+                f"member {member_id[:64]} {store_day}",
+                detail,
+                reason.strip(),
+            )
+        return RedirectResponse(PREFIX + "/flags", status_code=303)
+
+    # ---------------------------------------------------------------- audit, exports
+
+    @router.get("/audit")
+    def audit_page(request: Request, session: Signed, page: int = 0) -> HTMLResponse:
+        page = max(0, min(page, 10_000))
+        return render(
+            request,
+            "audit.html",
+            session=session,
+            entries=audit.recent(engine, 100, page * 100),
+            page=page,
+        )
+
+    @router.get("/exports")
+    def exports_page(request: Request, session: Signed) -> HTMLResponse:
+        today = totals.local_day(utcnow(), context.zone)
+        return render(
+            request,
+            "exports.html",
+            session=session,
+            first=(today.replace(day=1)).isoformat(),
+            last=today.isoformat(),
+        )
+
+    def csv_answer(name: str, rows: Iterator[list[Any]]) -> StreamingResponse:
+        def lines() -> Iterator[str]:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            for row in rows:
+                writer.writerow([_cell(value) for value in row])
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+
+        return StreamingResponse(
+            lines(),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}"',
+                **SECURITY_HEADERS,
+            },
+        )
+
+    @router.get("/exports/members.csv")
+    def export_members(session: Signed) -> StreamingResponse:
+        def rows() -> Iterator[list[Any]]:
+            yield ["member_id", "first_name", "last_name", "card_number", "balance", "enrolled_at"]
+            with engine.connect() as conn:
+                result = conn.execution_options(yield_per=2000).execute(
+                    select(
+                        members.c.id,
+                        members.c.first_name,
+                        members.c.last_name,
+                        members.c.card_number,
+                        members.c.balance,
+                        members.c.enrolled_at,
+                    ).order_by(members.c.id)
+                )
+                for row in result:
+                    yield [*row[:5], row[5].isoformat()]
+
+        _audit_export(session, "members")
+        return csv_answer("members.csv", rows())
+
+    @router.get("/exports/transactions.csv")
+    def export_transactions(session: Signed, start: str = "", end: str = "") -> StreamingResponse:
+        try:
+            first, last = date.fromisoformat(start[:10]), date.fromisoformat(end[:10])
+        except ValueError:
+            raise HTTPException(422, "Dates as YYYY-MM-DD.") from None
+        if not timedelta(0) <= last - first <= timedelta(days=400):
+            raise HTTPException(422, "A period of at most 400 days, its end after its start.")
+        since = totals.day_start(first, context.zone)
+        until = totals.day_start(last + timedelta(days=1), context.zone)
+
+        def rows() -> Iterator[list[Any]]:
+            yield [
+                "occurred_at",
+                "store_day",
+                "member_id",
+                "kind",
+                "points",
+                "amount_minor",
+                "reward_id",
+                "merchant",
+                "op_key",
+            ]
+            with engine.connect() as conn:
+                result = conn.execution_options(yield_per=5000).execute(
+                    select(
+                        transactions.c.occurred_at,
+                        transactions.c.member_id,
+                        transactions.c.kind,
+                        transactions.c.points,
+                        transactions.c.amount_minor,
+                        transactions.c.reward_id,
+                        transactions.c.merchant,
+                        transactions.c.op_key,
+                    )
+                    .where(transactions.c.occurred_at >= since, transactions.c.occurred_at < until)
+                    .order_by(transactions.c.occurred_at, transactions.c.id)
+                )
+                for row in result:
+                    yield [
+                        row[0].isoformat(),
+                        totals.local_day(row[0], context.zone).isoformat(),
+                        *row[1:],
+                    ]
+
+        _audit_export(session, f"transactions {first}..{last}")
+        return csv_answer(f"transactions-{first}-{last}.csv", rows())
+
+    @router.get("/exports/liability.csv")
+    def export_liability(session: Signed) -> StreamingResponse:
+        figures = dashboard_cache.get()
+
+        def rows() -> Iterator[list[Any]]:
+            yield ["store_day", "outstanding_points", "money_value"]
+            for day, points in figures.liability:
+                money = figures.money(points)
+                yield [day.isoformat(), points, "" if money is None else str(money)]
+
+        _audit_export(session, "liability")
+        return csv_answer("liability.csv", rows())
+
+    def _audit_export(session: sessions.Session, what: str) -> None:
+        with engine.begin() as conn:
+            audit.record(conn, session.user.name, "export", what)
+
+    return router
+
+
+@dataclass(frozen=True)
+class TerminalLine:
+    """A terminal as the fleet page shows it (its last heartbeat's fields None if none)."""
+
+    id: str
+    name: str
+    revoked_at: datetime | None
+    paired: bool
+    received_at: datetime | None = None
+    silent: bool = False
+    app_version: str | None = None
+    mode: str | None = None
+    pending: int | None = None
+    dead_count: int | None = None
+    oldest_pending: str | None = None
+    readers: str | None = None
+
+    @property
+    def stands_out(self) -> bool:
+        return self.revoked_at is None and (self.silent or bool(self.dead_count))
+
+
+def fleet_lines(engine: Engine) -> list[TerminalLine]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                terminals.c.id,
+                terminals.c.name,
+                terminals.c.revoked_at,
+                terminals.c.token_hash.is_not(None),
+            ).order_by(terminals.c.revoked_at.is_not(None), terminals.c.name)
+        ).all()
+    return [TerminalLine(row[0], row[1], row[2], bool(row[3])) for row in rows]
+
+
+def install_console(app: Any, context: ConsoleContext) -> None:
+    """The console's pages, its static files, and its answers as pages: a request without
+    a session goes to the sign-in page; a refusal under /console is an HTML page."""
+    from fastapi.exception_handlers import http_exception_handler
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.staticfiles import StaticFiles
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    router = console_router(context)
+    app.include_router(router)
+    app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="console-static")
+    environment = _environment()
+    validation_default = app.exception_handlers.get(RequestValidationError)
+
+    def page(request: Request, status: int, message: str) -> HTMLResponse:
+        language = i18n.pick(
+            request.cookies.get("console_lang"), request.headers.get("accept-language")
+        )
+        html = environment.get_template("error.html").render(
+            _=i18n.translator(language),
+            lang=language,
+            languages=i18n.LANGUAGES,
+            user=None,
+            csrf="",
+            path=request.url.path,
+            message=message,
+        )
+        return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+    async def not_signed_in(request: Request, _exc: Exception) -> Response:
+        return RedirectResponse(PREFIX + "/login", status_code=303)
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith(PREFIX + "/") and isinstance(exc, StarletteHTTPException):
+            detail = exc.detail if isinstance(exc.detail, str) else "Refused."
+            return page(request, exc.status_code, detail)
+        return await http_exception_handler(request, exc)  # type: ignore[arg-type]
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith(PREFIX + "/"):
+            return page(request, 422, "Some of the form's values are not valid.")
+        assert validation_default is not None
+        answer: Response = await validation_default(request, exc)
+        return answer
+
+    app.add_exception_handler(NotSignedIn, not_signed_in)
+    app.add_exception_handler(StarletteHTTPException, refused)
+    app.add_exception_handler(RequestValidationError, invalid)
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text starting =, +, -, @ gets a quote."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+def _earned_on(engine: Engine, member_id: str, day: date, zone: ZoneInfo) -> int:
+    """Points the member earned (earning kinds) recorded on the store day `day`."""
+    from sqlalchemy import func
+
+    start = totals.day_start(day, zone)
+    end = totals.day_start(day + timedelta(days=1), zone)
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.coalesce(func.sum(transactions.c.points), 0)).where(
+                    transactions.c.member_id == member_id,
+                    transactions.c.kind.in_(totals.EARNING_KINDS),
+                    transactions.c.recorded_at >= start,
+                    transactions.c.recorded_at < end,
+                )
+            ).scalar_one()
+        )
+
+
+def _expiring(ledger: Ledger, zone: ZoneInfo) -> tuple[int, int, datetime]:
+    today = totals.local_day(utcnow(), zone)
+    return (
+        ledger.points_expiring_total(today + timedelta(days=30)),
+        ledger.points_expiring_total(today + timedelta(days=90)),
+        utcnow(),
+    )
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> datetime:
+    return moment.astimezone(zone)
+
+
+def _set_cookie(
+    response: Response, request: Request, name: str, value: str, max_age: int | None
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age if max_age is not None else int(sessions.LIFETIME.total_seconds()),
+        path=PREFIX,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+def _qr_svg(text: str) -> str:
+    import qrcode
+    import qrcode.image.svg
+
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+    svg: bytes = image.to_string()
+    return svg.decode()
