@@ -29,6 +29,13 @@ from loyalty_server import merchants as merchant_store
 from loyalty_server import partners as partner_store
 from loyalty_server import strict, terminals
 from loyalty_server.bodies import HostileJSONRoute, max_values
+from loyalty_server.heartbeats import (
+    HEARTBEAT_MAX_BODY,
+    HEARTBEATS_PER_MINUTE,
+    HeartbeatIn,
+    HeartbeatOut,
+    record_heartbeat,
+)
 from loyalty_server.limits import (
     BodyLimit,
     LockoutGate,
@@ -544,7 +551,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.add_middleware(
         BodyLimit,
         default=settings.max_body_bytes,
-        per_path={"/v1/terminals/pair": 1024, "/v1/partner/transfers": 4096},
+        per_path={
+            "/v1/terminals/pair": 1024,
+            "/v1/partner/transfers": 4096,
+            "/v1/terminals/heartbeat": HEARTBEAT_MAX_BODY,
+        },
     )
     # Outermost: a locked-out address is refused before anything else is done for it.
     app.add_middleware(LockoutGate, guard=pairing_guard, path="/v1/terminals/pair", max_body=1024)
@@ -664,6 +675,34 @@ def create_app(settings: ServerSettings) -> FastAPI:
         # Asked for by older terminals; given only where the store allows it (settings).
         given_key = phone_key if body.share_phone_key and settings.share_phone_key else None
         return PairOut(terminal_id=terminal_id, token=token, phone_key=given_key)
+
+    @app.post(
+        "/v1/terminals/heartbeat",
+        response_model=HeartbeatOut,
+        responses={
+            **unauthorized,
+            **unparsable,
+            422: {"description": "a field out of its bounds, unknown, or not printable text"},
+            429: {"model": Problem, "description": "too many heartbeats from this terminal"},
+        },
+    )
+    def heartbeat(body: HeartbeatIn, who: Auth) -> HeartbeatOut:
+        """The terminal's state, sent while it syncs (every 30 s at most): its outbox
+        (pending and dead entries, the oldest pending sale's age, the newest dead entries
+        with their reasons), its readers, its version and mode. Kept as the terminal's last
+        heartbeat, received at the server's time, for the managers' fleet page."""
+        if not shared.allow("heartbeat:" + who.id, HEARTBEATS_PER_MINUTE):
+            raise HTTPException(
+                429,
+                "too many heartbeats from this terminal; wait a minute",
+                headers=RETRY_IN_A_MINUTE,
+            )
+        try:
+            record_heartbeat(engine, who.id, body, utcnow())
+        except (OperationalError, DBAPIError) as exc:
+            log.warning("heartbeat not recorded now: %s", type(exc).__name__)
+            raise HTTPException(503, "database unavailable, retry later") from None
+        return HeartbeatOut(status="ok")
 
     @app.post(
         "/v1/members/lookup",

@@ -25,6 +25,7 @@ from pos_client.deferred import Deferred
 from pos_client.errors import LedgerSchemaError
 from pos_client.events import EventBus
 from pos_client.files import private_dir, private_file, tighten_descriptor, tighten_folder
+from pos_client.heartbeat import HeartbeatPolicy, ReaderStates
 from pos_client.outbox import Outbox
 from pos_client.ports import Backend
 from pos_client.printing import PrintService
@@ -535,6 +536,14 @@ def build_terminal(settings: Settings, *, start_sync: bool = False) -> Terminal:
         ),
         acked_retention=timedelta(days=settings.sync.acked_retention_days),
     )
+    if settings.backend.kind is BackendKind.HTTP:
+        # The store server's fleet page hears from this terminal while it syncs (every 30 s
+        # at most), on a thread of its own: a slow answer never holds up the sync.
+        heartbeats = Deferred("heartbeat", max_pending=1)
+        closers.append(heartbeats.close)
+        sync.heartbeat = HeartbeatPolicy(
+            mode=settings.terminal.mode.value, readers=ReaderStates(bus), runner=heartbeats
+        )
     checkout = Checkout(
         network,
         outbox,

@@ -892,6 +892,12 @@ class Outbox:
             return self._rows("ORDER BY seq DESC LIMIT ?", (limit,))
         return self._rows("WHERE state = ? ORDER BY seq LIMIT ?", (state.value, limit))
 
+    def newest_dead(self, limit: int) -> list[OutboxEntry]:
+        """The entries most recently sent to dead letter, newest first."""
+        return self._rows(
+            "WHERE state = 'dead' ORDER BY updated_at DESC, seq DESC LIMIT ?", (limit,)
+        )
+
     def stats(self) -> OutboxStats:
         with self._lock:
             counts = {

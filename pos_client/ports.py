@@ -18,6 +18,7 @@ from pos_client.operations import OpConflict, OpRejected, StaffAward
 if TYPE_CHECKING:
     from pos_client.checkout import Checkout
     from pos_client.events import EventBus
+    from pos_client.heartbeat import Heartbeat
     from pos_client.pins import PinCheck
     from pos_client.printing import PrintService
     from pos_client.program import ProgramDocument
@@ -128,6 +129,11 @@ class Backend(Protocol):
 
     def ping(self) -> None:
         """Return if the backend answers; raise BackendUnavailable otherwise."""
+
+    def heartbeat(self, beat: Heartbeat) -> None:
+        """Report the terminal's state (its outbox, readers, version) for the store's fleet
+        page; a backend with no fleet does nothing. Raises BackendUnavailable when it
+        could not be delivered or was refused (the caller logs it and goes on)."""
 
     def close(self) -> None: ...
 

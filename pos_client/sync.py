@@ -14,6 +14,7 @@ from typing import Any
 
 from pos_client.domain import utcnow
 from pos_client.events import EventBus, OperationDead, OperationSynced, SyncStatus
+from pos_client.heartbeat import HeartbeatPolicy
 from pos_client.outbox import PRUNE_BATCH, DrainBusy, Outbox, OutboxEntry, OutboxError
 from pos_client.ports import Backend, BackendServerError, BackendUnavailable, OpResult, Outcome
 from pos_client.program_updates import ProgramUpdater
@@ -77,8 +78,12 @@ class SyncWorker:
         rand: Callable[[], float] = random.random,
         program_updater: ProgramUpdater | None = None,
         acked_retention: timedelta | None = None,
+        heartbeat: HeartbeatPolicy | None = None,
     ) -> None:
         self.outbox = outbox
+        # After a pass that reached the backend, at most every `interval_s`: the terminal's
+        # state for the store's fleet page. None: no heartbeats.
+        self.heartbeat = heartbeat
         # Housekeeping on this worker's thread (never the UI's): acknowledged entries older
         # than `acked_retention` pruned in small batches, then each of `housekeeping_tasks`
         # (the composition root adds the member cache's expiry).
@@ -135,7 +140,38 @@ class SyncWorker:
         self.publish_status()
         if self.online and self.program_updater is not None:
             self.program_updater.check()
+        if self.online:
+            self.send_heartbeat()
         return DrainReport(sent, acked, dead, retried, self.online, error=self.last_error)
+
+    def send_heartbeat(self) -> bool:
+        """The terminal's state to the backend, if one is due (every `interval_s` at most,
+        sent or not): on the policy's runner (its own thread, so a slow backend never holds
+        up the next pass), else here. Never raises and never changes the worker's state: a
+        heartbeat that fails is logged briefly and the next one waits its interval. Whether
+        one was delivered (queued, with a runner)."""
+        policy = self.heartbeat
+        if policy is None or not policy.due():
+            return False
+        if policy.runner is not None:
+
+            def job() -> None:
+                self._deliver_heartbeat(policy)
+
+            return policy.runner.submit(job)
+        return self._deliver_heartbeat(policy)
+
+    def _deliver_heartbeat(self, policy: HeartbeatPolicy) -> bool:
+        try:
+            self.backend.heartbeat(policy.build(self.outbox, self.clock()))
+        except BackendUnavailable as exc:
+            # Our own messages name the path and status only, never a body or a token.
+            log.info("heartbeat not sent: %s", str(exc)[:120])
+            return False
+        except Exception as exc:  # a heartbeat never stops a sync pass
+            log.warning("heartbeat not sent: %s", type(exc).__name__)
+            return False
+        return True
 
     def _send(self, batch: list[OutboxEntry]) -> _Counts:
         """Submit one claimed batch. A server error (5xx) on a batch of several is judged

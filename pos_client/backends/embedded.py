@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from pos_client.domain import IdentityKind, MemberView
 from pos_client.errors import CardLinkRefused
+from pos_client.heartbeat import Heartbeat
 from pos_client.ledger import Ledger
 from pos_client.operations import OpRejected, StaffAward
 from pos_client.pins import PinCheck
@@ -103,6 +104,9 @@ class EmbeddedBackend:
                 conn.exec_driver_sql("SELECT 1")
         except OperationalError as exc:
             raise BackendUnavailable(f"ledger unavailable: {exc.orig}") from None
+
+    def heartbeat(self, beat: Heartbeat) -> None:
+        """The terminal is its own store: there is no fleet page to report to."""
 
     def close(self) -> None:
         self.ledger.engine.dispose()

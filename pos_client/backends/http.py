@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pos_client.domain import IdentityKind, MemberView, member_view_from_json
+from pos_client.heartbeat import Heartbeat
 from pos_client.operations import OpRejected, StaffAward
 from pos_client.pins import PinCheck, PinRefused
 from pos_client.ports import (
@@ -40,6 +41,8 @@ TOKEN_PATTERN = re.compile(r"[!-~]{16,512}")
 PHONE_KEY_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
 TERMINAL_ID_PATTERN = re.compile(r"[!-~]{1,128}")
 MAX_ERROR_TEXT = 300
+# A heartbeat waits less for its answer than a batch: it must never hold up the sync.
+HEARTBEAT_READ_TIMEOUT_S = 5.0
 
 
 # The server's pass page (under a path prefix when it sits behind one), nothing else.
@@ -154,10 +157,12 @@ class HttpBackend:
     def __repr__(self) -> str:
         return f"HttpBackend({self.base_url!r}, token=<hidden>)"
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(
+        self, method: str, path: str, timeout: tuple[float, float] | None = None, **kwargs: Any
+    ) -> Any:
         try:
             response = self.session.request(
-                method, self.base_url + path, timeout=self.timeout, **kwargs
+                method, self.base_url + path, timeout=timeout or self.timeout, **kwargs
             )
         except self.requests.Timeout:
             raise BackendUnavailable(f"{path}: timed out") from None
@@ -369,6 +374,19 @@ class HttpBackend:
         if not isinstance(version, str) or not isinstance(source, str):
             raise ValueError("the programme answer has no version and source")
         return ProgramDocument(version, source)
+
+    def heartbeat(self, beat: Heartbeat) -> None:
+        """POST /v1/terminals/heartbeat; anything but 200 or 204 raises BackendUnavailable
+        naming the status (never the body sent)."""
+        connect, read = self.timeout
+        response = self._call(
+            "POST",
+            "/v1/terminals/heartbeat",
+            timeout=(connect, min(read, HEARTBEAT_READ_TIMEOUT_S)),
+            json=beat.to_json(),
+        )
+        if response.status_code not in (200, 204):
+            raise BackendUnavailable(f"heartbeat: HTTP {response.status_code}")
 
     def close(self) -> None:
         self.session.close()

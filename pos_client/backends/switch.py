@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pos_client.domain import MemberView
+from pos_client.heartbeat import Heartbeat
 from pos_client.operations import StaffAward
 from pos_client.pins import PinCheck
 from pos_client.ports import Backend, BackendUnavailable, OpResult
@@ -92,6 +93,10 @@ class NetworkSwitch:
     def ping(self) -> None:
         self._check()
         self.inner.ping()
+
+    def heartbeat(self, beat: Heartbeat) -> None:
+        self._check()
+        self.inner.heartbeat(beat)
 
     def close(self) -> None:
         self.inner.close()

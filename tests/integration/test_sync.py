@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pos_client.domain import MemberView, utcnow
 from pos_client.events import EventBus, OperationDead, OperationSynced, SyncStatus
+from pos_client.heartbeat import Heartbeat, HeartbeatPolicy
 from pos_client.outbox import EntryState, Outbox
 from pos_client.ports import BackendUnavailable, OpResult, Outcome
 from pos_client.sync import SyncPolicy, SyncWorker, backoff_delay
@@ -186,3 +190,100 @@ def test_status_reports_age_of_oldest_pending_sale(tmp_path: Path) -> None:
     worker = SyncWorker(outbox, ScriptedBackend())
     age = worker.publish_status().oldest_pending_age_s
     assert age is not None and 590 < age < 700
+
+
+# ------------------------------------------------------------------ heartbeats
+
+
+class BeatingBackend(ScriptedBackend):
+    """Records each heartbeat, or fails it as told (`beat_error`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.beats: list[Heartbeat] = []
+        self.beat_error: Exception | None = None
+
+    def heartbeat(self, beat: Heartbeat) -> None:
+        if self.beat_error is not None:
+            raise self.beat_error
+        self.beats.append(beat)
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def beating(
+    tmp_path: Path, count: int, backend: Any = None
+) -> tuple[Outbox, Any, SyncWorker, Ticks]:
+    outbox, _scripted, worker, _events = setup(tmp_path, count)
+    worker.backend = backend if backend is not None else BeatingBackend()
+    ticks = Ticks()
+    worker.heartbeat = HeartbeatPolicy(
+        mode="cashier",
+        version="9.9.9",
+        readers=lambda: [("pcsc:reader", "connected")],
+        monotonic=ticks,
+    )
+    return outbox, worker.backend, worker, ticks
+
+
+@pytest.mark.parametrize(
+    "error", [BackendUnavailable("heartbeat: HTTP 422"), RuntimeError("a bug"), None]
+)
+def test_a_failing_heartbeat_does_not_stop_or_change_a_drain(
+    tmp_path: Path, error: Exception | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend: Any = BeatingBackend() if error is not None else ScriptedBackend()  # no heartbeat
+    if error is not None:
+        backend.beat_error = error
+    caplog.set_level(logging.INFO, logger="pos_client.sync")
+    outbox, backend, worker, ticks = beating(tmp_path, 6, backend)
+    report = worker.drain()
+    assert (report.sent, report.acked, report.online, report.error) == (6, 6, True, None)
+    assert worker.online and worker.failures == 0 and outbox.stats().acked == 6
+    assert "heartbeat not sent" in caplog.text
+    # The next one waits its interval, failed or not; then it is tried again.
+    outbox.add(sale_body("m1", "1.00"))
+    assert worker.drain().acked == 1
+    assert caplog.text.count("heartbeat not sent") == 1
+    ticks.now += 30
+    worker.drain()
+    assert caplog.text.count("heartbeat not sent") == 2
+
+
+def test_a_heartbeat_follows_a_pass_that_reached_the_backend_every_30_s_at_most(
+    tmp_path: Path,
+) -> None:
+    outbox, backend, worker, ticks = beating(tmp_path, 3)
+    bad = outbox.entries(EntryState.PENDING)[0].key
+    backend.refuse.add(bad)
+    backend.online = False
+    worker.drain()
+    assert backend.beats == []  # offline: nothing reached the backend
+    backend.online = True
+    worker.drain()
+    (only,) = backend.beats
+    assert (only.app_version, only.mode, only.pending, only.dead) == ("9.9.9", "cashier", 0, 1)
+    assert only.oldest_pending_s is None
+    assert [(r.name, r.status) for r in only.readers] == [("pcsc:reader", "connected")]
+    assert [(d.key, d.reason) for d in only.dead_entries] == [(bad, "unknown_member: no member")]
+    for _ in range(3):
+        outbox.add(sale_body("m1", "1.00"))
+        worker.drain()
+        ticks.now += 9
+    assert len(backend.beats) == 1  # 27 s later: still the one
+    backend.online = False
+    backend.transient.add(outbox.add(sale_body("m1", "1.00")).key)  # stays pending
+    ticks.now += 10
+    worker.drain()
+    assert len(backend.beats) == 1  # due, but the pass did not reach the backend
+    backend.online = True
+    worker.drain()  # back online: the heartbeat goes
+    assert len(backend.beats) == 2
+    assert (backend.beats[1].pending, backend.beats[1].dead) == (1, 1)
+    assert backend.beats[1].oldest_pending_s is not None
