@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
+from loyalty_server import heartbeats
 from loyalty_server import terminals as terminal_store
 from loyalty_server.console import accounts, audit, charts, data, i18n, sessions
 from loyalty_server.limits import SharedLimits
@@ -429,7 +430,23 @@ def console_router(context: ConsoleContext) -> APIRouter:
 
     @router.get("/terminals")
     def terminals_page(request: Request, session: Signed) -> HTMLResponse:
-        return render(request, "terminals.html", session=session, rows=fleet_lines(engine))
+        return render(
+            request,
+            "terminals.html",
+            session=session,
+            rows=heartbeats.fleet(engine, utcnow()),
+            ago=_ago,
+        )
+
+    @router.get("/dead-letters")
+    def dead_letters_page(request: Request, session: Signed) -> HTMLResponse:
+        return render(
+            request,
+            "dead_letters.html",
+            session=session,
+            rows=heartbeats.dead_letters(engine, utcnow()),
+            ago=_ago,
+        )
 
     @router.post("/terminals")
     def add_terminal(
@@ -753,41 +770,6 @@ def console_router(context: ConsoleContext) -> APIRouter:
     return router
 
 
-@dataclass(frozen=True)
-class TerminalLine:
-    """A terminal as the fleet page shows it (its last heartbeat's fields None if none)."""
-
-    id: str
-    name: str
-    revoked_at: datetime | None
-    paired: bool
-    received_at: datetime | None = None
-    silent: bool = False
-    app_version: str | None = None
-    mode: str | None = None
-    pending: int | None = None
-    dead_count: int | None = None
-    oldest_pending: str | None = None
-    readers: str | None = None
-
-    @property
-    def stands_out(self) -> bool:
-        return self.revoked_at is None and (self.silent or bool(self.dead_count))
-
-
-def fleet_lines(engine: Engine) -> list[TerminalLine]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                terminals.c.id,
-                terminals.c.name,
-                terminals.c.revoked_at,
-                terminals.c.token_hash.is_not(None),
-            ).order_by(terminals.c.revoked_at.is_not(None), terminals.c.name)
-        ).all()
-    return [TerminalLine(row[0], row[1], row[2], bool(row[3])) for row in rows]
-
-
 def install_console(app: Any, context: ConsoleContext) -> None:
     """The console's pages, its static files, and its answers as pages: a request without
     a session goes to the sign-in page; a refusal under /console is an HTML page."""
@@ -836,6 +818,16 @@ def install_console(app: Any, context: ConsoleContext) -> None:
     app.add_exception_handler(NotSignedIn, not_signed_in)
     app.add_exception_handler(StarletteHTTPException, refused)
     app.add_exception_handler(RequestValidationError, invalid)
+
+
+def _ago(seconds: float | None) -> str:
+    """A duration as a person reads it: 45 s, 12 min, 3 h, 2 d."""
+    if seconds is None:
+        return ""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds)} s"
 
 
 def _cell(value: Any) -> Any:
