@@ -26,6 +26,7 @@ from pos_client.domain import utcnow
 from pos_client.ledger import Ledger
 from pos_client.program import MAX_PROGRAM_BYTES, ProgramDocument, program_to_json
 from pos_client.program_words import (
+    PERIODS,
     describe_program,
     earning,
     number,
@@ -33,8 +34,9 @@ from pos_client.program_words import (
     points,
     rewards,
     tier_line,
+    tiers,
 )
-from pos_client.rules import Program
+from pos_client.rules import EarnMode, Program
 
 log = logging.getLogger("loyalty_server")
 
@@ -306,22 +308,24 @@ def describe_changes(old: Program, new: Program) -> list[str]:
     if old.unit_name != new.unit_name:
         rows.append(f"Unit: {old.unit_name} become {new.unit_name}.")
     rows += _earning_changes(old, new)
+    if old.tiers.period != new.tiers.period:
+        rows.append(
+            f"Tiers: now counted {PERIODS[new.tiers.period]} (was {PERIODS[old.tiers.period]})."
+        )
     rows += _tier_changes(old, new)
     rows += _reward_changes(old, new)
     rows += _money_changes(old, new)
     rows += _birthday_changes(old, new)
     if old.expiry != new.expiry:
-        rows.append(f"{_expiry_line(old)} becomes: {_expiry_line(new)}")
+        rows.append(_was_now("Expiry", _expiry_line(old), _expiry_line(new)))
     rows += _other_changes(old, new, covered=rows)
     return rows or ["No change to the rules as a manager reads them (only names or wording)."]
 
 
 def _earning_changes(old: Program, new: Program) -> list[str]:
     rows = []
-    first_old, first_new = earning(old)[:1], earning(new)[:1]
-    if first_old != first_new:
-        was = first_old[0] if first_old else "no earning by amount"
-        rows.append(f"{was} becomes: {first_new[0] if first_new else 'no earning by amount'}")
+    if _base_rate(old) != _base_rate(new):
+        rows.append(f"Earning: {_base_rate(new)} (was {_base_rate(old)}).")
     before, after = old.earn.category_rates, new.earn.category_rates
     for category in sorted(before.keys() | after.keys()):
         name = new.category_name(category, "en") if category in after else category
@@ -343,6 +347,15 @@ def _earning_changes(old: Program, new: Program) -> list[str]:
                 f" {_rate_words(old, before[category])})."
             )
     return rows
+
+
+def _base_rate(program: Program) -> str:
+    earn = program.earn
+    if earn.by_unit is not None and not earn.by_unit.with_amount:
+        return earning(program)[0].rstrip(".")
+    if earn.mode is EarnMode.PER_PURCHASE:
+        return f"{points(program, earn.rate)} per purchase"
+    return f"{points(program, earn.rate)} per {number(earn.unit)} {program.currency} spent"
 
 
 def _tier_changes(old: Program, new: Program) -> list[str]:
@@ -403,11 +416,7 @@ def _money_changes(old: Program, new: Program) -> list[str]:
         program: next((r for r in rewards(program) if r.startswith("Points as money")), None)
         for program in (old, new)
     }
-    if new.points_as_money is None:
-        return ["Points as money: no longer offered."]
-    if old.points_as_money is None:
-        return [f"{lines[new]} (new)"]
-    return [f"{lines[old]} becomes: {lines[new]}"]
+    return [_was_now("Points as money", lines[old] or "not offered", lines[new] or "not offered")]
 
 
 def _birthday_changes(old: Program, new: Program) -> list[str]:
@@ -415,9 +424,17 @@ def _birthday_changes(old: Program, new: Program) -> list[str]:
         return []
     was = [r for r in other_rules(old) if r.startswith("Birthday")]
     now = [r for r in other_rules(new) if r.startswith("Birthday")]
-    return [
-        f"{' '.join(was) or 'No birthday gift.'} becomes: {' '.join(now) or 'no birthday gift.'}"
-    ]
+    return [_was_now("Birthday", " ".join(was) or "no gift", " ".join(now) or "no gift")]
+
+
+def _was_now(topic: str, was: str, now: str) -> str:
+    """ "Expiry: was points never expire; now points expire 12 months after they are
+    earned." from two of the description's sentences on `topic`."""
+
+    def body(sentence: str) -> str:
+        return sentence.removeprefix(f"{topic}:").strip().rstrip(".")
+
+    return f"{topic}: was {body(was)}; now {body(now)}."
 
 
 def _expiry_line(program: Program) -> str:
@@ -441,6 +458,7 @@ def _other_rules(program: Program) -> list[str]:
     unit = program.unit_name
     handled = {
         *earning(program)[:1],
+        *tiers(program)[:1],
         *(tier_line(program, tier) for tier in program.tiers.tiers),
         *(
             f"  {program.category_name(category, 'en')}: {number(rate)} {unit} instead."
