@@ -4,7 +4,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
@@ -47,6 +47,7 @@ from loyalty_server.limits import (
 )
 from loyalty_server.pass_routes import pass_router
 from loyalty_server.phones import e164_or_none, key_enrollment_phones
+from loyalty_server.program_versions import ActiveProgram, make_snapshot
 from loyalty_server.schema import flags, security_events
 from loyalty_server.schema import terminals as terminals_table
 from loyalty_server.settings import ServerSettings, from_environment
@@ -69,7 +70,8 @@ from pos_client.operations import (
 )
 from pos_client.pins import PinRefused
 from pos_client.ports import op_result
-from pos_client.program import load_program_document, program_to_json, resolve_program_path
+from pos_client.program import ProgramDocument, load_program_document, resolve_program_path
+from pos_client.rules import Program
 from pos_client.sun import SunKeys, SunRefused, load_sun_keys
 
 log = logging.getLogger("loyalty_server")
@@ -486,6 +488,21 @@ def warn_of_unknown_merchants(engine: Any, program: Any) -> None:
             )
 
 
+class ActiveExpiry(ExpirySchedule):
+    """The daily expiry run, under the programme in force at each run (one uploaded later
+    may start, stop or change expiry)."""
+
+    def __init__(self, programs: ActiveProgram, at: time) -> None:
+        super().__init__(programs.base.ledger, at)
+        self.programs = programs
+
+    def _run(self) -> None:
+        snapshot = self.programs.snapshot()
+        if snapshot.program.expiry.enabled:
+            self.ledger = snapshot.ledger
+            super()._run()
+
+
 def create_app(settings: ServerSettings) -> FastAPI:
     from pos_client.privacy import PhoneHasher, load_or_create_key
 
@@ -495,21 +512,34 @@ def create_app(settings: ServerSettings) -> FastAPI:
     program = document.parse(str(resolve_program_path(settings.program, settings.config_dir)))
     engine = make_engine(settings.database_url)
     reads = one_statement_reads(engine)  # authentication: one statement a request
-    ledger = Ledger(
-        engine,
-        program,
-        Limits(
-            max_sale_amount=Decimal(settings.max_sale_amount),
-            max_lines_per_sale=settings.max_lines_per_sale,
-            max_points_per_operation=settings.max_points_per_operation,
-            max_points_per_member_per_day=settings.max_points_per_member_per_day,
-            clock_skew=timedelta(seconds=settings.clock_skew_s),
-            offline_window=timedelta(days=settings.offline_window_days),
-        ),
-        check=strict.checker(program.currency),
-        program_version=document.version,
-        zone=ZoneInfo(settings.timezone),
+    limits = Limits(
+        max_sale_amount=Decimal(settings.max_sale_amount),
+        max_lines_per_sale=settings.max_lines_per_sale,
+        max_points_per_operation=settings.max_points_per_operation,
+        max_points_per_member_per_day=settings.max_points_per_member_per_day,
+        clock_skew=timedelta(seconds=settings.clock_skew_s),
+        offline_window=timedelta(days=settings.offline_window_days),
     )
+    zone = ZoneInfo(settings.timezone)
+
+    def ledger_for(document: ProgramDocument, program: Program) -> Ledger:
+        """A ledger applying `program` (one per programme version, on the one engine)."""
+        return Ledger(
+            engine,
+            program,
+            limits,
+            check=strict.checker(program.currency),
+            program_version=document.version,
+            zone=zone,
+        )
+
+    # The ledger under the startup programme: for what no programme rule decides (PINs,
+    # cards, whether a member exists, the store's day).
+    base_ledger = ledger_for(document, program)
+    # The programme in force: the file above until an uploaded version's activation time
+    # (program_versions), read from the database by every worker. Each request that
+    # applies or shows the rules takes one snapshot at its start and uses it throughout.
+    programs = ActiveProgram(engine, make_snapshot(document, program, base_ledger), ledger_for)
     # Loaded at start, so a bad key file stops the server with its reason, not a tap.
     sun_keys = load_sun_keys(settings.sun_keys_file) if settings.sun_keys_file else None
     phone_key = load_or_create_key(settings.phone_key_file).hex()
@@ -526,10 +556,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        warn_of_unknown_merchants(engine, program)
+        warn_of_unknown_merchants(engine, programs.snapshot().program)
         schedule = None
-        if settings.expiry_time and program.expiry.enabled:
-            schedule = ExpirySchedule(ledger, parse_time_of_day(settings.expiry_time))
+        if settings.expiry_time:
+            # Each run expires under the programme in force then (one may start expiring).
+            schedule = ActiveExpiry(programs, parse_time_of_day(settings.expiry_time))
             schedule.start()
         try:
             yield
@@ -546,7 +577,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     app.router.route_class = HostileJSONRoute  # every route below reads JSON this way
     app.state.max_body_values = max_values(settings.max_batch, settings.max_lines_per_sale)
-    app.state.ledger = ledger
+    # The startup programme's ledger (programme-independent reads); the rules in force
+    # are `app.state.programs.snapshot()` (.program, .ledger, .document), and
+    # `app.state.programs.refresh()` reads them again at once (after an upload).
+    app.state.ledger = base_ledger
+    app.state.programs = programs
     app.state.settings = settings
     app.add_middleware(
         BodyLimit,
@@ -637,7 +672,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def health(_terminal: Auth) -> Health:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
-        return Health(status="ok", time=utcnow(), program=program.id)
+        return Health(status="ok", time=utcnow(), program=programs.snapshot().program.id)
 
     @app.post(
         "/v1/terminals/pair",
@@ -723,6 +758,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             if e164 is None:
                 raise HTTPException(400, "phone_number must be a valid E.164 number")
             kind, value = "phone", phone_hasher.phone_key(e164)
+        ledger = programs.snapshot().ledger
         member_id = ledger.find_member_id(kind, value)
         view = ledger.member_view(member_id) if member_id else None
         if view is None:
@@ -790,6 +826,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         then the member it belongs to. A forged, unreadable or replayed message is refused
         and recorded as a security event."""
         seen = bytes.fromhex(body.uid) if body.uid is not None else None
+        ledger = programs.snapshot().ledger
         member_id = secure_card(
             who, lambda keys: ledger.member_by_secure_card(keys, body.url, seen)
         )
@@ -810,7 +847,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             raise HTTPException(
                 429, "too many lookups from this terminal; wait a minute", headers=RETRY_IN_A_MINUTE
             )
-        return CardKnownOut(known=ledger.card_known(bytes.fromhex(body.uid)))
+        return CardKnownOut(known=base_ledger.card_known(bytes.fromhex(body.uid)))
 
     @app.post(
         "/v1/cards/link",
@@ -831,7 +868,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         refused (a security event), never moved."""
         try:
             linked = secure_card(
-                who, lambda keys: ledger.link_secure_card(keys, body.url, body.member_id)
+                who, lambda keys: base_ledger.link_secure_card(keys, body.url, body.member_id)
             )
         except CardLinkRefused as refused:
             if refused.code == "card_linked":
@@ -849,7 +886,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 "too many PIN requests from this terminal; wait a minute",
                 headers=RETRY_IN_A_MINUTE,
             )
-        if ledger.member(member_id) is None:
+        if base_ledger.member(member_id) is None:
             raise HTTPException(404, "no such member")
 
     @app.post(
@@ -871,7 +908,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         422 for a PIN that cannot be one (4 to 8 digits, not one tried first)."""
         pin_request(member_id, who)
         try:
-            replaced = ledger.set_member_pin(member_id, body.pin, body.current_pin)
+            replaced = base_ledger.set_member_pin(member_id, body.pin, body.current_pin)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         except PinRefused as refused:
@@ -893,7 +930,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         """A PIN given for the member (found by phone: then they may spend). The fifth
         wrong one in a row locks it for a while, whichever terminals they came from."""
         pin_request(member_id, who)
-        check = ledger.check_member_pin(member_id, body.pin)
+        check = base_ledger.check_member_pin(member_id, body.pin)
         if not check.ok and not check.no_pin:
             log.warning("wrong member PIN at terminal %s", who.id)  # never the member or PIN
         if check.locked_now:
@@ -917,7 +954,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 "too many member reads from this terminal; wait a minute",
                 headers=RETRY_IN_A_MINUTE,
             )
-        view = ledger.member_view(member_id)
+        view = programs.snapshot().ledger.member_view(member_id)
         if view is None:
             raise HTTPException(404, "no such member")
         return masked(view)
@@ -944,7 +981,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 "too many member reads from this terminal; wait a minute",
                 headers=RETRY_IN_A_MINUTE,
             )
-        if ledger.member(member_id) is None:
+        if base_ledger.member(member_id) is None:
             raise HTTPException(404, "no such member")
         with engine.connect() as conn:
             rows = conn.execute(
@@ -1005,7 +1042,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 "from this terminal; retry later",
                 headers={"Retry-After": "60"},
             )
-        result = limit_taken(apply_one(data, who), who)
+        result = limit_taken(apply_one(data, who, programs.snapshot().ledger), who)
         if result.code == "rate_limited":
             raise HTTPException(429, PHONE_LOOKUPS_SPENT, headers=RETRY_IN_A_MINUTE)
         if result.outcome == "conflict":
@@ -1028,15 +1065,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
         bodies: list[Any] = list(body.operations)  # type: ignore[attr-defined]
         refused = key_enrollment_phones(bodies, phone_hasher)
         with applying:
-            answer = apply_batch(bodies, who, refused)
+            answer = apply_batch(bodies, who, programs.snapshot().ledger, refused)
         # Encoded once by its model: returned as a model, FastAPI would dump it, validate
         # the dump against BatchOut again and encode that (1.1 ms a batch of 100).
         return Response(answer.model_dump_json(), media_type="application/json")
 
     def apply_batch(
-        bodies: list[Any], who: terminals.Terminal, refused: dict[int, str] | None = None
+        bodies: list[Any],
+        who: terminals.Terminal,
+        ledger: Ledger,
+        refused: dict[int, str] | None = None,
     ) -> BatchOut:
-        """`refused`: operations refused before the ledger (by index, with the reason)."""
+        """`ledger`: the programme in force's, taken once for the whole batch; `refused`:
+        operations refused before the ledger (by index, with the reason)."""
         refused = refused or {}
         try:
             # The room is taken from the terminal's per-minute allowance in the database
@@ -1088,13 +1129,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
         )
         return BatchOut(results=results)
 
-    program_etag = f'"{document.version}"'
-    program_body = {
-        **program_to_json(program),
-        "version": document.version,
-        "source": document.source,
-    }
-
     @app.get(
         "/v1/program",
         responses={**unauthorized, 304: {"description": "the version in If-None-Match"}},
@@ -1103,13 +1137,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
         """The programme: its rules as JSON, its `version` and its TOML `source`, which a
         terminal checks against the version, caches and previews with. With the ETag in
         If-None-Match, an unchanged programme answers 304 and no body."""
-        headers = {"ETag": program_etag, "Cache-Control": "no-cache"}
+        snap = programs.snapshot()
+        headers = {"ETag": snap.etag, "Cache-Control": "no-cache"}
         asked = request.headers.get("if-none-match", "")
         # Weak comparison (RFC 9110 13.1.2): W/"v" matches "v"; "*" matches any version.
         tags = {tag.strip().removeprefix("W/") for tag in asked[:200].split(",")}
-        if program_etag in tags or "*" in tags:
+        if snap.etag in tags or "*" in tags:
             return Response(status_code=304, headers=headers)
-        return JSONResponse(program_body, headers=headers)
+        return JSONResponse(snap.body, headers=headers)
 
     @app.post(
         "/v1/staff/awards",
@@ -1146,7 +1181,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
             approver,
         )
         try:
-            result = ledger.award(award, terminal_id=who.id, merchant=who.merchant)
+            result = programs.snapshot().ledger.award(
+                award, terminal_id=who.id, merchant=who.merchant
+            )
         except OpRejected as exc:
             code = STATUS_BY_CODE.get(exc.code, 422)  # as an operation's refusal is answered
             if exc.code in ("staff_refused", "approver_refused"):
@@ -1176,20 +1213,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
         """The coalition's settlement for the store days `from`..`to` (inclusive): a
         merchant's token reads its own row and the payments it is a party to, the
         operator's every merchant's."""
+        program = programs.snapshot().program
         if program.coalition is None:
             raise HTTPException(404, "the programme is no coalition: there is nothing to settle")
         try:
             first, last = date.fromisoformat(start), date.fromisoformat(end)
-            period_bounds(first, last, ledger.zone)  # refused before it costs a report
+            period_bounds(first, last, zone)  # refused before it costs a report
         except ValueError as exc:
             raise HTTPException(422, f"not a period: {exc}") from None
         if not shared.allow("settlement:" + who, SETTLEMENTS_PER_MINUTE):
             raise HTTPException(
                 429, "too many settlement reports; wait a minute", headers={"Retry-After": "60"}
             )
-        report = settlement_for(
-            engine, program.coalition, first, last, ledger.zone, program.currency
-        )
+        report = settlement_for(engine, program.coalition, first, last, zone, program.currency)
         if who != merchant_store.OPERATOR_KEY:
             report = report.only(who)
         return settlement_json(report)
@@ -1197,7 +1233,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.get("/v1/partners", responses=unauthorized)
     def partners(_who: Auth) -> list[dict[str, Any]]:
         """Partner programmes and charities with their conversion rates."""
-        return list(program_to_json(program)["give_targets"])
+        return list(programs.snapshot().body["give_targets"])
 
     @app.post(
         "/v1/partner/transfers",
@@ -1214,6 +1250,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def partner_transfer(body: PartnerTransferIn, partner_id: PartnerAuth) -> PartnerTransferOut:
         """A partner's inbound transfer (its units in, credited as points), applied once per
         reference, within the partner's daily cap. Only partners may post these."""
+        ledger = programs.snapshot().ledger
         try:
             result = ledger.apply_partner_transfer(
                 partner_id,
@@ -1267,7 +1304,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             error=PHONE_LOOKUPS_SPENT,
         )
 
-    def apply_one(data: dict[str, Any], who: terminals.Terminal) -> OpResultOut:
+    def apply_one(data: dict[str, Any], who: terminals.Terminal, ledger: Ledger) -> OpResultOut:
         key = str(data.get("key", ""))
         try:
             outcome = ledger.apply_many(
@@ -1287,7 +1324,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         committed), so two concurrent batches never both insert the same flag."""
         if not member_ids:
             return
-        today = ledger.today()  # the store's day
+        today = base_ledger.today()  # the store's day
         earnings = {m: known[m] for m in member_ids if known and m in known}
         unread = sorted(member_ids - earnings.keys())
         if unread:
@@ -1343,8 +1380,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(
         pass_router(
             settings.passes,
-            ledger,
-            program.name,
+            lambda: programs.snapshot().ledger,
+            program.name,  # the passes' issuer name, as signed at start
             terminal,
             lambda bucket: shared.allow(bucket, settings.lookups_per_minute),
             {**unauthorized, **unparsable},

@@ -1,5 +1,5 @@
 """`loyalty-server`: serve, migrate, terminal add/revoke, partner add/revoke, merchant
-token/revoke, settlement, member import, purge, expire, openapi."""
+token/revoke, program add/list/cancel, settlement, member import, purge, expire, openapi."""
 
 from __future__ import annotations
 
@@ -710,6 +710,132 @@ def cmd_security_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def activation_time(text: str, zone_name: str) -> Any:
+    """`--activate-at`: "now", or an ISO date and time in the store's zone (an explicit
+    offset is taken as given); None (said why) when it is none."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from pos_client.domain import utcnow
+
+    if text.strip().lower() == "now":
+        return utcnow()
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        complain(
+            f"--activate-at '{shown_cut(text)}': expected a date and time such as"
+            f" 2026-12-01T00:00 (store time, {zone_name}), or now"
+        )
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(zone_name))
+    return moment
+
+
+def read_program_upload(path: Path) -> bytes | None:
+    """A programme file's bytes, read as an upload is (a regular file, at most one byte
+    past the limit, which the check then refuses); None (said why) when unreadable."""
+    import stat
+
+    from pos_client.program import MAX_PROGRAM_BYTES
+
+    try:
+        with path.open("rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                complain(f"{shown(str(path))}: not a regular file")
+                return None
+            return handle.read(MAX_PROGRAM_BYTES + 1)
+    except OSError as exc:
+        complain(f"{shown(str(path))}: cannot read: {exc.strerror}")
+        return None
+
+
+def cmd_program_add(args: argparse.Namespace) -> int:
+    """Schedule a programme file to become the rules at --activate-at (store time): checked
+    as `serve` checks its programme, then what changes from the rules in force before it."""
+    import getpass
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from loyalty_server.program_versions import (
+        VersionRefused,
+        active_version,
+        add_version,
+        check_program_source,
+        describe_changes,
+    )
+    from pos_client.program import load_program_document
+
+    settings = settings_from(args)
+    activate_at = activation_time(args.activate_at, settings.timezone)
+    raw = read_program_upload(Path(args.file))
+    if activate_at is None or raw is None:
+        return 2
+    try:
+        uploader = args.uploaded_by or getpass.getuser()
+    except (KeyError, OSError):
+        uploader = "cli"
+    engine = engine_for(args)
+    base = load_program_document(settings.program, settings.config_dir)
+    before = active_version(engine, activate_at - timedelta(microseconds=1), base)
+    try:
+        stored = add_version(engine, raw, uploader, activate_at, label=shown(args.file))
+    except VersionRefused as exc:
+        complain(str(exc))
+        return 2
+    _document, program = check_program_source(raw, shown(args.file))
+    when = stored.activate_at.astimezone(ZoneInfo(settings.timezone))
+    print(
+        f"version {stored.version} ({program.id}) activates at"
+        f" {when:%Y-%m-%d %H:%M:%S} {settings.timezone}; uploaded by {stored.uploaded_by}"
+    )
+    print(f"changes from version {before.version}:")
+    for row in describe_changes(before.parse(f"version {before.version}"), program):
+        print(f"  {row}")
+    return 0
+
+
+def cmd_program_list(args: argparse.Namespace) -> int:
+    """The programme file the server starts with and every uploaded version, oldest
+    activation first, with its status (active, scheduled, past), in store time."""
+    from zoneinfo import ZoneInfo
+
+    from loyalty_server.program_versions import list_versions
+    from pos_client.domain import utcnow
+    from pos_client.program import load_program_document
+
+    settings = settings_from(args)
+    zone = ZoneInfo(settings.timezone)
+    base = load_program_document(settings.program, settings.config_dir)
+    rows = list_versions(engine_for(args), utcnow(), base)
+    for row in rows:
+        if row.activate_at is None:
+            print(f"{row.version}  {row.status:<9}  the programme file ({shown(settings.program)})")
+            continue
+        when = row.activate_at.astimezone(zone)
+        print(
+            f"{row.version}  {row.status:<9}  from {when:%Y-%m-%d %H:%M:%S} {settings.timezone}"
+            f"  uploaded by {shown(row.uploaded_by or '')}"
+        )
+    print(f"{len(rows) - 1} uploaded version(s)")
+    return 0
+
+
+def cmd_program_cancel(args: argparse.Namespace) -> int:
+    """Forget a version still scheduled (one already in force is replaced by another)."""
+    from loyalty_server.program_versions import VersionRefused, cancel_version
+
+    settings_from(args)
+    try:
+        cancel_version(engine_for(args), args.version)
+    except VersionRefused as exc:
+        complain(shown_cut(str(exc), 200))
+        return 2
+    print(f"version {args.version} cancelled")
+    return 0
+
+
 def cmd_card_block(args: argparse.Namespace) -> int:
     """Block a member's cards reported lost or stolen (all, or the one whose UID ends with
     --card): unlinked; their taps refused as security events from then on."""
@@ -1031,6 +1157,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("member", help="the member's id or card number")
     sub.add_argument("--card", help="only the card whose UID ends with these hex digits")
     sub.set_defaults(handler=cmd_card_block, needs_schema=True)
+
+    program = commands.add_parser(
+        "program", help="programme versions that become the rules at a time"
+    ).add_subparsers(dest="program_command", required=True)
+    sub = program.add_parser("add", help="schedule a programme file to become the rules")
+    common(sub)
+    sub.add_argument("file", help="the programme's TOML file")
+    sub.add_argument(
+        "--activate-at",
+        required=True,
+        help="when, store time (LOYALTY_SERVER_TIMEZONE): e.g. 2026-12-01T00:00, or now",
+    )
+    sub.add_argument("--as", dest="uploaded_by", help="who uploads it (default: your user)")
+    sub.set_defaults(handler=cmd_program_add, needs_schema=True)
+    sub = program.add_parser("list", help="the programme file and the versions uploaded")
+    common(sub)
+    sub.set_defaults(handler=cmd_program_list, needs_schema=True)
+    sub = program.add_parser("cancel", help="cancel a version not active yet")
+    common(sub)
+    sub.add_argument("version", help="the version, as `program list` shows it")
+    sub.set_defaults(handler=cmd_program_cancel, needs_schema=True)
 
     sub = commands.add_parser("purge", help="forget idempotency keys past the retention window")
     common(sub)

@@ -113,7 +113,7 @@ GONE = "this link has expired: ask the kiosk for a new one"
 
 def pass_router(
     settings: PassSettings,
-    ledger: Ledger,
+    ledger: Ledger | Callable[[], Ledger],
     program_name: str,
     auth: Any,
     allow: Callable[[str], bool],
@@ -121,13 +121,15 @@ def pass_router(
 ) -> APIRouter:
     """`auth`: the terminal dependency; `allow(bucket)`: a per-minute budget ("lookup:"
     and the terminal's id for a new link, "pass:" and the member's for a link's files);
-    `documented`: the app's 401, 400 and 413 answers."""
+    `documented`: the app's 401, 400 and 413 answers; `ledger`: one, or where to get the
+    one of the programme in force for each request."""
     router = APIRouter(route_class=HostileJSONRoute)
     apple, google, links = signers(settings, program_name)
+    ledger_now: Callable[[], Ledger] = ledger if callable(ledger) else lambda: ledger
 
     def holder_of(token: str) -> PassHolder:
         member_id = links.member_of(token) if links and TOKEN.fullmatch(token) else None
-        view = ledger.member_view(member_id) if member_id else None
+        view = ledger_now().member_view(member_id) if member_id else None
         if view is None or not view.card_number:
             raise HTTPException(404, GONE, headers=PAGE_HEADERS)
         if not allow("pass:" + view.member_id):
@@ -159,7 +161,7 @@ def pass_router(
                 "too many member reads from this terminal; wait a minute",
                 headers={"Retry-After": "60"},
             )
-        if ledger.member_view(body.member_id) is None:
+        if ledger_now().member_view(body.member_id) is None:
             raise HTTPException(404, "no such member")
         token, expires = links.issue(body.member_id)
         base = settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
