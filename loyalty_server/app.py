@@ -1369,8 +1369,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         app,
         ConsoleContext(
             engine=engine,
-            current=lambda: (ledger, program),
-            zone=ZoneInfo(settings.timezone),
+            programs=programs,
+            zone=zone,
             phone_hasher=phone_hasher,
             store_key=bytes.fromhex(phone_key),
             shared=shared,

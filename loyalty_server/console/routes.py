@@ -10,24 +10,25 @@ import hashlib
 import io
 import logging
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
-from loyalty_server import heartbeats
+from loyalty_server import heartbeats, program_versions
 from loyalty_server import terminals as terminal_store
 from loyalty_server.console import accounts, audit, charts, data, i18n, sessions
 from loyalty_server.limits import SharedLimits
 from loyalty_server.phones import e164_or_none
+from loyalty_server.program_versions import ActiveProgram
 from loyalty_server.schema import flag_reviews, flags, terminals
 from pos_client.domain import mask_tail, utcnow, uuid7
 from pos_client.ledger import totals
@@ -35,6 +36,7 @@ from pos_client.ledger.ledger import Ledger
 from pos_client.ledger.schema import members, transactions
 from pos_client.operations import OpRejected
 from pos_client.privacy import PhoneHasher
+from pos_client.program import MAX_PROGRAM_BYTES
 from pos_client.rules import Program
 
 log = logging.getLogger("loyalty_server.console")
@@ -58,12 +60,17 @@ class ConsoleContext:
     """What the console reads and changes, given by the composition root (create_app)."""
 
     engine: Engine
-    current: Callable[[], tuple[Ledger, Program]]  # the programme in force and its ledger
+    programs: ActiveProgram  # the programme in force (and its ledger), uploads activate
     zone: ZoneInfo
     phone_hasher: PhoneHasher
     store_key: bytes
     shared: SharedLimits
     pairing_code_ttl_s: int
+
+    def current(self) -> tuple[Ledger, Program]:
+        """The programme in force and its ledger, from one snapshot."""
+        snapshot = self.programs.snapshot()
+        return snapshot.ledger, snapshot.program
 
 
 class NotSignedIn(Exception):
@@ -637,6 +644,138 @@ def console_router(context: ConsoleContext) -> APIRouter:
                 reason.strip(),
             )
         return RedirectResponse(PREFIX + "/flags", status_code=303)
+
+    # ---------------------------------------------------------------- programme
+
+    def program_page(
+        request: Request,
+        session: sessions.Session,
+        status: int = 200,
+        error: str = "",
+        preview: dict[str, Any] | None = None,
+    ) -> HTMLResponse:
+        from pos_client.program_words import describe_program
+
+        snapshot = context.programs.snapshot()
+        return render(
+            request,
+            "program.html",
+            status,
+            session=session,
+            active=snapshot.document.version,
+            words=describe_program(snapshot.program),
+            versions=program_versions.list_versions(
+                engine, utcnow(), context.programs.base.document
+            ),
+            error=error,
+            preview=preview,
+            zone=str(context.zone),
+            soon=(_local(utcnow(), context.zone) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:00"),
+        )
+
+    @router.get("/program")
+    def program_get(request: Request, session: Signed) -> HTMLResponse:
+        return program_page(request, session)
+
+    def activation_time(text: str) -> datetime:
+        try:
+            moment = datetime.fromisoformat(text.strip()[:16])
+        except ValueError:
+            raise HTTPException(422, "The activation time is a date and a time.") from None
+        return moment.replace(tzinfo=context.zone).astimezone(UTC)
+
+    @router.post("/program/preview")
+    async def program_preview(
+        request: Request,
+        session: Signed,
+        csrf: Csrf = "",
+        activate_at: Annotated[str, Form(max_length=32)] = "",
+        file: Annotated[UploadFile | None, File()] = None,
+    ) -> HTMLResponse:
+        checked(session, csrf)
+        when = activation_time(activate_at)
+        if file is None:
+            return program_page(request, session, 422, "Choose a programme file (TOML).")
+        raw = await file.read(MAX_PROGRAM_BYTES + 1)
+        label = (file.filename or "uploaded programme")[:80]
+        try:
+            document, program = program_versions.check_program_source(raw, label)
+        except program_versions.ProgramSourceError as exc:
+            return program_page(request, session, 422, str(exc))
+        from pos_client.program_words import describe_program
+
+        return program_page(
+            request,
+            session,
+            preview={
+                "version": document.version,
+                "changes": program_versions.describe_changes(
+                    context.programs.snapshot().program, program
+                ),
+                "words": describe_program(program),
+                "source": document.source,
+                "activate_at": when,
+                "activate_text": activate_at.strip()[:16],
+            },
+        )
+
+    @router.post("/program/activate")
+    def program_activate(
+        request: Request,
+        session: Signed,
+        csrf: Csrf = "",
+        source: Annotated[str, Form(max_length=MAX_PROGRAM_BYTES)] = "",
+        activate_at: Annotated[str, Form(max_length=32)] = "",
+        reason: Annotated[str, Form(max_length=400)] = "",
+    ) -> Response:
+        checked(session, csrf)
+        problem = _reason_problem(reason)
+        if problem:
+            return program_page(request, session, 422, problem)
+        when = activation_time(activate_at)
+        try:
+            stored = program_versions.add_version(engine, source, session.user.name, when)
+        except (program_versions.ProgramSourceError, program_versions.VersionRefused) as exc:
+            return program_page(request, session, 422, str(exc))
+        context.programs.refresh()
+        with engine.begin() as conn:
+            audit.record(
+                conn,
+                session.user.name,
+                "program-upload",
+                f"programme {stored.version}",
+                f"active from {_local(stored.activate_at, context.zone):%Y-%m-%d %H:%M}",
+                reason.strip(),
+            )
+        return RedirectResponse(PREFIX + "/program", status_code=303)
+
+    @router.post("/program/{version}/cancel")
+    def program_cancel(
+        request: Request,
+        session: Signed,
+        version: str,
+        csrf: Csrf = "",
+        reason: Annotated[str, Form(max_length=400)] = "",
+    ) -> Response:
+        checked(session, csrf)
+        problem = _reason_problem(reason)
+        if problem:
+            return program_page(request, session, 422, problem)
+        try:
+            program_versions.cancel_version(engine, version[:64])
+        except program_versions.VersionRefused as exc:
+            return program_page(request, session, 409, str(exc))
+        context.programs.refresh()
+        with engine.begin() as conn:
+            audit.record(
+                conn,
+                session.user.name,
+                "program-cancel",
+                f"programme {version[:64]}",
+                "",
+                reason.strip(),
+            )
+        return RedirectResponse(PREFIX + "/program", status_code=303)
 
     # ---------------------------------------------------------------- audit, exports
 

@@ -7,7 +7,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import requests
 from pos_client.demo import DEMO_MEMBERS
 from pos_client.domain import Purchase, uuid7
 from pos_client.operations import SaleOp
+from tests.conftest import REPO
 from tests.console_client import ConsoleUser, add_user, error_of
 from tests.integration.server_helpers import ServerProcess
 
@@ -410,3 +411,65 @@ def test_the_dashboard_counts_today_and_its_liability_ends_at_the_balances(
     assert int(liability[-1][1]) == total
     sales_today = re.search(r"Sales with loyalty</div>\s*<div class=\"big\">([^<]+)<", page)
     assert sales_today and int(sales_today.group(1)) >= 2
+
+
+def program_text(rate: int = 5) -> str:
+    source = (REPO / "config/programs/category_tiers.toml").read_text()
+    return source.replace("rate = 1\n", f"rate = {rate}\n", 1)
+
+
+def upload(user: ConsoleUser, text: str, when: str) -> requests.Response:
+    return user.http.post(
+        user.base + "/program/preview",
+        data={"csrf": user.csrf("/program"), "activate_at": when},
+        files={"file": ("spring.toml", text.encode(), "application/toml")},
+        timeout=30,
+    )
+
+
+def test_a_programme_upload_is_checked_previewed_scheduled_and_served_to_terminals(
+    server: ServerProcess,
+) -> None:
+    import time
+
+    user = signed_in(server)
+    token = server.pair("till")["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    first = requests.get(server.url + "/v1/program", headers=auth, timeout=10)
+    zone_now = datetime.now(UTC)  # the server's zone is UTC here
+    soon = (zone_now + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+    broken = upload(user, "id = 3\n", soon)
+    assert broken.status_code == 422 and "spring.toml" in error_of(broken)
+    binary = upload(user, 'id = "x"\x00\n', soon)
+    assert binary.status_code == 422 and error_of(binary)
+    preview = upload(user, program_text(5), soon)
+    assert preview.status_code == 200, error_of(preview)
+    changes = re.search(r'<ul id="changes">(.*?)</ul>', preview.text, re.S)
+    assert changes and "5" in changes.group(1)
+    source = re.search(r'<textarea name="source" hidden>(.*?)</textarea>', preview.text, re.S)
+    assert source
+    import html
+
+    activate = user.post(
+        "/program/activate",
+        {"source": html.unescape(source.group(1)), "activate_at": soon, "reason": "spring"},
+        page="/program",
+    )
+    assert activate.status_code == 303, error_of(activate)
+    page = user.get("/program").text
+    assert re.search(r'<td class="status">scheduled</td>', page)
+    assert audit_rows(user)[0][2] == "program-upload"
+    # The terminal's programme changes at the activation time, not before.
+    assert (
+        requests.get(server.url + "/v1/program", headers=auth, timeout=10).json()["version"]
+        == first.json()["version"]
+    )
+    deadline = time.monotonic() + 90
+    version = first.json()["version"]
+    while version == first.json()["version"] and time.monotonic() < deadline:
+        time.sleep(1)
+        version = requests.get(server.url + "/v1/program", headers=auth, timeout=10).json()[
+            "version"
+        ]
+    assert version != first.json()["version"]
+    assert re.search(r'id="active-version">' + version, user.get("/program").text)
