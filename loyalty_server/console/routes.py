@@ -670,7 +670,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
             error=error,
             preview=preview,
             zone=str(context.zone),
-            soon=(_local(utcnow(), context.zone) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:00"),
+            soon=f"{_local(utcnow(), context.zone) + timedelta(hours=1):%Y-%m-%dT%H:00:00}",
         )
 
     @router.get("/program")
@@ -679,7 +679,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
 
     def activation_time(text: str) -> datetime:
         try:
-            moment = datetime.fromisoformat(text.strip()[:16])
+            moment = datetime.fromisoformat(text.strip()[:19])
         except ValueError:
             raise HTTPException(422, "The activation time is a date and a time.") from None
         return moment.replace(tzinfo=context.zone).astimezone(UTC)
@@ -715,7 +715,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
                 "words": describe_program(program),
                 "source": document.source,
                 "activate_at": when,
-                "activate_text": activate_at.strip()[:16],
+                "activate_text": activate_at.strip()[:19],
             },
         )
 
