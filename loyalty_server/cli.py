@@ -4,6 +4,7 @@ token/revoke, program add/list/cancel, settlement, member import, purge, expire,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -898,6 +899,106 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_PORT = 8787
+
+
+def seed_demo_store(database_url: str, key_file: Path, program: str, config_dir: Path) -> None:
+    """A new demo store: its schema, the demo members with their history, and a till."""
+    from loyalty_server.terminals import add_terminal
+    from pos_client.demo import seed_demo_members
+    from pos_client.ledger import Ledger, make_engine
+    from pos_client.privacy import PhoneHasher, load_or_create_key
+    from pos_client.program import load_program
+
+    migrate(database_url)
+    ledger = Ledger(make_engine(database_url), load_program(program, config_dir))
+    seed_demo_members(ledger, PhoneHasher(load_or_create_key(key_file)))
+    add_terminal(ledger.engine, "Demo till", 3600)
+    ledger.engine.dispose()
+
+
+def demo_port(wanted: int) -> int:
+    """`wanted` if free on loopback, else any free port."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", wanted))
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The store server with its console on loopback over a demo store (made once in
+    FOLDER), a manager and an auditor with new passwords printed; then `--then COMMAND`
+    (the terminal's demo); the server runs until Ctrl+C (or, with no terminal attached
+    to stdin, until the command ends). It stops only the server it started."""
+    import secrets
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    from loyalty_server.console.accounts import add_user
+    from pos_client.ledger import make_engine
+
+    settings = from_environment()
+    folder = Path(args.folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    database = folder / "store.sqlite"
+    url = f"sqlite+pysqlite:///{database}"
+    key_file = folder / "store-phone.key"
+    if not database.exists():
+        seed_demo_store(url, key_file, settings.program, settings.config_dir)
+    else:
+        migrate(url)
+    logins = {role: secrets.token_urlsafe(9) for role in ("manager", "auditor")}
+    engine = make_engine(url)
+    for role, password in logins.items():
+        add_user(engine, role, role, password)
+    engine.dispose()
+    port = demo_port(args.port)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "loyalty_server.cli", "serve", "--database-url", url,
+         "--phone-key-file", str(key_file), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=(folder / "server.log").open("ab"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        address = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(address + "/console/login", timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    complain(f"the store server did not start; see {folder / 'server.log'}")
+                    return 1
+                time.sleep(0.2)
+        print(f"store console: {address}/console/")
+        print(f"  sign in as manager / {logins['manager']}   (read-only: auditor / "
+              f"{logins['auditor']})")  # fmt: skip
+        print(f"  pair a till: the console's Terminals page, then pos-client pair {address} CODE")
+        sys.stdout.flush()
+        status = subprocess.call(args.then) if args.then else 0
+        if sys.stdin.isatty() or not args.then:
+            print("the store server runs until Ctrl+C")
+            sys.stdout.flush()
+            with contextlib.suppress(KeyboardInterrupt):
+                server.wait()
+        return status
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
 def cmd_user_disable(args: argparse.Namespace) -> int:
     from loyalty_server.console.accounts import disable_user
 
@@ -1113,6 +1214,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--days", type=days_back, default=30, help="1 to 3660 (default 30)")
     sub.set_defaults(handler=cmd_staff_awards, needs_schema=True)
 
+    sub = commands.add_parser(
+        "demo", help="the store server and its console over a demo store, on loopback"
+    )
+    sub.add_argument("--folder", default="demo-output/store")
+    sub.add_argument("--port", type=int, default=DEMO_PORT)
+    sub.add_argument("--then", nargs=argparse.REMAINDER, help="a command to run meanwhile")
+    sub.set_defaults(handler=cmd_demo)
     user = commands.add_parser("user", help="console accounts").add_subparsers(
         dest="user_command", required=True
     )
