@@ -38,8 +38,10 @@ i18n: $(STAMP)
 		--ignore-obsolete
 	$(BIN)/pybabel compile -D pos -d $(LOCALE) --statistics
 
+# The store server with its console (address and a demo login printed) runs beside the
+# terminal's demo, until Ctrl+C.
 demo: $(STAMP) $(MO)
-	$(BIN)/pos-client demo
+	$(BIN)/loyalty-server demo --then $(BIN)/pos-client demo
 
 # The suite runs in TEST_WORKERS pytest-xdist processes, a test file to a worker (module
 # fixtures such as a PostgreSQL cluster or the private pcscd stay one per file); most tests
