@@ -17,7 +17,7 @@ from sqlalchemy import Engine, case, distinct, func, or_, select
 
 from pos_client.domain import mask_tail
 from pos_client.ledger import totals
-from pos_client.ledger.schema import identifiers, members, operations, transactions
+from pos_client.ledger.schema import identifiers, members, transactions
 from pos_client.rules import Program
 
 DAYS = 30
@@ -79,6 +79,8 @@ def dashboard(engine: Engine, program: Program, zone: ZoneInfo, now: datetime) -
     tx_day = bucket(when, starts).label("b")
     positive = (transactions.c.points > 0) & (transactions.c.kind != "adjust")
     negative = (transactions.c.points < 0) & transactions.c.kind.not_in(("expire", "adjust"))
+    # A sale with loyalty: one that earned or spent points (its rows share its key).
+    sale_row = transactions.c.kind.in_(("earn", "redeem"))
     by_day: dict[int, dict[str, int]] = {i: {} for i in range(DAYS)}
     with engine.connect() as conn:
         for row in conn.execute(
@@ -90,24 +92,18 @@ def dashboard(engine: Engine, program: Program, zone: ZoneInfo, now: datetime) -
                     distinct(case((transactions.c.kind != "expire", transactions.c.member_id)))
                 ),
                 func.coalesce(func.sum(transactions.c.points), 0),
+                func.count(distinct(case((sale_row, transactions.c.op_key)))),
             )
             .where(when >= since, when < until)
             .group_by(tx_day)
         ):
             by_day.setdefault(row[0], {}).update(
-                earned=int(row[1]), spent=int(row[2]), active=int(row[3]), net=int(row[4])
+                earned=int(row[1]),
+                spent=int(row[2]),
+                active=int(row[3]),
+                net=int(row[4]),
+                sales=int(row[5]),
             )
-        op_day = bucket(operations.c.applied_at, starts).label("b")
-        for row in conn.execute(
-            select(op_day, func.count())
-            .where(
-                operations.c.kind == "sale",
-                operations.c.applied_at >= since,
-                operations.c.applied_at < until,
-            )
-            .group_by(op_day)
-        ):
-            by_day.setdefault(row[0], {})["sales"] = int(row[1])
         enrol_day = bucket(members.c.enrolled_at, starts).label("b")
         for row in conn.execute(
             select(enrol_day, func.count())
