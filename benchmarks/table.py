@@ -11,7 +11,10 @@
                      cold start, resident memory, each beside its goal (issue 16);
   offline key        one guess at a cached phone's key: the old HMAC versus scrypt;
   printing           a receipt on a loopback ESC/POS printer versus a bare send (issue 14);
-  camera             frames decoded versus bare zxing-cpp, first frame to member (issue 14).
+  camera             frames decoded versus bare zxing-cpp, first frame to member (issue 14);
+  console            every console page's p50/p95 against 200 ms on PostgreSQL with 100,000
+                     members and 1,000,000 transactions (--quick: 5,000 and 50,000), the
+                     dashboard computed, the CSV downloads (benchmarks/console_pages.py).
 Usage: python benchmarks/table.py [--quick]   (--quick: smaller counts, for a smoke run)
 """
 
@@ -457,6 +460,60 @@ def camera_rows(presentations: int) -> list[Row]:
     return rows
 
 
+def console_rows(members: int, transactions: int, count: int) -> list[Row]:
+    """Each console page on PostgreSQL at a store's scale (issue 13): p50, p95 beside the
+    200 ms goal; the dashboard's figures computed (uncached); the CSV downloads."""
+    from console_pages import GOAL_S, measure
+
+    from tests.integration.server_helpers import postgres_unavailable_reason
+
+    reason = postgres_unavailable_reason()
+    if reason:
+        return [("console pages", "-", "-", "-", f"skipped: {reason}")]
+    figures = measure(members, transactions, count)
+    scale = f"{members:,} members, {transactions:,} transactions"
+    rows: list[Row] = [
+        (f"console pages, PostgreSQL, {scale} (seeded in {figures.seeded.seconds:.0f} s)",)
+        + ("",) * 4
+    ]
+    for name, samples in figures.pages.items():
+        p95 = pct(samples, 0.95)
+        rows.append(
+            (
+                "  " + name,
+                ms(pct(samples, 0.5)),
+                ms(p95) + " p95",
+                "",
+                f"goal p95 < 200 ms: {'met' if p95 < GOAL_S else 'NOT met'}",
+            )
+        )
+    rows.append(
+        (
+            "  dashboard: first request (figures computed), one 31 s later",
+            ms(figures.cold_dashboard_s),
+            ms(figures.later_dashboard_s),
+            "",
+            "figures refreshed ahead on a thread; expiring figures on a thread"
+            + (
+                ""
+                if figures.expiring_after_s is None
+                else f", shown after {ms(figures.expiring_after_s)} ms"
+            ),
+        )
+    )
+    for name, seconds, rows_read in figures.downloads:
+        rows.append(
+            (
+                f"  download {name}",
+                "-",
+                f"{seconds:.2f} s total",
+                f"{rows_read / seconds:,.0f} rows/s",
+                "",
+            )
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -474,6 +531,12 @@ def main() -> None:
         ("offline key", lambda: offline_key_rows(5 if quick else 30)),
         ("printing", lambda: printing_rows(20 if quick else 200)),
         ("camera", lambda: camera_rows(3 if quick else 12)),
+        (
+            "console",
+            lambda: console_rows(
+                5_000 if quick else 100_000, 50_000 if quick else 1_000_000, 10 if quick else 50
+            ),
+        ),
     ]
     rows: list[Row] = []
     for name, measure in sections:

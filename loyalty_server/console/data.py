@@ -3,6 +3,7 @@ engine (and the ledger for member views), returning small dataclasses."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -20,6 +21,7 @@ from pos_client.ledger import totals
 from pos_client.ledger.schema import identifiers, members, transactions
 from pos_client.rules import Program
 
+log = logging.getLogger("loyalty_server.console")
 DAYS = 30
 T = TypeVar("T")
 
@@ -152,19 +154,55 @@ def dashboard(engine: Engine, program: Program, zone: ZoneInfo, now: datetime) -
 
 class Cached(Generic[T]):
     """A value computed at most every `ttl` seconds in this process (dashboards read the
-    whole ledger; a manager pressing reload need not)."""
+    whole ledger; a manager pressing reload need not), never older than `ttl` when given.
 
-    def __init__(self, compute: Callable[[], T], ttl: float) -> None:
+    Once asked for, it is recomputed ahead on a thread before it gets `ttl` old, for as long
+    as it keeps being asked for (`idle` seconds at most without a request): a page waits for
+    the computation only the first time, or after a quiet spell."""
+
+    def __init__(self, compute: Callable[[], T], ttl: float, idle: float = 600.0) -> None:
         self._compute = compute
         self._ttl = ttl
+        self._idle = idle
         self._value: tuple[float, T] | None = None
+        self._asked = 0.0
+        self._refreshing = False
         self._lock = threading.Lock()
 
     def get(self) -> T:
         with self._lock:
+            self._asked = time.monotonic()
             if self._value is None or time.monotonic() - self._value[0] > self._ttl:
-                self._value = (time.monotonic(), self._compute())
+                started = time.monotonic()
+                self._value = (started, self._compute())
+            if not self._refreshing:
+                self._refreshing = True
+                threading.Thread(target=self._refresh, name="console-cache", daemon=True).start()
             return self._value[1]
+
+    def _refresh(self) -> None:
+        """Recompute at 3/4 of `ttl`, while asked for: the value stays younger than `ttl`."""
+        try:
+            while True:
+                with self._lock:
+                    computed = self._value[0] if self._value else 0.0
+                    if time.monotonic() - self._asked > self._idle:
+                        return
+                wait = computed + self._ttl * 0.75 - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                    continue
+                started = time.monotonic()
+                value = self._compute()
+                with self._lock:
+                    if self._value is None or self._value[0] < started:
+                        self._value = (started, value)
+        except Exception:  # the next page computes it itself, and starts a refresher again
+            log.exception("console figures: refreshing ahead failed")
+            return
+        finally:
+            with self._lock:
+                self._refreshing = False
 
     def clear(self) -> None:
         with self._lock:
