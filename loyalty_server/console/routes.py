@@ -160,6 +160,22 @@ def console_router(context: ConsoleContext) -> APIRouter:
             raise HTTPException(403, "An auditor reads the console and changes nothing.")
 
     Csrf = Annotated[str, Form(max_length=128)]
+    Reason = Annotated[str, Form(max_length=400)]
+
+    def with_reason(session: sessions.Session, csrf: str, reason: str) -> str:
+        """A manager's change with its CSRF token and a reason: the reason, trimmed."""
+        checked(session, csrf)
+        problem = _reason_problem(reason)
+        if problem:
+            raise HTTPException(422, problem)
+        return reason.strip()
+
+    def note(
+        session: sessions.Session, action: str, target: str, detail: str = "", reason: str = ""
+    ) -> None:
+        """The change's entry in the audit log."""
+        with engine.begin() as conn:
+            audit.record(conn, session.user.name, action, target, detail, reason)
 
     # ---------------------------------------------------------------- sign in and out
 
@@ -348,31 +364,29 @@ def console_router(context: ConsoleContext) -> APIRouter:
         member_id: str,
         csrf: Csrf = "",
         points: Annotated[int, Form(ge=-10_000_000, le=10_000_000)] = 0,
-        reason: Annotated[str, Form(max_length=400)] = "",
+        reason: Reason = "",
         key: Annotated[str, Form(max_length=64)] = "",
     ) -> Response:
-        checked(session, csrf)
+        why = with_reason(session, csrf, reason)
         member = member_or_404(member_id)
-        problem = _reason_problem(reason) or (
-            "An adjustment moves at least one point." if points == 0 else None
-        )
-        if problem or not key:
-            raise HTTPException(422, problem or "This form is out of date.")
+        if points == 0 or not key:
+            raise HTTPException(
+                422,
+                "An adjustment moves at least one point." if key else "This form is out of date.",
+            )
         ledger, _program = context.current()
         try:
             applied, balance = ledger.adjust("console:" + key[:56], member.id, points)
         except OpRejected as exc:
             raise HTTPException(422, exc.message) from None
         if applied:
-            with engine.begin() as conn:
-                audit.record(
-                    conn,
-                    session.user.name,
-                    "adjust",
-                    f"member {member.id}",
-                    f"{points:+d} points, balance {balance}",
-                    reason.strip(),
-                )
+            note(
+                session,
+                "adjust",
+                f"member {member.id}",
+                f"{points:+d} points, balance {balance}",
+                why,
+            )
         return back_to_member(member.id, "adjusted")
 
     @router.post("/members/{member_id}/block")
@@ -380,24 +394,19 @@ def console_router(context: ConsoleContext) -> APIRouter:
         session: Signed,
         member_id: str,
         csrf: Csrf = "",
-        reason: Annotated[str, Form(max_length=400)] = "",
+        reason: Reason = "",
     ) -> Response:
-        checked(session, csrf)
+        why = with_reason(session, csrf, reason)
         member = member_or_404(member_id)
-        problem = _reason_problem(reason)
-        if problem:
-            raise HTTPException(422, problem)
         ledger, _program = context.current()
         blocked = ledger.block_cards(member.id)
-        with engine.begin() as conn:
-            audit.record(
-                conn,
-                session.user.name,
-                "block-cards",
-                f"member {member.id}",
-                ", ".join(mask_tail(uid, 4) for uid in blocked) or "no card linked",
-                reason.strip(),
-            )
+        note(
+            session,
+            "block-cards",
+            f"member {member.id}",
+            ", ".join(mask_tail(uid, 4) for uid in blocked) or "no card linked",
+            why,
+        )
         return back_to_member(member.id, "blocked" if blocked else "no-card")
 
     @router.post("/members/{member_id}/link")
@@ -407,13 +416,13 @@ def console_router(context: ConsoleContext) -> APIRouter:
         csrf: Csrf = "",
         kind: Annotated[str, Form(max_length=16)] = "card_uid",
         value: Annotated[str, Form(max_length=64)] = "",
-        reason: Annotated[str, Form(max_length=400)] = "",
+        reason: Reason = "",
     ) -> Response:
-        checked(session, csrf)
+        why = with_reason(session, csrf, reason)
         member = member_or_404(member_id)
         value = value.strip().replace(" ", "")
         value = value.upper() if kind == "card_uid" else value
-        problem = _reason_problem(reason) or data.card_problem(kind, value)
+        problem = data.card_problem(kind, value)
         if problem:
             raise HTTPException(422, problem)
         ledger, _program = context.current()
@@ -422,15 +431,13 @@ def console_router(context: ConsoleContext) -> APIRouter:
         if ledger.find_member_id(kind, value) or ledger.find_member_id(BLOCKED_CARD_UID, value):
             raise HTTPException(409, "This card is linked to a member already, or blocked.")
         ledger.link_identifier(member.id, kind, value)
-        with engine.begin() as conn:
-            audit.record(
-                conn,
-                session.user.name,
-                "link-card",
-                f"member {member.id}",
-                f"{kind} {mask_tail(value, 4)}",
-                reason.strip(),
-            )
+        note(
+            session,
+            "link-card",
+            f"member {member.id}",
+            f"{kind} {mask_tail(value, 4)}",
+            why,
+        )
         return back_to_member(member.id, "linked")
 
     # ---------------------------------------------------------------- terminals
@@ -472,8 +479,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
             )
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        with engine.begin() as conn:
-            audit.record(conn, session.user.name, "add-terminal", f"terminal {terminal_id}", name)
+        note(session, "add-terminal", f"terminal {terminal_id}", name)
         server = str(request.base_url).rstrip("/")
         command = f"pos-client pair {server} {code}"
         return render(
@@ -529,23 +535,18 @@ def console_router(context: ConsoleContext) -> APIRouter:
         session: Signed,
         terminal_id: str,
         csrf: Csrf = "",
-        reason: Annotated[str, Form(max_length=400)] = "",
+        reason: Reason = "",
     ) -> Response:
-        checked(session, csrf)
+        why = with_reason(session, csrf, reason)
         row = terminal_or_404(terminal_id)
-        problem = _reason_problem(reason)
-        if problem:
-            raise HTTPException(422, problem)
         if terminal_store.revoke(engine, row.id):
-            with engine.begin() as conn:
-                audit.record(
-                    conn,
-                    session.user.name,
-                    "revoke-terminal",
-                    f"terminal {row.id}",
-                    row.name,
-                    reason.strip(),
-                )
+            note(
+                session,
+                "revoke-terminal",
+                f"terminal {row.id}",
+                row.name,
+                why,
+            )
         return RedirectResponse(PREFIX + "/terminals", status_code=303)
 
     # ---------------------------------------------------------------- flags
@@ -583,14 +584,11 @@ def console_router(context: ConsoleContext) -> APIRouter:
         day: str,
         decision: str,
         csrf: Csrf = "",
-        reason: Annotated[str, Form(max_length=400)] = "",
+        reason: Reason = "",
     ) -> Response:
-        checked(session, csrf)
+        why = with_reason(session, csrf, reason)
         if decision not in ("approve", "reverse"):
             raise HTTPException(404, "No such decision.")
-        problem = _reason_problem(reason)
-        if problem:
-            raise HTTPException(422, problem)
         try:
             store_day = date.fromisoformat(day[:10])
         except ValueError:
@@ -634,15 +632,13 @@ def console_router(context: ConsoleContext) -> APIRouter:
                     )
                 raise HTTPException(422, exc.message) from None
             detail = f"-{earned} points reversed, balance {balance}"
-        with engine.begin() as conn:
-            audit.record(
-                conn,
-                session.user.name,
-                f"flag-{decision}",
-                f"member {member_id[:64]} {store_day}",
-                detail,
-                reason.strip(),
-            )
+        note(
+            session,
+            f"flag-{decision}",
+            f"member {member_id[:64]} {store_day}",
+            detail,
+            why,
+        )
         return RedirectResponse(PREFIX + "/flags", status_code=303)
 
     # ---------------------------------------------------------------- programme
@@ -726,27 +722,26 @@ def console_router(context: ConsoleContext) -> APIRouter:
         csrf: Csrf = "",
         source: Annotated[str, Form(max_length=MAX_PROGRAM_BYTES)] = "",
         activate_at: Annotated[str, Form(max_length=32)] = "",
-        reason: Annotated[str, Form(max_length=400)] = "",
+        reason: Reason = "",
     ) -> Response:
         checked(session, csrf)
         problem = _reason_problem(reason)
         if problem:
             return program_page(request, session, 422, problem)
+        why = reason.strip()
         when = activation_time(activate_at)
         try:
             stored = program_versions.add_version(engine, source, session.user.name, when)
         except (program_versions.ProgramSourceError, program_versions.VersionRefused) as exc:
             return program_page(request, session, 422, str(exc))
         context.programs.refresh()
-        with engine.begin() as conn:
-            audit.record(
-                conn,
-                session.user.name,
-                "program-upload",
-                f"programme {stored.version}",
-                f"active from {_local(stored.activate_at, context.zone):%Y-%m-%d %H:%M}",
-                reason.strip(),
-            )
+        note(
+            session,
+            "program-upload",
+            f"programme {stored.version}",
+            f"active from {_local(stored.activate_at, context.zone):%Y-%m-%d %H:%M}",
+            why,
+        )
         return RedirectResponse(PREFIX + "/program", status_code=303)
 
     @router.post("/program/{version}/cancel")
@@ -755,26 +750,25 @@ def console_router(context: ConsoleContext) -> APIRouter:
         session: Signed,
         version: str,
         csrf: Csrf = "",
-        reason: Annotated[str, Form(max_length=400)] = "",
+        reason: Reason = "",
     ) -> Response:
         checked(session, csrf)
         problem = _reason_problem(reason)
         if problem:
             return program_page(request, session, 422, problem)
+        why = reason.strip()
         try:
             program_versions.cancel_version(engine, version[:64])
         except program_versions.VersionRefused as exc:
             return program_page(request, session, 409, str(exc))
         context.programs.refresh()
-        with engine.begin() as conn:
-            audit.record(
-                conn,
-                session.user.name,
-                "program-cancel",
-                f"programme {version[:64]}",
-                "",
-                reason.strip(),
-            )
+        note(
+            session,
+            "program-cancel",
+            f"programme {version[:64]}",
+            "",
+            why,
+        )
         return RedirectResponse(PREFIX + "/program", status_code=303)
 
     # ---------------------------------------------------------------- audit, exports
@@ -903,8 +897,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
         return csv_answer("liability.csv", rows())
 
     def _audit_export(session: sessions.Session, what: str) -> None:
-        with engine.begin() as conn:
-            audit.record(conn, session.user.name, "export", what)
+        note(session, "export", what)
 
     return router
 

@@ -131,12 +131,15 @@ def shown_errors() -> set[str]:
 
 def audit_actions() -> set[str]:
     """The actions routes.py writes to the audit log: `audit.record(conn, user, ACTION, ...)`
-    (the flag's `flag-{decision}` written out)."""
+    or `note(session, ACTION, ...)` (the flag's `flag-{decision}` written out)."""
     routes = ast.parse((CONSOLE / "routes.py").read_text(encoding="utf-8"))
     found = {"flag-approve", "flag-reverse"}
+    where = {"record": 2, "note": 1}  # the action's place among the call's arguments
     for node in ast.walk(routes):
-        if isinstance(node, ast.Call) and _call_name(node) == "record" and len(node.args) > 2:
-            found |= _strings(node.args[2])
+        if isinstance(node, ast.Call) and _call_name(node) in where:
+            place = where[_call_name(node)]
+            if len(node.args) > place:
+                found |= _strings(node.args[place])
     return found
 
 
