@@ -903,8 +903,7 @@ DEMO_PORT = 8787
 
 
 def seed_demo_store(database_url: str, key_file: Path, program: str, config_dir: Path) -> None:
-    """A new demo store: its schema, the demo members with their history, and a till."""
-    from loyalty_server.terminals import add_terminal
+    """A new demo store: its schema and the demo members with their history."""
     from pos_client.demo import seed_demo_members
     from pos_client.ledger import Ledger, make_engine
     from pos_client.privacy import PhoneHasher, load_or_create_key
@@ -913,7 +912,6 @@ def seed_demo_store(database_url: str, key_file: Path, program: str, config_dir:
     migrate(database_url)
     ledger = Ledger(make_engine(database_url), load_program(program, config_dir))
     seed_demo_members(ledger, PhoneHasher(load_or_create_key(key_file)))
-    add_terminal(ledger.engine, "Demo till", 3600)
     ledger.engine.dispose()
 
 
@@ -981,6 +979,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  sign in as manager / {logins['manager']}   (read-only: auditor / "
               f"{logins['auditor']})")  # fmt: skip
         print(f"  pair a till: the console's Terminals page, then pos-client pair {address} CODE")
+        from pos_client.demo import DEMO_MEMBERS
+
+        for member in DEMO_MEMBERS:  # what a manager types to find them
+            print(
+                f"  demo member {member.first_name} {member.last_name}: card"
+                f" {member.card_number}, phone {member.phone}"
+            )
         sys.stdout.flush()
         status = subprocess.call(args.then) if args.then else 0
         if sys.stdin.isatty() or not args.then:

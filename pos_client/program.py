@@ -118,6 +118,8 @@ class ProgramDocument:
             data = tomllib.loads(self.source)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
+        except RecursionError:  # arrays or tables nested thousands deep
+            raise ConfigError(f"{origin}: not valid TOML: nested too deeply") from None
         return parse_program(Section(data, origin))
 
 

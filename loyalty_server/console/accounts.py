@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select
 
-from loyalty_server.schema import console_users
+from loyalty_server.schema import console_sessions, console_users
 from pos_client.domain import utcnow
 
 ROLES = ("manager", "auditor")
@@ -39,6 +39,8 @@ class User:
 class LoginResult:
     user: User | None
     locked_until: datetime | None = None
+    locked_now: bool = False  # this very attempt locked the account
+    known: bool = True  # the name is an active account's (the caller never says so)
 
 
 def name_problem(name: str) -> str | None:
@@ -121,11 +123,11 @@ def add_user(engine: Engine, name: str, role: str, password: str) -> None:
                     disabled_at=None,
                 )
             )
+            # A new password ends the sessions the old one opened (it may have leaked).
+            conn.execute(console_sessions.delete().where(console_sessions.c.user_name == name))
 
 
 def disable_user(engine: Engine, name: str) -> bool:
-    from loyalty_server.schema import console_sessions
-
     with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
         done = conn.execute(
             console_users.update()
@@ -154,13 +156,14 @@ def log_in(engine: Engine, name: str, password: str, now: datetime | None = None
     now = now or utcnow()
     if name_problem(name) is not None or len(password) > MAX_PASSWORD:
         _verify(_dummy_hash(), password[:MAX_PASSWORD])
-        return LoginResult(None)
+        return LoginResult(None, known=False)
     with engine.connect() as conn:
         row = conn.execute(select(console_users).where(console_users.c.name == name)).first()
     if row is None or row.disabled_at is not None:
         _verify(_dummy_hash(), password)
-        return LoginResult(None)
+        return LoginResult(None, known=False)
     if row.locked_until is not None and row.locked_until > now:
+        _verify(_dummy_hash(), password)  # as long as any other answer
         return LoginResult(None, row.locked_until)
     right = _verify(row.password_hash, password)
     with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
@@ -182,4 +185,4 @@ def log_in(engine: Engine, name: str, password: str, now: datetime | None = None
             .where(console_users.c.name == name)
             .values(failures=0 if locked else failures, locked_until=locked)
         )
-    return LoginResult(None, locked)
+    return LoginResult(None, locked, locked is not None)

@@ -9,6 +9,12 @@ WIDTH, HEIGHT = 600, 180
 PAD_LEFT, PAD_BOTTOM, PAD_TOP = 56, 22, 10
 
 
+def grouped(value: int) -> str:
+    """Thousands apart by a thin space, as the pages show numbers (a comma reads as a
+    decimal mark in Russian, Ukrainian and Greek)."""
+    return f"{value:,}".replace(",", "\u202f")
+
+
 def _scale(values: Sequence[int]) -> tuple[int, int]:
     low = min(0, *values) if values else 0
     high = max(1, *values) if values else 1
@@ -22,11 +28,12 @@ def _y(value: int, low: int, high: int) -> float:
 
 def _frame(title: str, labels: Sequence[str], low: int, high: int, body: str) -> str:
     step = (WIDTH - PAD_LEFT) / max(len(labels), 1)
+    last = len(labels) - 1
     ticks = "".join(
         f'<text x="{PAD_LEFT + step * i + step / 2:.1f}" y="{HEIGHT - 6}" '
-        f'text-anchor="middle">{escape(label)}</text>'
+        f'text-anchor="{"end" if i == last else "middle"}">{escape(label)}</text>'
         for i, label in enumerate(labels)
-        if i % 5 == 0 or i == len(labels) - 1
+        if (i % 5 == 0 and last - i >= 3) or i == last  # the last never under its neighbour
     )
     return (
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
@@ -34,8 +41,9 @@ def _frame(title: str, labels: Sequence[str], low: int, high: int, body: str) ->
         f"<title>{escape(title)}</title>"
         f'<line class="axis" x1="{PAD_LEFT}" y1="{HEIGHT - PAD_BOTTOM}" x2="{WIDTH}" '
         f'y2="{HEIGHT - PAD_BOTTOM}"/>'
-        f'<text x="{PAD_LEFT - 4}" y="{PAD_TOP + 8}" text-anchor="end">{high:,}</text>'
-        f'<text x="{PAD_LEFT - 4}" y="{HEIGHT - PAD_BOTTOM}" text-anchor="end">{low:,}</text>'
+        f'<text x="{PAD_LEFT - 4}" y="{PAD_TOP + 8}" text-anchor="end">{grouped(high)}</text>'
+        f'<text x="{PAD_LEFT - 4}" y="{HEIGHT - PAD_BOTTOM}" text-anchor="end">'
+        f"{grouped(low)}</text>"
         f"{body}{ticks}</svg>"
     )
 
@@ -64,6 +72,6 @@ def bars(title: str, labels: Sequence[str], first: Sequence[int], second: Sequen
             body.append(
                 f'<rect class="{css}" x="{x + offset:.1f}" y="{min(top, base):.1f}" '
                 f'width="{width:.1f}" height="{abs(base - top):.1f}"><title>{escape(labels[i])}: '
-                f"{value:,}</title></rect>"
+                f"{grouped(value)}</title></rect>"
             )
     return _frame(title, labels, low, high, "".join(body))

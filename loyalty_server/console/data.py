@@ -305,18 +305,22 @@ class CardRow:
 
 
 def member_cards(engine: Engine, member_id: str) -> list[CardRow]:
-    from pos_client.ledger.ledger import BLOCKED_CARD_UID, CARD_KINDS
+    from pos_client.ledger.ledger import (
+        BLOCKED_CARD_NUMBER,
+        BLOCKED_CARD_UID,
+        CARD_KINDS,
+        PRINTED_CARD_KINDS,
+    )
 
-    kinds = (*CARD_KINDS, BLOCKED_CARD_UID, "card_number", "member_number")
+    blocked = (BLOCKED_CARD_UID, BLOCKED_CARD_NUMBER)
+    kinds = (*CARD_KINDS, *PRINTED_CARD_KINDS, *blocked)
     with engine.connect() as conn:
         rows = conn.execute(
             select(identifiers.c.kind, identifiers.c.value).where(
                 identifiers.c.member_id == member_id, identifiers.c.kind.in_(kinds)
             )
         ).all()
-    return sorted(
-        CardRow(kind, mask_tail(value, 4), kind == BLOCKED_CARD_UID) for kind, value in rows
-    )
+    return sorted(CardRow(kind, mask_tail(value, 4), kind in blocked) for kind, value in rows)
 
 
 @dataclass(frozen=True)
@@ -360,4 +364,11 @@ def card_problem(kind: str, value: str) -> str | None:
             if kind == "card_uid"
             else "a card number is 4 to 64 letters or digits"
         )
+    if kind == "card_number" and value.isdigit() and len(value) in (8, 12, 13):
+        from pos_client.identify import IdentifyError, parse_ean
+
+        try:  # an EAN/UPC number a till would refuse is no card to link
+            parse_ean(value)
+        except IdentifyError:
+            return "the card number's check digit is wrong (mistyped?)"
     return None

@@ -16,6 +16,9 @@ NOTICES = {
     "blocked": "Cards blocked.",
     "no-card": "This member has no card to block.",
     "linked": "Card linked.",
+    "already": "This form was sent already: nothing changed.",
+    "scheduled": "The version is scheduled.",
+    "cancelled": "The version is cancelled.",
 }
 
 
@@ -26,6 +29,10 @@ NOTICES = {
 DYNAMIC = (
     # chart titles (routes.dashboard)
     "Points earned and spent",
+    "The activation time is in the past.",
+    "Too many searches. Wait a minute.",
+    "The activation time is more than a year ahead.",
+    "the card number's check digit is wrong (mistyped?)",
     # refusals and errors of routes.py, shown by the sign-in, members, programme and
     # error pages (`_(error)`, `_(message)`)
     "The sign-in form expired. Please try again.",
@@ -81,6 +88,14 @@ DYNAMIC = (
     "member_number",
     "secure_card_uid",
     "blocked_card_uid",
+    "blocked_card_number",
+    # audit actions beside the changes
+    "search",
+    # the units of a duration (routes._ago): days, hours, minutes, seconds
+    "d",
+    "h",
+    "min",
+    "s",
     # terminal modes and reader states (heartbeats)
     "cashier",
     "kiosk",

@@ -5,12 +5,14 @@ refused without it; an auditor reads every page and changes nothing; each change
 with its audit entry in one transaction. Pages are server-rendered (Jinja2, autoescaped),
 with a strict CSP: no inline script, no third-party anything."""
 
+import base64
 import csv
 import hashlib
 import io
 import logging
 import secrets
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -44,6 +46,8 @@ log = logging.getLogger("loyalty_server.console")
 HERE = Path(__file__).parent
 PREFIX = "/console"
 LOGINS_PER_MINUTE = 20  # per client address, whatever the names tried
+SEARCHES_PER_MINUTE = 60  # member searches per account
+PHONE_SEARCHES_PER_MINUTE = 10  # of which by whole phone number
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
     "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -137,7 +141,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
             csrf=session.csrf if session else "",
             path=request.url.path,
             local=lambda moment: _local(moment, context.zone),
-            number=lambda value: f"{value:,}".replace(",", "\u202f"),
+            number=charts.grouped,
             **values,
         )
         return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
@@ -202,12 +206,27 @@ def console_router(context: ConsoleContext) -> APIRouter:
         if not context.shared.allow("console-login:" + address, LOGINS_PER_MINUTE):
             return _login_again(request, "Too many sign-in attempts. Wait a minute.", 429)
         result = accounts.log_in(engine, name.strip(), password)
+        if result.user is None and not result.known:
+            # A name that is no account locks as an account would: the answers never
+            # tell which names exist.
+            key = "console-name:" + name.strip().lower()[:64]
+            held = context.shared.locked_for(key)
+            if held <= 0:
+                context.shared.fail(
+                    key, accounts.FAILURES_BEFORE_LOCK, accounts.LOCK.total_seconds()
+                )
+                held = context.shared.locked_for(key)
+            if held > 0:
+                result = accounts.LoginResult(None, utcnow() + timedelta(seconds=held))
         if result.user is None:
-            if result.locked_until is not None:
+            if result.locked_now:  # an account's, once, when it locks
                 with engine.begin() as conn:
                     audit.record(conn, name.strip()[:32], "locked", "account", "wrong passwords")
                 log.warning("console account locked after wrong passwords")
-                until = _local(result.locked_until, context.zone).strftime("%H:%M")
+            if result.locked_until is not None:
+                until = (
+                    f"{_local(result.locked_until, context.zone):%Y-%m-%d %H:%M} ({context.zone})"
+                )
                 return _login_again(request, "locked", 403, until=until)
             return _login_again(request, "Wrong name or password.", 403)
         session_id, _csrf = sessions.start(engine, result.user)
@@ -289,6 +308,16 @@ def console_router(context: ConsoleContext) -> APIRouter:
     ) -> HTMLResponse:
         # A POST, so a phone or a card number never sits in a URL or an access log.
         checked(session, csrf, change=False)
+        # Bounded per account, phones the most: trying the numbers that end in a
+        # member's shown digits must take days, not minutes; each phone search is logged.
+        if not context.shared.allow("console-search:" + session.user.name, SEARCHES_PER_MINUTE):
+            raise HTTPException(429, "Too many searches. Wait a minute.")
+        if by == "phone":
+            if not context.shared.allow(
+                "console-phone:" + session.user.name, PHONE_SEARCHES_PER_MINUTE
+            ):
+                raise HTTPException(429, "Too many searches. Wait a minute.")
+            note(session, "search", "members by phone")
         ledger, _program = context.current()
         value = value.strip()
         error = ""
@@ -304,6 +333,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
             rows = data.by_name_and_digits(engine, first_name, value)
             return render(request, "members.html", session=session, results=rows, error="")
         else:
+            value = value.replace(" ", "")  # as printed under a barcode: 2900 0000 0001 8
             for kind, wanted in (
                 ("card_number", value),
                 ("card_uid", value.upper()),
@@ -378,7 +408,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
         try:
             applied, balance = ledger.adjust("console:" + key[:56], member.id, points)
         except OpRejected as exc:
-            raise HTTPException(422, exc.message) from None
+            raise HTTPException(409 if exc.code == "key_reused" else 422, exc.message) from None
         if applied:
             note(
                 session,
@@ -387,7 +417,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
                 f"{points:+d} points, balance {balance}",
                 why,
             )
-        return back_to_member(member.id, "adjusted")
+        return back_to_member(member.id, "adjusted" if applied else "already")
 
     @router.post("/members/{member_id}/block")
     def block(
@@ -399,7 +429,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
         why = with_reason(session, csrf, reason)
         member = member_or_404(member_id)
         ledger, _program = context.current()
-        blocked = ledger.block_cards(member.id)
+        blocked = ledger.block_cards(member.id) + ledger.block_card_numbers(member.id)
         note(
             session,
             "block-cards",
@@ -426,9 +456,10 @@ def console_router(context: ConsoleContext) -> APIRouter:
         if problem:
             raise HTTPException(422, problem)
         ledger, _program = context.current()
-        from pos_client.ledger.ledger import BLOCKED_CARD_UID
+        from pos_client.ledger.ledger import BLOCKED_CARD_NUMBER, BLOCKED_CARD_UID
 
-        if ledger.find_member_id(kind, value) or ledger.find_member_id(BLOCKED_CARD_UID, value):
+        blocked_kind = BLOCKED_CARD_UID if kind == "card_uid" else BLOCKED_CARD_NUMBER
+        if ledger.find_member_id(kind, value) or ledger.find_member_id(blocked_kind, value):
             raise HTTPException(409, "This card is linked to a member already, or blocked.")
         ledger.link_identifier(member.id, kind, value)
         note(
@@ -449,7 +480,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
             "terminals.html",
             session=session,
             rows=heartbeats.fleet(engine, utcnow()),
-            ago=_ago,
+            ago=lambda seconds: _ago(seconds, i18n.translator(language_of(request))),
         )
 
     @router.get("/dead-letters")
@@ -459,7 +490,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
             "dead_letters.html",
             session=session,
             rows=heartbeats.dead_letters(engine, utcnow()),
-            ago=_ago,
+            ago=lambda seconds: _ago(seconds, i18n.translator(language_of(request))),
         )
 
     @router.post("/terminals")
@@ -470,7 +501,6 @@ def console_router(context: ConsoleContext) -> APIRouter:
         name: Annotated[str, Form(max_length=120)] = "",
     ) -> HTMLResponse:
         checked(session, csrf)
-        import unicodedata
 
         name = unicodedata.normalize("NFC", name.strip())
         try:
@@ -512,7 +542,6 @@ def console_router(context: ConsoleContext) -> APIRouter:
         name: Annotated[str, Form(max_length=120)] = "",
     ) -> Response:
         checked(session, csrf)
-        import unicodedata
 
         row = terminal_or_404(terminal_id)
         name = unicodedata.normalize("NFC", name.strip())
@@ -649,6 +678,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
         status: int = 200,
         error: str = "",
         preview: dict[str, Any] | None = None,
+        notice: str = "",
     ) -> HTMLResponse:
         from pos_client.program_words import describe_program
 
@@ -664,21 +694,24 @@ def console_router(context: ConsoleContext) -> APIRouter:
                 engine, utcnow(), context.programs.base.document
             ),
             error=error,
+            notice=notice,
             preview=preview,
             zone=str(context.zone),
             soon=f"{_local(utcnow(), context.zone) + timedelta(hours=1):%Y-%m-%dT%H:00:00}",
         )
 
     @router.get("/program")
-    def program_get(request: Request, session: Signed) -> HTMLResponse:
-        return program_page(request, session)
+    def program_get(request: Request, session: Signed, notice: str = "") -> HTMLResponse:
+        return program_page(request, session, notice=i18n.NOTICES.get(notice, ""))
 
     def activation_time(text: str) -> datetime:
         try:
-            moment = datetime.fromisoformat(text.strip()[:19])
+            moment = datetime.fromisoformat(text.strip()[:32])
         except ValueError:
             raise HTTPException(422, "The activation time is a date and a time.") from None
-        return moment.replace(tzinfo=context.zone).astimezone(UTC)
+        if moment.tzinfo is None:  # as the form gives it: the store's time
+            moment = moment.replace(tzinfo=context.zone)
+        return moment.astimezone(UTC)
 
     @router.post("/program/preview")
     async def program_preview(
@@ -690,6 +723,13 @@ def console_router(context: ConsoleContext) -> APIRouter:
     ) -> HTMLResponse:
         checked(session, csrf)
         when = activation_time(activate_at)
+        now = utcnow()
+        if when < now - program_versions.PAST_TOLERANCE:
+            return program_page(request, session, 422, "The activation time is in the past.")
+        if when > now + program_versions.FURTHEST_AHEAD:
+            return program_page(
+                request, session, 422, "The activation time is more than a year ahead."
+            )
         if file is None:
             return program_page(request, session, 422, "Choose a programme file (TOML).")
         raw = await file.read(MAX_PROGRAM_BYTES + 1)
@@ -709,7 +749,9 @@ def console_router(context: ConsoleContext) -> APIRouter:
                     context.programs.snapshot().program, program
                 ),
                 "words": describe_program(program),
-                "source": document.source,
+                # The file's very bytes (a textarea would turn its newlines into CRLF, and
+                # the version, the text's hash, with them).
+                "source": base64.b64encode(raw).decode(),
                 "activate_at": when,
                 "activate_text": activate_at.strip()[:19],
             },
@@ -720,7 +762,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
         request: Request,
         session: Signed,
         csrf: Csrf = "",
-        source: Annotated[str, Form(max_length=MAX_PROGRAM_BYTES)] = "",
+        source: Annotated[str, Form(max_length=MAX_PROGRAM_BYTES * 4 // 3 + 4)] = "",
         activate_at: Annotated[str, Form(max_length=32)] = "",
         reason: Reason = "",
     ) -> Response:
@@ -731,7 +773,11 @@ def console_router(context: ConsoleContext) -> APIRouter:
         why = reason.strip()
         when = activation_time(activate_at)
         try:
-            stored = program_versions.add_version(engine, source, session.user.name, when)
+            raw = base64.b64decode(source, validate=True)
+        except ValueError:
+            raise HTTPException(422, "This form is out of date.") from None
+        try:
+            stored = program_versions.add_version(engine, raw, session.user.name, when)
         except (program_versions.ProgramSourceError, program_versions.VersionRefused) as exc:
             return program_page(request, session, 422, str(exc))
         context.programs.refresh()
@@ -742,7 +788,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
             f"active from {_local(stored.activate_at, context.zone):%Y-%m-%d %H:%M}",
             why,
         )
-        return RedirectResponse(PREFIX + "/program", status_code=303)
+        return RedirectResponse(PREFIX + "/program?notice=scheduled", status_code=303)
 
     @router.post("/program/{version}/cancel")
     def program_cancel(
@@ -769,7 +815,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
             "",
             why,
         )
-        return RedirectResponse(PREFIX + "/program", status_code=303)
+        return RedirectResponse(PREFIX + "/program?notice=cancelled", status_code=303)
 
     # ---------------------------------------------------------------- audit, exports
 
@@ -916,18 +962,24 @@ def install_console(app: Any, context: ConsoleContext) -> None:
     environment = _environment()
     validation_default = app.exception_handlers.get(RequestValidationError)
 
-    def page(request: Request, status: int, message: str) -> HTMLResponse:
+    signer = sessions.Signer(sessions.cookie_key(context.store_key))
+
+    def page(request: Request, status: int, message: str, fields: str = "") -> HTMLResponse:
         language = i18n.pick(
             request.cookies.get("console_lang"), request.headers.get("accept-language")
         )
+        # Signed in, the page keeps its menu (and sign-out) around the message.
+        session_id = signer.unsign(request.cookies.get(sessions.COOKIE, ""))
+        session = sessions.find(context.engine, session_id) if session_id else None
         html = environment.get_template("error.html").render(
             _=i18n.translator(language),
             lang=language,
             languages=i18n.LANGUAGES,
-            user=None,
-            csrf="",
+            user=session.user if session else None,
+            csrf=session.csrf if session else "",
             path=request.url.path,
             message=message,
+            fields=fields,
         )
         return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
@@ -942,7 +994,9 @@ def install_console(app: Any, context: ConsoleContext) -> None:
 
     async def invalid(request: Request, exc: Exception) -> Response:
         if request.url.path.startswith(PREFIX + "/"):
-            return page(request, 422, "Some of the form's values are not valid.")
+            errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+            fields = ", ".join(sorted({str(e["loc"][-1])[:32] for e in errors[:5] if e.get("loc")}))
+            return page(request, 422, "Some of the form's values are not valid.", fields)
         assert validation_default is not None
         answer: Response = await validation_default(request, exc)
         return answer
@@ -952,19 +1006,22 @@ def install_console(app: Any, context: ConsoleContext) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
 
 
-def _ago(seconds: float | None) -> str:
-    """A duration as a person reads it: 45 s, 12 min, 3 h, 2 d."""
+def _ago(seconds: float | None, translate: Callable[[str], str] = str) -> str:
+    """A duration as a person reads it: 45 s, 12 min, 3 h, 2 d (the unit translated)."""
     if seconds is None:
         return ""
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
-            return f"{int(seconds // size)} {unit}"
-    return f"{int(seconds)} s"
+            return f"{int(seconds // size)} {translate(unit)}"
+    return f"{int(seconds)} {translate('s')}"
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell(value: Any) -> Any:
     """A CSV cell a spreadsheet will not run: text starting =, +, -, @ gets a quote."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if isinstance(value, str) and unicodedata.normalize("NFKC", value[:1]) in FORMULA_STARTS:
         return "'" + value
     return "" if value is None else value
 

@@ -236,6 +236,8 @@ SECURE_CARD_UID = "secure_card_uid"
 # A card reported lost or stolen: its taps are refused (a security event), never linked.
 BLOCKED_CARD_UID = "blocked_card_uid"
 CARD_KINDS = (SECURE_CARD_UID, "card_uid")  # what a member's cards are linked as
+PRINTED_CARD_KINDS = ("card_number", "member_number")  # a card's printed or encoded number
+BLOCKED_CARD_NUMBER = "blocked_card_number"
 
 
 class Ledger:
@@ -334,6 +336,37 @@ class Ledger:
                     conn.execute(
                         identifiers.insert().values(
                             kind=BLOCKED_CARD_UID, value=value, member_id=member_id
+                        )
+                    )
+        return blocked
+
+    def block_card_numbers(self, member_id: str) -> list[str]:
+        """Block the member's printed card numbers and member numbers (a lost or stolen
+        card's barcode): unlinked and kept as blocked, so they identify nobody and cannot
+        be linked again. The numbers blocked."""
+        with self.writer.begin() as conn:
+            rows = conn.execute(
+                select(identifiers.c.value).where(
+                    identifiers.c.member_id == member_id,
+                    identifiers.c.kind.in_(PRINTED_CARD_KINDS),
+                )
+            ).all()
+            blocked = sorted({row.value for row in rows})
+            for value in blocked:
+                conn.execute(
+                    identifiers.delete().where(
+                        identifiers.c.kind.in_(PRINTED_CARD_KINDS), identifiers.c.value == value
+                    )
+                )
+                already = conn.execute(
+                    select(identifiers.c.value).where(
+                        identifiers.c.kind == BLOCKED_CARD_NUMBER, identifiers.c.value == value
+                    )
+                ).first()
+                if already is None:
+                    conn.execute(
+                        identifiers.insert().values(
+                            kind=BLOCKED_CARD_NUMBER, value=value, member_id=member_id
                         )
                     )
         return blocked
@@ -521,16 +554,20 @@ class Ledger:
                         " another staff member's PIN approves",
                     )
             self._check_member_day(conn, award.member_id, award.points, moment)
-            self._post(
-                conn,
-                award.key,
-                award.member_id,
-                "award",
-                award.points,
-                moment,
-                reward_id=award.staff_id,
-                merchant=merchant,
-            )
+            conn.info[BATCH_NOW] = moment  # recorded on the day its cap was checked for
+            try:
+                self._post(
+                    conn,
+                    award.key,
+                    award.member_id,
+                    "award",
+                    award.points,
+                    moment,
+                    reward_id=award.staff_id,
+                    merchant=merchant,
+                )
+            finally:
+                conn.info.pop(BATCH_NOW, None)
             balance = self._move_balance(conn, award.member_id, award.points)
             conn.execute(
                 staff_awards.insert().values(
@@ -552,7 +589,8 @@ class Ledger:
         """A manager's correction of a member's balance by `points` (signed, not 0), posted
         as an 'adjust' transaction under `key` (the console form's own key, so a form sent
         twice adjusts once). Returns (applied now, the balance). Raises OpRejected:
-        bad_request, limit_points, unknown_member, insufficient_points (below zero)."""
+        bad_request, limit_points, unknown_member, insufficient_points (below zero),
+        key_reused (the key of another change)."""
         if points == 0 or not 1 <= len(key) <= 64:
             raise OpRejected("bad_request", "an adjustment moves at least one point")
         self._check_points(abs(points))
@@ -562,11 +600,19 @@ class Ledger:
             if record is None:
                 raise OpRejected("unknown_member", "no such member")
             done = conn.execute(
-                select(transactions.c.id).where(transactions.c.op_key == key).limit(1)
+                select(transactions.c.member_id, transactions.c.points, transactions.c.kind)
+                .where(transactions.c.op_key == key)
+                .limit(1)
             ).first()
             if done is not None:
+                if tuple(done) != (member_id, points, "adjust"):  # the key, another change
+                    raise OpRejected("key_reused", "this form was used for another change")
                 return False, record.balance
-            self._post(conn, key, member_id, "adjust", points, moment)
+            conn.info[BATCH_NOW] = moment
+            try:
+                self._post(conn, key, member_id, "adjust", points, moment)
+            finally:
+                conn.info.pop(BATCH_NOW, None)
             return True, self._move_balance(conn, member_id, points)
 
     def _unapproved_awards_today(self, conn: Connection, member_id: str, now: datetime) -> int:

@@ -41,8 +41,15 @@ def test_the_store_demo_prints_a_login_that_opens_the_console_and_stops_after(
             timeout=30,
         )
         assert 'id="signed-in-as">manager' in signed.text
-        terminals = http.get(f"http://127.0.0.1:{port}/console/terminals", timeout=10).text
-        assert 'data-terminal="Demo till"' in terminals
+        anna = http.get(f"http://127.0.0.1:{port}/console/members", timeout=10).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', anna)
+        assert csrf
+        found = http.post(
+            f"http://127.0.0.1:{port}/console/members",
+            data={"csrf": csrf.group(1), "by": "phone", "value": "+79123456789"},
+            timeout=10,
+        )
+        assert "Karenina" in found.text  # a phone the demo printed
         members = http.get(f"http://127.0.0.1:{port}/console/exports/members.csv", timeout=10)
         assert len(members.text.strip().splitlines()) == 1 + 4  # the demo's four members
         assert demo.wait(60) == 0

@@ -7,7 +7,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -117,11 +117,13 @@ def test_wrong_passwords_lock_the_account_even_for_the_right_one(server: ServerP
     locked = user.log_in("maria", "still not it")
     assert "locked until" in error_of(locked)
     assert "locked until" in error_of(user.log_in("maria"))  # the right password, refused
+    assert "(UTC)" in error_of(locked)
     assert user.get("/", allow_redirects=False).status_code == 303
     # An unknown name is answered like a wrong password (no list of accounts).
     assert error_of(user.log_in("nobody", "whatever at all")) == "Wrong name or password."
     other = signed_in(server, "otto")
-    assert any(row[1] == "maria" and row[2] == "locked" for row in audit_rows(other))
+    locks = [row for row in audit_rows(other) if row[2] == "locked"]
+    assert [row[1] for row in locks] == ["maria"]  # once, when it locked
 
 
 def test_a_form_without_its_csrf_token_changes_nothing(server: ServerProcess) -> None:
@@ -199,7 +201,9 @@ def test_a_manager_adjusts_points_once_with_a_reason_in_the_audit_log(
     assert key
     form = {"points": 250, "reason": "birthday voucher not applied", "key": key.group(1)}
     assert user.post(f"{page}/adjust", form, page=page).status_code == 303
-    assert user.post(f"{page}/adjust", form, page=page).status_code == 303  # sent twice
+    again = user.post(f"{page}/adjust", form, page=page)  # sent twice
+    assert again.status_code == 303 and again.headers["location"].endswith("notice=already")
+    assert "nothing changed" in user.get(again.headers["location"].removeprefix("/console")).text
     assert balance_of(server, member) == before + 250
     shown = user.get(page + "?notice=adjusted").text
     assert re.search(r'id="balance">[^<]*' + f"{before + 250:,}".replace(",", "\u202f"), shown)
@@ -256,6 +260,18 @@ def test_blocking_and_linking_cards_is_audited_and_a_taken_card_is_refused(
     assert user.post(f"{page}/block", {"reason": "reported stolen"}, page=page).status_code == 303
     shown = user.get(page).text
     assert "(blocked)" in shown and ANNA.card_uid not in shown  # masked: last 4 only
+    assert f"blocked_card_number {'•' * 9}{ANNA.card_number[-4:]}" in shown
+    # The stolen card's barcode identifies nobody now, at the console or at a till.
+    gone = user.post("/members", {"by": "card", "value": ANNA.card_number}, page="/members")
+    assert "No member found." in gone.text
+    token = server.pair("till")["token"]
+    looked_up = requests.post(
+        server.url + "/v1/members/lookup",
+        json={"kind": "card_number", "value": ANNA.card_number},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert looked_up.status_code == 404
     assert (
         user.post(
             f"{page}/link",
@@ -278,6 +294,22 @@ def test_blocking_and_linking_cards_is_audited_and_a_taken_card_is_refused(
         page=page,
     )
     assert blocked_again.status_code == 409
+    wrong_digit = ANNA.card_number[:-1] + str((int(ANNA.card_number[-1]) + 1) % 10)
+    assert "check digit" in error_of(
+        user.post(
+            f"{page}/link",
+            {"kind": "card_number", "value": wrong_digit, "reason": "typo"},
+            page=page,
+        )
+    )
+    relinked = user.post(
+        f"{page}/link",
+        {"kind": "card_number", "value": ANNA.card_number, "reason": "found it"},
+        page=page,
+    )
+    assert relinked.status_code == 409  # a blocked number stays blocked
+    spaced = " ".join(BOB.card_number[i : i + 4] for i in range(0, 13, 4))
+    assert "Smith" in user.post("/members", {"by": "card", "value": spaced}, "/members").text
     for bad in ("xyz", "0A0B0C", "0A" * 11):
         assert (
             user.post(
@@ -446,18 +478,20 @@ def test_a_programme_upload_is_checked_previewed_scheduled_and_served_to_termina
     assert preview.status_code == 200, error_of(preview)
     changes = re.search(r'<ul id="changes">(.*?)</ul>', preview.text, re.S)
     assert changes and "5" in changes.group(1)
-    source = re.search(r'<textarea name="source" hidden>(.*?)</textarea>', preview.text, re.S)
-    assert source
-    import html
-
+    source = re.search(r'<input type="hidden" name="source" value="([^"]+)">', preview.text)
+    version_shown = re.search(r"Preview of version <code>([0-9a-f]+)</code>", preview.text)
+    assert source and version_shown
     activate = user.post(
         "/program/activate",
-        {"source": html.unescape(source.group(1)), "activate_at": soon, "reason": "spring"},
+        {"source": source.group(1), "activate_at": soon, "reason": "spring"},
         page="/program",
     )
     assert activate.status_code == 303, error_of(activate)
-    page = user.get("/program").text
-    assert re.search(r'<td class="status">scheduled</td>', page)
+    page = user.get("/program?notice=scheduled").text
+    assert f'data-version="{version_shown.group(1)}"><td><code>' in page  # as previewed
+    assert re.search(r'<td class="status">scheduled</td>', page) and "is scheduled" in page
+    past = upload(user, program_text(6), "2020-01-01T00:00")
+    assert past.status_code == 422 and "in the past" in error_of(past)
     assert audit_rows(user)[0][2] == "program-upload"
     # The terminal's programme changes at the activation time, not before.
     assert (
@@ -473,3 +507,72 @@ def test_a_programme_upload_is_checked_previewed_scheduled_and_served_to_termina
         ]
     assert version != first.json()["version"]
     assert re.search(r'id="active-version">' + version, user.get("/program").text)
+
+
+def test_an_unknown_name_locks_like_an_account_and_a_new_password_ends_old_sessions(
+    server: ServerProcess,
+) -> None:
+    stranger = ConsoleUser(server)
+    answers = [error_of(stranger.log_in("ghost", f"guess number {i}")) for i in range(5)]
+    assert answers[:4] == ["Wrong name or password."] * 4
+    assert "locked until" in answers[4]  # as an account's fifth wrong password
+    user = signed_in(server)
+    assert user.get("/").status_code == 200
+    add_user(server, "maria", "manager", "a brand new passphrase")
+    assert user.get("/", allow_redirects=False).status_code == 303
+
+
+def test_phone_searches_are_bounded_and_logged_and_a_used_form_key_stays_its_own(
+    server: ServerProcess,
+) -> None:
+    auditor = signed_in(server, "otto")
+    answers = [
+        auditor.post("/members", {"by": "phone", "value": f"+3712000{i:04d}"}, "/members")
+        for i in range(11)
+    ]
+    assert [a.status_code for a in answers] == [200] * 10 + [429]
+    manager = signed_in(server)
+    searches = [row for row in audit_rows(manager) if row[2] == "search"]
+    assert len(searches) == 10 and {row[1] for row in searches} == {"otto"}
+    assert all("+371" not in " ".join(row) for row in searches)
+    anna = member_id_of(server, ANNA.card_number)
+    bob = member_id_of(server, BOB.card_number)
+    key = uuid7()
+    first = manager.post(f"/members/{anna}/adjust", {"points": 3, "reason": "one", "key": key})
+    assert first.status_code == 303
+    before = balance_of(server, bob)
+    other = manager.post(f"/members/{bob}/adjust", {"points": 999, "reason": "two", "key": key})
+    assert other.status_code == 409 and balance_of(server, bob) == before
+    letters = manager.post(f"/members/{bob}/adjust", {"points": "1e3", "reason": "x" * 5})
+    assert letters.status_code == 422 and "(points)" in error_of(letters)
+    assert 'id="signed-in-as">maria' in letters.text  # the menu stays on an error page
+
+
+def test_hostile_programme_uploads_and_times_are_refused_or_read_exactly(
+    server: ServerProcess,
+) -> None:
+    from loyalty_server.program_versions import stored_versions
+    from pos_client.ledger import make_engine
+
+    user = signed_in(server)
+    deep = upload(user, "a = " + "[" * 5000 + "]" * 5000 + "\n", "2030-01-01T00:00")
+    assert deep.status_code == 422
+    soon = datetime.now(UTC) + timedelta(hours=3)
+    offset = soon.astimezone(timezone(timedelta(hours=5)))
+    text = offset.strftime("%Y-%m-%dT%H:%M:%S+05:00")
+    preview = upload(user, program_text(7), text)
+    assert preview.status_code == 200, error_of(preview)
+    source = re.search(r'<input type="hidden" name="source" value="([^"]+)">', preview.text)
+    assert source
+    done = user.post(
+        "/program/activate",
+        {"source": source.group(1), "activate_at": text, "reason": "with an offset"},
+        "/program",
+    )
+    assert done.status_code == 303
+    engine = make_engine(server.database_url)
+    stored = stored_versions(engine)
+    engine.dispose()
+    assert [v.activate_at for v in stored] == [soon.replace(microsecond=0)]
+    server.stop()
+    assert "RecursionError" not in server.log_path.read_text()
