@@ -4,7 +4,6 @@ token/revoke, program add/list/cancel, settlement, member import, purge, expire,
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import json
@@ -957,6 +956,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         add_user(engine, role, role, password)
     engine.dispose()
     port = demo_port(args.port)
+
+    def stop_on_term(_signal: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # so `finally` stops the server below, as Ctrl+C does
+
+    signal.signal(signal.SIGTERM, stop_on_term)
     server = subprocess.Popen(
         [sys.executable, "-m", "loyalty_server.cli", "serve", "--database-url", url,
          "--phone-key-file", str(key_file), "--host", "127.0.0.1", "--port", str(port)],
@@ -987,12 +991,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 f" {member.card_number}, phone {member.phone}"
             )
         sys.stdout.flush()
-        status = subprocess.call(args.then) if args.then else 0
-        if sys.stdin.isatty() or not args.then:
-            print("the store server runs until Ctrl+C")
-            sys.stdout.flush()
-            with contextlib.suppress(KeyboardInterrupt):
+        try:
+            status = subprocess.call(args.then) if args.then else 0
+            if sys.stdin.isatty() or not args.then:
+                print("the store server runs until Ctrl+C")
+                sys.stdout.flush()
                 server.wait()
+        except KeyboardInterrupt:  # Ctrl+C or SIGTERM: stopped as asked
+            return 0
         return status
     finally:
         if server.poll() is None:

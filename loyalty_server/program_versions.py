@@ -76,7 +76,7 @@ def check_program_source(source: str | bytes, label: str) -> tuple[ProgramDocume
             f" ({MAX_PROGRAM_BYTES // 1024} KiB)"
         )
     try:
-        text = raw.decode()
+        text = raw.decode().removeprefix("\ufeff")  # a BOM some editors write
     except UnicodeDecodeError as exc:
         raise ProgramSourceError(
             f"{label}: not UTF-8 text (byte {exc.start} cannot be read)"
@@ -94,6 +94,8 @@ def check_program_source(source: str | bytes, label: str) -> tuple[ProgramDocume
         program = document.parse(label)
     except ConfigError as exc:
         raise ProgramSourceError(str(exc)) from None
+    except RecursionError:  # tables or arrays nested thousands deep
+        raise ProgramSourceError(f"{label}: not valid TOML: nested too deeply") from None
     return document, program
 
 

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
@@ -100,10 +101,13 @@ def _safe_next(target: str) -> str:
 
 
 def _reason_problem(reason: str) -> str | None:
+    from pos_client.domain import text_problem
+
     reason = reason.strip()
     if not 3 <= len(reason) <= MAX_REASON:
         return "A reason of 3 to 200 characters is required."
-    if any(ord(c) < 32 or ord(c) == 127 for c in reason):
+    # No control, bidi-override or invisible characters: the audit log reads as it was.
+    if text_problem(unicodedata.normalize("NFC", reason)) is not None:
         return "A reason has no control characters."
     return None
 
@@ -251,9 +255,23 @@ def console_router(context: ConsoleContext) -> APIRouter:
         answer.delete_cookie(sessions.COOKIE, path=PREFIX)
         return answer
 
+    def page_to_read(target: str) -> str:
+        """`target` if it is a console page one can GET (a form's answer, e.g. a search's
+        or an error's, is not), else the dashboard."""
+        target = _safe_next(target)
+        path = target.split("?", 1)[0]
+        for route in router.routes:
+            if (
+                isinstance(route, APIRoute)
+                and "GET" in (route.methods or ())
+                and route.path_regex.match(path)
+            ):
+                return target
+        return PREFIX + "/"
+
     @router.get("/language")
     def language(request: Request, to: str = "en", next: str = PREFIX + "/") -> Response:
-        answer = RedirectResponse(_safe_next(next), status_code=303)
+        answer = RedirectResponse(page_to_read(next), status_code=303)
         if to in i18n.LANGUAGES:
             answer.set_cookie(
                 "console_lang",
@@ -311,12 +329,12 @@ def console_router(context: ConsoleContext) -> APIRouter:
         # Bounded per account, phones the most: trying the numbers that end in a
         # member's shown digits must take days, not minutes; each phone search is logged.
         if not context.shared.allow("console-search:" + session.user.name, SEARCHES_PER_MINUTE):
-            raise HTTPException(429, "Too many searches. Wait a minute.")
+            raise HTTPException(429, "Too many searches. Wait a minute.", {"Retry-After": "60"})
         if by == "phone":
             if not context.shared.allow(
                 "console-phone:" + session.user.name, PHONE_SEARCHES_PER_MINUTE
             ):
-                raise HTTPException(429, "Too many searches. Wait a minute.")
+                raise HTTPException(429, "Too many searches. Wait a minute.", {"Retry-After": "60"})
             note(session, "search", "members by phone")
         ledger, _program = context.current()
         value = value.strip()
@@ -753,7 +771,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
                 # the version, the text's hash, with them).
                 "source": base64.b64encode(raw).decode(),
                 "activate_at": when,
-                "activate_text": activate_at.strip()[:19],
+                "activate_text": activate_at.strip()[:32],  # as given, with any offset
             },
         )
 

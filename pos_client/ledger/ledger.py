@@ -1871,6 +1871,9 @@ class Ledger:
     def _apply_enroll(self, conn: Connection, op: EnrollOp, claim: Claim) -> dict[str, Any]:
         if self.member(op.member_id, conn) is not None:
             raise OpRejected("member_exists", f"member {op.member_id} already exists")
+        if self._identifier(conn, BLOCKED_CARD_NUMBER, op.card_number) is not None:
+            # A lost or stolen card's number stays blocked: nobody joins with it.
+            raise OpRejected("card_blocked", "this card was reported lost or stolen and is blocked")
         refusal = rules.enrollment_refusal(
             self.program.membership,
             op.birthday,

@@ -62,3 +62,29 @@ def test_the_store_demo_prints_a_login_that_opens_the_console_and_stops_after(
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+
+
+def test_stopping_the_store_demo_stops_its_server(tmp_path: Path) -> None:
+    import signal
+
+    port = free_port()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "loyalty_server.cli", "demo", "--folder", str(tmp_path / "store"),
+         "--port", str(port), "--then", sys.executable, "-c", "import time; time.sleep(60)"],
+        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert demo.stdout is not None
+        assert demo.stdout.readline().startswith("store console:")
+        assert requests.get(f"http://127.0.0.1:{port}/console/login", timeout=5).ok
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(30) == 0
+        try:
+            requests.get(f"http://127.0.0.1:{port}/console/login", timeout=2)
+            raise AssertionError("the demo's server outlived the demo")
+        except requests.ConnectionError:
+            pass
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()

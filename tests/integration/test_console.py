@@ -272,6 +272,16 @@ def test_blocking_and_linking_cards_is_audited_and_a_taken_card_is_refused(
         timeout=10,
     )
     assert looked_up.status_code == 404
+    # Nor does anybody join with it at a till.
+    from tests.integration.ledger_helpers import enroll_body
+
+    joined = requests.post(
+        server.url + "/v1/operations/batch",
+        json={"operations": [enroll_body(str(uuid7()), "ab" * 32, card=ANNA.card_number)]},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    ).json()["results"][0]
+    assert joined.get("code") == "card_blocked", str(joined)[-300:]
     assert (
         user.post(
             f"{page}/link",
@@ -546,6 +556,11 @@ def test_phone_searches_are_bounded_and_logged_and_a_used_form_key_stays_its_own
     letters = manager.post(f"/members/{bob}/adjust", {"points": "1e3", "reason": "x" * 5})
     assert letters.status_code == 422 and "(points)" in error_of(letters)
     assert 'id="signed-in-as">maria' in letters.text  # the menu stays on an error page
+    # Its language links lead to a page one can read (not the form's POST-only address).
+    switched = manager.get(f"/language?to=ru&next=/console/members/{bob}/adjust")
+    assert switched.status_code == 200 and switched.url.endswith("/console/")
+    kept = manager.get(f"/language?to=en&next=/console/members/{bob}")
+    assert kept.url.endswith(f"/console/members/{bob}")
 
 
 def test_hostile_programme_uploads_and_times_are_refused_or_read_exactly(
@@ -555,18 +570,27 @@ def test_hostile_programme_uploads_and_times_are_refused_or_read_exactly(
     from pos_client.ledger import make_engine
 
     user = signed_in(server)
-    deep = upload(user, "a = " + "[" * 5000 + "]" * 5000 + "\n", "2030-01-01T00:00")
+    later = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    deep = upload(user, "a = " + "[" * 5000 + "]" * 5000 + "\n", later)
     assert deep.status_code == 422
+    dotted = "[earn.category_rates" + ".a" * 1000 + "]\n" + program_text(8)
+    assert upload(user, dotted, later).status_code == 422
+    bidi = user.post(
+        f"/members/{member_id_of(server, BOB.card_number)}/adjust",
+        {"points": 5, "reason": "\u202eevil reason", "key": uuid7()},
+    )
+    assert bidi.status_code == 422
     soon = datetime.now(UTC) + timedelta(hours=3)
     offset = soon.astimezone(timezone(timedelta(hours=5)))
     text = offset.strftime("%Y-%m-%dT%H:%M:%S+05:00")
     preview = upload(user, program_text(7), text)
     assert preview.status_code == 200, error_of(preview)
     source = re.search(r'<input type="hidden" name="source" value="([^"]+)">', preview.text)
-    assert source
+    when = re.search(r'<input type="hidden" name="activate_at" value="([^"]+)">', preview.text)
+    assert source and when
     done = user.post(
         "/program/activate",
-        {"source": source.group(1), "activate_at": text, "reason": "with an offset"},
+        {"source": source.group(1), "activate_at": when.group(1), "reason": "with an offset"},
         "/program",
     )
     assert done.status_code == 303
