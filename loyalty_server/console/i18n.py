@@ -31,6 +31,7 @@ DYNAMIC = (
     "Points earned and spent",
     "The activation time is in the past.",
     "Too many searches. Wait a minute.",
+    "A terminal in service has this name already.",
     "The activation time is more than a year ahead.",
     "the card number's check digit is wrong (mistyped?)",
     # refusals and errors of routes.py, shown by the sign-in, members, programme and

@@ -519,8 +519,8 @@ def console_router(context: ConsoleContext) -> APIRouter:
         name: Annotated[str, Form(max_length=120)] = "",
     ) -> HTMLResponse:
         checked(session, csrf)
-
         name = unicodedata.normalize("NFC", name.strip())
+        name_taken(name)  # also what a form sent twice (a reload) meets: no second till
         try:
             terminal_id, code = terminal_store.add_terminal(
                 engine, name, context.pairing_code_ttl_s
@@ -540,6 +540,18 @@ def console_router(context: ConsoleContext) -> APIRouter:
             qr=_qr_svg(command),
             minutes=context.pairing_code_ttl_s // 60,
         )
+
+    def name_taken(name: str) -> None:
+        """A terminal in service has this name already: refused (the fleet and the dead
+        letters tell terminals apart by name)."""
+        with engine.connect() as conn:
+            taken = conn.execute(
+                select(terminals.c.id).where(
+                    terminals.c.name == name, terminals.c.revoked_at.is_(None)
+                )
+            ).first()
+        if taken is not None:
+            raise HTTPException(409, "A terminal in service has this name already.")
 
     def terminal_or_404(terminal_id: str) -> Any:
         with engine.connect() as conn:
@@ -566,6 +578,8 @@ def console_router(context: ConsoleContext) -> APIRouter:
         problem = terminal_store.name_problem(name)
         if problem:
             raise HTTPException(422, f"terminal name: {problem}")
+        if name != row.name:
+            name_taken(name)
         with engine.begin() as conn:
             conn.execute(terminals.update().where(terminals.c.id == row.id).values(name=name))
             audit.record(

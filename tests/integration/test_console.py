@@ -388,6 +388,8 @@ def test_pairing_renaming_and_revoking_terminals(server: ServerProcess) -> None:
     )
     assert 'data-terminal="Till by the door"' in user.get("/terminals").text
     assert user.post(f"{path}/rename", {"name": " "}, "/terminals").status_code == 422
+    again = user.post("/terminals", {"name": "Till by the door"}, page="/terminals")
+    assert again.status_code == 409  # a reload of the pairing form makes no second till
     assert user.post(f"{path}/revoke", {"reason": "stolen"}, "/terminals").status_code == 303
     assert requests.get(server.url + "/v1/program", headers=auth, timeout=10).status_code == 401
     actions = [row[2] for row in audit_rows(user)]
