@@ -491,25 +491,26 @@ def console_router(context: ConsoleContext) -> APIRouter:
 
     # ---------------------------------------------------------------- terminals
 
-    @router.get("/terminals")
-    def terminals_page(request: Request, session: Signed) -> HTMLResponse:
+    def fleet_page(
+        request: Request, session: sessions.Session, template: str, rows: Any
+    ) -> HTMLResponse:
+        translate = i18n.translator(language_of(request))
         return render(
             request,
-            "terminals.html",
+            template,
             session=session,
-            rows=heartbeats.fleet(engine, utcnow()),
-            ago=lambda seconds: _ago(seconds, i18n.translator(language_of(request))),
+            rows=rows,
+            ago=lambda seconds: _ago(seconds, translate),
         )
+
+    @router.get("/terminals")
+    def terminals_page(request: Request, session: Signed) -> HTMLResponse:
+        return fleet_page(request, session, "terminals.html", heartbeats.fleet(engine, utcnow()))
 
     @router.get("/dead-letters")
     def dead_letters_page(request: Request, session: Signed) -> HTMLResponse:
-        return render(
-            request,
-            "dead_letters.html",
-            session=session,
-            rows=heartbeats.dead_letters(engine, utcnow()),
-            ago=lambda seconds: _ago(seconds, i18n.translator(language_of(request))),
-        )
+        rows = heartbeats.dead_letters(engine, utcnow())
+        return fleet_page(request, session, "dead_letters.html", rows)
 
     @router.post("/terminals")
     def add_terminal(

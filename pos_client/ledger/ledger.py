@@ -313,60 +313,40 @@ class Ledger:
         """Block a member's cards (tags and secure cards), or the one whose UID ends with
         `uid_tail`, reported lost or stolen: unlinked, and a blocked card's taps refused
         from then on. The UIDs blocked (callers show their last digits only)."""
-        tail = uid_tail.upper()
+        return self._block(member_id, CARD_KINDS, BLOCKED_CARD_UID, uid_tail.upper())
+
+    def block_card_numbers(self, member_id: str) -> list[str]:
+        """Block the member's printed card numbers and member numbers (a lost or stolen
+        card's barcode): unlinked and kept as blocked, so they identify nobody, and nobody
+        links or joins with them again. The numbers blocked."""
+        return self._block(member_id, PRINTED_CARD_KINDS, BLOCKED_CARD_NUMBER)
+
+    def _block(
+        self, member_id: str, kinds: tuple[str, ...], blocked_kind: str, tail: str = ""
+    ) -> list[str]:
+        """The member's identifiers of `kinds` (ending with `tail`) moved to `blocked_kind`."""
         with self.writer.begin() as conn:
             rows = conn.execute(
-                select(identifiers.c.kind, identifiers.c.value).where(
-                    identifiers.c.member_id == member_id, identifiers.c.kind.in_(CARD_KINDS)
+                select(identifiers.c.value).where(
+                    identifiers.c.member_id == member_id, identifiers.c.kind.in_(kinds)
                 )
             ).all()
-            blocked = sorted({value for _kind, value in rows if value.endswith(tail)})
+            blocked = sorted({row.value for row in rows if row.value.endswith(tail)})
             for value in blocked:
                 conn.execute(
                     identifiers.delete().where(
-                        identifiers.c.kind.in_(CARD_KINDS), identifiers.c.value == value
+                        identifiers.c.kind.in_(kinds), identifiers.c.value == value
                     )
                 )
                 already = conn.execute(  # blocked while a link raced it: one row is enough
                     select(identifiers.c.value).where(
-                        identifiers.c.kind == BLOCKED_CARD_UID, identifiers.c.value == value
+                        identifiers.c.kind == blocked_kind, identifiers.c.value == value
                     )
                 ).first()
                 if already is None:
                     conn.execute(
                         identifiers.insert().values(
-                            kind=BLOCKED_CARD_UID, value=value, member_id=member_id
-                        )
-                    )
-        return blocked
-
-    def block_card_numbers(self, member_id: str) -> list[str]:
-        """Block the member's printed card numbers and member numbers (a lost or stolen
-        card's barcode): unlinked and kept as blocked, so they identify nobody and cannot
-        be linked again. The numbers blocked."""
-        with self.writer.begin() as conn:
-            rows = conn.execute(
-                select(identifiers.c.value).where(
-                    identifiers.c.member_id == member_id,
-                    identifiers.c.kind.in_(PRINTED_CARD_KINDS),
-                )
-            ).all()
-            blocked = sorted({row.value for row in rows})
-            for value in blocked:
-                conn.execute(
-                    identifiers.delete().where(
-                        identifiers.c.kind.in_(PRINTED_CARD_KINDS), identifiers.c.value == value
-                    )
-                )
-                already = conn.execute(
-                    select(identifiers.c.value).where(
-                        identifiers.c.kind == BLOCKED_CARD_NUMBER, identifiers.c.value == value
-                    )
-                ).first()
-                if already is None:
-                    conn.execute(
-                        identifiers.insert().values(
-                            kind=BLOCKED_CARD_NUMBER, value=value, member_id=member_id
+                            kind=blocked_kind, value=value, member_id=member_id
                         )
                     )
         return blocked
