@@ -1375,6 +1375,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
             store_key=bytes.fromhex(phone_key),
             shared=shared,
             pairing_code_ttl_s=settings.pairing_code_ttl_s,
+            searches_per_minute=settings.console_searches_per_minute,
+            phone_searches_per_minute=settings.console_phone_searches_per_minute,
         ),
     )
     app.include_router(

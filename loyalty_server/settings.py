@@ -101,6 +101,10 @@ class ServerSettings:
     pairing_failures_per_minute: int = 10
     pairing_lockout_s: int = 300
     lookups_per_minute: int = 120
+    # The console's member searches per account per minute, and of them by whole phone
+    # number (trying the numbers that end in a member's shown digits must take days).
+    console_searches_per_minute: int = 60
+    console_phone_searches_per_minute: int = 10
     # Inbound partner transfers: points credited per partner per store day, unless the
     # partner has its own cap in partner_daily_caps ("sky-miles=50000,other=1000").
     partner_daily_points: int = 1_000_000

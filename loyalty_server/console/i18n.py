@@ -137,8 +137,19 @@ def pick(cookie: str | None, accept_language: str | None) -> str:
     return "en"
 
 
+# Keys that are codes, not English: how English shows them.
+ENGLISH = {
+    "card_number": "card number",
+    "card_uid": "card UID",
+    "member_number": "member number",
+    "secure_card_uid": "secure card UID",
+    "blocked_card_uid": "blocked card UID",
+    "blocked_card_number": "blocked card number",
+}
+
+
 def translator(language: str) -> Callable[[str], str]:
-    table = TRANSLATIONS.get(language, {})
+    table = TRANSLATIONS.get(language, ENGLISH)
 
     def translate(text: str) -> str:
         return table.get(text, text)

@@ -47,8 +47,6 @@ log = logging.getLogger("loyalty_server.console")
 HERE = Path(__file__).parent
 PREFIX = "/console"
 LOGINS_PER_MINUTE = 20  # per client address, whatever the names tried
-SEARCHES_PER_MINUTE = 60  # member searches per account
-PHONE_SEARCHES_PER_MINUTE = 10  # of which by whole phone number
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
     "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -71,6 +69,8 @@ class ConsoleContext:
     store_key: bytes
     shared: SharedLimits
     pairing_code_ttl_s: int
+    searches_per_minute: int = 60  # member searches per account
+    phone_searches_per_minute: int = 10  # of them by whole phone number
 
     def current(self) -> tuple[Ledger, Program]:
         """The programme in force and its ledger, from one snapshot."""
@@ -328,11 +328,13 @@ def console_router(context: ConsoleContext) -> APIRouter:
         checked(session, csrf, change=False)
         # Bounded per account, phones the most: trying the numbers that end in a
         # member's shown digits must take days, not minutes; each phone search is logged.
-        if not context.shared.allow("console-search:" + session.user.name, SEARCHES_PER_MINUTE):
+        if not context.shared.allow(
+            "console-search:" + session.user.name, context.searches_per_minute
+        ):
             raise HTTPException(429, "Too many searches. Wait a minute.", {"Retry-After": "60"})
         if by == "phone":
             if not context.shared.allow(
-                "console-phone:" + session.user.name, PHONE_SEARCHES_PER_MINUTE
+                "console-phone:" + session.user.name, context.phone_searches_per_minute
             ):
                 raise HTTPException(429, "Too many searches. Wait a minute.", {"Retry-After": "60"})
             note(session, "search", "members by phone")

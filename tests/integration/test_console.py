@@ -260,7 +260,7 @@ def test_blocking_and_linking_cards_is_audited_and_a_taken_card_is_refused(
     assert user.post(f"{page}/block", {"reason": "reported stolen"}, page=page).status_code == 303
     shown = user.get(page).text
     assert "(blocked)" in shown and ANNA.card_uid not in shown  # masked: last 4 only
-    assert f"blocked_card_number {'•' * 9}{ANNA.card_number[-4:]}" in shown
+    assert f"blocked card number {'•' * 9}{ANNA.card_number[-4:]}" in shown
     # The stolen card's barcode identifies nobody now, at the console or at a till.
     gone = user.post("/members", {"by": "card", "value": ANNA.card_number}, page="/members")
     assert "No member found." in gone.text
@@ -290,7 +290,7 @@ def test_blocking_and_linking_cards_is_audited_and_a_taken_card_is_refused(
         ).status_code
         == 303
     )
-    assert "card_uid ••••0C0D" in user.get(page).text
+    assert "card UID ••••0C0D" in user.get(page).text
     bob = member_id_of(server, BOB.card_number)
     taken = user.post(
         f"/members/{bob}/link",
