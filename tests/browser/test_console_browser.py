@@ -310,7 +310,8 @@ def test_a_paired_terminal_appears_with_its_heartbeat_and_picks_up_an_uploaded_p
         browser.save_screenshot(str(screenshots / "console-program-preview.png"))
         by_id(browser, "program-reason").send_keys("Spring promotion")
         by_id(browser, "program-activate").click()
-        wait_for(lambda: css(browser, "#versions td.status"))
+        # The preview's page has a versions table too: wait for the answer's notice.
+        wait_for(lambda: "scheduled" in text_of(browser, "#notice"), what="the notice")
         assert "scheduled" in [cell.text for cell in css(browser, "#versions td.status")]
 
         def adopted() -> str | None:
