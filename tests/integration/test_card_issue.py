@@ -183,7 +183,11 @@ def test_doctor_names_a_secure_card_on_the_reader_and_whether_it_verifies(
         other.chmod(0o600)
         till.env["POS_CLIENT__BACKEND__CARD_KEYS_FILE"] = str(other)
         foreign = till.cli("doctor").stdout
-        assert "WARN pc/sc secure card" in foreign and "does not verify" in foreign
+        for _ in range(2):  # on a loaded machine the virtual card's read may time out
+            if "does not verify" in foreign:
+                break
+            foreign = till.cli("doctor").stdout
+        assert "WARN pc/sc secure card" in foreign and "does not verify" in foreign, foreign
     finally:
         card.remove()
 
