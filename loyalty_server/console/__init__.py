@@ -2,5 +2,5 @@
 
 `accounts` (staff and their passwords), `sessions` (signed cookies, CSRF), `audit` (who
 changed what and why), `i18n` (four languages), `charts` (SVG drawn here), `data` (what each
-page shows), `routes` (the pages). Nothing runs at import: `routes.console_router` builds it.
+page shows), `routes` (the pages). Nothing runs at import: `routes.install_console` builds it.
 """

@@ -204,10 +204,6 @@ class Cached(Generic[T]):
             with self._lock:
                 self._refreshing = False
 
-    def clear(self) -> None:
-        with self._lock:
-            self._value = None
-
 
 class Background(Generic[T]):
     """A slow value (points expiring across every member) computed on a thread, at most

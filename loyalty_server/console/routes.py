@@ -1,4 +1,4 @@
-"""The console's pages: `console_router` builds them over the store's database and ledger.
+"""The console's pages: `install_console` builds them over the store's database and ledger.
 
 Every page needs a signed-in session; every form carries the session's CSRF token and is
 refused without it; an auditor reads every page and changes nothing; each change is written
@@ -82,15 +82,57 @@ class NotSignedIn(Exception):
     pass
 
 
-def _environment() -> Any:
-    from jinja2 import Environment, FileSystemLoader, select_autoescape
+class Pages:
+    """How the console answers with a page: its templates (Jinja2, autoescaped), the
+    language a request reads, the session its cookie names. Built once by install_console
+    for the pages and for the error pages alike."""
 
-    return Environment(
-        loader=FileSystemLoader(HERE / "templates"),
-        autoescape=select_autoescape(("html",)),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    def __init__(self, context: ConsoleContext) -> None:
+        from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+        self.environment = Environment(
+            loader=FileSystemLoader(HERE / "templates"),
+            autoescape=select_autoescape(("html",)),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.signer = sessions.Signer(sessions.cookie_key(context.store_key))
+        self.engine = context.engine
+        self.zone = context.zone
+
+    @staticmethod
+    def language_of(request: Request) -> str:
+        return i18n.pick(
+            request.cookies.get("console_lang"), request.headers.get("accept-language")
+        )
+
+    def session_of(self, request: Request) -> sessions.Session | None:
+        """The live session the request's cookie names, or None."""
+        session_id = self.signer.unsign(request.cookies.get(sessions.COOKIE, ""))
+        return sessions.find(self.engine, session_id) if session_id else None
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        status: int = 200,
+        session: sessions.Session | None = None,
+        **values: Any,
+    ) -> HTMLResponse:
+        language = self.language_of(request)
+        page = self.environment.get_template(template).render(
+            _=i18n.translator(language),
+            lang=language,
+            languages=i18n.LANGUAGES,
+            session=session,
+            user=session.user if session else None,
+            csrf=session.csrf if session else "",
+            path=request.url.path,
+            local=lambda moment: moment.astimezone(self.zone),
+            number=charts.grouped,
+            **values,
+        )
+        return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
 
 
 def _safe_next(target: str) -> str:
@@ -112,9 +154,10 @@ def _reason_problem(reason: str) -> str | None:
     return None
 
 
-def console_router(context: ConsoleContext) -> APIRouter:
-    environment = _environment()
-    signer = sessions.Signer(sessions.cookie_key(context.store_key))
+def console_router(context: ConsoleContext, pages: Pages) -> APIRouter:
+    signer = pages.signer
+    render = pages.render
+    language_of = pages.language_of
     engine = context.engine
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
     dashboard_cache = data.Cached(
@@ -122,38 +165,8 @@ def console_router(context: ConsoleContext) -> APIRouter:
     )
     expiring_cache = data.Background(lambda: _expiring(context.current()[0], context.zone), ttl=600)
 
-    def language_of(request: Request) -> str:
-        return i18n.pick(
-            request.cookies.get("console_lang"), request.headers.get("accept-language")
-        )
-
-    def render(
-        request: Request,
-        template: str,
-        status: int = 200,
-        session: sessions.Session | None = None,
-        **values: Any,
-    ) -> HTMLResponse:
-        language = language_of(request)
-        translate = i18n.translator(language)
-        page = environment.get_template(template).render(
-            _=translate,
-            lang=language,
-            languages=i18n.LANGUAGES,
-            session=session,
-            user=session.user if session else None,
-            csrf=session.csrf if session else "",
-            path=request.url.path,
-            local=lambda moment: _local(moment, context.zone),
-            number=charts.grouped,
-            **values,
-        )
-        return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
-
     def signed_in(request: Request) -> sessions.Session:
-        cookie = request.cookies.get(sessions.COOKIE, "")
-        session_id = signer.unsign(cookie)
-        session = sessions.find(engine, session_id) if session_id else None
+        session = pages.session_of(request)
         if session is None:
             raise NotSignedIn()
         return session
@@ -228,9 +241,8 @@ def console_router(context: ConsoleContext) -> APIRouter:
                     audit.record(conn, name.strip()[:32], "locked", "account", "wrong passwords")
                 log.warning("console account locked after wrong passwords")
             if result.locked_until is not None:
-                until = (
-                    f"{_local(result.locked_until, context.zone):%Y-%m-%d %H:%M} ({context.zone})"
-                )
+                ends = result.locked_until.astimezone(context.zone)
+                until = f"{ends:%Y-%m-%d %H:%M} ({context.zone})"
                 return _login_again(request, "locked", 403, until=until)
             return _login_again(request, "Wrong name or password.", 403)
         session_id, _csrf = sessions.start(engine, result.user)
@@ -732,7 +744,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
             notice=notice,
             preview=preview,
             zone=str(context.zone),
-            soon=f"{_local(utcnow(), context.zone) + timedelta(hours=1):%Y-%m-%dT%H:00:00}",
+            soon=f"{utcnow().astimezone(context.zone) + timedelta(hours=1):%Y-%m-%dT%H:00:00}",
         )
 
     @router.get("/program")
@@ -820,7 +832,7 @@ def console_router(context: ConsoleContext) -> APIRouter:
             session,
             "program-upload",
             f"programme {stored.version}",
-            f"active from {_local(stored.activate_at, context.zone):%Y-%m-%d %H:%M}",
+            f"active from {stored.activate_at.astimezone(context.zone):%Y-%m-%d %H:%M}",
             why,
         )
         return RedirectResponse(PREFIX + "/program?notice=scheduled", status_code=303)
@@ -991,32 +1003,15 @@ def install_console(app: Any, context: ConsoleContext) -> None:
     from fastapi.staticfiles import StaticFiles
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    router = console_router(context)
-    app.include_router(router)
+    pages = Pages(context)
+    app.include_router(console_router(context, pages))
     app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="console-static")
-    environment = _environment()
     validation_default = app.exception_handlers.get(RequestValidationError)
 
-    signer = sessions.Signer(sessions.cookie_key(context.store_key))
-
     def page(request: Request, status: int, message: str, fields: str = "") -> HTMLResponse:
-        language = i18n.pick(
-            request.cookies.get("console_lang"), request.headers.get("accept-language")
-        )
         # Signed in, the page keeps its menu (and sign-out) around the message.
-        session_id = signer.unsign(request.cookies.get(sessions.COOKIE, ""))
-        session = sessions.find(context.engine, session_id) if session_id else None
-        html = environment.get_template("error.html").render(
-            _=i18n.translator(language),
-            lang=language,
-            languages=i18n.LANGUAGES,
-            user=session.user if session else None,
-            csrf=session.csrf if session else "",
-            path=request.url.path,
-            message=message,
-            fields=fields,
-        )
-        return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+        session = pages.session_of(request)
+        return pages.render(request, "error.html", status, session, message=message, fields=fields)
 
     async def not_signed_in(request: Request, _exc: Exception) -> Response:
         return RedirectResponse(PREFIX + "/login", status_code=303)
@@ -1087,10 +1082,6 @@ def _expiring(ledger: Ledger, zone: ZoneInfo) -> tuple[int, int, datetime]:
         ledger.points_expiring_total(today + timedelta(days=90)),
         utcnow(),
     )
-
-
-def _local(moment: datetime, zone: ZoneInfo) -> datetime:
-    return moment.astimezone(zone)
 
 
 def _set_cookie(
