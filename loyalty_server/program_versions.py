@@ -530,37 +530,46 @@ class ActiveProgram:
 
     def snapshot(self) -> ProgramSnapshot:
         """The version in force now (read again if due): take it once per request."""
+        if self._due():
+            with self._lock:
+                if self._due():  # not read meanwhile by a request that waited before this one
+                    return self._read()
+        return self._current
+
+    def _due(self) -> bool:
         read_at, next_at = self._read_at, self._next_at
-        if (
+        return (
             read_at is None
             or self.monotonic() - read_at >= self.refresh_s
             or (next_at is not None and self.clock() >= next_at)
-        ):
-            return self.refresh()
-        return self._current
+        )
 
     def refresh(self) -> ProgramSnapshot:
         """Read the version in force from the database now."""
         with self._lock:
-            now = self.clock()
-            try:
-                versions = stored_versions(self.engine)
-                active = _active_among(versions, now)
-                self._next_at = next((v.activate_at for v in versions if v.activate_at > now), None)
-                if active is None:
-                    self._current = self.base
-                elif active.version != self._current.document.version:
-                    self._current = self._build(active)
-            except (OperationalError, DBAPIError) as exc:
-                log.warning(
-                    "programme versions not read (%s): version %s stays in force",
-                    type(exc).__name__,
-                    self._current.document.version,
-                )
-            except ConfigError as exc:  # stored, then refused by this release's checks
-                log.error("programme version refused, the one in force stays: %s", exc)
-            self._read_at = self.monotonic()
-            return self._current
+            return self._read()
+
+    def _read(self) -> ProgramSnapshot:
+        """`refresh`, the lock held."""
+        now = self.clock()
+        try:
+            versions = stored_versions(self.engine)
+            active = _active_among(versions, now)
+            self._next_at = next((v.activate_at for v in versions if v.activate_at > now), None)
+            if active is None:
+                self._current = self.base
+            elif active.version != self._current.document.version:
+                self._current = self._build(active)
+        except (OperationalError, DBAPIError) as exc:
+            log.warning(
+                "programme versions not read (%s): version %s stays in force",
+                type(exc).__name__,
+                self._current.document.version,
+            )
+        except ConfigError as exc:  # stored, then refused by this release's checks
+            log.error("programme version refused, the one in force stays: %s", exc)
+        self._read_at = self.monotonic()
+        return self._current
 
     def _build(self, stored: StoredVersion) -> ProgramSnapshot:
         built = self._built.get(stored.version)
